@@ -1,0 +1,56 @@
+//! Istio's configuration API as weft reads it.
+//!
+//! - [`source`] turns YAML or JSON text into positioned trees and typed values;
+//! - [`networking`] and [`security`] hold the resource types, one module per kind;
+//! - [`validate`] checks them as Istio's admission webhook does;
+//! - [`load`] ties these together: text in, resources and located diagnostics out.
+
+pub mod diag;
+pub mod duration;
+pub mod load;
+pub mod meta;
+pub mod networking;
+pub mod resource;
+pub mod security;
+pub mod source;
+pub mod validate;
+
+pub use diag::{Diagnostic, ResourceRef, Severity};
+pub use duration::Duration;
+pub use load::{Loaded, LocatedResource, load_str};
+pub use meta::ObjectMeta;
+pub use resource::{Kind, Object, Resource};
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers for the unit tests of resource kinds.
+
+    use std::cell::RefCell;
+
+    use crate::source::{ReadContext, from_node, parse_documents};
+    use crate::validate::{Issue, Validate, Validator};
+
+    /// Parses `yaml` as a spec of type `T` (read errors become `Err`) and returns its validation issues.
+    pub fn spec_issues<T: Validate + serde::de::DeserializeOwned>(
+        yaml: &str,
+    ) -> Result<Vec<Issue>, String> {
+        let docs = parse_documents(yaml).map_err(|e| e.message)?;
+        let ctx = RefCell::new(ReadContext::default());
+        let spec: T = from_node(&docs[0], "spec", &ctx).map_err(|e| e.message)?;
+        if let Some(e) = ctx.borrow().errors.first() {
+            return Err(e.message.clone());
+        }
+        let mut v = Validator::new("spec");
+        spec.validate(&mut v);
+        Ok(v.into_issues())
+    }
+
+    /// The `path: message` lines of the error-severity issues.
+    pub fn errors(issues: &[Issue]) -> Vec<String> {
+        issues
+            .iter()
+            .filter(|i| i.severity == crate::diag::Severity::Error)
+            .map(|i| format!("{}: {}", i.path, i.message))
+            .collect()
+    }
+}

@@ -1,0 +1,959 @@
+//! `AuthorizationPolicy`: which requests a workload, gateway or waypoint allows, denies, audits
+//! or hands to an external authorizer.
+
+use serde::{Deserialize, Serialize};
+
+use super::peer_authentication::check_selector;
+use crate::networking::WorkloadSelector;
+use crate::validate::{Validate, Validator};
+
+/// Most entries one `serviceAccounts` list (or `source.serviceAccount` condition) may hold.
+pub const MAX_SERVICE_ACCOUNTS: usize = 16;
+/// Longest service account entry accepted (characters).
+pub const MAX_SERVICE_ACCOUNT_LEN: usize = 320;
+
+/// Resources a policy may target, as (canonical group, kind); the core group is written `""` or `core`.
+pub const TARGET_KINDS: &[(&str, &str)] = &[
+    ("core", "Service"),
+    ("networking.istio.io", "ServiceEntry"),
+    ("gateway.networking.k8s.io", "Gateway"),
+    ("gateway.networking.k8s.io", "GatewayClass"),
+];
+
+/// AuthorizationPolicy spec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationPolicy {
+    /// Workloads the policy applies to; with no selector and no target, every workload in scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<WorkloadSelector>,
+    /// A single targeted resource (superseded by `targetRefs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<PolicyTargetReference>,
+    /// Targeted resources (Gateways, Services, ServiceEntries); waypoints only honour policies that use this.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_refs: Vec<PolicyTargetReference>,
+    /// Rules; a request matches the policy when any rule matches. No rules never match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    /// What to do with a matching request.
+    #[serde(default)]
+    pub action: Action,
+    /// The external authorizer of a CUSTOM policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ExtensionProvider>,
+}
+
+/// Istio's `PolicyTargetReference` (Gateway API GEP-713).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyTargetReference {
+    /// API group of the target; empty for the core group.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// Kind of the target.
+    #[serde(default)]
+    pub kind: String,
+    /// Name of the target.
+    #[serde(default)]
+    pub name: String,
+    /// Namespace of the target; must be unset (the policy's own namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Istio's `AuthorizationPolicy.Action`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Action {
+    /// Allow matching requests; once any ALLOW policy applies, everything else is denied.
+    #[default]
+    Allow,
+    /// Deny matching requests.
+    Deny,
+    /// Mark matching requests for audit; never changes the decision.
+    Audit,
+    /// Ask the extension provider about matching requests.
+    Custom,
+}
+
+impl Action {
+    /// The name as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "ALLOW",
+            Action::Deny => "DENY",
+            Action::Audit => "AUDIT",
+            Action::Custom => "CUSTOM",
+        }
+    }
+}
+
+/// Istio's `AuthorizationPolicy.ExtensionProvider`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtensionProvider {
+    /// Name of an extension provider declared in MeshConfig.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Istio's `Rule`: matches when one `from`, one `to` and every `when` match; `{}` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    /// Sources, OR-ed; empty means any source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<RuleFrom>,
+    /// Operations, OR-ed; empty means any operation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<RuleTo>,
+    /// Conditions, AND-ed; empty means no condition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<Condition>,
+}
+
+/// Istio's `Rule.From`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleFrom {
+    /// The source to match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+}
+
+/// Istio's `Rule.To`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleTo {
+    /// The operation to match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+}
+
+/// Istio's `Source`: fields are AND-ed, values within a field OR-ed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    /// Peer identities from the client certificate (`<trust domain>/ns/<ns>/sa/<sa>`); needs mTLS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
+    /// Peer identities that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_principals: Vec<String>,
+    /// JWT identities (`<iss>/<sub>`); needs RequestAuthentication.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_principals: Vec<String>,
+    /// JWT identities that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_request_principals: Vec<String>,
+    /// Namespaces of the peer identity; needs mTLS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Namespaces that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_namespaces: Vec<String>,
+    /// Kubernetes service accounts (`name` or `namespace/name`, no wildcards); needs mTLS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<String>,
+    /// Service accounts that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_service_accounts: Vec<String>,
+    /// Source addresses of the IP packet, as IPs or CIDR blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_blocks: Vec<String>,
+    /// Source addresses that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ip_blocks: Vec<String>,
+    /// Original client addresses (X-Forwarded-For or PROXY protocol), as IPs or CIDR blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_ip_blocks: Vec<String>,
+    /// Original client addresses that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_remote_ip_blocks: Vec<String>,
+}
+
+/// Istio's `Operation`: fields are AND-ed, values within a field OR-ed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// Request hosts (case-insensitive); HTTP only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Hosts that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_hosts: Vec<String>,
+    /// Destination ports, as decimal strings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// Ports that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ports: Vec<String>,
+    /// Request methods (always `POST` for gRPC); HTTP only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Methods that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_methods: Vec<String>,
+    /// Normalized request paths, possibly templates with `{*}` and `{**}`; HTTP only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Paths that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_paths: Vec<String>,
+}
+
+/// Istio's `Condition`: an attribute and the values it must (or must not) have.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Attribute name, e.g. `request.auth.claims[iss]` or `source.ip`.
+    #[serde(default)]
+    pub key: String,
+    /// Values that match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// Values that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_values: Vec<String>,
+}
+
+impl Source {
+    /// True when the source matches on something a plain TCP connection carries.
+    fn has_connection_attributes(&self) -> bool {
+        [
+            &self.principals,
+            &self.not_principals,
+            &self.namespaces,
+            &self.not_namespaces,
+            &self.service_accounts,
+            &self.not_service_accounts,
+            &self.ip_blocks,
+            &self.not_ip_blocks,
+            &self.remote_ip_blocks,
+            &self.not_remote_ip_blocks,
+        ]
+        .iter()
+        .any(|values| !values.is_empty())
+    }
+}
+
+impl Rule {
+    /// True when a DENY rule would match TCP traffic wholesale: Envoy cannot see HTTP attributes on
+    /// TCP connections and treats them as matched in DENY rules.
+    fn denies_all_tcp(&self) -> bool {
+        let sources: Vec<&Source> = self.from.iter().filter_map(|f| f.source.as_ref()).collect();
+        let operations: Vec<&Operation> = self
+            .to
+            .iter()
+            .filter_map(|t| t.operation.as_ref())
+            .collect();
+        let tcp_in_from = sources.iter().any(|s| s.has_connection_attributes());
+        let tcp_in_to = operations
+            .iter()
+            .any(|op| !op.ports.is_empty() || !op.not_ports.is_empty());
+        (!sources.is_empty() && operations.is_empty() && !tcp_in_from)
+            || (!operations.is_empty() && !tcp_in_to)
+    }
+}
+
+impl Validate for AuthorizationPolicy {
+    fn validate(&self, v: &mut Validator) {
+        let targets = [
+            self.selector.is_some(),
+            self.target_ref.is_some(),
+            !self.target_refs.is_empty(),
+        ];
+        if targets.iter().filter(|set| **set).count() > 1 {
+            v.error("only one of selector, targetRef and targetRefs may be set");
+        }
+        if let Some(selector) = &self.selector {
+            v.field("selector", |v| check_selector(v, selector));
+        }
+        v.optional("targetRef", &self.target_ref);
+        v.list("targetRefs", &self.target_refs);
+
+        match self.action {
+            Action::Custom if self.rules.is_empty() => v.error_at(
+                "rules",
+                "a CUSTOM policy without rules never triggers; add an empty rule {} to send every request to the provider",
+            ),
+            Action::Custom => match &self.provider {
+                None => v.error_at("provider", "action CUSTOM needs provider.name, an extension provider from MeshConfig"),
+                Some(p) if p.name.is_empty() => v.error_at("provider.name", "provider name must not be empty"),
+                Some(_) => {}
+            },
+            Action::Deny if self.rules.is_empty() => v.error_at(
+                "rules",
+                "a DENY policy without rules never triggers; add an empty rule {} to deny every request",
+            ),
+            _ => {}
+        }
+        if self.provider.is_some() && self.action != Action::Custom {
+            v.error_at(
+                "provider",
+                format!(
+                    "provider is only allowed with action CUSTOM (action is {})",
+                    self.action.as_str()
+                ),
+            );
+        }
+
+        let action = self.action;
+        v.each("rules", &self.rules, |v, r| rule(v, r, action));
+    }
+}
+
+impl Validate for PolicyTargetReference {
+    fn validate(&self, v: &mut Validator) {
+        if self.name.is_empty() {
+            v.error_at("name", "target name is required");
+        }
+        if self.namespace.as_deref().is_some_and(|ns| !ns.is_empty()) {
+            v.error_at(
+                "namespace",
+                "cross-namespace targets are not supported; leave namespace unset",
+            );
+        }
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            self.group.as_str()
+        };
+        if !TARGET_KINDS
+            .iter()
+            .any(|(g, k)| *g == group && *k == self.kind)
+        {
+            v.error_at(
+                "kind",
+                format!(
+                    "unsupported target kind {:?} in group {:?}: use Service (group \"\"), ServiceEntry (networking.istio.io), Gateway or GatewayClass (gateway.networking.k8s.io)",
+                    self.kind, self.group
+                ),
+            );
+        }
+    }
+}
+
+fn rule(v: &mut Validator, rule: &Rule, action: Action) {
+    v.each("from", &rule.from, |v, from| match &from.source {
+        None => v.error_at("source", "source is required in a from entry"),
+        Some(src) => v.field("source", |v| source(v, src, action)),
+    });
+    v.each("to", &rule.to, |v, to| match &to.operation {
+        None => v.error_at("operation", "operation is required in a to entry"),
+        Some(op) => v.field("operation", |v| operation(v, op)),
+    });
+    v.each("when", &rule.when, |v, c| condition(v, c, action));
+    if action == Action::Deny && rule.denies_all_tcp() {
+        v.warn(
+            "this DENY rule uses only HTTP attributes, so it also denies all traffic to TCP ports in the policy's scope; list the ports it is meant for",
+        );
+    }
+}
+
+fn source(v: &mut Validator, src: &Source, action: Action) {
+    if *src == Source::default() {
+        v.error("source must set at least one field; omit the from entry to match any source");
+    }
+    let identities = [
+        &src.principals,
+        &src.not_principals,
+        &src.namespaces,
+        &src.not_namespaces,
+    ];
+    let accounts = !src.service_accounts.is_empty() || !src.not_service_accounts.is_empty();
+    if accounts && identities.iter().any(|values| !values.is_empty()) {
+        v.error("serviceAccounts and notServiceAccounts cannot be combined with principals, notPrincipals, namespaces or notNamespaces");
+    }
+    match_strings(v, "principals", &src.principals);
+    match_strings(v, "notPrincipals", &src.not_principals);
+    match_strings(v, "requestPrincipals", &src.request_principals);
+    match_strings(v, "notRequestPrincipals", &src.not_request_principals);
+    match_strings(v, "namespaces", &src.namespaces);
+    match_strings(v, "notNamespaces", &src.not_namespaces);
+    service_accounts(v, "serviceAccounts", &src.service_accounts);
+    service_accounts(v, "notServiceAccounts", &src.not_service_accounts);
+    ip_blocks(v, "ipBlocks", &src.ip_blocks);
+    ip_blocks(v, "notIpBlocks", &src.not_ip_blocks);
+    ip_blocks(v, "remoteIpBlocks", &src.remote_ip_blocks);
+    ip_blocks(v, "notRemoteIpBlocks", &src.not_remote_ip_blocks);
+    if action == Action::Custom {
+        let identity_fields = [
+            ("namespaces", &src.namespaces),
+            ("notNamespaces", &src.not_namespaces),
+            ("serviceAccounts", &src.service_accounts),
+            ("notServiceAccounts", &src.not_service_accounts),
+            ("principals", &src.principals),
+            ("notPrincipals", &src.not_principals),
+            ("requestPrincipals", &src.request_principals),
+            ("notRequestPrincipals", &src.not_request_principals),
+        ];
+        for (name, values) in identity_fields {
+            if !values.is_empty() {
+                v.error_at(name, format!("{name} is not supported with action CUSTOM"));
+            }
+        }
+    }
+}
+
+fn operation(v: &mut Validator, op: &Operation) {
+    if *op == Operation::default() {
+        v.error("operation must set at least one field; omit the to entry to match any operation");
+    }
+    match_strings(v, "hosts", &op.hosts);
+    match_strings(v, "notHosts", &op.not_hosts);
+    ports(v, "ports", &op.ports);
+    ports(v, "notPorts", &op.not_ports);
+    match_strings(v, "methods", &op.methods);
+    match_strings(v, "notMethods", &op.not_methods);
+    paths(v, "paths", &op.paths);
+    paths(v, "notPaths", &op.not_paths);
+}
+
+fn condition(v: &mut Validator, c: &Condition, action: Action) {
+    let key = c.key.as_str();
+    if key.is_empty() {
+        v.error_at("key", "key is required");
+        return;
+    }
+    let identity_key = matches!(
+        key,
+        "source.namespace" | "source.serviceAccount" | "source.principal"
+    ) || key.starts_with("request.auth.");
+    if action == Action::Custom && identity_key {
+        v.error_at(
+            "key",
+            format!("condition key {key:?} is not supported with action CUSTOM"),
+        );
+    }
+    if c.values.is_empty() && c.not_values.is_empty() {
+        v.error(format!(
+            "at least one of values or notValues is required for key {key:?}"
+        ));
+        return;
+    }
+    match attribute_kind(key) {
+        Err(e) => v.error_at("key", e),
+        Ok(kind) => {
+            for (name, values) in [("values", &c.values), ("notValues", &c.not_values)] {
+                match kind {
+                    AttributeKind::Text => match_strings(v, name, values),
+                    AttributeKind::Ip => ip_blocks(v, name, values),
+                    AttributeKind::Port => ports(v, name, values),
+                    AttributeKind::ServiceAccount => service_accounts(v, name, values),
+                }
+            }
+        }
+    }
+}
+
+/// How the values of a condition key are written.
+#[derive(Clone, Copy)]
+enum AttributeKind {
+    /// Match strings (exact, `prefix*`, `*suffix`, `*`).
+    Text,
+    /// IPs or CIDR blocks.
+    Ip,
+    /// Decimal port numbers.
+    Port,
+    /// `name` or `namespace/name`.
+    ServiceAccount,
+}
+
+/// The kind of a condition key, or why Istio refuses it
+/// (https://istio.io/latest/docs/reference/config/security/conditions/).
+fn attribute_kind(key: &str) -> Result<AttributeKind, String> {
+    const MAP_KEYS: &[&str] = &[
+        "request.headers",
+        "request.experimental.inline.headers",
+        "request.auth.claims",
+        "experimental.envoy.filters.",
+    ];
+    if MAP_KEYS.iter().any(|prefix| key.starts_with(prefix)) {
+        return check_map_key(key).map(|()| AttributeKind::Text);
+    }
+    match key {
+        "source.ip" | "remote.ip" | "destination.ip" => Ok(AttributeKind::Ip),
+        "destination.port" => Ok(AttributeKind::Port),
+        "source.serviceAccount" => Ok(AttributeKind::ServiceAccount),
+        "source.namespace"
+        | "source.principal"
+        | "request.auth.principal"
+        | "request.auth.audiences"
+        | "request.auth.presenter"
+        | "connection.sni" => Ok(AttributeKind::Text),
+        "destination.namespace" => Err(
+            "attribute \"destination.namespace\" is replaced by the policy's metadata.namespace"
+                .to_string(),
+        ),
+        "destination.name" | "destination.user" => Err(format!(
+            "attribute {key:?} is deprecated and only supported in v1alpha1"
+        )),
+        _ if key.starts_with("destination.labels") => Err(format!(
+            "attribute {key:?} is replaced by the workload selector"
+        )),
+        _ => Err(format!("unknown attribute {key:?}")),
+    }
+}
+
+/// Checks a bracketed key such as `request.headers[x-user]` has a non-empty name inside the brackets.
+fn check_map_key(key: &str) -> Result<(), String> {
+    match key.find('[') {
+        Some(open) if open > 0 && key.ends_with(']') && open < key.len() - 2 => Ok(()),
+        _ => Err(format!(
+            "bad key {key:?}: expected the form name[entry], e.g. request.headers[x-user]"
+        )),
+    }
+}
+
+/// Checks match strings: no empty values, and `*` only where Istio treats it as a wildcard.
+fn match_strings(v: &mut Validator, name: &str, values: &[String]) {
+    v.each(name, values, |v, s| {
+        if s.is_empty() {
+            v.error("empty value is not allowed");
+        } else if !is_supported_wildcard(s) {
+            wildcard_warning(v, s);
+        }
+    });
+}
+
+/// True when `s` has no `*`, is `*`, or has a single `*` at its start or end.
+fn is_supported_wildcard(s: &str) -> bool {
+    match s.matches('*').count() {
+        0 => true,
+        1 => s.starts_with('*') || s.ends_with('*'),
+        _ => false,
+    }
+}
+
+// Istio accepts such values and matches the `*` literally, so refusing them would reject valid
+// configuration; they are almost always a mistaken glob, hence the warning.
+fn wildcard_warning(v: &mut Validator, s: &str) {
+    v.warn(format!(
+        "{s:?}: `*` is a wildcard only as the whole value or as its first or last character; here it is matched literally"
+    ));
+}
+
+fn service_accounts(v: &mut Validator, name: &str, values: &[String]) {
+    if values.len() > MAX_SERVICE_ACCOUNTS {
+        v.error_at(
+            name,
+            format!(
+                "at most {MAX_SERVICE_ACCOUNTS} service accounts are allowed (got {})",
+                values.len()
+            ),
+        );
+    }
+    v.each(name, values, |v, sa| {
+        if let Err(e) = check_service_account(sa) {
+            v.error(e);
+        }
+    });
+}
+
+fn check_service_account(sa: &str) -> Result<(), String> {
+    if sa.is_empty() {
+        return Err("empty value is not allowed".into());
+    }
+    if sa.contains('*') {
+        return Err(format!(
+            "{sa:?}: wildcards are not allowed in service accounts"
+        ));
+    }
+    if sa.len() > MAX_SERVICE_ACCOUNT_LEN {
+        return Err(format!(
+            "service account is {} characters long; at most {MAX_SERVICE_ACCOUNT_LEN} are allowed",
+            sa.len()
+        ));
+    }
+    match sa.split_once('/') {
+        Some((ns, name)) if ns.is_empty() || name.is_empty() || name.contains('/') => {
+            Err(format!("{sa:?}: expected \"name\" or \"namespace/name\""))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn ip_blocks(v: &mut Validator, name: &str, values: &[String]) {
+    v.each(name, values, |v, s| {
+        if let Err(e) = check_ip_block(s) {
+            v.error(e);
+        }
+    });
+}
+
+/// Checks an IP address or CIDR block (host bits may be set, as Istio allows).
+fn check_ip_block(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("empty value is not allowed".into());
+    }
+    if s.contains('/') {
+        s.parse::<ipnet::IpNet>()
+            .map(|_| ())
+            .map_err(|_| format!("{s:?} is not a valid CIDR block (e.g. 10.0.0.0/16)"))
+    } else {
+        s.parse::<std::net::IpAddr>()
+            .map(|_| ())
+            .map_err(|_| format!("{s:?} is not a valid IP address"))
+    }
+}
+
+fn ports(v: &mut Validator, name: &str, values: &[String]) {
+    v.each(name, values, |v, p| {
+        if let Err(e) = check_port(p) {
+            v.error(e);
+        }
+    });
+}
+
+/// Checks a decimal port; Istio accepts 0..=65535 here.
+fn check_port(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("empty value is not allowed".into());
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a port number"));
+    }
+    match s.parse::<u32>() {
+        Ok(p) if p <= 65535 => Ok(()),
+        _ => Err(format!("port {s} is greater than 65535")),
+    }
+}
+
+/// Path template operators Envoy's URI template matcher understands.
+const MATCH_ONE: &str = "{*}";
+const MATCH_ANY: &str = "{**}";
+
+fn paths(v: &mut Validator, name: &str, values: &[String]) {
+    v.each(name, values, |v, path| {
+        if path.is_empty() {
+            v.error("empty value is not allowed");
+        } else if let Err(e) = check_path_template(path) {
+            v.error(e);
+        } else if !is_path_template(path) && !is_supported_wildcard(path) {
+            wildcard_warning(v, path);
+        }
+    });
+}
+
+fn is_path_template(path: &str) -> bool {
+    path.contains(MATCH_ONE) || path.contains(MATCH_ANY)
+}
+
+/// Checks `{*}`/`{**}` templates as Istio does: operators are whole segments, `{**}` comes last,
+/// and the other segments of a template are plain literals (RFC 3986 pchar).
+fn check_path_template(path: &str) -> Result<(), String> {
+    let template = is_path_template(path);
+    let mut seen_match_any = false;
+    for segment in path.trim_matches('/').split('/') {
+        if segment == MATCH_ONE || segment == MATCH_ANY {
+            if seen_match_any {
+                return Err(format!(
+                    "invalid path template {path:?}: {{**}} must be the last operator"
+                ));
+            }
+            seen_match_any = segment == MATCH_ANY;
+            continue;
+        }
+        if segment.contains(['{', '}']) {
+            return Err(format!(
+                "invalid path {path:?}: '{{' and '}}' are only allowed in the operators {{*}} and {{**}}, each a whole segment"
+            ));
+        }
+        if template && !is_path_literal(segment) {
+            return Err(format!(
+                "invalid path template {path:?}: segment {segment:?} must be a literal (letters, digits and -._~%!$&'()+,;:@=)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_path_literal(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@=".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{errors, spec_issues};
+
+    #[test]
+    fn the_reference_example_is_valid() {
+        let issues = spec_issues::<AuthorizationPolicy>(
+            r#"
+selector:
+  matchLabels: {app: httpbin, version: v1}
+action: ALLOW
+rules:
+- from:
+  - source:
+      principals: ["cluster.local/ns/default/sa/sleep"]
+  - source:
+      namespaces: ["test"]
+      notIpBlocks: ["203.0.113.4", "2001:db8::/32"]
+  to:
+  - operation:
+      methods: ["GET"]
+      paths: ["/info*", "/api/{*}/items/{**}"]
+      ports: ["8080"]
+  - operation:
+      methods: ["POST"]
+      paths: ["/data"]
+  when:
+  - key: request.auth.claims[iss]
+    values: ["https://accounts.google.com"]
+  - key: source.ip
+    notValues: ["10.0.0.0/8"]
+"#,
+        )
+        .expect("reads");
+        assert!(issues.is_empty(), "{issues:?}");
+        let allow_all = spec_issues::<AuthorizationPolicy>("rules:\n- {}\n").expect("reads");
+        assert!(allow_all.is_empty(), "{allow_all:?}");
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_path() {
+        let issues = spec_issues::<AuthorizationPolicy>(
+            r#"
+selector: {matchLabels: {app: a}}
+targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]
+action: DENY
+provider: {name: ext}
+rules:
+- from:
+  - source: {}
+  - {}
+  - source:
+      serviceAccounts: ["default/sleep"]
+      principals: ["cluster.local/ns/default/sa/sleep"]
+      ipBlocks: ["10.0.0.300", "10.0.0.0/33"]
+  to:
+  - operation:
+      ports: ["http", "70000"]
+      paths: ["/{**}/x/{*}"]
+  when:
+  - key: request.headers
+    values: [a]
+  - key: source.namespace
+  - key: destination.port
+    values: ["99999"]
+"#,
+        )
+        .expect("reads");
+        let errs = errors(&issues);
+        let expect = [
+            "spec: only one of selector, targetRef and targetRefs may be set",
+            "spec.provider: provider is only allowed with action CUSTOM (action is DENY)",
+            "spec.rules[0].from[0].source: source must set at least one field",
+            "spec.rules[0].from[1].source: source is required",
+            "spec.rules[0].from[2].source: serviceAccounts and notServiceAccounts cannot be combined",
+            "spec.rules[0].from[2].source.ipBlocks[0]: \"10.0.0.300\" is not a valid IP address",
+            "spec.rules[0].from[2].source.ipBlocks[1]: \"10.0.0.0/33\" is not a valid CIDR block",
+            "spec.rules[0].to[0].operation.ports[0]: \"http\" is not a port number",
+            "spec.rules[0].to[0].operation.ports[1]: port 70000 is greater than 65535",
+            "spec.rules[0].to[0].operation.paths[0]: invalid path template \"/{**}/x/{*}\": {**} must be the last operator",
+            "spec.rules[0].when[0].key: bad key \"request.headers\"",
+            "spec.rules[0].when[1]: at least one of values or notValues is required for key \"source.namespace\"",
+            "spec.rules[0].when[2].values[0]: port 99999 is greater than 65535",
+        ];
+        for e in expect {
+            assert!(
+                errs.iter().any(|got| got.starts_with(e)),
+                "missing {e:?} in {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn custom_needs_a_provider_and_no_identity_matches() {
+        let issues = spec_issues::<AuthorizationPolicy>(
+            r#"
+action: CUSTOM
+provider: {}
+rules:
+- from:
+  - source: {requestPrincipals: ["*"], ipBlocks: ["1.2.3.4"]}
+  when:
+  - key: request.auth.claims[groups]
+    values: [admin]
+"#,
+        )
+        .expect("reads");
+        let errs = errors(&issues);
+        let expect = [
+            "spec.provider.name: provider name must not be empty",
+            "spec.rules[0].from[0].source.requestPrincipals: requestPrincipals is not supported with action CUSTOM",
+            "spec.rules[0].when[0].key: condition key \"request.auth.claims[groups]\" is not supported with action CUSTOM",
+        ];
+        for e in expect {
+            assert!(
+                errs.iter().any(|got| got.starts_with(e)),
+                "missing {e:?} in {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+
+        let no_provider =
+            spec_issues::<AuthorizationPolicy>("action: CUSTOM\nrules: [{}]\n").expect("reads");
+        assert_eq!(
+            errors(&no_provider),
+            [
+                "spec.provider: action CUSTOM needs provider.name, an extension provider from MeshConfig"
+            ]
+        );
+    }
+
+    #[test]
+    fn deny_and_custom_without_rules_never_trigger() {
+        for action in ["DENY", "CUSTOM"] {
+            let issues =
+                spec_issues::<AuthorizationPolicy>(&format!("action: {action}\n")).expect("reads");
+            let errs = errors(&issues);
+            assert_eq!(errs.len(), 1, "{errs:#?}");
+            assert!(
+                errs[0].starts_with(&format!(
+                    "spec.rules: a {action} policy without rules never triggers"
+                )),
+                "{errs:#?}"
+            );
+        }
+        let allow_nothing = spec_issues::<AuthorizationPolicy>("action: ALLOW\n").expect("reads");
+        assert!(allow_nothing.is_empty(), "{allow_nothing:?}");
+    }
+
+    #[test]
+    fn target_refs_name_a_supported_kind_in_the_same_namespace() {
+        let ok = spec_issues::<AuthorizationPolicy>(
+            "targetRefs:\n- {kind: Service, name: reviews}\n- {kind: Service, group: core, name: ratings}\n- {kind: ServiceEntry, group: networking.istio.io, name: ext}\n",
+        )
+        .expect("reads");
+        assert!(ok.is_empty(), "{ok:?}");
+        let bad = spec_issues::<AuthorizationPolicy>("targetRef: {kind: Pod, namespace: other}\n")
+            .expect("reads");
+        let errs = errors(&bad);
+        let expect = [
+            "spec.targetRef.name: target name is required",
+            "spec.targetRef.namespace: cross-namespace targets are not supported",
+            "spec.targetRef.kind: unsupported target kind \"Pod\" in group \"\"",
+        ];
+        for e in expect {
+            assert!(
+                errs.iter().any(|got| got.starts_with(e)),
+                "missing {e:?} in {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn condition_keys_follow_istios_attribute_list() {
+        let issues = spec_issues::<AuthorizationPolicy>(
+            r#"
+rules:
+- when:
+  - {key: "destination.labels[app]", values: [a]}
+  - {key: "request.auth.claims[]", values: [a]}
+  - {key: destination.namespace, values: [a]}
+  - {key: source.principals, values: [a]}
+  - {key: source.serviceAccount, values: ["ns/sa/extra"]}
+  - {key: remote.ip, values: ["not-an-ip"]}
+  - {key: "experimental.envoy.filters.network.mysql_proxy[db.table]", values: ["[update]"]}
+  - {key: connection.sni, notValues: ["*.example.com"]}
+"#,
+        )
+        .expect("reads");
+        let errs = errors(&issues);
+        let expect = [
+            "spec.rules[0].when[0].key: attribute \"destination.labels[app]\" is replaced by the workload selector",
+            "spec.rules[0].when[1].key: bad key \"request.auth.claims[]\"",
+            "spec.rules[0].when[2].key: attribute \"destination.namespace\" is replaced",
+            "spec.rules[0].when[3].key: unknown attribute \"source.principals\"",
+            "spec.rules[0].when[4].values[0]: \"ns/sa/extra\": expected \"name\" or \"namespace/name\"",
+            "spec.rules[0].when[5].values[0]: \"not-an-ip\" is not a valid IP address",
+        ];
+        for e in expect {
+            assert!(
+                errs.iter().any(|got| got.starts_with(e)),
+                "missing {e:?} in {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn misplaced_wildcards_warn_and_service_account_wildcards_fail() {
+        let issues = spec_issues::<AuthorizationPolicy>(
+            r#"
+rules:
+- from:
+  - source:
+      principals: ["cluster.local/*/sa/x", "*", "cluster.local/*", "*/sa/x"]
+  - source:
+      serviceAccounts: ["default/*"]
+  to:
+  - operation:
+      paths: ["/api/*/items"]
+"#,
+        )
+        .expect("reads");
+        assert_eq!(
+            errors(&issues),
+            [
+                "spec.rules[0].from[1].source.serviceAccounts[0]: \"default/*\": wildcards are not allowed in service accounts"
+            ]
+        );
+        let warned: Vec<&str> = issues
+            .iter()
+            .filter(|i| i.severity == crate::diag::Severity::Warning)
+            .map(|i| i.path.as_str())
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                "spec.rules[0].from[0].source.principals[0]",
+                "spec.rules[0].to[0].operation.paths[0]"
+            ]
+        );
+    }
+
+    #[test]
+    fn deny_rules_with_only_http_attributes_warn_about_tcp() {
+        let issues = spec_issues::<AuthorizationPolicy>(
+            "action: DENY\nrules:\n- to: [{operation: {methods: [POST]}}]\n- to: [{operation: {methods: [POST], ports: [\"8080\"]}}]\n",
+        )
+        .expect("reads");
+        assert!(errors(&issues).is_empty(), "{issues:?}");
+        let warned: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(warned, ["spec.rules[0]"]);
+    }
+
+    #[test]
+    fn path_templates_follow_envoys_rules() {
+        for ok in [
+            "/foo/{*}",
+            "/foo/{**}/",
+            "/foo/{*}/bar/{**}",
+            "/info*",
+            "*/suffix",
+            "/plain",
+        ] {
+            assert!(check_path_template(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "/*/baz/{*}",
+            "/{**}/foo/{*}",
+            "/foo/{*}.txt",
+            "/foo/{bar}",
+            "/foo//{*}",
+        ] {
+            assert!(check_path_template(bad).is_err(), "{bad}");
+        }
+    }
+}

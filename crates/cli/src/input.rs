@@ -1,0 +1,104 @@
+//! Reading the files named by `-f`: files, directories (recursively) and `-` for stdin.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use weft_api::Loaded;
+use weft_api::load::{duplicate_diagnostics, last_wins, load_str};
+
+/// File extensions read from directories.
+const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
+
+/// What was read from the inputs.
+pub struct Inputs {
+    /// Resources and diagnostics; a resource defined in several files is kept once (the last).
+    pub loaded: Loaded,
+    /// How many files were read.
+    pub files: usize,
+    /// One note per definition replaced by a later file's.
+    pub replaced: Vec<String>,
+}
+
+/// Loads every resource from `paths`, in order. A resource defined twice in one
+/// file is an error; across files the later definition wins, as `weft apply -f` would.
+pub fn load(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
+    let mut files = Vec::new();
+    for p in paths {
+        collect(p, &mut files)?;
+    }
+    if files.is_empty() {
+        bail!(
+            "no .yaml, .yml or .json files found in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut loaded = Loaded::default();
+    for f in &files {
+        let (name, text) = if f.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading standard input")?;
+            ("-".to_string(), text)
+        } else {
+            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("{} is not UTF-8 text", f.display()))?;
+            (f.display().to_string(), text)
+        };
+        loaded.extend(load_str(&name, &text));
+    }
+    loaded
+        .diagnostics
+        .extend(duplicate_diagnostics(&loaded.resources));
+    let (kept, replaced) = last_wins(std::mem::take(&mut loaded.resources));
+    loaded.resources = kept;
+    Ok(Inputs {
+        loaded,
+        files: files.len(),
+        replaced,
+    })
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_dir() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("listing {}", path.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("listing {}", path.display()))?;
+    entries.sort();
+    for entry in entries {
+        let hidden = entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if entry.is_dir() {
+            collect(&entry, out)?;
+        } else if entry
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| EXTENSIONS.contains(&e))
+        {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! `weft`: the service mesh's single binary.
+// The binary's job is to talk to the terminal.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cmd;
+mod input;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// weft: a service mesh that speaks Istio's API.
+#[derive(Parser)]
+#[command(name = "weft", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check Istio resources as Istio's admission webhook would; exit 1 when any is invalid.
+    Validate(cmd::validate::Args),
+    /// Find problems across resources (missing subsets, unknown hosts, dead rules), like `istioctl analyze`.
+    Analyze(cmd::analyze::Args),
+    /// Print the version.
+    Version,
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => cmd::validate::run(&args),
+        Command::Analyze(args) => cmd::analyze::run(&args),
+        Command::Version => {
+            println!("weft {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

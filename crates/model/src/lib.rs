@@ -1,0 +1,18 @@
+//! The normalized mesh model weft's proxy executes, built from Istio resources.
+//!
+//! - [`translate`] turns resources into a [`Mesh`] for one proxy (pure, no IO);
+//! - [`route`] holds the route tables and the per-request decision [`route::route`];
+//! - [`matcher`], [`policy`], [`service`] and [`host`] hold the pieces;
+//! - [`analyze`] finds cross-resource problems, as `istioctl analyze` does.
+
+pub mod analyze;
+pub mod host;
+pub mod matcher;
+pub mod policy;
+pub mod route;
+pub mod service;
+pub mod translate;
+
+pub use matcher::{Request, RequestHeaders};
+pub use route::{Decision, RouteTable, route};
+pub use translate::{Cluster, Mesh, ProxyScope, build, cluster_name};

@@ -1,0 +1,174 @@
+//! Services and their endpoints, from ServiceEntries (and the WorkloadEntries they select).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+/// What a port speaks, from its declared protocol or name (`http-web`, `grpc`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Protocol {
+    /// HTTP/1.1 (or detected upgrade to HTTP/2).
+    Http,
+    /// HTTP/2.
+    Http2,
+    /// gRPC (HTTP/2).
+    Grpc,
+    /// TLS carrying HTTP; routed like TLS by the sidecar.
+    Https,
+    /// TLS, routed by SNI.
+    Tls,
+    /// Opaque TCP.
+    Tcp,
+    /// Not declared: detected per connection.
+    Unknown,
+}
+
+impl Protocol {
+    /// The protocol Istio infers from a declared protocol or, failing that, the port name prefix.
+    pub fn parse(protocol: Option<&str>, name: Option<&str>) -> Protocol {
+        let from = |s: &str| match s.to_ascii_uppercase().as_str() {
+            "HTTP" => Some(Protocol::Http),
+            "HTTP2" => Some(Protocol::Http2),
+            "GRPC" | "GRPC-WEB" => Some(Protocol::Grpc),
+            "HTTPS" => Some(Protocol::Https),
+            "TLS" => Some(Protocol::Tls),
+            "TCP" | "MONGO" | "REDIS" | "MYSQL" => Some(Protocol::Tcp),
+            _ => None,
+        };
+        if let Some(p) = protocol.filter(|p| !p.is_empty()).and_then(from) {
+            return p;
+        }
+        name.and_then(|n| from(n.split('-').next().unwrap_or(n)))
+            .unwrap_or(Protocol::Unknown)
+    }
+
+    /// True when requests on this port are routed by HTTP rules.
+    pub fn is_http(self) -> bool {
+        matches!(
+            self,
+            Protocol::Http | Protocol::Http2 | Protocol::Grpc | Protocol::Unknown
+        )
+    }
+}
+
+/// A port of a service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServicePort {
+    /// Port clients connect to.
+    pub number: u16,
+    /// Port name.
+    pub name: String,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Port on the endpoints, when it differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<u16>,
+}
+
+/// Where an endpoint is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointAddress {
+    /// An IP address.
+    Ip(IpAddr),
+    /// A DNS name resolved when connecting.
+    Dns(String),
+    /// A Unix domain socket path.
+    Unix(String),
+}
+
+/// One endpoint of a service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Endpoint {
+    /// Address.
+    pub address: EndpointAddress,
+    /// Port number per service port name (the endpoint's `ports` map).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, u16>,
+    /// Labels, used by subsets.
+    pub labels: BTreeMap<String, String>,
+    /// Load-balancing weight (1 when unset).
+    pub weight: u32,
+    /// Locality `region/zone/subzone`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    /// The workload's service account, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+}
+
+impl Endpoint {
+    /// The port to connect to for service port `port`.
+    pub fn port_for(&self, port: &ServicePort) -> u16 {
+        self.ports
+            .get(&port.name)
+            .copied()
+            .or(port.target_port)
+            .unwrap_or(port.number)
+    }
+
+    /// True when the endpoint carries every label of `selector`.
+    pub fn has_labels(&self, selector: &BTreeMap<String, String>) -> bool {
+        selector.iter().all(|(k, v)| self.labels.get(k) == Some(v))
+    }
+}
+
+/// How endpoints of a service are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Resolution {
+    /// Connect to the original destination.
+    None,
+    /// The listed endpoint addresses.
+    Static,
+    /// Resolve endpoint names (or the host) by DNS.
+    Dns,
+    /// Resolve by DNS, use the first address only.
+    DnsRoundRobin,
+    /// Resolve each requested name under a wildcard host by DNS.
+    DynamicDns,
+}
+
+/// A service: a host with ports and endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    /// Fully qualified host name.
+    pub hostname: String,
+    /// Namespace of the ServiceEntry that declared it.
+    pub namespace: String,
+    /// Ports.
+    pub ports: Vec<ServicePort>,
+    /// Endpoints.
+    pub endpoints: Vec<Endpoint>,
+    /// How endpoints are found.
+    pub resolution: Resolution,
+    /// Inside (`true`) or outside the mesh.
+    pub mesh_internal: bool,
+    /// Virtual IPs of the service.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// The ServiceEntry it came from (`namespace/name`).
+    pub source: String,
+}
+
+impl Service {
+    /// The port numbered `number`.
+    pub fn port(&self, number: u16) -> Option<&ServicePort> {
+        self.ports.iter().find(|p| p.number == number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_from_declaration_or_name() {
+        assert_eq!(Protocol::parse(Some("http"), None), Protocol::Http);
+        assert_eq!(Protocol::parse(None, Some("grpc-api")), Protocol::Grpc);
+        assert_eq!(Protocol::parse(Some(""), Some("tcp-db")), Protocol::Tcp);
+        assert_eq!(Protocol::parse(None, Some("web")), Protocol::Unknown);
+    }
+}
