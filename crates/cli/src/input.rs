@@ -16,6 +16,8 @@ pub struct Inputs {
     pub loaded: Loaded,
     /// How many files were read.
     pub files: usize,
+    /// How many valid resources were read, before later definitions replaced earlier ones.
+    pub read: usize,
     /// One note per definition replaced by a later file's.
     pub replaced: Vec<String>,
 }
@@ -56,11 +58,13 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
     loaded
         .diagnostics
         .extend(duplicate_diagnostics(&loaded.resources));
+    let read = loaded.resources.len();
     let (kept, replaced) = last_wins(std::mem::take(&mut loaded.resources));
     loaded.resources = kept;
     Ok(Inputs {
         loaded,
         files: files.len(),
+        read,
         replaced,
     })
 }

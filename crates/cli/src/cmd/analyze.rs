@@ -34,6 +34,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         loaded,
         files,
         replaced,
+        ..
     } = input::load(&args.files)?;
     let findings = analyze(&loaded.resources);
     let failed = loaded.has_errors() || findings.iter().any(|f| f.severity == Severity::Error);

@@ -1,0 +1,142 @@
+//! The `weft` binary as a user runs it: exit codes and what it prints.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn weft(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    if let Some(text) = stdin {
+        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("writes");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("weft runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const SERVICE: &str = r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.1, labels: {version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+"#;
+
+#[test]
+fn the_seed_examples_validate_and_analyze_with_exit_0() {
+    let v = weft(&["validate", "-f", "examples/recommendation/"], None);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    assert!(stdout(&v).contains("✔ 5 resources in 4 files are valid"), "{}", stdout(&v));
+    let a = weft(&["analyze", "-f", "examples/recommendation/"], None);
+    assert_eq!(a.status.code(), Some(0), "{}", stdout(&a));
+    assert!(!stdout(&a).contains("Error ["), "{}", stdout(&a));
+}
+
+#[test]
+fn several_mistakes_are_all_reported_with_exit_1() {
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: -5
+    - destination: {host: reviews, subset: v2}
+      weight: 5
+    timeout: 10
+    fault: {abort: {grpcStatus: NOPE, percentage: {value: 101}}}
+"#;
+    let o = weft(&["validate", "-f", "-"], Some(text));
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    for expected in [
+        "-:9:7: VirtualService default/reviews: spec.http[0].route[0].weight: must not be negative (got -5)",
+        "-:12:14: VirtualService default/reviews: spec.http[0].timeout: expected a string",
+        "spec.http[0].fault.abort.grpcStatus: unknown gRPC status \"NOPE\"",
+        "spec.http[0].fault.abort.percentage.value: percentage must be in [0, 100] (got 101)",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+}
+
+#[test]
+fn json_output_for_machines() {
+    let o = weft(&["validate", "-o", "json", "-f", "-"], Some("a: [1,\n"));
+    assert_eq!(o.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["diagnostics"][0]["file"], "-");
+    assert!(report["diagnostics"][0]["line"].as_u64().is_some_and(|l| l > 0));
+    assert!(report["diagnostics"][0]["message"].as_str().is_some_and(|m| m.starts_with("invalid YAML")));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(weft(&["validate"], None).status.code(), Some(2));
+    assert_eq!(weft(&["validate", "-f", "no/such/file.yaml"], None).status.code(), Some(2));
+    assert_eq!(weft(&["frobnicate"], None).status.code(), Some(2));
+}
+
+#[test]
+fn analyze_finds_missing_subsets_dead_rules_unknown_hosts_and_empty_subsets() {
+    let rules = r#"---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews, subset: v3}}]
+  - match: [{uri: {prefix: /dead}}]
+    route: [{destination: {host: ratings}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-too}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http:
+  - route: [{destination: {host: reviews, subset: v1}}]
+"#;
+    let o = weft(&["analyze", "-f", "-"], Some(&format!("{SERVICE}{rules}")));
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    for expected in [
+        "Error [IST0101] (VirtualService default/reviews -:25) Referenced host+subset in destinationrule not found: \"reviews.default.svc.cluster.local+v3\"",
+        "Error [IST0101] (VirtualService default/reviews -:27) Referenced host not found: \"ratings.default.svc.cluster.local\"",
+        "Warning [IST0130] (VirtualService default/reviews -:26) VirtualService rule #1 not used",
+        "Warning [WEFT0001] (DestinationRule default/reviews -:17) subset \"v2\" of reviews.default.svc.cluster.local selects no endpoint",
+        "Error [IST0109]",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+}
+
+#[test]
+fn version_prints() {
+    let o = weft(&["version"], None);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("weft "));
+}
