@@ -1,14 +1,12 @@
 //! Reading the files named by `-f`: files, directories (recursively) and `-` for stdin.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use weft_api::Loaded;
+use weft_api::files::config_files;
 use weft_api::load::{duplicate_diagnostics, last_wins, load_str};
-
-/// File extensions read from directories.
-const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
 /// What was read from the inputs.
 pub struct Inputs {
@@ -25,10 +23,7 @@ pub struct Inputs {
 /// Loads every resource from `paths`, in order. A resource defined twice in one
 /// file is an error; across files the later definition wins, as `weft apply -f` would.
 pub fn load(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
-    let mut files = Vec::new();
-    for p in paths {
-        collect(p, &mut files)?;
-    }
+    let files = config_files(paths)?;
     if files.is_empty() {
         bail!(
             "no .yaml, .yml or .json files found in {}",
@@ -67,42 +62,4 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
         read,
         replaced,
     })
-}
-
-fn collect(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    if path.as_os_str() == "-" {
-        out.push(path.to_path_buf());
-        return Ok(());
-    }
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if !meta.is_dir() {
-        out.push(path.to_path_buf());
-        return Ok(());
-    }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("listing {}", path.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("listing {}", path.display()))?;
-    entries.sort();
-    for entry in entries {
-        let hidden = entry
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if entry.is_dir() {
-            collect(&entry, out)?;
-        } else if entry
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| EXTENSIONS.contains(&e))
-        {
-            out.push(entry);
-        }
-    }
-    Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod cmd;
 mod input;
+mod logging;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Find problems across resources (missing subsets, unknown hosts, dead rules), like `istioctl analyze`.
     Analyze(cmd::analyze::Args),
+    /// Run the sidecar proxy, configured from Istio YAML files.
+    Proxy(cmd::proxy::Args),
     /// Print the version.
     Version,
 }
@@ -39,9 +42,11 @@ pub enum Output {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init();
     let result = match cli.command {
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Analyze(args) => cmd::analyze::run(&args),
+        Command::Proxy(args) => cmd::proxy::run(args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

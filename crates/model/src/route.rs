@@ -251,6 +251,9 @@ pub struct RetryPolicy {
     pub backoff: Duration,
     /// Prefer other endpoints on retry.
     pub retry_ignore_previous_hosts: bool,
+    /// Written in the VirtualService (not Istio's implicit default). Only an explicit
+    /// policy retries a non-idempotent request the upstream may already have seen.
+    pub explicit: bool,
 }
 
 /// Retry conditions (Envoy's `retry_on`).
@@ -328,6 +331,7 @@ impl RetryPolicy {
             retriable_status_codes: Vec::new(),
             backoff: Duration::from_millis(25),
             retry_ignore_previous_hosts: true,
+            explicit: false,
         }
     }
 

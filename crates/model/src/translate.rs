@@ -785,6 +785,7 @@ fn retry(r: Option<&vs::HttpRetry>) -> RetryPolicy {
             weft_api::Duration::get,
         ),
         retry_ignore_previous_hosts: r.retry_ignore_previous_hosts.unwrap_or(true),
+        explicit: true,
     }
 }
 

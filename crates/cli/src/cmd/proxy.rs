@@ -1,0 +1,103 @@
+//! `weft proxy`: the sidecar proxy, configured from Istio YAML files.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use weft_model::ProxyScope;
+use weft_proxy::ProxyOptions;
+
+/// Arguments of `weft proxy`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Istio YAML files or directories (read recursively). Watched: changes and SIGHUP reload.
+    #[arg(short = 'c', long = "config", required = true, num_args = 1..)]
+    config: Vec<PathBuf>,
+    /// Outbound listener: explicit-proxy, plain and redirected traffic from the app.
+    #[arg(long, default_value = "127.0.0.1:15001")]
+    outbound: SocketAddr,
+    /// Inbound listener fronting the app (started only with --app).
+    #[arg(long, default_value = "127.0.0.1:15006")]
+    inbound: SocketAddr,
+    /// Admin listener (/ready, /config_dump, /clusters, /quitquitquit); loopback only.
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    admin: SocketAddr,
+    /// The local application the inbound listener forwards to.
+    #[arg(long)]
+    app: Option<SocketAddr>,
+    /// The proxy's namespace: short host names and exportTo are relative to it.
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// The workload's labels, `key=value,...` (for sourceLabels and workloadSelector).
+    #[arg(long, value_parser = parse_labels, default_value = "")]
+    labels: BTreeMap<String, String>,
+    /// How long to wait for a client's first bytes before treating the connection as TCP.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+    protocol_detection_timeout: Duration,
+    /// How long in-flight requests may take to finish on SIGTERM or /quitquitquit.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    drain: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    weft_api::duration::parse_duration(s)
+}
+
+fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or(format!("label {p:?} is not key=value")))
+        .collect()
+}
+
+/// Runs the proxy until SIGTERM, SIGINT or `/quitquitquit`, then drains and exits.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let opts = ProxyOptions {
+            config: args.config,
+            outbound: args.outbound,
+            inbound: args.inbound,
+            admin: args.admin,
+            app: args.app,
+            scope: ProxyScope { namespace: args.namespace, labels: args.labels },
+            detect_timeout: args.protocol_detection_timeout,
+            drain: args.drain,
+        };
+        let proxy = match weft_proxy::start(opts).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("{e}");
+                return Ok(ExitCode::from(1));
+            }
+        };
+        tokio::select! {
+            _ = terminate() => proxy.shutdown(),
+            _ = proxy.drain_requested() => {}
+        }
+        tracing::info!("draining");
+        proxy.wait().await;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn terminate() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

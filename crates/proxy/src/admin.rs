@@ -1,0 +1,90 @@
+//! The admin listener (loopback): `/ready`, `/config_dump`, `/clusters`, `/quitquitquit`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::http::body::Body;
+use crate::snapshot::SnapshotCell;
+
+/// Serves the admin API until `shutdown` turns true; `/quitquitquit` turns it true.
+pub async fn serve(listener: TcpListener, snapshots: SnapshotCell, shutdown: Arc<watch::Sender<bool>>) {
+    let mut stop = shutdown.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let (snapshots, shutdown) = (snapshots.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let (snapshots, shutdown) = (snapshots.clone(), shutdown.clone());
+                async move { Ok::<_, Infallible>(handle(&req, &snapshots, &shutdown)) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+fn handle(req: &Request<Incoming>, snapshots: &SnapshotCell, shutdown: &watch::Sender<bool>) -> Response<Body> {
+    let snapshot = snapshots.load();
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/ready") => text(StatusCode::OK, "LIVE"),
+        (&Method::GET, "/config_dump") => {
+            let accepted = snapshot.accepted_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            json_response(&json!({
+                "version": snapshot.version,
+                "source": snapshot.source,
+                "accepted_at_unix": accepted,
+                "scope": snapshot.scope,
+                "mesh": snapshot.mesh,
+            }))
+        }
+        (&Method::GET, "/clusters") => {
+            let mut clusters: Vec<_> = snapshot.clusters.values().chain(snapshot.inbound.iter()).collect();
+            clusters.sort_by(|a, b| a.model.name.cmp(&b.model.name));
+            let view: Vec<_> = clusters
+                .iter()
+                .map(|c| json!({ "name": c.model.name, "endpoints": c.endpoints.iter().map(|e| e.view()).collect::<Vec<_>>() }))
+                .collect();
+            json_response(&json!({ "version": snapshot.version, "clusters": view }))
+        }
+        (&Method::POST | &Method::GET, "/quitquitquit") => {
+            tracing::info!("drain requested through /quitquitquit");
+            let _ = shutdown.send(true);
+            text(StatusCode::OK, "OK")
+        }
+        _ => text(StatusCode::NOT_FOUND, "unknown admin path; try /ready, /config_dump, /clusters, /quitquitquit"),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut r = Response::new(Body::from_bytes(format!("{body}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
+    r
+}
+
+fn json_response(value: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Body::from_bytes(serde_json::to_vec_pretty(value).unwrap_or_default()));
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Binds the admin address, refusing non-loopback addresses (the API can stop the proxy).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("admin address {addr} must be a loopback address")));
+    }
+    TcpListener::bind(addr).await
+}

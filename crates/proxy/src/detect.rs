@@ -1,0 +1,79 @@
+//! Protocol detection: peek at the first bytes of a connection. A client that waits
+//! for the server to speak first (MySQL, SMTP) sends nothing; after the timeout the
+//! connection is treated as opaque TCP, so it never stalls.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+/// What a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detected {
+    /// HTTP/1.x.
+    Http1,
+    /// HTTP/2 with prior knowledge (the connection preface).
+    Http2,
+    /// A TLS ClientHello.
+    Tls,
+    /// Anything else, or nothing within the timeout.
+    Tcp,
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const METHODS: &[&[u8]] = &[b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE "];
+
+/// Classifies the bytes seen so far; `None` when more are needed to decide.
+pub fn classify(buf: &[u8]) -> Option<Detected> {
+    if buf.is_empty() {
+        return None;
+    }
+    if buf[0] == 0x16 {
+        return Some(Detected::Tls);
+    }
+    let prefix_of = |full: &[u8]| full.starts_with(&buf[..buf.len().min(full.len())]);
+    if buf.len() >= H2_PREFACE.len() && buf.starts_with(H2_PREFACE) {
+        return Some(Detected::Http2);
+    }
+    if METHODS.iter().any(|m| buf.starts_with(m)) {
+        return Some(Detected::Http1);
+    }
+    if prefix_of(H2_PREFACE) || METHODS.iter().any(|m| prefix_of(m)) {
+        return None;
+    }
+    Some(Detected::Tcp)
+}
+
+/// Peeks at `stream` until the protocol is clear or `timeout` passes.
+pub async fn detect(stream: &TcpStream, timeout: Duration) -> Detected {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 24];
+    loop {
+        let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await;
+        match peeked {
+            Err(_) => return Detected::Tcp,
+            Ok(Err(_)) | Ok(Ok(0)) => return Detected::Tcp,
+            Ok(Ok(n)) => match classify(&buf[..n]) {
+                Some(d) => return d,
+                None if n == buf.len() => return Detected::Tcp,
+                // peek returns at once while data sits in the buffer; wait for more.
+                None => tokio::time::sleep(Duration::from_millis(1)).await,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_protocols() {
+        assert_eq!(classify(b"GET / HTTP/1.1\r\n"), Some(Detected::Http1));
+        assert_eq!(classify(H2_PREFACE), Some(Detected::Http2));
+        assert_eq!(classify(b"PRI * HTTP/2"), None, "needs the whole preface");
+        assert_eq!(classify(b"GE"), None);
+        assert_eq!(classify(&[0x16, 0x03, 0x01]), Some(Detected::Tls));
+        assert_eq!(classify(b"\x00\x00\x00\x01"), Some(Detected::Tcp));
+        assert_eq!(classify(b"HELO example"), Some(Detected::Tcp));
+    }
+}

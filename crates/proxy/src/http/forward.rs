@@ -1,0 +1,235 @@
+//! Sending a request to a cluster: choose an endpoint, send, and retry as the route's
+//! policy says, within the per-try and overall timeouts.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use http::header::HOST;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use weft_model::route::RetryPolicy;
+
+use super::body::{Body, Buffered};
+use super::retry::{TryOutcome, backoff, should_retry};
+use crate::balancer::PickInput;
+use crate::flags::ResponseFlags;
+use crate::pool::{Checkout, SendError};
+use crate::snapshot::{ClusterRuntime, Endpoint};
+
+/// The parts of a request that are sent on every try.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Method.
+    pub method: Method,
+    /// Authority (Host) sent upstream.
+    pub authority: String,
+    /// Path and query sent upstream.
+    pub path: String,
+    /// Headers, hop-by-hop already removed.
+    pub headers: HeaderMap,
+}
+
+/// A request body that can be sent once, or again on every try.
+#[derive(Debug)]
+pub enum Payload {
+    /// In memory: every try sends a copy.
+    Replayable(Buffered),
+    /// Streams: only one try can send it.
+    Once(Option<Body>),
+}
+
+impl Payload {
+    fn take(&mut self) -> Option<Body> {
+        match self {
+            Payload::Replayable(b) => Some(Body::Buffered(b.clone())),
+            Payload::Once(b) => b.take(),
+        }
+    }
+}
+
+/// A response from the upstream, with where it came from.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The response.
+    pub response: Response<Incoming>,
+    /// Its HTTP/1.1 connection, to release when the body ends.
+    pub checkout: Option<Checkout>,
+    /// The endpoint that answered.
+    pub endpoint: Arc<Endpoint>,
+    /// Flags collected on the way (URX when the retry budget ran out on an upstream answer).
+    pub flags: ResponseFlags,
+}
+
+/// Why no upstream response could be returned.
+#[derive(Debug)]
+pub struct Failure {
+    /// Status to answer with.
+    pub status: StatusCode,
+    /// Flags to report.
+    pub flags: ResponseFlags,
+    /// What happened, for the reply body.
+    pub message: String,
+}
+
+/// How to send: timeouts and retries.
+#[derive(Debug, Clone, Copy)]
+pub struct SendPolicy<'a> {
+    /// Retry policy.
+    pub retry: &'a RetryPolicy,
+    /// Deadline of the whole exchange (route timeout).
+    pub deadline: Option<Instant>,
+    /// Use HTTP/2 toward the upstream.
+    pub http2: bool,
+    /// Consistent-hash key of the request.
+    pub hash: Option<u64>,
+}
+
+/// Sends `out` to `cluster`, retrying as `policy` allows.
+pub async fn send(cluster: &ClusterRuntime, out: &Outgoing, mut payload: Payload, policy: SendPolicy<'_>) -> Result<Upstream, Failure> {
+    if cluster.endpoints.is_empty() {
+        return Err(Failure {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            flags: ResponseFlags::NO_HEALTHY_UPSTREAM,
+            message: format!("no healthy upstream for {}", cluster.model.name),
+        });
+    }
+    let connect_timeout = cluster.model.policy.pool.connect_timeout;
+    let max_tries = 1 + policy.retry.attempts;
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last_failure: Option<Failure> = None;
+    for attempt in 0..max_tries {
+        if attempt > 0 {
+            let wait = backoff(policy.retry, attempt - 1, |max| fastrand::u64(..max.max(1)));
+            if policy.deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        let Some(body) = payload.take() else { break };
+        let index = pick(cluster, &tried, policy);
+        let endpoint = cluster.endpoints[index].clone();
+        tried.push(index);
+        let per_try = per_try_timeout(policy.retry.per_try_timeout, policy.deadline);
+        let req = build_request(out, body, policy.http2);
+        endpoint.stats.requests.fetch_add(1, Ordering::Relaxed);
+        endpoint.stats.active.fetch_add(1, Ordering::Relaxed);
+        let sent = endpoint.pool.send(&endpoint.target, policy.http2, req, connect_timeout);
+        let result = match per_try {
+            Some(t) => tokio::time::timeout(t, sent).await.ok(),
+            None => Some(sent.await),
+        };
+        endpoint.stats.active.fetch_sub(1, Ordering::Relaxed);
+        let more = attempt + 1 < max_tries;
+        match result {
+            Some(Ok((response, checkout))) => {
+                let status = response.status().as_u16();
+                if status >= 500 {
+                    endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
+                }
+                let outcome = TryOutcome::Response {
+                    status,
+                    grpc_status: grpc_status(response.headers()),
+                    rate_limited: response.headers().contains_key("x-envoy-ratelimited"),
+                };
+                let retry = should_retry(policy.retry, outcome, &out.method);
+                if retry && more && matches!(payload, Payload::Replayable(_)) {
+                    last_failure = None;
+                    continue;
+                }
+                let flags = if retry && attempt > 0 { ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED } else { ResponseFlags::NONE };
+                return Ok(Upstream { response, checkout, endpoint, flags });
+            }
+            Some(Err(e)) => {
+                endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
+                let retry = should_retry(policy.retry, TryOutcome::Failed(&e), &out.method);
+                let mut failure = failure_of(&e, &endpoint);
+                if !(retry && more) {
+                    if retry || attempt > 0 {
+                        failure.flags |= ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
+                    }
+                    return Err(failure);
+                }
+                last_failure = Some(failure);
+            }
+            None => {
+                endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
+                let overall = policy.deadline.is_some_and(|d| Instant::now() >= d);
+                let retry = !overall && should_retry(policy.retry, TryOutcome::TimedOut, &out.method);
+                let failure = Failure {
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                    flags: ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+                    message: "upstream request timeout".into(),
+                };
+                if !(retry && more) {
+                    return Err(failure);
+                }
+                last_failure = Some(failure);
+            }
+        }
+    }
+    Err(last_failure.unwrap_or(Failure {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        flags: ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+        message: "upstream request timeout".into(),
+    }))
+}
+
+fn pick(cluster: &ClusterRuntime, tried: &[usize], policy: SendPolicy<'_>) -> usize {
+    let active = |i: usize| cluster.endpoints.get(i).map_or(0, |e| e.stats.active.load(Ordering::Relaxed));
+    let avoid_previous = policy.retry.retry_ignore_previous_hosts;
+    let excluded = |i: usize| avoid_previous && tried.contains(&i);
+    let none = |_: usize| false;
+    let input = PickInput { hash: policy.hash, random: fastrand::u64(..), active: &active, excluded: &excluded };
+    cluster
+        .balancer
+        .pick(&input)
+        .or_else(|| cluster.balancer.pick(&PickInput { excluded: &none, ..input }))
+        .unwrap_or_else(|| fastrand::usize(..cluster.endpoints.len()))
+}
+
+fn per_try_timeout(per_try: Option<Duration>, deadline: Option<Instant>) -> Option<Duration> {
+    let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    match (per_try, remaining) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn failure_of(e: &SendError, endpoint: &Endpoint) -> Failure {
+    let (flags, reason) = match e {
+        SendError::Connect(_) | SendError::ConnectTimeout(_) => (ResponseFlags::UPSTREAM_CONNECTION_FAILURE, "connection failure"),
+        SendError::RefusedStream => (ResponseFlags::UPSTREAM_REMOTE_RESET, "remote refused stream reset"),
+        SendError::ResetBeforeRequest(_) | SendError::Reset(_) => (ResponseFlags::UPSTREAM_CONNECTION_TERMINATION, "connection termination"),
+    };
+    Failure {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        flags,
+        message: format!("upstream connect error or disconnect/reset before headers. reset reason: {reason} ({}: {e})", endpoint.key),
+    }
+}
+
+/// `grpc-status` of a trailers-only response.
+pub fn grpc_status(headers: &HeaderMap) -> Option<u32> {
+    headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+/// The request for one try: origin-form with `Host` for HTTP/1.1, absolute for HTTP/2.
+pub fn build_request(out: &Outgoing, body: Body, http2: bool) -> Request<Body> {
+    let mut req = Request::new(body);
+    *req.method_mut() = out.method.clone();
+    *req.headers_mut() = out.headers.clone();
+    if http2 {
+        *req.version_mut() = Version::HTTP_2;
+        *req.uri_mut() = Uri::try_from(format!("http://{}{}", out.authority, out.path)).unwrap_or_default();
+        req.headers_mut().remove(HOST);
+    } else {
+        *req.version_mut() = Version::HTTP_11;
+        *req.uri_mut() = Uri::try_from(out.path.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
+        if let Ok(host) = HeaderValue::from_str(&out.authority) {
+            req.headers_mut().insert(HOST, host);
+        }
+    }
+    req
+}

@@ -1,0 +1,168 @@
+//! Header handling shared by both directions: hop-by-hop removal, request ids,
+//! forwarding headers, and the route's set/add/remove operations.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use weft_model::route::HeaderOps;
+
+/// The request id header Envoy and Istio use.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Names the response flags on replies weft generates itself.
+pub const RESPONSE_FLAGS: HeaderName = HeaderName::from_static("x-weft-response-flags");
+
+const HOP_BY_HOP: [HeaderName; 5] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers (and those named in `Connection`); `te: trailers` is kept,
+/// since gRPC needs it. For an upgrade, `Connection: upgrade` and `Upgrade` are kept.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| !(upgrade && n == header::UPGRADE))
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in &HOP_BY_HOP {
+        if upgrade && (n == header::CONNECTION || n == header::UPGRADE) {
+            continue;
+        }
+        headers.remove(n);
+    }
+    if headers.get(header::TE).is_some_and(|v| v.as_bytes() != b"trailers") {
+        headers.remove(header::TE);
+    }
+    headers.remove(header::PROXY_AUTHORIZATION);
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// True for an HTTP/1.1 upgrade request (WebSocket and the like).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// True for a gRPC request.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Sets `x-request-id` when the request has none (a random UUID v4, as Envoy does).
+pub fn ensure_request_id(headers: &mut HeaderMap) {
+    if headers.contains_key(REQUEST_ID) {
+        return;
+    }
+    let mut bytes = [0u8; 16];
+    bytes.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let mut id = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push_str(&format!("{b:02x}"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert(REQUEST_ID, v);
+    }
+}
+
+/// Sets `x-forwarded-proto` when absent.
+pub fn ensure_forwarded_proto(headers: &mut HeaderMap, scheme: &str) {
+    if !headers.contains_key("x-forwarded-proto") {
+        if let Ok(v) = HeaderValue::from_str(scheme) {
+            headers.insert(HeaderName::from_static("x-forwarded-proto"), v);
+        }
+    }
+}
+
+/// Appends the peer's address to `x-forwarded-for`.
+pub fn append_forwarded_for(headers: &mut HeaderMap, peer: std::net::IpAddr) {
+    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(existing) => format!("{existing}, {peer}"),
+        None => peer.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+}
+
+/// Applies a route's header operations: remove, then set (overwrite), then add (append).
+pub fn apply(headers: &mut HeaderMap, ops: &HeaderOps) {
+    for name in &ops.remove {
+        headers.remove(name.as_str());
+    }
+    for (name, value) in &ops.set {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            headers.insert(n, v);
+        }
+    }
+    for (name, value) in &ops.add {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            headers.append(n, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_but_te_trailers_stays() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("x-app", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.get("x-secret").is_none() && h.get("keep-alive").is_none() && h.get(header::CONNECTION).is_none());
+        assert_eq!(h.get(header::TE).map(|v| v.as_bytes()), Some(&b"trailers"[..]));
+        assert!(h.get("x-app").is_some());
+    }
+
+    #[test]
+    fn request_ids_are_uuid_v4_and_kept_when_present() {
+        let mut h = HeaderMap::new();
+        ensure_request_id(&mut h);
+        let id = h.get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(String::from).expect("set");
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+        ensure_request_id(&mut h);
+        assert_eq!(h.get(REQUEST_ID).and_then(|v| v.to_str().ok()), Some(id.as_str()));
+    }
+
+    #[test]
+    fn operations_remove_set_then_add() {
+        let mut h = HeaderMap::new();
+        h.insert("a", HeaderValue::from_static("old"));
+        h.insert("gone", HeaderValue::from_static("x"));
+        let ops = HeaderOps {
+            set: vec![("a".into(), "new".into())],
+            add: vec![("a".into(), "more".into())],
+            remove: vec!["gone".into()],
+        };
+        apply(&mut h, &ops);
+        let values: Vec<_> = h.get_all("a").iter().filter_map(|v| v.to_str().ok()).collect();
+        assert_eq!(values, ["new", "more"]);
+        assert!(h.get("gone").is_none());
+    }
+}

@@ -1,0 +1,426 @@
+//! The HTTP request lifecycle, top to bottom:
+//! route (VirtualService) → fault → cluster (weighted pick) → headers and rewrite →
+//! mirror → send with retries and timeouts → response headers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::header::HOST;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use weft_model::matcher::RequestHeaders;
+use weft_model::policy::{HashKey, LoadBalancer};
+use weft_model::route::{AbortStatus, Decision, DirectResponse, Forward, Redirect, RedirectPort, RetryPolicy, RouteAction};
+use weft_model::{Request as RouteRequest, route};
+
+use super::body::{self, Body};
+use super::forward::{self, Outgoing, Payload, SendPolicy};
+use super::{fault, headers, local_reply, mirror, upgrade};
+use crate::flags::ResponseFlags;
+use crate::snapshot::{ClusterRuntime, Endpoint, Snapshot, SnapshotCell, Target};
+
+/// Which side of the workload a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Traffic from the local app to the mesh (routed by VirtualServices).
+    Outbound,
+    /// Traffic from the mesh to the local app.
+    Inbound,
+}
+
+/// Tunables of the HTTP path.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest request body kept in memory so it can be retried or mirrored.
+    pub retry_buffer_limit: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { retry_buffer_limit: 64 * 1024 }
+    }
+}
+
+/// What is known about the downstream connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Downstream {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The address the client dialled, when the connection was redirected to us.
+    pub original_dst: Option<SocketAddr>,
+}
+
+/// The HTTP proxy of one listener.
+#[derive(Debug)]
+pub struct HttpProxy {
+    snapshots: SnapshotCell,
+    direction: Direction,
+    settings: HttpSettings,
+    /// Endpoints for traffic to destinations outside the registry (Istio's PassthroughCluster).
+    passthrough: Mutex<HashMap<SocketAddr, Arc<Endpoint>>>,
+}
+
+/// Adapts `http::HeaderMap` to the router's header lookup.
+struct Headers<'a>(&'a HeaderMap);
+
+impl RequestHeaders for Headers<'_> {
+    fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        let mut values = self.0.get_all(name).iter().filter_map(|v| v.to_str().ok());
+        let first = values.next()?;
+        match values.next() {
+            None => Some(std::borrow::Cow::Borrowed(first)),
+            Some(second) => {
+                let mut joined = format!("{first},{second}");
+                for v in values {
+                    joined.push(',');
+                    joined.push_str(v);
+                }
+                Some(std::borrow::Cow::Owned(joined))
+            }
+        }
+    }
+}
+
+impl HttpProxy {
+    /// A proxy for `direction` reading configuration from `snapshots`.
+    pub fn new(snapshots: SnapshotCell, direction: Direction, settings: HttpSettings) -> Self {
+        HttpProxy { snapshots, direction, settings, passthrough: Mutex::new(HashMap::new()) }
+    }
+
+    /// Handles one request; never fails (failures become local replies).
+    pub async fn handle(&self, down: Downstream, mut req: Request<Incoming>) -> Response<Body> {
+        let snapshot = self.snapshots.load();
+        let grpc = headers::is_grpc(req.headers());
+        if req.method() == Method::CONNECT {
+            return upgrade::connect(&snapshot, req).await;
+        }
+        let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+        let scheme = req.uri().scheme_str().unwrap_or("http").to_string();
+        headers::strip_hop_by_hop(req.headers_mut(), upgrade);
+        headers::ensure_request_id(req.headers_mut());
+        headers::ensure_forwarded_proto(req.headers_mut(), &scheme);
+        if self.direction == Direction::Inbound {
+            headers::append_forwarded_for(req.headers_mut(), down.peer.ip());
+            let Some(cluster) = snapshot.inbound.as_ref() else {
+                return local_reply::reply(StatusCode::SERVICE_UNAVAILABLE, ResponseFlags::NO_CLUSTER, "no local application configured", grpc);
+            };
+            let authority = authority_of(&req).unwrap_or_default();
+            let out = outgoing(&mut req, authority, None);
+            let http2 = req.version() == Version::HTTP_2;
+            return self.send(cluster, out, req, upgrade, &RetryPolicy::disabled(), None, http2, grpc).await;
+        }
+        self.outbound(&snapshot, down, req, upgrade, grpc).await
+    }
+
+    async fn outbound(&self, snapshot: &Snapshot, down: Downstream, req: Request<Incoming>, upgrade: bool, grpc: bool) -> Response<Body> {
+        let Some(authority) = authority_of(&req) else {
+            return local_reply::reply(StatusCode::BAD_REQUEST, ResponseFlags::NONE, "missing Host header", grpc);
+        };
+        let port = port_of(&authority).or(down.original_dst.map(|a| a.port())).unwrap_or(80);
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let view_headers = Headers(req.headers());
+        let view = RouteRequest {
+            authority: &authority,
+            path: &path,
+            method: req.method().as_str(),
+            scheme: req.uri().scheme_str().unwrap_or("http"),
+            headers: &view_headers,
+        };
+        let decision = match snapshot.mesh.http_routes.get(&port) {
+            Some(table) => route(table, &view),
+            None => Decision::NoVirtualHost,
+        };
+        let (route, matched) = match decision {
+            Decision::Route { route, matched, .. } => (route, matched),
+            Decision::NoVirtualHost | Decision::NoRoute => {
+                if let Some(dst) = down.original_dst {
+                    return self.passthrough(dst, authority, req, upgrade, grpc).await;
+                }
+                return local_reply::reply(StatusCode::NOT_FOUND, ResponseFlags::NO_ROUTE, &format!("no route for {authority}{path}"), grpc);
+            }
+        };
+        match &*route.action {
+            RouteAction::DirectResponse(d) => direct_response(d),
+            RouteAction::Redirect(r) => redirect(r, &authority, &path, port),
+            RouteAction::Forward(f) => {
+                let rewritten = f.rewrite.as_ref().and_then(|r| r.apply_path(&path, matched));
+                let authority = f.rewrite.as_ref().and_then(|r| r.authority.clone()).unwrap_or(authority);
+                self.forward(snapshot, f, down, req, authority, rewritten, upgrade, grpc).await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        snapshot: &Snapshot,
+        f: &Forward,
+        down: Downstream,
+        mut req: Request<Incoming>,
+        authority: String,
+        path: Option<String>,
+        upgrade: bool,
+        grpc: bool,
+    ) -> Response<Body> {
+        let mut flags = ResponseFlags::NONE;
+        if let Some(fault) = &f.fault {
+            let injected = fault::decide(fault, |n| fastrand::u32(..n));
+            if let Some(delay) = injected.delay {
+                tokio::time::sleep(delay).await;
+                flags |= ResponseFlags::DELAY_INJECTED;
+            }
+            match injected.abort {
+                Some(AbortStatus::Http(code)) => {
+                    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    return local_reply::reply(status, flags | ResponseFlags::FAULT_INJECTED, "fault filter abort", grpc);
+                }
+                Some(AbortStatus::Grpc(code)) => {
+                    return local_reply::grpc_status(code, flags | ResponseFlags::FAULT_INJECTED, "fault filter abort");
+                }
+                None => {}
+            }
+        }
+        let Some(chosen) = f.clusters.pick(fastrand::u32(..f.clusters.total.max(1))) else {
+            return local_reply::reply(StatusCode::SERVICE_UNAVAILABLE, flags | ResponseFlags::NO_CLUSTER, "no destination", grpc);
+        };
+        let Some(cluster) = snapshot.cluster(&chosen.cluster) else {
+            return local_reply::reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                flags | ResponseFlags::NO_CLUSTER,
+                &format!("cluster not found: {}", chosen.cluster),
+                grpc,
+            );
+        };
+        headers::apply(req.headers_mut(), &chosen.headers.request);
+        headers::apply(req.headers_mut(), &f.headers.request);
+        let hash = request_hash(cluster, &req, Some(down.peer));
+        let out = outgoing(&mut req, authority, path);
+        let http2 = cluster.http2().unwrap_or(req.version() == Version::HTTP_2);
+        let deadline = timeout_of(f.timeout, req.headers()).map(|t| Instant::now() + t);
+        if upgrade {
+            return upgrade::websocket(cluster, out, req).await;
+        }
+        let needs_copy = f.retry.attempts > 0 || !f.mirrors.is_empty();
+        let payload = if needs_copy && !req.body().is_end_stream() {
+            match body::buffer(req.into_body(), self.settings.retry_buffer_limit).await {
+                Ok((_, Some(buffered))) => Payload::Replayable(buffered),
+                Ok((partial, None)) => Payload::Once(Some(partial)),
+                Err(e) => {
+                    return local_reply::reply(StatusCode::BAD_REQUEST, ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR, &format!("reading request body: {e}"), grpc);
+                }
+            }
+        } else if req.body().is_end_stream() {
+            Payload::Replayable(Default::default())
+        } else {
+            Payload::Once(Some(Body::Streaming(req.into_body())))
+        };
+        if let Payload::Replayable(buffered) = &payload {
+            for m in &f.mirrors {
+                if fastrand::u32(..weft_model::route::MILLION) < m.per_million {
+                    mirror::spawn(snapshot, &m.cluster, &out, buffered.clone(), http2);
+                }
+            }
+        }
+        let policy = SendPolicy { retry: &f.retry, deadline, http2, hash };
+        match forward::send(cluster, &out, payload, policy).await {
+            Ok(up) => {
+                let (mut parts, incoming) = up.response.into_parts();
+                headers::strip_hop_by_hop(&mut parts.headers, false);
+                headers::apply(&mut parts.headers, &chosen.headers.response);
+                headers::apply(&mut parts.headers, &f.headers.response);
+                Response::from_parts(parts, Body::upstream(incoming, up.checkout))
+            }
+            Err(failure) => local_reply::reply(failure.status, flags | failure.flags, &failure.message, grpc),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        cluster: &ClusterRuntime,
+        out: Outgoing,
+        req: Request<Incoming>,
+        upgrade: bool,
+        retry: &RetryPolicy,
+        deadline: Option<Instant>,
+        http2: bool,
+        grpc: bool,
+    ) -> Response<Body> {
+        if upgrade {
+            return upgrade::websocket(cluster, out, req).await;
+        }
+        let payload = if req.body().is_end_stream() {
+            Payload::Replayable(Default::default())
+        } else {
+            Payload::Once(Some(Body::Streaming(req.into_body())))
+        };
+        let policy = SendPolicy { retry, deadline, http2, hash: None };
+        match forward::send(cluster, &out, payload, policy).await {
+            Ok(up) => {
+                let (mut parts, incoming) = up.response.into_parts();
+                headers::strip_hop_by_hop(&mut parts.headers, false);
+                Response::from_parts(parts, Body::upstream(incoming, up.checkout))
+            }
+            Err(failure) => local_reply::reply(failure.status, failure.flags, &failure.message, grpc),
+        }
+    }
+
+    /// Istio's ALLOW_ANY: a redirected request for a host outside the registry goes to
+    /// the address the app dialled.
+    async fn passthrough(&self, dst: SocketAddr, authority: String, mut req: Request<Incoming>, upgrade: bool, grpc: bool) -> Response<Body> {
+        let endpoint = {
+            let Ok(mut map) = self.passthrough.lock() else {
+                return local_reply::reply(StatusCode::INTERNAL_SERVER_ERROR, ResponseFlags::NONE, "passthrough state poisoned", grpc);
+            };
+            map.entry(dst)
+                .or_insert_with(|| {
+                    Arc::new(Endpoint {
+                        target: Target::Socket(dst),
+                        key: dst.to_string(),
+                        stats: Default::default(),
+                        pool: Default::default(),
+                    })
+                })
+                .clone()
+        };
+        let cluster = crate::snapshot::single_endpoint_cluster("PassthroughCluster", endpoint);
+        let out = outgoing(&mut req, authority, None);
+        let http2 = req.version() == Version::HTTP_2;
+        self.send(&cluster, out, req, upgrade, &RetryPolicy::disabled(), None, http2, grpc).await
+    }
+}
+
+/// The authority of a request: absolute-form URI, then `Host` (HTTP/2's `:authority` is the URI's).
+pub fn authority_of<B>(req: &Request<B>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
+        .filter(|a| !a.is_empty())
+}
+
+/// The port written in an authority.
+pub fn port_of(authority: &str) -> Option<u16> {
+    let (_, port) = authority.rsplit_once(':')?;
+    if authority.starts_with('[') && !authority[..authority.len() - port.len() - 1].ends_with(']') {
+        return None;
+    }
+    port.parse().ok()
+}
+
+/// The request as it will be sent upstream (URI parts and headers).
+fn outgoing(req: &mut Request<Incoming>, authority: String, path: Option<String>) -> Outgoing {
+    let path = path.unwrap_or_else(|| req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string());
+    Outgoing { method: req.method().clone(), authority, path, headers: std::mem::take(req.headers_mut()) }
+}
+
+/// The route timeout, capped by the client's `grpc-timeout` (Istio's `max_grpc_timeout`).
+fn timeout_of(route: Option<Duration>, headers: &HeaderMap) -> Option<Duration> {
+    let grpc = headers.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout);
+    match (route, grpc) {
+        (Some(r), Some(g)) => Some(r.min(g)),
+        (r, g) => r.or(g),
+    }
+}
+
+/// Parses gRPC's `grpc-timeout` (`100m`, `5S`, ...).
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The consistent-hash key of a request, when the cluster hashes.
+fn request_hash<B>(cluster: &ClusterRuntime, req: &Request<B>, peer: Option<SocketAddr>) -> Option<u64> {
+    let LoadBalancer::ConsistentHash { key, .. } = &cluster.model.policy.load_balancer else { return None };
+    let h = |b: &[u8]| Some(crate::balancer::hash_key(b));
+    match key {
+        HashKey::Header(name) => req.headers().get(name.as_str()).and_then(|v| h(v.as_bytes())),
+        HashKey::SourceIp => peer.and_then(|p| h(p.ip().to_string().as_bytes())),
+        HashKey::QueryParameter(name) => req.uri().query().and_then(|q| {
+            q.split('&').find_map(|pair| pair.split_once('=').filter(|(k, _)| k == name).map(|(_, v)| v))
+        }).and_then(|v| h(v.as_bytes())),
+        HashKey::Cookie { name, .. } => req
+            .headers()
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().split_once('=').filter(|(k, _)| k == name).map(|(_, v)| v.to_string()))
+            .and_then(|v| h(v.as_bytes())),
+    }
+}
+
+fn direct_response(d: &DirectResponse) -> Response<Body> {
+    let mut resp = Response::new(Body::from_bytes(d.body.clone()));
+    *resp.status_mut() = StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK);
+    headers::apply(resp.headers_mut(), &d.headers);
+    resp
+}
+
+fn redirect(r: &Redirect, authority: &str, path: &str, request_port: u16) -> Response<Body> {
+    let scheme = r.scheme.as_deref().unwrap_or("http");
+    let host = r.authority.clone().unwrap_or_else(|| weft_model::host::authority_host(authority).to_string());
+    let host = weft_model::host::authority_host(&host).to_string();
+    let port = match r.port {
+        Some(RedirectPort::Fixed(p)) => Some(p),
+        Some(RedirectPort::FromRequestPort) => Some(request_port),
+        Some(RedirectPort::FromProtocolDefault) => None,
+        None => port_of(authority).filter(|_| r.authority.is_none()),
+    };
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let host_port = match port.filter(|p| *p != default_port) {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    };
+    let new_path = match &r.path {
+        Some(p) => match path.split_once('?') {
+            Some((_, q)) if !p.contains('?') => format!("{p}?{q}"),
+            _ => p.clone(),
+        },
+        None => path.to_string(),
+    };
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{scheme}://{host_port}{new_path}")) {
+        resp.headers_mut().insert(http::header::LOCATION, v);
+    }
+    headers::apply(resp.headers_mut(), &r.headers);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_and_grpc_timeouts() {
+        assert_eq!(port_of("a:8080"), Some(8080));
+        assert_eq!(port_of("a"), None);
+        assert_eq!(port_of("[::1]:80"), Some(80));
+        assert_eq!(port_of("[::1]"), None);
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("x"), None);
+    }
+
+    #[test]
+    fn timeouts_take_the_smaller_of_route_and_grpc() {
+        let mut h = HeaderMap::new();
+        h.insert("grpc-timeout", http::HeaderValue::from_static("50m"));
+        assert_eq!(timeout_of(Some(Duration::from_secs(1)), &h), Some(Duration::from_millis(50)));
+        assert_eq!(timeout_of(None, &HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! weft's data plane: the sidecar proxy.
+//!
+//! A connection arrives on a [`listener`]; its protocol is [`detect`]ed; HTTP goes
+//! through [`http::proxy`] (route, fault, pick, send with retries), TCP through [`tcp`].
+//! Configuration comes from a [`source`] as an immutable [`snapshot`], swapped atomically.
+//! [`balancer`] chooses endpoints and [`pool`] keeps upstream connections.
+
+pub mod admin;
+pub mod balancer;
+pub mod detect;
+pub mod flags;
+pub mod http;
+pub mod listener;
+pub mod orig_dst;
+pub mod pool;
+pub mod snapshot;
+pub mod source;
+pub mod tcp;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use weft_model::ProxyScope;
+
+use crate::http::proxy::{Direction, HttpProxy, HttpSettings};
+use crate::listener::ListenerSettings;
+use crate::snapshot::SnapshotCell;
+use crate::source::{ConfigError, FileSource};
+
+/// How to run a proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Istio YAML files or directories.
+    pub config: Vec<PathBuf>,
+    /// Outbound listener (Istio: 15001).
+    pub outbound: SocketAddr,
+    /// Inbound listener (Istio: 15006); used only with `app`.
+    pub inbound: SocketAddr,
+    /// Admin listener (Istio: 15000), loopback only.
+    pub admin: SocketAddr,
+    /// The local application the inbound listener fronts.
+    pub app: Option<SocketAddr>,
+    /// The proxy's namespace and workload labels.
+    pub scope: ProxyScope,
+    /// Protocol detection timeout.
+    pub detect_timeout: Duration,
+    /// Longest time in-flight requests get to finish on shutdown.
+    pub drain: Duration,
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The initial configuration was refused.
+    #[error("configuration refused: {0}")]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// A started proxy.
+#[derive(Debug)]
+pub struct RunningProxy {
+    /// Bound outbound address.
+    pub outbound: SocketAddr,
+    /// Bound inbound address, when an app is fronted.
+    pub inbound: Option<SocketAddr>,
+    /// Bound admin address.
+    pub admin: SocketAddr,
+    /// The configuration in force.
+    pub snapshots: SnapshotCell,
+    shutdown: Arc<watch::Sender<bool>>,
+    tasks: JoinSet<()>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|error| StartError::Bind { addr, error })
+}
+
+/// Loads the configuration (refusing to start on an invalid one), binds the listeners and serves.
+pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
+    let source = FileSource { paths: opts.config.clone(), scope: opts.scope.clone(), app: opts.app };
+    let snapshots = SnapshotCell::new(source.load(None)?);
+    let (tx, rx) = watch::channel(false);
+    let shutdown = Arc::new(tx);
+    let mut tasks = JoinSet::new();
+
+    let admin = admin::bind(opts.admin).await.map_err(|error| StartError::Bind { addr: opts.admin, error })?;
+    let admin_addr = admin.local_addr().unwrap_or(opts.admin);
+    tasks.spawn(admin::serve(admin, snapshots.clone(), shutdown.clone()));
+
+    let outbound = bind(opts.outbound).await?;
+    let outbound_addr = outbound.local_addr().unwrap_or(opts.outbound);
+    let http = Arc::new(HttpProxy::new(snapshots.clone(), Direction::Outbound, HttpSettings::default()));
+    let settings = ListenerSettings { direction: Direction::Outbound, detect_timeout: opts.detect_timeout };
+    tasks.spawn(listener::serve(outbound, snapshots.clone(), http, settings, rx.clone(), opts.drain));
+
+    let mut inbound_addr = None;
+    if opts.app.is_some() {
+        let inbound = bind(opts.inbound).await?;
+        inbound_addr = Some(inbound.local_addr().unwrap_or(opts.inbound));
+        let http = Arc::new(HttpProxy::new(snapshots.clone(), Direction::Inbound, HttpSettings::default()));
+        let settings = ListenerSettings { direction: Direction::Inbound, detect_timeout: opts.detect_timeout };
+        tasks.spawn(listener::serve(inbound, snapshots.clone(), http, settings, rx.clone(), opts.drain));
+    }
+    tasks.spawn(source.watch(snapshots.clone(), rx));
+    let version = snapshots.load().version;
+    tracing::info!(outbound = %outbound_addr, inbound = ?inbound_addr, admin = %admin_addr, version, "proxy ready");
+    Ok(RunningProxy { outbound: outbound_addr, inbound: inbound_addr, admin: admin_addr, snapshots, shutdown, tasks })
+}
+
+impl RunningProxy {
+    /// Starts draining: listeners stop accepting and in-flight requests get the drain period.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Resolves when a drain has been requested (signal or `/quitquitquit`).
+    pub async fn drain_requested(&self) {
+        let mut rx = self.shutdown.subscribe();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Waits until every listener has drained.
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,106 @@
+//! Listeners: accept, find the original destination, detect the protocol, and hand
+//! the connection to the HTTP proxy or the TCP proxy. Draining stops accepting and
+//! lets connections finish (HTTP/1.1 gets `Connection: close`, HTTP/2 a GOAWAY).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::detect::{Detected, detect};
+use crate::http::proxy::{Direction, Downstream, HttpProxy};
+use crate::snapshot::SnapshotCell;
+use crate::{orig_dst, tcp};
+
+/// One listener's settings.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    /// Outbound or inbound.
+    pub direction: Direction,
+    /// How long to wait for a client's first bytes before treating it as TCP.
+    pub detect_timeout: Duration,
+}
+
+/// Accepts connections on `listener` until `shutdown` turns true, then drains for at most `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    snapshots: SnapshotCell,
+    http: Arc<HttpProxy>,
+    settings: ListenerSettings,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let settings = Arc::new(settings);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let conn = connection(stream, peer, snapshots.clone(), http.clone(), settings.clone(), &graceful);
+                    tokio::spawn(conn);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::info!(?drain, "drain period over; closing remaining connections");
+    }
+}
+
+fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    snapshots: SnapshotCell,
+    http: Arc<HttpProxy>,
+    settings: Arc<ListenerSettings>,
+    graceful: &GracefulShutdown,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let watcher = graceful.watcher();
+    async move {
+        let _ = stream.set_nodelay(true);
+        let original_dst = orig_dst::original_dst(&stream);
+        let snapshot = snapshots.load();
+        // A port declared TCP skips detection: the client may wait for the server to speak.
+        let declared_tcp = original_dst.is_some_and(|dst| tcp::cluster_for_address(&snapshot, dst).is_some_and(|c| !c.model.protocol.is_http()));
+        let detected = if declared_tcp { Detected::Tcp } else { detect(&stream, settings.detect_timeout).await };
+        match detected {
+            Detected::Http1 | Detected::Http2 => {
+                let down = Downstream { peer, original_dst };
+                let service = service_fn(move |req| {
+                    let http = http.clone();
+                    async move { Ok::<_, std::convert::Infallible>(http.handle(down, req).await) }
+                });
+                let builder = auto::Builder::new(TokioExecutor::new());
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(%peer, error = %e, "downstream connection ended");
+                }
+            }
+            Detected::Tcp | Detected::Tls => {
+                let target = match settings.direction {
+                    Direction::Inbound => snapshot.inbound.as_ref().and_then(|c| tcp::destination(Some(c), None)),
+                    Direction::Outbound => {
+                        let cluster = original_dst.and_then(|dst| tcp::cluster_for_address(&snapshot, dst));
+                        tcp::destination(cluster, original_dst)
+                    }
+                };
+                match target {
+                    Some((target, timeout)) => tcp::proxy(stream, target, timeout).await,
+                    None => tracing::debug!(%peer, "TCP connection with no destination closed"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Upstream HTTP connections of one endpoint, pooled on hyper's connection API.
+//!
+//! HTTP/1.1: a stack of idle connections; a connection goes back when its response
+//! body has been read to the end. HTTP/2: one shared multiplexed connection. A
+//! request that hyper hands back unsent (the connection closed under it) is sent
+//! again on a fresh connection, so keep-alive races never surface as errors.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use crate::http::body::Body;
+use crate::snapshot::Target;
+
+/// Why a request did not get a response from the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The TCP connection could not be made (refused, unreachable, DNS failure).
+    #[error("connection failure: {0}")]
+    Connect(String),
+    /// The TCP connection took longer than the connect timeout.
+    #[error("connection timeout after {0:?}")]
+    ConnectTimeout(Duration),
+    /// The upstream refused the HTTP/2 stream before processing it.
+    #[error("stream refused by upstream")]
+    RefusedStream,
+    /// The connection failed before any byte of the request was written.
+    #[error("connection reset before the request was sent: {0}")]
+    ResetBeforeRequest(String),
+    /// The connection failed after the request was (at least partly) sent.
+    #[error("connection reset after the request was sent: {0}")]
+    Reset(String),
+}
+
+impl SendError {
+    /// True when the upstream provably never saw the request, so any request may be retried.
+    pub fn never_reached_upstream(&self) -> bool {
+        !matches!(self, SendError::Reset(_))
+    }
+}
+
+/// The connections of one endpoint.
+#[derive(Debug, Default, Clone)]
+pub struct Pool(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    idle_h1: Mutex<Vec<http1::SendRequest<Body>>>,
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
+}
+
+/// Hands an HTTP/1.1 connection back to its pool when the response body is done.
+#[derive(Debug)]
+pub struct Checkout {
+    pool: Pool,
+    sender: Option<http1::SendRequest<Body>>,
+}
+
+impl Checkout {
+    /// Returns the connection to the pool (the body was read to the end).
+    pub fn release(mut self) {
+        if let Some(sender) = self.sender.take() {
+            if !sender.is_closed() {
+                if let Ok(mut idle) = self.pool.0.idle_h1.lock() {
+                    idle.push(sender);
+                }
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// Idle HTTP/1.1 connections.
+    pub fn idle(&self) -> usize {
+        self.0.idle_h1.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    /// Sends `req` over HTTP/2 or HTTP/1.1. For HTTP/1.1 the returned [`Checkout`]
+    /// must be released once the response body has ended.
+    pub async fn send(
+        &self,
+        target: &Target,
+        http2: bool,
+        req: Request<Body>,
+        connect_timeout: Duration,
+    ) -> Result<(Response<Incoming>, Option<Checkout>), SendError> {
+        if http2 { self.send_h2(target, req, connect_timeout).await.map(|r| (r, None)) } else { self.send_h1(target, req, connect_timeout).await }
+    }
+
+    async fn send_h1(
+        &self,
+        target: &Target,
+        mut req: Request<Body>,
+        connect_timeout: Duration,
+    ) -> Result<(Response<Incoming>, Option<Checkout>), SendError> {
+        // Reuse idle connections while they hand the request back unsent; then dial.
+        loop {
+            let idle = self.0.idle_h1.lock().ok().and_then(|mut v| v.pop());
+            let (mut sender, fresh) = match idle {
+                Some(s) if !s.is_closed() => (s, false),
+                Some(_) => continue,
+                None => (connect_h1(target, connect_timeout).await?, true),
+            };
+            if sender.ready().await.is_err() {
+                if fresh {
+                    return Err(SendError::ResetBeforeRequest("connection closed before use".into()));
+                }
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, Some(Checkout { pool: self.clone(), sender: Some(sender) }))),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => req = unsent,
+                    Some(_) => return Err(SendError::ResetBeforeRequest(e.error().to_string())),
+                    None => return Err(SendError::Reset(e.error().to_string())),
+                },
+            }
+        }
+    }
+
+    async fn send_h2(&self, target: &Target, mut req: Request<Body>, connect_timeout: Duration) -> Result<Response<Incoming>, SendError> {
+        let shared = self.0.h2.lock().ok().and_then(|g| g.clone()).filter(|s| !s.is_closed());
+        let mut tried_shared = shared.is_some();
+        let mut sender = match shared {
+            Some(s) => s,
+            None => self.dial_h2(target, connect_timeout).await?,
+        };
+        loop {
+            if sender.ready().await.is_err() {
+                if !tried_shared {
+                    return Err(SendError::ResetBeforeRequest("connection closed before use".into()));
+                }
+                tried_shared = false;
+                sender = self.dial_h2(target, connect_timeout).await?;
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(resp),
+                Err(mut e) => {
+                    let refused = is_refused_stream(e.error());
+                    match e.take_message() {
+                        Some(unsent) if tried_shared => {
+                            req = unsent;
+                            tried_shared = false;
+                            sender = self.dial_h2(target, connect_timeout).await?;
+                        }
+                        Some(_) if refused => return Err(SendError::RefusedStream),
+                        Some(_) => return Err(SendError::ResetBeforeRequest(e.error().to_string())),
+                        None if refused => return Err(SendError::RefusedStream),
+                        None => return Err(SendError::Reset(e.error().to_string())),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn dial_h2(&self, target: &Target, connect_timeout: Duration) -> Result<http2::SendRequest<Body>, SendError> {
+        let stream = connect(target, connect_timeout).await?;
+        let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::Connect(format!("HTTP/2 handshake: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
+            }
+        });
+        if let Ok(mut slot) = self.0.h2.lock() {
+            *slot = Some(sender.clone());
+        }
+        Ok(sender)
+    }
+}
+
+/// True when an error (or its cause) is an HTTP/2 REFUSED_STREAM.
+fn is_refused_stream(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Opens a TCP connection to `target` within `timeout`.
+pub async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, SendError> {
+    let attempt = async {
+        match target {
+            Target::Socket(addr) => TcpStream::connect(addr).await,
+            Target::Host(host, port) => TcpStream::connect((host.as_str(), *port)).await,
+        }
+    };
+    let stream = tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| SendError::ConnectTimeout(timeout))?
+        .map_err(|e| SendError::Connect(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+async fn connect_h1(target: &Target, timeout: Duration) -> Result<http1::SendRequest<Body>, SendError> {
+    let stream = connect(target, timeout).await?;
+    let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| SendError::Connect(format!("HTTP/1.1 handshake: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended");
+        }
+    });
+    Ok(sender)
+}

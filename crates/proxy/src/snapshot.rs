@@ -1,0 +1,240 @@
+//! The configuration a proxy runs on: the model plus the live state that belongs to it
+//! (balancers, endpoints with their pools and counters). Immutable once built and
+//! swapped atomically; requests in flight keep the snapshot they started with.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use weft_model::service::{EndpointAddress, Protocol};
+use weft_model::{Cluster, Mesh, ProxyScope};
+
+use crate::balancer::{BalancedEndpoint, Balancer};
+use crate::pool::Pool;
+
+/// Where an endpoint is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// An address.
+    Socket(SocketAddr),
+    /// A DNS name, resolved when connecting.
+    Host(String, u16),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Socket(a) => write!(f, "{a}"),
+            Target::Host(h, p) => write!(f, "{h}:{p}"),
+        }
+    }
+}
+
+/// Live counters of one endpoint.
+#[derive(Debug, Default)]
+pub struct EndpointStats {
+    /// Requests in flight.
+    pub active: AtomicU64,
+    /// Requests sent.
+    pub requests: AtomicU64,
+    /// Requests that failed (connect failure, reset, timeout or 5xx).
+    pub failures: AtomicU64,
+}
+
+/// One endpoint of a cluster, with its connection pool.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Where it is.
+    pub target: Target,
+    /// `address:port`, its identity.
+    pub key: String,
+    /// Counters.
+    pub stats: EndpointStats,
+    /// Pooled upstream connections.
+    pub pool: Pool,
+}
+
+/// A cluster ready to serve: its endpoints and balancer.
+#[derive(Debug)]
+pub struct ClusterRuntime {
+    /// The model.
+    pub model: Arc<Cluster>,
+    /// Endpoints (unix-socket endpoints are left out; see docs).
+    pub endpoints: Vec<Arc<Endpoint>>,
+    /// Endpoint selection.
+    pub balancer: Balancer,
+}
+
+impl ClusterRuntime {
+    /// True when the upstream speaks HTTP/2 (declared HTTP2 or GRPC).
+    pub fn http2(&self) -> Option<bool> {
+        match self.model.protocol {
+            Protocol::Http2 | Protocol::Grpc => Some(true),
+            Protocol::Http => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// Everything one configuration version needs at run time.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases with every accepted configuration.
+    pub version: u64,
+    /// When it was accepted.
+    pub accepted_at: SystemTime,
+    /// Where it came from (files, or a control plane).
+    pub source: String,
+    /// The model.
+    pub mesh: Mesh,
+    /// Clusters by name.
+    pub clusters: HashMap<Arc<str>, Arc<ClusterRuntime>>,
+    /// The inbound cluster fronting the local application.
+    pub inbound: Option<Arc<ClusterRuntime>>,
+    /// Who the configuration was built for.
+    pub scope: ProxyScope,
+}
+
+impl Snapshot {
+    /// Builds a snapshot, reusing the endpoints (pools and counters) of `previous`
+    /// that are still there, so a reload neither drops connections nor resets counters.
+    pub fn build(
+        mesh: Mesh,
+        scope: ProxyScope,
+        version: u64,
+        source: String,
+        app: Option<SocketAddr>,
+        previous: Option<&Snapshot>,
+    ) -> Snapshot {
+        let reuse = |cluster: &str, key: &str| -> Option<Arc<Endpoint>> {
+            let prev = previous?;
+            let c = if cluster.starts_with("inbound|") { prev.inbound.as_ref()? } else { prev.clusters.get(cluster)? };
+            c.endpoints.iter().find(|e| e.key == key).cloned()
+        };
+        let clusters = mesh
+            .clusters
+            .values()
+            .map(|c| (c.name.clone(), Arc::new(runtime(c.clone(), &reuse))))
+            .collect();
+        let inbound = app.map(|addr| {
+            let model = Arc::new(Cluster {
+                name: format!("inbound|{}||", addr.port()).into(),
+                service: String::new(),
+                port: addr.port(),
+                subset: None,
+                protocol: Protocol::Unknown,
+                endpoints: vec![weft_model::translate::ClusterEndpoint {
+                    address: EndpointAddress::Ip(addr.ip()),
+                    port: addr.port(),
+                    labels: Default::default(),
+                    weight: 1,
+                }],
+                policy: Default::default(),
+            });
+            Arc::new(runtime(model, &reuse))
+        });
+        Snapshot { version, accepted_at: SystemTime::now(), source, mesh, clusters, inbound, scope }
+    }
+
+    /// The cluster named `name`.
+    pub fn cluster(&self, name: &str) -> Option<&Arc<ClusterRuntime>> {
+        self.clusters.get(name)
+    }
+}
+
+fn runtime(model: Arc<Cluster>, reuse: &dyn Fn(&str, &str) -> Option<Arc<Endpoint>>) -> ClusterRuntime {
+    let endpoints: Vec<Arc<Endpoint>> = model
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            let target = match &e.address {
+                EndpointAddress::Ip(ip) => Target::Socket(SocketAddr::new(*ip, e.port)),
+                EndpointAddress::Dns(host) => Target::Host(host.clone(), e.port),
+                EndpointAddress::Unix(_) => return None,
+            };
+            let key = target.to_string();
+            Some(reuse(&model.name, &key).unwrap_or_else(|| {
+                Arc::new(Endpoint { target, key, stats: EndpointStats::default(), pool: Pool::default() })
+            }))
+        })
+        .collect();
+    let weights: Vec<u32> = model.endpoints.iter().map(|e| e.weight).collect();
+    let balanced: Vec<BalancedEndpoint<'_>> = endpoints
+        .iter()
+        .zip(weights.iter().chain(std::iter::repeat(&1)))
+        .map(|(e, w)| BalancedEndpoint { key: &e.key, weight: *w })
+        .collect();
+    let balancer = Balancer::new(&model.policy.load_balancer, &balanced);
+    ClusterRuntime { model, endpoints, balancer }
+}
+
+/// A cluster of one endpoint with default policy (passthrough traffic).
+pub fn single_endpoint_cluster(name: &str, endpoint: Arc<Endpoint>) -> ClusterRuntime {
+    let model = Arc::new(Cluster {
+        name: name.into(),
+        service: String::new(),
+        port: 0,
+        subset: None,
+        protocol: Protocol::Unknown,
+        endpoints: Vec::new(),
+        policy: Default::default(),
+    });
+    let balancer = Balancer::new(&model.policy.load_balancer, &[BalancedEndpoint { key: &endpoint.key, weight: 1 }]);
+    ClusterRuntime { model, endpoints: vec![endpoint], balancer }
+}
+
+/// The current snapshot, swapped atomically; readers never block.
+#[derive(Debug, Clone)]
+pub struct SnapshotCell(Arc<ArcSwap<Snapshot>>);
+
+impl SnapshotCell {
+    /// A cell holding `initial`.
+    pub fn new(initial: Snapshot) -> Self {
+        SnapshotCell(Arc::new(ArcSwap::from_pointee(initial)))
+    }
+
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.0.load_full()
+    }
+
+    /// Replaces the current snapshot.
+    pub fn store(&self, next: Snapshot) {
+        self.0.store(Arc::new(next));
+    }
+}
+
+/// What `/clusters` shows of one endpoint.
+#[derive(Debug, Serialize)]
+pub struct EndpointView {
+    /// Address.
+    pub address: String,
+    /// Health as the balancer sees it.
+    pub health: &'static str,
+    /// Requests in flight.
+    pub active: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// Failed requests.
+    pub failures: u64,
+    /// Idle pooled connections.
+    pub idle_connections: usize,
+}
+
+impl Endpoint {
+    /// A view for the admin API.
+    pub fn view(&self) -> EndpointView {
+        EndpointView {
+            address: self.key.clone(),
+            health: "healthy",
+            active: self.stats.active.load(Ordering::Relaxed),
+            requests: self.stats.requests.load(Ordering::Relaxed),
+            failures: self.stats.failures.load(Ordering::Relaxed),
+            idle_connections: self.pool.idle(),
+        }
+    }
+}

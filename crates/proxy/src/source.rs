@@ -1,0 +1,146 @@
+//! Where configuration comes from. Today: Istio YAML files, watched. The control-plane
+//! stream (a later issue) plugs in here: whatever the source, it validates, builds a
+//! [`Snapshot`] and stores it in the [`SnapshotCell`]; a rejected change keeps the last
+//! good configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use weft_api::load::{duplicate_diagnostics, last_wins, load_str};
+use weft_api::{Diagnostic, Loaded};
+use weft_model::ProxyScope;
+
+use crate::snapshot::{Snapshot, SnapshotCell};
+
+/// How often files are checked for changes (SIGHUP reloads at once).
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A path could not be read.
+    #[error("cannot read {path}: {error}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The resources are invalid.
+    #[error("{} invalid: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Diagnostic>),
+    /// The resources could not be translated.
+    #[error("{0}")]
+    Translate(#[from] weft_model::translate::TranslateError),
+}
+
+/// Istio YAML files and directories as a configuration source.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    /// Files or directories (read recursively).
+    pub paths: Vec<PathBuf>,
+    /// The proxy's namespace and labels.
+    pub scope: ProxyScope,
+    /// The local application, for the inbound cluster.
+    pub app: Option<SocketAddr>,
+}
+
+/// What identifies the state of the files: path, modification time and size of each.
+type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
+
+impl FileSource {
+    /// Loads, validates and translates the files into a snapshot following `previous`.
+    pub fn load(&self, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
+        let mut loaded = Loaded::default();
+        for file in self.files()? {
+            let text = std::fs::read_to_string(&file).map_err(|error| ConfigError::Io { path: file.display().to_string(), error })?;
+            loaded.extend(load_str(&file.display().to_string(), &text));
+        }
+        loaded.diagnostics.extend(duplicate_diagnostics(&loaded.resources));
+        for w in loaded.diagnostics.iter().filter(|d| !d.is_error()) {
+            tracing::warn!("{w}");
+        }
+        if loaded.has_errors() {
+            return Err(ConfigError::Invalid(loaded.diagnostics.into_iter().filter(Diagnostic::is_error).collect()));
+        }
+        let (resources, replaced) = last_wins(loaded.resources);
+        for note in replaced {
+            tracing::info!("{note}");
+        }
+        let resources: Vec<_> = resources.into_iter().map(|r| r.resource).collect();
+        let mesh = weft_model::build(&resources, &self.scope)?;
+        let version = previous.map_or(1, |p| p.version + 1);
+        let source = self.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",");
+        Ok(Snapshot::build(mesh, self.scope.clone(), version, source, self.app, previous))
+    }
+
+    /// Every YAML/JSON file under the paths, sorted within each directory.
+    pub fn files(&self) -> Result<Vec<PathBuf>, ConfigError> {
+        weft_api::files::config_files(&self.paths)
+            .map_err(|e| ConfigError::Io { path: e.path.display().to_string(), error: e.error })
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        self.files()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| {
+                let meta = std::fs::metadata(&f).ok();
+                let modified = meta.as_ref().and_then(|m| m.modified().ok());
+                (f, modified, meta.map_or(0, |m| m.len()))
+            })
+            .collect()
+    }
+
+    /// Reloads on change or SIGHUP until `stop` fires; invalid changes are logged and refused.
+    pub async fn watch(self, cell: SnapshotCell, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut seen = self.fingerprint();
+        let mut hangup = hangup_signal();
+        loop {
+            let forced = tokio::select! {
+                _ = tokio::time::sleep(POLL_INTERVAL) => false,
+                _ = recv_hangup(&mut hangup) => true,
+                _ = stop.changed() => return,
+            };
+            let now = self.fingerprint();
+            if !forced && now == seen {
+                continue;
+            }
+            seen = now;
+            let current = cell.load();
+            match self.load(Some(&current)) {
+                Ok(next) => {
+                    tracing::info!(version = next.version, "configuration reloaded");
+                    cell.store(next);
+                }
+                Err(e) => tracing::error!(version = current.version, "configuration change refused, keeping the last good one: {e}"),
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+#[cfg(unix)]
+async fn recv_hangup(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Option<()> {
+    None
+}
+
+#[cfg(not(unix))]
+async fn recv_hangup(_: &mut Option<()>) {
+    std::future::pending().await
+}
