@@ -113,7 +113,7 @@ impl HttpBody for Body {
         match self.get_mut() {
             Body::Streaming(incoming) => Pin::new(incoming).poll_frame(cx),
             Body::Upstream { inner, checkout } => {
-                let polled = Pin::new(inner).poll_frame(cx);
+                let polled = Pin::new(&mut *inner).poll_frame(cx);
                 // The server may stop polling once `is_end_stream` is true, so check after each frame.
                 let ended = match &polled {
                     Poll::Ready(None) => true,
