@@ -33,7 +33,10 @@ pub fn config_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FilesError> {
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), FilesError> {
-    let fail = |error| FilesError { path: path.to_path_buf(), error };
+    let fail = |error| FilesError {
+        path: path.to_path_buf(),
+        error,
+    };
     if path.as_os_str() == "-" {
         out.push(path.to_path_buf());
         return Ok(());
@@ -49,12 +52,20 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), FilesError> {
         .map_err(fail)?;
     entries.sort();
     for entry in entries {
-        if entry.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+        if entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+        {
             continue;
         }
         if entry.is_dir() {
             collect(&entry, out)?;
-        } else if entry.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e)) {
+        } else if entry
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| EXTENSIONS.contains(&e))
+        {
             out.push(entry);
         }
     }

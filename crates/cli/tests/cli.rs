@@ -13,7 +13,12 @@ fn weft(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("weft starts");
     if let Some(text) = stdin {
-        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("writes");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("writes");
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("weft runs")
@@ -46,7 +51,11 @@ spec:
 fn the_seed_examples_validate_and_analyze_with_exit_0() {
     let v = weft(&["validate", "-f", "examples/recommendation/"], None);
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
-    assert!(stdout(&v).contains("✔ 5 resources in 4 files are valid"), "{}", stdout(&v));
+    assert!(
+        stdout(&v).contains("✔ 5 resources in 4 files are valid"),
+        "{}",
+        stdout(&v)
+    );
     let a = weft(&["analyze", "-f", "examples/recommendation/"], None);
     assert_eq!(a.status.code(), Some(0), "{}", stdout(&a));
     assert!(!stdout(&a).contains("Error ["), "{}", stdout(&a));
@@ -88,14 +97,27 @@ fn json_output_for_machines() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(report["valid"], false);
     assert_eq!(report["diagnostics"][0]["file"], "-");
-    assert!(report["diagnostics"][0]["line"].as_u64().is_some_and(|l| l > 0));
-    assert!(report["diagnostics"][0]["message"].as_str().is_some_and(|m| m.starts_with("invalid YAML")));
+    assert!(
+        report["diagnostics"][0]["line"]
+            .as_u64()
+            .is_some_and(|l| l > 0)
+    );
+    assert!(
+        report["diagnostics"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("invalid YAML"))
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(weft(&["validate"], None).status.code(), Some(2));
-    assert_eq!(weft(&["validate", "-f", "no/such/file.yaml"], None).status.code(), Some(2));
+    assert_eq!(
+        weft(&["validate", "-f", "no/such/file.yaml"], None)
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(weft(&["frobnicate"], None).status.code(), Some(2));
 }
 

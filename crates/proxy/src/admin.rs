@@ -17,7 +17,11 @@ use crate::http::body::Body;
 use crate::snapshot::SnapshotCell;
 
 /// Serves the admin API until `shutdown` turns true; `/quitquitquit` turns it true.
-pub async fn serve(listener: TcpListener, snapshots: SnapshotCell, shutdown: Arc<watch::Sender<bool>>) {
+pub async fn serve(
+    listener: TcpListener,
+    snapshots: SnapshotCell,
+    shutdown: Arc<watch::Sender<bool>>,
+) {
     let mut stop = shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
@@ -31,17 +35,27 @@ pub async fn serve(listener: TcpListener, snapshots: SnapshotCell, shutdown: Arc
                 let (snapshots, shutdown) = (snapshots.clone(), shutdown.clone());
                 async move { Ok::<_, Infallible>(handle(&req, &snapshots, &shutdown)) }
             });
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
 
-fn handle(req: &Request<Incoming>, snapshots: &SnapshotCell, shutdown: &watch::Sender<bool>) -> Response<Body> {
+fn handle(
+    req: &Request<Incoming>,
+    snapshots: &SnapshotCell,
+    shutdown: &watch::Sender<bool>,
+) -> Response<Body> {
     let snapshot = snapshots.load();
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/ready") => text(StatusCode::OK, "LIVE"),
         (&Method::GET, "/config_dump") => {
-            let accepted = snapshot.accepted_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let accepted = snapshot
+                .accepted_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             json_response(&json!({
                 "version": snapshot.version,
                 "source": snapshot.source,
@@ -51,7 +65,11 @@ fn handle(req: &Request<Incoming>, snapshots: &SnapshotCell, shutdown: &watch::S
             }))
         }
         (&Method::GET, "/clusters") => {
-            let mut clusters: Vec<_> = snapshot.clusters.values().chain(snapshot.inbound.iter()).collect();
+            let mut clusters: Vec<_> = snapshot
+                .clusters
+                .values()
+                .chain(snapshot.inbound.iter())
+                .collect();
             clusters.sort_by(|a, b| a.model.name.cmp(&b.model.name));
             let view: Vec<_> = clusters
                 .iter()
@@ -64,27 +82,41 @@ fn handle(req: &Request<Incoming>, snapshots: &SnapshotCell, shutdown: &watch::S
             let _ = shutdown.send(true);
             text(StatusCode::OK, "OK")
         }
-        _ => text(StatusCode::NOT_FOUND, "unknown admin path; try /ready, /config_dump, /clusters, /quitquitquit"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "unknown admin path; try /ready, /config_dump, /clusters, /quitquitquit",
+        ),
     }
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Body> {
     let mut r = Response::new(Body::from_bytes(format!("{body}\n")));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain"),
+    );
     r
 }
 
 fn json_response(value: &serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(Body::from_bytes(serde_json::to_vec_pretty(value).unwrap_or_default()));
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    let mut r = Response::new(Body::from_bytes(
+        serde_json::to_vec_pretty(value).unwrap_or_default(),
+    ));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 /// Binds the admin address, refusing non-loopback addresses (the API can stop the proxy).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     if !addr.ip().is_loopback() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("admin address {addr} must be a loopback address")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("admin address {addr} must be a loopback address"),
+        ));
     }
     TcpListener::bind(addr).await
 }

@@ -88,7 +88,8 @@ mod tests {
     #[test]
     fn displays_like_envoy() {
         assert_eq!(ResponseFlags::NONE.to_string(), "-");
-        let f = ResponseFlags::UPSTREAM_CONNECTION_FAILURE | ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
+        let f = ResponseFlags::UPSTREAM_CONNECTION_FAILURE
+            | ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
         assert_eq!(f.to_string(), "UF,URX");
     }
 }

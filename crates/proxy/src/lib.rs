@@ -85,39 +85,85 @@ pub struct RunningProxy {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|error| StartError::Bind { addr, error })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| StartError::Bind { addr, error })
 }
 
 /// Loads the configuration (refusing to start on an invalid one), binds the listeners and serves.
 pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
-    let source = FileSource { paths: opts.config.clone(), scope: opts.scope.clone(), app: opts.app };
+    let source = FileSource {
+        paths: opts.config.clone(),
+        scope: opts.scope.clone(),
+        app: opts.app,
+    };
     let snapshots = SnapshotCell::new(source.load(None)?);
     let (tx, rx) = watch::channel(false);
     let shutdown = Arc::new(tx);
     let mut tasks = JoinSet::new();
 
-    let admin = admin::bind(opts.admin).await.map_err(|error| StartError::Bind { addr: opts.admin, error })?;
+    let admin = admin::bind(opts.admin)
+        .await
+        .map_err(|error| StartError::Bind {
+            addr: opts.admin,
+            error,
+        })?;
     let admin_addr = admin.local_addr().unwrap_or(opts.admin);
     tasks.spawn(admin::serve(admin, snapshots.clone(), shutdown.clone()));
 
     let outbound = bind(opts.outbound).await?;
     let outbound_addr = outbound.local_addr().unwrap_or(opts.outbound);
-    let http = Arc::new(HttpProxy::new(snapshots.clone(), Direction::Outbound, HttpSettings::default()));
-    let settings = ListenerSettings { direction: Direction::Outbound, detect_timeout: opts.detect_timeout };
-    tasks.spawn(listener::serve(outbound, snapshots.clone(), http, settings, rx.clone(), opts.drain));
+    let http = Arc::new(HttpProxy::new(
+        snapshots.clone(),
+        Direction::Outbound,
+        HttpSettings::default(),
+    ));
+    let settings = ListenerSettings {
+        direction: Direction::Outbound,
+        detect_timeout: opts.detect_timeout,
+    };
+    tasks.spawn(listener::serve(
+        outbound,
+        snapshots.clone(),
+        http,
+        settings,
+        rx.clone(),
+        opts.drain,
+    ));
 
     let mut inbound_addr = None;
     if opts.app.is_some() {
         let inbound = bind(opts.inbound).await?;
         inbound_addr = Some(inbound.local_addr().unwrap_or(opts.inbound));
-        let http = Arc::new(HttpProxy::new(snapshots.clone(), Direction::Inbound, HttpSettings::default()));
-        let settings = ListenerSettings { direction: Direction::Inbound, detect_timeout: opts.detect_timeout };
-        tasks.spawn(listener::serve(inbound, snapshots.clone(), http, settings, rx.clone(), opts.drain));
+        let http = Arc::new(HttpProxy::new(
+            snapshots.clone(),
+            Direction::Inbound,
+            HttpSettings::default(),
+        ));
+        let settings = ListenerSettings {
+            direction: Direction::Inbound,
+            detect_timeout: opts.detect_timeout,
+        };
+        tasks.spawn(listener::serve(
+            inbound,
+            snapshots.clone(),
+            http,
+            settings,
+            rx.clone(),
+            opts.drain,
+        ));
     }
     tasks.spawn(source.watch(snapshots.clone(), rx));
     let version = snapshots.load().version;
     tracing::info!(outbound = %outbound_addr, inbound = ?inbound_addr, admin = %admin_addr, version, "proxy ready");
-    Ok(RunningProxy { outbound: outbound_addr, inbound: inbound_addr, admin: admin_addr, snapshots, shutdown, tasks })
+    Ok(RunningProxy {
+        outbound: outbound_addr,
+        inbound: inbound_addr,
+        admin: admin_addr,
+        snapshots,
+        shutdown,
+        tasks,
+    })
 }
 
 impl RunningProxy {

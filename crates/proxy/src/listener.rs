@@ -54,7 +54,10 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::info!(?drain, "drain period over; closing remaining connections");
     }
 }
@@ -73,8 +76,14 @@ fn connection(
         let original_dst = orig_dst::original_dst(&stream);
         let snapshot = snapshots.load();
         // A port declared TCP skips detection: the client may wait for the server to speak.
-        let declared_tcp = original_dst.is_some_and(|dst| tcp::cluster_for_address(&snapshot, dst).is_some_and(|c| !c.model.protocol.is_http()));
-        let detected = if declared_tcp { Detected::Tcp } else { detect(&stream, settings.detect_timeout).await };
+        let declared_tcp = original_dst.is_some_and(|dst| {
+            tcp::cluster_for_address(&snapshot, dst).is_some_and(|c| !c.model.protocol.is_http())
+        });
+        let detected = if declared_tcp {
+            Detected::Tcp
+        } else {
+            detect(&stream, settings.detect_timeout).await
+        };
         match detected {
             Detected::Http1 | Detected::Http2 => {
                 let down = Downstream { peer, original_dst };
@@ -90,9 +99,13 @@ fn connection(
             }
             Detected::Tcp | Detected::Tls => {
                 let target = match settings.direction {
-                    Direction::Inbound => snapshot.inbound.as_ref().and_then(|c| tcp::destination(Some(c), None)),
+                    Direction::Inbound => snapshot
+                        .inbound
+                        .as_ref()
+                        .and_then(|c| tcp::destination(Some(c), None)),
                     Direction::Outbound => {
-                        let cluster = original_dst.and_then(|dst| tcp::cluster_for_address(&snapshot, dst));
+                        let cluster =
+                            original_dst.and_then(|dst| tcp::cluster_for_address(&snapshot, dst));
                         tcp::destination(cluster, original_dst)
                     }
                 };

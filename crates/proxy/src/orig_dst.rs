@@ -10,7 +10,10 @@ use tokio::net::TcpStream;
 pub fn original_dst(stream: &TcpStream) -> Option<SocketAddr> {
     use nix::sys::socket::{getsockopt, sockopt::OriginalDst};
     let raw = getsockopt(stream, OriginalDst).ok()?;
-    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(u32::from_be(raw.sin_addr.s_addr)), u16::from_be(raw.sin_port)));
+    let addr = SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(raw.sin_addr.s_addr)),
+        u16::from_be(raw.sin_port),
+    ));
     // Without a redirect the kernel reports the listener's own address.
     (Some(addr) != stream.local_addr().ok()).then_some(addr)
 }

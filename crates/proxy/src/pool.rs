@@ -89,7 +89,13 @@ impl Pool {
         req: Request<Body>,
         connect_timeout: Duration,
     ) -> Result<(Response<Incoming>, Option<Checkout>), SendError> {
-        if http2 { self.send_h2(target, req, connect_timeout).await.map(|r| (r, None)) } else { self.send_h1(target, req, connect_timeout).await }
+        if http2 {
+            self.send_h2(target, req, connect_timeout)
+                .await
+                .map(|r| (r, None))
+        } else {
+            self.send_h1(target, req, connect_timeout).await
+        }
     }
 
     async fn send_h1(
@@ -108,12 +114,22 @@ impl Pool {
             };
             if sender.ready().await.is_err() {
                 if fresh {
-                    return Err(SendError::ResetBeforeRequest("connection closed before use".into()));
+                    return Err(SendError::ResetBeforeRequest(
+                        "connection closed before use".into(),
+                    ));
                 }
                 continue;
             }
             match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, Some(Checkout { pool: self.clone(), sender: Some(sender) }))),
+                Ok(resp) => {
+                    return Ok((
+                        resp,
+                        Some(Checkout {
+                            pool: self.clone(),
+                            sender: Some(sender),
+                        }),
+                    ));
+                }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if !fresh => req = unsent,
                     Some(_) => return Err(SendError::ResetBeforeRequest(e.error().to_string())),
@@ -123,8 +139,19 @@ impl Pool {
         }
     }
 
-    async fn send_h2(&self, target: &Target, mut req: Request<Body>, connect_timeout: Duration) -> Result<Response<Incoming>, SendError> {
-        let shared = self.0.h2.lock().ok().and_then(|g| g.clone()).filter(|s| !s.is_closed());
+    async fn send_h2(
+        &self,
+        target: &Target,
+        mut req: Request<Body>,
+        connect_timeout: Duration,
+    ) -> Result<Response<Incoming>, SendError> {
+        let shared = self
+            .0
+            .h2
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .filter(|s| !s.is_closed());
         let mut tried_shared = shared.is_some();
         let mut sender = match shared {
             Some(s) => s,
@@ -133,7 +160,9 @@ impl Pool {
         loop {
             if sender.ready().await.is_err() {
                 if !tried_shared {
-                    return Err(SendError::ResetBeforeRequest("connection closed before use".into()));
+                    return Err(SendError::ResetBeforeRequest(
+                        "connection closed before use".into(),
+                    ));
                 }
                 tried_shared = false;
                 sender = self.dial_h2(target, connect_timeout).await?;
@@ -150,7 +179,9 @@ impl Pool {
                             sender = self.dial_h2(target, connect_timeout).await?;
                         }
                         Some(_) if refused => return Err(SendError::RefusedStream),
-                        Some(_) => return Err(SendError::ResetBeforeRequest(e.error().to_string())),
+                        Some(_) => {
+                            return Err(SendError::ResetBeforeRequest(e.error().to_string()));
+                        }
                         None if refused => return Err(SendError::RefusedStream),
                         None => return Err(SendError::Reset(e.error().to_string())),
                     }
@@ -159,7 +190,11 @@ impl Pool {
         }
     }
 
-    async fn dial_h2(&self, target: &Target, connect_timeout: Duration) -> Result<http2::SendRequest<Body>, SendError> {
+    async fn dial_h2(
+        &self,
+        target: &Target,
+        connect_timeout: Duration,
+    ) -> Result<http2::SendRequest<Body>, SendError> {
         let stream = connect(target, connect_timeout).await?;
         let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
@@ -204,7 +239,10 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, Se
     Ok(stream)
 }
 
-async fn connect_h1(target: &Target, timeout: Duration) -> Result<http1::SendRequest<Body>, SendError> {
+async fn connect_h1(
+    target: &Target,
+    timeout: Duration,
+) -> Result<http1::SendRequest<Body>, SendError> {
     let stream = connect(target, timeout).await?;
     let (sender, conn) = http1::handshake(TokioIo::new(stream))
         .await

@@ -112,7 +112,11 @@ impl Snapshot {
     ) -> Snapshot {
         let reuse = |cluster: &str, key: &str| -> Option<Arc<Endpoint>> {
             let prev = previous?;
-            let c = if cluster.starts_with("inbound|") { prev.inbound.as_ref()? } else { prev.clusters.get(cluster)? };
+            let c = if cluster.starts_with("inbound|") {
+                prev.inbound.as_ref()?
+            } else {
+                prev.clusters.get(cluster)?
+            };
             c.endpoints.iter().find(|e| e.key == key).cloned()
         };
         let clusters = mesh
@@ -137,7 +141,15 @@ impl Snapshot {
             });
             Arc::new(runtime(model, &reuse))
         });
-        Snapshot { version, accepted_at: SystemTime::now(), source, mesh, clusters, inbound, scope }
+        Snapshot {
+            version,
+            accepted_at: SystemTime::now(),
+            source,
+            mesh,
+            clusters,
+            inbound,
+            scope,
+        }
     }
 
     /// The cluster named `name`.
@@ -146,7 +158,10 @@ impl Snapshot {
     }
 }
 
-fn runtime(model: Arc<Cluster>, reuse: &dyn Fn(&str, &str) -> Option<Arc<Endpoint>>) -> ClusterRuntime {
+fn runtime(
+    model: Arc<Cluster>,
+    reuse: &dyn Fn(&str, &str) -> Option<Arc<Endpoint>>,
+) -> ClusterRuntime {
     let endpoints: Vec<Arc<Endpoint>> = model
         .endpoints
         .iter()
@@ -158,7 +173,12 @@ fn runtime(model: Arc<Cluster>, reuse: &dyn Fn(&str, &str) -> Option<Arc<Endpoin
             };
             let key = target.to_string();
             Some(reuse(&model.name, &key).unwrap_or_else(|| {
-                Arc::new(Endpoint { target, key, stats: EndpointStats::default(), pool: Pool::default() })
+                Arc::new(Endpoint {
+                    target,
+                    key,
+                    stats: EndpointStats::default(),
+                    pool: Pool::default(),
+                })
             }))
         })
         .collect();
@@ -166,10 +186,17 @@ fn runtime(model: Arc<Cluster>, reuse: &dyn Fn(&str, &str) -> Option<Arc<Endpoin
     let balanced: Vec<BalancedEndpoint<'_>> = endpoints
         .iter()
         .zip(weights.iter().chain(std::iter::repeat(&1)))
-        .map(|(e, w)| BalancedEndpoint { key: &e.key, weight: *w })
+        .map(|(e, w)| BalancedEndpoint {
+            key: &e.key,
+            weight: *w,
+        })
         .collect();
     let balancer = Balancer::new(&model.policy.load_balancer, &balanced);
-    ClusterRuntime { model, endpoints, balancer }
+    ClusterRuntime {
+        model,
+        endpoints,
+        balancer,
+    }
 }
 
 /// A cluster of one endpoint with default policy (passthrough traffic).
@@ -183,8 +210,18 @@ pub fn single_endpoint_cluster(name: &str, endpoint: Arc<Endpoint>) -> ClusterRu
         endpoints: Vec::new(),
         policy: Default::default(),
     });
-    let balancer = Balancer::new(&model.policy.load_balancer, &[BalancedEndpoint { key: &endpoint.key, weight: 1 }]);
-    ClusterRuntime { model, endpoints: vec![endpoint], balancer }
+    let balancer = Balancer::new(
+        &model.policy.load_balancer,
+        &[BalancedEndpoint {
+            key: &endpoint.key,
+            weight: 1,
+        }],
+    );
+    ClusterRuntime {
+        model,
+        endpoints: vec![endpoint],
+        balancer,
+    }
 }
 
 /// The current snapshot, swapped atomically; readers never block.

@@ -54,15 +54,26 @@ impl FileSource {
     pub fn load(&self, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
         let mut loaded = Loaded::default();
         for file in self.files()? {
-            let text = std::fs::read_to_string(&file).map_err(|error| ConfigError::Io { path: file.display().to_string(), error })?;
+            let text = std::fs::read_to_string(&file).map_err(|error| ConfigError::Io {
+                path: file.display().to_string(),
+                error,
+            })?;
             loaded.extend(load_str(&file.display().to_string(), &text));
         }
-        loaded.diagnostics.extend(duplicate_diagnostics(&loaded.resources));
+        loaded
+            .diagnostics
+            .extend(duplicate_diagnostics(&loaded.resources));
         for w in loaded.diagnostics.iter().filter(|d| !d.is_error()) {
             tracing::warn!("{w}");
         }
         if loaded.has_errors() {
-            return Err(ConfigError::Invalid(loaded.diagnostics.into_iter().filter(Diagnostic::is_error).collect()));
+            return Err(ConfigError::Invalid(
+                loaded
+                    .diagnostics
+                    .into_iter()
+                    .filter(Diagnostic::is_error)
+                    .collect(),
+            ));
         }
         let (resources, replaced) = last_wins(loaded.resources);
         for note in replaced {
@@ -71,14 +82,28 @@ impl FileSource {
         let resources: Vec<_> = resources.into_iter().map(|r| r.resource).collect();
         let mesh = weft_model::build(&resources, &self.scope)?;
         let version = previous.map_or(1, |p| p.version + 1);
-        let source = self.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",");
-        Ok(Snapshot::build(mesh, self.scope.clone(), version, source, self.app, previous))
+        let source = self
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Snapshot::build(
+            mesh,
+            self.scope.clone(),
+            version,
+            source,
+            self.app,
+            previous,
+        ))
     }
 
     /// Every YAML/JSON file under the paths, sorted within each directory.
     pub fn files(&self) -> Result<Vec<PathBuf>, ConfigError> {
-        weft_api::files::config_files(&self.paths)
-            .map_err(|e| ConfigError::Io { path: e.path.display().to_string(), error: e.error })
+        weft_api::files::config_files(&self.paths).map_err(|e| ConfigError::Io {
+            path: e.path.display().to_string(),
+            error: e.error,
+        })
     }
 
     fn fingerprint(&self) -> Fingerprint {
@@ -114,7 +139,10 @@ impl FileSource {
                     tracing::info!(version = next.version, "configuration reloaded");
                     cell.store(next);
                 }
-                Err(e) => tracing::error!(version = current.version, "configuration change refused, keeping the last good one: {e}"),
+                Err(e) => tracing::error!(
+                    version = current.version,
+                    "configuration change refused, keeping the last good one: {e}"
+                ),
             }
         }
     }

@@ -45,7 +45,9 @@ pub struct Send<'a> {
 /// Sends one HTTP/1.1 request to `proxy` in absolute form, like `curl -x`.
 pub async fn via_proxy(proxy: SocketAddr, send: Send<'_>) -> Got {
     let stream = TcpStream::connect(proxy).await.expect("connect to proxy");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
     tokio::spawn(conn);
     let req = build(&send, true);
     collect(sender.send_request(req).await.expect("response")).await
@@ -55,7 +57,9 @@ pub async fn via_proxy(proxy: SocketAddr, send: Send<'_>) -> Got {
 pub async fn h2(addr: SocketAddr, send: Send<'_>) -> Got {
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.expect("h2 handshake");
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(conn);
     let req = build(&send, false);
     collect(sender.send_request(req).await.expect("response")).await
@@ -63,17 +67,25 @@ pub async fn h2(addr: SocketAddr, send: Send<'_>) -> Got {
 
 fn build(send: &Send<'_>, absolute_form: bool) -> Request<Full<Bytes>> {
     let uri: http::Uri = send.url.parse().expect("absolute URL");
-    let method = if send.method.is_empty() { "GET" } else { send.method };
+    let method = if send.method.is_empty() {
+        "GET"
+    } else {
+        send.method
+    };
     let mut b = Request::builder().method(method);
     b = if absolute_form {
-        b.uri(uri.clone()).header("host", uri.authority().map(|a| a.as_str()).unwrap_or_default())
+        b.uri(uri.clone()).header(
+            "host",
+            uri.authority().map(|a| a.as_str()).unwrap_or_default(),
+        )
     } else {
         b.uri(uri.clone())
     };
     for (k, v) in send.headers {
         b = b.header(*k, *v);
     }
-    b.body(Full::new(Bytes::from(send.body.to_string()))).expect("request")
+    b.body(Full::new(Bytes::from(send.body.to_string())))
+        .expect("request")
 }
 
 async fn collect(resp: http::Response<hyper::body::Incoming>) -> Got {

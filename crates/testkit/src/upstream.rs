@@ -53,12 +53,20 @@ pub struct Reply {
 impl Reply {
     /// 200 with `body`.
     pub fn ok(body: impl Into<String>) -> Self {
-        Reply { status: 200, body: body.into(), ..Default::default() }
+        Reply {
+            status: 200,
+            body: body.into(),
+            ..Default::default()
+        }
     }
 
     /// `status` with `body`.
     pub fn status(status: u16, body: impl Into<String>) -> Self {
-        Reply { status, body: body.into(), ..Default::default() }
+        Reply {
+            status,
+            body: body.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -108,7 +116,9 @@ pub async fn http_on(addr: SocketAddr, handler: Handler) -> Upstream {
                     let (handler, hits, seen) = (handler.clone(), hits.clone(), seen.clone());
                     async move { Ok::<_, Infallible>(answer(req, handler, hits, seen).await) }
                 });
-                let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -124,10 +134,17 @@ async fn answer(
     seen: Arc<std::sync::Mutex<Vec<Seen>>>,
 ) -> Response<ReplyBody> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let request = Seen {
         method: parts.method.to_string(),
-        path: parts.uri.path_and_query().map_or("/".into(), |p| p.to_string()),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or("/".into(), |p| p.to_string()),
         version: format!("{:?}", parts.version),
         headers: parts.headers,
         body,
@@ -145,7 +162,10 @@ async fn answer(
     } else {
         let mut trailers = HeaderMap::new();
         for (k, v) in &reply.trailers {
-            trailers.insert(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+            trailers.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
         }
         let frames = vec![
             Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(reply.body))),
@@ -154,9 +174,13 @@ async fn answer(
         http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed()
     };
     let mut resp = Response::new(body);
-    *resp.status_mut() = StatusCode::from_u16(if reply.status == 0 { 200 } else { reply.status }).expect("status");
+    *resp.status_mut() =
+        StatusCode::from_u16(if reply.status == 0 { 200 } else { reply.status }).expect("status");
     for (k, v) in reply.headers {
-        resp.headers_mut().append(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+        resp.headers_mut().append(
+            http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            v.parse().expect("value"),
+        );
     }
     resp
 }
@@ -210,12 +234,12 @@ pub async fn websocket_echo() -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
                 while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        if ws.send(msg).await.is_err() {
-                            break;
-                        }
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        break;
                     }
                 }
             });

@@ -49,13 +49,20 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
     s.split(',')
         .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or(format!("label {p:?} is not key=value")))
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or(format!("label {p:?} is not key=value"))
+        })
         .collect()
 }
 
 /// Runs the proxy until SIGTERM, SIGINT or `/quitquitquit`, then drains and exits.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(async move {
         let opts = ProxyOptions {
             config: args.config,
@@ -63,7 +70,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             inbound: args.inbound,
             admin: args.admin,
             app: args.app,
-            scope: ProxyScope { namespace: args.namespace, labels: args.labels },
+            scope: ProxyScope {
+                namespace: args.namespace,
+                labels: args.labels,
+            },
             detect_timeout: args.protocol_detection_timeout,
             drain: args.drain,
         };
@@ -89,10 +99,11 @@ async fn terminate() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

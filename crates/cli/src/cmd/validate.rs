@@ -31,7 +31,12 @@ struct Report<'a> {
 
 /// Runs `weft validate`: 0 when every resource is valid, 1 otherwise.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let input::Inputs { loaded, files, read, .. } = input::load(&args.files)?;
+    let input::Inputs {
+        loaded,
+        files,
+        read,
+        ..
+    } = input::load(&args.files)?;
     let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
     let report = Report {
         valid: errors == 0,

@@ -58,7 +58,10 @@ impl Body {
         if !data.is_empty() {
             chunks.push_back(data);
         }
-        Body::Buffered(Buffered { chunks, trailers: None })
+        Body::Buffered(Buffered {
+            chunks,
+            trailers: None,
+        })
     }
 }
 
@@ -69,7 +72,10 @@ impl Body {
             if let Some(c) = checkout {
                 c.release();
             }
-            return Body::Upstream { inner, checkout: None };
+            return Body::Upstream {
+                inner,
+                checkout: None,
+            };
         }
         Body::Upstream { inner, checkout }
     }
@@ -77,17 +83,29 @@ impl Body {
 
 /// Reads `body` into memory when it is at most `limit` bytes. Otherwise returns a
 /// body that replays what was read and streams the rest, and `None` as the copy.
-pub async fn buffer(mut body: Incoming, limit: usize) -> Result<(Body, Option<Buffered>), hyper::Error> {
+pub async fn buffer(
+    mut body: Incoming,
+    limit: usize,
+) -> Result<(Body, Option<Buffered>), hyper::Error> {
     use http_body_util::BodyExt;
     let mut chunks = VecDeque::new();
     let mut size = 0usize;
     loop {
         if size > limit {
-            return Ok((Body::Prefixed { prefix: chunks, rest: body }, None));
+            return Ok((
+                Body::Prefixed {
+                    prefix: chunks,
+                    rest: body,
+                },
+                None,
+            ));
         }
         match body.frame().await {
             None => {
-                let buffered = Buffered { chunks, trailers: None };
+                let buffered = Buffered {
+                    chunks,
+                    trailers: None,
+                };
                 return Ok((Body::Buffered(buffered.clone()), Some(buffered)));
             }
             Some(frame) => match frame?.into_data() {
@@ -109,7 +127,10 @@ impl HttpBody for Body {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             Body::Streaming(incoming) => Pin::new(incoming).poll_frame(cx),
             Body::Upstream { inner, checkout } => {
@@ -151,7 +172,9 @@ impl HttpBody for Body {
         match self {
             Body::Streaming(incoming) => incoming.size_hint(),
             Body::Upstream { inner, .. } => inner.size_hint(),
-            Body::Buffered(b) => SizeHint::with_exact(b.chunks.iter().map(|c| c.len() as u64).sum()),
+            Body::Buffered(b) => {
+                SizeHint::with_exact(b.chunks.iter().map(|c| c.len() as u64).sum())
+            }
             Body::Prefixed { prefix, rest } => {
                 let head: u64 = prefix.iter().map(|c| c.len() as u64).sum();
                 let tail = rest.size_hint();

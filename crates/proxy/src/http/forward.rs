@@ -87,7 +87,12 @@ pub struct SendPolicy<'a> {
 }
 
 /// Sends `out` to `cluster`, retrying as `policy` allows.
-pub async fn send(cluster: &ClusterRuntime, out: &Outgoing, mut payload: Payload, policy: SendPolicy<'_>) -> Result<Upstream, Failure> {
+pub async fn send(
+    cluster: &ClusterRuntime,
+    out: &Outgoing,
+    mut payload: Payload,
+    policy: SendPolicy<'_>,
+) -> Result<Upstream, Failure> {
     if cluster.endpoints.is_empty() {
         return Err(Failure {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -115,7 +120,9 @@ pub async fn send(cluster: &ClusterRuntime, out: &Outgoing, mut payload: Payload
         let req = build_request(out, body, policy.http2);
         endpoint.stats.requests.fetch_add(1, Ordering::Relaxed);
         endpoint.stats.active.fetch_add(1, Ordering::Relaxed);
-        let sent = endpoint.pool.send(&endpoint.target, policy.http2, req, connect_timeout);
+        let sent = endpoint
+            .pool
+            .send(&endpoint.target, policy.http2, req, connect_timeout);
         let result = match per_try {
             Some(t) => tokio::time::timeout(t, sent).await.ok(),
             None => Some(sent.await),
@@ -138,8 +145,17 @@ pub async fn send(cluster: &ClusterRuntime, out: &Outgoing, mut payload: Payload
                     last_failure = None;
                     continue;
                 }
-                let flags = if retry && attempt > 0 { ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED } else { ResponseFlags::NONE };
-                return Ok(Upstream { response, checkout, endpoint, flags });
+                let flags = if retry && attempt > 0 {
+                    ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED
+                } else {
+                    ResponseFlags::NONE
+                };
+                return Ok(Upstream {
+                    response,
+                    checkout,
+                    endpoint,
+                    flags,
+                });
             }
             Some(Err(e)) => {
                 endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -156,7 +172,8 @@ pub async fn send(cluster: &ClusterRuntime, out: &Outgoing, mut payload: Payload
             None => {
                 endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
                 let overall = policy.deadline.is_some_and(|d| Instant::now() >= d);
-                let retry = !overall && should_retry(policy.retry, TryOutcome::TimedOut, &out.method);
+                let retry =
+                    !overall && should_retry(policy.retry, TryOutcome::TimedOut, &out.method);
                 let failure = Failure {
                     status: StatusCode::GATEWAY_TIMEOUT,
                     flags: ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
@@ -177,15 +194,30 @@ pub async fn send(cluster: &ClusterRuntime, out: &Outgoing, mut payload: Payload
 }
 
 fn pick(cluster: &ClusterRuntime, tried: &[usize], policy: SendPolicy<'_>) -> usize {
-    let active = |i: usize| cluster.endpoints.get(i).map_or(0, |e| e.stats.active.load(Ordering::Relaxed));
+    let active = |i: usize| {
+        cluster
+            .endpoints
+            .get(i)
+            .map_or(0, |e| e.stats.active.load(Ordering::Relaxed))
+    };
     let avoid_previous = policy.retry.retry_ignore_previous_hosts;
     let excluded = |i: usize| avoid_previous && tried.contains(&i);
     let none = |_: usize| false;
-    let input = PickInput { hash: policy.hash, random: fastrand::u64(..), active: &active, excluded: &excluded };
+    let input = PickInput {
+        hash: policy.hash,
+        random: fastrand::u64(..),
+        active: &active,
+        excluded: &excluded,
+    };
     cluster
         .balancer
         .pick(&input)
-        .or_else(|| cluster.balancer.pick(&PickInput { excluded: &none, ..input }))
+        .or_else(|| {
+            cluster.balancer.pick(&PickInput {
+                excluded: &none,
+                ..input
+            })
+        })
         .unwrap_or_else(|| fastrand::usize(..cluster.endpoints.len()))
 }
 
@@ -199,20 +231,35 @@ fn per_try_timeout(per_try: Option<Duration>, deadline: Option<Instant>) -> Opti
 
 fn failure_of(e: &SendError, endpoint: &Endpoint) -> Failure {
     let (flags, reason) = match e {
-        SendError::Connect(_) | SendError::ConnectTimeout(_) => (ResponseFlags::UPSTREAM_CONNECTION_FAILURE, "connection failure"),
-        SendError::RefusedStream => (ResponseFlags::UPSTREAM_REMOTE_RESET, "remote refused stream reset"),
-        SendError::ResetBeforeRequest(_) | SendError::Reset(_) => (ResponseFlags::UPSTREAM_CONNECTION_TERMINATION, "connection termination"),
+        SendError::Connect(_) | SendError::ConnectTimeout(_) => (
+            ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
+            "connection failure",
+        ),
+        SendError::RefusedStream => (
+            ResponseFlags::UPSTREAM_REMOTE_RESET,
+            "remote refused stream reset",
+        ),
+        SendError::ResetBeforeRequest(_) | SendError::Reset(_) => (
+            ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
+            "connection termination",
+        ),
     };
     Failure {
         status: StatusCode::SERVICE_UNAVAILABLE,
         flags,
-        message: format!("upstream connect error or disconnect/reset before headers. reset reason: {reason} ({}: {e})", endpoint.key),
+        message: format!(
+            "upstream connect error or disconnect/reset before headers. reset reason: {reason} ({}: {e})",
+            endpoint.key
+        ),
     }
 }
 
 /// `grpc-status` of a trailers-only response.
 pub fn grpc_status(headers: &HeaderMap) -> Option<u32> {
-    headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// The request for one try: origin-form with `Host` for HTTP/1.1, absolute for HTTP/2.
@@ -222,7 +269,8 @@ pub fn build_request(out: &Outgoing, body: Body, http2: bool) -> Request<Body> {
     *req.headers_mut() = out.headers.clone();
     if http2 {
         *req.version_mut() = Version::HTTP_2;
-        *req.uri_mut() = Uri::try_from(format!("http://{}{}", out.authority, out.path)).unwrap_or_default();
+        *req.uri_mut() =
+            Uri::try_from(format!("http://{}{}", out.authority, out.path)).unwrap_or_default();
         req.headers_mut().remove(HOST);
     } else {
         *req.version_mut() = Version::HTTP_11;

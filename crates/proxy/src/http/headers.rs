@@ -37,7 +37,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         }
         headers.remove(n);
     }
-    if headers.get(header::TE).is_some_and(|v| v.as_bytes() != b"trailers") {
+    if headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes() != b"trailers")
+    {
         headers.remove(header::TE);
     }
     headers.remove(header::PROXY_AUTHORIZATION);
@@ -59,7 +62,9 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// True for a gRPC request.
 pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// Sets `x-request-id` when the request has none (a random UUID v4, as Envoy does).
@@ -109,12 +114,18 @@ pub fn apply(headers: &mut HeaderMap, ops: &HeaderOps) {
         headers.remove(name.as_str());
     }
     for (name, value) in &ops.set {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.insert(n, v);
         }
     }
     for (name, value) in &ops.add {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.append(n, v);
         }
     }
@@ -127,14 +138,24 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_go_but_te_trailers_stays() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         h.insert("x-app", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h, false);
-        assert!(h.get("x-secret").is_none() && h.get("keep-alive").is_none() && h.get(header::CONNECTION).is_none());
-        assert_eq!(h.get(header::TE).map(|v| v.as_bytes()), Some(&b"trailers"[..]));
+        assert!(
+            h.get("x-secret").is_none()
+                && h.get("keep-alive").is_none()
+                && h.get(header::CONNECTION).is_none()
+        );
+        assert_eq!(
+            h.get(header::TE).map(|v| v.as_bytes()),
+            Some(&b"trailers"[..])
+        );
         assert!(h.get("x-app").is_some());
     }
 
@@ -142,12 +163,19 @@ mod tests {
     fn request_ids_are_uuid_v4_and_kept_when_present() {
         let mut h = HeaderMap::new();
         ensure_request_id(&mut h);
-        let id = h.get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(String::from).expect("set");
+        let id = h
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+            .expect("set");
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
         assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
         ensure_request_id(&mut h);
-        assert_eq!(h.get(REQUEST_ID).and_then(|v| v.to_str().ok()), Some(id.as_str()));
+        assert_eq!(
+            h.get(REQUEST_ID).and_then(|v| v.to_str().ok()),
+            Some(id.as_str())
+        );
     }
 
     #[test]
@@ -161,7 +189,11 @@ mod tests {
             remove: vec!["gone".into()],
         };
         apply(&mut h, &ops);
-        let values: Vec<_> = h.get_all("a").iter().filter_map(|v| v.to_str().ok()).collect();
+        let values: Vec<_> = h
+            .get_all("a")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         assert_eq!(values, ["new", "more"]);
         assert!(h.get("gone").is_none());
     }

@@ -16,7 +16,9 @@ const MIRROR_TIMEOUT: Duration = Duration::from_secs(10);
 /// The shadow authority: `host-shadow[:port]`.
 pub fn shadow_authority(authority: &str) -> String {
     match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => format!("{host}-shadow:{port}"),
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{host}-shadow:{port}")
+        }
         _ => format!("{authority}-shadow"),
     }
 }
@@ -51,7 +53,10 @@ pub fn spawn(snapshot: &Snapshot, cluster: &str, out: &Outgoing, body: Buffered,
 mod tests {
     #[test]
     fn shadow_suffix_goes_before_the_port() {
-        assert_eq!(super::shadow_authority("reviews:8080"), "reviews-shadow:8080");
+        assert_eq!(
+            super::shadow_authority("reviews:8080"),
+            "reviews-shadow:8080"
+        );
         assert_eq!(super::shadow_authority("reviews"), "reviews-shadow");
     }
 }

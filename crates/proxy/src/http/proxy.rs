@@ -14,7 +14,10 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use weft_model::matcher::RequestHeaders;
 use weft_model::policy::{HashKey, LoadBalancer};
-use weft_model::route::{AbortStatus, Decision, DirectResponse, Forward, Redirect, RedirectPort, RetryPolicy, RouteAction};
+use weft_model::route::{
+    AbortStatus, Decision, DirectResponse, Forward, Redirect, RedirectPort, RetryPolicy,
+    RouteAction,
+};
 use weft_model::{Request as RouteRequest, route};
 
 use super::body::{self, Body};
@@ -41,7 +44,9 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { retry_buffer_limit: 64 * 1024 }
+        HttpSettings {
+            retry_buffer_limit: 64 * 1024,
+        }
     }
 }
 
@@ -88,7 +93,12 @@ impl RequestHeaders for Headers<'_> {
 impl HttpProxy {
     /// A proxy for `direction` reading configuration from `snapshots`.
     pub fn new(snapshots: SnapshotCell, direction: Direction, settings: HttpSettings) -> Self {
-        HttpProxy { snapshots, direction, settings, passthrough: Mutex::new(HashMap::new()) }
+        HttpProxy {
+            snapshots,
+            direction,
+            settings,
+            passthrough: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Handles one request; never fails (failures become local replies).
@@ -106,22 +116,56 @@ impl HttpProxy {
         if self.direction == Direction::Inbound {
             headers::append_forwarded_for(req.headers_mut(), down.peer.ip());
             let Some(cluster) = snapshot.inbound.as_ref() else {
-                return local_reply::reply(StatusCode::SERVICE_UNAVAILABLE, ResponseFlags::NO_CLUSTER, "no local application configured", grpc);
+                return local_reply::reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResponseFlags::NO_CLUSTER,
+                    "no local application configured",
+                    grpc,
+                );
             };
             let authority = authority_of(&req).unwrap_or_default();
             let out = outgoing(&mut req, authority, None);
             let http2 = req.version() == Version::HTTP_2;
-            return self.send(cluster, out, req, upgrade, &RetryPolicy::disabled(), None, http2, grpc).await;
+            return self
+                .send(
+                    cluster,
+                    out,
+                    req,
+                    upgrade,
+                    &RetryPolicy::disabled(),
+                    None,
+                    http2,
+                    grpc,
+                )
+                .await;
         }
         self.outbound(&snapshot, down, req, upgrade, grpc).await
     }
 
-    async fn outbound(&self, snapshot: &Snapshot, down: Downstream, req: Request<Incoming>, upgrade: bool, grpc: bool) -> Response<Body> {
+    async fn outbound(
+        &self,
+        snapshot: &Snapshot,
+        down: Downstream,
+        req: Request<Incoming>,
+        upgrade: bool,
+        grpc: bool,
+    ) -> Response<Body> {
         let Some(authority) = authority_of(&req) else {
-            return local_reply::reply(StatusCode::BAD_REQUEST, ResponseFlags::NONE, "missing Host header", grpc);
+            return local_reply::reply(
+                StatusCode::BAD_REQUEST,
+                ResponseFlags::NONE,
+                "missing Host header",
+                grpc,
+            );
         };
-        let port = port_of(&authority).or(down.original_dst.map(|a| a.port())).unwrap_or(80);
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let port = port_of(&authority)
+            .or(down.original_dst.map(|a| a.port()))
+            .unwrap_or(80);
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
         let view_headers = Headers(req.headers());
         let view = RouteRequest {
             authority: &authority,
@@ -140,16 +184,29 @@ impl HttpProxy {
                 if let Some(dst) = down.original_dst {
                     return self.passthrough(dst, authority, req, upgrade, grpc).await;
                 }
-                return local_reply::reply(StatusCode::NOT_FOUND, ResponseFlags::NO_ROUTE, &format!("no route for {authority}{path}"), grpc);
+                return local_reply::reply(
+                    StatusCode::NOT_FOUND,
+                    ResponseFlags::NO_ROUTE,
+                    &format!("no route for {authority}{path}"),
+                    grpc,
+                );
             }
         };
         match &*route.action {
             RouteAction::DirectResponse(d) => direct_response(d),
             RouteAction::Redirect(r) => redirect(r, &authority, &path, port),
             RouteAction::Forward(f) => {
-                let rewritten = f.rewrite.as_ref().and_then(|r| r.apply_path(&path, matched));
-                let authority = f.rewrite.as_ref().and_then(|r| r.authority.clone()).unwrap_or(authority);
-                self.forward(snapshot, f, down, req, authority, rewritten, upgrade, grpc).await
+                let rewritten = f
+                    .rewrite
+                    .as_ref()
+                    .and_then(|r| r.apply_path(&path, matched));
+                let authority = f
+                    .rewrite
+                    .as_ref()
+                    .and_then(|r| r.authority.clone())
+                    .unwrap_or(authority);
+                self.forward(snapshot, f, down, req, authority, rewritten, upgrade, grpc)
+                    .await
             }
         }
     }
@@ -175,17 +232,32 @@ impl HttpProxy {
             }
             match injected.abort {
                 Some(AbortStatus::Http(code)) => {
-                    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                    return local_reply::reply(status, flags | ResponseFlags::FAULT_INJECTED, "fault filter abort", grpc);
+                    let status =
+                        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    return local_reply::reply(
+                        status,
+                        flags | ResponseFlags::FAULT_INJECTED,
+                        "fault filter abort",
+                        grpc,
+                    );
                 }
                 Some(AbortStatus::Grpc(code)) => {
-                    return local_reply::grpc_status(code, flags | ResponseFlags::FAULT_INJECTED, "fault filter abort");
+                    return local_reply::grpc_status(
+                        code,
+                        flags | ResponseFlags::FAULT_INJECTED,
+                        "fault filter abort",
+                    );
                 }
                 None => {}
             }
         }
         let Some(chosen) = f.clusters.pick(fastrand::u32(..f.clusters.total.max(1))) else {
-            return local_reply::reply(StatusCode::SERVICE_UNAVAILABLE, flags | ResponseFlags::NO_CLUSTER, "no destination", grpc);
+            return local_reply::reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                flags | ResponseFlags::NO_CLUSTER,
+                "no destination",
+                grpc,
+            );
         };
         let Some(cluster) = snapshot.cluster(&chosen.cluster) else {
             return local_reply::reply(
@@ -210,7 +282,12 @@ impl HttpProxy {
                 Ok((_, Some(buffered))) => Payload::Replayable(buffered),
                 Ok((partial, None)) => Payload::Once(Some(partial)),
                 Err(e) => {
-                    return local_reply::reply(StatusCode::BAD_REQUEST, ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR, &format!("reading request body: {e}"), grpc);
+                    return local_reply::reply(
+                        StatusCode::BAD_REQUEST,
+                        ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+                        &format!("reading request body: {e}"),
+                        grpc,
+                    );
                 }
             }
         } else if req.body().is_end_stream() {
@@ -225,7 +302,12 @@ impl HttpProxy {
                 }
             }
         }
-        let policy = SendPolicy { retry: &f.retry, deadline, http2, hash };
+        let policy = SendPolicy {
+            retry: &f.retry,
+            deadline,
+            http2,
+            hash,
+        };
         match forward::send(cluster, &out, payload, policy).await {
             Ok(up) => {
                 let (mut parts, incoming) = up.response.into_parts();
@@ -234,7 +316,12 @@ impl HttpProxy {
                 headers::apply(&mut parts.headers, &f.headers.response);
                 Response::from_parts(parts, Body::upstream(incoming, up.checkout))
             }
-            Err(failure) => local_reply::reply(failure.status, flags | failure.flags, &failure.message, grpc),
+            Err(failure) => local_reply::reply(
+                failure.status,
+                flags | failure.flags,
+                &failure.message,
+                grpc,
+            ),
         }
     }
 
@@ -258,23 +345,42 @@ impl HttpProxy {
         } else {
             Payload::Once(Some(Body::Streaming(req.into_body())))
         };
-        let policy = SendPolicy { retry, deadline, http2, hash: None };
+        let policy = SendPolicy {
+            retry,
+            deadline,
+            http2,
+            hash: None,
+        };
         match forward::send(cluster, &out, payload, policy).await {
             Ok(up) => {
                 let (mut parts, incoming) = up.response.into_parts();
                 headers::strip_hop_by_hop(&mut parts.headers, false);
                 Response::from_parts(parts, Body::upstream(incoming, up.checkout))
             }
-            Err(failure) => local_reply::reply(failure.status, failure.flags, &failure.message, grpc),
+            Err(failure) => {
+                local_reply::reply(failure.status, failure.flags, &failure.message, grpc)
+            }
         }
     }
 
     /// Istio's ALLOW_ANY: a redirected request for a host outside the registry goes to
     /// the address the app dialled.
-    async fn passthrough(&self, dst: SocketAddr, authority: String, mut req: Request<Incoming>, upgrade: bool, grpc: bool) -> Response<Body> {
+    async fn passthrough(
+        &self,
+        dst: SocketAddr,
+        authority: String,
+        mut req: Request<Incoming>,
+        upgrade: bool,
+        grpc: bool,
+    ) -> Response<Body> {
         let endpoint = {
             let Ok(mut map) = self.passthrough.lock() else {
-                return local_reply::reply(StatusCode::INTERNAL_SERVER_ERROR, ResponseFlags::NONE, "passthrough state poisoned", grpc);
+                return local_reply::reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ResponseFlags::NONE,
+                    "passthrough state poisoned",
+                    grpc,
+                );
             };
             map.entry(dst)
                 .or_insert_with(|| {
@@ -290,7 +396,17 @@ impl HttpProxy {
         let cluster = crate::snapshot::single_endpoint_cluster("PassthroughCluster", endpoint);
         let out = outgoing(&mut req, authority, None);
         let http2 = req.version() == Version::HTTP_2;
-        self.send(&cluster, out, req, upgrade, &RetryPolicy::disabled(), None, http2, grpc).await
+        self.send(
+            &cluster,
+            out,
+            req,
+            upgrade,
+            &RetryPolicy::disabled(),
+            None,
+            http2,
+            grpc,
+        )
+        .await
     }
 }
 
@@ -299,7 +415,12 @@ pub fn authority_of<B>(req: &Request<B>) -> Option<String> {
     req.uri()
         .authority()
         .map(|a| a.as_str().to_string())
-        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
+        .or_else(|| {
+            req.headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
         .filter(|a| !a.is_empty())
 }
 
@@ -314,13 +435,26 @@ pub fn port_of(authority: &str) -> Option<u16> {
 
 /// The request as it will be sent upstream (URI parts and headers).
 fn outgoing(req: &mut Request<Incoming>, authority: String, path: Option<String>) -> Outgoing {
-    let path = path.unwrap_or_else(|| req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string());
-    Outgoing { method: req.method().clone(), authority, path, headers: std::mem::take(req.headers_mut()) }
+    let path = path.unwrap_or_else(|| {
+        req.uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string()
+    });
+    Outgoing {
+        method: req.method().clone(),
+        authority,
+        path,
+        headers: std::mem::take(req.headers_mut()),
+    }
 }
 
 /// The route timeout, capped by the client's `grpc-timeout` (Istio's `max_grpc_timeout`).
 fn timeout_of(route: Option<Duration>, headers: &HeaderMap) -> Option<Duration> {
-    let grpc = headers.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout);
+    let grpc = headers
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout);
     match (route, grpc) {
         (Some(r), Some(g)) => Some(r.min(g)),
         (r, g) => r.or(g),
@@ -343,22 +477,44 @@ pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
 }
 
 /// The consistent-hash key of a request, when the cluster hashes.
-fn request_hash<B>(cluster: &ClusterRuntime, req: &Request<B>, peer: Option<SocketAddr>) -> Option<u64> {
-    let LoadBalancer::ConsistentHash { key, .. } = &cluster.model.policy.load_balancer else { return None };
+fn request_hash<B>(
+    cluster: &ClusterRuntime,
+    req: &Request<B>,
+    peer: Option<SocketAddr>,
+) -> Option<u64> {
+    let LoadBalancer::ConsistentHash { key, .. } = &cluster.model.policy.load_balancer else {
+        return None;
+    };
     let h = |b: &[u8]| Some(crate::balancer::hash_key(b));
     match key {
-        HashKey::Header(name) => req.headers().get(name.as_str()).and_then(|v| h(v.as_bytes())),
+        HashKey::Header(name) => req
+            .headers()
+            .get(name.as_str())
+            .and_then(|v| h(v.as_bytes())),
         HashKey::SourceIp => peer.and_then(|p| h(p.ip().to_string().as_bytes())),
-        HashKey::QueryParameter(name) => req.uri().query().and_then(|q| {
-            q.split('&').find_map(|pair| pair.split_once('=').filter(|(k, _)| k == name).map(|(_, v)| v))
-        }).and_then(|v| h(v.as_bytes())),
+        HashKey::QueryParameter(name) => req
+            .uri()
+            .query()
+            .and_then(|q| {
+                q.split('&').find_map(|pair| {
+                    pair.split_once('=')
+                        .filter(|(k, _)| k == name)
+                        .map(|(_, v)| v)
+                })
+            })
+            .and_then(|v| h(v.as_bytes())),
         HashKey::Cookie { name, .. } => req
             .headers()
             .get_all(http::header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
-            .find_map(|c| c.trim().split_once('=').filter(|(k, _)| k == name).map(|(_, v)| v.to_string()))
+            .find_map(|c| {
+                c.trim()
+                    .split_once('=')
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| v.to_string())
+            })
             .and_then(|v| h(v.as_bytes())),
     }
 }
@@ -372,7 +528,10 @@ fn direct_response(d: &DirectResponse) -> Response<Body> {
 
 fn redirect(r: &Redirect, authority: &str, path: &str, request_port: u16) -> Response<Body> {
     let scheme = r.scheme.as_deref().unwrap_or("http");
-    let host = r.authority.clone().unwrap_or_else(|| weft_model::host::authority_host(authority).to_string());
+    let host = r
+        .authority
+        .clone()
+        .unwrap_or_else(|| weft_model::host::authority_host(authority).to_string());
     let host = weft_model::host::authority_host(&host).to_string();
     let port = match r.port {
         Some(RedirectPort::Fixed(p)) => Some(p),
@@ -420,7 +579,10 @@ mod tests {
     fn timeouts_take_the_smaller_of_route_and_grpc() {
         let mut h = HeaderMap::new();
         h.insert("grpc-timeout", http::HeaderValue::from_static("50m"));
-        assert_eq!(timeout_of(Some(Duration::from_secs(1)), &h), Some(Duration::from_millis(50)));
+        assert_eq!(
+            timeout_of(Some(Duration::from_secs(1)), &h),
+            Some(Duration::from_millis(50))
+        );
         assert_eq!(timeout_of(None, &HeaderMap::new()), None);
     }
 }

@@ -27,7 +27,10 @@ pub enum TryOutcome<'a> {
 
 /// True for methods that may be sent twice without harm (RFC 9110 §9.2.2).
 pub fn idempotent(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 /// Whether `outcome` calls for another try under `policy`. A request the upstream may
@@ -37,19 +40,31 @@ pub fn should_retry(policy: &RetryPolicy, outcome: TryOutcome<'_>, method: &Meth
     let (matched, upstream_saw_it) = match outcome {
         TryOutcome::Failed(e) => {
             let matched = match e {
-                SendError::Connect(_) | SendError::ConnectTimeout(_) => on(RetryOn::ConnectFailure) || on(RetryOn::FiveXx) || on(RetryOn::Reset),
+                SendError::Connect(_) | SendError::ConnectTimeout(_) => {
+                    on(RetryOn::ConnectFailure) || on(RetryOn::FiveXx) || on(RetryOn::Reset)
+                }
                 SendError::RefusedStream => on(RetryOn::RefusedStream) || on(RetryOn::FiveXx),
-                SendError::ResetBeforeRequest(_) => on(RetryOn::ResetBeforeRequest) || on(RetryOn::Reset) || on(RetryOn::FiveXx),
+                SendError::ResetBeforeRequest(_) => {
+                    on(RetryOn::ResetBeforeRequest) || on(RetryOn::Reset) || on(RetryOn::FiveXx)
+                }
                 SendError::Reset(_) => on(RetryOn::Reset) || on(RetryOn::FiveXx),
             };
             (matched, !e.never_reached_upstream())
         }
-        TryOutcome::TimedOut => (on(RetryOn::FiveXx) || on(RetryOn::GatewayError) || on(RetryOn::Reset), true),
-        TryOutcome::Response { status, grpc_status, rate_limited } => {
+        TryOutcome::TimedOut => (
+            on(RetryOn::FiveXx) || on(RetryOn::GatewayError) || on(RetryOn::Reset),
+            true,
+        ),
+        TryOutcome::Response {
+            status,
+            grpc_status,
+            rate_limited,
+        } => {
             let matched = (on(RetryOn::FiveXx) && status >= 500)
                 || (on(RetryOn::GatewayError) && matches!(status, 502..=504))
                 || (on(RetryOn::Retriable4xx) && status == 409)
-                || (on(RetryOn::RetriableStatusCodes) && policy.retriable_status_codes.contains(&status))
+                || (on(RetryOn::RetriableStatusCodes)
+                    && policy.retriable_status_codes.contains(&status))
                 || (on(RetryOn::EnvoyRatelimited) && rate_limited)
                 || grpc_status.is_some_and(|g| {
                     (on(RetryOn::Cancelled) && g == 1)
@@ -77,35 +92,67 @@ mod tests {
     use super::*;
 
     fn policy(on: &[RetryOn], explicit: bool) -> RetryPolicy {
-        RetryPolicy { retry_on: on.to_vec(), explicit, ..RetryPolicy::istio_default() }
+        RetryPolicy {
+            retry_on: on.to_vec(),
+            explicit,
+            ..RetryPolicy::istio_default()
+        }
     }
 
     #[test]
     fn default_policy_never_repeats_a_post_the_upstream_may_have_seen() {
         let p = RetryPolicy::istio_default();
-        let grpc_unavailable = TryOutcome::Response { status: 200, grpc_status: Some(14), rate_limited: false };
+        let grpc_unavailable = TryOutcome::Response {
+            status: 200,
+            grpc_status: Some(14),
+            rate_limited: false,
+        };
         assert!(should_retry(&p, grpc_unavailable, &Method::GET));
         assert!(!should_retry(&p, grpc_unavailable, &Method::POST));
         let refused = SendError::Connect("refused".into());
-        assert!(should_retry(&p, TryOutcome::Failed(&refused), &Method::POST), "never reached the upstream");
-        let r503 = TryOutcome::Response { status: 503, grpc_status: None, rate_limited: false };
-        assert!(!should_retry(&p, r503, &Method::GET), "503 is not retried by default since Istio 1.24");
+        assert!(
+            should_retry(&p, TryOutcome::Failed(&refused), &Method::POST),
+            "never reached the upstream"
+        );
+        let r503 = TryOutcome::Response {
+            status: 503,
+            grpc_status: None,
+            rate_limited: false,
+        };
+        assert!(
+            !should_retry(&p, r503, &Method::GET),
+            "503 is not retried by default since Istio 1.24"
+        );
     }
 
     #[test]
     fn explicit_policies_follow_retry_on() {
         let p = policy(&[RetryOn::GatewayError], true);
-        let r503 = TryOutcome::Response { status: 503, grpc_status: None, rate_limited: false };
-        let r500 = TryOutcome::Response { status: 500, grpc_status: None, rate_limited: false };
+        let r503 = TryOutcome::Response {
+            status: 503,
+            grpc_status: None,
+            rate_limited: false,
+        };
+        let r500 = TryOutcome::Response {
+            status: 500,
+            grpc_status: None,
+            rate_limited: false,
+        };
         assert!(should_retry(&p, r503, &Method::POST));
         assert!(!should_retry(&p, r500, &Method::POST));
-        let codes = RetryPolicy { retriable_status_codes: vec![500], ..policy(&[RetryOn::RetriableStatusCodes], true) };
+        let codes = RetryPolicy {
+            retriable_status_codes: vec![500],
+            ..policy(&[RetryOn::RetriableStatusCodes], true)
+        };
         assert!(should_retry(&codes, r500, &Method::GET));
     }
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy { backoff: Duration::from_millis(25), ..RetryPolicy::istio_default() };
+        let p = RetryPolicy {
+            backoff: Duration::from_millis(25),
+            ..RetryPolicy::istio_default()
+        };
         let top = |r| backoff(&p, r, |n| n - 1);
         assert_eq!(top(0), Duration::from_millis(25));
         assert_eq!(top(1), Duration::from_millis(50));

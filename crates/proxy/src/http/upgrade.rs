@@ -16,24 +16,54 @@ use crate::pool;
 use crate::snapshot::{ClusterRuntime, Snapshot, Target};
 
 /// Forwards an Upgrade request on a fresh connection; on `101` joins the two sides.
-pub async fn websocket(cluster: &ClusterRuntime, out: Outgoing, mut req: Request<Incoming>) -> Response<Body> {
+pub async fn websocket(
+    cluster: &ClusterRuntime,
+    out: Outgoing,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
     let Some(endpoint) = pick(cluster) else {
-        return local_reply::reply(StatusCode::SERVICE_UNAVAILABLE, ResponseFlags::NO_HEALTHY_UPSTREAM, "no healthy upstream", false);
+        return local_reply::reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ResponseFlags::NO_HEALTHY_UPSTREAM,
+            "no healthy upstream",
+            false,
+        );
     };
     let downstream = hyper::upgrade::on(&mut req);
     let stream = match pool::connect(&endpoint, cluster.model.policy.pool.connect_timeout).await {
         Ok(s) => s,
-        Err(e) => return local_reply::reply(StatusCode::SERVICE_UNAVAILABLE, ResponseFlags::UPSTREAM_CONNECTION_FAILURE, &e.to_string(), false),
+        Err(e) => {
+            return local_reply::reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
+                &e.to_string(),
+                false,
+            );
+        }
     };
     let (mut sender, conn) = match http1::handshake(TokioIo::new(stream)).await {
         Ok(pair) => pair,
-        Err(e) => return local_reply::reply(StatusCode::SERVICE_UNAVAILABLE, ResponseFlags::UPSTREAM_CONNECTION_FAILURE, &e.to_string(), false),
+        Err(e) => {
+            return local_reply::reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
+                &e.to_string(),
+                false,
+            );
+        }
     };
     tokio::spawn(conn.with_upgrades());
     let upstream_req = build_request(&out, Body::Streaming(req.into_body()), false);
     let mut resp = match sender.send_request(upstream_req).await {
         Ok(r) => r,
-        Err(e) => return local_reply::reply(StatusCode::SERVICE_UNAVAILABLE, ResponseFlags::UPSTREAM_CONNECTION_TERMINATION, &e.to_string(), false),
+        Err(e) => {
+            return local_reply::reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
+                &e.to_string(),
+                false,
+            );
+        }
     };
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (parts, body) = resp.into_parts();
@@ -48,7 +78,11 @@ pub async fn websocket(cluster: &ClusterRuntime, out: Outgoing, mut req: Request
                     tracing::debug!(error = %e, "upgraded connection ended");
                 }
             }
-            (d, u) => tracing::debug!(downstream = d.is_ok(), upstream = u.is_ok(), "upgrade failed"),
+            (d, u) => tracing::debug!(
+                downstream = d.is_ok(),
+                upstream = u.is_ok(),
+                "upgrade failed"
+            ),
         }
     });
     let (parts, _) = resp.into_parts();
@@ -59,22 +93,46 @@ pub async fn websocket(cluster: &ClusterRuntime, out: Outgoing, mut req: Request
 /// its endpoints), otherwise straight to the named host (Istio's ALLOW_ANY).
 pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Body> {
     let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
-        return local_reply::reply(StatusCode::BAD_REQUEST, ResponseFlags::NONE, "CONNECT needs host:port", false);
+        return local_reply::reply(
+            StatusCode::BAD_REQUEST,
+            ResponseFlags::NONE,
+            "CONNECT needs host:port",
+            false,
+        );
     };
     let Some(port) = super::proxy::port_of(&authority) else {
-        return local_reply::reply(StatusCode::BAD_REQUEST, ResponseFlags::NONE, "CONNECT needs host:port", false);
+        return local_reply::reply(
+            StatusCode::BAD_REQUEST,
+            ResponseFlags::NONE,
+            "CONNECT needs host:port",
+            false,
+        );
     };
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
     let (target, connect_timeout) = match crate::tcp::service_cluster(snapshot, &host, port) {
         Some(cluster) => match pick(cluster) {
             Some(t) => (t, cluster.model.policy.pool.connect_timeout),
-            None => return local_reply::reply(StatusCode::SERVICE_UNAVAILABLE, ResponseFlags::NO_HEALTHY_UPSTREAM, "no healthy upstream", false),
+            None => {
+                return local_reply::reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResponseFlags::NO_HEALTHY_UPSTREAM,
+                    "no healthy upstream",
+                    false,
+                );
+            }
         },
         None => (Target::Host(host, port), std::time::Duration::from_secs(10)),
     };
     let mut upstream = match pool::connect(&target, connect_timeout).await {
         Ok(s) => s,
-        Err(e) => return local_reply::reply(StatusCode::SERVICE_UNAVAILABLE, ResponseFlags::UPSTREAM_CONNECTION_FAILURE, &e.to_string(), false),
+        Err(e) => {
+            return local_reply::reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
+                &e.to_string(),
+                false,
+            );
+        }
     };
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
@@ -91,9 +149,18 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
 }
 
 fn pick(cluster: &ClusterRuntime) -> Option<Target> {
-    let active = |i: usize| cluster.endpoints.get(i).map_or(0, |e| e.stats.active.load(std::sync::atomic::Ordering::Relaxed));
+    let active = |i: usize| {
+        cluster.endpoints.get(i).map_or(0, |e| {
+            e.stats.active.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    };
     let excluded = |_: usize| false;
-    let input = PickInput { hash: None, random: fastrand::u64(..), active: &active, excluded: &excluded };
+    let input = PickInput {
+        hash: None,
+        random: fastrand::u64(..),
+        active: &active,
+        excluded: &excluded,
+    };
     let i = cluster.balancer.pick(&input)?;
     cluster.endpoints.get(i).map(|e| e.target.clone())
 }

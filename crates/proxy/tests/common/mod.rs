@@ -1,0 +1,99 @@
+//! A proxy started in-process from Istio YAML written to a temporary directory.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use weft_model::ProxyScope;
+use weft_proxy::{ProxyOptions, RunningProxy};
+
+/// A running proxy and the directory holding its configuration.
+pub struct Harness {
+    pub proxy: RunningProxy,
+    pub dir: PathBuf,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn temp_dir() -> PathBuf {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("weft-proxy-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("address")
+}
+
+impl Harness {
+    /// Starts a proxy on ephemeral ports with `yaml` as its configuration.
+    pub async fn start(yaml: &str) -> Harness {
+        Harness::start_with(yaml, None).await
+    }
+
+    /// Starts a proxy fronting `app` on its inbound listener.
+    pub async fn start_with(yaml: &str, app: Option<SocketAddr>) -> Harness {
+        let dir = temp_dir();
+        std::fs::write(dir.join("mesh.yaml"), yaml).expect("write config");
+        let opts = ProxyOptions {
+            config: vec![dir.clone()],
+            outbound: any_port(),
+            inbound: any_port(),
+            admin: any_port(),
+            app,
+            scope: ProxyScope::default(),
+            detect_timeout: Duration::from_millis(100),
+            drain: Duration::from_secs(1),
+        };
+        let proxy = weft_proxy::start(opts).await.expect("proxy starts");
+        Harness { proxy, dir }
+    }
+
+    /// Replaces the configuration file.
+    pub fn write(&self, yaml: &str) {
+        let tmp = self.dir.join(".mesh.yaml.tmp");
+        std::fs::write(&tmp, yaml).expect("write");
+        std::fs::rename(&tmp, self.dir.join("mesh.yaml")).expect("rename");
+    }
+
+    /// The configuration version in force.
+    pub fn version(&self) -> u64 {
+        self.proxy.snapshots.load().version
+    }
+}
+
+/// A ServiceEntry for `host` (FQDN in `default`) on `port` with endpoints `(addr, version)`.
+pub fn service(name: &str, port: u16, protocol: &str, endpoints: &[(SocketAddr, &str)]) -> String {
+    let mut eps = String::new();
+    for (addr, version) in endpoints {
+        eps.push_str(&format!(
+            "  - address: {}\n    ports: {{{}: {}}}\n    labels: {{version: {version}}}\n",
+            addr.ip(),
+            protocol.to_lowercase(),
+            addr.port()
+        ));
+    }
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}}}\nspec:\n  hosts: [{name}.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: {port}, name: {}, protocol: {protocol}}}]\n  endpoints:\n{eps}---\n",
+        protocol.to_lowercase()
+    )
+}
+
+/// A DestinationRule with subsets v1 and v2 for `name`.
+pub fn subsets(name: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}}}\nspec:\n  host: {name}\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n  - {{name: v2, labels: {{version: v2}}}}\n---\n"
+    )
+}
+
+/// A VirtualService for `name` with `http` as its (indented) rules.
+pub fn virtual_service(name: &str, http: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec:\n  hosts: [{name}]\n  http:\n{http}---\n"
+    )
+}

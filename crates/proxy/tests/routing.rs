@@ -1,0 +1,250 @@
+//! Routing as a client sees it through `weft proxy`: weights, match kinds, rewrites,
+//! redirects, direct responses, header operations and Envoy's failure answers.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{Harness, service, subsets, virtual_service};
+use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::{binomial_tolerance, upstream};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_10_90_split_lands_within_binomial_tolerance() {
+    let v1 = upstream::named("v1").await;
+    let v2 = upstream::named("v2").await;
+    let yaml = format!(
+        "{}{}{}",
+        service("reviews", 8080, "HTTP", &[(v1.addr, "v1"), (v2.addr, "v2")]),
+        subsets("reviews"),
+        virtual_service(
+            "reviews",
+            "  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 10}\n    - {destination: {host: reviews, subset: v2}, weight: 90}\n"
+        )
+    );
+    let h = Harness::start(&yaml).await;
+    let n = 2000u32;
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    for _ in 0..n {
+        let got = via_proxy(
+            h.proxy.outbound,
+            Send {
+                url: "http://reviews:8080/",
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(got.status, 200);
+        *counts.entry(got.body).or_default() += 1;
+    }
+    let v1_count = f64::from(counts.get("v1").copied().unwrap_or(0));
+    let expected = f64::from(n) * 0.1;
+    let tolerance = binomial_tolerance(n, 0.1, 5.0);
+    assert!(
+        (v1_count - expected).abs() <= tolerance,
+        "v1 got {v1_count}, expected {expected} ± {tolerance:.1}"
+    );
+    assert_eq!(counts.values().sum::<u32>(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_match_kind_routes() {
+    let v1 = upstream::named("v1").await;
+    let v2 = upstream::named("v2").await;
+    let rules = r#"  - match: [{uri: {exact: /exact}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{uri: {prefix: /pre}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{uri: {regex: "/re/[0-9]+"}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{method: {exact: DELETE}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{headers: {x-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{queryParams: {canary: {exact: "yes"}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{authority: {prefix: "reviews.default"}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{uri: {prefix: /wo}, withoutHeaders: {x-skip: {}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+"#;
+    let yaml = format!(
+        "{}{}{}",
+        service("reviews", 8080, "HTTP", &[(v1.addr, "v1"), (v2.addr, "v2")]),
+        subsets("reviews"),
+        virtual_service("reviews", rules)
+    );
+    let h = Harness::start(&yaml).await;
+    /// Method, URL, headers, expected upstream.
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
+        ("GET", "http://reviews:8080/exact", &[], "v2"),
+        ("GET", "http://reviews:8080/exact/no", &[], "v1"),
+        ("GET", "http://reviews:8080/prefix/x", &[], "v2"),
+        ("GET", "http://reviews:8080/re/42", &[], "v2"),
+        ("GET", "http://reviews:8080/re/42x", &[], "v1"),
+        ("DELETE", "http://reviews:8080/", &[], "v2"),
+        ("GET", "http://reviews:8080/", &[("x-user", "jason")], "v2"),
+        ("GET", "http://reviews:8080/", &[("x-user", "Jason")], "v1"),
+        ("GET", "http://reviews:8080/?canary=yes", &[], "v2"),
+        ("GET", "http://reviews.default:8080/", &[], "v2"),
+        ("GET", "http://reviews:8080/wo", &[], "v2"),
+        ("GET", "http://reviews:8080/wo", &[("x-skip", "1")], "v1"),
+    ];
+    for (method, url, headers, want) in cases {
+        let got = via_proxy(
+            h.proxy.outbound,
+            Send {
+                method,
+                url,
+                headers,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(got.body, *want, "{method} {url} {headers:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrites_redirects_direct_responses_and_headers() {
+    let v1 = upstream::named("v1").await;
+    let rules = r#"  - match: [{uri: {prefix: /old/}}]
+    rewrite: {uri: /new/, authority: backend.internal}
+    headers:
+      request: {set: {x-route: rewritten}, remove: [x-drop]}
+      response: {add: {x-served: weft}}
+    route: [{destination: {host: reviews, subset: v1}}]
+  - match: [{uri: {exact: /moved}}]
+    redirect: {uri: /here, redirectCode: 308}
+  - match: [{uri: {exact: /maintenance}}]
+    directResponse: {status: 503, body: {string: "down for maintenance"}}
+  - route: [{destination: {host: reviews, subset: v1}}]
+"#;
+    let yaml = format!(
+        "{}{}{}",
+        service("reviews", 8080, "HTTP", &[(v1.addr, "v1")]),
+        subsets("reviews"),
+        virtual_service("reviews", rules)
+    );
+    let h = Harness::start(&yaml).await;
+    let got = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://reviews:8080/old/page?q=1",
+            headers: &[("x-drop", "1")],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("x-served"), Some("weft"));
+    let seen = v1.seen();
+    let last = seen.last().expect("a request reached the upstream");
+    assert_eq!(last.path, "/new/page?q=1");
+    assert_eq!(
+        last.headers.get("host").and_then(|v| v.to_str().ok()),
+        Some("backend.internal")
+    );
+    assert_eq!(
+        last.headers.get("x-route").and_then(|v| v.to_str().ok()),
+        Some("rewritten")
+    );
+    assert!(last.headers.get("x-drop").is_none());
+    assert!(
+        last.headers.get("x-request-id").is_some(),
+        "x-request-id is generated"
+    );
+    assert_eq!(
+        last.headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok()),
+        Some("http")
+    );
+
+    let moved = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://reviews:8080/moved",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(moved.status, 308);
+    assert_eq!(moved.header("location"), Some("http://reviews:8080/here"));
+
+    let down = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://reviews:8080/maintenance",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (down.status.as_u16(), down.body.as_str()),
+        (503, "down for maintenance")
+    );
+    assert_eq!(
+        v1.hits(),
+        1,
+        "redirects and direct responses never reach the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_failures_answer_with_envoy_flags() {
+    let v1 = upstream::named("v1").await;
+    let dead: std::net::SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let rules = "  - match: [{uri: {prefix: /missing-subset}}]\n    route: [{destination: {host: reviews, subset: v3}}]\n  - route: [{destination: {host: reviews, subset: v1}}]\n";
+    let yaml = format!(
+        "{}{}{}{}",
+        service("reviews", 8080, "HTTP", &[(v1.addr, "v1")]),
+        service("ratings", 9080, "HTTP", &[(dead, "v1")]),
+        subsets("reviews"),
+        virtual_service("reviews", rules)
+    );
+    let h = Harness::start(&yaml).await;
+    let nc = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://reviews:8080/missing-subset",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (nc.status.as_u16(), nc.header("x-weft-response-flags")),
+        (503, Some("NC"))
+    );
+    let nr = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://unknown:8080/",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (nr.status.as_u16(), nr.header("x-weft-response-flags")),
+        (404, Some("NR"))
+    );
+    let uf = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://ratings:9080/",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(uf.status, 503);
+    assert_eq!(
+        uf.header("x-weft-response-flags"),
+        Some("UF,URX"),
+        "the default policy retried the connect failure twice"
+    );
+}
