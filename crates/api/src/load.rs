@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::diag::{Diagnostic, ResourceRef, Severity};
 use crate::meta::DEFAULT_NAMESPACE;
-use crate::resource::{API_VERSIONS, Kind, Object, Resource};
+use crate::resource::{Kind, Object, Resource};
 use crate::source::{self, DeError, Node, NodeValue, Pos, ReadContext, suggest};
 use crate::validate::Issue;
 
@@ -322,7 +322,8 @@ fn resource_kind(doc: &Node) -> Result<Kind, (Pos, String)> {
     })?;
     let api_node = api_version.ok_or((doc.pos, "apiVersion is required".to_string()))?;
     let api = api_node.as_str().unwrap_or_default();
-    let expected: Vec<String> = API_VERSIONS
+    let expected: Vec<String> = kind
+        .api_versions()
         .iter()
         .map(|v| format!("{}/{v}", kind.group()))
         .collect();
@@ -464,7 +465,7 @@ spec:
 
     #[test]
     fn every_api_version_reads_with_one_schema() {
-        for v in API_VERSIONS {
+        for v in crate::resource::API_VERSIONS {
             let text = SEED.replace("v1alpha3", v).replace("-5", "90");
             let loaded = load_str("f", &text);
             assert!(

@@ -37,6 +37,24 @@ pub struct ObjectMeta {
     /// Set by the control plane: RFC 3339 creation time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<String>,
+    /// Kubernetes name prefix (kept, not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_name: Option<String>,
+    /// Kubernetes owners (kept as written, not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_references: Option<serde_json::Value>,
+    /// Kubernetes finalizers (kept, not used).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finalizers: Vec<String>,
+    /// Kubernetes field ownership (kept as written, not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_fields: Option<serde_json::Value>,
+    /// Kubernetes deletion time (kept, not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<String>,
+    /// Kubernetes self link (kept, not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_link: Option<String>,
 }
 
 impl ObjectMeta {

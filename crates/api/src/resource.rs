@@ -70,6 +70,14 @@ impl Kind {
         }
     }
 
+    /// The versions Istio serves for the kind (security.istio.io never had v1alpha3).
+    pub fn api_versions(self) -> &'static [&'static str] {
+        match self {
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy => &API_VERSIONS[..2],
+            _ => API_VERSIONS,
+        }
+    }
+
     /// The lower-case plural used in API paths (`virtualservices`).
     pub fn plural(self) -> &'static str {
         match self {

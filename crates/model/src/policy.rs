@@ -355,7 +355,13 @@ fn outlier(o: &dr::OutlierDetection) -> OutlierPolicy {
         .consecutive_gateway_errors
         .or(o.consecutive_errors.map(|n| n.unsigned_abs()));
     OutlierPolicy {
-        consecutive_5xx: Some(o.consecutive5xx_errors.unwrap_or(5)).filter(|n| *n > 0),
+        // Istio maps the deprecated consecutiveErrors to gateway errors and turns 5xx ejection off.
+        consecutive_5xx: match (o.consecutive5xx_errors, o.consecutive_errors) {
+            (Some(n), _) => Some(n),
+            (None, Some(_)) => None,
+            (None, None) => Some(5),
+        }
+        .filter(|n| *n > 0),
         consecutive_gateway_errors: gateway.filter(|n| *n > 0),
         consecutive_local_origin_failures: o.consecutive_local_origin_failures.filter(|n| *n > 0),
         split_external_local_origin_errors: o.split_external_local_origin_errors.unwrap_or(false),

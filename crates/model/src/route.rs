@@ -192,11 +192,15 @@ impl Rewrite {
             None => (path, None),
         };
         let new = match rule {
+            // Istio emits `prefix_rewrite` over the matched prefix; an exact match is a
+            // prefix of the whole path, a regex match rewrites the whole path, and a rule
+            // without a uri match is a `prefix: /` route.
             PathRewrite::Prefix(replacement) => match matched.and_then(|m| m.uri.as_ref()) {
                 Some(StringMatcher::Prefix(prefix)) if p.len() >= prefix.len() => {
                     format!("{replacement}{}", &p[prefix.len()..])
                 }
-                _ => replacement.clone(),
+                Some(StringMatcher::Exact(_) | StringMatcher::Regex(_)) => replacement.clone(),
+                _ => format!("{replacement}{}", p.strip_prefix('/').unwrap_or(p)),
             },
             PathRewrite::Regex {
                 pattern,

@@ -34,7 +34,9 @@ impl Protocol {
             "GRPC" | "GRPC-WEB" => Some(Protocol::Grpc),
             "HTTPS" => Some(Protocol::Https),
             "TLS" => Some(Protocol::Tls),
-            "TCP" | "MONGO" | "REDIS" | "MYSQL" => Some(Protocol::Tcp),
+            "HTTP_PROXY" => Some(Protocol::Http),
+            // The sidecar does not capture UDP; it must not get HTTP routes either.
+            "TCP" | "MONGO" | "REDIS" | "MYSQL" | "UDP" => Some(Protocol::Tcp),
             _ => None,
         };
         if let Some(p) = protocol.filter(|p| !p.is_empty()).and_then(from) {

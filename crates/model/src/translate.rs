@@ -219,6 +219,10 @@ fn services_of(
         ApiResolution::DnsRoundRobin => Resolution::DnsRoundRobin,
         ApiResolution::DynamicDns => Resolution::DynamicDns,
     };
+    // With DNS resolution and no endpoints, Istio resolves the host itself.
+    let resolves_host = endpoints.is_empty()
+        && se.spec.workload_selector.is_none()
+        && matches!(resolution, Resolution::Dns | Resolution::DnsRoundRobin);
     se.spec
         .hosts
         .iter()
@@ -226,7 +230,18 @@ fn services_of(
             hostname: h.to_ascii_lowercase(),
             namespace: ns.to_string(),
             ports: ports.clone(),
-            endpoints: endpoints.clone(),
+            endpoints: if resolves_host && !h.starts_with('*') {
+                vec![Endpoint {
+                    address: EndpointAddress::Dns(h.to_ascii_lowercase()),
+                    ports: BTreeMap::new(),
+                    labels: BTreeMap::new(),
+                    weight: 1,
+                    locality: None,
+                    service_account: None,
+                }]
+            } else {
+                endpoints.clone()
+            },
             resolution,
             mesh_internal: se.spec.location == Location::MeshInternal,
             addresses: se.spec.addresses.clone(),

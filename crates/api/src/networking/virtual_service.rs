@@ -372,7 +372,8 @@ pub struct CorsPolicy {
 pub enum UnmatchedPreflights {
     /// Same as FORWARD.
     #[default]
-    UnspecifiedUnmatchedPreflights,
+    #[serde(rename = "UNSPECIFIED")]
+    Unspecified,
     /// Forward them upstream.
     Forward,
     /// Answer them without CORS headers.
@@ -963,7 +964,7 @@ impl Validate for HttpRetry {
         checks::duration_at_least(v, "backoff", &self.backoff, checks::ONE_MS);
         if let Some(on) = &self.retry_on {
             v.field("retryOn", |v| {
-                for token in on.split(',').map(str::trim) {
+                for token in on.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                     let numeric = token.parse::<u16>().is_ok_and(|c| (100..=599).contains(&c));
                     if !numeric && !RETRY_ON_CONDITIONS.contains(&token) {
                         let mut msg = format!("unknown retry condition {token:?}");
