@@ -7,6 +7,7 @@
 
 pub mod diag;
 pub mod duration;
+pub mod extensions;
 pub mod files;
 pub mod load;
 pub mod meta;

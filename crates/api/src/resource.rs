@@ -200,6 +200,15 @@ impl Resource {
         let mut v = Validator::new("");
         v.field("metadata", |v| self.metadata().validate(v));
         v.field("spec", |v| each_resource!(self, o => o.spec.validate(v)));
+        if let Resource::VirtualService(vs) = self {
+            v.field("metadata", |v| {
+                v.field("annotations", |v| {
+                    v.field(crate::extensions::TCP_FAULT_ANNOTATION, |v| {
+                        crate::extensions::validate_tcp_fault_annotation(vs, v)
+                    })
+                })
+            });
+        }
         v.into_issues()
     }
 }

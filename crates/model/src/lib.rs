@@ -7,6 +7,7 @@
 
 pub mod analyze;
 pub mod host;
+pub mod l4;
 pub mod matcher;
 pub mod policy;
 pub mod route;

@@ -88,6 +88,8 @@ pub struct Mesh {
     pub clusters: BTreeMap<Arc<str>, Arc<Cluster>>,
     /// HTTP route tables by port.
     pub http_routes: BTreeMap<u16, RouteTable>,
+    /// TCP and TLS rules.
+    pub l4: crate::l4::L4Routes,
 }
 
 /// Builds the cluster name Istio uses.
@@ -180,7 +182,20 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
             }
         }
     }
-    mesh.http_routes = route_tables(resources, &mesh.services, scope)?;
+    let bound = bound_virtual_services(resources, scope);
+    mesh.http_routes = route_tables(&bound, &mesh.services, scope)?;
+    let objects: Vec<&Object<VirtualService>> = bound.iter().map(|b| b.object).collect();
+    let single_port = |h: &str| {
+        mesh.services.get(h).and_then(|s| match s.ports.as_slice() {
+            [only] => Some(only.number),
+            _ => None,
+        })
+    };
+    mesh.l4 = crate::l4::build(&objects, single_port).map_err(|message| TranslateError {
+        resource: "VirtualService".into(),
+        field: "spec.tcp/tls".into(),
+        message,
+    })?;
     Ok(mesh)
 }
 
@@ -364,12 +379,13 @@ impl BoundVirtualService<'_> {
     }
 }
 
-fn route_tables(
-    resources: &[Resource],
-    services: &BTreeMap<String, Service>,
+/// Mesh-bound VirtualServices visible to the proxy, oldest first (Istio gives a host to
+/// the oldest; namespace and name break ties).
+fn bound_virtual_services<'r>(
+    resources: &'r [Resource],
     scope: &ProxyScope,
-) -> Result<BTreeMap<u16, RouteTable>, TranslateError> {
-    let mut bound: Vec<BoundVirtualService<'_>> = resources
+) -> Vec<BoundVirtualService<'r>> {
+    let mut bound: Vec<BoundVirtualService<'r>> = resources
         .iter()
         .filter_map(|r| {
             if let Resource::VirtualService(v) = r {
@@ -392,7 +408,6 @@ fn route_tables(
                 .collect(),
         })
         .collect();
-    // Istio gives a host to the oldest VirtualService; name order breaks ties.
     bound.sort_by(|a, b| {
         let key = |v: &BoundVirtualService<'_>| {
             (
@@ -404,6 +419,14 @@ fn route_tables(
         key(a).cmp(&key(b))
     });
 
+    bound
+}
+
+fn route_tables(
+    bound: &[BoundVirtualService<'_>],
+    services: &BTreeMap<String, Service>,
+    scope: &ProxyScope,
+) -> Result<BTreeMap<u16, RouteTable>, TranslateError> {
     // Which VirtualService owns each host: exact hosts first, then the most specific wildcard.
     let owner = |hostname: &str| -> Option<usize> {
         bound
@@ -446,7 +469,7 @@ fn route_tables(
     if ports.is_empty() {
         ports.insert(80);
     }
-    for v in &bound {
+    for v in bound {
         for h in &v.hosts {
             if services.contains_key(h) {
                 continue;

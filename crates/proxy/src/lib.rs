@@ -14,6 +14,7 @@ pub mod listener;
 pub mod orig_dst;
 pub mod pool;
 pub mod snapshot;
+pub mod sni;
 pub mod source;
 pub mod tcp;
 

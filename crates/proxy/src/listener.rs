@@ -76,9 +76,11 @@ fn connection(
         let original_dst = orig_dst::original_dst(&stream);
         let snapshot = snapshots.load();
         // A port declared TCP skips detection: the client may wait for the server to speak.
-        let declared_tcp = original_dst.is_some_and(|dst| {
-            tcp::cluster_for_address(&snapshot, dst).is_some_and(|c| !c.model.protocol.is_http())
-        });
+        let service = original_dst.and_then(|dst| tcp::service_at(&snapshot, dst));
+        let declared_tcp = match (service, original_dst) {
+            (Some(s), Some(dst)) => s.port(dst.port()).is_some_and(|p| !p.protocol.is_http()),
+            _ => false,
+        };
         let detected = if declared_tcp {
             Detected::Tcp
         } else {
@@ -98,22 +100,42 @@ fn connection(
                 }
             }
             Detected::Tcp | Detected::Tls => {
-                let target = match settings.direction {
-                    Direction::Inbound => snapshot
-                        .inbound
-                        .as_ref()
-                        .and_then(|c| tcp::destination(Some(c), None)),
+                let decision = match settings.direction {
+                    Direction::Inbound => tcp::inbound(&snapshot),
                     Direction::Outbound => {
-                        let cluster =
-                            original_dst.and_then(|dst| tcp::cluster_for_address(&snapshot, dst));
-                        tcp::destination(cluster, original_dst)
+                        let sni = if detected == Detected::Tls {
+                            peek_sni(&stream, settings.detect_timeout).await
+                        } else {
+                            None
+                        };
+                        let port = original_dst.map_or(0, |d| d.port());
+                        tcp::decide(&snapshot, service, sni.as_deref(), original_dst, port)
                     }
                 };
-                match target {
-                    Some((target, timeout)) => tcp::proxy(stream, target, timeout).await,
+                match decision {
+                    Some(d) => tcp::proxy_stream(stream, d).await,
                     None => tracing::debug!(%peer, "TCP connection with no destination closed"),
                 }
             }
         }
+    }
+}
+
+/// Peeks until a whole ClientHello is buffered (or `timeout`) and returns its SNI.
+async fn peek_sni(stream: &TcpStream, timeout: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if let Some(name) = crate::sni::server_name(&buf[..n]) {
+            return Some(name);
+        }
+        if n == buf.len() || tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }

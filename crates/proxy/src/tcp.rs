@@ -1,12 +1,17 @@
-//! Opaque TCP: connections to a service port declared TCP (or not detected as HTTP)
-//! go to one of the service's endpoints; to anything else, to the original destination.
+//! Opaque TCP and unterminated TLS. A connection is routed by VirtualService `tls`
+//! rules (SNI) or `tcp` rules (destination service, port, subnet), falls back to the
+//! destination service's endpoints, and otherwise goes to its original destination
+//! (Istio's ALLOW_ANY). weft's TCP fault extension can reset or delay connections.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
+use weft_api::extensions::TcpFault;
 use weft_model::host;
+use weft_model::route::MILLION;
+use weft_model::service::Service;
 
 use crate::balancer::PickInput;
 use crate::pool;
@@ -15,61 +20,137 @@ use crate::snapshot::{ClusterRuntime, Snapshot, Target};
 /// Connect timeout for destinations outside the registry.
 const PASSTHROUGH_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The default cluster of the service named `name` (any alias) on `port`.
-pub fn service_cluster<'s>(
-    snapshot: &'s Snapshot,
-    name: &str,
-    port: u16,
-) -> Option<&'s Arc<ClusterRuntime>> {
-    let service = snapshot.mesh.services.values().find(|s| {
+/// Where one connection goes.
+#[derive(Debug, Clone)]
+pub struct TcpDecision {
+    /// The endpoint.
+    pub target: Target,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Fault to apply.
+    pub fault: Option<TcpFault>,
+}
+
+/// The service named `name` (any alias visible from the proxy's namespace) with `port`.
+pub fn service_named<'s>(snapshot: &'s Snapshot, name: &str, port: u16) -> Option<&'s Service> {
+    snapshot.mesh.services.values().find(|s| {
         s.port(port).is_some()
             && host::aliases(&s.hostname, &snapshot.scope.namespace)
                 .iter()
                 .any(|a| a == name)
-    })?;
-    snapshot.cluster(&weft_model::cluster_name(port, None, &service.hostname))
+    })
 }
 
-/// The default cluster of the service whose virtual IP is `dst`.
-pub fn cluster_for_address(snapshot: &Snapshot, dst: SocketAddr) -> Option<&Arc<ClusterRuntime>> {
+/// The service whose virtual IP and port a connection was sent to.
+pub fn service_at(snapshot: &Snapshot, dst: SocketAddr) -> Option<&Service> {
     let ip = dst.ip().to_string();
-    let service = snapshot
+    snapshot
         .mesh
         .services
         .values()
-        .find(|s| s.port(dst.port()).is_some() && s.addresses.contains(&ip))?;
-    snapshot.cluster(&weft_model::cluster_name(
-        dst.port(),
-        None,
-        &service.hostname,
-    ))
+        .find(|s| s.port(dst.port()).is_some() && s.addresses.contains(&ip))
 }
 
-/// Where a TCP connection goes: a service endpoint, or the original destination.
-pub fn destination(
-    cluster: Option<&Arc<ClusterRuntime>>,
+/// The default cluster of `service` on `port`.
+pub fn default_cluster<'s>(
+    snapshot: &'s Snapshot,
+    service: &Service,
+    port: u16,
+) -> Option<&'s Arc<ClusterRuntime>> {
+    snapshot.cluster(&weft_model::cluster_name(port, None, &service.hostname))
+}
+
+/// Decides where a connection goes. `service` is the destination service when known
+/// (virtual IP or CONNECT authority), `sni` the TLS server name when the client sent one.
+pub fn decide(
+    snapshot: &Snapshot,
+    service: Option<&Service>,
+    sni: Option<&str>,
     original: Option<SocketAddr>,
-) -> Option<(Target, Duration)> {
-    if let Some(cluster) = cluster {
-        let active = |i: usize| {
-            cluster.endpoints.get(i).map_or(0, |e| {
-                e.stats.active.load(std::sync::atomic::Ordering::Relaxed)
-            })
-        };
-        let excluded = |_: usize| false;
-        let input = PickInput {
-            hash: None,
-            random: fastrand::u64(..),
-            active: &active,
-            excluded: &excluded,
-        };
-        let i = cluster.balancer.pick(&input)?;
-        return Some((
-            cluster.endpoints.get(i)?.target.clone(),
-            cluster.model.policy.pool.connect_timeout,
-        ));
+    port: u16,
+) -> Option<TcpDecision> {
+    let dst_ip = original.map(|a| a.ip());
+    if let Some(sni) = sni {
+        if let Some(route) = snapshot.mesh.l4.tls(sni, dst_ip, port) {
+            return weighted(snapshot, route);
+        }
+        if let Some(named) = service_named(snapshot, sni, port) {
+            return endpoint_of(default_cluster(snapshot, named, port)?, None);
+        }
     }
-    original.map(|dst| (Target::Socket(dst), PASSTHROUGH_CONNECT_TIMEOUT))
+    if let Some(service) = service {
+        if let Some(route) = snapshot.mesh.l4.tcp(&service.hostname, dst_ip, port) {
+            return weighted(snapshot, route);
+        }
+        return endpoint_of(default_cluster(snapshot, service, port)?, None);
+    }
+    original.map(|dst| TcpDecision {
+        target: Target::Socket(dst),
+        connect_timeout: PASSTHROUGH_CONNECT_TIMEOUT,
+        fault: None,
+    })
+}
+
+fn weighted(snapshot: &Snapshot, route: &weft_model::l4::L4Route) -> Option<TcpDecision> {
+    let chosen = route
+        .clusters
+        .pick(fastrand::u32(..route.clusters.total.max(1)))?;
+    let Some(cluster) = snapshot.cluster(&chosen.cluster) else {
+        tracing::debug!(cluster = %chosen.cluster, "TCP route to a cluster that does not exist (NC)");
+        return None;
+    };
+    endpoint_of(cluster, route.fault.clone())
+}
+
+fn endpoint_of(cluster: &ClusterRuntime, fault: Option<TcpFault>) -> Option<TcpDecision> {
+    let active = |i: usize| {
+        cluster.endpoints.get(i).map_or(0, |e| {
+            e.stats.active.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    };
+    let excluded = |_: usize| false;
+    let input = PickInput {
+        hash: None,
+        random: fastrand::u64(..),
+        active: &active,
+        excluded: &excluded,
+    };
+    let i = cluster.balancer.pick(&input)?;
+    Some(TcpDecision {
+        target: cluster.endpoints.get(i)?.target.clone(),
+        connect_timeout: cluster.model.policy.pool.connect_timeout,
+        fault,
+    })
+}
+
+/// Applies the fault extension: waits out an injected delay; false when the
+/// connection must be reset instead.
+pub async fn survives_fault(fault: Option<&TcpFault>) -> bool {
+    let Some(f) = fault else { return true };
+    if f.abort_per_million > 0 && fastrand::u32(..MILLION) < f.abort_per_million {
+        return false;
+    }
+    if let Some((delay, share)) = f.delay {
+        if share > 0 && fastrand::u32(..MILLION) < share {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    true
+}
+
+/// Proxies a TCP connection per `decision`, applying its fault.
+pub async fn proxy_stream(downstream: tokio::net::TcpStream, decision: TcpDecision) {
+    if !survives_fault(decision.fault.as_ref()).await {
+        // SO_LINGER 0 makes close() send a RST, as a crashed peer would.
+        let _ = downstream.set_zero_linger();
+        return;
+    }
+    proxy(downstream, decision.target, decision.connect_timeout).await;
+}
+
+/// Where inbound TCP goes: the local application.
+pub fn inbound(snapshot: &Snapshot) -> Option<TcpDecision> {
+    endpoint_of(snapshot.inbound.as_ref()?, None)
 }
 
 /// Copies bytes between `downstream` and `target` until both sides close.

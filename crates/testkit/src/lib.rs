@@ -2,6 +2,7 @@
 //! client, and polling instead of sleeps.
 
 pub mod client;
+pub mod tls;
 pub mod upstream;
 
 use std::future::Future;

@@ -12,8 +12,8 @@ use super::forward::{Outgoing, build_request};
 use super::local_reply;
 use crate::balancer::PickInput;
 use crate::flags::ResponseFlags;
-use crate::pool;
 use crate::snapshot::{ClusterRuntime, Snapshot, Target};
+use crate::{pool, tcp};
 
 /// Forwards an Upgrade request on a fresh connection; on `101` joins the two sides.
 pub async fn websocket(
@@ -109,9 +109,9 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
         );
     };
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
-    let (target, connect_timeout) = match crate::tcp::service_cluster(snapshot, &host, port) {
-        Some(cluster) => match pick(cluster) {
-            Some(t) => (t, cluster.model.policy.pool.connect_timeout),
+    let decision = match tcp::service_named(snapshot, &host, port) {
+        Some(service) => match tcp::decide(snapshot, Some(service), None, None, port) {
+            Some(d) => d,
             None => {
                 return local_reply::reply(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -121,9 +121,21 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
                 );
             }
         },
-        None => (Target::Host(host, port), std::time::Duration::from_secs(10)),
+        None => tcp::TcpDecision {
+            target: Target::Host(host, port),
+            connect_timeout: std::time::Duration::from_secs(10),
+            fault: None,
+        },
     };
-    let mut upstream = match pool::connect(&target, connect_timeout).await {
+    if !tcp::survives_fault(decision.fault.as_ref()).await {
+        return local_reply::reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ResponseFlags::FAULT_INJECTED,
+            "connection reset by fault injection",
+            false,
+        );
+    }
+    let mut upstream = match pool::connect(&decision.target, decision.connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
             return local_reply::reply(
