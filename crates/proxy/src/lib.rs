@@ -98,7 +98,8 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         scope: opts.scope.clone(),
         app: opts.app,
     };
-    let snapshots = SnapshotCell::new(source.load(None)?);
+    let (initial, fingerprint) = source.load(None)?;
+    let snapshots = SnapshotCell::new(initial);
     let (tx, rx) = watch::channel(false);
     let shutdown = Arc::new(tx);
     let mut tasks = JoinSet::new();
@@ -154,7 +155,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
             opts.drain,
         ));
     }
-    tasks.spawn(source.watch(snapshots.clone(), rx));
+    tasks.spawn(source.watch(snapshots.clone(), rx, fingerprint));
     let version = snapshots.load().version;
     tracing::info!(outbound = %outbound_addr, inbound = ?inbound_addr, admin = %admin_addr, version, "proxy ready");
     Ok(RunningProxy {

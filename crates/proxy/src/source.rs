@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use weft_api::load::{duplicate_diagnostics, last_wins, load_str};
 use weft_api::{Diagnostic, Loaded};
@@ -46,19 +46,45 @@ pub struct FileSource {
     pub app: Option<SocketAddr>,
 }
 
-/// What identifies the state of the files: path, modification time and size of each.
-type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
+/// What identifies the state of the files: each path and a hash of its contents
+/// (modification times can be too coarse to see two writes in one second).
+pub type Fingerprint = Vec<(PathBuf, u64)>;
 
 impl FileSource {
-    /// Loads, validates and translates the files into a snapshot following `previous`.
-    pub fn load(&self, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
+    /// Loads, validates and translates the files into a snapshot following `previous`;
+    /// also returns the fingerprint of exactly what was read.
+    pub fn load(
+        &self,
+        previous: Option<&Snapshot>,
+    ) -> Result<(Snapshot, Fingerprint), ConfigError> {
+        let files = self.read()?;
+        let fingerprint = fingerprint(&files);
+        Ok((self.build(&files, previous)?, fingerprint))
+    }
+
+    /// Reads every file.
+    fn read(&self) -> Result<Vec<(PathBuf, String)>, ConfigError> {
+        self.files()?
+            .into_iter()
+            .map(|file| match std::fs::read_to_string(&file) {
+                Ok(text) => Ok((file, text)),
+                Err(error) => Err(ConfigError::Io {
+                    path: file.display().to_string(),
+                    error,
+                }),
+            })
+            .collect()
+    }
+
+    /// Validates and translates `files` into a snapshot following `previous`.
+    fn build(
+        &self,
+        files: &[(PathBuf, String)],
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, ConfigError> {
         let mut loaded = Loaded::default();
-        for file in self.files()? {
-            let text = std::fs::read_to_string(&file).map_err(|error| ConfigError::Io {
-                path: file.display().to_string(),
-                error,
-            })?;
-            loaded.extend(load_str(&file.display().to_string(), &text));
+        for (file, text) in files {
+            loaded.extend(load_str(&file.display().to_string(), text));
         }
         loaded
             .diagnostics
@@ -106,21 +132,14 @@ impl FileSource {
         })
     }
 
-    fn fingerprint(&self) -> Fingerprint {
-        self.files()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|f| {
-                let meta = std::fs::metadata(&f).ok();
-                let modified = meta.as_ref().and_then(|m| m.modified().ok());
-                (f, modified, meta.map_or(0, |m| m.len()))
-            })
-            .collect()
-    }
-
-    /// Reloads on change or SIGHUP until `stop` fires; invalid changes are logged and refused.
-    pub async fn watch(self, cell: SnapshotCell, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut seen = self.fingerprint();
+    /// Reloads on change or SIGHUP until `stop` fires; invalid changes are logged and
+    /// refused. `seen` is the fingerprint of the configuration in force.
+    pub async fn watch(
+        self,
+        cell: SnapshotCell,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        mut seen: Fingerprint,
+    ) {
         let mut hangup = hangup_signal();
         loop {
             let forced = tokio::select! {
@@ -128,13 +147,20 @@ impl FileSource {
                 _ = recv_hangup(&mut hangup) => true,
                 _ = stop.changed() => return,
             };
-            let now = self.fingerprint();
+            let files = match self.read() {
+                Ok(files) => files,
+                Err(e) => {
+                    tracing::error!("configuration change refused, keeping the last good one: {e}");
+                    continue;
+                }
+            };
+            let now = fingerprint(&files);
             if !forced && now == seen {
                 continue;
             }
             seen = now;
             let current = cell.load();
-            match self.load(Some(&current)) {
+            match self.build(&files, Some(&current)) {
                 Ok(next) => {
                     tracing::info!(version = next.version, "configuration reloaded");
                     cell.store(next);
@@ -146,6 +172,13 @@ impl FileSource {
             }
         }
     }
+}
+
+fn fingerprint(files: &[(PathBuf, String)]) -> Fingerprint {
+    files
+        .iter()
+        .map(|(path, text)| (path.clone(), xxhash_rust::xxh64::xxh64(text.as_bytes(), 0)))
+        .collect()
 }
 
 #[cfg(unix)]
