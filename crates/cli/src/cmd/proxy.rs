@@ -40,6 +40,9 @@ pub struct Args {
     /// How long in-flight requests may take to finish on SIGTERM or /quitquitquit.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     drain: Duration,
+    /// Worker threads (Envoy's --concurrency); default: one per core. 1 runs on the current thread.
+    #[arg(long)]
+    concurrency: Option<usize>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
