@@ -451,10 +451,16 @@ fn route_tables(
                 Some(i) => http_routes(&bound[i], port.number, services, scope)?,
                 None => vec![default_route(&service.hostname, port.number)],
             };
-            let domains = domains(
-                &host::aliases(&service.hostname, &scope.namespace),
-                port.number,
+            // Clients may also address a service by its virtual IP, as Istio's domains allow.
+            let mut names = host::aliases(&service.hostname, &scope.namespace);
+            names.extend(
+                service
+                    .addresses
+                    .iter()
+                    .filter(|a| !a.contains('/'))
+                    .cloned(),
             );
+            let domains = domains(&names, port.number);
             claimed.insert((port.number, service.hostname.clone()));
             vhosts.entry(port.number).or_default().push(VirtualHost {
                 name: format!("{}:{}", service.hostname, port.number),

@@ -311,6 +311,8 @@ impl HttpProxy {
         match forward::send(cluster, &out, payload, policy).await {
             Ok(up) => {
                 let (mut parts, incoming) = up.response.into_parts();
+                // The downstream connection's protocol decides the response's, not the upstream's.
+                parts.version = Version::default();
                 headers::strip_hop_by_hop(&mut parts.headers, false);
                 headers::apply(&mut parts.headers, &chosen.headers.response);
                 headers::apply(&mut parts.headers, &f.headers.response);
@@ -354,6 +356,8 @@ impl HttpProxy {
         match forward::send(cluster, &out, payload, policy).await {
             Ok(up) => {
                 let (mut parts, incoming) = up.response.into_parts();
+                // The downstream connection's protocol decides the response's, not the upstream's.
+                parts.version = Version::default();
                 headers::strip_hop_by_hop(&mut parts.headers, false);
                 Response::from_parts(parts, Body::upstream(incoming, up.checkout))
             }
