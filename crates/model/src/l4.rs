@@ -1,6 +1,7 @@
 //! Layer-4 routes: VirtualService `tcp` rules (opaque TCP, by destination port and
 //! subnet) and `tls` rules (unterminated TLS, by SNI), plus weft's TCP fault extension.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -9,11 +10,11 @@ use serde::Serialize;
 use weft_api::Object;
 use weft_api::extensions::{TCP_FAULT_ANNOTATION, TcpFault, parse_tcp_fault};
 use weft_api::networking::Destination;
-use weft_api::networking::virtual_service::{RouteDestination, VirtualService};
+use weft_api::networking::virtual_service::{MESH_GATEWAY, RouteDestination, VirtualService};
 
 use crate::host;
 use crate::route::{HeaderRules, WeightedCluster, WeightedClusters};
-use crate::translate::cluster_name;
+use crate::translate::{ProxyScope, cluster_name};
 
 /// Conditions of an L4 rule entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -104,9 +105,25 @@ fn l4_cluster(d: &Destination, ns: &str, port: u16) -> String {
     cluster_name(port, d.subset.as_deref(), &host::resolve(&d.host, ns))
 }
 
-/// The L4 rules of mesh-bound VirtualServices (already filtered for visibility).
+/// Whether a match entry applies to this proxy (`sourceLabels`, `sourceNamespace` and
+/// `gateways` are decided when the configuration is built, as for HTTP rules).
+fn applies(
+    source_labels: &BTreeMap<String, String>,
+    source_namespace: Option<&String>,
+    gateways: &[String],
+    scope: &ProxyScope,
+) -> bool {
+    source_labels
+        .iter()
+        .all(|(k, v)| scope.labels.get(k) == Some(v))
+        && source_namespace.is_none_or(|ns| *ns == scope.namespace)
+        && (gateways.is_empty() || gateways.iter().any(|g| g == MESH_GATEWAY))
+}
+
+/// The L4 rules of mesh-bound VirtualServices (already filtered for visibility) for a proxy in `scope`.
 pub fn build(
     virtual_services: &[&Object<VirtualService>],
+    scope: &ProxyScope,
     default_port: impl Fn(&str) -> Option<u16>,
 ) -> Result<L4Routes, String> {
     let mut out = L4Routes::default();
@@ -125,8 +142,22 @@ pub fn build(
                 .or_else(|| hosts.iter().find_map(|h| default_port(h)))
         };
         for (i, rule) in vs.spec.tcp.iter().enumerate() {
-            let matches: Vec<L4Match> = rule
+            let applicable: Vec<_> = rule
                 .matches
+                .iter()
+                .filter(|m| {
+                    applies(
+                        &m.source_labels,
+                        m.source_namespace.as_ref(),
+                        &m.gateways,
+                        scope,
+                    )
+                })
+                .collect();
+            if !rule.matches.is_empty() && applicable.is_empty() {
+                continue;
+            }
+            let matches: Vec<L4Match> = applicable
                 .iter()
                 .map(|m| {
                     Ok(L4Match {
@@ -146,8 +177,22 @@ pub fn build(
             }));
         }
         for (i, rule) in vs.spec.tls.iter().enumerate() {
-            let matches: Vec<L4Match> = rule
+            let applicable: Vec<_> = rule
                 .matches
+                .iter()
+                .filter(|m| {
+                    applies(
+                        &m.source_labels,
+                        m.source_namespace.as_ref(),
+                        &m.gateways,
+                        scope,
+                    )
+                })
+                .collect();
+            if applicable.is_empty() {
+                continue;
+            }
+            let matches: Vec<L4Match> = applicable
                 .iter()
                 .map(|m| {
                     Ok(L4Match {

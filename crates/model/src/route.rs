@@ -88,9 +88,36 @@ pub struct Forward {
     pub mirrors: Vec<Mirror>,
     /// Route-level header operations.
     pub headers: HeaderRules,
-    /// CORS policy (configuration carried; enforcement lands with the proxy's CORS filter).
+    /// CORS policy.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cors: Option<weft_api::networking::virtual_service::CorsPolicy>,
+    pub cors: Option<Cors>,
+}
+
+/// A CORS policy, compiled (Envoy's CORS filter semantics).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cors {
+    /// Origins allowed.
+    pub allow_origins: Vec<StringMatcher>,
+    /// `Access-Control-Allow-Methods` value (empty: not sent).
+    pub allow_methods: String,
+    /// `Access-Control-Allow-Headers` value.
+    pub allow_headers: String,
+    /// `Access-Control-Expose-Headers` value.
+    pub expose_headers: String,
+    /// `Access-Control-Max-Age` in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age_secs: Option<u64>,
+    /// Send `Access-Control-Allow-Credentials: true`.
+    pub allow_credentials: bool,
+    /// Preflights from origins not allowed go upstream (FORWARD) or are answered without CORS headers (IGNORE).
+    pub forward_unmatched_preflights: bool,
+}
+
+impl Cors {
+    /// True when `origin` is allowed.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.allow_origins.iter().any(|m| m.matches(origin, false))
+    }
 }
 
 /// A weighted choice of clusters.

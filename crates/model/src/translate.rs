@@ -191,7 +191,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
             _ => None,
         })
     };
-    mesh.l4 = crate::l4::build(&objects, single_port).map_err(|message| TranslateError {
+    mesh.l4 = crate::l4::build(&objects, scope, single_port).map_err(|message| TranslateError {
         resource: "VirtualService".into(),
         field: "spec.tcp/tls".into(),
         message,
@@ -770,7 +770,7 @@ fn action(
         fault: rule.fault.as_ref().map(fault),
         mirrors,
         headers,
-        cors: rule.cors_policy.clone(),
+        cors: rule.cors_policy.as_ref().map(cors).transpose()?,
     }))
 }
 
@@ -855,4 +855,25 @@ fn fault(f: &vs::HttpFaultInjection) -> Fault {
             })
         }),
     }
+}
+
+fn cors(c: &vs::CorsPolicy) -> Result<Cors, String> {
+    let mut allow_origins: Vec<StringMatcher> = c
+        .allow_origin
+        .iter()
+        .map(|o| StringMatcher::Exact(o.clone()))
+        .collect();
+    for m in &c.allow_origins {
+        allow_origins.push(StringMatcher::compile(m, false)?);
+    }
+    Ok(Cors {
+        allow_origins,
+        allow_methods: c.allow_methods.join(","),
+        allow_headers: c.allow_headers.join(","),
+        expose_headers: c.expose_headers.join(","),
+        max_age_secs: c.max_age.map(|d| d.get().as_secs()),
+        allow_credentials: c.allow_credentials == Some(true),
+        forward_unmatched_preflights: c.unmatched_preflights
+            != Some(vs::UnmatchedPreflights::Ignore),
+    })
 }

@@ -248,3 +248,120 @@ async fn mesh_failures_answer_with_envoy_flags() {
         "the default policy retried the connect failure twice"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_are_answered_and_responses_carry_allow_headers() {
+    let app = upstream::named("app").await;
+    let rules = r#"  - corsPolicy:
+      allowOrigins: [{exact: "https://shop.example.com"}, {regex: "https://.*\\.example\\.org"}]
+      allowMethods: [GET, POST]
+      allowHeaders: [content-type]
+      exposeHeaders: [x-request-id]
+      maxAge: 24h
+      allowCredentials: true
+      unmatchedPreflights: IGNORE
+    route: [{destination: {host: web}}]
+"#;
+    let h = Harness::start(&format!(
+        "{}{}",
+        service("web", 8080, "HTTP", &[(app.addr, "v1")]),
+        virtual_service("web", rules)
+    ))
+    .await;
+    const ALLOWED: &[(&str, &str)] = &[
+        ("origin", "https://shop.example.com"),
+        ("access-control-request-method", "POST"),
+    ];
+    const OTHER: &[(&str, &str)] = &[
+        ("origin", "https://evil.example.net"),
+        ("access-control-request-method", "POST"),
+    ];
+    let preflight = |headers| Send {
+        method: "OPTIONS",
+        url: "http://web:8080/cart",
+        headers,
+        ..Default::default()
+    };
+    let ok = via_proxy(h.proxy.outbound, preflight(ALLOWED)).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://shop.example.com")
+    );
+    assert_eq!(ok.header("access-control-allow-methods"), Some("GET,POST"));
+    assert_eq!(ok.header("access-control-max-age"), Some("86400"));
+    assert_eq!(ok.header("access-control-allow-credentials"), Some("true"));
+    let denied = via_proxy(h.proxy.outbound, preflight(OTHER)).await;
+    assert_eq!(denied.status, 200);
+    assert!(
+        denied.header("access-control-allow-origin").is_none(),
+        "IGNORE: answered without CORS headers"
+    );
+    assert_eq!(app.hits(), 0, "preflights are answered by the proxy");
+
+    let actual = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://web:8080/cart",
+            headers: &[("origin", "https://a.example.org")],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(actual.body, "app");
+    assert_eq!(
+        actual.header("access-control-allow-origin"),
+        Some("https://a.example.org")
+    );
+    assert_eq!(
+        actual.header("access-control-expose-headers"),
+        Some("x-request-id")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hashing_keeps_a_user_on_one_endpoint() {
+    let a = upstream::named("a").await;
+    let b = upstream::named("b").await;
+    let c = upstream::named("c").await;
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: web}\nspec:\n  host: web\n  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user, maglev: {tableSize: 1031}}}}\n---\n";
+    let h = Harness::start(&format!(
+        "{}{dr}",
+        service(
+            "web",
+            8080,
+            "HTTP",
+            &[(a.addr, "v1"), (b.addr, "v1"), (c.addr, "v1")]
+        )
+    ))
+    .await;
+    let mut owners = std::collections::BTreeSet::new();
+    // Twelve users over three endpoints: all on one endpoint has probability 3·3⁻¹² ≈ 6e-6.
+    for user in [
+        "ann", "bob", "cho", "dee", "eve", "fay", "gus", "hal", "ivy", "jon", "kim", "lou",
+    ] {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..10 {
+            let got = via_proxy(
+                h.proxy.outbound,
+                Send {
+                    url: "http://web:8080/",
+                    headers: &[("x-user", user)],
+                    ..Default::default()
+                },
+            )
+            .await;
+            seen.insert(got.body);
+        }
+        assert_eq!(
+            seen.len(),
+            1,
+            "user {user} moved between endpoints: {seen:?}"
+        );
+        owners.extend(seen);
+    }
+    assert!(
+        owners.len() > 1,
+        "every user hashed to one endpoint: {owners:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The HTTP data path: [`proxy`] is the request lifecycle; the other modules are its steps.
 
 pub mod body;
+pub mod cors;
 pub mod fault;
 pub mod forward;
 pub mod headers;

@@ -22,7 +22,7 @@ use weft_model::{Request as RouteRequest, route};
 
 use super::body::{self, Body};
 use super::forward::{self, Outgoing, Payload, SendPolicy};
-use super::{fault, headers, local_reply, mirror, upgrade};
+use super::{cors, fault, headers, local_reply, mirror, upgrade};
 use crate::flags::ResponseFlags;
 use crate::snapshot::{ClusterRuntime, Endpoint, Snapshot, SnapshotCell, Target};
 
@@ -223,6 +223,13 @@ impl HttpProxy {
         upgrade: bool,
         grpc: bool,
     ) -> Response<Body> {
+        let mut cors_origin = None;
+        if let Some(cors) = &f.cors {
+            match cors::on_request(cors, req.method(), req.headers()) {
+                cors::Preflight::Answer(resp) => return resp,
+                cors::Preflight::Forward(origin) => cors_origin = origin,
+            }
+        }
         let mut flags = ResponseFlags::NONE;
         if let Some(fault) = &f.fault {
             let injected = fault::decide(fault, |n| fastrand::u32(..n));
@@ -316,6 +323,9 @@ impl HttpProxy {
                 headers::strip_hop_by_hop(&mut parts.headers, false);
                 headers::apply(&mut parts.headers, &chosen.headers.response);
                 headers::apply(&mut parts.headers, &f.headers.response);
+                if let (Some(cors), Some(origin)) = (&f.cors, cors_origin) {
+                    cors::on_response(cors, origin, &mut parts.headers);
+                }
                 Response::from_parts(parts, Body::upstream(incoming, up.checkout))
             }
             Err(failure) => local_reply::reply(
