@@ -97,6 +97,7 @@ fn weighted(route: &[RouteDestination], ns: &str, port: u16) -> WeightedClusters
     WeightedClusters { entries, total }
 }
 
+/// The cluster of `d`; port 0 stands for "the listener's port", filled in per connection.
 fn l4_cluster(d: &Destination, ns: &str, port: u16) -> String {
     let port = d
         .port
@@ -202,7 +203,7 @@ pub fn build(
                     })
                 })
                 .collect::<Result<_, String>>()?;
-            let port = port_for(rule.matches.iter().find_map(|m| m.port)).unwrap_or(443);
+            let port = port_for(rule.matches.iter().find_map(|m| m.port)).unwrap_or(0);
             out.tls.push(Arc::new(L4Route {
                 source: format!("{id} tls[{i}]"),
                 hosts: hosts.clone(),

@@ -162,7 +162,8 @@ fn runtime(
     model: Arc<Cluster>,
     reuse: &dyn Fn(&str, &str) -> Option<Arc<Endpoint>>,
 ) -> ClusterRuntime {
-    let endpoints: Vec<Arc<Endpoint>> = model
+    // Unix-socket endpoints are not dialled yet; weights stay paired with their endpoints.
+    let (endpoints, weights): (Vec<Arc<Endpoint>>, Vec<u32>) = model
         .endpoints
         .iter()
         .filter_map(|e| {
@@ -172,20 +173,20 @@ fn runtime(
                 EndpointAddress::Unix(_) => return None,
             };
             let key = target.to_string();
-            Some(reuse(&model.name, &key).unwrap_or_else(|| {
+            let endpoint = reuse(&model.name, &key).unwrap_or_else(|| {
                 Arc::new(Endpoint {
                     target,
                     key,
                     stats: EndpointStats::default(),
                     pool: Pool::default(),
                 })
-            }))
+            });
+            Some((endpoint, e.weight))
         })
-        .collect();
-    let weights: Vec<u32> = model.endpoints.iter().map(|e| e.weight).collect();
+        .unzip();
     let balanced: Vec<BalancedEndpoint<'_>> = endpoints
         .iter()
-        .zip(weights.iter().chain(std::iter::repeat(&1)))
+        .zip(&weights)
         .map(|(e, w)| BalancedEndpoint {
             key: &e.key,
             weight: *w,

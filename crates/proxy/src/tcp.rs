@@ -43,12 +43,16 @@ pub fn service_named<'s>(snapshot: &'s Snapshot, name: &str, port: u16) -> Optio
 
 /// The service whose virtual IP and port a connection was sent to.
 pub fn service_at(snapshot: &Snapshot, dst: SocketAddr) -> Option<&Service> {
-    let ip = dst.ip().to_string();
+    // `addresses` holds IPs or CIDR blocks.
+    let covers = |a: &String| match a.parse::<ipnet::IpNet>() {
+        Ok(net) => net.contains(&dst.ip()),
+        Err(_) => a.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == dst.ip()),
+    };
     snapshot
         .mesh
         .services
         .values()
-        .find(|s| s.port(dst.port()).is_some() && s.addresses.contains(&ip))
+        .find(|s| s.port(dst.port()).is_some() && s.addresses.iter().any(covers))
 }
 
 /// The default cluster of `service` on `port`.
@@ -72,7 +76,7 @@ pub fn decide(
     let dst_ip = original.map(|a| a.ip());
     if let Some(sni) = sni {
         if let Some(route) = snapshot.mesh.l4.tls(sni, dst_ip, port) {
-            return weighted(snapshot, route);
+            return weighted(snapshot, route, port);
         }
         if let Some(named) = service_named(snapshot, sni, port) {
             return endpoint_of(default_cluster(snapshot, named, port)?, None);
@@ -80,7 +84,7 @@ pub fn decide(
     }
     if let Some(service) = service {
         if let Some(route) = snapshot.mesh.l4.tcp(&service.hostname, dst_ip, port) {
-            return weighted(snapshot, route);
+            return weighted(snapshot, route, port);
         }
         return endpoint_of(default_cluster(snapshot, service, port)?, None);
     }
@@ -91,11 +95,20 @@ pub fn decide(
     })
 }
 
-fn weighted(snapshot: &Snapshot, route: &weft_model::l4::L4Route) -> Option<TcpDecision> {
+fn weighted(
+    snapshot: &Snapshot,
+    route: &weft_model::l4::L4Route,
+    port: u16,
+) -> Option<TcpDecision> {
     let chosen = route
         .clusters
         .pick(fastrand::u32(..route.clusters.total.max(1)))?;
-    let Some(cluster) = snapshot.cluster(&chosen.cluster) else {
+    // A destination without a port (and no port to infer) means the listener's port.
+    let name = match chosen.cluster.strip_prefix("outbound|0|") {
+        Some(rest) => std::borrow::Cow::Owned(format!("outbound|{port}|{rest}")),
+        None => std::borrow::Cow::Borrowed(&*chosen.cluster),
+    };
+    let Some(cluster) = snapshot.cluster(&name) else {
         tracing::debug!(cluster = %chosen.cluster, "TCP route to a cluster that does not exist (NC)");
         return None;
     };

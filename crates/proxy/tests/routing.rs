@@ -365,3 +365,47 @@ async fn consistent_hashing_keeps_a_user_on_one_endpoint() {
         "every user hashed to one endpoint: {owners:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_host_rewrites_the_authority_and_resolution_none_goes_where_the_app_asked() {
+    let app = upstream::named("app").await;
+    let rules = "  - headers: {request: {set: {host: internal.example}}}\n    route: [{destination: {host: web}}]\n";
+    let h = Harness::start(&format!(
+        "{}{}",
+        service("web", 8080, "HTTP", &[(app.addr, "v1")]),
+        virtual_service("web", rules)
+    ))
+    .await;
+    via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://web:8080/",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        app.seen()[0]
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok()),
+        Some("internal.example")
+    );
+
+    let external = upstream::named("external").await;
+    let port = external.addr.port();
+    let entry = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: ext}}\nspec:\n  hosts: [localhost]\n  location: MESH_EXTERNAL\n  resolution: NONE\n  ports: [{{number: {port}, name: http, protocol: HTTP}}]\n"
+    );
+    let h = Harness::start(&entry).await;
+    let url = format!("http://localhost:{port}/");
+    let got = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: &url,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "external"));
+}

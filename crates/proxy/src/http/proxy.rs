@@ -66,7 +66,7 @@ pub struct HttpProxy {
     direction: Direction,
     settings: HttpSettings,
     /// Endpoints for traffic to destinations outside the registry (Istio's PassthroughCluster).
-    passthrough: Mutex<HashMap<SocketAddr, Arc<Endpoint>>>,
+    passthrough: Mutex<HashMap<Target, Arc<Endpoint>>>,
 }
 
 /// Adapts `http::HeaderMap` to the router's header lookup.
@@ -180,9 +180,13 @@ impl HttpProxy {
         };
         let (route, matched) = match decision {
             Decision::Route { route, matched, .. } => (route, matched),
+            // A host outside the registry on a redirected connection goes where the app sent
+            // it (Istio's ALLOW_ANY); a known host without a matching route is a 404, as in Istio.
             Decision::NoVirtualHost | Decision::NoRoute => {
-                if let Some(dst) = down.original_dst {
-                    return self.passthrough(dst, authority, req, upgrade, grpc).await;
+                if let (Decision::NoVirtualHost, Some(dst)) = (decision, down.original_dst) {
+                    return self
+                        .passthrough(Target::Socket(dst), authority, req, upgrade, grpc)
+                        .await;
                 }
                 return local_reply::reply(
                     StatusCode::NOT_FOUND,
@@ -274,8 +278,31 @@ impl HttpProxy {
                 grpc,
             );
         };
+        // PASSTHROUGH balancing and `resolution: NONE` services forward to where the app
+        // sent the request: the original destination, or the authority in explicit-proxy mode.
+        if forwards_to_original(snapshot, cluster) {
+            let target = match down.original_dst {
+                Some(dst) => Target::Socket(dst),
+                None => {
+                    let host = weft_model::host::authority_host(&authority).to_string();
+                    Target::Host(host, port_of(&authority).unwrap_or(cluster.model.port))
+                }
+            };
+            return self
+                .passthrough(target, authority, req, upgrade, grpc)
+                .await;
+        }
         headers::apply(req.headers_mut(), &chosen.headers.request);
         headers::apply(req.headers_mut(), &f.headers.request);
+        // Istio turns `headers.request.set.host` into an authority rewrite.
+        let set_host = f
+            .headers
+            .request
+            .set
+            .iter()
+            .chain(&chosen.headers.request.set)
+            .find(|(k, _)| k == "host");
+        let authority = set_host.map_or(authority, |(_, v)| v.clone());
         let hash = request_hash(cluster, &req, Some(down.peer));
         let out = outgoing(&mut req, authority, path);
         let http2 = cluster.http2().unwrap_or(req.version() == Version::HTTP_2);
@@ -381,7 +408,7 @@ impl HttpProxy {
     /// the address the app dialled.
     async fn passthrough(
         &self,
-        dst: SocketAddr,
+        dst: Target,
         authority: String,
         mut req: Request<Incoming>,
         upgrade: bool,
@@ -396,11 +423,11 @@ impl HttpProxy {
                     grpc,
                 );
             };
-            map.entry(dst)
+            map.entry(dst.clone())
                 .or_insert_with(|| {
                     Arc::new(Endpoint {
-                        target: Target::Socket(dst),
                         key: dst.to_string(),
+                        target: dst,
                         stats: Default::default(),
                         pool: Default::default(),
                     })
@@ -422,6 +449,19 @@ impl HttpProxy {
         )
         .await
     }
+}
+
+/// True when requests to `cluster` go to their original destination rather than an endpoint.
+fn forwards_to_original(snapshot: &Snapshot, cluster: &ClusterRuntime) -> bool {
+    matches!(
+        cluster.model.policy.load_balancer,
+        LoadBalancer::Passthrough
+    ) || (cluster.endpoints.is_empty()
+        && snapshot
+            .mesh
+            .services
+            .get(&cluster.model.service)
+            .is_some_and(|s| s.resolution == weft_model::service::Resolution::None))
 }
 
 /// The authority of a request: absolute-form URI, then `Host` (HTTP/2's `:authority` is the URI's).

@@ -39,16 +39,20 @@ pub fn should_retry(policy: &RetryPolicy, outcome: TryOutcome<'_>, method: &Meth
     let on = |c: RetryOn| policy.retry_on.contains(&c);
     let (matched, upstream_saw_it) = match outcome {
         TryOutcome::Failed(e) => {
-            let matched = match e {
-                SendError::Connect(_) | SendError::ConnectTimeout(_) => {
-                    on(RetryOn::ConnectFailure) || on(RetryOn::FiveXx) || on(RetryOn::Reset)
-                }
-                SendError::RefusedStream => on(RetryOn::RefusedStream) || on(RetryOn::FiveXx),
-                SendError::ResetBeforeRequest(_) => {
-                    on(RetryOn::ResetBeforeRequest) || on(RetryOn::Reset) || on(RetryOn::FiveXx)
-                }
-                SendError::Reset(_) => on(RetryOn::Reset) || on(RetryOn::FiveXx),
-            };
+            // Envoy counts connection failures and resets under 5xx, gateway-error and reset too.
+            let any_failure =
+                on(RetryOn::FiveXx) || on(RetryOn::GatewayError) || on(RetryOn::Reset);
+            let matched = any_failure
+                || match e {
+                    SendError::Connect(_) | SendError::ConnectTimeout(_) => {
+                        on(RetryOn::ConnectFailure) || on(RetryOn::ResetBeforeRequest)
+                    }
+                    SendError::RefusedStream => {
+                        on(RetryOn::RefusedStream) || on(RetryOn::ResetBeforeRequest)
+                    }
+                    SendError::ResetBeforeRequest(_) => on(RetryOn::ResetBeforeRequest),
+                    SendError::Reset(_) => false,
+                };
             (matched, !e.never_reached_upstream())
         }
         TryOutcome::TimedOut => (
