@@ -82,6 +82,8 @@ pub fn decide(
             return endpoint_of(default_cluster(snapshot, named, port)?, None);
         }
     }
+    // `resolution: NONE` means "connect where the app asked".
+    let service = service.filter(|s| s.resolution != weft_model::service::Resolution::None);
     if let Some(service) = service {
         if let Some(route) = snapshot.mesh.l4.tcp(&service.hostname, dst_ip, port) {
             return weighted(snapshot, route, port);

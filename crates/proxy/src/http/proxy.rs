@@ -158,8 +158,11 @@ impl HttpProxy {
                 grpc,
             );
         };
-        let port = port_of(&authority)
-            .or(down.original_dst.map(|a| a.port()))
+        // A redirected connection uses the listener (original destination) port, as in Istio.
+        let port = down
+            .original_dst
+            .map(|a| a.port())
+            .or(port_of(&authority))
             .unwrap_or(80);
         let path = req
             .uri()

@@ -109,7 +109,9 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
         );
     };
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
-    let decision = match tcp::service_named(snapshot, &host, port) {
+    let routed = tcp::service_named(snapshot, &host, port)
+        .filter(|s| s.resolution != weft_model::service::Resolution::None);
+    let decision = match routed {
         Some(service) => match tcp::decide(snapshot, Some(service), None, None, port) {
             Some(d) => d,
             None => {
