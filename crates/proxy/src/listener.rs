@@ -93,7 +93,13 @@ fn connection(
                     let http = http.clone();
                     async move { Ok::<_, std::convert::Infallible>(http.handle(down, req).await) }
                 });
+                // The protocol is known from detection, so hyper need not sniff it again.
                 let builder = auto::Builder::new(TokioExecutor::new());
+                let builder = if detected == Detected::Http2 {
+                    builder.http2_only()
+                } else {
+                    builder.http1_only()
+                };
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!(%peer, error = %e, "downstream connection ended");

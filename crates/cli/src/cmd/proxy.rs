@@ -62,10 +62,20 @@ fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
 
 /// Runs the proxy until SIGTERM, SIGINT or `/quitquitquit`, then drains and exits.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = match args.concurrency {
+        // One worker: everything on this thread, no cross-thread wake-ups (Envoy's --concurrency 1).
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    }
+    .context("starting the runtime")?;
     runtime.block_on(async move {
         let opts = ProxyOptions {
             config: args.config,

@@ -76,14 +76,19 @@ pub fn ensure_request_id(headers: &mut HeaderMap) {
     bytes.iter_mut().for_each(|b| *b = fastrand::u8(..));
     bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let mut id = String::with_capacity(36);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 36];
+    let mut at = 0;
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            id.push('-');
+            id[at] = b'-';
+            at += 1;
         }
-        id.push_str(&format!("{b:02x}"));
+        id[at] = HEX[usize::from(b >> 4)];
+        id[at + 1] = HEX[usize::from(b & 0x0f)];
+        at += 2;
     }
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_bytes(&id) {
         headers.insert(REQUEST_ID, v);
     }
 }
