@@ -134,24 +134,29 @@ pub trait RequestHeaders {
     fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>>;
 }
 
+/// Joins several values of one header with `,`, as Envoy matches them; one value is borrowed.
+pub fn join_values<'a>(
+    mut values: impl Iterator<Item = &'a str>,
+) -> Option<std::borrow::Cow<'a, str>> {
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(std::borrow::Cow::Borrowed(first));
+    };
+    let mut joined = format!("{first},{second}");
+    for v in values {
+        joined.push(',');
+        joined.push_str(v);
+    }
+    Some(std::borrow::Cow::Owned(joined))
+}
+
 impl RequestHeaders for [(&str, &str)] {
     fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
-        let mut values = self
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v);
-        let first = values.next()?;
-        match values.next() {
-            None => Some(std::borrow::Cow::Borrowed(first)),
-            Some(second) => {
-                let mut joined = format!("{first},{second}");
-                for v in values {
-                    joined.push(',');
-                    joined.push_str(v);
-                }
-                Some(std::borrow::Cow::Owned(joined))
-            }
-        }
+        join_values(
+            self.iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v),
+        )
     }
 }
 

@@ -70,6 +70,24 @@ pub struct ClusterRuntime {
 }
 
 impl ClusterRuntime {
+    /// An endpoint chosen by the balancer with no request key and nothing excluded
+    /// (connections: TCP, CONNECT, WebSocket).
+    pub fn pick_any(&self) -> Option<&Arc<Endpoint>> {
+        let active = |i: usize| {
+            self.endpoints
+                .get(i)
+                .map_or(0, |e| e.stats.active.load(Ordering::Relaxed))
+        };
+        let excluded = |_: usize| false;
+        let input = crate::balancer::PickInput {
+            hash: None,
+            random: fastrand::u64(..),
+            active: &active,
+            excluded: &excluded,
+        };
+        self.endpoints.get(self.balancer.pick(&input)?)
+    }
+
     /// True when the upstream speaks HTTP/2 (declared HTTP2 or GRPC).
     pub fn http2(&self) -> Option<bool> {
         match self.model.protocol {

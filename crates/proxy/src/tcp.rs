@@ -13,7 +13,6 @@ use weft_model::host;
 use weft_model::route::MILLION;
 use weft_model::service::Service;
 
-use crate::balancer::PickInput;
 use crate::pool;
 use crate::snapshot::{ClusterRuntime, Snapshot, Target};
 
@@ -118,21 +117,9 @@ fn weighted(
 }
 
 fn endpoint_of(cluster: &ClusterRuntime, fault: Option<TcpFault>) -> Option<TcpDecision> {
-    let active = |i: usize| {
-        cluster.endpoints.get(i).map_or(0, |e| {
-            e.stats.active.load(std::sync::atomic::Ordering::Relaxed)
-        })
-    };
-    let excluded = |_: usize| false;
-    let input = PickInput {
-        hash: None,
-        random: fastrand::u64(..),
-        active: &active,
-        excluded: &excluded,
-    };
-    let i = cluster.balancer.pick(&input)?;
+    let endpoint = cluster.pick_any()?;
     Some(TcpDecision {
-        target: cluster.endpoints.get(i)?.target.clone(),
+        target: endpoint.target.clone(),
         connect_timeout: cluster.model.policy.pool.connect_timeout,
         fault,
     })

@@ -74,19 +74,9 @@ struct Headers<'a>(&'a HeaderMap);
 
 impl RequestHeaders for Headers<'_> {
     fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
-        let mut values = self.0.get_all(name).iter().filter_map(|v| v.to_str().ok());
-        let first = values.next()?;
-        match values.next() {
-            None => Some(std::borrow::Cow::Borrowed(first)),
-            Some(second) => {
-                let mut joined = format!("{first},{second}");
-                for v in values {
-                    joined.push(',');
-                    joined.push_str(v);
-                }
-                Some(std::borrow::Cow::Owned(joined))
-            }
-        }
+        weft_model::matcher::join_values(
+            self.0.get_all(name).iter().filter_map(|v| v.to_str().ok()),
+        )
     }
 }
 
@@ -125,19 +115,7 @@ impl HttpProxy {
             };
             let authority = authority_of(&req).unwrap_or_default();
             let out = outgoing(&mut req, authority, None);
-            let http2 = req.version() == Version::HTTP_2;
-            return self
-                .send(
-                    cluster,
-                    out,
-                    req,
-                    upgrade,
-                    &RetryPolicy::disabled(),
-                    None,
-                    http2,
-                    grpc,
-                )
-                .await;
+            return self.send_plain(cluster, out, req, upgrade, grpc).await;
         }
         self.outbound(&snapshot, down, req, upgrade, grpc).await
     }
@@ -368,17 +346,17 @@ impl HttpProxy {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn send(
+    /// Forwards as is, in the client's protocol, without retries or timeout (inbound and
+    /// passthrough traffic, as Istio configures those).
+    async fn send_plain(
         &self,
         cluster: &ClusterRuntime,
         out: Outgoing,
         req: Request<Incoming>,
         upgrade: bool,
-        retry: &RetryPolicy,
-        deadline: Option<Instant>,
-        http2: bool,
         grpc: bool,
     ) -> Response<Body> {
+        let http2 = req.version() == Version::HTTP_2;
         if upgrade {
             return upgrade::websocket(cluster, out, req).await;
         }
@@ -388,8 +366,8 @@ impl HttpProxy {
             Payload::Once(Some(Body::Streaming(req.into_body())))
         };
         let policy = SendPolicy {
-            retry,
-            deadline,
+            retry: &RetryPolicy::disabled(),
+            deadline: None,
             http2,
             hash: None,
         };
@@ -439,18 +417,7 @@ impl HttpProxy {
         };
         let cluster = crate::snapshot::single_endpoint_cluster("PassthroughCluster", endpoint);
         let out = outgoing(&mut req, authority, None);
-        let http2 = req.version() == Version::HTTP_2;
-        self.send(
-            &cluster,
-            out,
-            req,
-            upgrade,
-            &RetryPolicy::disabled(),
-            None,
-            http2,
-            grpc,
-        )
-        .await
+        self.send_plain(&cluster, out, req, upgrade, grpc).await
     }
 }
 

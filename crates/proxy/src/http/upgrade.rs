@@ -10,7 +10,6 @@ use tokio::io::copy_bidirectional;
 use super::body::Body;
 use super::forward::{Outgoing, build_request};
 use super::local_reply;
-use crate::balancer::PickInput;
 use crate::flags::ResponseFlags;
 use crate::snapshot::{ClusterRuntime, Snapshot, Target};
 use crate::{pool, tcp};
@@ -163,18 +162,5 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
 }
 
 fn pick(cluster: &ClusterRuntime) -> Option<Target> {
-    let active = |i: usize| {
-        cluster.endpoints.get(i).map_or(0, |e| {
-            e.stats.active.load(std::sync::atomic::Ordering::Relaxed)
-        })
-    };
-    let excluded = |_: usize| false;
-    let input = PickInput {
-        hash: None,
-        random: fastrand::u64(..),
-        active: &active,
-        excluded: &excluded,
-    };
-    let i = cluster.balancer.pick(&input)?;
-    cluster.endpoints.get(i).map(|e| e.target.clone())
+    cluster.pick_any().map(|e| e.target.clone())
 }
