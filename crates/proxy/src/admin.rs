@@ -73,7 +73,13 @@ fn handle(
             clusters.sort_by(|a, b| a.model.name.cmp(&b.model.name));
             let view: Vec<_> = clusters
                 .iter()
-                .map(|c| json!({ "name": c.model.name, "endpoints": c.endpoints.iter().map(|e| e.view()).collect::<Vec<_>>() }))
+                .map(|c| {
+                    json!({
+                        "name": c.model.name,
+                        "circuit": crate::circuit::view(&c.state, &c.limits),
+                        "endpoints": c.endpoints.iter().map(|e| e.view()).collect::<Vec<_>>(),
+                    })
+                })
                 .collect();
             json_response(&json!({ "version": snapshot.version, "clusters": view }))
         }

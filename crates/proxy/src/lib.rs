@@ -7,11 +7,13 @@
 
 pub mod admin;
 pub mod balancer;
+pub mod circuit;
 pub mod detect;
 pub mod flags;
 pub mod http;
 pub mod listener;
 pub mod orig_dst;
+pub mod outlier;
 pub mod pool;
 pub mod snapshot;
 pub mod sni;

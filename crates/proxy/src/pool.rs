@@ -6,7 +6,9 @@
 //! again on a fresh connection, so keep-alive races never surface as errors.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use weft_model::policy::PoolLimits;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -50,26 +52,46 @@ pub struct Pool(Arc<Inner>);
 
 #[derive(Debug, Default)]
 struct Inner {
-    idle_h1: Mutex<Vec<http1::SendRequest<Body>>>,
+    idle_h1: Mutex<Vec<Conn>>,
     h2: Mutex<Option<http2::SendRequest<Body>>>,
+}
+
+/// An HTTP/1.1 connection and what its limits need to know.
+#[derive(Debug)]
+struct Conn {
+    sender: http1::SendRequest<Body>,
+    /// Requests sent on it.
+    uses: u32,
+    opened: Instant,
+    idle_since: Instant,
 }
 
 /// Hands an HTTP/1.1 connection back to its pool when the response body is done.
 #[derive(Debug)]
 pub struct Checkout {
     pool: Pool,
-    sender: Option<http1::SendRequest<Body>>,
+    conn: Option<Conn>,
+    /// `maxRequestsPerConnection` (1 disables keep-alive).
+    max_uses: Option<u32>,
+    /// `maxConnectionDuration`.
+    max_age: Option<Duration>,
 }
 
 impl Checkout {
-    /// Returns the connection to the pool (the body was read to the end).
+    /// Returns the connection to the pool (the body was read to the end), unless it is
+    /// closed or has reached its request count or its age limit.
     pub fn release(mut self) {
-        if let Some(sender) = self.sender.take() {
-            if !sender.is_closed() {
-                if let Ok(mut idle) = self.pool.0.idle_h1.lock() {
-                    idle.push(sender);
-                }
-            }
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let worn = self.max_uses.is_some_and(|m| conn.uses >= m)
+            || self.max_age.is_some_and(|a| conn.opened.elapsed() >= a);
+        if conn.sender.is_closed() || worn {
+            return;
+        }
+        conn.idle_since = Instant::now();
+        if let Ok(mut idle) = self.pool.0.idle_h1.lock() {
+            idle.push(conn);
         }
     }
 }
@@ -87,14 +109,12 @@ impl Pool {
         target: &Target,
         http2: bool,
         req: Request<Body>,
-        connect_timeout: Duration,
+        limits: &PoolLimits,
     ) -> Result<(Response<Incoming>, Option<Checkout>), SendError> {
         if http2 {
-            self.send_h2(target, req, connect_timeout)
-                .await
-                .map(|r| (r, None))
+            self.send_h2(target, req, limits).await.map(|r| (r, None))
         } else {
-            self.send_h1(target, req, connect_timeout).await
+            self.send_h1(target, req, limits).await
         }
     }
 
@@ -102,16 +122,38 @@ impl Pool {
         &self,
         target: &Target,
         mut req: Request<Body>,
-        connect_timeout: Duration,
+        limits: &PoolLimits,
     ) -> Result<(Response<Incoming>, Option<Checkout>), SendError> {
-        // Reuse idle connections while they hand the request back unsent; then dial.
+        // Reuse idle connections (checked first: closed, idle too long or too old ones are
+        // dropped) while they hand the request back unsent; then dial.
         loop {
             let idle = self.0.idle_h1.lock().ok().and_then(|mut v| v.pop());
-            let (mut sender, fresh) = match idle {
-                Some(s) if !s.is_closed() => (s, false),
+            let (mut conn, fresh) = match idle {
+                Some(c)
+                    if !c.sender.is_closed()
+                        && c.idle_since.elapsed() < limits.http_idle_timeout
+                        && limits
+                            .max_connection_duration
+                            .is_none_or(|a| c.opened.elapsed() < a) =>
+                {
+                    (c, false)
+                }
                 Some(_) => continue,
-                None => (connect_h1(target, connect_timeout).await?, true),
+                None => {
+                    let sender = connect_h1(target, limits).await?;
+                    let now = Instant::now();
+                    (
+                        Conn {
+                            sender,
+                            uses: 0,
+                            opened: now,
+                            idle_since: now,
+                        },
+                        true,
+                    )
+                }
             };
+            let sender = &mut conn.sender;
             if sender.ready().await.is_err() {
                 if fresh {
                     return Err(SendError::ResetBeforeRequest(
@@ -122,13 +164,14 @@ impl Pool {
             }
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    return Ok((
-                        resp,
-                        Some(Checkout {
-                            pool: self.clone(),
-                            sender: Some(sender),
-                        }),
-                    ));
+                    conn.uses += 1;
+                    let checkout = Checkout {
+                        pool: self.clone(),
+                        conn: Some(conn),
+                        max_uses: limits.max_requests_per_connection,
+                        max_age: limits.max_connection_duration,
+                    };
+                    return Ok((resp, Some(checkout)));
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if !fresh => req = unsent,
@@ -143,7 +186,7 @@ impl Pool {
         &self,
         target: &Target,
         mut req: Request<Body>,
-        connect_timeout: Duration,
+        limits: &PoolLimits,
     ) -> Result<Response<Incoming>, SendError> {
         let shared = self
             .0
@@ -155,7 +198,7 @@ impl Pool {
         let mut tried_shared = shared.is_some();
         let mut sender = match shared {
             Some(s) => s,
-            None => self.dial_h2(target, connect_timeout).await?,
+            None => self.dial_h2(target, limits).await?,
         };
         loop {
             if sender.ready().await.is_err() {
@@ -165,7 +208,7 @@ impl Pool {
                     ));
                 }
                 tried_shared = false;
-                sender = self.dial_h2(target, connect_timeout).await?;
+                sender = self.dial_h2(target, limits).await?;
                 continue;
             }
             match sender.try_send_request(req).await {
@@ -176,7 +219,7 @@ impl Pool {
                         Some(unsent) if tried_shared => {
                             req = unsent;
                             tried_shared = false;
-                            sender = self.dial_h2(target, connect_timeout).await?;
+                            sender = self.dial_h2(target, limits).await?;
                         }
                         Some(_) if refused => return Err(SendError::RefusedStream),
                         Some(_) => {
@@ -193,9 +236,9 @@ impl Pool {
     async fn dial_h2(
         &self,
         target: &Target,
-        connect_timeout: Duration,
+        limits: &PoolLimits,
     ) -> Result<http2::SendRequest<Body>, SendError> {
-        let stream = connect(target, connect_timeout).await?;
+        let stream = connect_with(target, limits).await?;
         let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .map_err(|e| SendError::Connect(format!("HTTP/2 handshake: {e}")))?;
@@ -223,6 +266,28 @@ fn is_refused_stream(e: &hyper::Error) -> bool {
     false
 }
 
+/// Opens a TCP connection under a cluster's pool settings (connect timeout, keepalive).
+pub async fn connect_with(target: &Target, limits: &PoolLimits) -> Result<TcpStream, SendError> {
+    let stream = connect(target, limits.connect_timeout).await?;
+    if let Some(k) = &limits.tcp_keepalive {
+        let mut ka = socket2::TcpKeepalive::new();
+        if let Some(t) = k.time {
+            ka = ka.with_time(t);
+        }
+        if let Some(i) = k.interval {
+            ka = ka.with_interval(i);
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(p) = k.probes {
+            ka = ka.with_retries(p);
+        }
+        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka) {
+            tracing::debug!(error = %e, "setting TCP keepalive failed");
+        }
+    }
+    Ok(stream)
+}
+
 /// Opens a TCP connection to `target` within `timeout`.
 pub async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, SendError> {
     let attempt = async {
@@ -241,9 +306,9 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, Se
 
 async fn connect_h1(
     target: &Target,
-    timeout: Duration,
+    limits: &PoolLimits,
 ) -> Result<http1::SendRequest<Body>, SendError> {
-    let stream = connect(target, timeout).await?;
+    let stream = connect_with(target, limits).await?;
     let (sender, conn) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| SendError::Connect(format!("HTTP/1.1 handshake: {e}")))?;

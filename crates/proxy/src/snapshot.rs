@@ -56,6 +56,8 @@ pub struct Endpoint {
     pub stats: EndpointStats,
     /// Pooled upstream connections.
     pub pool: Pool,
+    /// Outlier detection and active health check state.
+    pub health: crate::outlier::EndpointHealth,
 }
 
 /// A cluster ready to serve: its endpoints and balancer.
@@ -67,6 +69,10 @@ pub struct ClusterRuntime {
     pub endpoints: Vec<Arc<Endpoint>>,
     /// Endpoint selection.
     pub balancer: Balancer,
+    /// Live counters (kept across reloads).
+    pub state: Arc<crate::circuit::ClusterState>,
+    /// Connection pool limits of this configuration.
+    pub limits: crate::circuit::Limits,
 }
 
 impl ClusterRuntime {
@@ -128,19 +134,19 @@ impl Snapshot {
         app: Option<SocketAddr>,
         previous: Option<&Snapshot>,
     ) -> Snapshot {
-        let reuse = |cluster: &str, key: &str| -> Option<Arc<Endpoint>> {
+        let reuse = |name: &str| -> Option<&ClusterRuntime> {
             let prev = previous?;
-            let c = if cluster.starts_with("inbound|") {
-                prev.inbound.as_ref()?
+            let c = if name.starts_with("inbound|") {
+                prev.inbound.as_ref()
             } else {
-                prev.clusters.get(cluster)?
+                prev.clusters.get(name)
             };
-            c.endpoints.iter().find(|e| e.key == key).cloned()
+            c.map(|c| &**c)
         };
         let clusters = mesh
             .clusters
             .values()
-            .map(|c| (c.name.clone(), Arc::new(runtime(c.clone(), &reuse))))
+            .map(|c| (c.name.clone(), Arc::new(runtime(c.clone(), reuse(&c.name)))))
             .collect();
         let inbound = app.map(|addr| {
             let model = Arc::new(Cluster {
@@ -157,7 +163,8 @@ impl Snapshot {
                 }],
                 policy: Default::default(),
             });
-            Arc::new(runtime(model, &reuse))
+            let previous = reuse(&model.name);
+            Arc::new(runtime(model, previous))
         });
         Snapshot {
             version,
@@ -176,10 +183,7 @@ impl Snapshot {
     }
 }
 
-fn runtime(
-    model: Arc<Cluster>,
-    reuse: &dyn Fn(&str, &str) -> Option<Arc<Endpoint>>,
-) -> ClusterRuntime {
+fn runtime(model: Arc<Cluster>, previous: Option<&ClusterRuntime>) -> ClusterRuntime {
     // Unix-socket endpoints are not dialled yet; weights stay paired with their endpoints.
     let (endpoints, weights): (Vec<Arc<Endpoint>>, Vec<u32>) = model
         .endpoints
@@ -191,12 +195,14 @@ fn runtime(
                 EndpointAddress::Unix(_) => return None,
             };
             let key = target.to_string();
-            let endpoint = reuse(&model.name, &key).unwrap_or_else(|| {
+            let kept = previous.and_then(|p| p.endpoints.iter().find(|e| e.key == key).cloned());
+            let endpoint = kept.unwrap_or_else(|| {
                 Arc::new(Endpoint {
                     target,
                     key,
                     stats: EndpointStats::default(),
                     pool: Pool::default(),
+                    health: Default::default(),
                 })
             });
             Some((endpoint, e.weight))
@@ -211,10 +217,14 @@ fn runtime(
         })
         .collect();
     let balancer = Balancer::new(&model.policy.load_balancer, &balanced);
+    let state = previous.map(|p| p.state.clone()).unwrap_or_default();
+    let limits = crate::circuit::Limits::new(&model.policy, previous.map(|p| &p.limits));
     ClusterRuntime {
         model,
         endpoints,
         balancer,
+        state,
+        limits,
     }
 }
 
@@ -236,10 +246,13 @@ pub fn single_endpoint_cluster(name: &str, endpoint: Arc<Endpoint>) -> ClusterRu
             weight: 1,
         }],
     );
+    let limits = crate::circuit::Limits::new(&model.policy, None);
     ClusterRuntime {
         model,
         endpoints: vec![endpoint],
         balancer,
+        state: Default::default(),
+        limits,
     }
 }
 
@@ -269,8 +282,9 @@ impl SnapshotCell {
 pub struct EndpointView {
     /// Address.
     pub address: String,
-    /// Health as the balancer sees it.
-    pub health: &'static str,
+    /// Health: outlier ejection and active checks.
+    #[serde(flatten)]
+    pub health: crate::outlier::HealthView,
     /// Requests in flight.
     pub active: u64,
     /// Requests sent.
@@ -286,7 +300,7 @@ impl Endpoint {
     pub fn view(&self) -> EndpointView {
         EndpointView {
             address: self.key.clone(),
-            health: "healthy",
+            health: self.health.view(),
             active: self.stats.active.load(Ordering::Relaxed),
             requests: self.stats.requests.load(Ordering::Relaxed),
             failures: self.stats.failures.load(Ordering::Relaxed),

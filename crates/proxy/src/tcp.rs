@@ -26,6 +26,8 @@ pub struct TcpDecision {
     pub target: Target,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// The cluster, for its connection limits and counters (none for passthrough).
+    pub cluster: Option<Arc<ClusterRuntime>>,
     /// Fault to apply.
     pub fault: Option<TcpFault>,
 }
@@ -92,6 +94,7 @@ pub fn decide(
     original.map(|dst| TcpDecision {
         target: Target::Socket(dst),
         connect_timeout: PASSTHROUGH_CONNECT_TIMEOUT,
+        cluster: None,
         fault: None,
     })
 }
@@ -116,12 +119,13 @@ fn weighted(
     endpoint_of(cluster, route.fault.clone())
 }
 
-fn endpoint_of(cluster: &ClusterRuntime, fault: Option<TcpFault>) -> Option<TcpDecision> {
+fn endpoint_of(cluster: &Arc<ClusterRuntime>, fault: Option<TcpFault>) -> Option<TcpDecision> {
     let endpoint = cluster.pick_any()?;
     Some(TcpDecision {
         target: endpoint.target.clone(),
         connect_timeout: cluster.model.policy.pool.connect_timeout,
         fault,
+        cluster: Some(cluster.clone()),
     })
 }
 
@@ -140,8 +144,20 @@ pub async fn survives_fault(fault: Option<&TcpFault>) -> bool {
     true
 }
 
-/// Proxies a TCP connection per `decision`, applying its fault.
+/// Proxies a TCP connection per `decision`, applying its fault and the cluster's
+/// `maxConnections` (over the limit the connection is reset: `UO`).
 pub async fn proxy_stream(downstream: tokio::net::TcpStream, decision: TcpDecision) {
+    let (_slot, _open) = match &decision.cluster {
+        Some(c) => match crate::circuit::try_tcp_slot(&c.state, &c.limits) {
+            Ok(slot) => (slot, Some(crate::circuit::hold_tcp(&c.state))),
+            Err(()) => {
+                tracing::debug!(cluster = %c.model.name, "TCP connection over maxConnections (UO)");
+                let _ = downstream.set_zero_linger();
+                return;
+            }
+        },
+        None => (None, None),
+    };
     if !survives_fault(decision.fault.as_ref()).await {
         // SO_LINGER 0 makes close() send a RST, as a crashed peer would.
         let _ = downstream.set_zero_linger();

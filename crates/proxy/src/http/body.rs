@@ -26,6 +26,8 @@ pub enum Body {
         inner: Incoming,
         /// The connection to give back.
         checkout: Option<Checkout>,
+        /// The cluster's connection slot, freed when the body is dropped.
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// The first chunks were read (and kept) before the rest streams on.
     Prefixed {
@@ -67,7 +69,11 @@ impl Body {
 
 impl Body {
     /// Wraps an upstream response body; an already finished body releases its connection now.
-    pub fn upstream(inner: Incoming, checkout: Option<Checkout>) -> Self {
+    pub fn upstream(
+        inner: Incoming,
+        checkout: Option<Checkout>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
         if inner.is_end_stream() {
             if let Some(c) = checkout {
                 c.release();
@@ -75,9 +81,14 @@ impl Body {
             return Body::Upstream {
                 inner,
                 checkout: None,
+                permit,
             };
         }
-        Body::Upstream { inner, checkout }
+        Body::Upstream {
+            inner,
+            checkout,
+            permit,
+        }
     }
 }
 
@@ -133,7 +144,9 @@ impl HttpBody for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             Body::Streaming(incoming) => Pin::new(incoming).poll_frame(cx),
-            Body::Upstream { inner, checkout } => {
+            Body::Upstream {
+                inner, checkout, ..
+            } => {
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
                 // The server may stop polling once `is_end_stream` is true, so check after each frame.
                 let ended = match &polled {

@@ -14,7 +14,9 @@ use weft_model::route::RetryPolicy;
 use super::body::{Body, Buffered};
 use super::retry::{TryOutcome, backoff, should_retry};
 use crate::balancer::PickInput;
+use crate::circuit;
 use crate::flags::ResponseFlags;
+use crate::outlier::{self, Outcome};
 use crate::pool::{Checkout, SendError};
 use crate::snapshot::{ClusterRuntime, Endpoint};
 
@@ -56,6 +58,8 @@ pub struct Upstream {
     pub response: Response<Incoming>,
     /// Its HTTP/1.1 connection, to release when the body ends.
     pub checkout: Option<Checkout>,
+    /// The connection slot (`maxConnections`), held until the response body ends.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The endpoint that answered.
     pub endpoint: Arc<Endpoint>,
     /// Flags collected on the way (URX when the retry budget ran out on an upstream answer).
@@ -86,24 +90,20 @@ pub struct SendPolicy<'a> {
     pub hash: Option<u64>,
 }
 
-/// Sends `out` to `cluster`, retrying as `policy` allows.
+/// Sends `out` to `cluster`, retrying as `policy` allows, within the cluster's limits.
 pub async fn send(
     cluster: &ClusterRuntime,
     out: &Outgoing,
     mut payload: Payload,
     policy: SendPolicy<'_>,
 ) -> Result<Upstream, Failure> {
-    if cluster.endpoints.is_empty() {
-        return Err(Failure {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            flags: ResponseFlags::NO_HEALTHY_UPSTREAM,
-            message: format!("no healthy upstream for {}", cluster.model.name),
-        });
-    }
-    let connect_timeout = cluster.model.policy.pool.connect_timeout;
+    let Some(_request) = circuit::admit_request(&cluster.state, &cluster.limits) else {
+        return Err(overflow(cluster));
+    };
     let max_tries = 1 + policy.retry.attempts;
     let mut tried: Vec<usize> = Vec::new();
     let mut last_failure: Option<Failure> = None;
+    let mut _retry: Option<circuit::Held> = None;
     for attempt in 0..max_tries {
         if attempt > 0 {
             let wait = backoff(policy.retry, attempt - 1, |max| fastrand::u64(..max.max(1)));
@@ -112,17 +112,29 @@ pub async fn send(
             }
             tokio::time::sleep(wait).await;
         }
+        let Some(index) = pick(cluster, &tried, policy) else {
+            return Err(Failure {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                flags: ResponseFlags::NO_HEALTHY_UPSTREAM,
+                message: format!("no healthy upstream for {}", cluster.model.name),
+            });
+        };
         let Some(body) = payload.take() else { break };
-        let index = pick(cluster, &tried, policy);
         let endpoint = cluster.endpoints[index].clone();
         tried.push(index);
+        let Ok(permit) = circuit::acquire_slot(&cluster.state, &cluster.limits).await else {
+            return Err(overflow(cluster));
+        };
         let per_try = per_try_timeout(policy.retry.per_try_timeout, policy.deadline);
         let req = build_request(out, body, policy.http2);
         endpoint.stats.requests.fetch_add(1, Ordering::Relaxed);
         endpoint.stats.active.fetch_add(1, Ordering::Relaxed);
-        let sent = endpoint
-            .pool
-            .send(&endpoint.target, policy.http2, req, connect_timeout);
+        let sent = endpoint.pool.send(
+            &endpoint.target,
+            policy.http2,
+            req,
+            &cluster.model.policy.pool,
+        );
         let result = match per_try {
             Some(t) => tokio::time::timeout(t, sent).await.ok(),
             None => Some(sent.await),
@@ -135,33 +147,47 @@ pub async fn send(
                 if status >= 500 {
                     endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
                 }
+                observe(cluster, &endpoint, Outcome::Status(status));
                 let outcome = TryOutcome::Response {
                     status,
                     grpc_status: grpc_status(response.headers()),
                     rate_limited: response.headers().contains_key("x-envoy-ratelimited"),
                 };
                 let retry = should_retry(policy.retry, outcome, &out.method);
-                if retry && more && matches!(payload, Payload::Replayable(_)) {
-                    last_failure = None;
-                    continue;
-                }
-                let flags = if retry && attempt > 0 {
+                let mut flags = if retry && attempt > 0 {
                     ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED
                 } else {
                     ResponseFlags::NONE
                 };
+                if retry && more && matches!(payload, Payload::Replayable(_)) {
+                    match circuit::admit_retry(&cluster.state, &cluster.limits) {
+                        Some(held) => {
+                            _retry = Some(held);
+                            last_failure = None;
+                            continue;
+                        }
+                        None => flags |= ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED,
+                    }
+                }
                 return Ok(Upstream {
                     response,
                     checkout,
+                    permit,
                     endpoint,
                     flags,
                 });
             }
             Some(Err(e)) => {
                 endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
+                observe(cluster, &endpoint, Outcome::LocalFailure);
                 let retry = should_retry(policy.retry, TryOutcome::Failed(&e), &out.method);
                 let mut failure = failure_of(&e, &endpoint);
-                if !(retry && more) {
+                let admitted = retry
+                    && more
+                    && circuit::admit_retry(&cluster.state, &cluster.limits)
+                        .map(|h| _retry = Some(h))
+                        .is_some();
+                if !admitted {
                     if retry || attempt > 0 {
                         failure.flags |= ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
                     }
@@ -171,6 +197,7 @@ pub async fn send(
             }
             None => {
                 endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
+                observe(cluster, &endpoint, Outcome::LocalFailure);
                 let overall = policy.deadline.is_some_and(|d| Instant::now() >= d);
                 let retry =
                     !overall && should_retry(policy.retry, TryOutcome::TimedOut, &out.method);
@@ -179,7 +206,12 @@ pub async fn send(
                     flags: ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
                     message: "upstream request timeout".into(),
                 };
-                if !(retry && more) {
+                let admitted = retry
+                    && more
+                    && circuit::admit_retry(&cluster.state, &cluster.limits)
+                        .map(|h| _retry = Some(h))
+                        .is_some();
+                if !admitted {
                     return Err(failure);
                 }
                 last_failure = Some(failure);
@@ -193,7 +225,59 @@ pub async fn send(
     }))
 }
 
-fn pick(cluster: &ClusterRuntime, tried: &[usize], policy: SendPolicy<'_>) -> usize {
+fn overflow(cluster: &ClusterRuntime) -> Failure {
+    Failure {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        flags: ResponseFlags::UPSTREAM_OVERFLOW,
+        message: format!(
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow ({})",
+            cluster.model.name
+        ),
+    }
+}
+
+/// Feeds outlier detection with how a try ended, ejecting the endpoint when due.
+fn observe(cluster: &ClusterRuntime, endpoint: &Endpoint, outcome: Outcome) {
+    let Some(policy) = &cluster.model.policy.outlier else {
+        return;
+    };
+    if !endpoint.health.record(policy, outcome) {
+        return;
+    }
+    let ejected = cluster
+        .endpoints
+        .iter()
+        .filter(|e| e.health.ejected())
+        .count();
+    if outlier::may_eject(policy, cluster.endpoints.len(), ejected) {
+        endpoint.health.eject(policy.base_ejection_time);
+        cluster.state.ejections.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(cluster = %cluster.model.name, endpoint = %endpoint.key, ejections = endpoint.health.ejection_count(), "endpoint ejected");
+    }
+}
+
+/// Chooses an endpoint among the available ones (not ejected, not failing its health
+/// check), avoiding those already tried when the policy says so. In panic (too few
+/// available, per `minHealthPercent`) every endpoint is eligible again.
+fn pick(cluster: &ClusterRuntime, tried: &[usize], policy: SendPolicy<'_>) -> Option<usize> {
+    let total = cluster.endpoints.len();
+    let available = |i: usize| {
+        cluster
+            .endpoints
+            .get(i)
+            .is_some_and(|e| e.health.available())
+    };
+    let count = (0..total).filter(|i| available(*i)).count();
+    let min_health = cluster
+        .model
+        .policy
+        .outlier
+        .as_ref()
+        .map_or(0, |o| o.min_health_percent);
+    let panic = outlier::panic(min_health, total, count);
+    if count == 0 && !panic {
+        return None;
+    }
     let active = |i: usize| {
         cluster
             .endpoints
@@ -201,24 +285,20 @@ fn pick(cluster: &ClusterRuntime, tried: &[usize], policy: SendPolicy<'_>) -> us
             .map_or(0, |e| e.stats.active.load(Ordering::Relaxed))
     };
     let avoid_previous = policy.retry.retry_ignore_previous_hosts;
-    let excluded = |i: usize| avoid_previous && tried.contains(&i);
-    let none = |_: usize| false;
+    let excluded = |i: usize| (!panic && !available(i)) || (avoid_previous && tried.contains(&i));
+    let healthy_only = |i: usize| !panic && !available(i);
     let input = PickInput {
         hash: policy.hash,
         random: fastrand::u64(..),
         active: &active,
         excluded: &excluded,
     };
-    cluster
-        .balancer
-        .pick(&input)
-        .or_else(|| {
-            cluster.balancer.pick(&PickInput {
-                excluded: &none,
-                ..input
-            })
+    cluster.balancer.pick(&input).or_else(|| {
+        cluster.balancer.pick(&PickInput {
+            excluded: &healthy_only,
+            ..input
         })
-        .unwrap_or_else(|| fastrand::usize(..cluster.endpoints.len()))
+    })
 }
 
 fn per_try_timeout(per_try: Option<Duration>, deadline: Option<Instant>) -> Option<Duration> {

@@ -334,7 +334,7 @@ impl HttpProxy {
                 if let (Some(cors), Some(origin)) = (&f.cors, cors_origin) {
                     cors::on_response(cors, origin, &mut parts.headers);
                 }
-                Response::from_parts(parts, Body::upstream(incoming, up.checkout))
+                Response::from_parts(parts, Body::upstream(incoming, up.checkout, up.permit))
             }
             Err(failure) => local_reply::reply(
                 failure.status,
@@ -377,7 +377,7 @@ impl HttpProxy {
                 // The downstream connection's protocol decides the response's, not the upstream's.
                 parts.version = Version::default();
                 headers::strip_hop_by_hop(&mut parts.headers, false);
-                Response::from_parts(parts, Body::upstream(incoming, up.checkout))
+                Response::from_parts(parts, Body::upstream(incoming, up.checkout, up.permit))
             }
             Err(failure) => {
                 local_reply::reply(failure.status, failure.flags, &failure.message, grpc)
@@ -411,6 +411,7 @@ impl HttpProxy {
                         target: dst,
                         stats: Default::default(),
                         pool: Default::default(),
+                        health: Default::default(),
                     })
                 })
                 .clone()

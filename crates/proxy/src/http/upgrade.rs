@@ -66,7 +66,7 @@ pub async fn websocket(
     };
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (parts, body) = resp.into_parts();
-        return Response::from_parts(parts, Body::upstream(body, None));
+        return Response::from_parts(parts, Body::upstream(body, None, None));
     }
     let upstream = hyper::upgrade::on(&mut resp);
     tokio::spawn(async move {
@@ -126,6 +126,7 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
             target: Target::Host(host, port),
             connect_timeout: std::time::Duration::from_secs(10),
             fault: None,
+            cluster: None,
         },
     };
     if !tcp::survives_fault(decision.fault.as_ref()).await {
