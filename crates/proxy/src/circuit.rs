@@ -65,6 +65,10 @@ impl Limits {
     }
 }
 
+/// A limit was reached: the request or connection is refused (`UO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
 /// Holds one unit of a counter until dropped.
 #[derive(Debug)]
 pub struct Held(Arc<ClusterState>, fn(&ClusterState) -> &AtomicU64);
@@ -97,7 +101,7 @@ pub fn admit_request(state: &Arc<ClusterState>, limits: &Limits) -> Option<Held>
 pub async fn acquire_slot(
     state: &Arc<ClusterState>,
     limits: &Limits,
-) -> Result<Option<OwnedSemaphorePermit>, ()> {
+) -> Result<Option<OwnedSemaphorePermit>, Overflow> {
     let Some(slots) = &limits.slots else {
         return Ok(None);
     };
@@ -110,9 +114,9 @@ pub async fn acquire_slot(
         .is_some_and(|m| state.pending_requests.load(Ordering::Relaxed) > u64::from(m))
     {
         state.overflows.fetch_add(1, Ordering::Relaxed);
-        return Err(());
+        return Err(Overflow);
     }
-    let permit = slots.clone().acquire_owned().await.map_err(|_| ())?;
+    let permit = slots.clone().acquire_owned().await.map_err(|_| Overflow)?;
     drop(pending);
     Ok(Some(permit))
 }
@@ -121,12 +125,13 @@ pub async fn acquire_slot(
 pub fn try_tcp_slot(
     state: &Arc<ClusterState>,
     limits: &Limits,
-) -> Result<Option<OwnedSemaphorePermit>, ()> {
+) -> Result<Option<OwnedSemaphorePermit>, Overflow> {
     let Some(slots) = &limits.slots else {
         return Ok(None);
     };
     slots.clone().try_acquire_owned().map(Some).map_err(|_| {
         state.overflows.fetch_add(1, Ordering::Relaxed);
+        Overflow
     })
 }
 

@@ -150,7 +150,7 @@ pub async fn proxy_stream(downstream: tokio::net::TcpStream, decision: TcpDecisi
     let (_slot, _open) = match &decision.cluster {
         Some(c) => match crate::circuit::try_tcp_slot(&c.state, &c.limits) {
             Ok(slot) => (slot, Some(crate::circuit::hold_tcp(&c.state))),
-            Err(()) => {
+            Err(_) => {
                 tracing::debug!(cluster = %c.model.name, "TCP connection over maxConnections (UO)");
                 let _ = downstream.set_zero_linger();
                 return;
