@@ -106,9 +106,156 @@ pub fn validate_tcp_fault_annotation(vs: &Object<VirtualService>, v: &mut Valida
     }
 }
 
+/// The annotation holding weft's active health check, on a ServiceEntry or a DestinationRule.
+pub const HEALTH_CHECK_ANNOTATION: &str = "health.weft.io/check";
+
+/// weft's active health check (Istio leaves this to Kubernetes probes).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    /// Probe with an HTTP GET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCheckSpec>,
+    /// Probe by opening a TCP connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpCheckSpec>,
+    /// Time between probes (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Time a probe may take (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Passing probes in a row to become healthy (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<u32>,
+    /// Failing probes in a row to become unhealthy (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<u32>,
+}
+
+/// An HTTP probe.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpCheckSpec {
+    /// Path to GET (default `/`); a 2xx answer passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// A TCP probe (connect only).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpCheckSpec {}
+
+/// The active health check, normalized.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthCheck {
+    /// HTTP path to GET, or `None` for a TCP connect probe.
+    pub http_path: Option<String>,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub timeout: Duration,
+    /// Passing probes in a row to become healthy.
+    pub healthy_threshold: u32,
+    /// Failing probes in a row to become unhealthy.
+    pub unhealthy_threshold: u32,
+}
+
+/// Parses and checks the health check annotation.
+pub fn parse_health_check(text: &str) -> Result<HealthCheck, String> {
+    let spec: HealthCheckSpec = serde_json::from_str(text)
+        .map_err(|e| format!("invalid {HEALTH_CHECK_ANNOTATION} (JSON): {e}"))?;
+    let duration = |d: &Option<String>, default: Duration| -> Result<Duration, String> {
+        let d = match d {
+            Some(t) => crate::duration::parse_duration(t)?,
+            None => default,
+        };
+        if d < Duration::from_millis(1) {
+            return Err(format!(
+                "{HEALTH_CHECK_ANNOTATION}: durations must be at least 1ms"
+            ));
+        }
+        Ok(d)
+    };
+    let http_path = match (&spec.http, &spec.tcp) {
+        (Some(h), None) => {
+            let path = h.path.clone().unwrap_or_else(|| "/".into());
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "{HEALTH_CHECK_ANNOTATION}: http.path must start with / (got {path:?})"
+                ));
+            }
+            Some(path)
+        }
+        (None, Some(_)) => None,
+        _ => {
+            return Err(format!(
+                "{HEALTH_CHECK_ANNOTATION} needs exactly one of http or tcp"
+            ));
+        }
+    };
+    let threshold = |t: Option<u32>, default: u32| match t {
+        Some(0) => Err(format!(
+            "{HEALTH_CHECK_ANNOTATION}: thresholds must be at least 1"
+        )),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    Ok(HealthCheck {
+        http_path,
+        interval: duration(&spec.interval, Duration::from_secs(10))?,
+        timeout: duration(&spec.timeout, Duration::from_secs(1))?,
+        healthy_threshold: threshold(spec.healthy_threshold, 1)?,
+        unhealthy_threshold: threshold(spec.unhealthy_threshold, 3)?,
+    })
+}
+
+/// Validation of the health check annotation of any resource carrying it.
+pub fn validate_health_check_annotation(
+    annotations: &std::collections::BTreeMap<String, String>,
+    v: &mut Validator,
+) {
+    if let Some(text) = annotations.get(HEALTH_CHECK_ANNOTATION) {
+        if let Err(e) = parse_health_check(text) {
+            v.error(e);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_check_annotation() {
+        let c = parse_health_check(
+            r#"{"http": {"path": "/healthz"}, "interval": "2s", "unhealthyThreshold": 2}"#,
+        )
+        .expect("parses");
+        assert_eq!(c.http_path.as_deref(), Some("/healthz"));
+        assert_eq!(
+            (
+                c.interval,
+                c.timeout,
+                c.healthy_threshold,
+                c.unhealthy_threshold
+            ),
+            (Duration::from_secs(2), Duration::from_secs(1), 1, 2)
+        );
+        assert_eq!(
+            parse_health_check(r#"{"tcp": {}}"#).expect("tcp").http_path,
+            None
+        );
+        assert!(parse_health_check(r#"{"http": {}, "tcp": {}}"#).is_err());
+        assert!(parse_health_check(r#"{"http": {"path": "x"}}"#).is_err());
+        assert!(parse_health_check(r#"{"tcp": {}, "healthyThreshold": 0}"#).is_err());
+        assert!(
+            parse_health_check(r#"{"tcp": {}, "intervall": "1s"}"#)
+                .expect_err("unknown")
+                .contains("intervall")
+        );
+    }
 
     #[test]
     fn tcp_fault_annotation() {

@@ -200,6 +200,21 @@ impl Resource {
         let mut v = Validator::new("");
         v.field("metadata", |v| self.metadata().validate(v));
         v.field("spec", |v| each_resource!(self, o => o.spec.validate(v)));
+        if matches!(
+            self,
+            Resource::ServiceEntry(_) | Resource::DestinationRule(_)
+        ) {
+            v.field("metadata", |v| {
+                v.field("annotations", |v| {
+                    v.field(crate::extensions::HEALTH_CHECK_ANNOTATION, |v| {
+                        crate::extensions::validate_health_check_annotation(
+                            &self.metadata().annotations,
+                            v,
+                        )
+                    })
+                })
+            });
+        }
         if let Resource::VirtualService(vs) = self {
             v.field("metadata", |v| {
                 v.field("annotations", |v| {

@@ -178,6 +178,8 @@ pub struct ClusterPolicy {
     pub tls: UpstreamTls,
     /// Retry budget, when configured.
     pub retry_budget: Option<RetryBudget>,
+    /// weft's active health check, when configured (annotation `health.weft.io/check`).
+    pub health_check: Option<weft_api::extensions::HealthCheck>,
 }
 
 impl Default for ClusterPolicy {
@@ -275,6 +277,7 @@ impl ClusterPolicy {
                 percent: b.percent.unwrap_or(20.0),
                 min_retry_concurrency: b.min_retry_concurrency.unwrap_or(3),
             }),
+            health_check: None,
         }
     }
 }

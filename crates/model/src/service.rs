@@ -153,6 +153,9 @@ pub struct Service {
     pub addresses: Vec<String>,
     /// The ServiceEntry it came from (`namespace/name`).
     pub source: String,
+    /// weft's active health check from the ServiceEntry's annotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<weft_api::extensions::HealthCheck>,
 }
 
 impl Service {

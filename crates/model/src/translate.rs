@@ -166,7 +166,20 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
         let rule = destination_rule_for(&rules, service, scope);
         for port in &service.ports {
             let top = rule.and_then(|r| r.spec.traffic_policy.as_ref());
-            let default = cluster(service, port, None, policy::merge(top, None, port.number));
+            // A DestinationRule's health check annotation overrides the ServiceEntry's.
+            let check = rule
+                .and_then(|r| health_check_of(&r.metadata.annotations))
+                .or_else(|| service.health_check.clone());
+            let with_check = |mut p: ClusterPolicy| {
+                p.health_check = check.clone();
+                p
+            };
+            let default = cluster(
+                service,
+                port,
+                None,
+                with_check(policy::merge(top, None, port.number)),
+            );
             mesh.clusters
                 .insert(default.name.clone(), Arc::new(default));
             for subset in rule.map(|r| r.spec.subsets.as_slice()).unwrap_or_default() {
@@ -176,7 +189,11 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
                 {
                     continue;
                 }
-                let merged = policy::merge(top, subset.traffic_policy.as_ref(), port.number);
+                let merged = with_check(policy::merge(
+                    top,
+                    subset.traffic_policy.as_ref(),
+                    port.number,
+                ));
                 let c = cluster(service, port, Some((&subset.name, &subset.labels)), merged);
                 mesh.clusters.insert(c.name.clone(), Arc::new(c));
             }
@@ -197,6 +214,14 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
         message,
     })?;
     Ok(mesh)
+}
+
+fn health_check_of(
+    annotations: &BTreeMap<String, String>,
+) -> Option<weft_api::extensions::HealthCheck> {
+    annotations
+        .get(weft_api::extensions::HEALTH_CHECK_ANNOTATION)
+        .and_then(|t| weft_api::extensions::parse_health_check(t).ok())
 }
 
 fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
@@ -261,6 +286,7 @@ fn services_of(
             mesh_internal: se.spec.location == Location::MeshInternal,
             addresses: se.spec.addresses.clone(),
             source: format!("{ns}/{}", se.metadata.name),
+            health_check: health_check_of(&se.metadata.annotations),
         })
         .collect()
 }

@@ -10,6 +10,7 @@ pub mod balancer;
 pub mod circuit;
 pub mod detect;
 pub mod flags;
+pub mod health_check;
 pub mod http;
 pub mod listener;
 pub mod orig_dst;
@@ -157,6 +158,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
             opts.drain,
         ));
     }
+    tasks.spawn(health_check::run(snapshots.clone(), rx.clone()));
     tasks.spawn(source.watch(snapshots.clone(), rx, fingerprint));
     let version = snapshots.load().version;
     tracing::info!(outbound = %outbound_addr, inbound = ?inbound_addr, admin = %admin_addr, version, "proxy ready");

@@ -29,6 +29,9 @@ pub struct EndpointHealth {
     ejections: AtomicU32,
     /// Failed its active health check.
     pub check_failed: AtomicBool,
+    next_check: AtomicU64,
+    check_passes: AtomicU32,
+    check_failures: AtomicU32,
 }
 
 /// How a try ended, as outlier detection counts it.
@@ -84,6 +87,37 @@ impl EndpointHealth {
                 let gateway = bump(&self.consecutive_gateway, policy.consecutive_gateway_errors);
                 let any = bump(&self.consecutive_5xx, policy.consecutive_5xx);
                 gateway || any
+            }
+        }
+    }
+
+    /// Claims the next active check when it is due; false when not due (or claimed).
+    pub fn claim_check(&self, interval: Duration) -> bool {
+        let now = now_ms();
+        let due = self.next_check.load(Ordering::Relaxed);
+        due <= now
+            && self
+                .next_check
+                .compare_exchange(
+                    due,
+                    now + interval.as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// Counts an active check result against the thresholds.
+    pub fn check_result(&self, passed: bool, healthy_threshold: u32, unhealthy_threshold: u32) {
+        if passed {
+            self.check_failures.store(0, Ordering::Relaxed);
+            if self.check_passes.fetch_add(1, Ordering::Relaxed) + 1 >= healthy_threshold {
+                self.check_failed.store(false, Ordering::Relaxed);
+            }
+        } else {
+            self.check_passes.store(0, Ordering::Relaxed);
+            if self.check_failures.fetch_add(1, Ordering::Relaxed) + 1 >= unhealthy_threshold {
+                self.check_failed.store(true, Ordering::Relaxed);
             }
         }
     }

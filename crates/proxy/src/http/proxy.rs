@@ -334,6 +334,13 @@ impl HttpProxy {
                 if let (Some(cors), Some(origin)) = (&f.cors, cors_origin) {
                     cors::on_response(cors, origin, &mut parts.headers);
                 }
+                // Flags weft set on an upstream answer (URX when retries ran out) are shown too.
+                if let (false, Ok(v)) = (
+                    up.flags.is_empty(),
+                    http::HeaderValue::from_str(&up.flags.to_string()),
+                ) {
+                    parts.headers.insert(headers::RESPONSE_FLAGS, v);
+                }
                 Response::from_parts(parts, Body::upstream(incoming, up.checkout, up.permit))
             }
             Err(failure) => local_reply::reply(

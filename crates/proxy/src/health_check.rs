@@ -1,0 +1,83 @@
+//! weft's active health checks (annotation `health.weft.io/check` on a ServiceEntry or
+//! DestinationRule): each endpoint of a checked cluster is probed every `interval`, by
+//! TCP connect or HTTP GET (2xx passes). After `unhealthyThreshold` failures in a row it
+//! leaves the balancer; after `healthyThreshold` passes in a row it returns. Endpoints
+//! start healthy.
+
+use std::time::Duration;
+
+use http::Request;
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+use weft_api::extensions::HealthCheck;
+
+use crate::pool;
+use crate::snapshot::{SnapshotCell, Target};
+
+/// How often the checker looks for due probes.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Probes endpoints of the current configuration until `stop` fires.
+pub async fn run(snapshots: SnapshotCell, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let snapshot = snapshots.load();
+        for cluster in snapshot.clusters.values() {
+            let Some(check) = &cluster.model.policy.health_check else {
+                continue;
+            };
+            for endpoint in &cluster.endpoints {
+                if !endpoint.health.claim_check(check.interval) {
+                    continue;
+                }
+                let (endpoint, check, host) = (
+                    endpoint.clone(),
+                    check.clone(),
+                    cluster.model.service.clone(),
+                );
+                tokio::spawn(async move {
+                    let passed = probe(&endpoint.target, &check, &host).await;
+                    if !passed {
+                        tracing::debug!(endpoint = %endpoint.key, "active health check failed");
+                    }
+                    endpoint.health.check_result(
+                        passed,
+                        check.healthy_threshold,
+                        check.unhealthy_threshold,
+                    );
+                });
+            }
+        }
+    }
+}
+
+/// One probe: a TCP connection, or an HTTP GET answered with 2xx, within the timeout.
+pub async fn probe(target: &Target, check: &HealthCheck, host: &str) -> bool {
+    let attempt = async {
+        let stream = pool::connect(target, check.timeout).await.ok()?;
+        let Some(path) = &check.http_path else {
+            return Some(true);
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let req = Request::get(path.as_str())
+            .header(http::header::HOST, host)
+            .header(http::header::USER_AGENT, "weft-health-check")
+            .body(Empty::<bytes::Bytes>::new())
+            .ok()?;
+        let resp = sender.send_request(req).await.ok()?;
+        Some(resp.status().is_success())
+    };
+    tokio::time::timeout(check.timeout, attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}

@@ -1,0 +1,269 @@
+//! Resilience from the client's side: circuit breaking, outlier detection, retry budgets.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Harness, service};
+use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::eventually;
+use weft_testkit::upstream::{self, Reply};
+
+fn rule(host: &str, traffic_policy: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {host}}}\nspec:\n  host: {host}\n  trafficPolicy:\n{traffic_policy}---\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_pool_get_503_uo_at_once() {
+    let slow = upstream::http(Arc::new(|_, _| Reply {
+        delay: Duration::from_millis(600),
+        ..Reply::ok("done")
+    }))
+    .await;
+    let dr = rule(
+        "slow",
+        "    connectionPool:\n      tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 1}\n",
+    );
+    let h = Harness::start(&format!(
+        "{}{dr}",
+        service("slow", 8080, "HTTP", &[(slow.addr, "v1")])
+    ))
+    .await;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let outbound = h.proxy.outbound;
+        tasks.push(tokio::spawn(async move {
+            let got = via_proxy(
+                outbound,
+                Send {
+                    url: "http://slow:8080/",
+                    ..Default::default()
+                },
+            )
+            .await;
+            (got, start.elapsed())
+        }));
+        // Let each request take its place before the next one arrives.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ok = 0;
+    let mut overflowed = 0;
+    for t in tasks {
+        let (got, took) = t.await.expect("task");
+        match got.status.as_u16() {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(got.header("x-weft-response-flags"), Some("UO"));
+                assert!(
+                    took < Duration::from_millis(550),
+                    "an overflow is answered at once, not after waiting ({took:?})"
+                );
+                overflowed += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(
+        (ok, overflowed),
+        (2, 3),
+        "one in flight and one queued succeed; the rest overflow"
+    );
+    assert_eq!(slow.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_is_ejected_and_returns_after_its_time() {
+    let bad = upstream::http(Arc::new(|_, _| Reply::status(500, "bad"))).await;
+    let good = upstream::named("good").await;
+    let dr = rule(
+        "svc",
+        "    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 1s, maxEjectionPercent: 50}\n",
+    );
+    let h = Harness::start(&format!(
+        "{}{dr}",
+        service("svc", 8080, "HTTP", &[(bad.addr, "v1"), (good.addr, "v1")])
+    ))
+    .await;
+    let call = || async {
+        via_proxy(
+            h.proxy.outbound,
+            Send {
+                url: "http://svc:8080/",
+                ..Default::default()
+            },
+        )
+        .await
+    };
+    for _ in 0..20 {
+        call().await;
+    }
+    assert_eq!(bad.hits(), 2, "ejected after two consecutive 5xx");
+    let ejected_at = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(
+            call().await.body,
+            "good",
+            "traffic moved to the healthy endpoint"
+        );
+    }
+    let admin = h.proxy.admin;
+    let clusters = via_proxy(
+        admin,
+        Send {
+            url: &format!("http://{admin}/clusters"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        clusters.body.contains("\"health\": \"ejected\""),
+        "{}",
+        clusters.body
+    );
+    eventually(
+        "the ejected endpoint gets traffic again",
+        Duration::from_secs(5),
+        || async {
+            call().await;
+            (bad.hits() > 2).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        ejected_at.elapsed() >= Duration::from_millis(900),
+        "it came back only after baseEjectionTime"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_storm_is_capped_by_the_budget() {
+    let failing = upstream::http(Arc::new(|_, _| Reply {
+        delay: Duration::from_millis(100),
+        ..Reply::status(503, "down")
+    }))
+    .await;
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: svc}\nspec:\n  hosts: [svc]\n  http:\n  - route: [{destination: {host: svc}}]\n    retries: {attempts: 5, retryOn: \"503\"}\n---\n";
+    let dr = rule(
+        "svc",
+        "    retryBudget: {percent: 20, minRetryConcurrency: 1}\n",
+    );
+    let h = Harness::start(&format!(
+        "{}{vs}{dr}",
+        service("svc", 8080, "HTTP", &[(failing.addr, "v1")])
+    ))
+    .await;
+    let clients = 20;
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let outbound = h.proxy.outbound;
+        tasks.push(tokio::spawn(async move {
+            via_proxy(
+                outbound,
+                Send {
+                    url: "http://svc:8080/",
+                    ..Default::default()
+                },
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        let got = t.await.expect("task");
+        assert_eq!(got.status, 503);
+        assert_eq!(
+            got.header("x-weft-response-flags"),
+            Some("URX"),
+            "no more retries, and the answer says so"
+        );
+    }
+    let unbounded = clients * 6;
+    assert!(
+        failing.hits() < unbounded,
+        "{} tries, the unbounded storm would be {unbounded}",
+        failing.hits()
+    );
+    let admin = h.proxy.admin;
+    let clusters = via_proxy(
+        admin,
+        Send {
+            url: &format!("http://{admin}/clusters"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        !clusters.body.contains("\"retry_overflows\": 0,"),
+        "{}",
+        clusters.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_its_active_check_leaves_rotation_and_comes_back() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let healthy = Arc::new(AtomicBool::new(true));
+    let flag = healthy.clone();
+    let sick = upstream::http(Arc::new(move |_, seen| {
+        if seen.path == "/healthz" {
+            return if flag.load(Ordering::SeqCst) {
+                Reply::ok("ok")
+            } else {
+                Reply::status(503, "sick")
+            };
+        }
+        Reply::ok("sometimes-sick")
+    }))
+    .await;
+    let good = upstream::named("good").await;
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: svc\n  annotations:\n    health.weft.io/check: '{\"http\": {\"path\": \"/healthz\"}, \"interval\": \"100ms\", \"timeout\": \"500ms\", \"unhealthyThreshold\": 2}'\nspec:\n  host: svc\n  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n---\n";
+    let h = Harness::start(&format!(
+        "{}{dr}",
+        service("svc", 8080, "HTTP", &[(sick.addr, "v1"), (good.addr, "v1")])
+    ))
+    .await;
+    let bodies = |n: usize| {
+        let outbound = h.proxy.outbound;
+        async move {
+            let mut out = std::collections::BTreeSet::new();
+            for _ in 0..n {
+                out.insert(
+                    via_proxy(
+                        outbound,
+                        Send {
+                            url: "http://svc:8080/",
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .body,
+                );
+            }
+            out
+        }
+    };
+    assert_eq!(
+        bodies(10).await.len(),
+        2,
+        "both endpoints serve while healthy"
+    );
+    healthy.store(false, Ordering::SeqCst);
+    eventually(
+        "the failing endpoint leaves rotation",
+        Duration::from_secs(5),
+        || async { (bodies(10).await.into_iter().collect::<Vec<_>>() == ["good"]).then_some(()) },
+    )
+    .await;
+    let seen_checks = sick.seen().iter().filter(|s| s.path == "/healthz").count();
+    assert!(seen_checks >= 2, "the endpoint was probed");
+    healthy.store(true, Ordering::SeqCst);
+    eventually(
+        "the endpoint comes back",
+        Duration::from_secs(5),
+        || async { (bodies(10).await.len() == 2).then_some(()) },
+    )
+    .await;
+}
