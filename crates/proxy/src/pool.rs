@@ -37,12 +37,16 @@ pub enum SendError {
     /// The connection failed after the request was (at least partly) sent.
     #[error("connection reset after the request was sent: {0}")]
     Reset(String),
+    /// A reused keep-alive connection closed without a byte of response: the upstream
+    /// closed it as idle while the request was on its way (the keep-alive race).
+    #[error("reused connection closed before any response: {0}")]
+    Stale(String),
 }
 
 impl SendError {
     /// True when the upstream provably never saw the request, so any request may be retried.
     pub fn never_reached_upstream(&self) -> bool {
-        !matches!(self, SendError::Reset(_))
+        !matches!(self, SendError::Reset(_) | SendError::Stale(_))
     }
 }
 
@@ -176,6 +180,9 @@ impl Pool {
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if !fresh => req = unsent,
                     Some(_) => return Err(SendError::ResetBeforeRequest(e.error().to_string())),
+                    None if !fresh && closed_under_us(e.error()) => {
+                        return Err(SendError::Stale(e.error().to_string()));
+                    }
                     None => return Err(SendError::Reset(e.error().to_string())),
                 },
             }
@@ -252,6 +259,26 @@ impl Pool {
         }
         Ok(sender)
     }
+}
+
+/// True when a connection ended under a request before any response: the peer closed
+/// or reset it (on a reused connection, the idle keep-alive race).
+fn closed_under_us(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() || e.is_closed() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
+            );
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// True when an error (or its cause) is an HTTP/2 REFUSED_STREAM.

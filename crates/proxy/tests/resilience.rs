@@ -267,3 +267,75 @@ async fn an_endpoint_failing_its_active_check_leaves_rotation_and_comes_back() {
     )
     .await;
 }
+
+/// An HTTP/1.1 upstream that, after answering, closes about half of its keep-alive
+/// connections after a random idle moment of up to 3 ms.
+async fn closes_idle_connections_at_random() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.clear();
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if s.write_all(reply).await.is_err() {
+                        return;
+                    }
+                    if fastrand::bool() {
+                        tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3000))).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_closing_idle_connections_causes_no_503() {
+    let racy = closes_idle_connections_at_random().await;
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: racy}\nspec:\n  hosts: [racy]\n  http:\n  - route: [{destination: {host: racy}}]\n    retries: {attempts: 0}\n---\n";
+    let h = Harness::start(&format!(
+        "{}{vs}",
+        service("racy", 8080, "HTTP", &[(racy, "v1")])
+    ))
+    .await;
+    let mut failures = Vec::new();
+    for i in 0..400 {
+        let got = via_proxy(
+            h.proxy.outbound,
+            Send {
+                url: "http://racy:8080/",
+                ..Default::default()
+            },
+        )
+        .await;
+        if got.status != 200 {
+            failures.push((
+                i,
+                got.status,
+                got.header("x-weft-response-flags").map(String::from),
+                got.body,
+            ));
+        }
+        tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3000))).await;
+    }
+    assert!(
+        failures.is_empty(),
+        "with retries disabled, {} of 400 requests failed: {failures:?}",
+        failures.len()
+    );
+}

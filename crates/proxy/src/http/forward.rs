@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use weft_model::route::RetryPolicy;
 
 use super::body::{Body, Buffered};
-use super::retry::{TryOutcome, backoff, should_retry};
+use super::retry::{TryOutcome, backoff, idempotent, should_retry};
 use crate::balancer::PickInput;
 use crate::circuit;
 use crate::flags::ResponseFlags;
@@ -101,12 +101,18 @@ pub async fn send(
         return Err(overflow(cluster));
     };
     let max_tries = 1 + policy.retry.attempts;
+    // Keep-alive races (a reused connection closed under an idempotent request) are sent
+    // again on another connection without using up a retry, a few times at most.
+    let mut stale_left = 3u32;
     let mut tried: Vec<usize> = Vec::new();
     let mut last_failure: Option<Failure> = None;
     let mut _retry: Option<circuit::Held> = None;
-    for attempt in 0..max_tries {
-        if attempt > 0 {
-            let wait = backoff(policy.retry, attempt - 1, |max| fastrand::u64(..max.max(1)));
+    let mut attempt = 0;
+    while attempt < max_tries {
+        let this = attempt;
+        attempt += 1;
+        if this > 0 {
+            let wait = backoff(policy.retry, this - 1, |max| fastrand::u64(..max.max(1)));
             if policy.deadline.is_some_and(|d| Instant::now() + wait >= d) {
                 break;
             }
@@ -140,7 +146,7 @@ pub async fn send(
             None => Some(sent.await),
         };
         endpoint.stats.active.fetch_sub(1, Ordering::Relaxed);
-        let more = attempt + 1 < max_tries;
+        let more = attempt < max_tries;
         match result {
             Some(Ok((response, checkout))) => {
                 let status = response.status().as_u16();
@@ -154,7 +160,7 @@ pub async fn send(
                     rate_limited: response.headers().contains_key("x-envoy-ratelimited"),
                 };
                 let retry = should_retry(policy.retry, outcome, &out.method);
-                let mut flags = if retry && attempt > 0 {
+                let mut flags = if retry && this > 0 {
                     ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED
                 } else {
                     ResponseFlags::NONE
@@ -177,6 +183,17 @@ pub async fn send(
                     flags,
                 });
             }
+            Some(Err(SendError::Stale(reason)))
+                if stale_left > 0
+                    && idempotent(&out.method)
+                    && matches!(payload, Payload::Replayable(_)) =>
+            {
+                tracing::debug!(endpoint = %endpoint.key, %reason, "keep-alive race; sending again");
+                stale_left -= 1;
+                attempt = this;
+                tried.pop();
+                continue;
+            }
             Some(Err(e)) => {
                 endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
                 observe(cluster, &endpoint, Outcome::LocalFailure);
@@ -188,7 +205,7 @@ pub async fn send(
                         .map(|h| _retry = Some(h))
                         .is_some();
                 if !admitted {
-                    if retry || attempt > 0 {
+                    if retry || this > 0 {
                         failure.flags |= ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
                     }
                     return Err(failure);
@@ -319,7 +336,7 @@ fn failure_of(e: &SendError, endpoint: &Endpoint) -> Failure {
             ResponseFlags::UPSTREAM_REMOTE_RESET,
             "remote refused stream reset",
         ),
-        SendError::ResetBeforeRequest(_) | SendError::Reset(_) => (
+        SendError::ResetBeforeRequest(_) | SendError::Reset(_) | SendError::Stale(_) => (
             ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
             "connection termination",
         ),

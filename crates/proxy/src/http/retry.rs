@@ -51,7 +51,7 @@ pub fn should_retry(policy: &RetryPolicy, outcome: TryOutcome<'_>, method: &Meth
                         on(RetryOn::RefusedStream) || on(RetryOn::ResetBeforeRequest)
                     }
                     SendError::ResetBeforeRequest(_) => on(RetryOn::ResetBeforeRequest),
-                    SendError::Reset(_) => false,
+                    SendError::Reset(_) | SendError::Stale(_) => false,
                 };
             (matched, !e.never_reached_upstream())
         }
