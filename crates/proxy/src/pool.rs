@@ -58,6 +58,8 @@ pub struct Pool(Arc<Inner>);
 struct Inner {
     idle_h1: Mutex<Vec<Conn>>,
     h2: Mutex<Option<http2::SendRequest<Body>>>,
+    /// Connections whose task is still running.
+    open: std::sync::atomic::AtomicU64,
 }
 
 /// An HTTP/1.1 connection and what its limits need to know.
@@ -101,6 +103,32 @@ impl Checkout {
 }
 
 impl Pool {
+    /// Open connections (HTTP/1.1 and HTTP/2).
+    pub fn open(&self) -> u64 {
+        self.0.open.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a connection task while it runs.
+    fn track<F: std::future::Future + Send + 'static>(
+        &self,
+        conn: F,
+    ) -> impl std::future::Future<Output = F::Output> + Send + 'static
+    where
+        F::Output: Send,
+    {
+        let inner = self.0.clone();
+        inner
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            let out = conn.await;
+            inner
+                .open
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            out
+        }
+    }
+
     /// Idle HTTP/1.1 connections.
     pub fn idle(&self) -> usize {
         self.0.idle_h1.lock().map(|v| v.len()).unwrap_or(0)
@@ -144,7 +172,7 @@ impl Pool {
                 }
                 Some(_) => continue,
                 None => {
-                    let sender = connect_h1(target, limits).await?;
+                    let sender = connect_h1(self, target, limits).await?;
                     let now = Instant::now();
                     (
                         Conn {
@@ -249,11 +277,11 @@ impl Pool {
         let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .map_err(|e| SendError::Connect(format!("HTTP/2 handshake: {e}")))?;
-        tokio::spawn(async move {
+        tokio::spawn(self.track(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
             }
-        });
+        }));
         if let Ok(mut slot) = self.0.h2.lock() {
             *slot = Some(sender.clone());
         }
@@ -332,6 +360,7 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, Se
 }
 
 async fn connect_h1(
+    pool: &Pool,
     target: &Target,
     limits: &PoolLimits,
 ) -> Result<http1::SendRequest<Body>, SendError> {
@@ -339,10 +368,10 @@ async fn connect_h1(
     let (sender, conn) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| SendError::Connect(format!("HTTP/1.1 handshake: {e}")))?;
-    tokio::spawn(async move {
+    tokio::spawn(pool.track(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended");
         }
-    });
+    }));
     Ok(sender)
 }

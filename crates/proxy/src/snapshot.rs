@@ -95,11 +95,17 @@ impl ClusterRuntime {
     }
 
     /// True when the upstream speaks HTTP/2 (declared HTTP2 or GRPC).
+    /// `None` follows the client. `useClientProtocol` always follows the client;
+    /// `h2UpgradePolicy: UPGRADE` sends HTTP/1.1 ports' requests over HTTP/2.
     pub fn http2(&self) -> Option<bool> {
+        let pool = &self.model.policy.pool;
+        if pool.use_client_protocol {
+            return None;
+        }
         match self.model.protocol {
             Protocol::Http2 | Protocol::Grpc => Some(true),
-            Protocol::Http => Some(false),
-            _ => None,
+            Protocol::Http => Some(pool.h2_upgrade),
+            _ => pool.h2_upgrade.then_some(true),
         }
     }
 }
@@ -293,6 +299,8 @@ pub struct EndpointView {
     pub failures: u64,
     /// Idle pooled connections.
     pub idle_connections: usize,
+    /// Open HTTP connections (idle and in use).
+    pub open_connections: u64,
 }
 
 impl Endpoint {
@@ -305,6 +313,7 @@ impl Endpoint {
             requests: self.stats.requests.load(Ordering::Relaxed),
             failures: self.stats.failures.load(Ordering::Relaxed),
             idle_connections: self.pool.idle(),
+            open_connections: self.pool.open(),
         }
     }
 }

@@ -339,3 +339,91 @@ async fn an_upstream_closing_idle_connections_causes_no_503() {
         failures.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_connection_limits_and_h2_upgrade() {
+    let app = upstream::named("app").await;
+    let dr = rule(
+        "svc",
+        "    connectionPool:\n      http: {maxRequestsPerConnection: 1}\n",
+    );
+    let h = Harness::start(&format!(
+        "{}{dr}",
+        service("svc", 8080, "HTTP", &[(app.addr, "v1")])
+    ))
+    .await;
+    for _ in 0..3 {
+        via_proxy(
+            h.proxy.outbound,
+            Send {
+                url: "http://svc:8080/",
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    let admin = h.proxy.admin;
+    let clusters = via_proxy(
+        admin,
+        Send {
+            url: &format!("http://{admin}/clusters"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        clusters.body.contains("\"idle_connections\": 0"),
+        "maxRequestsPerConnection: 1 keeps no connection: {}",
+        clusters.body
+    );
+    assert!(clusters.body.contains("\"requests\": 3"));
+
+    let kept = Harness::start(&service("svc", 8080, "HTTP", &[(app.addr, "v1")])).await;
+    for _ in 0..3 {
+        via_proxy(
+            kept.proxy.outbound,
+            Send {
+                url: "http://svc:8080/",
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    let admin = kept.proxy.admin;
+    let clusters = via_proxy(
+        admin,
+        Send {
+            url: &format!("http://{admin}/clusters"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        clusters.body.contains("\"idle_connections\": 1"),
+        "by default the connection is reused: {}",
+        clusters.body
+    );
+
+    let upgraded = Harness::start(&format!(
+        "{}{}",
+        service("svc", 8080, "HTTP", &[(app.addr, "v1")]),
+        rule(
+            "svc",
+            "    connectionPool:\n      http: {h2UpgradePolicy: UPGRADE}\n"
+        )
+    ))
+    .await;
+    via_proxy(
+        upgraded.proxy.outbound,
+        Send {
+            url: "http://svc:8080/",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        app.seen().last().map(|s| s.version.clone()).as_deref(),
+        Some("HTTP/2.0"),
+        "h2UpgradePolicy: UPGRADE"
+    );
+}
