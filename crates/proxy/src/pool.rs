@@ -60,6 +60,8 @@ struct Inner {
     h2: Mutex<Option<http2::SendRequest<Body>>>,
     /// Connections whose task is still running.
     open: std::sync::atomic::AtomicU64,
+    /// HTTP/2 stream slots (`maxConcurrentStreams`) and their count.
+    streams: Mutex<Option<(u32, Arc<tokio::sync::Semaphore>)>>,
 }
 
 /// An HTTP/1.1 connection and what its limits need to know.
@@ -103,6 +105,22 @@ impl Checkout {
 }
 
 impl Pool {
+    /// Waits for one of `max` stream slots of the endpoint's HTTP/2 connection.
+    pub async fn stream_slot(&self, max: u32) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slots = {
+            let mut guard = self.0.streams.lock().ok()?;
+            match &*guard {
+                Some((n, s)) if *n == max => s.clone(),
+                _ => {
+                    let s = Arc::new(tokio::sync::Semaphore::new(max as usize));
+                    *guard = Some((max, s.clone()));
+                    s
+                }
+            }
+        };
+        slots.acquire_owned().await.ok()
+    }
+
     /// Open connections (HTTP/1.1 and HTTP/2).
     pub fn open(&self) -> u64 {
         self.0.open.load(std::sync::atomic::Ordering::Relaxed)

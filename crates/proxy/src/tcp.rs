@@ -18,6 +18,8 @@ use crate::snapshot::{ClusterRuntime, Snapshot, Target};
 
 /// Connect timeout for destinations outside the registry.
 const PASSTHROUGH_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle timeout for connections outside the registry (Istio's default, 1h).
+const PASSTHROUGH_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Where one connection goes.
 #[derive(Debug, Clone)]
@@ -163,7 +165,8 @@ pub async fn proxy_stream(downstream: tokio::net::TcpStream, decision: TcpDecisi
         let _ = downstream.set_zero_linger();
         return;
     }
-    proxy(downstream, decision.target, decision.connect_timeout).await;
+    let idle = idle_timeout(&decision);
+    proxy(downstream, decision.target, decision.connect_timeout, idle).await;
 }
 
 /// Where inbound TCP goes: the local application.
@@ -171,20 +174,114 @@ pub fn inbound(snapshot: &Snapshot) -> Option<TcpDecision> {
     endpoint_of(snapshot.inbound.as_ref()?, None)
 }
 
-/// Copies bytes between `downstream` and `target` until both sides close.
+/// Copies bytes between `downstream` and `target` until both sides close, or nothing
+/// has moved for `idle_timeout` (`connectionPool.tcp.idleTimeout`, default 1h).
 pub async fn proxy<S: AsyncRead + AsyncWrite + Unpin>(
-    mut downstream: S,
+    downstream: S,
     target: Target,
     connect_timeout: Duration,
+    idle_timeout: Duration,
 ) {
-    let mut upstream = match pool::connect(&target, connect_timeout).await {
+    let upstream = match pool::connect(&target, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(%target, error = %e, "TCP upstream connect failed (UF)");
             return;
         }
     };
-    if let Err(e) = copy_bidirectional(&mut downstream, &mut upstream).await {
-        tracing::debug!(%target, error = %e, "TCP connection ended");
+    splice(downstream, upstream, idle_timeout, &target).await;
+}
+
+/// The idle timeout of a decision's cluster (Istio's 1h default otherwise).
+pub fn idle_timeout(decision: &TcpDecision) -> Duration {
+    decision
+        .cluster
+        .as_ref()
+        .map_or(PASSTHROUGH_IDLE_TIMEOUT, |c| {
+            c.model.policy.pool.tcp_idle_timeout
+        })
+}
+
+/// Copies between two connected streams until both close or they stay idle for `idle_timeout`.
+pub async fn splice<D, U>(downstream: D, upstream: U, idle_timeout: Duration, target: &Target)
+where
+    D: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let activity = Arc::new(std::sync::atomic::AtomicU64::new(crate::outlier::now_ms()));
+    let mut down = Active {
+        inner: downstream,
+        activity: activity.clone(),
+    };
+    let mut up = Active {
+        inner: upstream,
+        activity: activity.clone(),
+    };
+    let idle_ms = idle_timeout.as_millis() as u64;
+    let watchdog = async {
+        loop {
+            let last = activity.load(std::sync::atomic::Ordering::Relaxed);
+            let wait = (last + idle_ms).saturating_sub(crate::outlier::now_ms());
+            if wait == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    };
+    tokio::select! {
+        copied = copy_bidirectional(&mut down, &mut up) => {
+            if let Err(e) = copied {
+                tracing::debug!(%target, error = %e, "TCP connection ended");
+            }
+        }
+        _ = watchdog => tracing::debug!(%target, ?idle_timeout, "TCP connection idle too long; closed"),
+    }
+}
+
+/// A stream that records when bytes last moved.
+struct Active<S> {
+    inner: S,
+    activity: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Active<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.store(
+                crate::outlier::now_ms(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Active<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

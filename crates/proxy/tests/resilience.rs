@@ -427,3 +427,77 @@ async fn per_connection_limits_and_h2_upgrade() {
         "h2UpgradePolicy: UPGRADE"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tcp_connections_are_closed_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = upstream::tcp_echo().await;
+    let dr = rule(
+        "db",
+        "    connectionPool:\n      tcp: {idleTimeout: 300ms}\n",
+    );
+    let h = Harness::start(&format!(
+        "{}{dr}",
+        service("db", 5432, "TCP", &[(echo, "v1")])
+    ))
+    .await;
+    let mut s = tokio::net::TcpStream::connect(h.proxy.outbound)
+        .await
+        .expect("connect");
+    s.write_all(b"CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    s.write_all(b"ping").await.expect("write");
+    let n = s.read(&mut buf).await.expect("echo");
+    assert_eq!(&buf[..n], b"ping", "traffic flows while active");
+    let start = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the idle tunnel was closed");
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "not before the idle timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_streams_serializes_http2_requests() {
+    let slow = upstream::http(Arc::new(|_, _| Reply {
+        delay: Duration::from_millis(300),
+        ..Reply::ok("done")
+    }))
+    .await;
+    let dr = rule(
+        "grpc",
+        "    connectionPool:\n      http: {maxConcurrentStreams: 1}\n",
+    );
+    let h = Harness::start(&format!(
+        "{}{dr}",
+        service("grpc", 50051, "GRPC", &[(slow.addr, "v1")])
+    ))
+    .await;
+    let start = Instant::now();
+    let outbound = h.proxy.outbound;
+    let both = futures_util::future::join_all((0..2).map(|_| async move {
+        weft_testkit::client::h2(
+            outbound,
+            Send {
+                url: "http://grpc:50051/",
+                ..Default::default()
+            },
+        )
+        .await
+    }))
+    .await;
+    assert!(both.iter().all(|g| g.status == 200));
+    assert!(
+        start.elapsed() >= Duration::from_millis(550),
+        "one stream at a time: {:?}",
+        start.elapsed()
+    );
+}

@@ -13,6 +13,9 @@ use hyper::body::Incoming;
 
 use crate::pool::Checkout;
 
+/// Permits of limits a request holds while its response streams (none when no limit is set).
+pub type Permits = [Option<tokio::sync::OwnedSemaphorePermit>; 2];
+
 /// A request or response body.
 #[derive(Debug)]
 pub enum Body {
@@ -26,8 +29,8 @@ pub enum Body {
         inner: Incoming,
         /// The connection to give back.
         checkout: Option<Checkout>,
-        /// The cluster's connection slot, freed when the body is dropped.
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        /// Limit permits (cluster connection slot, HTTP/2 stream slot), freed when the body is dropped.
+        permits: Permits,
     },
     /// The first chunks were read (and kept) before the rest streams on.
     Prefixed {
@@ -69,11 +72,7 @@ impl Body {
 
 impl Body {
     /// Wraps an upstream response body; an already finished body releases its connection now.
-    pub fn upstream(
-        inner: Incoming,
-        checkout: Option<Checkout>,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    ) -> Self {
+    pub fn upstream(inner: Incoming, checkout: Option<Checkout>, permits: Permits) -> Self {
         if inner.is_end_stream() {
             if let Some(c) = checkout {
                 c.release();
@@ -81,13 +80,13 @@ impl Body {
             return Body::Upstream {
                 inner,
                 checkout: None,
-                permit,
+                permits,
             };
         }
         Body::Upstream {
             inner,
             checkout,
-            permit,
+            permits,
         }
     }
 }

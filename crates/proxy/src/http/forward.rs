@@ -59,7 +59,7 @@ pub struct Upstream {
     /// Its HTTP/1.1 connection, to release when the body ends.
     pub checkout: Option<Checkout>,
     /// The connection slot (`maxConnections`), held until the response body ends.
-    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub permits: super::body::Permits,
     /// The endpoint that answered.
     pub endpoint: Arc<Endpoint>,
     /// Flags collected on the way (URX when the retry budget ran out on an upstream answer).
@@ -131,6 +131,17 @@ pub async fn send(
         let Ok(permit) = circuit::acquire_slot(&cluster.state, &cluster.limits).await else {
             return Err(overflow(cluster));
         };
+        // `maxConcurrentStreams`: streams in flight on the endpoint's HTTP/2 connection.
+        let stream = match cluster
+            .model
+            .policy
+            .pool
+            .max_concurrent_streams
+            .filter(|_| policy.http2)
+        {
+            Some(n) => endpoint.pool.stream_slot(n).await,
+            None => None,
+        };
         let per_try = per_try_timeout(policy.retry.per_try_timeout, policy.deadline);
         let req = build_request(out, body, policy.http2);
         endpoint.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -178,7 +189,7 @@ pub async fn send(
                 return Ok(Upstream {
                     response,
                     checkout,
-                    permit,
+                    permits: [permit, stream],
                     endpoint,
                     flags,
                 });

@@ -341,7 +341,7 @@ impl HttpProxy {
                 ) {
                     parts.headers.insert(headers::RESPONSE_FLAGS, v);
                 }
-                Response::from_parts(parts, Body::upstream(incoming, up.checkout, up.permit))
+                Response::from_parts(parts, Body::upstream(incoming, up.checkout, up.permits))
             }
             Err(failure) => local_reply::reply(
                 failure.status,
@@ -384,7 +384,7 @@ impl HttpProxy {
                 // The downstream connection's protocol decides the response's, not the upstream's.
                 parts.version = Version::default();
                 headers::strip_hop_by_hop(&mut parts.headers, false);
-                Response::from_parts(parts, Body::upstream(incoming, up.checkout, up.permit))
+                Response::from_parts(parts, Body::upstream(incoming, up.checkout, up.permits))
             }
             Err(failure) => {
                 local_reply::reply(failure.status, failure.flags, &failure.message, grpc)

@@ -66,7 +66,7 @@ pub async fn websocket(
     };
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (parts, body) = resp.into_parts();
-        return Response::from_parts(parts, Body::upstream(body, None, None));
+        return Response::from_parts(parts, Body::upstream(body, None, Default::default()));
     }
     let upstream = hyper::upgrade::on(&mut resp);
     tokio::spawn(async move {
@@ -137,7 +137,7 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
             false,
         );
     }
-    let mut upstream = match pool::connect(&decision.target, decision.connect_timeout).await {
+    let upstream = match pool::connect(&decision.target, decision.connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
             return local_reply::reply(
@@ -148,14 +148,10 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
             );
         }
     };
+    let idle = tcp::idle_timeout(&decision);
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
-            Ok(d) => {
-                let mut d = TokioIo::new(d);
-                if let Err(e) = copy_bidirectional(&mut d, &mut upstream).await {
-                    tracing::debug!(error = %e, "CONNECT tunnel ended");
-                }
-            }
+            Ok(d) => tcp::splice(TokioIo::new(d), upstream, idle, &decision.target).await,
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }
     });
