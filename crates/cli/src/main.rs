@@ -2,9 +2,11 @@
 // The binary's job is to talk to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod client;
 mod cmd;
 mod input;
 mod logging;
+mod yaml;
 
 use std::process::ExitCode;
 
@@ -26,6 +28,14 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Run the sidecar proxy, configured from Istio YAML files.
     Proxy(cmd::proxy::Args),
+    /// Run the control plane: resource store and API.
+    Control(cmd::control::Args),
+    /// Create or update resources on the control plane (like kubectl apply).
+    Apply(cmd::resources::ApplyArgs),
+    /// List or show resources on the control plane (like kubectl get).
+    Get(cmd::resources::GetArgs),
+    /// Delete resources from the control plane (like kubectl delete).
+    Delete(cmd::resources::DeleteArgs),
     /// Print the version.
     Version,
 }
@@ -47,6 +57,10 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Analyze(args) => cmd::analyze::run(&args),
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Control(args) => cmd::control::run(args),
+        Command::Apply(args) => cmd::resources::apply(&args),
+        Command::Get(args) => cmd::resources::get(&args),
+        Command::Delete(args) => cmd::resources::delete(&args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
 pub mod analyze;
+pub mod control;
 pub mod proxy;
+pub mod resources;
 pub mod validate;

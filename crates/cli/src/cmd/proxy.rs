@@ -108,7 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn terminate() {
+/// Resolves on SIGTERM or SIGINT.
+pub async fn terminate() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

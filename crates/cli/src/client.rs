@@ -1,0 +1,124 @@
+//! A small client of the control plane's resource API, for `apply`, `get` and `delete`.
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use weft_api::Kind;
+
+/// The default control plane address.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:15014";
+
+/// Where the control plane is: `--server`, else `WEFT_SERVER`, else the local default.
+pub fn server(flag: Option<&str>) -> String {
+    let raw = flag
+        .map(str::to_string)
+        .or_else(|| std::env::var("WEFT_SERVER").ok())
+        .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    raw.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// An answer of the API.
+pub struct Answer {
+    /// Status.
+    pub status: StatusCode,
+    /// `x-weft-result` (created / configured / unchanged) on writes.
+    pub result: Option<String>,
+    /// The JSON body.
+    pub body: Value,
+}
+
+impl Answer {
+    /// The `message` of a Kubernetes `Status`, or the body.
+    pub fn message(&self) -> String {
+        self.body
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| self.body.to_string())
+    }
+}
+
+/// Sends one request to the API at `server`.
+pub async fn call(
+    server: &str,
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> anyhow::Result<Answer> {
+    let stream = TcpStream::connect(server)
+        .await
+        .with_context(|| format!("cannot reach the control plane at {server} (start it with `weft control`, or set --server / WEFT_SERVER)"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", server)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    let result = resp
+        .headers()
+        .get("x-weft-result")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .context("the control plane answered something that is not JSON")?
+    };
+    Ok(Answer {
+        status,
+        result,
+        body,
+    })
+}
+
+/// The API path of a kind, optionally in a namespace and for one name.
+pub fn path(kind: Kind, namespace: Option<&str>, name: Option<&str>) -> String {
+    let base = format!("/apis/{}/{}", kind.group(), kind.api_versions()[0]);
+    match (namespace, name) {
+        (Some(ns), Some(n)) => format!("{base}/namespaces/{ns}/{}/{n}", kind.plural()),
+        (Some(ns), None) => format!("{base}/namespaces/{ns}/{}", kind.plural()),
+        _ => format!("{base}/{}", kind.plural()),
+    }
+}
+
+/// The kind a user typed: name, plural, singular or short name, any case.
+pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
+    let t = text.to_ascii_lowercase();
+    let short = |k: Kind| match k {
+        Kind::VirtualService => "vs",
+        Kind::DestinationRule => "dr",
+        Kind::ServiceEntry => "se",
+        Kind::Gateway => "gw",
+        Kind::Sidecar => "sidecar",
+        Kind::WorkloadEntry => "we",
+        Kind::PeerAuthentication => "pa",
+        Kind::AuthorizationPolicy => "ap",
+    };
+    for k in Kind::ALL {
+        let name = k.name().to_ascii_lowercase();
+        let dotted = format!("{}.{}", k.plural(), k.group());
+        if t == name
+            || t == k.plural()
+            || t == short(k)
+            || t == dotted
+            || t == format!("{name}.{}", k.group())
+        {
+            return Ok(k);
+        }
+    }
+    bail!(
+        "unknown resource type {text:?}; use one of vs, dr, se, gw, sidecar, we, pa, ap (or their full names)"
+    )
+}

@@ -1,0 +1,278 @@
+//! `weft apply`, `weft get`, `weft delete`: kubectl-like commands on the control plane's
+//! resources.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use http::{Method, StatusCode};
+use serde_json::Value;
+use weft_api::Resource;
+
+use crate::client::{self, call, parse_kind, path};
+use crate::input;
+
+/// Arguments of `weft apply`.
+#[derive(clap::Args)]
+pub struct ApplyArgs {
+    /// Files or directories (recursively), `-` for standard input.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// Control plane address (default: WEFT_SERVER, else 127.0.0.1:15014).
+    #[arg(long)]
+    server: Option<String>,
+}
+
+/// Arguments of `weft get`.
+#[derive(clap::Args)]
+pub struct GetArgs {
+    /// Resource type: vs, dr, se, gw, sidecar, we, pa, ap (or full names).
+    kind: String,
+    /// One resource's name.
+    name: Option<String>,
+    /// Namespace.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Output: table (default), wide, yaml or json.
+    #[arg(short = 'o', long)]
+    output: Option<String>,
+    /// Control plane address.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+/// Arguments of `weft delete`.
+#[derive(clap::Args)]
+pub struct DeleteArgs {
+    /// Resource type and name (`weft delete vs reviews`), unless -f is given.
+    args: Vec<String>,
+    /// Delete the resources in these files.
+    #[arg(short = 'f', long = "filename", num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// Namespace (with a type and name).
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Control plane address.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+/// `kind.group/name`, as kubectl names a resource.
+fn display_name(r: &Resource) -> String {
+    format!(
+        "{}.{}/{}",
+        r.kind().name().to_ascii_lowercase(),
+        r.kind().group(),
+        r.name()
+    )
+}
+
+/// Sends every resource of the files: created, configured or unchanged.
+pub fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+    let inputs = input::load(&args.files)?;
+    for d in &inputs.loaded.diagnostics {
+        eprintln!("{d}");
+    }
+    if inputs.loaded.has_errors() {
+        eprintln!("error: nothing applied: the files have errors");
+        return Ok(ExitCode::from(1));
+    }
+    let server = client::server(args.server.as_deref());
+    let mut failed = false;
+    runtime()?.block_on(async {
+        for located in &inputs.loaded.resources {
+            let r = &located.resource;
+            let body = serde_json::to_vec(r)?;
+            let item = path(r.kind(), Some(r.namespace()), Some(r.name()));
+            let existing = call(&server, Method::GET, &item, None).await?;
+            let answer = if existing.status == StatusCode::NOT_FOUND {
+                call(
+                    &server,
+                    Method::POST,
+                    &path(r.kind(), Some(r.namespace()), None),
+                    Some(body),
+                )
+                .await?
+            } else {
+                call(&server, Method::PUT, &item, Some(body)).await?
+            };
+            if answer.status.is_success() {
+                println!(
+                    "{} {}",
+                    display_name(r),
+                    answer.result.as_deref().unwrap_or("configured")
+                );
+            } else {
+                failed = true;
+                eprintln!(
+                    "error: {}: {} ({})",
+                    display_name(r),
+                    answer.message(),
+                    answer.status
+                );
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Deletes the resources of the files, or one named resource.
+pub fn delete(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
+    let server = client::server(args.server.as_deref());
+    let mut targets: Vec<(weft_api::Kind, String, String)> = Vec::new();
+    if args.files.is_empty() {
+        let [kind, name] = args.args.as_slice() else {
+            anyhow::bail!("usage: weft delete KIND NAME [-n NS], or weft delete -f FILE");
+        };
+        targets.push((parse_kind(kind)?, args.namespace.clone(), name.clone()));
+    } else {
+        let inputs = input::load(&args.files)?;
+        targets.extend(inputs.loaded.resources.iter().map(|l| {
+            (
+                l.resource.kind(),
+                l.resource.namespace().to_string(),
+                l.resource.name().to_string(),
+            )
+        }));
+    }
+    let mut failed = false;
+    runtime()?.block_on(async {
+        for (kind, ns, name) in &targets {
+            let answer = call(
+                &server,
+                Method::DELETE,
+                &path(*kind, Some(ns), Some(name)),
+                None,
+            )
+            .await?;
+            let shown = format!(
+                "{}.{}/{name}",
+                kind.name().to_ascii_lowercase(),
+                kind.group()
+            );
+            if answer.status.is_success() {
+                println!("{shown} deleted");
+            } else {
+                failed = true;
+                eprintln!("error: {shown}: {}", answer.message());
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Lists or shows resources.
+pub fn get(args: &GetArgs) -> anyhow::Result<ExitCode> {
+    let kind = parse_kind(&args.kind)?;
+    let server = client::server(args.server.as_deref());
+    let namespace = (!args.all_namespaces).then_some(args.namespace.as_str());
+    let answer = runtime()?.block_on(call(
+        &server,
+        Method::GET,
+        &path(kind, namespace, args.name.as_deref()),
+        None,
+    ))?;
+    if !answer.status.is_success() {
+        eprintln!(
+            "Error from server ({}): {}",
+            answer.status.canonical_reason().unwrap_or(""),
+            answer.message()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let items: Vec<Value> = match (&args.name, answer.body.get("items")) {
+        (None, Some(Value::Array(items))) => items.clone(),
+        _ => vec![answer.body.clone()],
+    };
+    match args.output.as_deref() {
+        Some("json") => println!("{}", serde_json::to_string_pretty(&answer.body)?),
+        Some("yaml") => {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    println!("---");
+                }
+                print!("{}", crate::yaml::to_yaml(item));
+            }
+        }
+        Some("wide") | None => {
+            if items.is_empty() {
+                eprintln!(
+                    "No resources found{}.",
+                    namespace
+                        .map(|ns| format!(" in {ns} namespace"))
+                        .unwrap_or_default()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let wide = args.output.as_deref() == Some("wide");
+            let mut rows = vec![{
+                let mut h = Vec::new();
+                if args.all_namespaces {
+                    h.push("NAMESPACE".to_string());
+                }
+                h.extend(["NAME".to_string(), "AGE".to_string()]);
+                if wide {
+                    h.extend(["GENERATION".to_string(), "RESOURCE VERSION".to_string()]);
+                }
+                h
+            }];
+            for item in &items {
+                let meta = &item["metadata"];
+                let text = |v: &Value| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                };
+                let mut row = Vec::new();
+                if args.all_namespaces {
+                    row.push(text(&meta["namespace"]));
+                }
+                row.push(text(&meta["name"]));
+                row.push(
+                    meta["creationTimestamp"]
+                        .as_str()
+                        .map(crate::yaml::age)
+                        .unwrap_or_else(|| "-".into()),
+                );
+                if wide {
+                    row.push(text(&meta["generation"]));
+                    row.push(text(&meta["resourceVersion"]));
+                }
+                rows.push(row);
+            }
+            let widths: Vec<usize> = (0..rows[0].len())
+                .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+                .collect();
+            for row in rows {
+                let line: Vec<String> = row
+                    .iter()
+                    .zip(&widths)
+                    .map(|(cell, w)| format!("{cell:<w$}"))
+                    .collect();
+                println!("{}", line.join("   ").trim_end());
+            }
+        }
+        Some(other) => anyhow::bail!("unknown output format {other:?}; use wide, yaml or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,448 @@
+//! The resource store: every accepted resource in memory and on disk.
+//!
+//! Persistence is one JSON file per resource under the state directory, written
+//! crash-safely: write a temporary file, fsync it, rename it over the old one, fsync the
+//! directory. A rename is atomic, so after `kill -9` each file holds either the old or
+//! the new version, never a torn one. Files are plain JSON, so an operator can read them.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use weft_api::{Kind, Resource};
+
+/// Identifies a resource.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Key {
+    /// Kind.
+    pub kind: Kind,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl Key {
+    /// The key of `r`.
+    pub fn of(r: &Resource) -> Key {
+        Key {
+            kind: r.kind(),
+            namespace: r.namespace().to_string(),
+            name: r.name().to_string(),
+        }
+    }
+}
+
+/// A change, as watchers see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The resource after the change (before it, for `DELETED`).
+    pub object: Resource,
+}
+
+/// Why a write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Create of an existing resource.
+    #[error("{0:?} already exists")]
+    AlreadyExists(Key),
+    /// Update or delete of a missing resource.
+    #[error("{0:?} not found")]
+    NotFound(Key),
+    /// The update was based on an older version.
+    #[error(
+        "the object has been modified; please apply your changes to the latest version (current resourceVersion {current}, yours {given})"
+    )]
+    Conflict {
+        /// The stored version.
+        current: String,
+        /// The version in the request.
+        given: String,
+    },
+    /// Writing the state directory failed; nothing changed.
+    #[error("persisting to {path}: {error}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// A new resource.
+    Created,
+    /// An existing resource changed.
+    Configured,
+    /// The resource was already like this.
+    Unchanged,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<Event>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    resources: BTreeMap<Key, Resource>,
+    last_version: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, loading every resource persisted there.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |error| StoreError::Io { path, error }
+        };
+        let root = dir.join("resources");
+        std::fs::create_dir_all(&root).map_err(io(&root))?;
+        let mut inner = Inner::default();
+        for file in walk(&root).map_err(io(&root))? {
+            if file.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+            let loaded = weft_api::load_str(&file.display().to_string(), &text);
+            if loaded.has_errors() {
+                tracing::error!(file = %file.display(), "stored resource no longer valid; skipped: {:?}", loaded.diagnostics);
+                continue;
+            }
+            for r in loaded.resources {
+                let v = r
+                    .resource
+                    .metadata()
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                inner.last_version = inner.last_version.max(v);
+                inner.resources.insert(Key::of(&r.resource), r.resource);
+            }
+        }
+        tracing::info!(resources = inner.resources.len(), dir = %dir.display(), "store opened");
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(inner),
+            events: broadcast::channel(1024).0,
+        })
+    }
+
+    /// Subscribes to changes.
+    pub fn watch(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Resources of `kind`, in `namespace` or all namespaces.
+    pub fn list(&self, kind: Kind, namespace: Option<&str>) -> Vec<Resource> {
+        let inner = self.lock();
+        inner
+            .resources
+            .iter()
+            .filter(|(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// Every resource.
+    pub fn all(&self) -> Vec<Resource> {
+        self.lock().resources.values().cloned().collect()
+    }
+
+    /// The resource at `key`.
+    pub fn get(&self, key: &Key) -> Option<Resource> {
+        self.lock().resources.get(key).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates, or (when `create_only` is false) replaces, a validated resource. A
+    /// `resourceVersion` in the request must match the stored one (optimistic concurrency).
+    pub fn put(
+        &self,
+        mut r: Resource,
+        create_only: bool,
+    ) -> Result<(Written, Resource), StoreError> {
+        let key = Key::of(&r);
+        let mut inner = self.lock();
+        let existing = inner.resources.get(&key).cloned();
+        match (&existing, create_only) {
+            (Some(_), true) => return Err(StoreError::AlreadyExists(key)),
+            (Some(old), false) => {
+                let given = r.metadata().resource_version.clone();
+                let current = old.metadata().resource_version.clone().unwrap_or_default();
+                if let Some(given) = given.filter(|g| *g != current) {
+                    return Err(StoreError::Conflict { current, given });
+                }
+                if same_content(old, &r) {
+                    return Ok((Written::Unchanged, old.clone()));
+                }
+            }
+            (None, _) => {}
+        }
+        let version = inner.last_version + 1;
+        let meta = r.metadata_mut();
+        meta.namespace = Some(key.namespace.clone());
+        meta.resource_version = Some(version.to_string());
+        match &existing {
+            Some(old) => {
+                let om = old.metadata();
+                meta.uid = om.uid.clone();
+                meta.creation_timestamp = om.creation_timestamp.clone();
+                let spec_changed = spec_json(old) != spec_json(&r);
+                let g = om.generation.unwrap_or(1);
+                r.metadata_mut().generation = Some(if spec_changed { g + 1 } else { g });
+            }
+            None => {
+                meta.uid = Some(uuid());
+                meta.creation_timestamp = Some(rfc3339(SystemTime::now()));
+                meta.generation = Some(1);
+            }
+        }
+        self.persist(&key, Some(&r))?;
+        inner.last_version = version;
+        inner.resources.insert(key, r.clone());
+        let written = if existing.is_some() {
+            Written::Configured
+        } else {
+            Written::Created
+        };
+        let _ = self.events.send(Event {
+            kind: if existing.is_some() {
+                "MODIFIED"
+            } else {
+                "ADDED"
+            },
+            object: r.clone(),
+        });
+        Ok((written, r))
+    }
+
+    /// Deletes the resource at `key`.
+    pub fn delete(&self, key: &Key) -> Result<Resource, StoreError> {
+        let mut inner = self.lock();
+        let Some(old) = inner.resources.get(key).cloned() else {
+            return Err(StoreError::NotFound(key.clone()));
+        };
+        self.persist(key, None)?;
+        inner.resources.remove(key);
+        let _ = self.events.send(Event {
+            kind: "DELETED",
+            object: old.clone(),
+        });
+        Ok(old)
+    }
+
+    fn path(&self, key: &Key) -> PathBuf {
+        self.dir
+            .join("resources")
+            .join(key.kind.group())
+            .join(key.kind.plural())
+            .join(&key.namespace)
+            .join(format!("{}.json", key.name))
+    }
+
+    /// Writes (or removes) the file of `key` durably before the change becomes visible.
+    fn persist(&self, key: &Key, r: Option<&Resource>) -> Result<(), StoreError> {
+        let path = self.path(key);
+        let io = |error| StoreError::Io {
+            path: path.display().to_string(),
+            error,
+        };
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        match r {
+            Some(r) => {
+                let tmp = path.with_extension("json.tmp");
+                let bytes =
+                    serde_json::to_vec_pretty(r).map_err(|e| io(std::io::Error::other(e)))?;
+                let mut f = std::fs::File::create(&tmp).map_err(io)?;
+                f.write_all(&bytes).map_err(io)?;
+                f.sync_all().map_err(io)?;
+                std::fs::rename(&tmp, &path).map_err(io)?;
+            }
+            None => match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            },
+        }
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
+    }
+}
+
+fn spec_json(r: &Resource) -> serde_json::Value {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.get("spec").cloned())
+        .unwrap_or_default()
+}
+
+/// Same spec, labels and annotations (server-set fields aside).
+fn same_content(a: &Resource, b: &Resource) -> bool {
+    spec_json(a) == spec_json(b)
+        && a.metadata().labels == b.metadata().labels
+        && a.metadata().annotations == b.metadata().annotations
+}
+
+fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(walk(&path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// A random UUID v4.
+pub fn uuid() -> String {
+    let mut b = [0u8; 16];
+    b.iter_mut().for_each(|x| *x = fastrand::u8(..));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// RFC 3339 UTC time, second precision (Kubernetes' `creationTimestamp` form).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(host: &str) -> Resource {
+        let text = format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: r}}\nspec: {{host: {host}}}\n"
+        );
+        weft_api::load_str("t", &text).resources.remove(0).resource
+    }
+
+    fn temp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "weft-store-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn versions_generations_and_persistence() {
+        let dir = temp();
+        let store = Store::open(&dir).expect("open");
+        let (w, created) = store.put(resource("a"), true).expect("create");
+        assert_eq!(w, Written::Created);
+        let m = created.metadata();
+        assert_eq!(
+            (m.resource_version.as_deref(), m.generation),
+            (Some("1"), Some(1))
+        );
+        assert!(
+            m.uid.is_some()
+                && m.creation_timestamp
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with('Z'))
+        );
+        assert_eq!(
+            store.put(resource("a"), false).expect("same").0,
+            Written::Unchanged
+        );
+        let (w, updated) = store.put(resource("b"), false).expect("update");
+        assert_eq!(w, Written::Configured);
+        assert_eq!(
+            (
+                updated.metadata().resource_version.as_deref(),
+                updated.metadata().generation
+            ),
+            (Some("2"), Some(2))
+        );
+        assert_eq!(updated.metadata().uid, m.uid);
+        let mut stale = resource("c");
+        stale.metadata_mut().resource_version = Some("1".into());
+        assert!(matches!(
+            store.put(stale, false),
+            Err(StoreError::Conflict { .. })
+        ));
+        drop(store);
+        let reopened = Store::open(&dir).expect("reopen");
+        let key = Key::of(&resource("x"));
+        assert_eq!(
+            reopened.get(&key).map(|r| spec_json(&r)),
+            Some(serde_json::json!({"host": "b"}))
+        );
+        let (_, next) = reopened
+            .put(resource("d"), false)
+            .expect("update after reopen");
+        assert_eq!(
+            next.metadata().resource_version.as_deref(),
+            Some("3"),
+            "versions continue after a restart"
+        );
+        reopened.delete(&key).expect("delete");
+        assert!(Store::open(&dir).expect("reopen").get(&key).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000)),
+            "2026-11-18T11:06:40Z"
+        );
+    }
+}
