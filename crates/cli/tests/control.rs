@@ -31,7 +31,14 @@ impl Drop for Control {
 async fn start_control(state: &std::path::Path, port: u16) -> Control {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["control", "--api", &addr.to_string(), "--state-dir"])
+        .args([
+            "control",
+            "--api",
+            &addr.to_string(),
+            "--xds",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
         .arg(state)
         .stderr(Stdio::null())
         .spawn()

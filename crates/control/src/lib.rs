@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod store;
+pub mod xds;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ pub struct ControlOptions {
     pub state_dir: PathBuf,
     /// The resource API address (Istio's 15014).
     pub api: SocketAddr,
+    /// The proxy stream address (Istio's 15010).
+    pub xds: SocketAddr,
 }
 
 /// Why the control plane could not start.
@@ -46,15 +49,23 @@ pub enum StartError {
 pub struct RunningControl {
     /// The API's bound address.
     pub api: SocketAddr,
+    /// The proxy stream's bound address.
+    pub xds: SocketAddr,
+    /// Connected proxies.
+    pub proxies: Arc<xds::Proxies>,
     /// The store.
     pub store: Arc<Store>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl RunningControl {
     /// Stops serving.
     pub fn stop(self) {
-        self.task.abort();
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -68,6 +79,31 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             error,
         })?;
     let api = listener.local_addr().unwrap_or(opts.api);
+    let proxies = Arc::new(xds::Proxies::default());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let xds_listener = TcpListener::bind(opts.xds)
+        .await
+        .map_err(|error| StartError::Bind {
+            addr: opts.xds,
+            error,
+        })?;
+    let xds_addr = xds_listener.local_addr().unwrap_or(opts.xds);
+    let service = weft_proto::discovery::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer::new(
+        xds::Xds::new(store.clone(), proxies.clone(), stop_rx),
+    );
+    let xds_task = tokio::spawn(async move {
+        let incoming = futures_util::stream::unfold(xds_listener, |l| async move {
+            let accepted = l.accept().await.map(|(s, _)| s);
+            Some((accepted, l))
+        });
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await
+        {
+            tracing::error!(error = %e, "proxy stream server stopped");
+        }
+    });
     let served = store.clone();
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -83,6 +119,13 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             });
         }
     });
-    tracing::info!(%api, state_dir = %opts.state_dir.display(), "control plane ready");
-    Ok(RunningControl { api, store, task })
+    tracing::info!(%api, xds = %xds_addr, state_dir = %opts.state_dir.display(), "control plane ready");
+    Ok(RunningControl {
+        api,
+        xds: xds_addr,
+        proxies,
+        store,
+        tasks: vec![task, xds_task],
+        stop,
+    })
 }

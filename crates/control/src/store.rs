@@ -157,6 +157,11 @@ impl Store {
             .collect()
     }
 
+    /// The latest resourceVersion handed out.
+    pub fn version(&self) -> u64 {
+        self.lock().last_version
+    }
+
     /// Every resource.
     pub fn all(&self) -> Vec<Resource> {
         self.lock().resources.values().cloned().collect()

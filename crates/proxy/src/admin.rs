@@ -49,6 +49,10 @@ fn handle(
 ) -> Response<Body> {
     let snapshot = snapshots.load();
     match (req.method(), req.uri().path()) {
+        // Ready once a configuration is in force (from the control plane: after its first push).
+        (&Method::GET, "/ready") if snapshot.version == 0 => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING")
+        }
         (&Method::GET, "/ready") => text(StatusCode::OK, "LIVE"),
         (&Method::GET, "/config_dump") => {
             let accepted = snapshot

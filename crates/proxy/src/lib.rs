@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod balancer;
 pub mod circuit;
+pub mod control_source;
 pub mod detect;
 pub mod flags;
 pub mod health_check;
@@ -55,6 +56,10 @@ pub struct ProxyOptions {
     pub detect_timeout: Duration,
     /// Longest time in-flight requests get to finish on shutdown.
     pub drain: Duration,
+    /// Get configuration from this control plane (`host:port`) instead of `config` files.
+    pub control: Option<String>,
+    /// The proxy's id on the control plane.
+    pub id: String,
 }
 
 /// Why the proxy could not start.
@@ -101,7 +106,25 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         scope: opts.scope.clone(),
         app: opts.app,
     };
-    let (initial, fingerprint) = source.load(None)?;
+    // From the control plane the proxy starts empty (version 0, not ready) until its first push.
+    let (initial, fingerprint) = match &opts.control {
+        None => {
+            let (snapshot, fingerprint) = source.load(None)?;
+            (snapshot, Some(fingerprint))
+        }
+        Some(_) => {
+            let mesh = weft_model::Mesh::default();
+            let waiting = crate::snapshot::Snapshot::build(
+                mesh,
+                opts.scope.clone(),
+                0,
+                "control plane (waiting)".into(),
+                opts.app,
+                None,
+            );
+            (waiting, None)
+        }
+    };
     let snapshots = SnapshotCell::new(initial);
     let (tx, rx) = watch::channel(false);
     let shutdown = Arc::new(tx);
@@ -159,7 +182,21 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         ));
     }
     tasks.spawn(health_check::run(snapshots.clone(), rx.clone()));
-    tasks.spawn(source.watch(snapshots.clone(), rx, fingerprint));
+    match (&opts.control, fingerprint) {
+        (Some(address), _) => {
+            let control = control_source::ControlSource {
+                address: address.clone(),
+                id: opts.id.clone(),
+                scope: opts.scope.clone(),
+                app: opts.app,
+            };
+            tasks.spawn(control.run(snapshots.clone(), rx));
+        }
+        (None, Some(fingerprint)) => {
+            tasks.spawn(source.watch(snapshots.clone(), rx, fingerprint));
+        }
+        (None, None) => {}
+    }
     let version = snapshots.load().version;
     tracing::info!(outbound = %outbound_addr, inbound = ?inbound_addr, admin = %admin_addr, version, "proxy ready");
     Ok(RunningProxy {

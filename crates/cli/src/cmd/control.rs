@@ -15,6 +15,9 @@ pub struct Args {
     /// The resource API address.
     #[arg(long, default_value = "127.0.0.1:15014")]
     api: SocketAddr,
+    /// The proxy stream (delta xDS over gRPC) address.
+    #[arg(long, default_value = "127.0.0.1:15010")]
+    xds: SocketAddr,
 }
 
 /// Runs the control plane until SIGTERM or SIGINT.
@@ -27,6 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let control = match weft_control::start(weft_control::ControlOptions {
             state_dir: args.state_dir,
             api: args.api,
+            xds: args.xds,
         })
         .await
         {

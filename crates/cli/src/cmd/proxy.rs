@@ -14,8 +14,14 @@ use weft_proxy::ProxyOptions;
 #[derive(clap::Args)]
 pub struct Args {
     /// Istio YAML files or directories (read recursively). Watched: changes and SIGHUP reload.
-    #[arg(short = 'c', long = "config", required = true, num_args = 1..)]
+    #[arg(short = 'c', long = "config", num_args = 1.., required_unless_present = "control", conflicts_with = "control")]
     config: Vec<PathBuf>,
+    /// Get configuration from the control plane's proxy stream (e.g. 127.0.0.1:15010).
+    #[arg(long)]
+    control: Option<String>,
+    /// The workload this proxy serves (its id on the control plane).
+    #[arg(long, default_value = "workload")]
+    workload: String,
     /// Outbound listener: explicit-proxy, plain and redirected traffic from the app.
     #[arg(long, default_value = "127.0.0.1:15001")]
     outbound: SocketAddr,
@@ -76,8 +82,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .build(),
     }
     .context("starting the runtime")?;
+    let id = format!("sidecar~{}.{}", args.workload, args.namespace);
     runtime.block_on(async move {
         let opts = ProxyOptions {
+            id,
             config: args.config,
             outbound: args.outbound,
             inbound: args.inbound,
@@ -89,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
             detect_timeout: args.protocol_detection_timeout,
             drain: args.drain,
+            control: args.control,
         };
         let proxy = match weft_proxy::start(opts).await {
             Ok(p) => p,

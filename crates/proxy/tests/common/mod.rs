@@ -49,6 +49,8 @@ impl Harness {
             scope: ProxyScope::default(),
             detect_timeout: Duration::from_millis(100),
             drain: Duration::from_secs(1),
+            control: None,
+            id: "test".into(),
         };
         let proxy = weft_proxy::start(opts).await.expect("proxy starts");
         Harness { proxy, dir }

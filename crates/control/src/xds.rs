@@ -1,0 +1,296 @@
+//! The push side: one long-lived delta xDS stream per proxy. On connect the proxy gets
+//! every resource visible to it (`exportTo` honoured); after that, changes are debounced
+//! (quiet period, bounded delay) and pushed as deltas: changed resources and the names
+//! of removed ones. ACKs and NACKs are recorded per proxy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures_util::Stream;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status, Streaming};
+use weft_api::Resource;
+use weft_proto::ISTIO_RESOURCE_TYPE;
+use weft_proto::config::IstioResource;
+use weft_proto::discovery::aggregated_discovery_service_server::AggregatedDiscoveryService;
+use weft_proto::discovery::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as XdsResource,
+};
+
+use crate::store::Store;
+
+/// Quiet period before a push: changes arriving together go out together.
+const DEBOUNCE_QUIET: Duration = Duration::from_millis(50);
+/// Longest a change waits while more keep arriving.
+const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
+
+/// What the control plane knows of one connected proxy.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyStatus {
+    /// The proxy's id.
+    pub id: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Connected since (RFC 3339).
+    pub connected_since: String,
+    /// The last configuration version it ACKed.
+    pub acked_version: Option<String>,
+    /// The last NACK's reason, if any.
+    pub last_nack: Option<String>,
+    /// Pushes sent.
+    pub pushes: u64,
+}
+
+/// Connected proxies, for `/debug/proxies` and `weft proxy-status`.
+#[derive(Debug, Default)]
+pub struct Proxies(Mutex<BTreeMap<String, ProxyStatus>>);
+
+impl Proxies {
+    /// Every connected proxy.
+    pub fn list(&self) -> Vec<ProxyStatus> {
+        self.0
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut ProxyStatus)) {
+        if let Ok(mut m) = self.0.lock() {
+            if let Some(s) = m.get_mut(id) {
+                f(s);
+            }
+        }
+    }
+}
+
+/// The ADS server.
+#[derive(Debug, Clone)]
+pub struct Xds {
+    store: Arc<Store>,
+    proxies: Arc<Proxies>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Xds {
+    /// A server pushing `store`'s resources, recording proxies in `proxies`; every stream
+    /// ends when `stop` turns true.
+    pub fn new(
+        store: Arc<Store>,
+        proxies: Arc<Proxies>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Xds {
+            store,
+            proxies,
+            stop,
+        }
+    }
+}
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for Xds {
+    type DeltaAggregatedResourcesStream = ResponseStream;
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<ResponseStream>, Status> {
+        let incoming = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(session(
+            self.store.clone(),
+            self.proxies.clone(),
+            incoming,
+            tx,
+            self.stop.clone(),
+        ));
+        let stream =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
+            );
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// A resource's name on the wire: `Kind/namespace/name`.
+pub fn wire_name(r: &Resource) -> String {
+    format!("{}/{}/{}", r.kind(), r.namespace(), r.name())
+}
+
+/// The resources a proxy in `namespace` sees: VirtualServices, DestinationRules and
+/// ServiceEntries by their `exportTo`; everything else as is.
+fn view(store: &Store, namespace: &str) -> BTreeMap<String, Resource> {
+    store
+        .all()
+        .into_iter()
+        .filter(|r| {
+            let export = match r {
+                Resource::VirtualService(o) => Some(&o.spec.export_to),
+                Resource::DestinationRule(o) => Some(&o.spec.export_to),
+                Resource::ServiceEntry(o) => Some(&o.spec.export_to),
+                _ => None,
+            };
+            export.is_none_or(|e| visible(e, r.namespace(), namespace))
+        })
+        .map(|r| (wire_name(&r), r))
+        .collect()
+}
+
+fn visible(export_to: &[String], ns: &str, proxy_ns: &str) -> bool {
+    export_to.is_empty()
+        || export_to
+            .iter()
+            .any(|e| e == "*" || (e == "." && ns == proxy_ns) || (e != "~" && e == proxy_ns))
+}
+
+async fn session(
+    store: Arc<Store>,
+    proxies: Arc<Proxies>,
+    mut incoming: Streaming<DeltaDiscoveryRequest>,
+    tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let first = match incoming.message().await {
+        Ok(Some(r)) => r,
+        _ => return,
+    };
+    let node = first.node.clone().unwrap_or_default();
+    let namespace = node
+        .metadata
+        .as_ref()
+        .and_then(|m| m.fields.get("NAMESPACE"))
+        .and_then(|v| match &v.kind {
+            Some(prost_types::value::Kind::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "default".into());
+    let id = if node.id.is_empty() {
+        format!("anonymous-{}", crate::store::uuid())
+    } else {
+        node.id.clone()
+    };
+    if let Ok(mut m) = proxies.0.lock() {
+        m.insert(
+            id.clone(),
+            ProxyStatus {
+                id: id.clone(),
+                namespace: namespace.clone(),
+                connected_since: crate::store::rfc3339(SystemTime::now()),
+                acked_version: None,
+                last_nack: None,
+                pushes: 0,
+            },
+        );
+    }
+    tracing::info!(proxy = %id, %namespace, "proxy connected");
+    // What the proxy has: its versions from a previous stream, so a reconnect resyncs.
+    let mut sent: HashMap<String, String> = first.initial_resource_versions.clone();
+    let mut changes = store.watch();
+    let mut nonce = 0u64;
+    let mut pending_since: Option<Instant> = Some(Instant::now());
+    loop {
+        let wake =
+            pending_since.map(|since| (since + DEBOUNCE_MAX).min(Instant::now() + DEBOUNCE_QUIET));
+        tokio::select! {
+            _ = stop.changed() => break,
+            msg = incoming.message() => match msg {
+                Ok(Some(req)) => record(&proxies, &id, &req),
+                _ => break,
+            },
+            change = changes.recv() => match change {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    pending_since.get_or_insert_with(Instant::now);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            _ = sleep_until(wake) => {
+                pending_since = None;
+                nonce += 1;
+                if let Some(resp) = delta(&store, &namespace, &mut sent, nonce) {
+                    proxies.update(&id, |s| s.pushes += 1);
+                    if tx.send(Ok(resp)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(mut m) = proxies.0.lock() {
+        m.remove(&id);
+    }
+    tracing::info!(proxy = %id, "proxy disconnected");
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn record(proxies: &Proxies, id: &str, req: &DeltaDiscoveryRequest) {
+    if req.response_nonce.is_empty() {
+        return;
+    }
+    match &req.error_detail {
+        Some(err) => {
+            tracing::warn!(proxy = %id, nonce = %req.response_nonce, "proxy NACKed: {}", err.message);
+            proxies.update(id, |s| s.last_nack = Some(err.message.clone()));
+        }
+        None => proxies.update(id, |s| s.acked_version = Some(req.response_nonce.clone())),
+    }
+}
+
+/// The changes since what the proxy has, or `None` when there are none.
+fn delta(
+    store: &Store,
+    namespace: &str,
+    sent: &mut HashMap<String, String>,
+    nonce: u64,
+) -> Option<DeltaDiscoveryResponse> {
+    let now = view(store, namespace);
+    let mut resources = Vec::new();
+    for (name, r) in &now {
+        let version = r.metadata().resource_version.clone().unwrap_or_default();
+        if sent.get(name) == Some(&version) {
+            continue;
+        }
+        let json = serde_json::to_string(r).ok()?;
+        let payload = IstioResource { json };
+        resources.push(XdsResource {
+            name: name.clone(),
+            version: version.clone(),
+            resource: Some(prost_types::Any {
+                type_url: ISTIO_RESOURCE_TYPE.into(),
+                value: prost::Message::encode_to_vec(&payload),
+            }),
+            aliases: Vec::new(),
+        });
+        sent.insert(name.clone(), version);
+    }
+    let removed: Vec<String> = sent
+        .keys()
+        .filter(|n| !now.contains_key(*n))
+        .cloned()
+        .collect();
+    for n in &removed {
+        sent.remove(n);
+    }
+    if resources.is_empty() && removed.is_empty() && nonce > 1 {
+        return None;
+    }
+    Some(DeltaDiscoveryResponse {
+        system_version_info: store.version().to_string(),
+        resources,
+        type_url: ISTIO_RESOURCE_TYPE.into(),
+        nonce: store.version().to_string(),
+        removed_resources: removed,
+    })
+}

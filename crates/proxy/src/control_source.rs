@@ -1,0 +1,203 @@
+//! Configuration from the control plane: one delta xDS stream. Each response updates the
+//! proxy's copy of its resources; the result is validated and translated like files are,
+//! then ACKed and swapped in, or NACKed with the reason (the last good configuration
+//! stays). When the control plane is away the proxy keeps serving and reconnects with
+//! backoff and jitter, telling the server which versions it has so it gets only changes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use weft_api::Resource;
+use weft_model::ProxyScope;
+use weft_proto::ISTIO_RESOURCE_TYPE;
+use weft_proto::config::IstioResource;
+use weft_proto::discovery::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use weft_proto::discovery::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Status};
+
+use crate::snapshot::{Snapshot, SnapshotCell};
+
+/// Where the control plane is and who this proxy is.
+#[derive(Debug, Clone)]
+pub struct ControlSource {
+    /// Control plane stream address (`host:port`).
+    pub address: String,
+    /// Proxy id.
+    pub id: String,
+    /// Namespace and labels.
+    pub scope: ProxyScope,
+    /// The local application, for the inbound cluster.
+    pub app: Option<SocketAddr>,
+}
+
+impl ControlSource {
+    fn node(&self) -> Node {
+        let mut fields = BTreeMap::new();
+        let string = |s: &str| prost_types::Value {
+            kind: Some(prost_types::value::Kind::StringValue(s.to_string())),
+        };
+        fields.insert("NAMESPACE".to_string(), string(&self.scope.namespace));
+        let labels = self
+            .scope
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), string(v)))
+            .collect();
+        fields.insert(
+            "LABELS".to_string(),
+            prost_types::Value {
+                kind: Some(prost_types::value::Kind::StructValue(prost_types::Struct {
+                    fields: labels,
+                })),
+            },
+        );
+        Node {
+            id: self.id.clone(),
+            cluster: String::new(),
+            metadata: Some(prost_types::Struct { fields }),
+        }
+    }
+
+    /// Follows the control plane until `stop` fires, storing each accepted configuration.
+    pub async fn run(self, cell: SnapshotCell, mut stop: watch::Receiver<bool>) {
+        let mut resources: BTreeMap<String, (String, Resource)> = BTreeMap::new();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let session = self.session(&cell, &mut resources);
+            tokio::select! {
+                ended = session => {
+                    match ended {
+                        Ok(()) => tracing::warn!(control = %self.address, "control plane closed the stream; reconnecting"),
+                        Err(e) => tracing::warn!(control = %self.address, "control plane unreachable, serving the last configuration: {e}"),
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+            let jitter = Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 2));
+            tokio::select! {
+                _ = tokio::time::sleep(backoff + jitter) => {}
+                _ = stop.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn session(
+        &self,
+        cell: &SnapshotCell,
+        resources: &mut BTreeMap<String, (String, Resource)>,
+    ) -> Result<(), String> {
+        let mut client =
+            AggregatedDiscoveryServiceClient::connect(format!("http://{}", self.address))
+                .await
+                .map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::channel(8);
+        let first = DeltaDiscoveryRequest {
+            node: Some(self.node()),
+            type_url: ISTIO_RESOURCE_TYPE.into(),
+            resource_names_subscribe: vec!["*".into()],
+            initial_resource_versions: resources
+                .iter()
+                .map(|(k, (v, _))| (k.clone(), v.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        tx.send(first).await.map_err(|e| e.to_string())?;
+        let requests =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
+            );
+        let mut stream = client
+            .delta_aggregated_resources(requests)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        tracing::info!(control = %self.address, "connected to the control plane");
+        while let Some(resp) = stream.message().await.map_err(|e| e.to_string())? {
+            let nonce = resp.nonce.clone();
+            let ack = match self.apply(cell, resources, &resp) {
+                Ok(version) => {
+                    tracing::info!(version, nonce = %nonce, "configuration from the control plane applied");
+                    DeltaDiscoveryRequest {
+                        type_url: ISTIO_RESOURCE_TYPE.into(),
+                        response_nonce: nonce,
+                        ..Default::default()
+                    }
+                }
+                Err(reason) => {
+                    tracing::error!(nonce = %nonce, "configuration from the control plane refused (NACK), keeping the last good one: {reason}");
+                    DeltaDiscoveryRequest {
+                        type_url: ISTIO_RESOURCE_TYPE.into(),
+                        response_nonce: nonce,
+                        error_detail: Some(Status {
+                            code: 3,
+                            message: reason,
+                            details: Vec::new(),
+                        }),
+                        ..Default::default()
+                    }
+                }
+            };
+            tx.send(ack).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Applies one response to a copy of the resources; only a configuration that
+    /// validates and translates replaces the current one.
+    fn apply(
+        &self,
+        cell: &SnapshotCell,
+        resources: &mut BTreeMap<String, (String, Resource)>,
+        resp: &DeltaDiscoveryResponse,
+    ) -> Result<u64, String> {
+        let mut next = resources.clone();
+        for name in &resp.removed_resources {
+            next.remove(name);
+        }
+        for r in &resp.resources {
+            let any = r
+                .resource
+                .as_ref()
+                .ok_or_else(|| format!("{}: no payload", r.name))?;
+            if any.type_url != ISTIO_RESOURCE_TYPE {
+                return Err(format!("{}: unexpected type {}", r.name, any.type_url));
+            }
+            let payload: IstioResource = prost::Message::decode(any.value.as_slice())
+                .map_err(|e| format!("{}: {e}", r.name))?;
+            let loaded = weft_api::load_str(&r.name, &payload.json);
+            if loaded.has_errors() {
+                let errors: Vec<String> = loaded
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(ToString::to_string)
+                    .collect();
+                return Err(errors.join("; "));
+            }
+            let resource = loaded
+                .resources
+                .into_iter()
+                .next()
+                .map(|l| l.resource)
+                .ok_or_else(|| format!("{}: empty", r.name))?;
+            next.insert(r.name.clone(), (r.version.clone(), resource));
+        }
+        let all: Vec<Resource> = next.values().map(|(_, r)| r.clone()).collect();
+        let mesh = weft_model::build(&all, &self.scope).map_err(|e| e.to_string())?;
+        let current = cell.load();
+        let version = current.version + 1;
+        cell.store(Snapshot::build(
+            mesh,
+            self.scope.clone(),
+            version,
+            format!("control plane {}", self.address),
+            self.app,
+            Some(&current),
+        ));
+        *resources = next;
+        Ok(version)
+    }
+}

@@ -1,0 +1,151 @@
+//! A proxy configured by the control plane over the delta xDS stream: first push, live
+//! changes within a second, deletes, and serving on while the control plane is away.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use weft_control::{ControlOptions, RunningControl};
+use weft_model::ProxyScope;
+use weft_proxy::{ProxyOptions, RunningProxy};
+use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::{eventually, upstream};
+
+fn any() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("addr")
+}
+
+async fn control(state: &std::path::Path, xds: SocketAddr) -> RunningControl {
+    weft_control::start(ControlOptions {
+        state_dir: state.to_path_buf(),
+        api: any(),
+        xds,
+    })
+    .await
+    .expect("control plane starts")
+}
+
+fn apply(control: &RunningControl, yaml: &str) {
+    for r in weft_api::load_str("test", yaml).resources {
+        control.store.put(r.resource, false).expect("stored");
+    }
+}
+
+async fn proxy(xds: SocketAddr) -> RunningProxy {
+    weft_proxy::start(ProxyOptions {
+        config: Vec::new(),
+        outbound: any(),
+        inbound: any(),
+        admin: any(),
+        app: None,
+        scope: ProxyScope::default(),
+        detect_timeout: Duration::from_millis(100),
+        drain: Duration::from_secs(1),
+        control: Some(xds.to_string()),
+        id: "sidecar~client.default".into(),
+    })
+    .await
+    .expect("proxy starts")
+}
+
+async fn bodies(p: &RunningProxy, n: usize) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for _ in 0..n {
+        out.insert(
+            via_proxy(
+                p.outbound,
+                Send {
+                    url: "http://reviews:8080/",
+                    ..Default::default()
+                },
+            )
+            .await
+            .body,
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_pushes_configuration_and_changes() {
+    let v1 = upstream::named("v1").await;
+    let v2 = upstream::named("v2").await;
+    let state = std::env::temp_dir().join(format!("weft-xds-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let cp = control(&state, any()).await;
+    let xds = cp.xds;
+    apply(
+        &cp,
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 8080, name: http, protocol: HTTP}}]\n  endpoints:\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v1}}}}\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v2}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]\n",
+            v1.addr.port(),
+            v2.addr.port()
+        ),
+    );
+    let p = proxy(xds).await;
+    let admin = p.admin;
+    eventually(
+        "the proxy is ready after its first push",
+        Duration::from_secs(5),
+        || async {
+            let got = via_proxy(
+                admin,
+                Send {
+                    url: &format!("http://{admin}/ready"),
+                    ..Default::default()
+                },
+            )
+            .await;
+            (got.status == 200).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        bodies(&p, 20).await.len(),
+        2,
+        "no rule yet: both versions serve"
+    );
+
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v2}}]\n";
+    let applied_at = Instant::now();
+    apply(&cp, vs);
+    eventually(
+        "the rule reaches the proxy",
+        Duration::from_secs(5),
+        || async { (bodies(&p, 5).await.into_iter().collect::<Vec<_>>() == ["v2"]).then_some(()) },
+    )
+    .await;
+    assert!(
+        applied_at.elapsed() < Duration::from_secs(1),
+        "converged in {:?}",
+        applied_at.elapsed()
+    );
+    assert_eq!(
+        cp.proxies.list().len(),
+        1,
+        "the control plane knows the proxy"
+    );
+
+    // The control plane goes away: the proxy keeps serving its last configuration.
+    cp.stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(bodies(&p, 5).await.into_iter().collect::<Vec<_>>(), ["v2"]);
+
+    // It comes back (same state, same address): the proxy reconnects and follows a delete.
+    let cp = control(&state, xds).await;
+    cp.store
+        .delete(&weft_control::store::Key {
+            kind: weft_api::Kind::VirtualService,
+            namespace: "default".into(),
+            name: "reviews".into(),
+        })
+        .expect("delete");
+    eventually(
+        "the delete reaches the reconnected proxy",
+        Duration::from_secs(10),
+        || async { (bodies(&p, 20).await.len() == 2).then_some(()) },
+    )
+    .await;
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&state);
+}
