@@ -36,6 +36,8 @@ enum Command {
     Get(cmd::resources::GetArgs),
     /// Delete resources from the control plane (like kubectl delete).
     Delete(cmd::resources::DeleteArgs),
+    /// The proxies connected to the control plane: versions ACKed, NACKs and why.
+    ProxyStatus(cmd::resources::ProxyStatusArgs),
     /// Print the version.
     Version,
 }
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => cmd::resources::apply(&args),
         Command::Get(args) => cmd::resources::get(&args),
         Command::Delete(args) => cmd::resources::delete(&args),
+        Command::ProxyStatus(args) => cmd::resources::proxy_status(&args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

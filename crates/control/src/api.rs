@@ -57,10 +57,17 @@ fn parse_path(path: &str) -> Option<Target> {
 }
 
 /// Answers one API request.
-pub async fn handle(store: Arc<Store>, req: Request<Incoming>) -> Response<ApiBody> {
+pub async fn handle(
+    store: Arc<Store>,
+    proxies: Arc<crate::xds::Proxies>,
+    req: Request<Incoming>,
+) -> Response<ApiBody> {
     let path = req.uri().path().to_string();
     if path == "/healthz" || path == "/ready" {
         return json_response(StatusCode::OK, &json!({"status": "ok"}));
+    }
+    if path == "/debug/proxies" {
+        return json_response(StatusCode::OK, &json!({"proxies": proxies.list()}));
     }
     let Some(target) = parse_path(&path) else {
         return status(

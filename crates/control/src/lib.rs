@@ -104,14 +104,16 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             tracing::error!(error = %e, "proxy stream server stopped");
         }
     });
-    let served = store.clone();
+    let (served, known) = (store.clone(), proxies.clone());
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let store = served.clone();
+            let (store, proxies) = (served.clone(), known.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
-                    let store = store.clone();
-                    async move { Ok::<_, std::convert::Infallible>(api::handle(store, req).await) }
+                    let (store, proxies) = (store.clone(), proxies.clone());
+                    async move {
+                        Ok::<_, std::convert::Infallible>(api::handle(store, proxies, req).await)
+                    }
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)

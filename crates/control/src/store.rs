@@ -116,6 +116,16 @@ impl Store {
                 continue;
             }
             let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+            // Versions are never handed out twice, even those of files that no longer load.
+            let written_version = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| {
+                    v["metadata"]["resourceVersion"]
+                        .as_str()
+                        .and_then(|s| s.parse::<u64>().ok())
+                })
+                .unwrap_or(0);
+            inner.last_version = inner.last_version.max(written_version);
             let loaded = weft_api::load_str(&file.display().to_string(), &text);
             if loaded.has_errors() {
                 tracing::error!(file = %file.display(), "stored resource no longer valid; skipped: {:?}", loaded.diagnostics);

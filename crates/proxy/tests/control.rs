@@ -126,13 +126,47 @@ async fn the_control_plane_pushes_configuration_and_changes() {
         "the control plane knows the proxy"
     );
 
+    // A configuration the proxy cannot apply (a regex that does not compile, slipped past
+    // validation) is NACKed with the reason; the proxy keeps its last good configuration.
+    let mut bad = weft_api::load_str(
+        "bad",
+        &vs.replace("  - route:", "  - match: [{uri: {regex: x}}]\n    route:"),
+    )
+    .resources
+    .remove(0)
+    .resource;
+    if let weft_api::Resource::VirtualService(o) = &mut bad {
+        o.spec.http[0].matches[0].uri.as_mut().expect("uri").regex = Some("(".into());
+    }
+    cp.store.put(bad, false).expect("stored without validation");
+    eventually("the proxy NACKs", Duration::from_secs(5), || async {
+        cp.proxies
+            .list()
+            .first()
+            .and_then(|p| p.last_nack.clone())
+            .filter(|n| n.contains("regex"))
+    })
+    .await;
+    assert_eq!(
+        bodies(&p, 5).await.into_iter().collect::<Vec<_>>(),
+        ["v2"],
+        "the last good configuration stays"
+    );
+
     // The control plane goes away: the proxy keeps serving its last configuration.
     cp.stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(bodies(&p, 5).await.into_iter().collect::<Vec<_>>(), ["v2"]);
 
-    // It comes back (same state, same address): the proxy reconnects and follows a delete.
+    // It comes back (same state, same address): the proxy reconnects, resyncs and follows changes.
     let cp = control(&state, xds).await;
+    apply(&cp, &vs.replace("subset: v2", "subset: v1"));
+    eventually(
+        "the reconnected proxy follows a new rule",
+        Duration::from_secs(10),
+        || async { (bodies(&p, 5).await.into_iter().collect::<Vec<_>>() == ["v1"]).then_some(()) },
+    )
+    .await;
     cp.store
         .delete(&weft_control::store::Key {
             kind: weft_api::Kind::VirtualService,
@@ -141,8 +175,8 @@ async fn the_control_plane_pushes_configuration_and_changes() {
         })
         .expect("delete");
     eventually(
-        "the delete reaches the reconnected proxy",
-        Duration::from_secs(10),
+        "the delete reaches the proxy",
+        Duration::from_secs(5),
         || async { (bodies(&p, 20).await.len() == 2).then_some(()) },
     )
     .await;

@@ -276,3 +276,68 @@ pub fn get(args: &GetArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Arguments of `weft proxy-status`.
+#[derive(clap::Args)]
+pub struct ProxyStatusArgs {
+    /// Control plane address.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+/// Lists the proxies connected to the control plane: version ACKed, last NACK and why.
+pub fn proxy_status(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
+    let server = client::server(args.server.as_deref());
+    let answer = runtime()?.block_on(call(&server, Method::GET, "/debug/proxies", None))?;
+    if !answer.status.is_success() {
+        eprintln!("error: {}", answer.message());
+        return Ok(ExitCode::from(1));
+    }
+    let proxies = answer.body["proxies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut rows = vec![
+        [
+            "NAME",
+            "NAMESPACE",
+            "ACKED VERSION",
+            "PUSHES",
+            "CONNECTED SINCE",
+            "LAST NACK",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for p in &proxies {
+        let s = |k: &str| {
+            p[k].as_str().map(str::to_string).unwrap_or_else(|| {
+                if p[k].is_null() {
+                    "-".into()
+                } else {
+                    p[k].to_string()
+                }
+            })
+        };
+        rows.push(vec![
+            s("id"),
+            s("namespace"),
+            s("acked_version"),
+            s("pushes"),
+            s("connected_since"),
+            s("last_nack"),
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", line.join("   ").trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}
