@@ -156,7 +156,7 @@ async fn the_control_plane_pushes_configuration_and_changes() {
     // The control plane goes away: the proxy keeps serving its last configuration.
     cp.stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(bodies(&p, 5).await.into_iter().collect::<Vec<_>>(), ["v2"]);
+    assert_eq!(bodies(&p, 20).await.into_iter().collect::<Vec<_>>(), ["v2"]);
 
     // It comes back (same state, same address): the proxy reconnects, resyncs and follows changes.
     let cp = control(&state, xds).await;
