@@ -112,7 +112,7 @@ async fn the_control_plane_pushes_configuration_and_changes() {
     eventually(
         "the rule reaches the proxy",
         Duration::from_secs(5),
-        || async { (bodies(&p, 5).await.into_iter().collect::<Vec<_>>() == ["v2"]).then_some(()) },
+        || async { (bodies(&p, 20).await.into_iter().collect::<Vec<_>>() == ["v2"]).then_some(()) },
     )
     .await;
     assert!(
@@ -148,7 +148,7 @@ async fn the_control_plane_pushes_configuration_and_changes() {
     })
     .await;
     assert_eq!(
-        bodies(&p, 5).await.into_iter().collect::<Vec<_>>(),
+        bodies(&p, 20).await.into_iter().collect::<Vec<_>>(),
         ["v2"],
         "the last good configuration stays"
     );
@@ -164,7 +164,7 @@ async fn the_control_plane_pushes_configuration_and_changes() {
     eventually(
         "the reconnected proxy follows a new rule",
         Duration::from_secs(10),
-        || async { (bodies(&p, 5).await.into_iter().collect::<Vec<_>>() == ["v1"]).then_some(()) },
+        || async { (bodies(&p, 20).await.into_iter().collect::<Vec<_>>() == ["v1"]).then_some(()) },
     )
     .await;
     cp.store
