@@ -1,0 +1,212 @@
+//! The seed scenario end to end with real processes: `weft control`, a client-side
+//! `weft proxy --control`, recommendation-service v1 and v2 at the addresses the example
+//! ServiceEntry declares; `weft apply` shifts the split to 10/90, `weft delete` restores it.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::upstream::{self, Reply};
+use weft_testkit::{binomial_tolerance, eventually};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn weft(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .expect("weft runs")
+}
+
+/// Share of `n` calls answered by v1.
+async fn v1_share(proxy: std::net::SocketAddr, n: u32) -> f64 {
+    let mut v1 = 0;
+    for _ in 0..n {
+        let got = via_proxy(
+            proxy,
+            Send {
+                url: "http://recommendation-service:8080/",
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(got.status, 200, "{}", got.body);
+        if got.body == "v1" {
+            v1 += 1;
+        }
+    }
+    f64::from(v1) / f64::from(n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_shifts_the_split_and_delete_restores_it() {
+    // The endpoints examples/recommendation/service-entries.yaml declares.
+    let _v1 = upstream::http_on(
+        "127.0.0.1:9001".parse().expect("addr"),
+        Arc::new(|_, _| Reply::ok("v1")),
+    )
+    .await;
+    let _v2 = upstream::http_on(
+        "127.0.0.2:9002".parse().expect("addr"),
+        Arc::new(|_, _| Reply::ok("v2")),
+    )
+    .await;
+    let state = std::env::temp_dir().join(format!("weft-seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let (api, xds, outbound, admin) = (free_port(), free_port(), free_port(), free_port());
+    let server = format!("127.0.0.1:{api}");
+    let _control = Killed(
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "control",
+                "--api",
+                &server,
+                "--xds",
+                &format!("127.0.0.1:{xds}"),
+                "--state-dir",
+            ])
+            .arg(&state)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("weft control"),
+    );
+    let _proxy = Killed(
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "proxy",
+                "--control",
+                &format!("127.0.0.1:{xds}"),
+                "--workload",
+                "bff-service",
+            ])
+            .args([
+                "--outbound",
+                &format!("127.0.0.1:{outbound}"),
+                "--admin",
+                &format!("127.0.0.1:{admin}"),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("weft proxy"),
+    );
+    let api_addr: std::net::SocketAddr = server.parse().expect("addr");
+    eventually("the control plane", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(api_addr)
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let base = weft(&[
+        "apply",
+        "--server",
+        &server,
+        "-f",
+        "examples/recommendation/service-entries.yaml",
+        "-f",
+        "examples/recommendation/destination-rule.yaml",
+    ]);
+    assert!(
+        base.status.success(),
+        "{}",
+        String::from_utf8_lossy(&base.stderr)
+    );
+    let proxy: std::net::SocketAddr = format!("127.0.0.1:{outbound}").parse().expect("addr");
+    let admin_url = format!("http://127.0.0.1:{admin}/ready");
+    eventually(
+        "the proxy has its first configuration",
+        Duration::from_secs(10),
+        || async {
+            let ok = tokio::net::TcpStream::connect(format!("127.0.0.1:{admin}"))
+                .await
+                .is_ok();
+            if !ok {
+                return None;
+            }
+            let ready = via_proxy(
+                format!("127.0.0.1:{admin}").parse().ok()?,
+                Send {
+                    url: &admin_url,
+                    ..Default::default()
+                },
+            )
+            .await;
+            (ready.status == 200).then_some(())
+        },
+    )
+    .await;
+
+    let n = 400;
+    let even = v1_share(proxy, n).await;
+    assert!(
+        (even - 0.5).abs() * f64::from(n) <= binomial_tolerance(n, 0.5, 5.0),
+        "before any rule: v1 share {even}"
+    );
+
+    let applied = weft(&[
+        "apply",
+        "--server",
+        &server,
+        "-f",
+        "examples/recommendation/virtual-service.yaml",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&applied.stdout)
+            .contains("virtualservice.networking.istio.io/recommendation-service created")
+    );
+    let start = Instant::now();
+    // 40 calls with no v1 answer at all would be unlikely under an even split (2^-40).
+    eventually(
+        "the 10/90 rule reaches the proxy",
+        Duration::from_secs(5),
+        || async { (v1_share(proxy, 40).await < 0.3).then_some(()) },
+    )
+    .await;
+    let converged = start.elapsed();
+    let split = v1_share(proxy, n).await;
+    assert!(
+        (split - 0.1).abs() * f64::from(n) <= binomial_tolerance(n, 0.1, 5.0),
+        "after the 10/90 rule: v1 share {split}"
+    );
+    assert!(
+        converged < Duration::from_secs(2),
+        "converged in {converged:?}"
+    );
+
+    let deleted = weft(&[
+        "delete",
+        "--server",
+        &server,
+        "-f",
+        "examples/recommendation/virtual-service.yaml",
+    ]);
+    assert!(String::from_utf8_lossy(&deleted.stdout).contains("deleted"));
+    eventually("the even split is back", Duration::from_secs(5), || async {
+        (v1_share(proxy, 40).await > 0.25).then_some(())
+    })
+    .await;
+    let back = v1_share(proxy, n).await;
+    assert!(
+        (back - 0.5).abs() * f64::from(n) <= binomial_tolerance(n, 0.5, 5.0),
+        "after delete: v1 share {back}"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
