@@ -69,6 +69,21 @@ pub async fn handle(
     if path == "/debug/proxies" {
         return json_response(StatusCode::OK, &json!({"proxies": proxies.list()}));
     }
+    if path == "/metrics" {
+        let mut counts: std::collections::BTreeMap<String, usize> =
+            std::collections::BTreeMap::new();
+        for r in store.all() {
+            *counts.entry(r.kind().name().to_string()).or_default() += 1;
+        }
+        let counts: Vec<(String, usize)> = counts.into_iter().collect();
+        let mut resp =
+            Response::new(Full::new(Bytes::from(proxies.metrics.render(&counts))).boxed_unsync());
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        return resp;
+    }
     let Some(target) = parse_path(&path) else {
         return status(
             StatusCode::NOT_FOUND,

@@ -3,6 +3,7 @@
 //! Pushing configuration to proxies comes next (see the open issues).
 
 pub mod api;
+pub mod metrics;
 pub mod store;
 pub mod xds;
 

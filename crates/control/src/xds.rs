@@ -45,21 +45,25 @@ pub struct ProxyStatus {
     pub pushes: u64,
 }
 
-/// Connected proxies, for `/debug/proxies` and `weft proxy-status`.
+/// Connected proxies (for `/debug/proxies` and `weft proxy-status`) and push metrics.
 #[derive(Debug, Default)]
-pub struct Proxies(Mutex<BTreeMap<String, ProxyStatus>>);
+pub struct Proxies {
+    connected: Mutex<BTreeMap<String, ProxyStatus>>,
+    /// Push counters and the convergence histogram.
+    pub metrics: crate::metrics::Metrics,
+}
 
 impl Proxies {
     /// Every connected proxy.
     pub fn list(&self) -> Vec<ProxyStatus> {
-        self.0
+        self.connected
             .lock()
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
     }
 
     fn update(&self, id: &str, f: impl FnOnce(&mut ProxyStatus)) {
-        if let Ok(mut m) = self.0.lock() {
+        if let Ok(mut m) = self.connected.lock() {
             if let Some(s) = m.get_mut(id) {
                 f(s);
             }
@@ -176,7 +180,11 @@ async fn session(
     } else {
         node.id.clone()
     };
-    if let Ok(mut m) = proxies.0.lock() {
+    proxies
+        .metrics
+        .connected
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Ok(mut m) = proxies.connected.lock() {
         m.insert(
             id.clone(),
             ProxyStatus {
@@ -195,13 +203,23 @@ async fn session(
     let mut changes = store.watch();
     let mut nonce = 0u64;
     let mut pending_since: Option<Instant> = Some(Instant::now());
+    // When the change behind each unacknowledged push was accepted, by nonce.
+    let mut in_flight: HashMap<String, Instant> = HashMap::new();
+    let mut first_push = true;
     loop {
         let wake =
             pending_since.map(|since| (since + DEBOUNCE_MAX).min(Instant::now() + DEBOUNCE_QUIET));
         tokio::select! {
             _ = stop.changed() => break,
             msg = incoming.message() => match msg {
-                Ok(Some(req)) => record(&proxies, &id, &req),
+                Ok(Some(req)) => {
+                    if let Some(since) = in_flight.remove(&req.response_nonce) {
+                        if req.error_detail.is_none() {
+                            proxies.metrics.observe_convergence(since.elapsed());
+                        }
+                    }
+                    record(&proxies, &id, &req);
+                }
                 _ => break,
             },
             change = changes.recv() => match change {
@@ -211,18 +229,28 @@ async fn session(
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
             _ = sleep_until(wake) => {
-                pending_since = None;
+                let changed_at = pending_since.take();
                 nonce += 1;
                 if let Some(resp) = delta(&store, &namespace, &mut sent, nonce) {
                     proxies.update(&id, |s| s.pushes += 1);
+                    proxies.metrics.pushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if let (false, Some(at)) = (first_push, changed_at) {
+                        in_flight.insert(resp.nonce.clone(), at);
+                    }
+                    first_push = false;
                     if tx.send(Ok(resp)).await.is_err() {
+                        proxies.metrics.push_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         break;
                     }
                 }
             }
         }
     }
-    if let Ok(mut m) = proxies.0.lock() {
+    proxies
+        .metrics
+        .connected
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    if let Ok(mut m) = proxies.connected.lock() {
         m.remove(&id);
     }
     tracing::info!(proxy = %id, "proxy disconnected");
@@ -241,6 +269,10 @@ fn record(proxies: &Proxies, id: &str, req: &DeltaDiscoveryRequest) {
     }
     match &req.error_detail {
         Some(err) => {
+            proxies
+                .metrics
+                .nacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(proxy = %id, nonce = %req.response_nonce, "proxy NACKed: {}", err.message);
             proxies.update(id, |s| s.last_nack = Some(err.message.clone()));
         }

@@ -153,6 +153,29 @@ async fn the_control_plane_pushes_configuration_and_changes() {
         "the last good configuration stays"
     );
 
+    // The control plane's metrics show the proxy, the pushes, the NACK and convergence times.
+    let api = cp.api;
+    let metrics = via_proxy(
+        api,
+        Send {
+            url: &format!("http://{api}/metrics"),
+            ..Default::default()
+        },
+    )
+    .await
+    .body;
+    for line in [
+        "weft_control_connected_proxies 1",
+        "weft_control_nacks_total 1",
+        "weft_control_resources{kind=\"VirtualService\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("weft_control_convergence_seconds_count 0"),
+        "the rule's push was ACKed and timed:\n{metrics}"
+    );
+
     // The control plane goes away: the proxy keeps serving its last configuration.
     cp.stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
