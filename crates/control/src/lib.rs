@@ -27,6 +27,8 @@ pub struct ControlOptions {
     pub api: SocketAddr,
     /// The proxy stream address (Istio's 15010).
     pub xds: SocketAddr,
+    /// How long a disconnected proxy's registered workload is kept.
+    pub registration_grace: std::time::Duration,
 }
 
 /// Why the control plane could not start.
@@ -90,7 +92,7 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
         })?;
     let xds_addr = xds_listener.local_addr().unwrap_or(opts.xds);
     let service = weft_proto::discovery::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer::new(
-        xds::Xds::new(store.clone(), proxies.clone(), stop_rx),
+        xds::Xds::new(store.clone(), proxies.clone(), stop_rx, opts.registration_grace),
     );
     let xds_task = tokio::spawn(async move {
         let incoming = futures_util::stream::unfold(xds_listener, |l| async move {

@@ -99,6 +99,10 @@ pub struct Store {
 struct Inner {
     resources: BTreeMap<Key, Resource>,
     last_version: u64,
+    /// Workloads registered by connected proxies (kept in memory only), by proxy id,
+    /// with a registration generation so a late removal does not undo a reconnect.
+    registered: BTreeMap<String, (u64, Resource)>,
+    registrations: u64,
 }
 
 impl Store {
@@ -163,6 +167,50 @@ impl Store {
             .resources
             .iter()
             .filter(|(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// Registers (or refreshes) the workload of proxy `id`; returns the registration's generation.
+    pub fn register(&self, id: &str, mut workload: Resource) -> u64 {
+        let mut inner = self.lock();
+        inner.registrations += 1;
+        inner.last_version += 1;
+        let generation = inner.registrations;
+        workload.metadata_mut().resource_version = Some(inner.last_version.to_string());
+        inner
+            .registered
+            .insert(id.to_string(), (generation, workload.clone()));
+        let _ = self.events.send(Event {
+            kind: "ADDED",
+            object: workload,
+        });
+        generation
+    }
+
+    /// Removes the workload of proxy `id`, unless it registered again since `generation`.
+    pub fn unregister(&self, id: &str, generation: u64) {
+        let mut inner = self.lock();
+        if inner
+            .registered
+            .get(id)
+            .is_some_and(|(g, _)| *g == generation)
+        {
+            if let Some((_, workload)) = inner.registered.remove(id) {
+                inner.last_version += 1;
+                let _ = self.events.send(Event {
+                    kind: "DELETED",
+                    object: workload,
+                });
+            }
+        }
+    }
+
+    /// Workloads registered by proxies.
+    pub fn registered(&self) -> Vec<Resource> {
+        self.lock()
+            .registered
+            .values()
             .map(|(_, r)| r.clone())
             .collect()
     }

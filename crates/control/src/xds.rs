@@ -77,6 +77,8 @@ pub struct Xds {
     store: Arc<Store>,
     proxies: Arc<Proxies>,
     stop: tokio::sync::watch::Receiver<bool>,
+    /// How long a disconnected proxy's registered workload stays.
+    grace: Duration,
 }
 
 impl Xds {
@@ -86,11 +88,13 @@ impl Xds {
         store: Arc<Store>,
         proxies: Arc<Proxies>,
         stop: tokio::sync::watch::Receiver<bool>,
+        grace: Duration,
     ) -> Self {
         Xds {
             store,
             proxies,
             stop,
+            grace,
         }
     }
 }
@@ -113,6 +117,7 @@ impl AggregatedDiscoveryService for Xds {
             incoming,
             tx,
             self.stop.clone(),
+            self.grace,
         ));
         let stream =
             futures_util::stream::unfold(
@@ -134,6 +139,7 @@ fn view(store: &Store, namespace: &str) -> BTreeMap<String, Resource> {
     store
         .all()
         .into_iter()
+        .chain(store.registered())
         .filter(|r| {
             let export = match r {
                 Resource::VirtualService(o) => Some(&o.spec.export_to),
@@ -160,6 +166,7 @@ async fn session(
     mut incoming: Streaming<DeltaDiscoveryRequest>,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
 ) {
     let first = match incoming.message().await {
         Ok(Some(r)) => r,
@@ -198,6 +205,7 @@ async fn session(
         );
     }
     tracing::info!(proxy = %id, %namespace, "proxy connected");
+    let registration = registered_workload(&node, &namespace).map(|w| store.register(&id, w));
     // What the proxy has: its versions from a previous stream, so a reconnect resyncs.
     let mut sent: HashMap<String, String> = first.initial_resource_versions.clone();
     let mut changes = store.watch();
@@ -254,6 +262,65 @@ async fn session(
         m.remove(&id);
     }
     tracing::info!(proxy = %id, "proxy disconnected");
+    if let Some(generation) = registration {
+        // The workload stays for a grace period, so a quick reconnect keeps it in place.
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            store.unregister(&id, generation);
+        });
+    }
+}
+
+/// The WorkloadEntry a proxy registers through its node metadata (`WORKLOAD_NAME`,
+/// `INSTANCE_IP`, `SERVICE_ACCOUNT`, `LABELS`, `PORTS`), as Istio's auto-registration does.
+fn registered_workload(node: &weft_proto::discovery::Node, namespace: &str) -> Option<Resource> {
+    use prost_types::value::Kind as V;
+    let fields = &node.metadata.as_ref()?.fields;
+    let text = |k: &str| match fields.get(k).and_then(|v| v.kind.as_ref()) {
+        Some(V::StringValue(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let map = |k: &str| match fields.get(k).and_then(|v| v.kind.as_ref()) {
+        Some(V::StructValue(s)) => s
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.kind.clone()))
+            .collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
+    let (name, address) = (text("WORKLOAD_NAME")?, text("INSTANCE_IP")?);
+    let labels: serde_json::Map<String, serde_json::Value> = map("LABELS")
+        .into_iter()
+        .filter_map(|(k, v)| {
+            if let Some(V::StringValue(s)) = v {
+                Some((k, s.into()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let ports: serde_json::Map<String, serde_json::Value> = map("PORTS")
+        .into_iter()
+        .filter_map(|(k, v)| {
+            if let Some(V::NumberValue(n)) = v {
+                Some((k, (n as u64).into()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let json = serde_json::json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "WorkloadEntry",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels.clone(), "annotations": {"weft.io/registered-by": node.id}},
+        "spec": {"address": address, "labels": labels, "ports": ports, "serviceAccount": text("SERVICE_ACCOUNT").unwrap_or_else(|| "default".into())},
+    });
+    let loaded = weft_api::load_str("registration", &json.to_string());
+    if loaded.has_errors() {
+        tracing::warn!(proxy = %node.id, "workload registration refused: {:?}", loaded.diagnostics);
+        return None;
+    }
+    loaded.resources.into_iter().next().map(|l| l.resource)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -29,6 +29,22 @@ pub struct ControlSource {
     pub scope: ProxyScope,
     /// The local application, for the inbound cluster.
     pub app: Option<SocketAddr>,
+    /// The workload this proxy registers, so ServiceEntries can select it.
+    pub registration: Option<Registration>,
+}
+
+/// A workload as the proxy registers it (the control plane keeps it as a WorkloadEntry
+/// while the proxy is connected, and for a grace period after).
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    /// Workload name.
+    pub workload: String,
+    /// Service account.
+    pub service_account: String,
+    /// Address other proxies reach it at.
+    pub address: String,
+    /// Port numbers by service port name.
+    pub ports: BTreeMap<String, u32>,
 }
 
 impl ControlSource {
@@ -38,6 +54,31 @@ impl ControlSource {
             kind: Some(prost_types::value::Kind::StringValue(s.to_string())),
         };
         fields.insert("NAMESPACE".to_string(), string(&self.scope.namespace));
+        if let Some(r) = &self.registration {
+            fields.insert("WORKLOAD_NAME".to_string(), string(&r.workload));
+            fields.insert("SERVICE_ACCOUNT".to_string(), string(&r.service_account));
+            fields.insert("INSTANCE_IP".to_string(), string(&r.address));
+            let ports = r
+                .ports
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        prost_types::Value {
+                            kind: Some(prost_types::value::Kind::NumberValue(f64::from(*v))),
+                        },
+                    )
+                })
+                .collect();
+            fields.insert(
+                "PORTS".to_string(),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::StructValue(prost_types::Struct {
+                        fields: ports,
+                    })),
+                },
+            );
+        }
         let labels = self
             .scope
             .labels

@@ -60,6 +60,8 @@ pub struct ProxyOptions {
     pub control: Option<String>,
     /// The proxy's id on the control plane.
     pub id: String,
+    /// The workload to register with the control plane.
+    pub registration: Option<control_source::Registration>,
 }
 
 /// Why the proxy could not start.
@@ -189,6 +191,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
                 id: opts.id.clone(),
                 scope: opts.scope.clone(),
                 app: opts.app,
+                registration: opts.registration.clone(),
             };
             tasks.spawn(control.run(snapshots.clone(), rx));
         }

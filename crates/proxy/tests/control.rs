@@ -20,6 +20,7 @@ async fn control(state: &std::path::Path, xds: SocketAddr) -> RunningControl {
         state_dir: state.to_path_buf(),
         api: any(),
         xds,
+        registration_grace: Duration::from_millis(300),
     })
     .await
     .expect("control plane starts")
@@ -43,6 +44,7 @@ async fn proxy(xds: SocketAddr) -> RunningProxy {
         drain: Duration::from_secs(1),
         control: Some(xds.to_string()),
         id: "sidecar~client.default".into(),
+        registration: None,
     })
     .await
     .expect("proxy starts")
@@ -201,6 +203,87 @@ async fn the_control_plane_pushes_configuration_and_changes() {
         "the delete reaches the proxy",
         Duration::from_secs(5),
         || async { (bodies(&p, 20).await.len() == 2).then_some(()) },
+    )
+    .await;
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
+    let app = upstream::named("reviews-v1").await;
+    let state = std::env::temp_dir().join(format!("weft-registry-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let cp = control(&state, any()).await;
+    apply(
+        &cp,
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{number: 8080, name: http, protocol: HTTP}]\n  workloadSelector: {labels: {app: reviews}}\n",
+    );
+    let labels = [
+        ("app".to_string(), "reviews".to_string()),
+        ("version".to_string(), "v1".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let server = weft_proxy::start(ProxyOptions {
+        config: Vec::new(),
+        outbound: any(),
+        inbound: any(),
+        admin: any(),
+        app: None,
+        scope: ProxyScope {
+            namespace: "default".into(),
+            labels,
+        },
+        detect_timeout: Duration::from_millis(100),
+        drain: Duration::from_millis(100),
+        control: Some(cp.xds.to_string()),
+        id: "sidecar~reviews-v1.default".into(),
+        registration: Some(weft_proxy::control_source::Registration {
+            workload: "reviews-v1".into(),
+            service_account: "reviews".into(),
+            address: "127.0.0.1".into(),
+            ports: [("http".to_string(), u32::from(app.addr.port()))]
+                .into_iter()
+                .collect(),
+        }),
+    })
+    .await
+    .expect("server-side proxy");
+    let client = proxy(cp.xds).await;
+    eventually(
+        "the registered workload serves the service",
+        Duration::from_secs(5),
+        || async {
+            let got = via_proxy(
+                client.outbound,
+                Send {
+                    url: "http://reviews:8080/",
+                    ..Default::default()
+                },
+            )
+            .await;
+            (got.body == "reviews-v1").then_some(())
+        },
+    )
+    .await;
+
+    server.shutdown();
+    server.wait().await;
+    eventually(
+        "the workload is removed after the grace period",
+        Duration::from_secs(5),
+        || async {
+            let got = via_proxy(
+                client.outbound,
+                Send {
+                    url: "http://reviews:8080/",
+                    ..Default::default()
+                },
+            )
+            .await;
+            (got.status == 503 && got.header("x-weft-response-flags") == Some("UH")).then_some(())
+        },
     )
     .await;
     cp.stop();

@@ -18,6 +18,9 @@ pub struct Args {
     /// The proxy stream (delta xDS over gRPC) address.
     #[arg(long, default_value = "127.0.0.1:15010")]
     xds: SocketAddr,
+    /// How long a disconnected proxy's registered workload is kept.
+    #[arg(long, value_parser = weft_api::duration::parse_duration, default_value = "10s")]
+    registration_grace: std::time::Duration,
 }
 
 /// Runs the control plane until SIGTERM or SIGINT.
@@ -31,6 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             state_dir: args.state_dir,
             api: args.api,
             xds: args.xds,
+            registration_grace: args.registration_grace,
         })
         .await
         {

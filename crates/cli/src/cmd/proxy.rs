@@ -22,6 +22,17 @@ pub struct Args {
     /// The workload this proxy serves (its id on the control plane).
     #[arg(long, default_value = "workload")]
     workload: String,
+    /// The workload's service account.
+    #[arg(long, default_value = "default")]
+    service_account: String,
+    /// With --control: register the workload at this address, so ServiceEntries with a
+    /// workloadSelector matching --labels route to it.
+    #[arg(long, requires = "control")]
+    address: Option<String>,
+    /// A registered port, `NAME=PORT` (repeatable): the port other proxies dial for the
+    /// service port of that name.
+    #[arg(long = "port", value_parser = parse_port)]
+    ports: Vec<(String, u32)>,
     /// Outbound listener: explicit-proxy, plain and redirected traffic from the app.
     #[arg(long, default_value = "127.0.0.1:15001")]
     outbound: SocketAddr,
@@ -55,6 +66,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     weft_api::duration::parse_duration(s)
 }
 
+fn parse_port(s: &str) -> Result<(String, u32), String> {
+    let (name, port) = s
+        .split_once('=')
+        .ok_or(format!("port {s:?} is not NAME=PORT"))?;
+    let port: u32 = port
+        .parse()
+        .map_err(|_| format!("port {s:?}: {port:?} is not a number"))?;
+    Ok((name.to_string(), port))
+}
+
 fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
     s.split(',')
         .filter(|p| !p.is_empty())
@@ -83,9 +104,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     .context("starting the runtime")?;
     let id = format!("sidecar~{}.{}", args.workload, args.namespace);
+    let registration =
+        args.address
+            .clone()
+            .map(|address| weft_proxy::control_source::Registration {
+                workload: args.workload.clone(),
+                service_account: args.service_account.clone(),
+                address,
+                ports: args.ports.iter().cloned().collect(),
+            });
     runtime.block_on(async move {
         let opts = ProxyOptions {
             id,
+            registration,
             config: args.config,
             outbound: args.outbound,
             inbound: args.inbound,

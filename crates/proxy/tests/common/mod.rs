@@ -51,6 +51,7 @@ impl Harness {
             drain: Duration::from_secs(1),
             control: None,
             id: "test".into(),
+            registration: None,
         };
         let proxy = weft_proxy::start(opts).await.expect("proxy starts");
         Harness { proxy, dir }
