@@ -210,3 +210,136 @@ async fn apply_shifts_the_split_and_delete_restores_it() {
     );
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_control_plane_under_load_fails_no_request() {
+    let app = upstream::http(Arc::new(|_, _| Reply::ok("ok"))).await;
+    let state = std::env::temp_dir().join(format!("weft-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let (api, xds, outbound) = (free_port(), free_port(), free_port());
+    let server = format!("127.0.0.1:{api}");
+    let start_control = || {
+        Killed(
+            Command::new(env!("CARGO_BIN_EXE_weft"))
+                .args([
+                    "control",
+                    "--api",
+                    &server,
+                    "--xds",
+                    &format!("127.0.0.1:{xds}"),
+                    "--state-dir",
+                ])
+                .arg(&state)
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("weft control"),
+        )
+    };
+    let control = start_control();
+    let _proxy = Killed(
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "proxy",
+                "--control",
+                &format!("127.0.0.1:{xds}"),
+                "--workload",
+                "client",
+            ])
+            .args([
+                "--outbound",
+                &format!("127.0.0.1:{outbound}"),
+                "--admin",
+                &format!("127.0.0.1:{}", free_port()),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("weft proxy"),
+    );
+    let api_addr: std::net::SocketAddr = server.parse().expect("addr");
+    eventually("the control plane", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(api_addr)
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let entry = std::env::temp_dir().join(format!("weft-kill9-{}.yaml", std::process::id()));
+    std::fs::write(&entry, format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: app}}\nspec:\n  hosts: [app.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n", app.addr.port())).expect("write");
+    let entry_path = entry.to_string_lossy().into_owned();
+    assert!(
+        weft(&["apply", "--server", &server, "-f", &entry_path])
+            .status
+            .success()
+    );
+    let proxy: std::net::SocketAddr = format!("127.0.0.1:{outbound}").parse().expect("addr");
+    eventually("the proxy routes", Duration::from_secs(10), || async {
+        (via_proxy(
+            proxy,
+            Send {
+                url: "http://app/",
+                ..Default::default()
+            },
+        )
+        .await
+        .status
+            == 200)
+            .then_some(())
+    })
+    .await;
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, mut failures, mut total) = (stop.clone(), 0u32, 0u32);
+    let load = tokio::spawn(async move {
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let got = via_proxy(
+                proxy,
+                Send {
+                    url: "http://app/",
+                    ..Default::default()
+                },
+            )
+            .await;
+            total += 1;
+            if got.status != 200 {
+                failures += 1;
+            }
+        }
+        (total, failures)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(control); // SIGKILL
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let _control = start_control();
+    eventually(
+        "the restarted control plane",
+        Duration::from_secs(10),
+        || async {
+            tokio::net::TcpStream::connect(api_addr)
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+    let listed = weft(&["get", "se", "--server", &server]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("app"),
+        "the accepted resource survived kill -9"
+    );
+    eventually("the proxy reconnects", Duration::from_secs(10), || async {
+        let status = weft(&["proxy-status", "--server", &server]);
+        String::from_utf8_lossy(&status.stdout)
+            .contains("sidecar~client.default")
+            .then_some(())
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (total, failures) = load.await.expect("load");
+    assert!(total > 50, "the load ran ({total} requests)");
+    assert_eq!(
+        failures, 0,
+        "no request failed while the control plane was killed and restarted"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_file(&entry);
+}
