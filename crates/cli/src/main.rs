@@ -38,6 +38,8 @@ enum Command {
     Delete(cmd::resources::DeleteArgs),
     /// The proxies connected to the control plane: versions ACKed, NACKs and why.
     ProxyStatus(cmd::resources::ProxyStatusArgs),
+    /// A connected proxy's configuration: routes, clusters, endpoints or all.
+    ProxyConfig(cmd::resources::ProxyConfigArgs),
     /// Print the version.
     Version,
 }
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Get(args) => cmd::resources::get(&args),
         Command::Delete(args) => cmd::resources::delete(&args),
         Command::ProxyStatus(args) => cmd::resources::proxy_status(&args),
+        Command::ProxyConfig(args) => cmd::resources::proxy_config(&args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

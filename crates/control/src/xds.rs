@@ -43,6 +43,8 @@ pub struct ProxyStatus {
     pub last_nack: Option<String>,
     /// Pushes sent.
     pub pushes: u64,
+    /// The proxy's admin address, when it told.
+    pub admin: Option<String>,
 }
 
 /// Connected proxies (for `/debug/proxies` and `weft proxy-status`) and push metrics.
@@ -201,6 +203,14 @@ async fn session(
                 acked_version: None,
                 last_nack: None,
                 pushes: 0,
+                admin: node
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.fields.get("ADMIN"))
+                    .and_then(|v| match &v.kind {
+                        Some(prost_types::value::Kind::StringValue(s)) => Some(s.clone()),
+                        _ => None,
+                    }),
             },
         );
     }

@@ -31,6 +31,8 @@ pub struct ControlSource {
     pub app: Option<SocketAddr>,
     /// The workload this proxy registers, so ServiceEntries can select it.
     pub registration: Option<Registration>,
+    /// The proxy's admin address, so `weft proxy-config` can read its configuration.
+    pub admin: Option<SocketAddr>,
 }
 
 /// A workload as the proxy registers it (the control plane keeps it as a WorkloadEntry
@@ -54,6 +56,9 @@ impl ControlSource {
             kind: Some(prost_types::value::Kind::StringValue(s.to_string())),
         };
         fields.insert("NAMESPACE".to_string(), string(&self.scope.namespace));
+        if let Some(admin) = self.admin {
+            fields.insert("ADMIN".to_string(), string(&admin.to_string()));
+        }
         if let Some(r) = &self.registration {
             fields.insert("WORKLOAD_NAME".to_string(), string(&r.workload));
             fields.insert("SERVICE_ACCOUNT".to_string(), string(&r.service_account));

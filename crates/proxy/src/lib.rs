@@ -192,6 +192,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
                 scope: opts.scope.clone(),
                 app: opts.app,
                 registration: opts.registration.clone(),
+                admin: Some(admin_addr),
             };
             tasks.spawn(control.run(snapshots.clone(), rx));
         }

@@ -341,3 +341,51 @@ pub fn proxy_status(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Arguments of `weft proxy-config`.
+#[derive(clap::Args)]
+pub struct ProxyConfigArgs {
+    /// What to show: routes, clusters, endpoints or all.
+    #[arg(value_parser = ["routes", "clusters", "endpoints", "all"])]
+    what: String,
+    /// The proxy (its id, or a unique part of it, as `weft proxy-status` lists).
+    proxy: String,
+    /// Control plane address.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+/// Shows a connected proxy's configuration, read from its admin port.
+pub fn proxy_config(args: &ProxyConfigArgs) -> anyhow::Result<ExitCode> {
+    let server = client::server(args.server.as_deref());
+    runtime()?.block_on(async {
+        let proxies = call(&server, Method::GET, "/debug/proxies", None).await?;
+        let list = proxies.body["proxies"].as_array().cloned().unwrap_or_default();
+        let matching: Vec<&Value> = list.iter().filter(|p| p["id"].as_str().is_some_and(|id| id == args.proxy || id.contains(&args.proxy))).collect();
+        let proxy = match matching.as_slice() {
+            [one] => *one,
+            [] => anyhow::bail!("no connected proxy matches {:?} (see weft proxy-status)", args.proxy),
+            _ => anyhow::bail!("{:?} matches several proxies; give more of the id", args.proxy),
+        };
+        let admin = proxy["admin"].as_str().ok_or_else(|| anyhow::anyhow!("the proxy did not report an admin address"))?;
+        let dump = call(admin, Method::GET, "/config_dump", None).await?;
+        let view = match args.what.as_str() {
+            "routes" => serde_json::json!({"http": dump.body["mesh"]["http_routes"], "l4": dump.body["mesh"]["l4"]}),
+            "clusters" => {
+                let mut clusters = dump.body["mesh"]["clusters"].clone();
+                if let Some(map) = clusters.as_object_mut() {
+                    for c in map.values_mut() {
+                        if let Some(o) = c.as_object_mut() {
+                            o.remove("endpoints");
+                        }
+                    }
+                }
+                clusters
+            }
+            "endpoints" => call(admin, Method::GET, "/clusters", None).await?.body,
+            _ => dump.body,
+        };
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
