@@ -40,6 +40,8 @@ enum Command {
     ProxyStatus(cmd::resources::ProxyStatusArgs),
     /// A connected proxy's configuration: routes, clusters, endpoints or all.
     ProxyConfig(cmd::resources::ProxyConfigArgs),
+    /// Describe a service: routes and weights, subsets, endpoints and health, policies, proxies.
+    Describe(cmd::resources::DescribeArgs),
     /// Print the version.
     Version,
 }
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => cmd::resources::delete(&args),
         Command::ProxyStatus(args) => cmd::resources::proxy_status(&args),
         Command::ProxyConfig(args) => cmd::resources::proxy_config(&args),
+        Command::Describe(args) => cmd::resources::describe(&args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -327,6 +327,23 @@ async fn kill_9_of_the_control_plane_under_load_fails_no_request() {
         "the accepted resource survived kill -9"
     );
     eventually("the proxy reconnects", Duration::from_secs(10), || async {
+        let described = weft(&[
+            "describe",
+            "service",
+            "recommendation-service",
+            "--server",
+            &server,
+        ]);
+        let described = String::from_utf8_lossy(&described.stdout);
+        for line in [
+            "Service:     recommendation-service.default.svc.cluster.local",
+            "outbound|8080|v1|recommendation-service.default.svc.cluster.local 10%",
+            "outbound|8080|v2|recommendation-service.default.svc.cluster.local 90%",
+            "127.0.0.2:9002  [app=recommendation-service,version=v2]  healthy",
+            "Proxies connected: sidecar~bff-service.default",
+        ] {
+            assert!(described.contains(line), "missing {line:?} in\n{described}");
+        }
         let status = weft(&["proxy-status", "--server", &server]);
         String::from_utf8_lossy(&status.stdout)
             .contains("sidecar~client.default")

@@ -389,3 +389,98 @@ pub fn proxy_config(args: &ProxyConfigArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }
+
+/// Arguments of `weft describe`.
+#[derive(clap::Args)]
+pub struct DescribeArgs {
+    /// What to describe (only `service` today).
+    #[arg(value_parser = ["service", "svc"])]
+    what: String,
+    /// The service: short name, `name.namespace` or FQDN.
+    name: String,
+    /// The namespace the name is read in (as a client there sees it).
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Control plane address.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+/// Describes a service as the mesh sees it: ports, routes and weights, subsets and their
+/// endpoints (with labels and health), policies in force, and the proxies that have it.
+pub fn describe(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
+    let server = client::server(args.server.as_deref());
+    runtime()?.block_on(async {
+        let mut resources = Vec::new();
+        for kind in weft_api::Kind::ALL {
+            let list = call(&server, Method::GET, &path(kind, None, None), None).await?;
+            for item in list.body["items"].as_array().cloned().unwrap_or_default() {
+                let loaded = weft_api::load_str("server", &item.to_string());
+                resources.extend(loaded.resources.into_iter().map(|l| l.resource));
+            }
+        }
+        let scope = weft_model::ProxyScope { namespace: args.namespace.clone(), labels: Default::default() };
+        let mesh = weft_model::build(&resources, &scope).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let hostname = weft_model::host::resolve(&args.name, &args.namespace);
+        let Some(service) = mesh.services.get(&hostname) else {
+            eprintln!("Error: no service {hostname} is visible from namespace {} (declare it with a ServiceEntry)", args.namespace);
+            return Ok(ExitCode::from(1));
+        };
+        let proxies = call(&server, Method::GET, "/debug/proxies", None).await?.body["proxies"].as_array().cloned().unwrap_or_default();
+        let mut health: std::collections::BTreeMap<(String, String), String> = std::collections::BTreeMap::new();
+        for p in &proxies {
+            let Some(admin) = p["admin"].as_str() else { continue };
+            let Ok(clusters) = call(admin, Method::GET, "/clusters", None).await else { continue };
+            for c in clusters.body["clusters"].as_array().cloned().unwrap_or_default() {
+                for e in c["endpoints"].as_array().cloned().unwrap_or_default() {
+                    let key = (c["name"].as_str().unwrap_or_default().to_string(), e["address"].as_str().unwrap_or_default().to_string());
+                    health.entry(key).or_insert_with(|| e["health"].as_str().unwrap_or("unknown").to_string());
+                }
+            }
+        }
+        println!("Service:     {}", service.hostname);
+        println!("Declared by: ServiceEntry {} (resolution {:?})", service.source, service.resolution);
+        let ports: Vec<String> = service.ports.iter().map(|p| format!("{} {}/{:?}", p.number, p.name, p.protocol)).collect();
+        println!("Ports:       {}", ports.join(", "));
+        for port in &service.ports {
+            let Some(table) = mesh.http_routes.get(&port.number) else { continue };
+            let Some(vh) = table.virtual_hosts.iter().find(|v| v.name == format!("{}:{}", service.hostname, port.number)) else { continue };
+            println!("Routes on port {}:", port.number);
+            for route in &vh.routes {
+                let conditions = if route.matches.is_empty() { "every request".to_string() } else { format!("{} match entr{}", route.matches.len(), if route.matches.len() == 1 { "y" } else { "ies" }) };
+                let action = match &*route.action {
+                    weft_model::route::RouteAction::Forward(f) => f
+                        .clusters
+                        .entries
+                        .iter()
+                        .map(|e| format!("{} {}%", e.cluster, u64::from(e.weight) * 100 / u64::from(f.clusters.total.max(1))))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    weft_model::route::RouteAction::Redirect(r) => format!("redirect {}", r.status),
+                    weft_model::route::RouteAction::DirectResponse(d) => format!("direct response {}", d.status),
+                };
+                println!("  {} ({}): {conditions} → {action}", route.name, route.source.as_deref().unwrap_or("default"));
+            }
+        }
+        println!("Clusters:");
+        for c in mesh.clusters.values().filter(|c| c.service == service.hostname) {
+            let p = &c.policy;
+            println!("  {}  lb {:?}, connect timeout {:?}{}{}", c.name, p.load_balancer, p.pool.connect_timeout,
+                if p.outlier.is_some() { ", outlier detection" } else { "" },
+                p.pool.max_connections.map(|m| format!(", maxConnections {m}")).unwrap_or_default());
+            for e in &c.endpoints {
+                let address = match &e.address {
+                    weft_model::service::EndpointAddress::Ip(ip) => format!("{ip}:{}", e.port),
+                    weft_model::service::EndpointAddress::Dns(h) => format!("{h}:{}", e.port),
+                    weft_model::service::EndpointAddress::Unix(p) => format!("unix://{p}"),
+                };
+                let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let h = health.get(&(c.name.to_string(), address.clone())).map_or("no proxy reports it", String::as_str);
+                println!("    {address}  [{}]  {h}", labels.join(","));
+            }
+        }
+        let ids: Vec<&str> = proxies.iter().filter_map(|p| p["id"].as_str()).collect();
+        println!("Proxies connected: {}", if ids.is_empty() { "none".to_string() } else { ids.join(", ") });
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
