@@ -191,6 +191,34 @@ async fn apply_shifts_the_split_and_delete_restores_it() {
         "converged in {converged:?}"
     );
 
+    // What the proxy holds, through the control plane: its routes carry the 10/90 weights.
+    let routes = weft(&["proxy-config", "routes", "bff-service", "--server", &server]);
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(
+        routes.contains("outbound|8080|v2|recommendation-service.default.svc.cluster.local")
+            && routes.contains("\"weight\": 90"),
+        "{routes}"
+    );
+    let status = weft(&["proxy-status", "--server", &server]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("sidecar~bff-service.default"));
+    let described = weft(&[
+        "describe",
+        "service",
+        "recommendation-service",
+        "--server",
+        &server,
+    ]);
+    let described = String::from_utf8_lossy(&described.stdout);
+    for line in [
+        "Service:     recommendation-service.default.svc.cluster.local",
+        "outbound|8080|v1|recommendation-service.default.svc.cluster.local 10%",
+        "outbound|8080|v2|recommendation-service.default.svc.cluster.local 90%",
+        "127.0.0.2:9002  [app=recommendation-service,version=v2]  healthy",
+        "Proxies connected: sidecar~bff-service.default",
+    ] {
+        assert!(described.contains(line), "missing {line:?} in\n{described}");
+    }
+
     let deleted = weft(&[
         "delete",
         "--server",
@@ -327,23 +355,6 @@ async fn kill_9_of_the_control_plane_under_load_fails_no_request() {
         "the accepted resource survived kill -9"
     );
     eventually("the proxy reconnects", Duration::from_secs(10), || async {
-        let described = weft(&[
-            "describe",
-            "service",
-            "recommendation-service",
-            "--server",
-            &server,
-        ]);
-        let described = String::from_utf8_lossy(&described.stdout);
-        for line in [
-            "Service:     recommendation-service.default.svc.cluster.local",
-            "outbound|8080|v1|recommendation-service.default.svc.cluster.local 10%",
-            "outbound|8080|v2|recommendation-service.default.svc.cluster.local 90%",
-            "127.0.0.2:9002  [app=recommendation-service,version=v2]  healthy",
-            "Proxies connected: sidecar~bff-service.default",
-        ] {
-            assert!(described.contains(line), "missing {line:?} in\n{described}");
-        }
         let status = weft(&["proxy-status", "--server", &server]);
         String::from_utf8_lossy(&status.stdout)
             .contains("sidecar~client.default")

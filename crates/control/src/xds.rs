@@ -27,6 +27,12 @@ use crate::store::Store;
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(50);
 /// Longest a change waits while more keep arriving.
 const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
+/// Most resources in one response: a large sync goes out in parts, so no stream buffers
+/// a whole mesh at once. All parts but the last carry `PARTIAL` after their version; the
+/// proxy applies the update when the last part arrives.
+const MAX_RESOURCES_PER_RESPONSE: usize = 64;
+/// Marks a response that more parts of the same update follow.
+pub const PARTIAL: &str = "+partial";
 
 /// What the control plane knows of one connected proxy.
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +87,8 @@ pub struct Xds {
     stop: tokio::sync::watch::Receiver<bool>,
     /// How long a disconnected proxy's registered workload stays.
     grace: Duration,
+    /// The shared, pre-encoded view of every resource.
+    views: tokio::sync::watch::Receiver<Arc<WireView>>,
 }
 
 impl Xds {
@@ -92,11 +100,13 @@ impl Xds {
         stop: tokio::sync::watch::Receiver<bool>,
         grace: Duration,
     ) -> Self {
+        let views = publish(store.clone());
         Xds {
             store,
             proxies,
             stop,
             grace,
+            views,
         }
     }
 }
@@ -120,6 +130,7 @@ impl AggregatedDiscoveryService for Xds {
             tx,
             self.stop.clone(),
             self.grace,
+            self.views.clone(),
         ));
         let stream =
             futures_util::stream::unfold(
@@ -135,24 +146,94 @@ pub fn wire_name(r: &Resource) -> String {
     format!("{}/{}/{}", r.kind(), r.namespace(), r.name())
 }
 
-/// The resources a proxy in `namespace` sees: VirtualServices, DestinationRules and
-/// ServiceEntries by their `exportTo`; everything else as is.
-fn view(store: &Store, namespace: &str) -> BTreeMap<String, Resource> {
-    store
+/// One resource as it goes on the wire, encoded once per version for every proxy.
+#[derive(Debug)]
+pub struct WireEntry {
+    /// resourceVersion.
+    version: u64,
+    /// The resource's namespace.
+    namespace: String,
+    /// `exportTo`, for VirtualService, DestinationRule and ServiceEntry.
+    export_to: Option<Vec<String>>,
+    /// The encoded `IstioResource`.
+    payload: bytes::Bytes,
+}
+
+/// Every resource on the wire, shared by all sessions; rebuilt incrementally per change.
+#[derive(Debug, Default)]
+pub struct WireView {
+    /// The store version it reflects.
+    version: u64,
+    entries: BTreeMap<Arc<str>, Arc<WireEntry>>,
+}
+
+fn entry(r: &Resource) -> Option<WireEntry> {
+    let export_to = match r {
+        Resource::VirtualService(o) => Some(o.spec.export_to.clone()),
+        Resource::DestinationRule(o) => Some(o.spec.export_to.clone()),
+        Resource::ServiceEntry(o) => Some(o.spec.export_to.clone()),
+        _ => None,
+    };
+    let json = serde_json::to_string(r).ok()?;
+    Some(WireEntry {
+        version: r
+            .metadata()
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        namespace: r.namespace().to_string(),
+        export_to,
+        payload: prost::Message::encode_to_vec(&IstioResource { json }).into(),
+    })
+}
+
+fn full_view(store: &Store) -> WireView {
+    let entries = store
         .all()
         .into_iter()
         .chain(store.registered())
-        .filter(|r| {
-            let export = match r {
-                Resource::VirtualService(o) => Some(&o.spec.export_to),
-                Resource::DestinationRule(o) => Some(&o.spec.export_to),
-                Resource::ServiceEntry(o) => Some(&o.spec.export_to),
-                _ => None,
+        .filter_map(|r| Some((Arc::from(wire_name(&r)), Arc::new(entry(&r)?))))
+        .collect();
+    WireView {
+        version: store.version(),
+        entries,
+    }
+}
+
+/// Keeps the shared wire view current: one task encodes each change once, then wakes
+/// every session through the watch channel.
+pub fn publish(store: Arc<Store>) -> tokio::sync::watch::Receiver<Arc<WireView>> {
+    let mut changes = store.watch();
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(full_view(&store)));
+    tokio::spawn(async move {
+        loop {
+            let next = match changes.recv().await {
+                Ok(event) => {
+                    let mut view = WireView {
+                        version: store.version(),
+                        entries: tx.borrow().entries.clone(),
+                    };
+                    let name: Arc<str> = Arc::from(wire_name(&event.object));
+                    match (event.kind, entry(&event.object)) {
+                        ("DELETED", _) | (_, None) => {
+                            view.entries.remove(&name);
+                        }
+                        (_, Some(e)) => {
+                            view.entries.insert(name, Arc::new(e));
+                        }
+                    }
+                    view
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => full_view(&store),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
-            export.is_none_or(|e| visible(e, r.namespace(), namespace))
-        })
-        .map(|r| (wire_name(&r), r))
-        .collect()
+            if tx.send(Arc::new(next)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 fn visible(export_to: &[String], ns: &str, proxy_ns: &str) -> bool {
@@ -169,6 +250,7 @@ async fn session(
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     grace: Duration,
+    mut views: tokio::sync::watch::Receiver<Arc<WireView>>,
 ) {
     let first = match incoming.message().await {
         Ok(Some(r)) => r,
@@ -217,8 +299,11 @@ async fn session(
     tracing::info!(proxy = %id, %namespace, "proxy connected");
     let registration = registered_workload(&node, &namespace).map(|w| store.register(&id, w));
     // What the proxy has: its versions from a previous stream, so a reconnect resyncs.
-    let mut sent: HashMap<String, String> = first.initial_resource_versions.clone();
-    let mut changes = store.watch();
+    let mut sent: HashMap<Arc<str>, u64> = first
+        .initial_resource_versions
+        .iter()
+        .map(|(k, v)| (Arc::from(k.as_str()), v.parse().unwrap_or(0)))
+        .collect();
     let mut nonce = 0u64;
     let mut pending_since: Option<Instant> = Some(Instant::now());
     // When the change behind each unacknowledged push was accepted, by nonce.
@@ -240,26 +325,36 @@ async fn session(
                 }
                 _ => break,
             },
-            change = changes.recv() => match change {
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    pending_since.get_or_insert_with(Instant::now);
+            changed = views.changed() => {
+                if changed.is_err() {
+                    break;
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                pending_since.get_or_insert_with(Instant::now);
             },
             _ = sleep_until(wake) => {
                 let changed_at = pending_since.take();
                 nonce += 1;
-                if let Some(resp) = delta(&store, &namespace, &mut sent, nonce) {
+                let view = views.borrow_and_update().clone();
+                let parts = delta(&view, &namespace, &mut sent, nonce);
+                if !parts.is_empty() {
                     proxies.update(&id, |s| s.pushes += 1);
                     proxies.metrics.pushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if let (false, Some(at)) = (first_push, changed_at) {
+                }
+                let mut failed = false;
+                for resp in parts {
+                    let last = !resp.system_version_info.ends_with(PARTIAL);
+                    if let (true, false, Some(at)) = (last, first_push, changed_at) {
                         in_flight.insert(resp.nonce.clone(), at);
                     }
-                    first_push = false;
                     if tx.send(Ok(resp)).await.is_err() {
                         proxies.metrics.push_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        failed = true;
                         break;
                     }
+                }
+                first_push = false;
+                if failed {
+                    break;
                 }
             }
         }
@@ -357,49 +452,76 @@ fn record(proxies: &Proxies, id: &str, req: &DeltaDiscoveryRequest) {
     }
 }
 
-/// The changes since what the proxy has, or `None` when there are none.
+/// The changes since what the proxy has (visible to its namespace), in parts of at most
+/// [`MAX_RESOURCES_PER_RESPONSE`] resources; empty when nothing changed (except the first
+/// push, which always goes out so the proxy knows it is in sync).
 fn delta(
-    store: &Store,
+    view: &WireView,
     namespace: &str,
-    sent: &mut HashMap<String, String>,
+    sent: &mut HashMap<Arc<str>, u64>,
     nonce: u64,
-) -> Option<DeltaDiscoveryResponse> {
-    let now = view(store, namespace);
+) -> Vec<DeltaDiscoveryResponse> {
+    let visible_here = |e: &WireEntry| {
+        e.export_to
+            .as_ref()
+            .is_none_or(|x| visible(x, &e.namespace, namespace))
+    };
     let mut resources = Vec::new();
-    for (name, r) in &now {
-        let version = r.metadata().resource_version.clone().unwrap_or_default();
-        if sent.get(name) == Some(&version) {
+    for (name, e) in &view.entries {
+        if !visible_here(e) || sent.get(name) == Some(&e.version) {
             continue;
         }
-        let json = serde_json::to_string(r).ok()?;
-        let payload = IstioResource { json };
         resources.push(XdsResource {
-            name: name.clone(),
-            version: version.clone(),
+            name: name.to_string(),
+            version: e.version.to_string(),
             resource: Some(prost_types::Any {
                 type_url: ISTIO_RESOURCE_TYPE.into(),
-                value: prost::Message::encode_to_vec(&payload),
+                value: e.payload.to_vec(),
             }),
             aliases: Vec::new(),
         });
-        sent.insert(name.clone(), version);
+        sent.insert(name.clone(), e.version);
     }
-    let removed: Vec<String> = sent
+    let removed: Vec<Arc<str>> = sent
         .keys()
-        .filter(|n| !now.contains_key(*n))
+        .filter(|n| view.entries.get(*n).is_none_or(|e| !visible_here(e)))
         .cloned()
         .collect();
     for n in &removed {
         sent.remove(n);
     }
     if resources.is_empty() && removed.is_empty() && nonce > 1 {
-        return None;
+        return Vec::new();
     }
-    Some(DeltaDiscoveryResponse {
-        system_version_info: store.version().to_string(),
-        resources,
-        type_url: ISTIO_RESOURCE_TYPE.into(),
-        nonce: store.version().to_string(),
-        removed_resources: removed,
-    })
+    let mut chunks: Vec<Vec<XdsResource>> = Vec::new();
+    let mut rest = resources.into_iter().peekable();
+    while rest.peek().is_some() {
+        chunks.push(rest.by_ref().take(MAX_RESOURCES_PER_RESPONSE).collect());
+    }
+    if chunks.is_empty() {
+        chunks.push(Vec::new());
+    }
+    let count = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, resources)| {
+            let last = i + 1 == count;
+            DeltaDiscoveryResponse {
+                system_version_info: if last {
+                    view.version.to_string()
+                } else {
+                    format!("{}{PARTIAL}", view.version)
+                },
+                resources,
+                type_url: ISTIO_RESOURCE_TYPE.into(),
+                nonce: format!("{}-{nonce}-{i}", view.version),
+                removed_resources: if last {
+                    removed.iter().map(|n| n.to_string()).collect()
+                } else {
+                    Vec::new()
+                },
+            }
+        })
+        .collect()
 }

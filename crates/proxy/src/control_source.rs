@@ -161,10 +161,27 @@ impl ControlSource {
             .map_err(|e| e.to_string())?
             .into_inner();
         tracing::info!(control = %self.address, "connected to the control plane");
+        // Parts of one update (all but the last marked partial) are gathered, then applied together.
+        let mut pending: Option<BTreeMap<String, (String, Resource)>> = None;
         while let Some(resp) = stream.message().await.map_err(|e| e.to_string())? {
             let nonce = resp.nonce.clone();
-            let ack = match self.apply(cell, resources, &resp) {
-                Ok(version) => {
+            let partial = resp.system_version_info.ends_with("+partial");
+            let base = pending.take().unwrap_or_else(|| resources.clone());
+            let outcome = match merge(base, &resp) {
+                Ok(next) if partial => {
+                    pending = Some(next);
+                    Ok(None)
+                }
+                Ok(next) => self.apply(cell, resources, next).map(Some),
+                Err(e) => Err(e),
+            };
+            let ack = match outcome {
+                Ok(None) => DeltaDiscoveryRequest {
+                    type_url: ISTIO_RESOURCE_TYPE.into(),
+                    response_nonce: nonce,
+                    ..Default::default()
+                },
+                Ok(Some(version)) => {
                     tracing::info!(version, nonce = %nonce, "configuration from the control plane applied");
                     DeltaDiscoveryRequest {
                         type_url: ISTIO_RESOURCE_TYPE.into(),
@@ -191,46 +208,14 @@ impl ControlSource {
         Ok(())
     }
 
-    /// Applies one response to a copy of the resources; only a configuration that
-    /// validates and translates replaces the current one.
+    /// Translates `next` (the resources after an update) and, when that works, makes it
+    /// the configuration in force.
     fn apply(
         &self,
         cell: &SnapshotCell,
         resources: &mut BTreeMap<String, (String, Resource)>,
-        resp: &DeltaDiscoveryResponse,
+        next: BTreeMap<String, (String, Resource)>,
     ) -> Result<u64, String> {
-        let mut next = resources.clone();
-        for name in &resp.removed_resources {
-            next.remove(name);
-        }
-        for r in &resp.resources {
-            let any = r
-                .resource
-                .as_ref()
-                .ok_or_else(|| format!("{}: no payload", r.name))?;
-            if any.type_url != ISTIO_RESOURCE_TYPE {
-                return Err(format!("{}: unexpected type {}", r.name, any.type_url));
-            }
-            let payload: IstioResource = prost::Message::decode(any.value.as_slice())
-                .map_err(|e| format!("{}: {e}", r.name))?;
-            let loaded = weft_api::load_str(&r.name, &payload.json);
-            if loaded.has_errors() {
-                let errors: Vec<String> = loaded
-                    .diagnostics
-                    .iter()
-                    .filter(|d| d.is_error())
-                    .map(ToString::to_string)
-                    .collect();
-                return Err(errors.join("; "));
-            }
-            let resource = loaded
-                .resources
-                .into_iter()
-                .next()
-                .map(|l| l.resource)
-                .ok_or_else(|| format!("{}: empty", r.name))?;
-            next.insert(r.name.clone(), (r.version.clone(), resource));
-        }
         let all: Vec<Resource> = next.values().map(|(_, r)| r.clone()).collect();
         let mesh = weft_model::build(&all, &self.scope).map_err(|e| e.to_string())?;
         let current = cell.load();
@@ -246,4 +231,43 @@ impl ControlSource {
         *resources = next;
         Ok(version)
     }
+}
+
+/// Applies one response's removals and resources to `base`; every resource must validate.
+fn merge(
+    mut next: BTreeMap<String, (String, Resource)>,
+    resp: &DeltaDiscoveryResponse,
+) -> Result<BTreeMap<String, (String, Resource)>, String> {
+    for name in &resp.removed_resources {
+        next.remove(name);
+    }
+    for r in &resp.resources {
+        let any = r
+            .resource
+            .as_ref()
+            .ok_or_else(|| format!("{}: no payload", r.name))?;
+        if any.type_url != ISTIO_RESOURCE_TYPE {
+            return Err(format!("{}: unexpected type {}", r.name, any.type_url));
+        }
+        let payload: IstioResource =
+            prost::Message::decode(any.value.as_slice()).map_err(|e| format!("{}: {e}", r.name))?;
+        let loaded = weft_api::load_str(&r.name, &payload.json);
+        if loaded.has_errors() {
+            let errors: Vec<String> = loaded
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(ToString::to_string)
+                .collect();
+            return Err(errors.join("; "));
+        }
+        let resource = loaded
+            .resources
+            .into_iter()
+            .next()
+            .map(|l| l.resource)
+            .ok_or_else(|| format!("{}: empty", r.name))?;
+        next.insert(r.name.clone(), (r.version.clone(), resource));
+    }
+    Ok(next)
 }
