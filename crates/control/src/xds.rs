@@ -155,6 +155,9 @@ pub struct WireEntry {
     namespace: String,
     /// `exportTo`, for VirtualService, DestinationRule and ServiceEntry.
     export_to: Option<Vec<String>>,
+    /// Hosts (resolved), for VirtualService, DestinationRule and ServiceEntry: what a
+    /// `Sidecar`'s egress hosts select on.
+    hosts: Vec<String>,
     /// The encoded `IstioResource`.
     payload: bytes::Bytes,
 }
@@ -174,8 +177,28 @@ fn entry(r: &Resource) -> Option<WireEntry> {
         Resource::ServiceEntry(o) => Some(o.spec.export_to.clone()),
         _ => None,
     };
+    let ns = r.namespace();
+    let resolve = |h: &String| {
+        if h.contains('.') || h == "*" {
+            h.to_ascii_lowercase()
+        } else {
+            format!("{h}.{ns}.svc.cluster.local")
+        }
+    };
+    let hosts = match r {
+        Resource::VirtualService(o) => o.spec.hosts.iter().map(resolve).collect(),
+        Resource::DestinationRule(o) => vec![resolve(&o.spec.host)],
+        Resource::ServiceEntry(o) => o
+            .spec
+            .hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        _ => Vec::new(),
+    };
     let json = serde_json::to_string(r).ok()?;
     Some(WireEntry {
+        hosts,
         version: r
             .metadata()
             .resource_version
@@ -234,6 +257,92 @@ pub fn publish(store: Arc<Store>) -> tokio::sync::watch::Receiver<Arc<WireView>>
         }
     });
     rx
+}
+
+/// What a proxy may see, by its namespace and the `Sidecar` that applies to it.
+struct Scope {
+    namespace: String,
+    /// Egress hosts `namespace/host` of the applicable Sidecar, if any.
+    egress: Option<Vec<(String, String)>>,
+}
+
+impl Scope {
+    /// The Sidecar for a proxy: one in its namespace selecting its labels, else its
+    /// namespace's Sidecar without a selector, else the root namespace's (Istio's order).
+    fn new(store: &Store, namespace: &str, labels: &BTreeMap<String, String>) -> Scope {
+        let sidecars = store.list(weft_api::Kind::Sidecar, None);
+        let spec = |r: &Resource| {
+            if let Resource::Sidecar(o) = r {
+                Some(o.clone())
+            } else {
+                None
+            }
+        };
+        let all: Vec<_> = sidecars.iter().filter_map(spec).collect();
+        let selecting = all.iter().find(|s| {
+            s.metadata.namespace() == namespace
+                && s.spec
+                    .workload_selector
+                    .as_ref()
+                    .is_some_and(|sel| sel.labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        });
+        let chosen = selecting
+            .or_else(|| {
+                all.iter().find(|s| {
+                    s.metadata.namespace() == namespace && s.spec.workload_selector.is_none()
+                })
+            })
+            .or_else(|| {
+                all.iter().find(|s| {
+                    s.metadata.namespace() == "istio-system" && s.spec.workload_selector.is_none()
+                })
+            });
+        let egress = chosen.map(|s| {
+            s.spec
+                .egress
+                .iter()
+                .flat_map(|e| e.hosts.iter())
+                .filter_map(|h| {
+                    h.split_once('/')
+                        .map(|(n, h)| (n.to_string(), h.to_ascii_lowercase()))
+                })
+                .collect()
+        });
+        Scope {
+            namespace: namespace.to_string(),
+            egress,
+        }
+    }
+
+    fn sees(&self, e: &WireEntry) -> bool {
+        if !e
+            .export_to
+            .as_ref()
+            .is_none_or(|x| visible(x, &e.namespace, &self.namespace))
+        {
+            return false;
+        }
+        let (Some(egress), false) = (&self.egress, e.hosts.is_empty()) else {
+            return true;
+        };
+        egress.iter().any(|(ns, pattern)| {
+            let ns_ok = match ns.as_str() {
+                "*" => true,
+                "." => e.namespace == self.namespace,
+                "~" => false,
+                other => e.namespace == other,
+            };
+            ns_ok && e.hosts.iter().any(|h| host_matches(pattern, h))
+        })
+    }
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    pattern == "*"
+        || pattern == host
+        || pattern
+            .strip_prefix('*')
+            .is_some_and(|suffix| host.ends_with(suffix))
 }
 
 fn visible(export_to: &[String], ns: &str, proxy_ns: &str) -> bool {
@@ -298,6 +407,22 @@ async fn session(
     }
     tracing::info!(proxy = %id, %namespace, "proxy connected");
     let registration = registered_workload(&node, &namespace).map(|w| store.register(&id, w));
+    let labels: BTreeMap<String, String> = match node
+        .metadata
+        .as_ref()
+        .and_then(|m| m.fields.get("LABELS"))
+        .and_then(|v| v.kind.as_ref())
+    {
+        Some(prost_types::value::Kind::StructValue(st)) => st
+            .fields
+            .iter()
+            .filter_map(|(k, v)| match &v.kind {
+                Some(prost_types::value::Kind::StringValue(s)) => Some((k.clone(), s.clone())),
+                _ => None,
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
     // What the proxy has: its versions from a previous stream, so a reconnect resyncs.
     let mut sent: HashMap<Arc<str>, u64> = first
         .initial_resource_versions
@@ -335,7 +460,8 @@ async fn session(
                 let changed_at = pending_since.take();
                 nonce += 1;
                 let view = views.borrow_and_update().clone();
-                let parts = delta(&view, &namespace, &mut sent, nonce);
+                let scope = Scope::new(&store, &namespace, &labels);
+                let parts = delta(&view, &scope, &mut sent, nonce);
                 if !parts.is_empty() {
                     proxies.update(&id, |s| s.pushes += 1);
                     proxies.metrics.pushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -457,15 +583,11 @@ fn record(proxies: &Proxies, id: &str, req: &DeltaDiscoveryRequest) {
 /// push, which always goes out so the proxy knows it is in sync).
 fn delta(
     view: &WireView,
-    namespace: &str,
+    scope: &Scope,
     sent: &mut HashMap<Arc<str>, u64>,
     nonce: u64,
 ) -> Vec<DeltaDiscoveryResponse> {
-    let visible_here = |e: &WireEntry| {
-        e.export_to
-            .as_ref()
-            .is_none_or(|x| visible(x, &e.namespace, namespace))
-    };
+    let visible_here = |e: &WireEntry| scope.sees(e);
     let mut resources = Vec::new();
     for (name, e) in &view.entries {
         if !visible_here(e) || sent.get(name) == Some(&e.version) {

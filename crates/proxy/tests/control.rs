@@ -289,3 +289,61 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
     cp.stop();
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_resource_narrows_what_a_proxy_receives() {
+    let a = upstream::named("a").await;
+    let b = upstream::named("b").await;
+    let state = std::env::temp_dir().join(format!("weft-sidecar-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let cp = control(&state, any()).await;
+    let entry = |name: &str, port: u16| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}}}\nspec:\n  hosts: [{name}.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]\n---\n"
+        )
+    };
+    apply(
+        &cp,
+        &format!("{}{}", entry("a", a.addr.port()), entry("b", b.addr.port())),
+    );
+    let p = proxy(cp.xds).await;
+    let call = |host: &'static str| {
+        let outbound = p.outbound;
+        async move {
+            via_proxy(
+                outbound,
+                Send {
+                    url: &format!("http://{host}/"),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+    };
+    eventually(
+        "both services reach the proxy",
+        Duration::from_secs(5),
+        || async { (call("a").await.body == "a" && call("b").await.body == "b").then_some(()) },
+    )
+    .await;
+    apply(
+        &cp,
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default}\nspec:\n  egress:\n  - hosts: [\"./a.default.svc.cluster.local\"]\n",
+    );
+    eventually(
+        "the Sidecar keeps only service a",
+        Duration::from_secs(5),
+        || async {
+            let gone = call("b").await;
+            (gone.status == 404 && gone.header("x-weft-response-flags") == Some("NR")).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        call("a").await.body,
+        "a",
+        "the service the Sidecar lists stays"
+    );
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&state);
+}
