@@ -371,3 +371,190 @@ async fn kill_9_of_the_control_plane_under_load_fails_no_request() {
     let _ = std::fs::remove_dir_all(&state);
     let _ = std::fs::remove_file(&entry);
 }
+
+/// Starts `weft proxy --control` in front of `app`, registering it with `labels`.
+fn sidecar(xds: u16, workload: &str, labels: &str, app: std::net::SocketAddr) -> (Killed, u16) {
+    let inbound = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "proxy",
+            "--control",
+            &format!("127.0.0.1:{xds}"),
+            "--workload",
+            workload,
+            "--labels",
+            labels,
+        ])
+        .args([
+            "--app",
+            &app.to_string(),
+            "--inbound",
+            &format!("127.0.0.1:{inbound}"),
+        ])
+        .args([
+            "--outbound",
+            &format!("127.0.0.1:{}", free_port()),
+            "--admin",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .args([
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &format!("http={inbound}"),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weft proxy");
+    (Killed(child), inbound)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_on_both_sides_register_and_route_by_the_rules() {
+    let v1 = upstream::http(Arc::new(|_, _| Reply::ok("v1"))).await;
+    let v2 = upstream::http(Arc::new(|_, _| Reply::ok("v2"))).await;
+    let state = std::env::temp_dir().join(format!("weft-both-sides-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let (api, xds, outbound) = (free_port(), free_port(), free_port());
+    let server = format!("127.0.0.1:{api}");
+    let _control = Killed(
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "control",
+                "--api",
+                &server,
+                "--xds",
+                &format!("127.0.0.1:{xds}"),
+                "--state-dir",
+            ])
+            .arg(&state)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("weft control"),
+    );
+    let api_addr: std::net::SocketAddr = server.parse().expect("addr");
+    eventually("the control plane", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(api_addr)
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let _s1 = sidecar(
+        xds,
+        "recommendation-v1",
+        "app=recommendation-service,version=v1",
+        v1.addr,
+    );
+    let _s2 = sidecar(
+        xds,
+        "recommendation-v2",
+        "app=recommendation-service,version=v2",
+        v2.addr,
+    );
+    let _client = Killed(
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "proxy",
+                "--control",
+                &format!("127.0.0.1:{xds}"),
+                "--workload",
+                "bff-service",
+            ])
+            .args([
+                "--outbound",
+                &format!("127.0.0.1:{outbound}"),
+                "--admin",
+                &format!("127.0.0.1:{}", free_port()),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("weft proxy"),
+    );
+    // The service selects its workloads by label, as Kubernetes Services do in Istio.
+    let entry = state.with_extension("yaml");
+    std::fs::write(
+        &entry,
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: recommendation-service}\nspec:\n  hosts: [recommendation-service.default.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 8080, name: http, protocol: HTTP}]\n  workloadSelector: {labels: {app: recommendation-service}}\n",
+    )
+    .expect("write");
+    let entry_path = entry.to_string_lossy().into_owned();
+    let applied = weft(&[
+        "apply",
+        "--server",
+        &server,
+        "-f",
+        &entry_path,
+        "-f",
+        "examples/recommendation/destination-rule.yaml",
+    ]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let proxy: std::net::SocketAddr = format!("127.0.0.1:{outbound}").parse().expect("addr");
+    eventually(
+        "both registered workloads serve",
+        Duration::from_secs(10),
+        || async {
+            if tokio::net::TcpStream::connect(proxy).await.is_err() {
+                return None;
+            }
+            let got = via_proxy(
+                proxy,
+                Send {
+                    url: "http://recommendation-service:8080/",
+                    ..Default::default()
+                },
+            )
+            .await;
+            (got.status == 200 && v1.hits() > 0 && v2.hits() > 0).then_some(())
+        },
+    )
+    .await;
+    let n = 400;
+    let even = v1_share(proxy, n).await;
+    assert!(
+        (even - 0.5).abs() * f64::from(n) <= binomial_tolerance(n, 0.5, 5.0),
+        "even split through both sidecars: {even}"
+    );
+
+    let applied = weft(&[
+        "apply",
+        "--server",
+        &server,
+        "-f",
+        "examples/recommendation/virtual-service.yaml",
+    ]);
+    assert!(applied.status.success());
+    eventually("the 10/90 rule", Duration::from_secs(5), || async {
+        (v1_share(proxy, 40).await < 0.3).then_some(())
+    })
+    .await;
+    let split = v1_share(proxy, n).await;
+    assert!(
+        (split - 0.1).abs() * f64::from(n) <= binomial_tolerance(n, 0.1, 5.0),
+        "10/90 through both sidecars: {split}"
+    );
+    let seen = v2.seen();
+    let last = seen.last().expect("v2 was called");
+    assert!(
+        last.headers.get("x-forwarded-for").is_some(),
+        "requests crossed the server-side sidecar's inbound listener"
+    );
+
+    let _ = weft(&[
+        "delete",
+        "--server",
+        &server,
+        "-f",
+        "examples/recommendation/virtual-service.yaml",
+    ]);
+    eventually("the even split is back", Duration::from_secs(5), || async {
+        (v1_share(proxy, 40).await > 0.25).then_some(())
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_file(&entry);
+}
