@@ -8,6 +8,17 @@ use weft_api::Loaded;
 use weft_api::files::config_files;
 use weft_api::load::{duplicate_diagnostics, last_wins, load_str};
 
+/// The `-f` and `-o` arguments `validate` and `analyze` share.
+#[derive(clap::Args)]
+pub struct FileArgs {
+    /// Files or directories (read recursively) holding Istio resources; `-` reads standard input.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: crate::Output,
+}
+
 /// What was read from the inputs.
 pub struct Inputs {
     /// Resources and diagnostics; a resource defined in several files is kept once (the last).

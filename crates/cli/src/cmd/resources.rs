@@ -60,6 +60,22 @@ pub struct DeleteArgs {
     server: Option<String>,
 }
 
+/// Prints rows as kubectl does: left-aligned columns three spaces apart.
+fn print_table(rows: &[Vec<String>]) {
+    let Some(first) = rows.first() else { return };
+    let widths: Vec<usize> = (0..first.len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", line.join("   ").trim_end());
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -260,17 +276,7 @@ pub fn get(args: &GetArgs) -> anyhow::Result<ExitCode> {
                 }
                 rows.push(row);
             }
-            let widths: Vec<usize> = (0..rows[0].len())
-                .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-                .collect();
-            for row in rows {
-                let line: Vec<String> = row
-                    .iter()
-                    .zip(&widths)
-                    .map(|(cell, w)| format!("{cell:<w$}"))
-                    .collect();
-                println!("{}", line.join("   ").trim_end());
-            }
+            print_table(&rows);
         }
         Some(other) => anyhow::bail!("unknown output format {other:?}; use wide, yaml or json"),
     }
@@ -328,17 +334,7 @@ pub fn proxy_status(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
             s("last_nack"),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        println!("{}", line.join("   ").trim_end());
-    }
+    print_table(&rows);
     Ok(ExitCode::SUCCESS)
 }
 

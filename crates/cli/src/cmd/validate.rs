@@ -1,6 +1,5 @@
 //! `weft validate -f PATH...`
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -9,15 +8,7 @@ use weft_api::Diagnostic;
 use crate::{Output, input};
 
 /// Arguments of `weft validate`.
-#[derive(clap::Args)]
-pub struct Args {
-    /// Files or directories (read recursively) holding Istio resources; `-` reads standard input.
-    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
-    files: Vec<PathBuf>,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
-    output: Output,
-}
+pub type Args = input::FileArgs;
 
 #[derive(Serialize)]
 struct Report<'a> {
