@@ -83,6 +83,20 @@ pub async fn call(
     })
 }
 
+/// The status of a plain GET (a sidecar's admin `/ready`, whose body is text).
+pub async fn get_status(address: &str, path: &str) -> anyhow::Result<http::StatusCode> {
+    let stream = TcpStream::connect(address)
+        .await
+        .with_context(|| format!("cannot reach {address}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .uri(path)
+        .header("host", address)
+        .body(Full::new(Bytes::new()))?;
+    Ok(sender.send_request(req).await?.status())
+}
+
 /// The API path of a kind, optionally in a namespace and for one name.
 pub fn path(kind: Kind, namespace: Option<&str>, name: Option<&str>) -> String {
     let base = format!("/apis/{}/{}", kind.group(), kind.api_versions()[0]);

@@ -42,6 +42,12 @@ enum Command {
     ProxyConfig(cmd::resources::ProxyConfigArgs),
     /// Describe a service: routes and weights, subsets, endpoints and health, policies, proxies.
     Describe(cmd::resources::DescribeArgs),
+    /// Run a whole mesh on this machine from a manifest: control plane, apps, sidecars.
+    Up(cmd::up::UpArgs),
+    /// Show what `weft up` started and whether each sidecar is ready.
+    Status(cmd::up::StateArgs),
+    /// Stop everything `weft up` started (safe to run twice).
+    Down(cmd::up::StateArgs),
     /// Print the version.
     Version,
 }
@@ -70,6 +76,9 @@ fn main() -> ExitCode {
         Command::ProxyStatus(args) => cmd::resources::proxy_status(&args),
         Command::ProxyConfig(args) => cmd::resources::proxy_config(&args),
         Command::Describe(args) => cmd::resources::describe(&args),
+        Command::Up(args) => cmd::up::up(&args),
+        Command::Status(args) => cmd::up::status(&args),
+        Command::Down(args) => cmd::up::down(&args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

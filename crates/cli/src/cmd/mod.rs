@@ -4,4 +4,5 @@ pub mod analyze;
 pub mod control;
 pub mod proxy;
 pub mod resources;
+pub mod up;
 pub mod validate;
