@@ -42,6 +42,8 @@ enum Command {
     ProxyConfig(cmd::resources::ProxyConfigArgs),
     /// Describe a service: routes and weights, subsets, endpoints and health, policies, proxies.
     Describe(cmd::resources::DescribeArgs),
+    /// The seed scenario as a narrated walkthrough: split, 10/90, fault, back to even.
+    Demo(cmd::demo::Args),
     /// Run a whole mesh on this machine from a manifest: control plane, apps, sidecars.
     Up(cmd::up::UpArgs),
     /// Show what `weft up` started and whether each sidecar is ready.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::ProxyStatus(args) => cmd::resources::proxy_status(&args),
         Command::ProxyConfig(args) => cmd::resources::proxy_config(&args),
         Command::Describe(args) => cmd::resources::describe(&args),
+        Command::Demo(args) => cmd::demo::run(&args),
         Command::Up(args) => cmd::up::up(&args),
         Command::Status(args) => cmd::up::status(&args),
         Command::Down(args) => cmd::up::down(&args),

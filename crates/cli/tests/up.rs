@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use weft_testkit::binomial_tolerance;
 
+/// Both tests use the addresses 127.0.10.N: one mesh at a time.
+static ONE_MESH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 fn weft(args: &[&str]) -> std::process::Output {
@@ -88,6 +91,7 @@ fn alive(pid: &str) -> bool {
 
 #[test]
 fn up_runs_the_seed_scenario_and_down_stops_it() {
+    let _one = ONE_MESH.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("weft-up-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let guard = Down(dir.clone());
@@ -221,5 +225,68 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
     let twice = weft(&["down", "--state-dir", &state_dir]);
     assert!(twice.status.success());
     assert!(String::from_utf8_lossy(&twice.stdout).contains("Nothing to stop"));
+    drop(guard);
+}
+
+#[test]
+fn demo_narrates_the_scenario_and_stops_the_mesh() {
+    let _one = ONE_MESH.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("weft-demo-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let guard = Down(dir.clone());
+    let state_dir = dir.to_string_lossy().to_string();
+    let api = format!("127.0.0.1:{}", free_port());
+    let xds = format!("127.0.0.1:{}", free_port());
+    let demo = weft(&[
+        "demo",
+        "--no-pause",
+        "--calls",
+        "30",
+        "--state-dir",
+        &state_dir,
+        "--api",
+        &api,
+        "--xds",
+        &xds,
+    ]);
+    let printed = String::from_utf8_lossy(&demo.stdout);
+    assert!(
+        demo.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    for step in [
+        "1. Start the mesh",
+        "2. No routing rule",
+        "3. A VirtualService",
+        "4. A fault rule",
+        "5. Delete the rules",
+        "mesh down",
+    ] {
+        assert!(printed.contains(step), "missing {step:?} in:\n{printed}");
+    }
+    // The fault step: all 30 calls answered 500.
+    let fault = printed
+        .split("4. A fault rule")
+        .nth(1)
+        .and_then(|s| s.split("5. Delete").next())
+        .expect("fault step");
+    let count_500: u32 = fault
+        .lines()
+        .find_map(|l| {
+            l.trim().strip_prefix("500").map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0);
+    assert_eq!(count_500, 30, "{fault}");
+    assert!(
+        !dir.join("state.json").exists(),
+        "the demo left its mesh running"
+    );
     drop(guard);
 }

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod control;
+pub mod demo;
 pub mod proxy;
 pub mod resources;
 pub mod up;

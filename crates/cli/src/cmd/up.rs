@@ -88,19 +88,19 @@ struct Started {
 pub struct UpArgs {
     /// The mesh manifest.
     #[arg(short = 'f', long = "filename")]
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// How workloads join the mesh (namespace mode comes with root support).
     #[arg(long, default_value = "loopback", value_parser = ["loopback"])]
-    mode: String,
+    pub(crate) mode: String,
     /// Where state and logs go.
     #[arg(long, default_value = ".weft/up")]
-    state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// The control plane's resource API.
     #[arg(long, default_value = "127.0.0.1:15014")]
-    api: SocketAddr,
+    pub(crate) api: SocketAddr,
     /// The control plane's proxy stream.
     #[arg(long, default_value = "127.0.0.1:15010")]
-    xds: SocketAddr,
+    pub(crate) xds: SocketAddr,
 }
 
 /// Arguments of `weft status` and `weft down`.
@@ -108,7 +108,7 @@ pub struct UpArgs {
 pub struct StateArgs {
     /// Where `weft up` keeps its state.
     #[arg(long, default_value = ".weft/up")]
-    state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
 }
 
 fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {

@@ -1,0 +1,204 @@
+//! `weft demo`: the seed scenario as a narrated walkthrough. It starts the mesh with
+//! `weft up`, calls bff-service, shows which recommendation-service version answered as
+//! a bar chart, applies the 10/90 rule, the fault rule, deletes them, and stops the mesh.
+
+use std::io::{IsTerminal, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::up::{StateArgs, UpArgs};
+
+/// Arguments of `weft demo`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run straight through, without waiting for Enter between steps.
+    #[arg(long)]
+    no_pause: bool,
+    /// Calls per step.
+    #[arg(long, default_value_t = 100)]
+    calls: u32,
+    /// The mesh manifest.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        default_value = "examples/up/recommendation.yaml"
+    )]
+    file: PathBuf,
+    /// The directory holding the seed's Istio resources.
+    #[arg(long, default_value = "examples/recommendation")]
+    rules: PathBuf,
+    /// Where the demo mesh keeps its state and logs.
+    #[arg(long, default_value = ".weft/demo")]
+    state_dir: PathBuf,
+    /// The control plane's resource API.
+    #[arg(long, default_value = "127.0.0.1:15014")]
+    api: SocketAddr,
+    /// The control plane's proxy stream.
+    #[arg(long, default_value = "127.0.0.1:15010")]
+    xds: SocketAddr,
+}
+
+/// Stops the demo's mesh however the demo ends.
+struct MeshGuard(PathBuf);
+
+impl Drop for MeshGuard {
+    fn drop(&mut self) {
+        println!("\n▸ stopping the mesh");
+        if let Err(e) = super::up::down(&StateArgs {
+            state_dir: self.0.clone(),
+        }) {
+            eprintln!("error: stopping the mesh: {e:#}");
+        }
+    }
+}
+
+/// What `calls` calls to bff-service's `/api` got.
+#[derive(Default)]
+struct Tally {
+    v1: u32,
+    v2: u32,
+    /// Answers with status 5xx (the fault), by status.
+    failed: std::collections::BTreeMap<u16, u32>,
+}
+
+impl Tally {
+    fn print(&self, calls: u32) {
+        let width = 50.0;
+        let bar =
+            |n: u32| "█".repeat((f64::from(n) / f64::from(calls.max(1)) * width).round() as usize);
+        println!("    v1   {:>4} {}", self.v1, bar(self.v1));
+        println!("    v2   {:>4} {}", self.v2, bar(self.v2));
+        for (status, n) in &self.failed {
+            println!("    {status:<4} {n:>4} {}", bar(*n));
+        }
+    }
+}
+
+/// One GET through bff-service's sidecar: (status, body).
+fn call(bff: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream =
+        TcpStream::connect(bff).with_context(|| format!("calling bff-service at {bff}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(b"GET /api HTTP/1.1\r\nhost: bff-service\r\nconnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bff-service answered something that is not HTTP: {answer:?}"))?;
+    Ok((status, answer))
+}
+
+fn tally(bff: &str, calls: u32) -> anyhow::Result<Tally> {
+    let mut t = Tally::default();
+    for _ in 0..calls {
+        let (status, body) = call(bff)?;
+        if status != 200 {
+            *t.failed.entry(status).or_default() += 1;
+        } else if body.contains(r#""version": "v1""#) {
+            t.v1 += 1;
+        } else if body.contains(r#""version": "v2""#) {
+            t.v2 += 1;
+        } else {
+            bail!("bff-service answered 200 without a version: {body}");
+        }
+    }
+    Ok(t)
+}
+
+fn weft(args: &[&str], file: Option<&PathBuf>) -> anyhow::Result<()> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(args);
+    if let Some(file) = file {
+        cmd.arg(file);
+    }
+    let shown: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    println!("  $ weft {}", shown.join(" "));
+    if !cmd.status()?.success() {
+        bail!("`weft {}` failed", shown.join(" "));
+    }
+    // The control plane pushes within a second; give the sidecars that second.
+    std::thread::sleep(Duration::from_millis(1500));
+    Ok(())
+}
+
+/// Runs the walkthrough.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let pause = !args.no_pause && std::io::stdin().is_terminal();
+    let step = |text: &str| {
+        println!("\n── {text}");
+        if pause {
+            print!("   (Enter to continue) ");
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stdin().read_line(&mut String::new());
+        }
+    };
+    let server = args.api.to_string();
+    let calls = args.calls;
+
+    step(
+        "1. Start the mesh: a control plane, bff-service, recommendation-service v1 and v2, each app beside its own sidecar",
+    );
+    super::up::up(&UpArgs {
+        file: args.file.clone(),
+        mode: "loopback".into(),
+        state_dir: args.state_dir.clone(),
+        api: args.api,
+        xds: args.xds,
+    })?;
+    let _guard = MeshGuard(args.state_dir.clone());
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(args.state_dir.join("state.json"))?)?;
+    let bff = state["workloads"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["service"] == "bff-service"))
+        .and_then(|w| w["address"].as_str())
+        .map(|a| format!("{a}:15006"))
+        .context("the manifest has no bff-service workload")?;
+
+    step(&format!(
+        "2. No routing rule yet: {calls} calls to bff-service spread evenly over v1 and v2"
+    ));
+    tally(&bff, calls)?.print(calls);
+
+    step("3. A VirtualService splits traffic 10/90 between the subsets v1 and v2");
+    weft(
+        &["apply", "--server", &server, "-f"],
+        Some(&args.rules.join("virtual-service.yaml")),
+    )?;
+    tally(&bff, calls)?.print(calls);
+
+    step("4. A fault rule aborts every call to recommendation-service with HTTP 500");
+    weft(
+        &["apply", "--server", &server, "-f"],
+        Some(&args.rules.join("virtual-service-fault.yaml")),
+    )?;
+    tally(&bff, calls)?.print(calls);
+
+    step("5. Delete the rules: the even split is back");
+    weft(
+        &[
+            "delete",
+            "--server",
+            &server,
+            "virtualservice",
+            "recommendation-service",
+        ],
+        None,
+    )?;
+    tally(&bff, calls)?.print(calls);
+
+    println!(
+        "\nThe page itself: open http://{bff}/ while a mesh runs (`weft up -f {}`).",
+        args.file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
