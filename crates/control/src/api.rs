@@ -263,6 +263,9 @@ async fn write(store: &Store, target: &Target, req: Request<Incoming>) -> Respon
             None,
         ),
         Err(StoreError::NotFound(k)) => not_found(target, &k.name),
+        Err(StoreError::Invalid(message)) => {
+            status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &message, None)
+        }
         Err(e @ StoreError::Io { .. }) => status(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",

@@ -66,6 +66,9 @@ pub enum StoreError {
         /// The version in the request.
         given: String,
     },
+    /// The namespace or name cannot be stored (it must be a DNS label / subdomain).
+    #[error("{0}")]
+    Invalid(String),
     /// Writing the state directory failed; nothing changed.
     #[error("persisting to {path}: {error}")]
     Io {
@@ -244,6 +247,19 @@ impl Store {
         create_only: bool,
     ) -> Result<(Written, Resource), StoreError> {
         let key = Key::of(&r);
+        // The key becomes a file path: only what Kubernetes allows, never `..` or `/`.
+        if !weft_api::validate::checks::is_dns1123_label(&key.namespace) {
+            return Err(StoreError::Invalid(format!(
+                "metadata.namespace: {:?} is not a valid namespace (lowercase letters, digits and '-', at most 63)",
+                key.namespace
+            )));
+        }
+        if !weft_api::validate::checks::is_dns1123_subdomain(&key.name) {
+            return Err(StoreError::Invalid(format!(
+                "metadata.name: {:?} is not a valid name (lowercase DNS subdomain)",
+                key.name
+            )));
+        }
         let mut inner = self.lock();
         let existing = inner.resources.get(&key).cloned();
         match (&existing, create_only) {

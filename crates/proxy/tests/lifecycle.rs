@@ -181,3 +181,50 @@ async fn admin_api_shows_config_and_clusters_and_drains() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_request_is_no_longer_counted_in_flight() {
+    let slow = upstream::http(Arc::new(|_, _| Reply {
+        delay: Duration::from_secs(30),
+        ..Reply::ok("late")
+    }))
+    .await;
+    let h = Harness::start(&service("slow", 8080, "HTTP", &[(slow.addr, "v1")])).await;
+    let (admin, outbound) = (h.proxy.admin, h.proxy.outbound);
+    let clusters = || async move {
+        via_proxy(
+            admin,
+            Send {
+                url: &format!("http://{admin}/clusters"),
+                ..Default::default()
+            },
+        )
+        .await
+        .body
+    };
+    let client = tokio::spawn(async move {
+        via_proxy(
+            outbound,
+            Send {
+                url: "http://slow:8080/",
+                ..Default::default()
+            },
+        )
+        .await
+    });
+    eventually(
+        "the request is in flight",
+        Duration::from_secs(3),
+        || async { clusters().await.contains("\"active\": 1").then_some(()) },
+    )
+    .await;
+    // The client goes away long before the upstream answers: least-request balancing
+    // must not see that endpoint as busy forever.
+    client.abort();
+    eventually(
+        "the cancelled request leaves the in-flight count",
+        Duration::from_secs(5),
+        || async { clusters().await.contains("\"active\": 0").then_some(()) },
+    )
+    .await;
+}

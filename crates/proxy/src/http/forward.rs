@@ -145,7 +145,7 @@ pub async fn send(
         let per_try = per_try_timeout(policy.retry.per_try_timeout, policy.deadline);
         let req = build_request(out, body, policy.http2);
         endpoint.stats.requests.fetch_add(1, Ordering::Relaxed);
-        endpoint.stats.active.fetch_add(1, Ordering::Relaxed);
+        let in_flight = InFlight::enter(&endpoint.stats.active);
         let sent = endpoint.pool.send(
             &endpoint.target,
             policy.http2,
@@ -156,7 +156,7 @@ pub async fn send(
             Some(t) => tokio::time::timeout(t, sent).await.ok(),
             None => Some(sent.await),
         };
-        endpoint.stats.active.fetch_sub(1, Ordering::Relaxed);
+        drop(in_flight);
         let more = attempt < max_tries;
         match result {
             Some(Ok((response, checkout))) => {
@@ -388,4 +388,22 @@ pub fn build_request(out: &Outgoing, body: Body, http2: bool) -> Request<Body> {
         }
     }
     req
+}
+
+/// One request in flight to an endpoint (least-request balancing reads the count); the
+/// count comes down when the try ends, also when the client cancels and the handler is
+/// dropped mid-send.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicU64) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
