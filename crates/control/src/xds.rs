@@ -429,6 +429,12 @@ async fn session(
         .iter()
         .map(|(k, v)| (Arc::from(k.as_str()), v.parse().unwrap_or(0)))
         .collect();
+    // What the proxy confirmed it has (its last ACKed update), and what each update still
+    // awaiting its answer would leave it with, by the nonce of its last part. A NACKed
+    // update is rejected whole, so `sent` falls back to `acked` and the next push carries
+    // everything the proxy is missing, not only what changed since.
+    let mut acked = sent.clone();
+    let mut awaiting: HashMap<String, HashMap<Arc<str>, u64>> = HashMap::new();
     let mut nonce = 0u64;
     let mut pending_since: Option<Instant> = Some(Instant::now());
     // When the change behind each unacknowledged push was accepted, by nonce.
@@ -445,6 +451,12 @@ async fn session(
                         if req.error_detail.is_none() {
                             proxies.metrics.observe_convergence(since.elapsed());
                         }
+                    }
+                    if req.error_detail.is_some() && !req.response_nonce.is_empty() {
+                        sent = acked.clone();
+                        awaiting.clear();
+                    } else if let Some(has) = awaiting.remove(&req.response_nonce) {
+                        acked = has;
                     }
                     record(&proxies, &id, &req);
                 }
@@ -469,6 +481,9 @@ async fn session(
                 let mut failed = false;
                 for resp in parts {
                     let last = !resp.system_version_info.ends_with(PARTIAL);
+                    if last {
+                        awaiting.insert(resp.nonce.clone(), sent.clone());
+                    }
                     if let (true, false, Some(at)) = (last, first_push, changed_at) {
                         in_flight.insert(resp.nonce.clone(), at);
                     }

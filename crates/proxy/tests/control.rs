@@ -347,3 +347,61 @@ async fn a_sidecar_resource_narrows_what_a_proxy_receives() {
     cp.stop();
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_pushed_with_a_nacked_resource_arrives_once_the_resource_is_fixed() {
+    let v1 = upstream::named("v1").await;
+    let v2 = upstream::named("v2").await;
+    let state = std::env::temp_dir().join(format!("weft-nack-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let cp = control(&state, any()).await;
+    apply(
+        &cp,
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 8080, name: http, protocol: HTTP}}]\n  endpoints:\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v1}}}}\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v2}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]\n",
+            v1.addr.port(),
+            v2.addr.port()
+        ),
+    );
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v2}}]\n";
+    apply(&cp, vs);
+    let p = proxy(cp.xds).await;
+    eventually("v2 only", Duration::from_secs(5), || async {
+        (bodies(&p, 10).await.into_iter().collect::<Vec<_>>() == ["v2"]).then_some(())
+    })
+    .await;
+
+    // One push: a good change (reviews → v1) and a resource the proxy cannot apply. The
+    // proxy rejects the whole update, so reviews stays on v2.
+    let broken = |regex: &str| {
+        let mut r = weft_api::load_str(
+            "broken",
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: broken}\nspec:\n  hosts: [other]\n  http:\n  - match: [{uri: {regex: x}}]\n    route: [{destination: {host: other}}]\n",
+        )
+        .resources
+        .remove(0)
+        .resource;
+        if let weft_api::Resource::VirtualService(o) = &mut r {
+            o.spec.http[0].matches[0].uri.as_mut().expect("uri").regex = Some(regex.into());
+        }
+        r
+    };
+    cp.store.put(broken("("), false).expect("stored");
+    apply(&cp, &vs.replace("subset: v2", "subset: v1"));
+    eventually("the proxy NACKs", Duration::from_secs(5), || async {
+        cp.proxies.list().first().and_then(|p| p.last_nack.clone())
+    })
+    .await;
+    assert_eq!(bodies(&p, 10).await.into_iter().collect::<Vec<_>>(), ["v2"]);
+
+    // Fixing the broken resource must also deliver the change rejected with it.
+    cp.store.put(broken("x.*"), false).expect("stored");
+    eventually(
+        "the rejected change arrives with the fix",
+        Duration::from_secs(5),
+        || async { (bodies(&p, 10).await.into_iter().collect::<Vec<_>>() == ["v1"]).then_some(()) },
+    )
+    .await;
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&state);
+}
