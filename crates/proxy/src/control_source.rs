@@ -162,12 +162,21 @@ impl ControlSource {
             .into_inner();
         tracing::info!(control = %self.address, "connected to the control plane");
         // Parts of one update (all but the last marked partial) are gathered, then applied together.
+        // Once one part of an update is refused, the rest of that update (up to and
+        // including its last part) is refused too: nothing of it is applied.
         let mut pending: Option<BTreeMap<String, (String, Resource)>> = None;
+        let mut refused_part = false;
         while let Some(resp) = stream.message().await.map_err(|e| e.to_string())? {
             let nonce = resp.nonce.clone();
             let partial = resp.system_version_info.ends_with("+partial");
             let base = pending.take().unwrap_or_else(|| resources.clone());
-            let outcome = match merge(base, &resp) {
+            let merged = if refused_part {
+                Err("an earlier part of this update was refused".to_string())
+            } else {
+                merge(base, &resp)
+            };
+            refused_part = partial && merged.is_err();
+            let outcome = match merged {
                 Ok(next) if partial => {
                     pending = Some(next);
                     Ok(None)

@@ -405,3 +405,63 @@ async fn a_change_pushed_with_a_nacked_resource_arrives_once_the_resource_is_fix
     cp.stop();
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_in_parts_with_a_refused_part_applies_nothing() {
+    let v1 = upstream::named("v1").await;
+    let v2 = upstream::named("v2").await;
+    let state = std::env::temp_dir().join(format!("weft-parts-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let cp = control(&state, any()).await;
+    apply(
+        &cp,
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 8080, name: http, protocol: HTTP}}]\n  endpoints:\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v1}}}}\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v2}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]\n",
+            v1.addr.port(),
+            v2.addr.port()
+        ),
+    );
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v2}}]\n";
+    apply(&cp, vs);
+    let p = proxy(cp.xds).await;
+    eventually("v2 only", Duration::from_secs(5), || async {
+        (bodies(&p, 10).await.into_iter().collect::<Vec<_>>() == ["v2"]).then_some(())
+    })
+    .await;
+
+    // One update of 72 resources goes out in two parts (64 per part, in name order): the
+    // first carries a resource the proxy refuses (`aaa-broken`), the second the change of
+    // `reviews` to v1. The proxy must apply neither part.
+    let mut broken = weft_api::load_str(
+        "broken",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: aaa-broken}\nspec:\n  hosts: [other]\n  http:\n  - match: [{uri: {regex: x}}]\n    route: [{destination: {host: other}}]\n",
+    )
+    .resources
+    .remove(0)
+    .resource;
+    if let weft_api::Resource::VirtualService(o) = &mut broken {
+        o.spec.http[0].matches[0].uri.as_mut().expect("uri").regex = Some("(".into());
+    }
+    cp.store.put(broken, false).expect("stored");
+    for i in 0..70 {
+        apply(
+            &cp,
+            &format!(
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: filler-{i:02}}}\nspec:\n  hosts: [filler-{i:02}]\n  http:\n  - route: [{{destination: {{host: filler-{i:02}}}}}]\n"
+            ),
+        );
+    }
+    apply(&cp, &vs.replace("subset: v2", "subset: v1"));
+    eventually("the proxy NACKs", Duration::from_secs(5), || async {
+        cp.proxies.list().first().and_then(|p| p.last_nack.clone())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        bodies(&p, 10).await.into_iter().collect::<Vec<_>>(),
+        ["v2"],
+        "no part of the refused update is in force"
+    );
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&state);
+}
