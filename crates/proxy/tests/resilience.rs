@@ -501,3 +501,52 @@ async fn max_concurrent_streams_serializes_http2_requests() {
         start.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_timeout_header_bounds_the_request() {
+    let slow = upstream::http(Arc::new(|_, _| Reply {
+        delay: Duration::from_secs(5),
+        ..Reply::ok("late")
+    }))
+    .await;
+    // No route timeout: the client's grpc-timeout (100 ms) is the deadline.
+    let h = Harness::start(&service("grpc", 50051, "GRPC", &[(slow.addr, "v1")])).await;
+    let started = Instant::now();
+    let got = weft_testkit::client::h2(
+        h.proxy.outbound,
+        Send {
+            url: "http://grpc:50051/",
+            headers: &[
+                ("content-type", "application/grpc"),
+                ("grpc-timeout", "100m"),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered at the client's deadline, not the upstream's: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        got.header("x-weft-response-flags").as_deref(),
+        Some("UT"),
+        "status {} body {:?}",
+        got.status,
+        got.body
+    );
+    // A hostile value is ignored, not a panic.
+    let quick = upstream::named("quick").await;
+    let h = Harness::start(&service("grpc", 50051, "GRPC", &[(quick.addr, "v1")])).await;
+    let got = weft_testkit::client::h2(
+        h.proxy.outbound,
+        Send {
+            url: "http://grpc:50051/",
+            headers: &[("grpc-timeout", "18446744073709551615S")],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(got.status, 200);
+}

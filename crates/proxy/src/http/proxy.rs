@@ -287,7 +287,9 @@ impl HttpProxy {
         let hash = request_hash(cluster, &req, Some(down.peer));
         let out = outgoing(&mut req, authority, path);
         let http2 = cluster.http2().unwrap_or(req.version() == Version::HTTP_2);
-        let deadline = timeout_of(f.timeout, req.headers()).map(|t| Instant::now() + t);
+        // `outgoing` moved the headers out of `req`: the client's grpc-timeout is in `out`.
+        let deadline =
+            timeout_of(f.timeout, &out.headers).and_then(|t| Instant::now().checked_add(t));
         if upgrade {
             return upgrade::websocket(cluster, out, req).await;
         }
@@ -496,6 +498,10 @@ fn timeout_of(route: Option<Duration>, headers: &HeaderMap) -> Option<Duration> 
 /// Parses gRPC's `grpc-timeout` (`100m`, `5S`, ...).
 pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    // The spec allows at most 8 ASCII digits.
+    if num.is_empty() || num.len() > 8 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let n: u64 = num.parse().ok()?;
     Some(match unit {
         "H" => Duration::from_secs(n.saturating_mul(3600)),
@@ -605,6 +611,16 @@ mod tests {
         assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
         assert_eq!(parse_grpc_timeout("x"), None);
+        assert_eq!(
+            parse_grpc_timeout("18446744073709551615S"),
+            None,
+            "at most 8 digits"
+        );
+        assert_eq!(parse_grpc_timeout("+5S"), None);
+        assert_eq!(
+            parse_grpc_timeout("99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
     }
 
     #[test]
