@@ -530,7 +530,7 @@ async fn a_grpc_timeout_header_bounds_the_request() {
         started.elapsed()
     );
     assert_eq!(
-        got.header("x-weft-response-flags").as_deref(),
+        got.header("x-weft-response-flags"),
         Some("UT"),
         "status {} body {:?}",
         got.status,
