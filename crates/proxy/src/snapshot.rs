@@ -76,15 +76,29 @@ pub struct ClusterRuntime {
 }
 
 impl ClusterRuntime {
-    /// An endpoint chosen by the balancer with no request key and nothing excluded
-    /// (connections: TCP, CONNECT, WebSocket).
+    /// An endpoint chosen by the balancer with no request key, among the available ones
+    /// (not ejected, not failing its health check; all of them in panic, per
+    /// `minHealthPercent`), for connections: TCP, CONNECT, WebSocket.
     pub fn pick_any(&self) -> Option<&Arc<Endpoint>> {
         let active = |i: usize| {
             self.endpoints
                 .get(i)
                 .map_or(0, |e| e.stats.active.load(Ordering::Relaxed))
         };
-        let excluded = |_: usize| false;
+        let available = |i: usize| self.endpoints.get(i).is_some_and(|e| e.health.available());
+        let total = self.endpoints.len();
+        let count = (0..total).filter(|i| available(*i)).count();
+        let min_health = self
+            .model
+            .policy
+            .outlier
+            .as_ref()
+            .map_or(0, |o| o.min_health_percent);
+        let panic = crate::outlier::panic(min_health, total, count);
+        if count == 0 && !panic {
+            return None;
+        }
+        let excluded = |i: usize| !panic && !available(i);
         let input = crate::balancer::PickInput {
             hash: None,
             random: fastrand::u64(..),

@@ -110,3 +110,30 @@ async fn tls_rules_route_by_sni() {
         "no rule, no service, no original destination"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_avoid_an_endpoint_failing_its_health_check() {
+    let good = upstream::server_first(b"ok\n").await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port nobody listens on");
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: db\n  annotations:\n    health.weft.io/check: '{\"tcp\": {}, \"interval\": \"50ms\", \"timeout\": \"200ms\", \"unhealthyThreshold\": 1}'\nspec:\n  host: db\n  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n";
+    let h = Harness::start(&format!(
+        "{}{dr}",
+        service("db", 5432, "TCP", &[(good, "v1"), (dead, "v1")])
+    ))
+    .await;
+    // Let the checks find the dead endpoint.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for _ in 0..10 {
+        let (mut s, head, mut greeting) = connect_through(h.proxy.outbound, "db:5432").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        while greeting.len() < 3 {
+            let mut buf = [0u8; 16];
+            let n = s.read(&mut buf).await.expect("greeting");
+            assert!(n > 0, "the tunnel closed: sent to the dead endpoint");
+            greeting.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(greeting, b"ok\n");
+    }
+}
