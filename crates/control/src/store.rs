@@ -106,7 +106,13 @@ struct Inner {
     /// with a registration generation so a late removal does not undo a reconnect.
     registered: BTreeMap<String, (u64, Resource)>,
     registrations: u64,
+    /// Versions up to this one are reserved durably (the `version-floor` file), so a
+    /// restart continues above every version that may have been handed out.
+    reserved: u64,
 }
+
+/// Versions are reserved this many at a time (one fsynced write per block).
+const VERSION_BLOCK: u64 = 1024;
 
 impl Store {
     /// Opens (or creates) the store in `dir`, loading every resource persisted there.
@@ -150,6 +156,16 @@ impl Store {
                 inner.resources.insert(Key::of(&r.resource), r.resource);
             }
         }
+        // Deleted resources and registrations leave no file: the floor covers them.
+        let floor_file = dir.join("version-floor");
+        if let Ok(text) = std::fs::read_to_string(&floor_file) {
+            let floor = text.trim().parse::<u64>().map_err(|e| StoreError::Io {
+                path: floor_file.display().to_string(),
+                error: std::io::Error::other(e),
+            })?;
+            inner.last_version = inner.last_version.max(floor);
+        }
+        inner.reserved = inner.last_version;
         tracing::info!(resources = inner.resources.len(), dir = %dir.display(), "store opened");
         Ok(Store {
             dir: dir.to_path_buf(),
@@ -179,6 +195,7 @@ impl Store {
         let mut inner = self.lock();
         inner.registrations += 1;
         inner.last_version += 1;
+        self.reserve_or_log(&mut inner);
         let generation = inner.registrations;
         workload.metadata_mut().resource_version = Some(inner.last_version.to_string());
         inner
@@ -201,6 +218,7 @@ impl Store {
         {
             if let Some((_, workload)) = inner.registered.remove(id) {
                 inner.last_version += 1;
+                self.reserve_or_log(&mut inner);
                 let _ = self.events.send(Event {
                     kind: "DELETED",
                     object: workload,
@@ -295,6 +313,7 @@ impl Store {
                 meta.generation = Some(1);
             }
         }
+        self.reserve(&mut inner, version)?;
         self.persist(&key, Some(&r))?;
         inner.last_version = version;
         inner.resources.insert(key, r.clone());
@@ -327,6 +346,37 @@ impl Store {
             object: old.clone(),
         });
         Ok(old)
+    }
+
+    /// Makes sure `version` is below the durable floor, raising the floor a block at a time.
+    fn reserve(&self, inner: &mut Inner, version: u64) -> Result<(), StoreError> {
+        if version <= inner.reserved {
+            return Ok(());
+        }
+        let floor = version + VERSION_BLOCK;
+        let path = self.dir.join("version-floor");
+        let io = |error| StoreError::Io {
+            path: path.display().to_string(),
+            error,
+        };
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(floor.to_string().as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+        inner.reserved = floor;
+        Ok(())
+    }
+
+    /// [`Self::reserve`] for in-memory registrations, which cannot be refused.
+    fn reserve_or_log(&self, inner: &mut Inner) {
+        let version = inner.last_version;
+        if let Err(e) = self.reserve(inner, version) {
+            tracing::error!("reserving resource versions: {e}");
+        }
     }
 
     fn path(&self, key: &Key) -> PathBuf {
@@ -506,13 +556,29 @@ mod tests {
         let (_, next) = reopened
             .put(resource("d"), false)
             .expect("update after reopen");
-        assert_eq!(
-            next.metadata().resource_version.as_deref(),
-            Some("3"),
-            "versions continue after a restart"
-        );
+        let after_restart: u64 = next
+            .metadata()
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .expect("a version");
+        assert!(after_restart > 2, "versions continue after a restart");
         reopened.delete(&key).expect("delete");
-        assert!(Store::open(&dir).expect("reopen").get(&key).is_none());
+        drop(reopened);
+        // The deleted resource held the highest version: a restart must not hand it out again.
+        let again = Store::open(&dir).expect("reopen");
+        assert!(again.get(&key).is_none());
+        let (_, recreated) = again.put(resource("e"), true).expect("recreate");
+        let version: u64 = recreated
+            .metadata()
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .expect("a version");
+        assert!(
+            version > after_restart,
+            "version {version} was handed out before ({after_restart})"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
