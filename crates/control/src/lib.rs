@@ -99,7 +99,11 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             let accepted = l.accept().await.map(|(s, _)| s);
             Some((accepted, l))
         });
+        // Keepalive pings end the stream of a proxy that vanished without closing it,
+        // so its registered workload leaves after the grace period.
         if let Err(e) = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
             .add_service(service)
             .serve_with_incoming(incoming)
             .await

@@ -51,7 +51,13 @@ pub struct ProxyStatus {
     pub pushes: u64,
     /// The proxy's admin address, when it told.
     pub admin: Option<String>,
+    /// Which stream this is: a reconnect's new session must survive the old one's end.
+    #[serde(skip)]
+    pub session: u64,
 }
+
+/// Numbers the proxy streams.
+static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Connected proxies (for `/debug/proxies` and `weft proxy-status`) and push metrics.
 #[derive(Debug, Default)]
@@ -384,6 +390,7 @@ async fn session(
         .metrics
         .connected
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let session = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if let Ok(mut m) = proxies.connected.lock() {
         m.insert(
             id.clone(),
@@ -394,6 +401,7 @@ async fn session(
                 acked_version: None,
                 last_nack: None,
                 pushes: 0,
+                session,
                 admin: node
                     .metadata
                     .as_ref()
@@ -505,7 +513,9 @@ async fn session(
         .connected
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     if let Ok(mut m) = proxies.connected.lock() {
-        m.remove(&id);
+        if m.get(&id).is_some_and(|s| s.session == session) {
+            m.remove(&id);
+        }
     }
     tracing::info!(proxy = %id, "proxy disconnected");
     if let Some(generation) = registration {

@@ -134,10 +134,17 @@ impl ControlSource {
         cell: &SnapshotCell,
         resources: &mut BTreeMap<String, (String, Resource)>,
     ) -> Result<(), String> {
-        let mut client =
-            AggregatedDiscoveryServiceClient::connect(format!("http://{}", self.address))
-                .await
-                .map_err(|e| e.to_string())?;
+        // Keepalive pings notice a control plane that vanished without closing the
+        // connection; the proxy then reconnects instead of waiting forever.
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.address))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true);
+        let mut client = AggregatedDiscoveryServiceClient::connect(endpoint)
+            .await
+            .map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel(8);
         let first = DeltaDiscoveryRequest {
             node: Some(self.node()),

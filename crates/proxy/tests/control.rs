@@ -465,3 +465,33 @@ async fn an_update_in_parts_with_a_refused_part_applies_nothing() {
     cp.stop();
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_survives_the_end_of_the_old_stream() {
+    let state = std::env::temp_dir().join(format!("weft-session-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let cp = control(&state, any()).await;
+    // Two streams under one proxy id: the old one ends after the new one started.
+    let old = proxy(cp.xds).await;
+    eventually(
+        "the first stream is known",
+        Duration::from_secs(5),
+        || async { (cp.proxies.list().len() == 1).then_some(()) },
+    )
+    .await;
+    let new = proxy(cp.xds).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    old.shutdown();
+    tokio::time::timeout(Duration::from_secs(5), old.wait())
+        .await
+        .expect("the old proxy stops");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        cp.proxies.list().len(),
+        1,
+        "the new stream is still listed after the old one ended"
+    );
+    drop(new);
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&state);
+}
