@@ -550,3 +550,42 @@ async fn a_grpc_timeout_header_bounds_the_request() {
     .await;
     assert_eq!(got.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_abandoning_its_upload_is_not_an_upstream_failure() {
+    use tokio::io::AsyncWriteExt;
+    let up = upstream::named("fine").await;
+    let h = Harness::start(&service("svc", 8080, "HTTP", &[(up.addr, "v1")])).await;
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(h.proxy.outbound)
+            .await
+            .expect("connect");
+        s.write_all(b"POST http://svc:8080/upload HTTP/1.1\r\nhost: svc:8080\r\ncontent-length: 100000\r\n\r\n")
+            .await
+            .expect("head");
+        s.write_all(&[b'x'; 1000]).await.expect("part of the body");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let admin = h.proxy.admin;
+    let clusters = via_proxy(
+        admin,
+        Send {
+            url: &format!("http://{admin}/clusters"),
+            ..Default::default()
+        },
+    )
+    .await
+    .body;
+    assert!(clusters.contains("\"failures\": 0"), "{clusters}");
+    let got = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://svc:8080/",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "fine"));
+}
