@@ -589,3 +589,59 @@ async fn a_client_abandoning_its_upload_is_not_an_upstream_failure() {
     .await;
     assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "fine"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_pool_slot_counts_against_the_route_timeout() {
+    let slow = upstream::http(Arc::new(|_, _| Reply {
+        delay: Duration::from_secs(3),
+        ..Reply::ok("done")
+    }))
+    .await;
+    let dr = rule(
+        "slow",
+        "    connectionPool:\n      tcp: {maxConnections: 1}\n",
+    );
+    // /hold has no timeout and keeps the only connection busy; other paths have 200 ms.
+    let vs = common::virtual_service(
+        "slow",
+        "  - match: [{uri: {prefix: /hold}}]\n    route: [{destination: {host: slow}}]\n  - timeout: 200ms\n    route: [{destination: {host: slow}}]\n",
+    );
+    let h = Harness::start(&format!(
+        "{}{dr}{vs}",
+        service("slow", 8080, "HTTP", &[(slow.addr, "v1")])
+    ))
+    .await;
+    let outbound = h.proxy.outbound;
+    let _holder = tokio::spawn(async move {
+        via_proxy(
+            outbound,
+            Send {
+                url: "http://slow:8080/hold",
+                ..Default::default()
+            },
+        )
+        .await
+    });
+    eventually("the slot is taken", Duration::from_secs(2), || async {
+        (slow.hits() == 1).then_some(())
+    })
+    .await;
+    let start = Instant::now();
+    let got = via_proxy(
+        outbound,
+        Send {
+            url: "http://slow:8080/quick",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (got.status.as_u16(), got.header("x-weft-response-flags")),
+        (504, Some("UT"))
+    );
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "answered at the route timeout, not when the slot freed: {:?}",
+        start.elapsed()
+    );
+}

@@ -128,7 +128,16 @@ pub async fn send(
         let Some(body) = payload.take() else { break };
         let endpoint = cluster.endpoints[index].clone();
         tried.push(index);
-        let Ok(permit) = circuit::acquire_slot(&cluster.state, &cluster.limits).await else {
+        // Waiting for a connection or stream slot counts against the route's deadline.
+        let Some(slot) = by_deadline(
+            policy.deadline,
+            circuit::acquire_slot(&cluster.state, &cluster.limits),
+        )
+        .await
+        else {
+            return Err(timed_out());
+        };
+        let Ok(permit) = slot else {
             return Err(overflow(cluster));
         };
         // `maxConcurrentStreams`: streams in flight on the endpoint's HTTP/2 connection.
@@ -139,7 +148,10 @@ pub async fn send(
             .max_concurrent_streams
             .filter(|_| policy.http2)
         {
-            Some(n) => endpoint.pool.stream_slot(n).await,
+            Some(n) => match by_deadline(policy.deadline, endpoint.pool.stream_slot(n)).await {
+                Some(slot) => slot,
+                None => return Err(timed_out()),
+            },
             None => None,
         };
         let per_try = per_try_timeout(policy.retry.per_try_timeout, policy.deadline);
@@ -388,6 +400,23 @@ pub fn build_request(out: &Outgoing, body: Body, http2: bool) -> Request<Body> {
         }
     }
     req
+}
+
+/// `wait`'s output, or `None` when `deadline` passes first.
+async fn by_deadline<T>(deadline: Option<Instant>, wait: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, wait).await.ok(),
+        None => Some(wait.await),
+    }
+}
+
+/// The route's deadline passed: `504 UT`, as Envoy answers.
+fn timed_out() -> Failure {
+    Failure {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        flags: ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+        message: "upstream request timeout".into(),
+    }
 }
 
 /// One request in flight to an endpoint (least-request balancing reads the count); the
