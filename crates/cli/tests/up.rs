@@ -290,3 +290,71 @@ fn demo_narrates_the_scenario_and_stops_the_mesh() {
     );
     drop(guard);
 }
+
+#[test]
+fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
+    let _one = ONE_MESH.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("weft-up-reuse-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let guard = Down(dir.join("up"));
+    let api = format!("127.0.0.1:{}", free_port());
+    let xds = format!("127.0.0.1:{}", free_port());
+    let mut control = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["control", "--api", &api, "--xds", &xds, "--state-dir"])
+        .arg(dir.join("control"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("control plane starts");
+    wait_for("the control plane", || TcpStream::connect(&api).is_ok());
+    let state_dir = dir.join("up").to_string_lossy().to_string();
+    let up = weft(&[
+        "up",
+        "-f",
+        "examples/up/recommendation.yaml",
+        "--state-dir",
+        &state_dir,
+        "--api",
+        &api,
+        "--xds",
+        &xds,
+    ]);
+    let printed = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        up.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(
+        printed.contains("using the control plane already running"),
+        "{printed}"
+    );
+    let (status, body) = call_bff();
+    assert_eq!(status, 200, "{body}");
+
+    let down = weft(&["down", "--state-dir", &state_dir]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(
+        control.try_wait().expect("status").is_none(),
+        "down stopped a control plane it did not start"
+    );
+    let left = weft(&["get", "serviceentries", "--server", &api]);
+    let listed = String::from_utf8_lossy(&left.stdout);
+    assert!(
+        left.status.success(),
+        "{}",
+        String::from_utf8_lossy(&left.stderr)
+    );
+    assert!(
+        !listed.contains("bff-service") && !listed.contains("recommendation-service"),
+        "services left behind:\n{listed}"
+    );
+    let _ = control.kill();
+    let _ = control.wait();
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+}

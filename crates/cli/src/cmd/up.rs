@@ -69,7 +69,12 @@ fn default_namespace() -> String {
 struct State {
     mode: String,
     api: String,
-    control_pid: u32,
+    /// The control plane `weft up` started; `None` when it used one already running.
+    control_pid: Option<u32>,
+    /// The ServiceEntries it created (namespace, name), removed by `down` from a control
+    /// plane it did not start.
+    #[serde(default)]
+    services: Vec<(String, String)>,
     workloads: Vec<Started>,
 }
 
@@ -81,6 +86,17 @@ struct Started {
     app_pid: u32,
     sidecar_pid: u32,
     admin: String,
+}
+
+impl State {
+    /// Every process `weft up` started (the control plane only when it started it).
+    fn pids(&self) -> Vec<u32> {
+        self.workloads
+            .iter()
+            .flat_map(|w| [w.app_pid, w.sidecar_pid])
+            .chain(self.control_pid)
+            .collect()
+    }
 }
 
 /// Arguments of `weft up`.
@@ -198,7 +214,7 @@ pub fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let manifest = read_manifest(&args.file)?;
     let state_file = args.state_dir.join("state.json");
     if let Ok(text) = std::fs::read_to_string(&state_file) {
-        if serde_json::from_str::<State>(&text).is_ok_and(|s| alive(s.control_pid)) {
+        if serde_json::from_str::<State>(&text).is_ok_and(|s| s.pids().into_iter().any(alive)) {
             bail!(
                 "a mesh is already up (state in {}); run `weft down` first",
                 args.state_dir.display()
@@ -208,34 +224,48 @@ pub fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let logs = args.state_dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let weft = std::env::current_exe().context("finding the weft binary")?;
-    println!("▸ starting the control plane on {}", args.api);
-    let control_pid = spawn(
-        Command::new(&weft)
-            .args([
-                "control",
-                "--api",
-                &args.api.to_string(),
-                "--xds",
-                &args.xds.to_string(),
-                "--state-dir",
-            ])
-            .arg(args.state_dir.join("control")),
-        &logs.join("control.log"),
-    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let running = runtime
+        .block_on(call(
+            &args.api.to_string(),
+            Method::GET,
+            "/debug/proxies",
+            None,
+        ))
+        .is_ok_and(|a| a.status.is_success());
+    let control_pid = if running {
+        println!("▸ using the control plane already running on {}", args.api);
+        None
+    } else {
+        println!("▸ starting the control plane on {}", args.api);
+        Some(spawn(
+            Command::new(&weft)
+                .args([
+                    "control",
+                    "--api",
+                    &args.api.to_string(),
+                    "--xds",
+                    &args.xds.to_string(),
+                    "--state-dir",
+                ])
+                .arg(args.state_dir.join("control")),
+            &logs.join("control.log"),
+        )?)
+    };
     let mut state = State {
         mode: args.mode.clone(),
         api: args.api.to_string(),
         control_pid,
+        services: Vec::new(),
         workloads: Vec::new(),
     };
     let server = args.api.to_string();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    state.services = runtime.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(args.api).await.is_err() {
-            if Instant::now() > deadline || !alive(control_pid) {
+            if Instant::now() > deadline || control_pid.is_some_and(|p| !alive(p)) {
                 bail!("the control plane did not start; see {}", logs.join("control.log").display());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -245,6 +275,7 @@ pub fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
         for w in &manifest.workloads {
             services.insert((w.namespace.clone(), w.service.clone()), w.port);
         }
+        let mut created = Vec::new();
         for ((ns, service), port) in &services {
             let se = serde_json::json!({
                 "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
@@ -254,12 +285,14 @@ pub fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
             });
             let path = crate::client::path(weft_api::Kind::ServiceEntry, Some(ns), None);
             let answer = call(&server, Method::POST, &path, Some(serde_json::to_vec(&se)?)).await?;
-            if !answer.status.is_success() && answer.status != http::StatusCode::CONFLICT {
+            if answer.status.is_success() {
+                created.push((ns.clone(), service.clone()));
+            } else if answer.status != http::StatusCode::CONFLICT {
                 bail!("creating the service {service}: {}", answer.message());
             }
             println!("▸ service {service}.{ns} (port {port})");
         }
-        anyhow::Ok(())
+        anyhow::Ok(created)
     })?;
     for (i, w) in manifest.workloads.iter().enumerate() {
         let address = format!("{ADDRESS_PREFIX}{}", i + 1);
@@ -381,16 +414,22 @@ pub fn status(args: &StateArgs) -> anyhow::Result<ExitCode> {
     let proxies = runtime
         .block_on(call(&state.api, Method::GET, "/debug/proxies", None))
         .ok();
-    println!(
-        "control plane: {} (pid {}, {})",
-        state.api,
-        state.control_pid,
-        if alive(state.control_pid) {
-            "running"
-        } else {
-            "stopped"
-        }
-    );
+    match state.control_pid {
+        Some(pid) => println!(
+            "control plane: {} (pid {pid}, {})",
+            state.api,
+            if alive(pid) { "running" } else { "stopped" }
+        ),
+        None => println!(
+            "control plane: {} (already running when the mesh came up; {})",
+            state.api,
+            if proxies.is_some() {
+                "reachable"
+            } else {
+                "unreachable"
+            }
+        ),
+    }
     println!(
         "{:<24} {:<24} {:<14} {:<10} {:<10} CONFIG VERSION",
         "WORKLOAD", "SERVICE", "ADDRESS", "APP", "SIDECAR"
@@ -436,12 +475,24 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
     };
     let state: State =
         serde_json::from_str(&text).with_context(|| format!("reading {}", file.display()))?;
-    let mut pids: Vec<u32> = state
-        .workloads
-        .iter()
-        .flat_map(|w| [w.app_pid, w.sidecar_pid])
-        .collect();
-    pids.push(state.control_pid);
+    let pids = state.pids();
+    if state.control_pid.is_none() && !state.services.is_empty() {
+        // The control plane stays up: take back the services this mesh added to it.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        for (ns, name) in &state.services {
+            let path = crate::client::path(weft_api::Kind::ServiceEntry, Some(ns), Some(name));
+            match runtime.block_on(call(&state.api, Method::DELETE, &path, None)) {
+                Ok(a) if a.status.is_success() || a.status == http::StatusCode::NOT_FOUND => {}
+                Ok(a) => eprintln!(
+                    "warning: deleting ServiceEntry {ns}/{name}: {}",
+                    a.message()
+                ),
+                Err(e) => eprintln!("warning: deleting ServiceEntry {ns}/{name}: {e:#}"),
+            }
+        }
+    }
     for pid in &pids {
         let _ = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
