@@ -278,17 +278,29 @@ async fn write(store: &Store, target: &Target, req: Request<Incoming>) -> Respon
 fn watch_stream(store: &Store, target: &Target) -> Response<ApiBody> {
     let (kind, namespace) = (target.kind, target.namespace.clone());
     let events = tokio_stream_of(store.watch()).filter_map(move |e| {
-        let keep = e.object.kind() == kind
-            && namespace
-                .as_deref()
-                .is_none_or(|ns| e.object.namespace() == ns);
-        let line = keep.then(|| {
-            serde_json::to_vec(&e).map(|mut v| {
-                v.push(b'\n');
-                Frame::data(Bytes::from(v))
-            })
+        let line = match e {
+            Watched::Event(e) => {
+                let keep = e.object.kind() == kind
+                    && namespace
+                        .as_deref()
+                        .is_none_or(|ns| e.object.namespace() == ns);
+                keep.then(|| serde_json::to_vec(&e).ok()).flatten()
+            }
+            // As Kubernetes: the watcher fell behind, so its view may be wrong; it must list again.
+            Watched::Lagged(missed) => serde_json::to_vec(&json!({
+                "type": "ERROR",
+                "object": {
+                    "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired", "code": 410,
+                    "message": format!("the watch fell {missed} events behind; list again and watch from there"),
+                }
+            }))
+            .ok(),
+        };
+        let frame = line.map(|mut v| {
+            v.push(b'\n');
+            Ok::<_, Infallible>(Frame::data(Bytes::from(v)))
         });
-        async move { line.and_then(Result::ok).map(Ok::<_, Infallible>) }
+        async move { frame }
     });
     let mut resp = Response::new(StreamBody::new(events).boxed_unsync());
     resp.headers_mut().insert(
@@ -298,17 +310,25 @@ fn watch_stream(store: &Store, target: &Target) -> Response<ApiBody> {
     resp
 }
 
-/// A broadcast receiver as a stream (lagged watchers skip what they missed).
+/// What a watcher receives: a change, or the news that it missed some (the last item).
+enum Watched {
+    Event(crate::store::Event),
+    Lagged(u64),
+}
+
+/// A broadcast receiver as a stream; a watcher that lags gets [`Watched::Lagged`] and the
+/// stream ends.
 fn tokio_stream_of(
     rx: tokio::sync::broadcast::Receiver<crate::store::Event>,
-) -> impl futures_util::Stream<Item = crate::store::Event> {
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) => return Some((e, rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+) -> impl futures_util::Stream<Item = Watched> {
+    futures_util::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Ok(e) => Some((Watched::Event(e), Some(rx))),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                Some((Watched::Lagged(n), None))
             }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
         }
     })
 }
@@ -368,5 +388,35 @@ mod tests {
         assert_eq!((all.kind, all.namespace), (Kind::AuthorizationPolicy, None));
         assert!(parse_path("/apis/security.istio.io/v1alpha3/authorizationpolicies").is_none());
         assert!(parse_path("/apis/networking.istio.io/v1/namespaces/x/widgets").is_none());
+    }
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[tokio::test]
+    async fn a_lagging_watcher_is_told_and_its_stream_ends() {
+        let (tx, rx) = tokio::sync::broadcast::channel(2);
+        let r = weft_api::load_str(
+            "t",
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec: {host: a}\n",
+        )
+        .resources
+        .remove(0)
+        .resource;
+        for _ in 0..5 {
+            tx.send(crate::store::Event {
+                kind: "MODIFIED",
+                object: r.clone(),
+            })
+            .expect("sent");
+        }
+        let seen: Vec<Watched> = tokio_stream_of(rx).collect().await;
+        assert!(
+            matches!(seen.as_slice(), [Watched::Lagged(3)]),
+            "lag reported, then the end"
+        );
     }
 }
