@@ -127,7 +127,7 @@ fn connection(
     }
 }
 
-/// Peeks until a whole ClientHello is buffered (or `timeout`) and returns its SNI.
+/// Peeks until the ClientHello's first record is buffered (or `timeout`) and returns its SNI.
 async fn peek_sni(stream: &TcpStream, timeout: Duration) -> Option<String> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut buf = vec![0u8; 16 * 1024];
@@ -136,8 +136,10 @@ async fn peek_sni(stream: &TcpStream, timeout: Duration) -> Option<String> {
             .await
             .ok()?
             .ok()?;
-        if let Some(name) = crate::sni::server_name(&buf[..n]) {
-            return Some(name);
+        match crate::sni::client_hello(&buf[..n]) {
+            crate::sni::Hello::Name(name) => return Some(name),
+            crate::sni::Hello::NoName => return None,
+            crate::sni::Hello::Incomplete => {}
         }
         if n == buf.len() || tokio::time::Instant::now() >= deadline {
             return None;

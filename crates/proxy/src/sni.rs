@@ -1,6 +1,33 @@
 //! The server name (SNI) of a TLS ClientHello, read from peeked bytes without
 //! terminating TLS, for VirtualService `tls` routes.
 
+/// What peeked bytes say about a ClientHello.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Hello {
+    /// Not all of the first TLS record has arrived yet.
+    Incomplete,
+    /// The first record is complete (or it is not TLS) and names no server.
+    NoName,
+    /// The server name, lowercased.
+    Name(String),
+}
+
+/// Reads the first TLS record of `buf`: waiting for more only helps when it is `Incomplete`
+/// (clients connecting to an IP address send no server name at all).
+pub fn client_hello(buf: &[u8]) -> Hello {
+    if buf.len() < 5 {
+        return Hello::Incomplete;
+    }
+    if buf[0] != 22 {
+        return Hello::NoName;
+    }
+    let record_len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+    if buf.len() < 5 + record_len {
+        return Hello::Incomplete;
+    }
+    server_name(buf).map_or(Hello::NoName, Hello::Name)
+}
+
 /// The SNI host name in `buf`, when it holds a complete ClientHello with one.
 pub fn server_name(buf: &[u8]) -> Option<String> {
     let mut r = Reader(buf);
@@ -88,5 +115,19 @@ mod tests {
         let hello = weft_testkit::tls::client_hello("a.b");
         assert_eq!(server_name(&hello[..hello.len() - 1]), None, "truncated");
         assert_eq!(server_name(b"GET / HTTP/1.1"), None);
+        assert_eq!(client_hello(&hello[..hello.len() - 1]), Hello::Incomplete);
+        assert_eq!(client_hello(&hello), Hello::Name("a.b".into()));
+        assert_eq!(client_hello(b"GET / HTTP/1.1"), Hello::NoName);
+        // A complete record without the server_name extension: no need to wait for more.
+        let mut no_sni = vec![22, 3, 1, 0, 0];
+        let body = [
+            &[1u8, 0, 0, 38, 3, 3][..],
+            &[0; 32],
+            &[0, 0, 2, 0x13, 0x01, 1, 0],
+        ]
+        .concat();
+        no_sni[3..5].copy_from_slice(&u16::try_from(body.len()).expect("short").to_be_bytes());
+        no_sni.extend_from_slice(&body);
+        assert_eq!(client_hello(&no_sni), Hello::NoName);
     }
 }
