@@ -110,6 +110,7 @@ impl ControlSource {
         let mut resources: BTreeMap<String, (String, Resource)> = BTreeMap::new();
         let mut backoff = Duration::from_millis(100);
         loop {
+            let started = tokio::time::Instant::now();
             let session = self.session(&cell, &mut resources);
             tokio::select! {
                 ended = session => {
@@ -119,6 +120,10 @@ impl ControlSource {
                     }
                 }
                 _ = stop.changed() => return,
+            }
+            // A stream that lasted is a good session: the next failure starts the backoff over.
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(100);
             }
             let jitter = Duration::from_millis(fastrand::u64(0..=backoff.as_millis() as u64 / 2));
             tokio::select! {
