@@ -413,6 +413,11 @@ impl HttpProxy {
                     grpc,
                 );
             };
+            // Bounded: past the limit, destinations with no request in flight (and their
+            // pooled connections) are dropped.
+            if map.len() >= MAX_PASSTHROUGH_DESTINATIONS && !map.contains_key(&dst) {
+                map.retain(|_, e| Arc::strong_count(e) > 1);
+            }
             map.entry(dst.clone())
                 .or_insert_with(|| {
                     Arc::new(Endpoint {
@@ -430,6 +435,9 @@ impl HttpProxy {
         self.send_plain(&cluster, out, req, upgrade, grpc).await
     }
 }
+
+/// How many passthrough destinations keep their connection pools.
+const MAX_PASSTHROUGH_DESTINATIONS: usize = 1024;
 
 /// True when requests to `cluster` go to their original destination rather than an endpoint.
 fn forwards_to_original(snapshot: &Snapshot, cluster: &ClusterRuntime) -> bool {
