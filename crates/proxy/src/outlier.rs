@@ -27,6 +27,8 @@ pub struct EndpointHealth {
     ejected_until: AtomicU64,
     /// Times ejected.
     ejections: AtomicU32,
+    /// The current ejection-time multiplier (decays while the endpoint stays in).
+    multiplier: AtomicU32,
     /// Failed its active health check.
     pub check_failed: AtomicBool,
     next_check: AtomicU64,
@@ -122,14 +124,43 @@ impl EndpointHealth {
         }
     }
 
-    /// Ejects the endpoint for `base × ejections`.
-    pub fn eject(&self, base: Duration) {
-        let n = self.ejections.fetch_add(1, Ordering::Relaxed) + 1;
-        let until = now_ms() + base.as_millis() as u64 * u64::from(n);
-        self.ejected_until.store(until, Ordering::Relaxed);
+    /// Ejects the endpoint for `base × multiplier`, at most [`MAX_EJECTION_TIME`] (or
+    /// `base` when longer), as Envoy does. The multiplier grows by one per ejection and
+    /// shrinks by one per `interval` the endpoint stayed in since its last ejection ended.
+    /// Returns false when the endpoint is ejected already (nothing changes).
+    pub fn eject(&self, base: Duration, interval: Duration) -> bool {
+        let now = now_ms();
+        let previous = self.ejected_until.load(Ordering::Relaxed);
+        if now < previous {
+            return false;
+        }
+        let healthy_intervals = (now - previous) / (interval.as_millis() as u64).max(1);
+        let decayed = if previous == 0 {
+            0
+        } else {
+            u64::from(self.multiplier.load(Ordering::Relaxed)).saturating_sub(healthy_intervals)
+        };
+        let multiplier = decayed + 1;
+        self.multiplier.store(
+            u32::try_from(multiplier).unwrap_or(u32::MAX),
+            Ordering::Relaxed,
+        );
+        self.ejections.fetch_add(1, Ordering::Relaxed);
+        let base_ms = base.as_millis() as u64;
+        let cap = base_ms.max(MAX_EJECTION_TIME.as_millis() as u64);
+        let until = now + base_ms.saturating_mul(multiplier).min(cap);
+        // Only one of concurrent ejections of this endpoint wins.
+        if self
+            .ejected_until
+            .compare_exchange(previous, until, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
         self.consecutive_5xx.store(0, Ordering::Relaxed);
         self.consecutive_gateway.store(0, Ordering::Relaxed);
         self.consecutive_local.store(0, Ordering::Relaxed);
+        true
     }
 
     /// A view for `/clusters`.
@@ -149,6 +180,9 @@ impl EndpointHealth {
         }
     }
 }
+
+/// Envoy's default `max_ejection_time` (Istio does not set it).
+pub const MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
 
 /// Health as `/clusters` shows it.
 #[derive(Debug, Serialize)]
@@ -202,18 +236,41 @@ mod tests {
         assert!(!h.record(&p, Outcome::Status(500)));
         assert!(!h.record(&p, Outcome::LocalFailure));
         assert!(h.record(&p, Outcome::Status(502)), "the third in a row");
-        h.eject(p.base_ejection_time);
+        assert!(h.eject(p.base_ejection_time, p.interval));
         assert!(h.ejected() && !h.available());
         assert_eq!(h.ejection_count(), 1);
     }
 
     #[test]
-    fn ejection_time_grows_with_each_ejection() {
+    fn ejection_time_grows_with_each_ejection_decays_and_is_capped() {
+        let (base, interval) = (Duration::from_millis(1000), Duration::from_secs(10));
         let h = EndpointHealth::default();
-        h.eject(Duration::from_millis(1000));
-        h.eject(Duration::from_millis(1000));
+        assert!(h.eject(base, interval));
+        assert!(
+            !h.eject(base, interval),
+            "already ejected: no second ejection"
+        );
+        assert_eq!(h.ejection_count(), 1);
+        // The ejection ended just now: the next one is twice as long.
+        std::thread::sleep(Duration::from_millis(2));
+        h.ejected_until.store(now_ms() - 1, Ordering::Relaxed);
+        assert!(h.eject(base, interval));
         let remaining = h.view().ejected_for_ms;
         assert!(remaining > 1000 && remaining <= 2000, "{remaining}");
+        // Back in for more than two intervals (1 ms each here): the multiplier 2 decays to
+        // 0, so the next ejection is 1 × base.
+        h.ejected_until.store(now_ms().saturating_sub(1).max(1), Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(h.eject(base, Duration::from_millis(1)));
+        let remaining = h.view().ejected_for_ms;
+        assert!(remaining <= 1000, "{remaining}");
+        // Never longer than 300 s (Envoy's max_ejection_time) unless the base is longer.
+        h.multiplier.store(100, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(1001));
+        h.ejected_until.store(now_ms() - 1, Ordering::Relaxed);
+        assert!(h.eject(Duration::from_secs(30), interval));
+        let remaining = h.view().ejected_for_ms;
+        assert!(remaining <= 300_000 && remaining > 299_000, "{remaining}");
     }
 
     #[test]

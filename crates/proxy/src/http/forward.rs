@@ -289,8 +289,11 @@ fn observe(cluster: &ClusterRuntime, endpoint: &Endpoint, outcome: Outcome) {
         .iter()
         .filter(|e| e.health.ejected())
         .count();
-    if outlier::may_eject(policy, cluster.endpoints.len(), ejected) {
-        endpoint.health.eject(policy.base_ejection_time);
+    if outlier::may_eject(policy, cluster.endpoints.len(), ejected)
+        && endpoint
+            .health
+            .eject(policy.base_ejection_time, policy.interval)
+    {
         cluster.state.ejections.fetch_add(1, Ordering::Relaxed);
         tracing::info!(cluster = %cluster.model.name, endpoint = %endpoint.key, ejections = endpoint.health.ejection_count(), "endpoint ejected");
     }
