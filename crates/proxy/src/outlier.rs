@@ -259,7 +259,8 @@ mod tests {
         assert!(remaining > 1000 && remaining <= 2000, "{remaining}");
         // Back in for more than two intervals (1 ms each here): the multiplier 2 decays to
         // 0, so the next ejection is 1 × base.
-        h.ejected_until.store(now_ms().saturating_sub(1).max(1), Ordering::Relaxed);
+        h.ejected_until
+            .store(now_ms().saturating_sub(1).max(1), Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(5));
         assert!(h.eject(base, Duration::from_millis(1)));
         let remaining = h.view().ejected_for_ms;

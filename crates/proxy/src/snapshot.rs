@@ -76,15 +76,10 @@ pub struct ClusterRuntime {
 }
 
 impl ClusterRuntime {
-    /// An endpoint chosen by the balancer with no request key, among the available ones
-    /// (not ejected, not failing its health check; all of them in panic, per
-    /// `minHealthPercent`), for connections: TCP, CONNECT, WebSocket.
-    pub fn pick_any(&self) -> Option<&Arc<Endpoint>> {
-        let active = |i: usize| {
-            self.endpoints
-                .get(i)
-                .map_or(0, |e| e.stats.active.load(Ordering::Relaxed))
-        };
+    /// Which endpoints health leaves out: those ejected or failing their active check,
+    /// unless so few are available that the cluster panics (`minHealthPercent`) and
+    /// takes them all. `None` when no endpoint may be used.
+    pub fn unhealthy(&self) -> Option<impl Fn(usize) -> bool + '_> {
         let available = |i: usize| self.endpoints.get(i).is_some_and(|e| e.health.available());
         let total = self.endpoints.len();
         let count = (0..total).filter(|i| available(*i)).count();
@@ -98,11 +93,24 @@ impl ClusterRuntime {
         if count == 0 && !panic {
             return None;
         }
-        let excluded = |i: usize| !panic && !available(i);
+        Some(move |i: usize| !panic && !available(i))
+    }
+
+    /// Requests in flight to endpoint `i` (for least-request balancing).
+    pub fn active(&self, i: usize) -> u64 {
+        self.endpoints
+            .get(i)
+            .map_or(0, |e| e.stats.active.load(Ordering::Relaxed))
+    }
+
+    /// An endpoint chosen by the balancer with no request key among the healthy ones
+    /// (see [`Self::unhealthy`]), for connections: TCP, CONNECT, WebSocket.
+    pub fn pick_any(&self) -> Option<&Arc<Endpoint>> {
+        let excluded = self.unhealthy()?;
         let input = crate::balancer::PickInput {
             hash: None,
             random: fastrand::u64(..),
-            active: &active,
+            active: &|i| self.active(i),
             excluded: &excluded,
         };
         self.endpoints.get(self.balancer.pick(&input)?)

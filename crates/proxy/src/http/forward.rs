@@ -303,42 +303,18 @@ fn observe(cluster: &ClusterRuntime, endpoint: &Endpoint, outcome: Outcome) {
 /// check), avoiding those already tried when the policy says so. In panic (too few
 /// available, per `minHealthPercent`) every endpoint is eligible again.
 fn pick(cluster: &ClusterRuntime, tried: &[usize], policy: SendPolicy<'_>) -> Option<usize> {
-    let total = cluster.endpoints.len();
-    let available = |i: usize| {
-        cluster
-            .endpoints
-            .get(i)
-            .is_some_and(|e| e.health.available())
-    };
-    let count = (0..total).filter(|i| available(*i)).count();
-    let min_health = cluster
-        .model
-        .policy
-        .outlier
-        .as_ref()
-        .map_or(0, |o| o.min_health_percent);
-    let panic = outlier::panic(min_health, total, count);
-    if count == 0 && !panic {
-        return None;
-    }
-    let active = |i: usize| {
-        cluster
-            .endpoints
-            .get(i)
-            .map_or(0, |e| e.stats.active.load(Ordering::Relaxed))
-    };
+    let unhealthy = cluster.unhealthy()?;
     let avoid_previous = policy.retry.retry_ignore_previous_hosts;
-    let excluded = |i: usize| (!panic && !available(i)) || (avoid_previous && tried.contains(&i));
-    let healthy_only = |i: usize| !panic && !available(i);
+    let excluded = |i: usize| unhealthy(i) || (avoid_previous && tried.contains(&i));
     let input = PickInput {
         hash: policy.hash,
         random: fastrand::u64(..),
-        active: &active,
+        active: &|i| cluster.active(i),
         excluded: &excluded,
     };
     cluster.balancer.pick(&input).or_else(|| {
         cluster.balancer.pick(&PickInput {
-            excluded: &healthy_only,
+            excluded: &unhealthy,
             ..input
         })
     })
