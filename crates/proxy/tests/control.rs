@@ -32,6 +32,18 @@ fn apply(control: &RunningControl, yaml: &str) {
     }
 }
 
+/// The reviews service with endpoints v1 and v2 and their subsets.
+fn reviews_v1_v2(control: &RunningControl, v1: SocketAddr, v2: SocketAddr) {
+    apply(
+        control,
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 8080, name: http, protocol: HTTP}}]\n  endpoints:\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v1}}}}\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v2}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]\n",
+            v1.port(),
+            v2.port()
+        ),
+    );
+}
+
 async fn proxy(xds: SocketAddr) -> RunningProxy {
     weft_proxy::start(ProxyOptions {
         config: Vec::new(),
@@ -76,14 +88,7 @@ async fn the_control_plane_pushes_configuration_and_changes() {
     let _ = std::fs::remove_dir_all(&state);
     let cp = control(&state, any()).await;
     let xds = cp.xds;
-    apply(
-        &cp,
-        &format!(
-            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 8080, name: http, protocol: HTTP}}]\n  endpoints:\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v1}}}}\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v2}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]\n",
-            v1.addr.port(),
-            v2.addr.port()
-        ),
-    );
+    reviews_v1_v2(&cp, v1.addr, v2.addr);
     let p = proxy(xds).await;
     let admin = p.admin;
     eventually(
@@ -355,14 +360,7 @@ async fn a_change_pushed_with_a_nacked_resource_arrives_once_the_resource_is_fix
     let state = std::env::temp_dir().join(format!("weft-nack-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
     let cp = control(&state, any()).await;
-    apply(
-        &cp,
-        &format!(
-            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 8080, name: http, protocol: HTTP}}]\n  endpoints:\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v1}}}}\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v2}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]\n",
-            v1.addr.port(),
-            v2.addr.port()
-        ),
-    );
+    reviews_v1_v2(&cp, v1.addr, v2.addr);
     let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v2}}]\n";
     apply(&cp, vs);
     let p = proxy(cp.xds).await;
@@ -413,14 +411,7 @@ async fn an_update_in_parts_with_a_refused_part_applies_nothing() {
     let state = std::env::temp_dir().join(format!("weft-parts-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
     let cp = control(&state, any()).await;
-    apply(
-        &cp,
-        &format!(
-            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 8080, name: http, protocol: HTTP}}]\n  endpoints:\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v1}}}}\n  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v2}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]\n",
-            v1.addr.port(),
-            v2.addr.port()
-        ),
-    );
+    reviews_v1_v2(&cp, v1.addr, v2.addr);
     let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v2}}]\n";
     apply(&cp, vs);
     let p = proxy(cp.xds).await;
