@@ -89,26 +89,46 @@ fn alive(pid: &str) -> bool {
         && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
+/// A scratch state directory (the mesh in it is stopped at the end) and free control
+/// plane ports; holding it also holds the one-mesh lock.
+struct Scratch {
+    dir: PathBuf,
+    state_dir: String,
+    api: String,
+    xds: String,
+    _down: Down,
+    _one: std::sync::MutexGuard<'static, ()>,
+}
+
+fn scratch(name: &str) -> Scratch {
+    let one = ONE_MESH.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("weft-{name}-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Scratch {
+        state_dir: dir.to_string_lossy().to_string(),
+        api: format!("127.0.0.1:{}", free_port()),
+        xds: format!("127.0.0.1:{}", free_port()),
+        _down: Down(dir.clone()),
+        dir,
+        _one: one,
+    }
+}
+
 #[test]
 fn up_runs_the_seed_scenario_and_down_stops_it() {
-    let _one = ONE_MESH.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("weft-up-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let guard = Down(dir.clone());
-    let state_dir = dir.to_string_lossy().to_string();
-    let api = format!("127.0.0.1:{}", free_port());
-    let xds = format!("127.0.0.1:{}", free_port());
+    let s = scratch("up");
+    let (dir, state_dir, api, xds) = (&s.dir, &s.state_dir, &s.api, &s.xds);
 
     let up = weft(&[
         "up",
         "-f",
         "examples/up/recommendation.yaml",
         "--state-dir",
-        &state_dir,
+        state_dir,
         "--api",
-        &api,
+        api,
         "--xds",
-        &xds,
+        xds,
     ]);
     let printed = String::from_utf8_lossy(&up.stdout);
     assert!(
@@ -124,16 +144,16 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
         "-f",
         "examples/up/recommendation.yaml",
         "--state-dir",
-        &state_dir,
+        state_dir,
         "--api",
-        &api,
+        api,
         "--xds",
-        &xds,
+        xds,
     ]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already up"));
 
-    let status = weft(&["status", "--state-dir", &state_dir]);
+    let status = weft(&["status", "--state-dir", state_dir]);
     let table = String::from_utf8_lossy(&status.stdout);
     assert_eq!(table.matches(" ready ").count(), 3, "{table}");
 
@@ -150,7 +170,7 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
     let applied = weft(&[
         "apply",
         "--server",
-        &api,
+        api,
         "-f",
         "examples/recommendation/virtual-service.yaml",
     ]);
@@ -171,7 +191,7 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
     let fault = weft(&[
         "apply",
         "--server",
-        &api,
+        api,
         "-f",
         "examples/recommendation/virtual-service-fault.yaml",
     ]);
@@ -190,7 +210,7 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
     let deleted = weft(&[
         "delete",
         "--server",
-        &api,
+        api,
         "virtualservice",
         "recommendation-service",
     ]);
@@ -217,37 +237,31 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
         pids.push(w["sidecar_pid"].to_string());
     }
     assert_eq!(pids.len(), 7);
-    let down = weft(&["down", "--state-dir", &state_dir]);
+    let down = weft(&["down", "--state-dir", state_dir]);
     assert!(down.status.success());
     for pid in &pids {
         assert!(!alive(pid), "process {pid} still runs after weft down");
     }
-    let twice = weft(&["down", "--state-dir", &state_dir]);
+    let twice = weft(&["down", "--state-dir", state_dir]);
     assert!(twice.status.success());
     assert!(String::from_utf8_lossy(&twice.stdout).contains("Nothing to stop"));
-    drop(guard);
 }
 
 #[test]
 fn demo_narrates_the_scenario_and_stops_the_mesh() {
-    let _one = ONE_MESH.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("weft-demo-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let guard = Down(dir.clone());
-    let state_dir = dir.to_string_lossy().to_string();
-    let api = format!("127.0.0.1:{}", free_port());
-    let xds = format!("127.0.0.1:{}", free_port());
+    let s = scratch("demo");
+    let (dir, state_dir, api, xds) = (&s.dir, &s.state_dir, &s.api, &s.xds);
     let demo = weft(&[
         "demo",
         "--no-pause",
         "--calls",
         "30",
         "--state-dir",
-        &state_dir,
+        state_dir,
         "--api",
-        &api,
+        api,
         "--xds",
-        &xds,
+        xds,
     ]);
     let printed = String::from_utf8_lossy(&demo.stdout);
     assert!(
@@ -288,7 +302,6 @@ fn demo_narrates_the_scenario_and_stops_the_mesh() {
         !dir.join("state.json").exists(),
         "the demo left its mesh running"
     );
-    drop(guard);
 }
 
 #[test]
@@ -296,7 +309,7 @@ fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
     let _one = ONE_MESH.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("weft-up-reuse-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let guard = Down(dir.join("up"));
+    let _guard = Down(dir.join("up"));
     let api = format!("127.0.0.1:{}", free_port());
     let xds = format!("127.0.0.1:{}", free_port());
     let mut control = Command::new(env!("CARGO_BIN_EXE_weft"))
@@ -355,6 +368,5 @@ fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
     );
     let _ = control.kill();
     let _ = control.wait();
-    drop(guard);
     let _ = std::fs::remove_dir_all(&dir);
 }
