@@ -75,6 +75,10 @@ struct State {
     /// plane it did not start.
     #[serde(default)]
     services: Vec<(String, String)>,
+    /// Each process's start time (clock ticks since boot, from /proc), so `down` after a
+    /// crash or reboot never signals an unrelated process that got a recycled pid.
+    #[serde(default)]
+    start_times: BTreeMap<u32, u64>,
     workloads: Vec<Started>,
 }
 
@@ -88,7 +92,24 @@ struct Started {
     admin: String,
 }
 
+/// A process's start time (field 22 of /proc/PID/stat).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 impl State {
+    /// True when `pid` still runs and is the process `weft up` started (same start time).
+    fn ours(&self, pid: u32) -> bool {
+        alive(pid)
+            && self
+                .start_times
+                .get(&pid)
+                .is_none_or(|t| start_time(pid) == Some(*t))
+    }
+
     /// Every process `weft up` started (the control plane only when it started it).
     fn pids(&self) -> Vec<u32> {
         self.workloads
@@ -214,7 +235,9 @@ pub fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let manifest = read_manifest(&args.file)?;
     let state_file = args.state_dir.join("state.json");
     if let Ok(text) = std::fs::read_to_string(&state_file) {
-        if serde_json::from_str::<State>(&text).is_ok_and(|s| s.pids().into_iter().any(alive)) {
+        if serde_json::from_str::<State>(&text)
+            .is_ok_and(|s| s.pids().into_iter().any(|p| s.ours(p)))
+        {
             bail!(
                 "a mesh is already up (state in {}); run `weft down` first",
                 args.state_dir.display()
@@ -259,6 +282,7 @@ pub fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
         api: args.api.to_string(),
         control_pid,
         services: Vec::new(),
+        start_times: BTreeMap::new(),
         workloads: Vec::new(),
     };
     let server = args.api.to_string();
@@ -349,6 +373,11 @@ pub fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
             admin,
         });
     }
+    state.start_times = state
+        .pids()
+        .into_iter()
+        .filter_map(|p| start_time(p).map(|t| (p, t)))
+        .collect();
     std::fs::write(&state_file, serde_json::to_vec_pretty(&state)?)
         .with_context(|| format!("writing {}", state_file.display()))?;
     runtime.block_on(async {
@@ -475,7 +504,11 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
     };
     let state: State =
         serde_json::from_str(&text).with_context(|| format!("reading {}", file.display()))?;
-    let pids = state.pids();
+    let pids: Vec<u32> = state
+        .pids()
+        .into_iter()
+        .filter(|p| state.ours(*p))
+        .collect();
     if state.control_pid.is_none() && !state.services.is_empty() {
         // The control plane stays up: take back the services this mesh added to it.
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -500,10 +533,10 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
             .status();
     }
     let deadline = Instant::now() + Duration::from_secs(8);
-    while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+    while pids.iter().any(|p| state.ours(*p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    for pid in pids.iter().filter(|p| alive(**p)) {
+    for pid in pids.iter().filter(|p| state.ours(**p)) {
         let _ = Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .stderr(Stdio::null())
@@ -513,4 +546,26 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_dir_all(args.state_dir.join("control"));
     println!("✔ mesh down ({} processes stopped)", pids.len());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_pid_is_not_ours() {
+        let me = std::process::id();
+        let started = start_time(me).expect("this process has a start time");
+        let mut state = State {
+            mode: "loopback".into(),
+            api: String::new(),
+            control_pid: Some(me),
+            services: Vec::new(),
+            start_times: BTreeMap::from([(me, started)]),
+            workloads: Vec::new(),
+        };
+        assert!(state.ours(me), "same pid, same start time");
+        state.start_times.insert(me, started + 1);
+        assert!(!state.ours(me), "same pid, another process: never signalled");
+    }
 }
