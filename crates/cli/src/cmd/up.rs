@@ -566,6 +566,9 @@ mod tests {
         };
         assert!(state.ours(me), "same pid, same start time");
         state.start_times.insert(me, started + 1);
-        assert!(!state.ours(me), "same pid, another process: never signalled");
+        assert!(
+            !state.ours(me),
+            "same pid, another process: never signalled"
+        );
     }
 }
