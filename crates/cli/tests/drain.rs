@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::client::get;
 use weft_testkit::eventually;
 use weft_testkit::upstream::{self, Reply};
 
@@ -62,14 +62,7 @@ async fn sigterm_under_load_loses_no_in_flight_request() {
     let mut in_flight = Vec::new();
     for _ in 0..20 {
         in_flight.push(tokio::spawn(async move {
-            via_proxy(
-                outbound_addr,
-                Send {
-                    url: "http://slow:8080/",
-                    ..Default::default()
-                },
-            )
-            .await
+            get(outbound_addr, "http://slow:8080/").await
         }));
     }
     eventually(

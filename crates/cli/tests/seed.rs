@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::client::{Send, get, via_proxy};
 use weft_testkit::upstream::{self, Reply};
 use weft_testkit::{binomial_tolerance, eventually};
 
@@ -40,14 +40,7 @@ fn weft(args: &[&str]) -> std::process::Output {
 async fn v1_share(proxy: std::net::SocketAddr, n: u32) -> f64 {
     let mut v1 = 0;
     for _ in 0..n {
-        let got = via_proxy(
-            proxy,
-            Send {
-                url: "http://recommendation-service:8080/",
-                ..Default::default()
-            },
-        )
-        .await;
+        let got = get(proxy, "http://recommendation-service:8080/").await;
         assert_eq!(got.status, 200, "{}", got.body);
         if got.body == "v1" {
             v1 += 1;
@@ -301,17 +294,7 @@ async fn kill_9_of_the_control_plane_under_load_fails_no_request() {
     );
     let proxy: std::net::SocketAddr = format!("127.0.0.1:{outbound}").parse().expect("addr");
     eventually("the proxy routes", Duration::from_secs(10), || async {
-        (via_proxy(
-            proxy,
-            Send {
-                url: "http://app/",
-                ..Default::default()
-            },
-        )
-        .await
-        .status
-            == 200)
-            .then_some(())
+        (get(proxy, "http://app/").await.status == 200).then_some(())
     })
     .await;
 
@@ -319,14 +302,7 @@ async fn kill_9_of_the_control_plane_under_load_fails_no_request() {
     let (flag, mut failures, mut total) = (stop.clone(), 0u32, 0u32);
     let load = tokio::spawn(async move {
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-            let got = via_proxy(
-                proxy,
-                Send {
-                    url: "http://app/",
-                    ..Default::default()
-                },
-            )
-            .await;
+            let got = get(proxy, "http://app/").await;
             total += 1;
             if got.status != 200 {
                 failures += 1;
@@ -501,14 +477,7 @@ async fn sidecars_on_both_sides_register_and_route_by_the_rules() {
             if tokio::net::TcpStream::connect(proxy).await.is_err() {
                 return None;
             }
-            let got = via_proxy(
-                proxy,
-                Send {
-                    url: "http://recommendation-service:8080/",
-                    ..Default::default()
-                },
-            )
-            .await;
+            let got = get(proxy, "http://recommendation-service:8080/").await;
             (got.status == 200 && v1.hits() > 0 && v2.hits() > 0).then_some(())
         },
     )

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use weft_control::{ControlOptions, RunningControl};
 use weft_model::ProxyScope;
 use weft_proxy::{ProxyOptions, RunningProxy};
-use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::client::{Send, admin_get, get, via_proxy};
 use weft_testkit::{eventually, upstream};
 
 fn any() -> SocketAddr {
@@ -65,17 +65,7 @@ async fn proxy(xds: SocketAddr) -> RunningProxy {
 async fn bodies(p: &RunningProxy, n: usize) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for _ in 0..n {
-        out.insert(
-            via_proxy(
-                p.outbound,
-                Send {
-                    url: "http://reviews:8080/",
-                    ..Default::default()
-                },
-            )
-            .await
-            .body,
-        );
+        out.insert(get(p.outbound, "http://reviews:8080/").await.body);
     }
     out
 }
@@ -95,14 +85,7 @@ async fn the_control_plane_pushes_configuration_and_changes() {
         "the proxy is ready after its first push",
         Duration::from_secs(5),
         || async {
-            let got = via_proxy(
-                admin,
-                Send {
-                    url: &format!("http://{admin}/ready"),
-                    ..Default::default()
-                },
-            )
-            .await;
+            let got = admin_get(admin, "/ready").await;
             (got.status == 200).then_some(())
         },
     )
@@ -162,15 +145,7 @@ async fn the_control_plane_pushes_configuration_and_changes() {
 
     // The control plane's metrics show the proxy, the pushes, the NACK and convergence times.
     let api = cp.api;
-    let metrics = via_proxy(
-        api,
-        Send {
-            url: &format!("http://{api}/metrics"),
-            ..Default::default()
-        },
-    )
-    .await
-    .body;
+    let metrics = admin_get(api, "/metrics").await.body;
     for line in [
         "weft_control_connected_proxies 1",
         "weft_control_nacks_total 1",
@@ -260,14 +235,7 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
         "the registered workload serves the service",
         Duration::from_secs(5),
         || async {
-            let got = via_proxy(
-                client.outbound,
-                Send {
-                    url: "http://reviews:8080/",
-                    ..Default::default()
-                },
-            )
-            .await;
+            let got = get(client.outbound, "http://reviews:8080/").await;
             (got.body == "reviews-v1").then_some(())
         },
     )
@@ -279,14 +247,7 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
         "the workload is removed after the grace period",
         Duration::from_secs(5),
         || async {
-            let got = via_proxy(
-                client.outbound,
-                Send {
-                    url: "http://reviews:8080/",
-                    ..Default::default()
-                },
-            )
-            .await;
+            let got = get(client.outbound, "http://reviews:8080/").await;
             (got.status == 503 && got.header("x-weft-response-flags") == Some("UH")).then_some(())
         },
     )

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Harness, service, subsets, virtual_service};
-use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::client::{Send, admin_get, get, via_proxy};
 use weft_testkit::eventually;
 use weft_testkit::upstream::{self, Reply};
 
@@ -35,14 +35,7 @@ async fn reloads_under_continuous_load_fail_zero_requests() {
         let (h, stop, ok, failed) = (h.clone(), stop.clone(), ok.clone(), failed.clone());
         load.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let got = via_proxy(
-                    h.proxy.outbound,
-                    Send {
-                        url: "http://reviews:8080/",
-                        ..Default::default()
-                    },
-                )
-                .await;
+                let got = get(h.proxy.outbound, "http://reviews:8080/").await;
                 let counter = if got.status == 200 { &ok } else { &failed };
                 counter.fetch_add(1, Ordering::Relaxed);
             }
@@ -86,14 +79,7 @@ async fn an_invalid_change_is_refused_and_the_last_good_configuration_stays() {
     ));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(h.version(), 1, "the invalid file was not applied");
-    let got = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://reviews:8080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    let got = get(h.proxy.outbound, "http://reviews:8080/").await;
     assert_eq!(got.body, "v2");
 }
 
@@ -106,52 +92,22 @@ async fn admin_api_shows_config_and_clusters_and_drains() {
     .await;
     let h = Harness::start(&service("slow", 8080, "HTTP", &[(slow.addr, "v1")])).await;
     let admin = h.proxy.admin;
-    let ready = via_proxy(
-        admin,
-        Send {
-            url: &format!("http://{admin}/ready"),
-            ..Default::default()
-        },
-    )
-    .await;
+    let ready = admin_get(admin, "/ready").await;
     assert_eq!(ready.status, 200);
-    let dump = via_proxy(
-        admin,
-        Send {
-            url: &format!("http://{admin}/config_dump"),
-            ..Default::default()
-        },
-    )
-    .await;
+    let dump = admin_get(admin, "/config_dump").await;
     let dump: serde_json::Value = serde_json::from_str(&dump.body).expect("JSON");
     assert_eq!(dump["version"], 1);
     assert!(dump["mesh"]["clusters"]["outbound|8080||slow.default.svc.cluster.local"].is_object());
 
     let outbound = h.proxy.outbound;
-    let in_flight = tokio::spawn(async move {
-        via_proxy(
-            outbound,
-            Send {
-                url: "http://slow:8080/",
-                ..Default::default()
-            },
-        )
-        .await
-    });
+    let in_flight = tokio::spawn(async move { get(outbound, "http://slow:8080/").await });
     eventually(
         "the request reached the upstream",
         Duration::from_secs(2),
         || async { (slow.hits() == 1).then_some(()) },
     )
     .await;
-    let clusters = via_proxy(
-        admin,
-        Send {
-            url: &format!("http://{admin}/clusters"),
-            ..Default::default()
-        },
-    )
-    .await;
+    let clusters = admin_get(admin, "/clusters").await;
     assert!(clusters.body.contains("\"active\": 1"), "{}", clusters.body);
     let quit = via_proxy(
         admin,
@@ -191,27 +147,8 @@ async fn a_cancelled_request_is_no_longer_counted_in_flight() {
     .await;
     let h = Harness::start(&service("slow", 8080, "HTTP", &[(slow.addr, "v1")])).await;
     let (admin, outbound) = (h.proxy.admin, h.proxy.outbound);
-    let clusters = || async move {
-        via_proxy(
-            admin,
-            Send {
-                url: &format!("http://{admin}/clusters"),
-                ..Default::default()
-            },
-        )
-        .await
-        .body
-    };
-    let client = tokio::spawn(async move {
-        via_proxy(
-            outbound,
-            Send {
-                url: "http://slow:8080/",
-                ..Default::default()
-            },
-        )
-        .await
-    });
+    let clusters = || async move { admin_get(admin, "/clusters").await.body };
+    let client = tokio::spawn(async move { get(outbound, "http://slow:8080/").await });
     eventually(
         "the request is in flight",
         Duration::from_secs(3),

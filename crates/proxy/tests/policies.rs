@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Harness, service, subsets, virtual_service};
-use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::client::{Send, get, via_proxy};
 use weft_testkit::eventually;
 use weft_testkit::upstream::{self, Reply};
 
@@ -53,14 +53,7 @@ async fn a_flaky_upstream_is_retried_as_configured_then_given_up() {
         virtual_service("flaky", rules)
     ))
     .await;
-    let got = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://flaky:8080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    let got = get(h.proxy.outbound, "http://flaky:8080/").await;
     assert_eq!(
         (got.status.as_u16(), got.body.as_str()),
         (503, "down"),
@@ -78,14 +71,7 @@ async fn the_default_policy_does_not_retry_503() {
         virtual_service("svc", "  - route: [{destination: {host: svc}}]\n")
     ))
     .await;
-    let got = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://svc:8080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    let got = get(h.proxy.outbound, "http://svc:8080/").await;
     assert_eq!(got.status, 503);
     assert_eq!(
         always.hits(),
@@ -115,14 +101,7 @@ async fn per_try_and_overall_timeouts() {
         virtual_service("svc", rules)
     ))
     .await;
-    let got = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://svc:8080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    let got = get(h.proxy.outbound, "http://svc:8080/").await;
     assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "fast"));
     assert_eq!(slow_first.hits(), 2);
 
@@ -139,14 +118,7 @@ async fn per_try_and_overall_timeouts() {
     ))
     .await;
     let start = Instant::now();
-    let got = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://svc:8080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    let got = get(h.proxy.outbound, "http://svc:8080/").await;
     assert_eq!(
         (got.status.as_u16(), got.header("x-weft-response-flags")),
         (504, Some("UT"))
@@ -167,14 +139,7 @@ async fn fault_abort_and_delay() {
         virtual_service("svc", rules)
     ))
     .await;
-    let aborted = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://svc:8080/abort",
-            ..Default::default()
-        },
-    )
-    .await;
+    let aborted = get(h.proxy.outbound, "http://svc:8080/abort").await;
     assert_eq!(
         (
             aborted.status.as_u16(),
@@ -198,14 +163,7 @@ async fn fault_abort_and_delay() {
     );
     assert_eq!(app.hits(), 0, "aborted requests never reach the app");
     let start = Instant::now();
-    let delayed = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://svc:8080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    let delayed = get(h.proxy.outbound, "http://svc:8080/").await;
     assert_eq!(delayed.body, "app");
     assert!(
         start.elapsed() >= Duration::from_millis(300),

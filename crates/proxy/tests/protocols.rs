@@ -10,7 +10,7 @@ use common::{Harness, service, virtual_service};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use weft_testkit::client::{Send, h2, via_proxy};
+use weft_testkit::client::{Send, get, h2};
 use weft_testkit::upstream::{self, Reply};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,14 +115,7 @@ async fn inbound_fronts_the_app_for_http_and_tcp() {
     let app = upstream::named("local app").await;
     let h = Harness::start_with("", Some(app.addr)).await;
     let inbound = h.proxy.inbound.expect("inbound listener");
-    let got = via_proxy(
-        inbound,
-        Send {
-            url: "http://anything:9080/x",
-            ..Default::default()
-        },
-    )
-    .await;
+    let got = get(inbound, "http://anything:9080/x").await;
     assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "local app"));
     let seen = &app.seen()[0];
     assert!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Harness, service};
-use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::client::{Send, admin_get, get};
 use weft_testkit::eventually;
 use weft_testkit::upstream::{self, Reply};
 
@@ -37,14 +37,7 @@ async fn requests_beyond_the_pool_get_503_uo_at_once() {
     for _ in 0..5 {
         let outbound = h.proxy.outbound;
         tasks.push(tokio::spawn(async move {
-            let got = via_proxy(
-                outbound,
-                Send {
-                    url: "http://slow:8080/",
-                    ..Default::default()
-                },
-            )
-            .await;
+            let got = get(outbound, "http://slow:8080/").await;
             (got, start.elapsed())
         }));
         // Let each request take its place before the next one arrives.
@@ -88,16 +81,7 @@ async fn a_failing_endpoint_is_ejected_and_returns_after_its_time() {
         service("svc", 8080, "HTTP", &[(bad.addr, "v1"), (good.addr, "v1")])
     ))
     .await;
-    let call = || async {
-        via_proxy(
-            h.proxy.outbound,
-            Send {
-                url: "http://svc:8080/",
-                ..Default::default()
-            },
-        )
-        .await
-    };
+    let call = || async { get(h.proxy.outbound, "http://svc:8080/").await };
     for _ in 0..20 {
         call().await;
     }
@@ -111,14 +95,7 @@ async fn a_failing_endpoint_is_ejected_and_returns_after_its_time() {
         );
     }
     let admin = h.proxy.admin;
-    let clusters = via_proxy(
-        admin,
-        Send {
-            url: &format!("http://{admin}/clusters"),
-            ..Default::default()
-        },
-    )
-    .await;
+    let clusters = admin_get(admin, "/clusters").await;
     assert!(
         clusters.body.contains("\"health\": \"ejected\""),
         "{}",
@@ -161,14 +138,7 @@ async fn a_retry_storm_is_capped_by_the_budget() {
     for _ in 0..clients {
         let outbound = h.proxy.outbound;
         tasks.push(tokio::spawn(async move {
-            via_proxy(
-                outbound,
-                Send {
-                    url: "http://svc:8080/",
-                    ..Default::default()
-                },
-            )
-            .await
+            get(outbound, "http://svc:8080/").await
         }));
     }
     for t in tasks {
@@ -187,14 +157,7 @@ async fn a_retry_storm_is_capped_by_the_budget() {
         failing.hits()
     );
     let admin = h.proxy.admin;
-    let clusters = via_proxy(
-        admin,
-        Send {
-            url: &format!("http://{admin}/clusters"),
-            ..Default::default()
-        },
-    )
-    .await;
+    let clusters = admin_get(admin, "/clusters").await;
     assert!(
         !clusters.body.contains("\"retry_overflows\": 0,"),
         "{}",
@@ -230,17 +193,7 @@ async fn an_endpoint_failing_its_active_check_leaves_rotation_and_comes_back() {
         async move {
             let mut out = std::collections::BTreeSet::new();
             for _ in 0..n {
-                out.insert(
-                    via_proxy(
-                        outbound,
-                        Send {
-                            url: "http://svc:8080/",
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .body,
-                );
+                out.insert(get(outbound, "http://svc:8080/").await.body);
             }
             out
         }
@@ -315,14 +268,7 @@ async fn an_upstream_closing_idle_connections_causes_no_503() {
     .await;
     let mut failures = Vec::new();
     for i in 0..400 {
-        let got = via_proxy(
-            h.proxy.outbound,
-            Send {
-                url: "http://racy:8080/",
-                ..Default::default()
-            },
-        )
-        .await;
+        let got = get(h.proxy.outbound, "http://racy:8080/").await;
         if got.status != 200 {
             failures.push((
                 i,
@@ -353,24 +299,10 @@ async fn per_connection_limits_and_h2_upgrade() {
     ))
     .await;
     for _ in 0..3 {
-        via_proxy(
-            h.proxy.outbound,
-            Send {
-                url: "http://svc:8080/",
-                ..Default::default()
-            },
-        )
-        .await;
+        get(h.proxy.outbound, "http://svc:8080/").await;
     }
     let admin = h.proxy.admin;
-    let clusters = via_proxy(
-        admin,
-        Send {
-            url: &format!("http://{admin}/clusters"),
-            ..Default::default()
-        },
-    )
-    .await;
+    let clusters = admin_get(admin, "/clusters").await;
     assert!(
         clusters.body.contains("\"idle_connections\": 0"),
         "maxRequestsPerConnection: 1 keeps no connection: {}",
@@ -380,24 +312,10 @@ async fn per_connection_limits_and_h2_upgrade() {
 
     let kept = Harness::start(&service("svc", 8080, "HTTP", &[(app.addr, "v1")])).await;
     for _ in 0..3 {
-        via_proxy(
-            kept.proxy.outbound,
-            Send {
-                url: "http://svc:8080/",
-                ..Default::default()
-            },
-        )
-        .await;
+        get(kept.proxy.outbound, "http://svc:8080/").await;
     }
     let admin = kept.proxy.admin;
-    let clusters = via_proxy(
-        admin,
-        Send {
-            url: &format!("http://{admin}/clusters"),
-            ..Default::default()
-        },
-    )
-    .await;
+    let clusters = admin_get(admin, "/clusters").await;
     assert!(
         clusters.body.contains("\"idle_connections\": 1"),
         "by default the connection is reused: {}",
@@ -413,14 +331,7 @@ async fn per_connection_limits_and_h2_upgrade() {
         )
     ))
     .await;
-    via_proxy(
-        upgraded.proxy.outbound,
-        Send {
-            url: "http://svc:8080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    get(upgraded.proxy.outbound, "http://svc:8080/").await;
     assert_eq!(
         app.seen().last().map(|s| s.version.clone()).as_deref(),
         Some("HTTP/2.0"),
@@ -569,24 +480,9 @@ async fn a_client_abandoning_its_upload_is_not_an_upstream_failure() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let admin = h.proxy.admin;
-    let clusters = via_proxy(
-        admin,
-        Send {
-            url: &format!("http://{admin}/clusters"),
-            ..Default::default()
-        },
-    )
-    .await
-    .body;
+    let clusters = admin_get(admin, "/clusters").await.body;
     assert!(clusters.contains("\"failures\": 0"), "{clusters}");
-    let got = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://svc:8080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    let got = get(h.proxy.outbound, "http://svc:8080/").await;
     assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "fine"));
 }
 
@@ -612,29 +508,13 @@ async fn waiting_for_a_pool_slot_counts_against_the_route_timeout() {
     ))
     .await;
     let outbound = h.proxy.outbound;
-    let _holder = tokio::spawn(async move {
-        via_proxy(
-            outbound,
-            Send {
-                url: "http://slow:8080/hold",
-                ..Default::default()
-            },
-        )
-        .await
-    });
+    let _holder = tokio::spawn(async move { get(outbound, "http://slow:8080/hold").await });
     eventually("the slot is taken", Duration::from_secs(2), || async {
         (slow.hits() == 1).then_some(())
     })
     .await;
     let start = Instant::now();
-    let got = via_proxy(
-        outbound,
-        Send {
-            url: "http://slow:8080/quick",
-            ..Default::default()
-        },
-    )
-    .await;
+    let got = get(outbound, "http://slow:8080/quick").await;
     assert_eq!(
         (got.status.as_u16(), got.header("x-weft-response-flags")),
         (504, Some("UT"))

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{Harness, service, subsets, virtual_service};
-use weft_testkit::client::{Send, via_proxy};
+use weft_testkit::client::{Send, get, via_proxy};
 use weft_testkit::{binomial_tolerance, upstream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,14 +26,7 @@ async fn a_10_90_split_lands_within_binomial_tolerance() {
     let n = 2000u32;
     let mut counts: HashMap<String, u32> = HashMap::new();
     for _ in 0..n {
-        let got = via_proxy(
-            h.proxy.outbound,
-            Send {
-                url: "http://reviews:8080/",
-                ..Default::default()
-            },
-        )
-        .await;
+        let got = get(h.proxy.outbound, "http://reviews:8080/").await;
         assert_eq!(got.status, 200);
         *counts.entry(got.body).or_default() += 1;
     }
@@ -163,25 +156,11 @@ async fn rewrites_redirects_direct_responses_and_headers() {
         Some("http")
     );
 
-    let moved = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://reviews:8080/moved",
-            ..Default::default()
-        },
-    )
-    .await;
+    let moved = get(h.proxy.outbound, "http://reviews:8080/moved").await;
     assert_eq!(moved.status, 308);
     assert_eq!(moved.header("location"), Some("http://reviews:8080/here"));
 
-    let down = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://reviews:8080/maintenance",
-            ..Default::default()
-        },
-    )
-    .await;
+    let down = get(h.proxy.outbound, "http://reviews:8080/maintenance").await;
     assert_eq!(
         (down.status.as_u16(), down.body.as_str()),
         (503, "down for maintenance")
@@ -209,38 +188,17 @@ async fn mesh_failures_answer_with_envoy_flags() {
         virtual_service("reviews", rules)
     );
     let h = Harness::start(&yaml).await;
-    let nc = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://reviews:8080/missing-subset",
-            ..Default::default()
-        },
-    )
-    .await;
+    let nc = get(h.proxy.outbound, "http://reviews:8080/missing-subset").await;
     assert_eq!(
         (nc.status.as_u16(), nc.header("x-weft-response-flags")),
         (503, Some("NC"))
     );
-    let nr = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://unknown:8080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    let nr = get(h.proxy.outbound, "http://unknown:8080/").await;
     assert_eq!(
         (nr.status.as_u16(), nr.header("x-weft-response-flags")),
         (404, Some("NR"))
     );
-    let uf = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://ratings:9080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    let uf = get(h.proxy.outbound, "http://ratings:9080/").await;
     assert_eq!(uf.status, 503);
     assert_eq!(
         uf.header("x-weft-response-flags"),
@@ -376,14 +334,7 @@ async fn set_host_rewrites_the_authority_and_resolution_none_goes_where_the_app_
         virtual_service("web", rules)
     ))
     .await;
-    via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: "http://web:8080/",
-            ..Default::default()
-        },
-    )
-    .await;
+    get(h.proxy.outbound, "http://web:8080/").await;
     assert_eq!(
         app.seen()[0]
             .headers
@@ -399,13 +350,6 @@ async fn set_host_rewrites_the_authority_and_resolution_none_goes_where_the_app_
     );
     let h = Harness::start(&entry).await;
     let url = format!("http://localhost:{port}/");
-    let got = via_proxy(
-        h.proxy.outbound,
-        Send {
-            url: &url,
-            ..Default::default()
-        },
-    )
-    .await;
+    let got = get(h.proxy.outbound, &url).await;
     assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "external"));
 }

@@ -42,6 +42,23 @@ pub struct Send<'a> {
     pub body: &'a str,
 }
 
+/// `GET url` through `proxy` (absolute form, like `curl -x`).
+pub async fn get(proxy: SocketAddr, url: &str) -> Got {
+    via_proxy(
+        proxy,
+        Send {
+            url,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// `GET path` on a proxy's admin listener.
+pub async fn admin_get(admin: SocketAddr, path: &str) -> Got {
+    get(admin, &format!("http://{admin}{path}")).await
+}
+
 /// Sends one HTTP/1.1 request to `proxy` in absolute form, like `curl -x`.
 pub async fn via_proxy(proxy: SocketAddr, send: Send<'_>) -> Got {
     let stream = TcpStream::connect(proxy).await.expect("connect to proxy");
