@@ -480,7 +480,12 @@ async fn session(
                 let changed_at = pending_since.take();
                 nonce += 1;
                 let view = views.borrow_and_update().clone();
-                let scope = Scope::new(&store, &namespace, &labels);
+                // Sidecar resources scope sidecars only; a gateway (`router~`) sees everything visible.
+                let scope = if id.starts_with("router~") {
+                    Scope { namespace: namespace.clone(), egress: None }
+                } else {
+                    Scope::new(&store, &namespace, &labels)
+                };
                 let parts = delta(&view, &scope, &mut sent, nonce);
                 if !parts.is_empty() {
                     proxies.update(&id, |s| s.pushes += 1);

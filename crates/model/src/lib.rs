@@ -1,11 +1,13 @@
 //! The normalized mesh model weft's proxy executes, built from Istio resources.
 //!
 //! - [`translate`] turns resources into a [`Mesh`] for one proxy (pure, no IO);
+//! - [`gateway`] builds a gateway proxy's routes from Gateways and the VirtualServices bound to them;
 //! - [`route`] holds the route tables and the per-request decision [`route::route`];
 //! - [`matcher`], [`policy`], [`service`] and [`host`] hold the pieces;
 //! - [`analyze`] finds cross-resource problems, as `istioctl analyze` does.
 
 pub mod analyze;
+pub mod gateway;
 pub mod host;
 pub mod l4;
 pub mod matcher;

@@ -35,6 +35,10 @@ pub struct ProxyScope {
     pub namespace: String,
     /// The proxy's workload labels (for `sourceLabels` and `workloadSelector`).
     pub labels: BTreeMap<String, String>,
+    /// A gateway proxy (Istio's `router`): its routes come from the Gateways selecting
+    /// it and the VirtualServices bound to them, not from mesh-bound VirtualServices.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gateway: bool,
 }
 
 impl Default for ProxyScope {
@@ -42,6 +46,7 @@ impl Default for ProxyScope {
         ProxyScope {
             namespace: weft_api::meta::DEFAULT_NAMESPACE.to_string(),
             labels: BTreeMap::new(),
+            gateway: false,
         }
     }
 }
@@ -199,6 +204,10 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
             }
         }
     }
+    if scope.gateway {
+        mesh.http_routes = crate::gateway::route_tables(resources, &mesh.services, scope)?;
+        return Ok(mesh);
+    }
     let bound = bound_virtual_services(resources, scope);
     mesh.http_routes = route_tables(&bound, &mesh.services, scope)?;
     let objects: Vec<&Object<VirtualService>> = bound.iter().map(|b| b.object).collect();
@@ -224,7 +233,10 @@ fn health_check_of(
         .and_then(|t| weft_api::extensions::parse_health_check(t).ok())
 }
 
-fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn selects(
+    selector: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
@@ -381,10 +393,12 @@ fn cluster(
     }
 }
 
-/// A mesh-bound VirtualService with its hosts resolved.
-struct BoundVirtualService<'r> {
-    object: &'r Object<VirtualService>,
-    hosts: Vec<String>,
+/// A VirtualService with its hosts resolved, bound to the mesh or to one gateway.
+pub(crate) struct BoundVirtualService<'r> {
+    pub(crate) object: &'r Object<VirtualService>,
+    pub(crate) hosts: Vec<String>,
+    /// The gateway (namespace, name) whose routes these are; `None` for the mesh.
+    pub(crate) gateway: Option<(String, String)>,
 }
 
 impl BoundVirtualService<'_> {
@@ -432,20 +446,20 @@ fn bound_virtual_services<'r>(
                 .iter()
                 .map(|h| host::resolve(h, v.metadata.namespace()))
                 .collect(),
+            gateway: None,
         })
         .collect();
-    bound.sort_by(|a, b| {
-        let key = |v: &BoundVirtualService<'_>| {
-            (
-                v.object.metadata.creation_timestamp.clone(),
-                v.object.metadata.namespace().to_string(),
-                v.object.metadata.name.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
-
+    bound.sort_by_key(|b| age(b.object));
     bound
+}
+
+/// Istio's precedence among resources: oldest first, then namespace and name.
+pub(crate) fn age<T>(o: &Object<T>) -> (Option<String>, String, String) {
+    (
+        o.metadata.creation_timestamp.clone(),
+        o.metadata.namespace().to_string(),
+        o.metadata.name.clone(),
+    )
 }
 
 fn route_tables(
@@ -525,7 +539,7 @@ fn route_tables(
         .collect())
 }
 
-fn domains(names: &[String], port: u16) -> Vec<String> {
+pub(crate) fn domains(names: &[String], port: u16) -> Vec<String> {
     let mut out = Vec::with_capacity(names.len() * 2);
     for n in names {
         out.push(n.clone());
@@ -563,7 +577,7 @@ fn default_route(hostname: &str, port: u16) -> Route {
 /// The routes of `v` for a listener on `port`, as Istio emits them: match entries
 /// that do not apply to this proxy or port are dropped, and nothing is emitted
 /// after the first catch-all.
-fn http_routes(
+pub(crate) fn http_routes(
     v: &BoundVirtualService<'_>,
     port: u16,
     services: &BTreeMap<String, Service>,
@@ -576,7 +590,7 @@ fn http_routes(
         let applicable: Vec<&vs::HttpMatchRequest> = rule
             .matches
             .iter()
-            .filter(|m| applies(m, port, scope))
+            .filter(|m| applies(m, port, scope, v))
             .collect();
         if !rule.matches.is_empty() && applicable.is_empty() {
             continue;
@@ -606,13 +620,26 @@ fn http_routes(
 
 /// Whether a match entry applies to this proxy and port (`sourceLabels`,
 /// `sourceNamespace`, `gateways` and `port` are decided at configuration time).
-fn applies(m: &vs::HttpMatchRequest, port: u16, scope: &ProxyScope) -> bool {
+fn applies(
+    m: &vs::HttpMatchRequest,
+    port: u16,
+    scope: &ProxyScope,
+    v: &BoundVirtualService<'_>,
+) -> bool {
+    let gateway_fits = m.gateways.is_empty()
+        || match &v.gateway {
+            None => m.gateways.iter().any(|g| g == vs::MESH_GATEWAY),
+            Some(bound) => m
+                .gateways
+                .iter()
+                .any(|g| crate::gateway::reference(g, v.object.metadata.namespace()) == *bound),
+        };
     m.port.is_none_or(|p| p == u32::from(port))
         && selects(&m.source_labels, &scope.labels)
         && m.source_namespace
             .as_ref()
             .is_none_or(|ns| *ns == scope.namespace)
-        && (m.gateways.is_empty() || m.gateways.iter().any(|g| g == vs::MESH_GATEWAY))
+        && gateway_fits
 }
 
 fn compile_match(m: &vs::HttpMatchRequest) -> Result<RequestMatch, String> {

@@ -50,6 +50,9 @@ pub struct ProxyOptions {
     pub admin: SocketAddr,
     /// The local application the inbound listener fronts.
     pub app: Option<SocketAddr>,
+    /// Gateway listeners: the Gateway servers of port `.0` are served at address `.1`.
+    /// Only meaningful with a gateway scope (`scope.gateway`).
+    pub gateways: Vec<(u16, SocketAddr)>,
     /// The proxy's namespace and workload labels.
     pub scope: ProxyScope,
     /// Protocol detection timeout.
@@ -89,6 +92,8 @@ pub struct RunningProxy {
     pub inbound: Option<SocketAddr>,
     /// Bound admin address.
     pub admin: SocketAddr,
+    /// Bound gateway listeners (Gateway server port, address).
+    pub gateways: Vec<(u16, SocketAddr)>,
     /// The configuration in force.
     pub snapshots: SnapshotCell,
     shutdown: Arc<watch::Sender<bool>>,
@@ -183,6 +188,29 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
             opts.drain,
         ));
     }
+    let mut gateway_addrs = Vec::new();
+    for (port, addr) in &opts.gateways {
+        let listener = bind(*addr).await?;
+        gateway_addrs.push((*port, listener.local_addr().unwrap_or(*addr)));
+        let direction = Direction::Gateway { port: *port };
+        let http = Arc::new(HttpProxy::new(
+            snapshots.clone(),
+            direction,
+            HttpSettings::default(),
+        ));
+        let settings = ListenerSettings {
+            direction,
+            detect_timeout: opts.detect_timeout,
+        };
+        tasks.spawn(listener::serve(
+            listener,
+            snapshots.clone(),
+            http,
+            settings,
+            rx.clone(),
+            opts.drain,
+        ));
+    }
     tasks.spawn(health_check::run(snapshots.clone(), rx.clone()));
     match (&opts.control, fingerprint) {
         (Some(address), _) => {
@@ -202,11 +230,12 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         (None, None) => {}
     }
     let version = snapshots.load().version;
-    tracing::info!(outbound = %outbound_addr, inbound = ?inbound_addr, admin = %admin_addr, version, "proxy ready");
+    tracing::info!(outbound = %outbound_addr, inbound = ?inbound_addr, gateways = ?gateway_addrs, admin = %admin_addr, version, "proxy ready");
     Ok(RunningProxy {
         outbound: outbound_addr,
         inbound: inbound_addr,
         admin: admin_addr,
+        gateways: gateway_addrs,
         snapshots,
         shutdown,
         tasks,

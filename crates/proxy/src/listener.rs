@@ -73,7 +73,11 @@ fn connection(
     let watcher = graceful.watcher();
     async move {
         let _ = stream.set_nodelay(true);
-        let original_dst = orig_dst::original_dst(&stream);
+        // A gateway's clients dial the gateway itself; nothing is redirected to it.
+        let original_dst = match settings.direction {
+            Direction::Gateway { .. } => None,
+            _ => orig_dst::original_dst(&stream),
+        };
         let snapshot = snapshots.load();
         // A port declared TCP skips detection: the client may wait for the server to speak.
         let service = original_dst.and_then(|dst| tcp::service_at(&snapshot, dst));
@@ -108,6 +112,8 @@ fn connection(
             Detected::Tcp | Detected::Tls => {
                 let decision = match settings.direction {
                     Direction::Inbound => tcp::inbound(&snapshot),
+                    // Gateways serve HTTP servers only.
+                    Direction::Gateway { .. } => None,
                     Direction::Outbound => {
                         let sni = if detected == Detected::Tls {
                             peek_sni(&stream, settings.detect_timeout).await

@@ -70,6 +70,25 @@ pub async fn via_proxy(proxy: SocketAddr, send: Send<'_>) -> Got {
     collect(sender.send_request(req).await.expect("response")).await
 }
 
+/// Sends one HTTP/1.1 request to `addr` in origin form (`GET /path` with a Host
+/// header), as a browser or curl does to a server or gateway.
+pub async fn direct(addr: SocketAddr, send: Send<'_>) -> Got {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = build(&send, true);
+    let origin: http::Uri = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .expect("origin form");
+    *req.uri_mut() = origin;
+    collect(sender.send_request(req).await.expect("response")).await
+}
+
 /// Sends one HTTP/2 (prior knowledge) request to `addr`.
 pub async fn h2(addr: SocketAddr, send: Send<'_>) -> Got {
     let stream = TcpStream::connect(addr).await.expect("connect");

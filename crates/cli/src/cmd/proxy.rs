@@ -45,6 +45,11 @@ pub struct Args {
     /// The local application the inbound listener forwards to.
     #[arg(long)]
     app: Option<SocketAddr>,
+    /// Run as an ingress gateway: serve the Gateway servers of PORT at ADDR, `PORT=ADDR`
+    /// (repeatable, e.g. 80=127.0.0.1:8000). Routes then come from the Gateways whose
+    /// selector matches --labels and the VirtualServices bound to them.
+    #[arg(long = "gateway", value_parser = parse_gateway)]
+    gateways: Vec<(u16, SocketAddr)>,
     /// The proxy's namespace: short host names and exportTo are relative to it.
     #[arg(long, default_value = "default")]
     namespace: String,
@@ -76,6 +81,19 @@ fn parse_port(s: &str) -> Result<(String, u32), String> {
     Ok((name.to_string(), port))
 }
 
+fn parse_gateway(s: &str) -> Result<(u16, SocketAddr), String> {
+    let (port, addr) = s.split_once('=').ok_or(format!(
+        "gateway {s:?} is not PORT=ADDRESS (e.g. 80=127.0.0.1:8000)"
+    ))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("gateway {s:?}: {port:?} is not a port number"))?;
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("gateway {s:?}: {addr:?} is not an address like 127.0.0.1:8000"))?;
+    Ok((port, addr))
+}
+
 fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
     s.split(',')
         .filter(|p| !p.is_empty())
@@ -103,7 +121,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .build(),
     }
     .context("starting the runtime")?;
-    let id = format!("sidecar~{}.{}", args.workload, args.namespace);
+    let gateway = !args.gateways.is_empty();
+    // Istio's node types: `sidecar` beside a workload, `router` for a gateway.
+    let role = if gateway { "router" } else { "sidecar" };
+    let id = format!("{role}~{}.{}", args.workload, args.namespace);
     let registration =
         args.address
             .clone()
@@ -122,9 +143,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             inbound: args.inbound,
             admin: args.admin,
             app: args.app,
+            gateways: args.gateways,
             scope: ProxyScope {
                 namespace: args.namespace,
                 labels: args.labels,
+                gateway,
             },
             detect_timeout: args.protocol_detection_timeout,
             drain: args.drain,

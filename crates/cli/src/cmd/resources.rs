@@ -415,7 +415,7 @@ pub fn describe(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
                 resources.extend(loaded.resources.into_iter().map(|l| l.resource));
             }
         }
-        let scope = weft_model::ProxyScope { namespace: args.namespace.clone(), labels: Default::default() };
+        let scope = weft_model::ProxyScope { namespace: args.namespace.clone(), ..Default::default() };
         let mesh = weft_model::build(&resources, &scope).map_err(|e| anyhow::anyhow!("{e}"))?;
         let hostname = weft_model::host::resolve(&args.name, &args.namespace);
         let Some(service) = mesh.services.get(&hostname) else {

@@ -33,6 +33,12 @@ pub enum Direction {
     Outbound,
     /// Traffic from the mesh to the local app.
     Inbound,
+    /// Traffic entering the mesh at an ingress gateway, on the listener serving the
+    /// Gateway servers of `port` (routed by the VirtualServices bound to them).
+    Gateway {
+        /// The Gateway server port.
+        port: u16,
+    },
 }
 
 /// Tunables of the HTTP path.
@@ -96,6 +102,15 @@ impl HttpProxy {
         let snapshot = self.snapshots.load();
         let grpc = headers::is_grpc(req.headers());
         if req.method() == Method::CONNECT {
+            // A gateway is not a forward proxy: tunnels would reach past its routes.
+            if let Direction::Gateway { .. } = self.direction {
+                return local_reply::reply(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ResponseFlags::NONE,
+                    "CONNECT is not served by a gateway",
+                    grpc,
+                );
+            }
             return upgrade::connect(&snapshot, req).await;
         }
         let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
@@ -136,12 +151,16 @@ impl HttpProxy {
                 grpc,
             );
         };
-        // A redirected connection uses the listener (original destination) port, as in Istio.
-        let port = down
-            .original_dst
-            .map(|a| a.port())
-            .or(port_of(&authority))
-            .unwrap_or(80);
+        // A redirected connection uses the listener (original destination) port, as in
+        // Istio; a gateway listener uses its Gateway server port.
+        let port = match self.direction {
+            Direction::Gateway { port } => port,
+            _ => down
+                .original_dst
+                .map(|a| a.port())
+                .or(port_of(&authority))
+                .unwrap_or(80),
+        };
         let path = req
             .uri()
             .path_and_query()

@@ -38,6 +38,29 @@ impl Harness {
 
     /// Starts a proxy fronting `app` on its inbound listener.
     pub async fn start_with(yaml: &str, app: Option<SocketAddr>) -> Harness {
+        Harness::start_as(yaml, app, ProxyScope::default(), Vec::new()).await
+    }
+
+    /// Starts an ingress gateway proxy with `labels`, serving Gateway port 80 on an
+    /// ephemeral port (`proxy.gateways[0].1`).
+    pub async fn gateway(yaml: &str, labels: &[(&str, &str)]) -> Harness {
+        let scope = ProxyScope {
+            namespace: "istio-system".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            gateway: true,
+        };
+        Harness::start_as(yaml, None, scope, vec![(80, any_port())]).await
+    }
+
+    async fn start_as(
+        yaml: &str,
+        app: Option<SocketAddr>,
+        scope: ProxyScope,
+        gateways: Vec<(u16, SocketAddr)>,
+    ) -> Harness {
         let dir = temp_dir();
         std::fs::write(dir.join("mesh.yaml"), yaml).expect("write config");
         let opts = ProxyOptions {
@@ -46,7 +69,8 @@ impl Harness {
             inbound: any_port(),
             admin: any_port(),
             app,
-            scope: ProxyScope::default(),
+            gateways,
+            scope,
             detect_timeout: Duration::from_millis(100),
             drain: Duration::from_secs(1),
             control: None,
