@@ -21,6 +21,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "service": "recommendation-service",
             "version": VERSION,
             "movie": MOVIES.get(VERSION, "Metropolis"),
+            # The name the caller used: with weft it is the plain service name.
+            "host": self.headers.get("host"),
             "trace": {h: self.headers[h] for h in TRACE_HEADERS if self.headers.get(h)},
         }).encode()
         self.send_response(200)

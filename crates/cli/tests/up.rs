@@ -4,6 +4,9 @@
 //! shifts the split to 10/90, the fault rule makes every call fail with 500, `weft
 //! delete` restores the even split, and `weft down` stops every process (twice is fine).
 
+// The skip notice goes to the terminal on purpose.
+#![allow(clippy::print_stderr)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use weft_testkit::binomial_tolerance;
 
-/// Both tests use the addresses 127.0.10.N: one mesh at a time.
+/// The tests use the addresses 127.0.10.N, or the bridge weft0: one mesh at a time.
 static ONE_MESH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -42,15 +45,17 @@ impl Drop for Down {
     }
 }
 
-/// GET `/api` on bff-service through its sidecar's inbound listener: (status, body).
-fn call_bff() -> (u16, String) {
-    let mut stream = TcpStream::connect("127.0.10.1:15006").expect("bff sidecar accepts");
+/// GET `/api` on bff-service through the ingress gateway at `ingress`: (status, body).
+fn call_bff(ingress: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(ingress).expect("the ingress gateway accepts");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    stream
-        .write_all(b"GET /api HTTP/1.1\r\nhost: bff-service\r\nconnection: close\r\n\r\n")
-        .expect("request sent");
+    write!(
+        stream,
+        "GET /api HTTP/1.1\r\nhost: {ingress}\r\nconnection: close\r\n\r\n"
+    )
+    .expect("request sent");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("answer read");
     let status = answer
@@ -61,12 +66,17 @@ fn call_bff() -> (u16, String) {
     (status, answer)
 }
 
-/// Share of `n` calls recommendation-service v1 answered (all must succeed).
-fn v1_share(n: u32) -> f64 {
+/// Share of `n` calls recommendation-service v1 answered (all must succeed, and
+/// bff-service must have called it by its plain name).
+fn v1_share(ingress: &str, n: u32) -> f64 {
     let mut v1 = 0;
     for _ in 0..n {
-        let (status, body) = call_bff();
+        let (status, body) = call_bff(ingress);
         assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains(r#""host": "recommendation-service:8080""#),
+            "bff-service did not use the plain service name: {body}"
+        );
         if body.contains(r#""version": "v1""#) {
             v1 += 1;
         } else {
@@ -89,13 +99,14 @@ fn alive(pid: &str) -> bool {
         && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
-/// A scratch state directory (the mesh in it is stopped at the end) and free control
-/// plane ports; holding it also holds the one-mesh lock.
+/// A scratch state directory (the mesh in it is stopped at the end), free control
+/// plane and ingress ports; holding it also holds the one-mesh lock.
 struct Scratch {
     dir: PathBuf,
     state_dir: String,
     api: String,
     xds: String,
+    ingress: String,
     _down: Down,
     _one: std::sync::MutexGuard<'static, ()>,
 }
@@ -108,58 +119,57 @@ fn scratch(name: &str) -> Scratch {
         state_dir: dir.to_string_lossy().to_string(),
         api: format!("127.0.0.1:{}", free_port()),
         xds: format!("127.0.0.1:{}", free_port()),
+        ingress: format!("127.0.0.1:{}", free_port()),
         _down: Down(dir.clone()),
         dir,
         _one: one,
     }
 }
 
-#[test]
-fn up_runs_the_seed_scenario_and_down_stops_it() {
-    let s = scratch("up");
-    let (dir, state_dir, api, xds) = (&s.dir, &s.state_dir, &s.api, &s.xds);
+impl Scratch {
+    fn up(&self, mode: &str) -> std::process::Output {
+        weft(&[
+            "up",
+            "-f",
+            "examples/up/recommendation.yaml",
+            "--mode",
+            mode,
+            "--state-dir",
+            &self.state_dir,
+            "--api",
+            &self.api,
+            "--xds",
+            &self.xds,
+            "--ingress",
+            &self.ingress,
+        ])
+    }
 
-    let up = weft(&[
-        "up",
-        "-f",
-        "examples/up/recommendation.yaml",
-        "--state-dir",
-        state_dir,
-        "--api",
-        api,
-        "--xds",
-        xds,
-    ]);
-    let printed = String::from_utf8_lossy(&up.stdout);
-    assert!(
-        up.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    assert!(printed.contains("sidecars ready: 3/3"), "{printed}");
+    /// The pids `weft up` recorded: control plane, ingress, apps and sidecars.
+    fn pids(&self) -> Vec<String> {
+        let state: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(self.dir.join("state.json")).expect("state file"),
+        )
+        .expect("state JSON");
+        let mut pids = vec![
+            state["control_pid"].to_string(),
+            state["ingress"]["pid"].to_string(),
+        ];
+        for w in state["workloads"].as_array().expect("workloads") {
+            pids.push(w["app_pid"].to_string());
+            pids.push(w["sidecar_pid"].to_string());
+        }
+        pids
+    }
+}
 
-    // A second `weft up` on a running mesh is refused, not doubled.
-    let again = weft(&[
-        "up",
-        "-f",
-        "examples/up/recommendation.yaml",
-        "--state-dir",
-        state_dir,
-        "--api",
-        api,
-        "--xds",
-        xds,
-    ]);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already up"));
-
-    let status = weft(&["status", "--state-dir", state_dir]);
-    let table = String::from_utf8_lossy(&status.stdout);
-    assert_eq!(table.matches(" ready ").count(), 3, "{table}");
-
+/// The seed scenario on a mesh that is up: even split, 10/90 after the rule, every call
+/// 500 with the fault, even again after deleting the rules (binomial tolerances).
+fn seed_scenario(s: &Scratch) {
+    let (api, ingress) = (&s.api, s.ingress.as_str());
     // No VirtualService: both versions answer, about evenly.
     let n = 200;
-    let share = v1_share(n);
+    let share = v1_share(ingress, n);
     let tolerance = binomial_tolerance(n, 0.5, 4.0) / f64::from(n);
     assert!(
         (share - 0.5).abs() < tolerance,
@@ -179,8 +189,8 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
         "{}",
         String::from_utf8_lossy(&applied.stderr)
     );
-    wait_for("the 10/90 split", || v1_share(20) <= 0.25);
-    let share = v1_share(n);
+    wait_for("the 10/90 split", || v1_share(ingress, 20) <= 0.25);
+    let share = v1_share(ingress, n);
     let tolerance = binomial_tolerance(n, 0.1, 4.0) / f64::from(n);
     assert!(
         (share - 0.1).abs() < tolerance,
@@ -200,9 +210,9 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
         "{}",
         String::from_utf8_lossy(&fault.stderr)
     );
-    wait_for("the fault", || call_bff().0 == 500);
+    wait_for("the fault", || call_bff(ingress).0 == 500);
     for _ in 0..20 {
-        let (status, body) = call_bff();
+        let (status, body) = call_bff(ingress);
         assert_eq!(status, 500, "{body}");
     }
 
@@ -219,24 +229,44 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
         "{}",
         String::from_utf8_lossy(&deleted.stderr)
     );
-    wait_for("recovery", || call_bff().0 == 200);
-    let share = v1_share(n);
+    wait_for("recovery", || call_bff(ingress).0 == 200);
+    let share = v1_share(ingress, n);
     let tolerance = binomial_tolerance(n, 0.5, 4.0) / f64::from(n);
     assert!(
         (share - 0.5).abs() < tolerance,
         "v1 share {share} after delete"
     );
+}
+
+#[test]
+fn up_runs_the_seed_scenario_and_down_stops_it() {
+    let s = scratch("up");
+    let state_dir = &s.state_dir;
+
+    let up = s.up("loopback");
+    let printed = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        up.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(printed.contains("sidecars ready: 3/3"), "{printed}");
+
+    // A second `weft up` on a running mesh is refused, not doubled.
+    let again = s.up("loopback");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already up"));
+
+    let status = weft(&["status", "--state-dir", state_dir]);
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(table.matches(" ready ").count(), 3, "{table}");
+    assert!(table.contains("ingress gateway: http://"), "{table}");
+
+    seed_scenario(&s);
 
     // Down stops every process it started; a second down is a no-op.
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("state.json")).expect("state file"))
-            .expect("state JSON");
-    let mut pids = vec![state["control_pid"].to_string()];
-    for w in state["workloads"].as_array().expect("workloads") {
-        pids.push(w["app_pid"].to_string());
-        pids.push(w["sidecar_pid"].to_string());
-    }
-    assert_eq!(pids.len(), 7);
+    let pids = s.pids();
+    assert_eq!(pids.len(), 8);
     let down = weft(&["down", "--state-dir", state_dir]);
     assert!(down.status.success());
     for pid in &pids {
@@ -251,6 +281,7 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
 fn demo_narrates_the_scenario_and_stops_the_mesh() {
     let s = scratch("demo");
     let (dir, state_dir, api, xds) = (&s.dir, &s.state_dir, &s.api, &s.xds);
+    // The default mode: namespace mode as root (CI), loopback otherwise.
     let demo = weft(&[
         "demo",
         "--no-pause",
@@ -262,6 +293,8 @@ fn demo_narrates_the_scenario_and_stops_the_mesh() {
         api,
         "--xds",
         xds,
+        "--ingress",
+        &s.ingress,
     ]);
     let printed = String::from_utf8_lossy(&demo.stdout);
     assert!(
@@ -312,6 +345,7 @@ fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
     let _guard = Down(dir.join("up"));
     let api = format!("127.0.0.1:{}", free_port());
     let xds = format!("127.0.0.1:{}", free_port());
+    let ingress = format!("127.0.0.1:{}", free_port());
     let mut control = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["control", "--api", &api, "--xds", &xds, "--state-dir"])
         .arg(dir.join("control"))
@@ -325,12 +359,16 @@ fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
         "up",
         "-f",
         "examples/up/recommendation.yaml",
+        "--mode",
+        "loopback",
         "--state-dir",
         &state_dir,
         "--api",
         &api,
         "--xds",
         &xds,
+        "--ingress",
+        &ingress,
     ]);
     let printed = String::from_utf8_lossy(&up.stdout);
     assert!(
@@ -342,7 +380,7 @@ fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
         printed.contains("using the control plane already running"),
         "{printed}"
     );
-    let (status, body) = call_bff();
+    let (status, body) = call_bff(&ingress);
     assert_eq!(status, 200, "{body}");
 
     let down = weft(&["down", "--state-dir", &state_dir]);
@@ -369,4 +407,147 @@ fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
     let _ = control.kill();
     let _ = control.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn output_of(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} is required for this test: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What namespace mode leaves on the host: namespaces, links, iptables rules and
+/// hosts-file directories named after weft.
+fn weft_network_leftovers() -> Vec<String> {
+    let mut left: Vec<String> = output_of("ip", &["netns", "list"])
+        .lines()
+        .chain(output_of("ip", &["-o", "link", "show"]).lines())
+        .chain(output_of("iptables-save", &[]).lines())
+        .filter(|l| l.contains("weft"))
+        .map(str::to_string)
+        .collect();
+    if let Ok(dirs) = std::fs::read_dir("/etc/netns") {
+        left.extend(
+            dirs.flatten()
+                .map(|d| d.path().display().to_string())
+                .filter(|p| p.contains("weft")),
+        );
+    }
+    left
+}
+
+#[test]
+fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
+    if !is_root() {
+        eprintln!(
+            "SKIPPED: namespace mode needs root (network namespaces and iptables); run the tests as root to include it"
+        );
+        return;
+    }
+    let s = scratch("netns");
+    assert_eq!(
+        weft_network_leftovers(),
+        Vec::<String>::new(),
+        "the host had weft namespaces before the test"
+    );
+    let up = s.up("namespace");
+    let printed = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        up.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(printed.contains("namespace mode"), "{printed}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.dir.join("state.json")).expect("state"))
+            .expect("state JSON");
+
+    // Each app runs in its own namespace with a plain network: no proxy settings, and
+    // service names that resolve (hosts file) to virtual IPs that exist nowhere.
+    for w in state["workloads"].as_array().expect("workloads") {
+        let pid = w["app_pid"].to_string();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+        let environ = String::from_utf8_lossy(&environ).to_lowercase();
+        assert!(!environ.contains("http_proxy"), "{w}: {environ}");
+        let ns = w["netns"].as_str().expect("a namespace per workload");
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{pid}/ns/net")).expect("app netns"),
+            std::fs::read_link(format!("/proc/{}/ns/net", w["sidecar_pid"]))
+                .expect("sidecar netns"),
+            "{ns}: app and sidecar share one network namespace"
+        );
+        let hosts = std::fs::read_to_string(format!("/etc/netns/{ns}/hosts")).expect("hosts");
+        assert!(hosts.contains(" recommendation-service\n"), "{hosts}");
+    }
+    let bff_ns = "weft-bff-service";
+    let resolved = output_of(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            bff_ns,
+            "getent",
+            "hosts",
+            "recommendation-service",
+        ],
+    );
+    assert!(resolved.starts_with("198.19."), "{resolved}");
+    let vip = resolved.split_whitespace().next().expect("an address");
+    assert!(
+        !output_of("ip", &["-o", "addr", "show"]).contains(vip),
+        "virtual IP {vip} is assigned on the host"
+    );
+
+    seed_scenario(&s);
+
+    // The bff app's calls went through its own sidecar's outbound redirect.
+    let counters = output_of(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            bff_ns,
+            "iptables",
+            "-t",
+            "nat",
+            "-L",
+            "WEFT_OUTPUT",
+            "-v",
+            "-n",
+            "-x",
+        ],
+    );
+    let redirected: u64 = counters
+        .lines()
+        .find(|l| l.contains("redir ports 15001"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        redirected >= 400,
+        "outbound redirects in {bff_ns}: {counters}"
+    );
+
+    let pids = s.pids();
+    let down = weft(&["down", "--state-dir", &s.state_dir]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    for pid in &pids {
+        assert!(!alive(pid), "process {pid} still runs after weft down");
+    }
+    assert_eq!(weft_network_leftovers(), Vec::<String>::new());
+    let twice = weft(&["down", "--state-dir", &s.state_dir]);
+    assert!(twice.status.success());
 }

@@ -102,10 +102,13 @@ pub async fn handle(
     match (method, &target.name) {
         (Method::GET, None) if watch => watch_stream(&store, &target),
         (Method::GET, None) => {
+            // As Kubernetes: the list's resourceVersion is the store's (taken first, so
+            // the items are at least that recent).
+            let version = store.version();
             let items: Vec<Resource> = store.list(target.kind, target.namespace.as_deref());
             json_response(
                 StatusCode::OK,
-                &json!({"apiVersion": format!("{}/{}", target.kind.group(), target.version), "kind": format!("{}List", target.kind), "items": items}),
+                &json!({"apiVersion": format!("{}/{}", target.kind.group(), target.version), "kind": format!("{}List", target.kind), "metadata": {"resourceVersion": version.to_string()}, "items": items}),
             )
         }
         (Method::GET, Some(name)) => match store.get(&key(&target, name)) {

@@ -40,6 +40,12 @@ pub struct Args {
     /// The control plane's proxy stream.
     #[arg(long, default_value = "127.0.0.1:15010")]
     xds: SocketAddr,
+    /// How workloads join the mesh (see `weft up --mode`).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "namespace", "loopback"])]
+    mode: String,
+    /// Where the ingress gateway listens (default: the manifest's, 127.0.0.1:8000).
+    #[arg(long)]
+    ingress: Option<SocketAddr>,
 }
 
 /// Stops the demo's mesh however the demo ends.
@@ -78,12 +84,15 @@ impl Tally {
     }
 }
 
-/// One GET through bff-service's sidecar: (status, body).
-fn call(bff: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream =
-        TcpStream::connect(bff).with_context(|| format!("calling bff-service at {bff}"))?;
+/// One GET of bff-service's `/api` through the ingress gateway: (status, body).
+fn call(ingress: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(ingress)
+        .with_context(|| format!("calling bff-service through the ingress at {ingress}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(b"GET /api HTTP/1.1\r\nhost: bff-service\r\nconnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET /api HTTP/1.1\r\nhost: {ingress}\r\nconnection: close\r\n\r\n"
+    )?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
     let status = answer
@@ -125,8 +134,6 @@ fn weft(args: &[&str], file: Option<&PathBuf>) -> anyhow::Result<()> {
     if !cmd.status()?.success() {
         bail!("`weft {}` failed", shown.join(" "));
     }
-    // The control plane pushes within a second; give the sidecars that second.
-    std::thread::sleep(Duration::from_millis(1500));
     Ok(())
 }
 
@@ -149,20 +156,27 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     );
     super::up::up(&UpArgs {
         file: args.file.clone(),
-        mode: "loopback".into(),
+        mode: args.mode.clone(),
         state_dir: args.state_dir.clone(),
         api: args.api,
         xds: args.xds,
+        ingress: args.ingress,
     })?;
     let _guard = MeshGuard(args.state_dir.clone());
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(args.state_dir.join("state.json"))?)?;
-    let bff = state["workloads"]
-        .as_array()
-        .and_then(|w| w.iter().find(|w| w["service"] == "bff-service"))
-        .and_then(|w| w["address"].as_str())
-        .map(|a| format!("{a}:15006"))
-        .context("the manifest has no bff-service workload")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let ids: Vec<String> = super::up::state::State::load(&args.state_dir)?
+        .map(|s| s.proxy_ids())
+        .unwrap_or_default();
+    // Every sidecar has what was just applied before the next calls.
+    let settle = || super::up::wait_for_config(&runtime, &server, &ids);
+    let bff = state["ingress"]["address"]
+        .as_str()
+        .map(str::to_string)
+        .context("the mesh has no ingress gateway")?;
 
     step(&format!(
         "2. No routing rule yet: {calls} calls to bff-service spread evenly over v1 and v2"
@@ -174,6 +188,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         &["apply", "--server", &server, "-f"],
         Some(&args.rules.join("virtual-service.yaml")),
     )?;
+    settle();
     tally(&bff, calls)?.print(calls);
 
     step("4. A fault rule aborts every call to recommendation-service with HTTP 500");
@@ -181,6 +196,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         &["apply", "--server", &server, "-f"],
         Some(&args.rules.join("virtual-service-fault.yaml")),
     )?;
+    settle();
     tally(&bff, calls)?.print(calls);
 
     step("5. Delete the rules: the even split is back");
@@ -194,10 +210,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ],
         None,
     )?;
+    settle();
     tally(&bff, calls)?.print(calls);
 
     println!(
-        "\nThe page itself: open http://{bff}/ while a mesh runs (`weft up -f {}`).",
+        "\nThe page itself: run `weft up -f {}` and open http://{bff}/ (bff-service, through the ingress gateway).",
         args.file.display()
     );
     Ok(ExitCode::SUCCESS)

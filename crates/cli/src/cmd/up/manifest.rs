@@ -1,0 +1,178 @@
+//! The `weft up` manifest: the workloads of a mesh, its ingress, and the Istio resources
+//! to apply once it is up (format: docs/up.md).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use serde::Deserialize;
+
+/// Most workloads one mesh can hold (one address each in a /24).
+pub const MAX_WORKLOADS: usize = 250;
+
+/// A `weft up` manifest.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// The workloads to run.
+    pub workloads: Vec<Workload>,
+    /// Istio resource files to apply once the mesh is up.
+    #[serde(default)]
+    pub resources: Vec<PathBuf>,
+    /// The ingress gateway.
+    #[serde(default)]
+    pub ingress: Ingress,
+}
+
+/// One workload: an app and its sidecar.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    /// Workload name (unique; a DNS label of at most 40 characters).
+    pub name: String,
+    /// The service it belongs to.
+    pub service: String,
+    /// Namespace.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Service account.
+    #[serde(default = "default_namespace")]
+    pub service_account: String,
+    /// Extra labels (`version: v2`); `app: <service>` is added.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The app's command and arguments.
+    pub command: Vec<String>,
+    /// The port the app listens on (also the service port).
+    pub port: u16,
+    /// Extra environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// The ingress gateway `weft up` runs: a `weft proxy` labelled `istio: ingressgateway`
+/// serving the Gateway servers of `port` at `address` on the host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ingress {
+    /// Where browsers and curl reach it.
+    #[serde(default = "default_ingress_address")]
+    pub address: SocketAddr,
+    /// The Gateway server port it serves (`servers[].port.number`).
+    #[serde(default = "default_ingress_port")]
+    pub port: u16,
+}
+
+impl Default for Ingress {
+    fn default() -> Self {
+        Ingress {
+            address: default_ingress_address(),
+            port: default_ingress_port(),
+        }
+    }
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+fn default_ingress_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8000))
+}
+
+fn default_ingress_port() -> u16 {
+    80
+}
+
+/// Reads and checks a manifest; every mistake names the file, line and field.
+pub fn read(path: &Path) -> anyhow::Result<Manifest> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let docs = weft_api::source::parse_documents(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), e.pos, e.message))?;
+    let doc = docs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{} is empty", path.display()))?;
+    let ctx = std::cell::RefCell::new(weft_api::source::ReadContext::default());
+    let read = weft_api::source::from_node::<Manifest>(doc, "", &ctx);
+    let located = |pos: Option<weft_api::source::Pos>, field: Option<String>, message: &str| {
+        format!(
+            "{}:{}: {}: {message}",
+            path.display(),
+            pos.unwrap_or_default(),
+            field.unwrap_or_default()
+        )
+    };
+    let mut errors: Vec<String> = ctx
+        .borrow()
+        .errors
+        .iter()
+        .map(|e| located(e.pos, e.path.clone(), &e.message))
+        .collect();
+    let manifest = match read {
+        Ok(m) => Some(m),
+        Err(e) => {
+            errors.push(located(e.pos, e.path, &e.message));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        bail!("invalid manifest:\n  {}", errors.join("\n  "));
+    }
+    let manifest = manifest.ok_or_else(|| anyhow::anyhow!("invalid manifest"))?;
+    check(&manifest).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(manifest)
+}
+
+fn check(manifest: &Manifest) -> Result<(), String> {
+    use weft_api::validate::checks::is_dns1123_label;
+    let mut names = std::collections::BTreeSet::new();
+    for (i, w) in manifest.workloads.iter().enumerate() {
+        let at = format!("workloads[{i}]");
+        // The name becomes the network namespace `weft-<name>`.
+        if !is_dns1123_label(&w.name) || w.name.len() > 40 {
+            return Err(format!(
+                "{at}.name: {:?} must be a DNS label (lower-case letters, digits, '-') of at most 40 characters",
+                w.name
+            ));
+        }
+        if !names.insert(&w.name) {
+            return Err(format!("{at}.name: workload {:?} is listed twice", w.name));
+        }
+        for (field, value) in [("service", &w.service), ("namespace", &w.namespace)] {
+            if !is_dns1123_label(value) {
+                return Err(format!("{at}.{field}: {value:?} must be a DNS label"));
+            }
+        }
+        if w.command.is_empty() {
+            return Err(format!(
+                "{at}.command: workload {:?} has an empty command",
+                w.name
+            ));
+        }
+        if w.port == 0 || [15000, 15001, 15006, 15020].contains(&w.port) {
+            return Err(format!(
+                "{at}.port: {} is not available to apps (0 and the sidecar's 15000, 15001, 15006, 15020 are taken)",
+                w.port
+            ));
+        }
+    }
+    if manifest.workloads.len() > MAX_WORKLOADS {
+        return Err(format!(
+            "workloads: at most {MAX_WORKLOADS} workloads fit one mesh"
+        ));
+    }
+    // A service's port is its workloads' port: they must agree.
+    let mut ports: BTreeMap<(&str, &str), u16> = BTreeMap::new();
+    for w in &manifest.workloads {
+        let port = *ports.entry((&w.namespace, &w.service)).or_insert(w.port);
+        if port != w.port {
+            return Err(format!(
+                "workload {:?}: service {}.{} already has port {port} (from another workload), not {}",
+                w.name, w.service, w.namespace, w.port
+            ));
+        }
+    }
+    Ok(())
+}
