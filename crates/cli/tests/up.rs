@@ -331,6 +331,15 @@ fn demo_narrates_the_scenario_and_stops_the_mesh() {
         })
         .unwrap_or(0);
     assert_eq!(count_500, 30, "{fault}");
+    // Once the rules are deleted (and every proxy has that), no call fails.
+    let after = printed
+        .split("5. Delete the rules")
+        .nth(1)
+        .expect("delete step");
+    assert!(
+        !after.lines().any(|l| l.trim().starts_with("500")),
+        "{after}"
+    );
     assert!(
         !dir.join("state.json").exists(),
         "the demo left its mesh running"

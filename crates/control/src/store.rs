@@ -336,11 +336,17 @@ impl Store {
     /// Deletes the resource at `key`.
     pub fn delete(&self, key: &Key) -> Result<Resource, StoreError> {
         let mut inner = self.lock();
-        let Some(old) = inner.resources.get(key).cloned() else {
+        let Some(mut old) = inner.resources.get(key).cloned() else {
             return Err(StoreError::NotFound(key.clone()));
         };
+        // A deletion is a change too: as in Kubernetes it gets the next resourceVersion,
+        // so whoever waits for "version V is in force" also waits for deletions.
+        let version = inner.last_version + 1;
+        self.reserve(&mut inner, version)?;
         self.persist(key, None)?;
+        inner.last_version = version;
         inner.resources.remove(key);
+        old.metadata_mut().resource_version = Some(version.to_string());
         let _ = self.events.send(Event {
             kind: "DELETED",
             object: old.clone(),
@@ -563,7 +569,13 @@ mod tests {
             .and_then(|v| v.parse().ok())
             .expect("a version");
         assert!(after_restart > 2, "versions continue after a restart");
-        reopened.delete(&key).expect("delete");
+        let deleted = reopened.delete(&key).expect("delete");
+        assert_eq!(
+            deleted.metadata().resource_version,
+            Some((after_restart + 1).to_string()),
+            "a deletion takes the next version"
+        );
+        assert_eq!(reopened.version(), after_restart + 1);
         drop(reopened);
         // The deleted resource held the highest version: a restart must not hand it out again.
         let again = Store::open(&dir).expect("reopen");

@@ -186,6 +186,7 @@ pub fn create_namespace(
     ip(&[
         "link", "add", &host_end, "type", "veth", "peer", "name", &peer,
     ])?;
+    network.veths.push(host_end.clone());
     ip(&["link", "set", &peer, "netns", name])?;
     ip(&["link", "set", &host_end, "master", BRIDGE, "up"])?;
     ip(&["-n", name, "link", "set", &peer, "name", "eth0"])?;
@@ -244,11 +245,25 @@ pub fn exec_in(name: &str) -> Command {
 /// problems met (each also left in place for a later `weft down`).
 pub fn remove(network: &mut Network) -> Vec<String> {
     let mut problems = Vec::new();
+    // The kernel tears a deleted namespace down asynchronously, its veth with it; deleting
+    // the host end first removes the pair at once.
+    network.veths.retain(|veth| {
+        if !Path::new(&format!("/sys/class/net/{veth}")).exists() {
+            return false;
+        }
+        match ip(&["link", "delete", veth]) {
+            Ok(()) => false,
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                true
+            }
+        }
+    });
     network.namespaces.retain(|name| {
         if !Path::new(&format!("/run/netns/{name}")).exists() {
             return false;
         }
-        // Deleting the namespace deletes its veth pair and its rules with it.
+        // Deleting the namespace deletes its rules with it.
         match ip(&["netns", "delete", name]) {
             Ok(()) => false,
             Err(e) => {

@@ -80,6 +80,9 @@ pub struct Network {
     /// The network namespaces.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// The host ends of their veth pairs.
+    #[serde(default)]
+    pub veths: Vec<String>,
     /// The `/etc/netns/NAME` directories holding their hosts files.
     #[serde(default)]
     pub etc_dirs: Vec<PathBuf>,
