@@ -141,6 +141,15 @@ spec:
   hosts: [reviews.default.svc.cluster.local]
   http:
   - route: [{destination: {host: reviews, subset: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-ingress}
+spec:
+  hosts: [shop.example.com]
+  gateways: [istio-system/ingress]
+  http:
+  - route: [{destination: {host: reviews}}]
 "#;
     let o = weft(&["analyze", "-f", "-"], Some(&format!("{SERVICE}{rules}")));
     assert_eq!(o.status.code(), Some(1));
@@ -151,6 +160,7 @@ spec:
         "Warning [IST0130] (VirtualService default/reviews -:26) VirtualService rule #1 not used",
         "Warning [WEFT0001] (DestinationRule default/reviews -:17) subset \"v2\" of reviews.default.svc.cluster.local selects no endpoint",
         "Error [IST0109]",
+        "Error [IST0101] (VirtualService default/reviews-ingress -:42) Referenced gateway not found: \"istio-system/ingress\"",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in\n{out}");
     }

@@ -173,11 +173,36 @@ fn known(resources: &[LocatedResource]) -> Known<'_> {
 pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     let known = known(resources);
     let mut out = Vec::new();
+    let gateways: std::collections::BTreeSet<(String, String)> = resources
+        .iter()
+        .filter_map(|r| match &r.resource {
+            Resource::Gateway(g) => {
+                Some((g.metadata.namespace().to_string(), g.metadata.name.clone()))
+            }
+            _ => None,
+        })
+        .collect();
     let mut mesh_hosts: BTreeMap<String, Vec<&LocatedResource>> = BTreeMap::new();
     for r in resources {
         match &r.resource {
             Resource::VirtualService(v) => {
                 destinations(r, v, &known, &mut out);
+                for (i, g) in v.spec.gateways.iter().enumerate() {
+                    let reference = crate::gateway::reference(g, v.metadata.namespace());
+                    if g != weft_api::networking::virtual_service::MESH_GATEWAY
+                        && !gateways.contains(&reference)
+                    {
+                        out.push(finding(
+                            codes::REFERENCED_RESOURCE_NOT_FOUND,
+                            Severity::Error,
+                            format!(
+                                "Referenced gateway not found: \"{}/{}\" (no gateway proxy serves this VirtualService through it)",
+                                reference.0, reference.1
+                            ),
+                            vec![involved(r, &format!("spec.gateways[{i}]"))],
+                        ));
+                    }
+                }
                 unreachable_rules(r, &v.spec, &mut out);
                 if v.spec.binds_to_mesh() {
                     for h in &v.spec.hosts {
