@@ -90,8 +90,9 @@ pub(crate) fn route_tables(
     virtual_services.sort_by_key(|v| age(v));
 
     let mut vhosts: BTreeMap<u16, Vec<VirtualHost>> = BTreeMap::new();
-    // A host on a port goes to the first (oldest) VirtualService that claims it.
-    let mut claimed: BTreeSet<(u16, String)> = BTreeSet::new();
+    // As Istio does for gateways, VirtualServices sharing a host on a port are merged:
+    // their routes are concatenated, oldest VirtualService first.
+    let mut index: BTreeMap<(u16, String), usize> = BTreeMap::new();
     for g in selecting(resources, scope) {
         let gateway = (g.metadata.namespace().to_string(), g.metadata.name.clone());
         for server in &g.spec.servers {
@@ -119,28 +120,37 @@ pub(crate) fn route_tables(
                     hosts: hosts.clone(),
                     gateway: Some(gateway.clone()),
                 };
-                for h in &hosts {
-                    let Some(name) = server
-                        .hosts
-                        .iter()
-                        .find_map(|sh| served_name(sh, &gateway.0, vs_ns, h))
-                    else {
-                        continue;
-                    };
-                    if !claimed.insert((port, name.clone())) {
-                        continue;
+                let names: BTreeSet<String> = hosts
+                    .iter()
+                    .flat_map(|h| {
+                        server
+                            .hosts
+                            .iter()
+                            .filter_map(|sh| served_name(sh, &gateway.0, vs_ns, h))
+                    })
+                    .collect();
+                if names.is_empty() {
+                    continue;
+                }
+                let routes = http_routes(&bound, port, services, scope)?;
+                let table = vhosts.entry(port).or_default();
+                for name in names {
+                    match index.get(&(port, name.clone())) {
+                        Some(&i) => table[i].routes.extend(routes.iter().cloned()),
+                        None => {
+                            index.insert((port, name.clone()), table.len());
+                            let domains = if name == "*" {
+                                vec![name.clone()]
+                            } else {
+                                domains(std::slice::from_ref(&name), port)
+                            };
+                            table.push(VirtualHost {
+                                name: format!("{name}:{port}"),
+                                domains,
+                                routes: routes.clone(),
+                            });
+                        }
                     }
-                    let routes = http_routes(&bound, port, services, scope)?;
-                    let domains = if name == "*" {
-                        vec![name.clone()]
-                    } else {
-                        domains(std::slice::from_ref(&name), port)
-                    };
-                    vhosts.entry(port).or_default().push(VirtualHost {
-                        name: format!("{name}:{port}"),
-                        domains,
-                        routes,
-                    });
                 }
             }
         }

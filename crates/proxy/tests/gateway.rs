@@ -139,3 +139,69 @@ spec:
     assert_eq!(got.header("x-weft-response-flags"), Some("NR"));
     assert_eq!(web.hits(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_hosts_merge_virtual_services_and_clients_cannot_pick_destinations() {
+    let a = upstream::named("a").await;
+    let b = upstream::named("b").await;
+    let yaml = format!(
+        r#"{}{}apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: shop, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: [a.example.com, b.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: first, namespace: default, creationTimestamp: "2026-01-01T00:00:00Z"}}
+spec:
+  hosts: ["*"]
+  gateways: [shop]
+  http:
+  - match: [{{uri: {{prefix: /a}}}}]
+    route: [{{destination: {{host: a}}}}]
+  - match: [{{uri: {{prefix: /elsewhere}}}}]
+    route: [{{destination: {{host: anywhere.example.com}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: second, namespace: default, creationTimestamp: "2026-01-02T00:00:00Z"}}
+spec:
+  hosts: [b.example.com]
+  gateways: [shop]
+  http:
+  - route: [{{destination: {{host: b}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: anywhere, namespace: default}}
+spec:
+  hosts: [anywhere.example.com]
+  resolution: NONE
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+---
+"#,
+        service("a", 8080, "HTTP", &[(a.addr, "v1")]),
+        service("b", 8080, "HTTP", &[(b.addr, "v1")]),
+    );
+    let h = Harness::gateway(&yaml, &[("istio", "ingressgateway")]).await;
+    // "*" under a server listing two hosts serves both.
+    assert_eq!(get(&h, "a.example.com", "/a").await.body, "a");
+    assert_eq!(get(&h, "b.example.com", "/a").await.body, "a");
+    // The later VirtualService for b.example.com adds its routes after the older one's.
+    assert_eq!(get(&h, "b.example.com", "/other").await.body, "b");
+    assert_eq!(
+        get(&h, "a.example.com", "/other").await.status.as_u16(),
+        404
+    );
+    // A destination without endpoints would forward to whatever the Host header names:
+    // a gateway refuses instead of connecting where its client says.
+    let upstream_port = a.addr.port();
+    let got = get(&h, &format!("a.example.com:{upstream_port}"), "/elsewhere").await;
+    assert_eq!(got.status.as_u16(), 503);
+    assert_eq!(got.header("x-weft-response-flags"), Some("NC"));
+    assert_eq!(a.hits(), 2);
+}

@@ -281,6 +281,15 @@ impl HttpProxy {
         // PASSTHROUGH balancing and `resolution: NONE` services forward to where the app
         // sent the request: the original destination, or the authority in explicit-proxy mode.
         if forwards_to_original(snapshot, cluster) {
+            // A gateway never lets its client choose where it connects.
+            if let Direction::Gateway { .. } = self.direction {
+                return local_reply::reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    flags | ResponseFlags::NO_CLUSTER,
+                    "a gateway does not forward to destinations the request names (PASSTHROUGH or resolution NONE)",
+                    grpc,
+                );
+            }
             let target = match down.original_dst {
                 Some(dst) => Target::Socket(dst),
                 None => {

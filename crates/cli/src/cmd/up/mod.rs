@@ -160,6 +160,7 @@ impl Starting<'_> {
     fn run(&mut self) -> anyhow::Result<()> {
         let weft = std::env::current_exe().context("finding the weft binary")?;
         if self.namespaces() {
+            netns::check_sidecar_can_run(&weft)?;
             println!(
                 "▸ namespace mode: bridge {} at {}/24",
                 netns::BRIDGE,
@@ -302,6 +303,11 @@ impl Starting<'_> {
                 self.save()?;
             } else if answer.status != http::StatusCode::CONFLICT {
                 bail!("creating the service {service}: {}", answer.message());
+            } else if self.namespaces() {
+                // Its virtual IP must be the one the hosts files give.
+                bail!(
+                    "ServiceEntry {ns}/{service} already exists in the control plane; delete it (`weft delete se {service} -n {ns}`) or stop the mesh that created it"
+                );
             }
             if self.namespaces() {
                 println!("▸ service {service}.{ns} (port {port}, virtual IP {vip})");
@@ -616,8 +622,8 @@ pub fn status(args: &StateArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .and_then(|p| p.body["proxies"].as_array().cloned())
             .and_then(|list| {
-                list.into_iter()
-                    .find(|p| p["id"].as_str().is_some_and(|id| id.contains(&w.name)))
+                let id = format!("sidecar~{}.{}", w.name, w.namespace);
+                list.into_iter().find(|p| p["id"] == id.as_str())
             })
             .and_then(|p| p["acked_version"].as_str().map(str::to_string))
             .unwrap_or_else(|| "-".into());
@@ -648,6 +654,11 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     };
+    if state.mode == "namespace" {
+        if let Some(why) = netns::unavailable() {
+            bail!("stopping a namespace-mode mesh: {why}");
+        }
+    }
     let pids: Vec<u32> = state
         .pids()
         .into_iter()
@@ -670,32 +681,48 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    for pid in &pids {
+    // Each process leads its own group: signal the group, so an app's children go too.
+    let signal = |sig: &str, pid: u32| {
         let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([sig, "--", &format!("-{pid}")])
             .stderr(Stdio::null())
             .status();
+    };
+    for pid in &pids {
+        signal("-TERM", *pid);
     }
     let deadline = Instant::now() + Duration::from_secs(8);
     while pids.iter().any(|p| state.ours(*p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    for pid in pids.iter().filter(|p| state.ours(**p)) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .stderr(Stdio::null())
-            .status();
+    for pid in &pids {
+        signal("-KILL", *pid);
     }
-    let problems = netns::remove(&mut state.network);
+    std::thread::sleep(Duration::from_millis(100));
+    let survivors: Vec<u32> = pids.iter().copied().filter(|p| state.ours(*p)).collect();
+    let mut problems = netns::remove(&mut state.network);
+    if !survivors.is_empty() {
+        problems.push(format!("processes {survivors:?} did not stop"));
+    }
     if !problems.is_empty() {
-        // Keep the state so another `weft down` can finish the job.
-        state.workloads.clear();
-        state.ingress = None;
-        state.control_pid = None;
+        // Keep what is left in the state so another `weft down` can finish the job.
+        state
+            .workloads
+            .retain(|w| survivors.contains(&w.app_pid) || survivors.contains(&w.sidecar_pid));
+        if state
+            .ingress
+            .as_ref()
+            .is_some_and(|i| !survivors.contains(&i.pid))
+        {
+            state.ingress = None;
+        }
+        if state.control_pid.is_some_and(|p| !survivors.contains(&p)) {
+            state.control_pid = None;
+        }
         state.services.clear();
         state.save(&args.state_dir)?;
         bail!(
-            "the mesh is stopped but some of its network could not be removed:\n  {}",
+            "the mesh is not completely down:\n  {}",
             problems.join("\n  ")
         );
     }

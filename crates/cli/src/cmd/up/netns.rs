@@ -82,6 +82,28 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
+/// Fails unless the sidecar's uid can run `exe` (every directory on the way searchable,
+/// the file executable by others), which `setpriv --reuid` needs.
+pub fn check_sidecar_can_run(exe: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let others_may =
+        |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 != 0);
+    let blocked = exe
+        .ancestors()
+        .skip(1)
+        .find(|dir| !dir.as_os_str().is_empty() && !others_may(dir))
+        .map(Path::to_path_buf)
+        .or_else(|| (!others_may(exe)).then(|| exe.to_path_buf()));
+    if let Some(path) = blocked {
+        bail!(
+            "namespace mode runs each sidecar as uid {SIDECAR_UID}, which cannot reach {} ({} is not open to others); install weft somewhere like /usr/local/bin, or use --mode loopback",
+            exe.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Runs a command, failing with its stderr.
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{cmd:?}").replace('"', "");
@@ -174,8 +196,15 @@ pub fn create_namespace(
     }
     // The hosts file first: `ip netns exec` binds it over /etc/hosts for every process.
     let etc = PathBuf::from("/etc/netns").join(name);
-    std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
-    network.etc_dirs.push(etc.clone());
+    std::fs::create_dir_all("/etc/netns").context("creating /etc/netns")?;
+    match std::fs::create_dir(&etc) {
+        Ok(()) => network.etc_dirs.push(etc.clone()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "{} already exists (left by another mesh?); remove it or run `weft down` for that mesh",
+            etc.display()
+        ),
+        Err(e) => bail!("creating {}: {e}", etc.display()),
+    }
     std::fs::write(etc.join("hosts"), hosts)
         .with_context(|| format!("writing {}", etc.join("hosts").display()))?;
 
@@ -241,9 +270,55 @@ pub fn exec_in(name: &str) -> Command {
     cmd
 }
 
+/// True when `name` is one weft gives (so a tampered state file cannot make `weft down`
+/// remove anything else): `weft-*` namespaces, `weftv<N>` veths, the bridge,
+/// `/etc/netns/weft-*` directories.
+fn weft_owned(network: &Network) -> Result<(), String> {
+    let numbered = |s: &str, prefix: &str| {
+        s.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let namespace = |s: &str| {
+        s.strip_prefix("weft-")
+            .is_some_and(weft_api::validate::checks::is_dns1123_label)
+    };
+    let bad = network
+        .namespaces
+        .iter()
+        .filter(|n| !namespace(n))
+        .chain(network.veths.iter().filter(|v| !numbered(v, "weftv")))
+        .chain(network.bridge.iter().filter(|b| *b != BRIDGE))
+        .cloned()
+        .chain(
+            network
+                .etc_dirs
+                .iter()
+                .filter(|d| {
+                    d.parent() != Some(Path::new("/etc/netns"))
+                        || !d
+                            .file_name()
+                            .and_then(|f| f.to_str())
+                            .is_some_and(namespace)
+                })
+                .map(|d| d.display().to_string()),
+        )
+        .collect::<Vec<_>>();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the state file names things weft does not create ({}); refusing to remove them",
+            bad.join(", ")
+        ))
+    }
+}
+
 /// Removes what `network` records; what is already gone is skipped. Returns the
 /// problems met (each also left in place for a later `weft down`).
 pub fn remove(network: &mut Network) -> Vec<String> {
+    if let Err(e) = weft_owned(network) {
+        return vec![e];
+    }
     let mut problems = Vec::new();
     // The kernel tears a deleted namespace down asynchronously, its veth with it; deleting
     // the host end first removes the pair at once.
@@ -363,6 +438,28 @@ mod tests {
         assert_eq!(workload_ip(249), Ipv4Addr::new(198, 18, 0, 251));
         assert_eq!(service_vip(0), Ipv4Addr::new(198, 19, 0, 1));
         assert_eq!(service_vip(300), Ipv4Addr::new(198, 19, 1, 45));
+    }
+
+    #[test]
+    fn only_names_weft_gives_are_removed() {
+        let mut network = Network {
+            bridge: Some(BRIDGE.into()),
+            namespaces: vec!["weft-bff".into()],
+            veths: vec!["weftv0".into()],
+            etc_dirs: vec!["/etc/netns/weft-bff".into()],
+            forward_rule: false,
+        };
+        assert!(weft_owned(&network).is_ok());
+        network.veths.push("eth0".into());
+        network.etc_dirs.push("/home".into());
+        let refused = weft_owned(&network).expect_err("tampered state");
+        assert!(
+            refused.contains("eth0") && refused.contains("/home"),
+            "{refused}"
+        );
+        // remove() refuses the whole state rather than part of it.
+        assert_eq!(remove(&mut network), vec![refused]);
+        assert_eq!(network.veths.len(), 2);
     }
 
     #[test]

@@ -126,11 +126,12 @@ impl State {
 
     /// True when `pid` still runs and is the process `weft up` started (same start time).
     pub fn ours(&self, pid: u32) -> bool {
+        // A pid without a recorded start time is never taken for ours.
         alive(pid)
             && self
                 .start_times
                 .get(&pid)
-                .is_none_or(|t| start_time(pid) == Some(*t))
+                .is_some_and(|t| start_time(pid) == Some(*t))
     }
 
     /// Every process `weft up` started (the control plane only when it started it).
@@ -159,9 +160,13 @@ impl State {
 
     /// True when something this state describes still exists.
     pub fn is_up(&self) -> bool {
+        let n = &self.network;
         self.pids().into_iter().any(|p| self.ours(p))
-            || self.network.bridge.is_some()
-            || !self.network.namespaces.is_empty()
+            || n.bridge.is_some()
+            || !n.namespaces.is_empty()
+            || !n.veths.is_empty()
+            || !n.etc_dirs.is_empty()
+            || n.forward_rule
     }
 }
 
