@@ -99,6 +99,71 @@ pub struct Endpoint {
     /// The workload's service account, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
+    /// Who runs the endpoint (a registered workload), for telemetry labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<std::sync::Arc<WorkloadInfo>>,
+}
+
+/// A workload's identity as Istio's telemetry labels name it (`destination_workload`,
+/// `destination_app`, ...). `unknown` where nothing is known, as in Istio.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct WorkloadInfo {
+    /// Workload name (the WorkloadEntry's; `weft up`'s workload name).
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its service account.
+    pub service_account: String,
+    /// Its `app` label.
+    pub app: String,
+    /// Its `version` label.
+    pub version: String,
+}
+
+impl WorkloadInfo {
+    /// Nothing known.
+    pub fn unknown() -> Self {
+        let u = || "unknown".to_string();
+        WorkloadInfo {
+            name: u(),
+            namespace: u(),
+            service_account: u(),
+            app: u(),
+            version: u(),
+        }
+    }
+
+    /// A workload from its name, namespace, service account and labels.
+    pub fn new(
+        name: &str,
+        namespace: &str,
+        service_account: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Self {
+        let or_unknown = |s: Option<&String>| {
+            s.filter(|s| !s.is_empty())
+                .cloned()
+                .unwrap_or_else(|| "unknown".into())
+        };
+        WorkloadInfo {
+            name: or_unknown(Some(&name.to_string())),
+            namespace: or_unknown(Some(&namespace.to_string())),
+            service_account: or_unknown(Some(&service_account.to_string())),
+            app: or_unknown(labels.get("app")),
+            version: or_unknown(labels.get("version")),
+        }
+    }
+
+    /// The SPIFFE-style principal Istio reports (`<trust-domain>/ns/<ns>/sa/<sa>`).
+    pub fn principal(&self) -> String {
+        if self.service_account == "unknown" {
+            return "unknown".into();
+        }
+        format!(
+            "cluster.local/ns/{}/sa/{}",
+            self.namespace, self.service_account
+        )
+    }
 }
 
 impl Endpoint {

@@ -82,6 +82,9 @@ pub struct ClusterEndpoint {
     pub labels: BTreeMap<String, String>,
     /// Weight.
     pub weight: u32,
+    /// Who runs it, when it is a registered workload (telemetry labels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Arc<crate::service::WorkloadInfo>>,
 }
 
 /// Everything one proxy needs.
@@ -260,7 +263,16 @@ fn services_of(
         Some(selector) => workload_entries
             .iter()
             .filter(|w| w.metadata.namespace() == ns && selects(&selector.labels, &w.spec.labels))
-            .map(|w| endpoint(&w.spec))
+            .map(|w| {
+                let mut e = endpoint(&w.spec);
+                e.workload = Some(Arc::new(crate::service::WorkloadInfo::new(
+                    &w.metadata.name,
+                    w.metadata.namespace(),
+                    w.spec.service_account.as_deref().unwrap_or_default(),
+                    &w.spec.labels,
+                )));
+                e
+            })
             .collect(),
         None => se.spec.endpoints.iter().map(endpoint).collect(),
     };
@@ -290,6 +302,7 @@ fn services_of(
                     weight: 1,
                     locality: None,
                     service_account: None,
+                    workload: None,
                 }]
             } else {
                 endpoints.clone()
@@ -322,6 +335,7 @@ fn endpoint(w: &WorkloadEntry) -> Endpoint {
         weight: if w.weight == 0 { 1 } else { w.weight },
         locality: w.locality.clone().filter(|l| !l.is_empty()),
         service_account: w.service_account.clone().filter(|s| !s.is_empty()),
+        workload: None,
     }
 }
 
@@ -375,6 +389,7 @@ fn cluster(
             port: e.port_for(port),
             labels: e.labels.clone(),
             weight: e.weight,
+            workload: e.workload.clone(),
         })
         .collect();
     Cluster {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// A set of response flags.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResponseFlags(u32);
 
 macro_rules! flags {
@@ -40,6 +40,17 @@ impl ResponseFlags {
     /// True when no flag is set.
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// Parses Envoy's form (`UF,URX`, `-`); unknown names are skipped.
+    pub fn parse(text: &str) -> ResponseFlags {
+        let mut flags = ResponseFlags::NONE;
+        for name in text.split(',').map(str::trim) {
+            if let Some((flag, _)) = ResponseFlags::ALL.iter().find(|(_, s)| *s == name) {
+                flags |= *flag;
+            }
+        }
+        flags
     }
 
     /// True when every flag of `other` is set.
@@ -91,5 +102,7 @@ mod tests {
         let f = ResponseFlags::UPSTREAM_CONNECTION_FAILURE
             | ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
         assert_eq!(f.to_string(), "UF,URX");
+        assert_eq!(ResponseFlags::parse("UF,URX"), f);
+        assert_eq!(ResponseFlags::parse("-"), ResponseFlags::NONE);
     }
 }

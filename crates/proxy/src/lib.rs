@@ -21,6 +21,7 @@ pub mod snapshot;
 pub mod sni;
 pub mod source;
 pub mod tcp;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +66,11 @@ pub struct ProxyOptions {
     pub id: String,
     /// The workload to register with the control plane.
     pub registration: Option<control_source::Registration>,
+    /// Stats listener (Istio: 15020): `/stats/prometheus`, `/healthz/ready`.
+    pub stats: Option<SocketAddr>,
+    /// The workload this proxy serves, as telemetry labels name it (default: unknown
+    /// name, the scope's namespace and labels).
+    pub identity: Option<weft_model::service::WorkloadInfo>,
 }
 
 /// Why the proxy could not start.
@@ -94,6 +100,10 @@ pub struct RunningProxy {
     pub admin: SocketAddr,
     /// Bound gateway listeners (Gateway server port, address).
     pub gateways: Vec<(u16, SocketAddr)>,
+    /// Bound stats listener.
+    pub stats: Option<SocketAddr>,
+    /// Metrics and the proxy's identity.
+    pub telemetry: Arc<telemetry::Telemetry>,
     /// The configuration in force.
     pub snapshots: SnapshotCell,
     shutdown: Arc<watch::Sender<bool>>,
@@ -146,17 +156,39 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
     let admin_addr = admin.local_addr().unwrap_or(opts.admin);
     tasks.spawn(admin::serve(admin, snapshots.clone(), shutdown.clone()));
 
+    let identity = opts.identity.clone().unwrap_or_else(|| {
+        weft_model::service::WorkloadInfo::new("", &opts.scope.namespace, "", &opts.scope.labels)
+    });
+    let telemetry = Arc::new(telemetry::Telemetry::new(identity));
+    let mut stats_addr = None;
+    if let Some(addr) = opts.stats {
+        let listener = bind(addr).await?;
+        stats_addr = Some(listener.local_addr().unwrap_or(addr));
+        tasks.spawn(telemetry::stats::serve(
+            listener,
+            snapshots.clone(),
+            telemetry.clone(),
+            rx.clone(),
+        ));
+    }
+    let listener_settings = |direction| ListenerSettings {
+        direction,
+        detect_timeout: opts.detect_timeout,
+        telemetry: telemetry.clone(),
+    };
+    let http_proxy = |direction| {
+        Arc::new(HttpProxy::new(
+            snapshots.clone(),
+            direction,
+            HttpSettings::default(),
+            telemetry.clone(),
+        ))
+    };
+
     let outbound = bind(opts.outbound).await?;
     let outbound_addr = outbound.local_addr().unwrap_or(opts.outbound);
-    let http = Arc::new(HttpProxy::new(
-        snapshots.clone(),
-        Direction::Outbound,
-        HttpSettings::default(),
-    ));
-    let settings = ListenerSettings {
-        direction: Direction::Outbound,
-        detect_timeout: opts.detect_timeout,
-    };
+    let http = http_proxy(Direction::Outbound);
+    let settings = listener_settings(Direction::Outbound);
     tasks.spawn(listener::serve(
         outbound,
         snapshots.clone(),
@@ -170,15 +202,8 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
     if opts.app.is_some() {
         let inbound = bind(opts.inbound).await?;
         inbound_addr = Some(inbound.local_addr().unwrap_or(opts.inbound));
-        let http = Arc::new(HttpProxy::new(
-            snapshots.clone(),
-            Direction::Inbound,
-            HttpSettings::default(),
-        ));
-        let settings = ListenerSettings {
-            direction: Direction::Inbound,
-            detect_timeout: opts.detect_timeout,
-        };
+        let http = http_proxy(Direction::Inbound);
+        let settings = listener_settings(Direction::Inbound);
         tasks.spawn(listener::serve(
             inbound,
             snapshots.clone(),
@@ -193,15 +218,8 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         let listener = bind(*addr).await?;
         gateway_addrs.push((*port, listener.local_addr().unwrap_or(*addr)));
         let direction = Direction::Gateway { port: *port };
-        let http = Arc::new(HttpProxy::new(
-            snapshots.clone(),
-            direction,
-            HttpSettings::default(),
-        ));
-        let settings = ListenerSettings {
-            direction,
-            detect_timeout: opts.detect_timeout,
-        };
+        let http = http_proxy(direction);
+        let settings = listener_settings(direction);
         tasks.spawn(listener::serve(
             listener,
             snapshots.clone(),
@@ -230,12 +248,14 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         (None, None) => {}
     }
     let version = snapshots.load().version;
-    tracing::info!(outbound = %outbound_addr, inbound = ?inbound_addr, gateways = ?gateway_addrs, admin = %admin_addr, version, "proxy ready");
+    tracing::info!(outbound = %outbound_addr, inbound = ?inbound_addr, gateways = ?gateway_addrs, stats = ?stats_addr, admin = %admin_addr, version, "proxy ready");
     Ok(RunningProxy {
         outbound: outbound_addr,
         inbound: inbound_addr,
         admin: admin_addr,
         gateways: gateway_addrs,
+        stats: stats_addr,
+        telemetry,
         snapshots,
         shutdown,
         tasks,

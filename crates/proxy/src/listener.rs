@@ -25,6 +25,8 @@ pub struct ListenerSettings {
     pub direction: Direction,
     /// How long to wait for a client's first bytes before treating it as TCP.
     pub detect_timeout: Duration,
+    /// Metrics.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Accepts connections on `listener` until `shutdown` turns true, then drains for at most `drain`.
@@ -125,7 +127,13 @@ fn connection(
                     }
                 };
                 match decision {
-                    Some(d) => tcp::proxy_stream(stream, d).await,
+                    Some(d) => {
+                        let reporter = match settings.direction {
+                            Direction::Inbound => crate::telemetry::metrics::Reporter::Destination,
+                            _ => crate::telemetry::metrics::Reporter::Source,
+                        };
+                        tcp::proxy_stream(stream, d, &settings.telemetry, reporter).await
+                    }
                     None => tracing::debug!(%peer, "TCP connection with no destination closed"),
                 }
             }

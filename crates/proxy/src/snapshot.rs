@@ -58,6 +58,8 @@ pub struct Endpoint {
     pub pool: Pool,
     /// Outlier detection and active health check state.
     pub health: crate::outlier::EndpointHealth,
+    /// Who runs it (a registered workload), for telemetry; refreshed on every configuration.
+    pub workload: arc_swap::ArcSwapOption<weft_model::service::WorkloadInfo>,
 }
 
 /// A cluster ready to serve: its endpoints and balancer.
@@ -73,6 +75,10 @@ pub struct ClusterRuntime {
     pub state: Arc<crate::circuit::ClusterState>,
     /// Connection pool limits of this configuration.
     pub limits: crate::circuit::Limits,
+    /// The service host, shared by the telemetry of every request to it.
+    pub service: Arc<str>,
+    /// True when the service is in the mesh (its sidecars get the caller's identity).
+    pub mesh_internal: bool,
 }
 
 impl ClusterRuntime {
@@ -149,6 +155,8 @@ pub struct Snapshot {
     pub inbound: Option<Arc<ClusterRuntime>>,
     /// Who the configuration was built for.
     pub scope: ProxyScope,
+    /// Every name of every service (`reviews`, `reviews.default`, ...) to its host.
+    pub service_names: HashMap<String, Arc<str>>,
 }
 
 impl Snapshot {
@@ -174,8 +182,24 @@ impl Snapshot {
         let clusters = mesh
             .clusters
             .values()
-            .map(|c| (c.name.clone(), Arc::new(runtime(c.clone(), reuse(&c.name)))))
+            .map(|c| {
+                let internal = mesh
+                    .services
+                    .get(&c.service)
+                    .is_some_and(|s| s.mesh_internal);
+                let runtime = runtime(c.clone(), reuse(&c.name), internal);
+                (c.name.clone(), Arc::new(runtime))
+            })
             .collect();
+        let mut service_names: HashMap<String, Arc<str>> = HashMap::new();
+        for s in mesh.services.values() {
+            let canonical: Arc<str> = Arc::from(s.hostname.as_str());
+            for alias in weft_model::host::aliases(&s.hostname, &scope.namespace) {
+                service_names
+                    .entry(alias)
+                    .or_insert_with(|| canonical.clone());
+            }
+        }
         let inbound = app.map(|addr| {
             let model = Arc::new(Cluster {
                 name: format!("inbound|{}||", addr.port()).into(),
@@ -188,13 +212,15 @@ impl Snapshot {
                     port: addr.port(),
                     labels: Default::default(),
                     weight: 1,
+                    workload: None,
                 }],
                 policy: Default::default(),
             });
             let previous = reuse(&model.name);
-            Arc::new(runtime(model, previous))
+            Arc::new(runtime(model, previous, true))
         });
         Snapshot {
+            service_names,
             version,
             accepted_at: SystemTime::now(),
             source,
@@ -211,7 +237,11 @@ impl Snapshot {
     }
 }
 
-fn runtime(model: Arc<Cluster>, previous: Option<&ClusterRuntime>) -> ClusterRuntime {
+fn runtime(
+    model: Arc<Cluster>,
+    previous: Option<&ClusterRuntime>,
+    mesh_internal: bool,
+) -> ClusterRuntime {
     // Unix-socket endpoints are not dialled yet; weights stay paired with their endpoints.
     let (endpoints, weights): (Vec<Arc<Endpoint>>, Vec<u32>) = model
         .endpoints
@@ -231,8 +261,10 @@ fn runtime(model: Arc<Cluster>, previous: Option<&ClusterRuntime>) -> ClusterRun
                     stats: EndpointStats::default(),
                     pool: Pool::default(),
                     health: Default::default(),
+                    workload: Default::default(),
                 })
             });
+            endpoint.workload.store(e.workload.clone());
             Some((endpoint, e.weight))
         })
         .unzip();
@@ -248,11 +280,13 @@ fn runtime(model: Arc<Cluster>, previous: Option<&ClusterRuntime>) -> ClusterRun
     let state = previous.map(|p| p.state.clone()).unwrap_or_default();
     let limits = crate::circuit::Limits::new(&model.policy, previous.map(|p| &p.limits));
     ClusterRuntime {
+        service: Arc::from(model.service.as_str()),
         model,
         endpoints,
         balancer,
         state,
         limits,
+        mesh_internal,
     }
 }
 
@@ -276,11 +310,13 @@ pub fn single_endpoint_cluster(name: &str, endpoint: Arc<Endpoint>) -> ClusterRu
     );
     let limits = crate::circuit::Limits::new(&model.policy, None);
     ClusterRuntime {
+        service: Arc::from(name),
         model,
         endpoints: vec![endpoint],
         balancer,
         state: Default::default(),
         limits,
+        mesh_internal: false,
     }
 }
 

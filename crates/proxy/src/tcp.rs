@@ -32,6 +32,8 @@ pub struct TcpDecision {
     pub cluster: Option<Arc<ClusterRuntime>>,
     /// Fault to apply.
     pub fault: Option<TcpFault>,
+    /// The endpoint chosen (none for passthrough), for telemetry.
+    pub endpoint: Option<Arc<crate::snapshot::Endpoint>>,
 }
 
 /// The service named `name` (any alias visible from the proxy's namespace) with `port`.
@@ -98,6 +100,7 @@ pub fn decide(
         connect_timeout: PASSTHROUGH_CONNECT_TIMEOUT,
         cluster: None,
         fault: None,
+        endpoint: None,
     })
 }
 
@@ -128,6 +131,7 @@ fn endpoint_of(cluster: &Arc<ClusterRuntime>, fault: Option<TcpFault>) -> Option
         connect_timeout: cluster.model.policy.pool.connect_timeout,
         fault,
         cluster: Some(cluster.clone()),
+        endpoint: Some(endpoint.clone()),
     })
 }
 
@@ -148,7 +152,12 @@ pub async fn survives_fault(fault: Option<&TcpFault>) -> bool {
 
 /// Proxies a TCP connection per `decision`, applying its fault and the cluster's
 /// `maxConnections` (over the limit the connection is reset: `UO`).
-pub async fn proxy_stream(downstream: tokio::net::TcpStream, decision: TcpDecision) {
+pub async fn proxy_stream(
+    downstream: tokio::net::TcpStream,
+    decision: TcpDecision,
+    telemetry: &crate::telemetry::Telemetry,
+    reporter: crate::telemetry::metrics::Reporter,
+) {
     let (_slot, _open) = match &decision.cluster {
         Some(c) => match crate::circuit::try_tcp_slot(&c.state, &c.limits) {
             Ok(slot) => (slot, Some(crate::circuit::hold_tcp(&c.state))),
@@ -166,7 +175,10 @@ pub async fn proxy_stream(downstream: tokio::net::TcpStream, decision: TcpDecisi
         return;
     }
     let idle = idle_timeout(&decision);
-    proxy(downstream, decision.target, decision.connect_timeout, idle).await;
+    let peers = telemetry.tcp_peers(reporter, &decision);
+    telemetry.metrics.tcp_opened(&peers);
+    let (received, sent) = proxy(downstream, decision.target, decision.connect_timeout, idle).await;
+    telemetry.metrics.tcp_closed(&peers, sent, received);
 }
 
 /// Where inbound TCP goes: the local application.
@@ -176,20 +188,21 @@ pub fn inbound(snapshot: &Snapshot) -> Option<TcpDecision> {
 
 /// Copies bytes between `downstream` and `target` until both sides close, or nothing
 /// has moved for `idle_timeout` (`connectionPool.tcp.idleTimeout`, default 1h).
+/// Returns the bytes received from and sent to the downstream.
 pub async fn proxy<S: AsyncRead + AsyncWrite + Unpin>(
     downstream: S,
     target: Target,
     connect_timeout: Duration,
     idle_timeout: Duration,
-) {
+) -> (u64, u64) {
     let upstream = match pool::connect(&target, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(%target, error = %e, "TCP upstream connect failed (UF)");
-            return;
+            return (0, 0);
         }
     };
-    splice(downstream, upstream, idle_timeout, &target).await;
+    splice(downstream, upstream, idle_timeout, &target).await
 }
 
 /// The idle timeout of a decision's cluster (Istio's 1h default otherwise).
@@ -203,7 +216,14 @@ pub fn idle_timeout(decision: &TcpDecision) -> Duration {
 }
 
 /// Copies between two connected streams until both close or they stay idle for `idle_timeout`.
-pub async fn splice<D, U>(downstream: D, upstream: U, idle_timeout: Duration, target: &Target)
+/// Copies both ways until both sides close (or idle); returns the bytes read from the
+/// downstream and from the upstream.
+pub async fn splice<D, U>(
+    downstream: D,
+    upstream: U,
+    idle_timeout: Duration,
+    target: &Target,
+) -> (u64, u64)
 where
     D: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
@@ -212,10 +232,12 @@ where
     let mut down = Active {
         inner: downstream,
         activity: activity.clone(),
+        read: 0,
     };
     let mut up = Active {
         inner: upstream,
         activity: activity.clone(),
+        read: 0,
     };
     let idle_ms = idle_timeout.as_millis() as u64;
     let watchdog = async {
@@ -236,12 +258,15 @@ where
         }
         _ = watchdog => tracing::debug!(%target, ?idle_timeout, "TCP connection idle too long; closed"),
     }
+    (down.read, up.read)
 }
 
 /// A stream that records when bytes last moved.
 struct Active<S> {
     inner: S,
     activity: Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes read from this side.
+    read: u64,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Active<S> {
@@ -253,6 +278,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Active<S> {
         let before = buf.filled().len();
         let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
+            self.read += (buf.filled().len() - before) as u64;
             self.activity.store(
                 crate::outlier::now_ms(),
                 std::sync::atomic::Ordering::Relaxed,

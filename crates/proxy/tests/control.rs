@@ -58,6 +58,8 @@ async fn proxy(xds: SocketAddr) -> RunningProxy {
         control: Some(xds.to_string()),
         id: "sidecar~client.default".into(),
         registration: None,
+        stats: None,
+        identity: None,
     })
     .await
     .expect("proxy starts")
@@ -230,6 +232,8 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
                 .into_iter()
                 .collect(),
         }),
+        stats: None,
+        identity: None,
     })
     .await
     .expect("server-side proxy");

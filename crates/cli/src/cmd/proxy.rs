@@ -39,6 +39,9 @@ pub struct Args {
     /// Inbound listener fronting the app (started only with --app).
     #[arg(long, default_value = "127.0.0.1:15006")]
     inbound: SocketAddr,
+    /// Stats listener: /stats/prometheus (Istio's metrics) and /healthz/ready.
+    #[arg(long, default_value = "127.0.0.1:15020")]
+    stats: SocketAddr,
     /// Admin listener (/ready, /config_dump, /clusters, /quitquitquit); loopback only.
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin: SocketAddr,
@@ -134,8 +137,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 address,
                 ports: args.ports.iter().cloned().collect(),
             });
+    let identity = weft_model::service::WorkloadInfo::new(
+        &args.workload,
+        &args.namespace,
+        &args.service_account,
+        &args.labels,
+    );
     runtime.block_on(async move {
         let opts = ProxyOptions {
+            identity: Some(identity),
             id,
             registration,
             config: args.config,
@@ -152,6 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             detect_timeout: args.protocol_detection_timeout,
             drain: args.drain,
             control: args.control,
+            stats: Some(args.stats),
         };
         let proxy = match weft_proxy::start(opts).await {
             Ok(p) => p,

@@ -25,6 +25,17 @@ use super::forward::{self, Outgoing, Payload, SendPolicy};
 use super::{cors, fault, headers, local_reply, mirror, upgrade};
 use crate::flags::ResponseFlags;
 use crate::snapshot::{ClusterRuntime, Endpoint, Snapshot, SnapshotCell, Target};
+use crate::telemetry::metrics::Reporter;
+use crate::telemetry::{Observation, ObservedBody, PEER_HEADER, Telemetry};
+
+/// What `forward` needs of the request besides its head and body.
+struct Call {
+    down: Downstream,
+    authority: String,
+    path: Option<String>,
+    upgrade: bool,
+    grpc: bool,
+}
 
 /// Which side of the workload a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +84,7 @@ pub struct HttpProxy {
     settings: HttpSettings,
     /// Endpoints for traffic to destinations outside the registry (Istio's PassthroughCluster).
     passthrough: Mutex<HashMap<Target, Arc<Endpoint>>>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// Adapts `http::HeaderMap` to the router's header lookup.
@@ -88,19 +100,48 @@ impl RequestHeaders for Headers<'_> {
 
 impl HttpProxy {
     /// A proxy for `direction` reading configuration from `snapshots`.
-    pub fn new(snapshots: SnapshotCell, direction: Direction, settings: HttpSettings) -> Self {
+    pub fn new(
+        snapshots: SnapshotCell,
+        direction: Direction,
+        settings: HttpSettings,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
         HttpProxy {
             snapshots,
             direction,
             settings,
             passthrough: Mutex::new(HashMap::new()),
+            telemetry,
         }
     }
 
-    /// Handles one request; never fails (failures become local replies).
-    pub async fn handle(&self, down: Downstream, mut req: Request<Incoming>) -> Response<Body> {
-        let snapshot = self.snapshots.load();
+    /// Handles one request; never fails (failures become local replies). The response
+    /// body records the request's telemetry when it ends.
+    pub async fn handle(&self, down: Downstream, req: Request<Incoming>) -> Response<ObservedBody> {
         let grpc = headers::is_grpc(req.headers());
+        let reporter = match self.direction {
+            Direction::Inbound => Reporter::Destination,
+            _ => Reporter::Source,
+        };
+        let mut obs = self.telemetry.observe(reporter, grpc);
+        obs.request_bytes = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let response = self.route_and_send(down, req, grpc, &mut obs).await;
+        ObservedBody::wrap(response, Some(obs))
+    }
+
+    async fn route_and_send(
+        &self,
+        down: Downstream,
+        mut req: Request<Incoming>,
+        grpc: bool,
+        obs: &mut Observation,
+    ) -> Response<Body> {
+        let snapshot = self.snapshots.load();
         if req.method() == Method::CONNECT {
             // A gateway is not a forward proxy: tunnels would reach past its routes.
             if let Direction::Gateway { .. } = self.direction {
@@ -120,6 +161,15 @@ impl HttpProxy {
         headers::ensure_forwarded_proto(req.headers_mut(), &scheme);
         if self.direction == Direction::Inbound {
             headers::append_forwarded_for(req.headers_mut(), down.peer.ip());
+            obs.peer = self.telemetry.take_peer(req.headers_mut());
+            if let Some(service) = authority_of(&req).and_then(|a| {
+                snapshot
+                    .service_names
+                    .get(weft_model::host::authority_host(&a))
+                    .cloned()
+            }) {
+                obs.service = service;
+            }
             let Some(cluster) = snapshot.inbound.as_ref() else {
                 return local_reply::reply(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -132,7 +182,8 @@ impl HttpProxy {
             let out = outgoing(&mut req, authority, None);
             return self.send_plain(cluster, out, req, upgrade, grpc).await;
         }
-        self.outbound(&snapshot, down, req, upgrade, grpc).await
+        self.outbound(&snapshot, down, req, upgrade, grpc, obs)
+            .await
     }
 
     async fn outbound(
@@ -142,6 +193,7 @@ impl HttpProxy {
         req: Request<Incoming>,
         upgrade: bool,
         grpc: bool,
+        obs: &mut Observation,
     ) -> Response<Body> {
         let Some(authority) = authority_of(&req) else {
             return local_reply::reply(
@@ -209,24 +261,42 @@ impl HttpProxy {
                     .as_ref()
                     .and_then(|r| r.authority.clone())
                     .unwrap_or(authority);
-                self.forward(snapshot, f, down, req, authority, rewritten, upgrade, grpc)
-                    .await
+                let call = Call {
+                    down,
+                    authority,
+                    path: rewritten,
+                    upgrade,
+                    grpc,
+                };
+                self.forward(snapshot, f, req, call, obs).await
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         snapshot: &Snapshot,
         f: &Forward,
-        down: Downstream,
         mut req: Request<Incoming>,
-        authority: String,
-        path: Option<String>,
-        upgrade: bool,
-        grpc: bool,
+        call: Call,
+        obs: &mut Observation,
     ) -> Response<Body> {
+        let Call {
+            down,
+            authority,
+            path,
+            upgrade,
+            grpc,
+        } = call;
+        // Telemetry names the route's service even when a fault answers for it.
+        if let Some(first) = f
+            .clusters
+            .entries
+            .first()
+            .and_then(|c| snapshot.cluster(&c.cluster))
+        {
+            obs.service = first.service.clone();
+        }
         let mut cors_origin = None;
         if let Some(cors) = &f.cors {
             match cors::on_request(cors, req.method(), req.headers()) {
@@ -301,6 +371,12 @@ impl HttpProxy {
                 .passthrough(target, authority, req, upgrade, grpc)
                 .await;
         }
+        obs.service = cluster.service.clone();
+        if cluster.mesh_internal {
+            // Who is calling, for the server sidecar's telemetry (Istio's metadata exchange).
+            req.headers_mut()
+                .insert(PEER_HEADER, self.telemetry.peer_header());
+        }
         headers::apply(req.headers_mut(), &chosen.headers.request);
         headers::apply(req.headers_mut(), &f.headers.request);
         // Istio turns `headers.request.set.host` into an authority rewrite.
@@ -355,6 +431,9 @@ impl HttpProxy {
         };
         match forward::send(cluster, &out, payload, policy).await {
             Ok(up) => {
+                if let Some(workload) = up.endpoint.workload.load_full() {
+                    obs.peer = workload;
+                }
                 let (mut parts, incoming) = up.response.into_parts();
                 // The downstream connection's protocol decides the response's, not the upstream's.
                 parts.version = Version::default();
@@ -454,6 +533,7 @@ impl HttpProxy {
                         stats: Default::default(),
                         pool: Default::default(),
                         health: Default::default(),
+                        workload: Default::default(),
                     })
                 })
                 .clone()

@@ -127,6 +127,7 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
             connect_timeout: std::time::Duration::from_secs(10),
             fault: None,
             cluster: None,
+            endpoint: None,
         },
     };
     if !tcp::survives_fault(decision.fault.as_ref()).await {
@@ -151,7 +152,9 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
     let idle = tcp::idle_timeout(&decision);
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
-            Ok(d) => tcp::splice(TokioIo::new(d), upstream, idle, &decision.target).await,
+            Ok(d) => {
+                tcp::splice(TokioIo::new(d), upstream, idle, &decision.target).await;
+            }
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }
     });

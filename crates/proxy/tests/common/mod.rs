@@ -38,7 +38,25 @@ impl Harness {
 
     /// Starts a proxy fronting `app` on its inbound listener.
     pub async fn start_with(yaml: &str, app: Option<SocketAddr>) -> Harness {
-        Harness::start_as(yaml, app, ProxyScope::default(), Vec::new()).await
+        Harness::start_as(yaml, app, ProxyScope::default(), Vec::new(), None).await
+    }
+
+    /// Starts a sidecar for workload `identity` (its labels are the scope's), fronting `app`.
+    pub async fn sidecar(
+        yaml: &str,
+        app: Option<SocketAddr>,
+        identity: weft_model::service::WorkloadInfo,
+        labels: &[(&str, &str)],
+    ) -> Harness {
+        let scope = ProxyScope {
+            namespace: identity.namespace.clone(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            gateway: false,
+        };
+        Harness::start_as(yaml, app, scope, Vec::new(), Some(identity)).await
     }
 
     /// Starts an ingress gateway proxy with `labels`, serving Gateway port 80 on an
@@ -52,7 +70,7 @@ impl Harness {
                 .collect(),
             gateway: true,
         };
-        Harness::start_as(yaml, None, scope, vec![(80, any_port())]).await
+        Harness::start_as(yaml, None, scope, vec![(80, any_port())], None).await
     }
 
     async fn start_as(
@@ -60,6 +78,7 @@ impl Harness {
         app: Option<SocketAddr>,
         scope: ProxyScope,
         gateways: Vec<(u16, SocketAddr)>,
+        identity: Option<weft_model::service::WorkloadInfo>,
     ) -> Harness {
         let dir = temp_dir();
         std::fs::write(dir.join("mesh.yaml"), yaml).expect("write config");
@@ -76,6 +95,8 @@ impl Harness {
             control: None,
             id: "test".into(),
             registration: None,
+            stats: Some(any_port()),
+            identity,
         };
         let proxy = weft_proxy::start(opts).await.expect("proxy starts");
         Harness { proxy, dir }
@@ -86,6 +107,14 @@ impl Harness {
         let tmp = self.dir.join(".mesh.yaml.tmp");
         std::fs::write(&tmp, yaml).expect("write");
         std::fs::rename(&tmp, self.dir.join("mesh.yaml")).expect("rename");
+    }
+
+    /// The proxy's `/stats/prometheus` text.
+    pub async fn stats(&self) -> String {
+        let addr = self.proxy.stats.expect("a stats listener");
+        weft_testkit::client::admin_get(addr, "/stats/prometheus")
+            .await
+            .body
     }
 
     /// The configuration version in force.

@@ -1,0 +1,451 @@
+//! Istio's standard metrics, in the Prometheus text format.
+//!
+//! A request's labels resolve to one series: the key is built from values the proxy
+//! already holds (`Arc`s of the two workloads, the service name, the status), looked up in
+//! a copy-on-write map that readers load without a lock; only a new label combination
+//! takes the insert lock. Series are bounded ([`MAX_SERIES`]): past it, requests are
+//! counted in `weft_metrics_series_overflow_total` instead of a new series.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use weft_model::service::WorkloadInfo;
+
+use crate::flags::ResponseFlags;
+
+/// Envoy's default histogram bounds, which Istio uses for its three histograms
+/// (milliseconds for durations, bytes for sizes).
+pub const BUCKETS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+
+/// Most label combinations kept (HTTP and TCP each).
+pub const MAX_SERIES: usize = 10_000;
+
+/// Which side of the call reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reporter {
+    /// The client's sidecar (outbound) or a gateway.
+    Source,
+    /// The server's sidecar (inbound).
+    Destination,
+}
+
+impl Reporter {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reporter::Source => "source",
+            Reporter::Destination => "destination",
+        }
+    }
+}
+
+/// The labels both HTTP and TCP series share.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Peers {
+    /// Who reported.
+    pub reporter: Reporter,
+    /// The calling workload.
+    pub source: Arc<WorkloadInfo>,
+    /// The called workload.
+    pub destination: Arc<WorkloadInfo>,
+    /// The destination service's host (`unknown` when none).
+    pub service: Arc<str>,
+    /// `connection_security_policy`: `unknown` at the source, `none` (plaintext) or
+    /// `mutual_tls` at the destination.
+    pub security: &'static str,
+}
+
+/// One HTTP series' labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestKey {
+    /// Shared labels.
+    pub peers: Peers,
+    /// `http`, `grpc` (`request_protocol`).
+    pub protocol: &'static str,
+    /// Response status.
+    pub code: u16,
+    /// gRPC status, when the response carried one.
+    pub grpc: Option<u16>,
+    /// Response flags.
+    pub flags: ResponseFlags,
+}
+
+/// One histogram: cumulative counts are computed when rendered.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    /// Sum in thousandths of the unit (microseconds, millibytes), to stay integral.
+    sum_milli: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, value: f64) {
+        if let Some(i) = BUCKETS.iter().position(|b| value <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_milli
+            .fetch_add((value * 1000.0) as u64, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+struct RequestSeries {
+    count: AtomicU64,
+    duration_ms: Histogram,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
+}
+
+#[derive(Debug, Default)]
+struct TcpSeries {
+    opened: AtomicU64,
+    closed: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+/// A bounded map of series, read without locks.
+#[derive(Debug)]
+struct Family<K, V> {
+    map: ArcSwap<HashMap<K, Arc<V>>>,
+    insert: Mutex<()>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Default> Family<K, V> {
+    fn new() -> Self {
+        Family {
+            map: ArcSwap::from_pointee(HashMap::new()),
+            insert: Mutex::new(()),
+        }
+    }
+
+    /// The series of `key`, created when new; `None` once the family is full.
+    fn get(&self, key: &K) -> Option<Arc<V>> {
+        if let Some(s) = self.map.load().get(key) {
+            return Some(s.clone());
+        }
+        let _guard = self.insert.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.map.load();
+        if let Some(s) = current.get(key) {
+            return Some(s.clone());
+        }
+        if current.len() >= MAX_SERIES {
+            return None;
+        }
+        let mut next = HashMap::clone(&current);
+        let series = Arc::new(V::default());
+        next.insert(key.clone(), series.clone());
+        self.map.store(Arc::new(next));
+        Some(series)
+    }
+
+    fn sorted(&self) -> Vec<(K, Arc<V>)>
+    where
+        K: Ord,
+    {
+        let mut all: Vec<(K, Arc<V>)> = self
+            .map
+            .load()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+/// The proxy's Istio metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: Family<RequestKey, RequestSeries>,
+    tcp: Family<Peers, TcpSeries>,
+    overflow: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Family::new(),
+            tcp: Family::new(),
+            overflow: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One finished request, as the metrics need it.
+#[derive(Debug)]
+pub struct RequestSample {
+    /// Labels.
+    pub key: RequestKey,
+    /// From the request's arrival to the end of its response.
+    pub duration: Duration,
+    /// Request body bytes.
+    pub request_bytes: u64,
+    /// Response body bytes.
+    pub response_bytes: u64,
+}
+
+impl Metrics {
+    /// Records one request.
+    pub fn request(&self, sample: &RequestSample) {
+        let Some(s) = self.requests.get(&sample.key) else {
+            self.overflow.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        s.count.fetch_add(1, Ordering::Relaxed);
+        s.duration_ms
+            .observe(sample.duration.as_secs_f64() * 1000.0);
+        s.request_bytes.observe(sample.request_bytes as f64);
+        s.response_bytes.observe(sample.response_bytes as f64);
+    }
+
+    /// Counts a TCP connection opened.
+    pub fn tcp_opened(&self, peers: &Peers) {
+        match self.tcp.get(peers) {
+            Some(s) => {
+                s.opened.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.overflow.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Counts a TCP connection closed after `sent` bytes to the client and `received` from it.
+    pub fn tcp_closed(&self, peers: &Peers, sent: u64, received: u64) {
+        if let Some(s) = self.tcp.get(peers) {
+            s.closed.fetch_add(1, Ordering::Relaxed);
+            s.sent.fetch_add(sent, Ordering::Relaxed);
+            s.received.fetch_add(received, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self, out: &mut String) {
+        let requests = self.requests.sorted();
+        family(
+            out,
+            "istio_requests_total",
+            "counter",
+            "Requests, by source and destination workload, service, and response.",
+        );
+        for (k, s) in &requests {
+            let _ = writeln!(
+                out,
+                "istio_requests_total{{{}}} {}",
+                request_labels(k),
+                s.count.load(Ordering::Relaxed)
+            );
+        }
+        for (name, help, pick) in [
+            (
+                "istio_request_duration_milliseconds",
+                "Request duration, from the request's arrival to the end of the response.",
+                (|s: &RequestSeries| &s.duration_ms) as fn(&RequestSeries) -> &Histogram,
+            ),
+            (
+                "istio_request_bytes",
+                "Request body sizes.",
+                |s: &RequestSeries| &s.request_bytes,
+            ),
+            (
+                "istio_response_bytes",
+                "Response body sizes.",
+                |s: &RequestSeries| &s.response_bytes,
+            ),
+        ] {
+            family(out, name, "histogram", help);
+            for (k, s) in &requests {
+                histogram(
+                    out,
+                    name,
+                    &request_labels(k),
+                    pick(s),
+                    s.count.load(Ordering::Relaxed),
+                );
+            }
+        }
+        let tcp = self.tcp.sorted();
+        for (name, help, pick) in [
+            (
+                "istio_tcp_connections_opened_total",
+                "TCP connections opened.",
+                (|s: &TcpSeries| &s.opened) as fn(&TcpSeries) -> &AtomicU64,
+            ),
+            (
+                "istio_tcp_connections_closed_total",
+                "TCP connections closed.",
+                |s: &TcpSeries| &s.closed,
+            ),
+            (
+                "istio_tcp_sent_bytes_total",
+                "Bytes sent to the client on TCP connections (counted when they close).",
+                |s: &TcpSeries| &s.sent,
+            ),
+            (
+                "istio_tcp_received_bytes_total",
+                "Bytes received from the client on TCP connections (counted when they close).",
+                |s: &TcpSeries| &s.received,
+            ),
+        ] {
+            family(out, name, "counter", help);
+            for (k, s) in &tcp {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{},request_protocol=\"tcp\",response_flags=\"-\"}} {}",
+                    peer_labels(k),
+                    pick(s).load(Ordering::Relaxed)
+                );
+            }
+        }
+        family(
+            out,
+            "weft_metrics_series_overflow_total",
+            "counter",
+            "Requests and connections not recorded in a series because the series limit was reached.",
+        );
+        let _ = writeln!(
+            out,
+            "weft_metrics_series_overflow_total {}",
+            self.overflow.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// `# HELP` and `# TYPE` lines.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram, count: u64) {
+    let mut cumulative = 0;
+    for (bound, n) in BUCKETS.iter().zip(&h.buckets) {
+        cumulative += n.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+    let sum = h.sum_milli.load(Ordering::Relaxed) as f64 / 1000.0;
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+}
+
+/// A label value escaped as the text format requires.
+fn escape(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(['\\', '"', '\n']) {
+        std::borrow::Cow::Owned(
+            value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n"),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+fn peer_labels(p: &Peers) -> String {
+    let (src, dst) = (&p.source, &p.destination);
+    let service = escape(&p.service);
+    // `name.namespace.svc.cluster.local`: Istio's destination_service_name and _namespace.
+    let (service_name, service_namespace) = match p.service.split_once('.') {
+        Some((name, rest)) => (name, rest.split('.').next().unwrap_or("unknown")),
+        None => (&*p.service, "unknown"),
+    };
+    format!(
+        "reporter=\"{}\",source_workload=\"{}\",source_workload_namespace=\"{}\",source_principal=\"{}\",source_app=\"{}\",source_version=\"{}\",destination_workload=\"{}\",destination_workload_namespace=\"{}\",destination_principal=\"{}\",destination_app=\"{}\",destination_version=\"{}\",destination_service=\"{service}\",destination_service_name=\"{}\",destination_service_namespace=\"{}\",connection_security_policy=\"{}\"",
+        p.reporter.as_str(),
+        escape(&src.name),
+        escape(&src.namespace),
+        escape(&src.principal()),
+        escape(&src.app),
+        escape(&src.version),
+        escape(&dst.name),
+        escape(&dst.namespace),
+        escape(&dst.principal()),
+        escape(&dst.app),
+        escape(&dst.version),
+        escape(service_name),
+        escape(service_namespace),
+        p.security,
+    )
+}
+
+fn request_labels(k: &RequestKey) -> String {
+    let grpc = k.grpc.map_or_else(|| "-".to_string(), |g| g.to_string());
+    format!(
+        "{},request_protocol=\"{}\",response_code=\"{}\",grpc_response_status=\"{grpc}\",response_flags=\"{}\"",
+        peer_labels(&k.peers),
+        k.protocol,
+        k.code,
+        k.flags,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers() -> Peers {
+        let labels = [("app".to_string(), "bff".to_string())]
+            .into_iter()
+            .collect();
+        Peers {
+            reporter: Reporter::Source,
+            source: Arc::new(WorkloadInfo::new("bff-v1", "default", "bff", &labels)),
+            destination: Arc::new(WorkloadInfo::unknown()),
+            service: "reviews.default.svc.cluster.local".into(),
+            security: "unknown",
+        }
+    }
+
+    #[test]
+    fn one_series_per_label_set_with_cumulative_buckets() {
+        let m = Metrics::default();
+        let key = RequestKey {
+            peers: peers(),
+            protocol: "http",
+            code: 200,
+            grpc: None,
+            flags: ResponseFlags::NONE,
+        };
+        for ms in [0.3, 3.0, 3.0, 7000.0] {
+            m.request(&RequestSample {
+                key: key.clone(),
+                duration: Duration::from_secs_f64(ms / 1000.0),
+                request_bytes: 0,
+                response_bytes: 12,
+            });
+        }
+        let mut out = String::new();
+        m.render(&mut out);
+        let labels = request_labels(&key);
+        assert!(out.contains(&format!("istio_requests_total{{{labels}}} 4\n")));
+        assert!(out.contains(&format!(
+            "istio_request_duration_milliseconds_bucket{{{labels},le=\"0.5\"}} 1\n"
+        )));
+        assert!(out.contains(&format!(
+            "istio_request_duration_milliseconds_bucket{{{labels},le=\"5\"}} 3\n"
+        )));
+        assert!(out.contains(&format!(
+            "istio_request_duration_milliseconds_bucket{{{labels},le=\"10000\"}} 4\n"
+        )));
+        assert!(out.contains(&format!("istio_response_bytes_sum{{{labels}}} 48\n")));
+        assert!(labels.contains(
+            "destination_service_name=\"reviews\",destination_service_namespace=\"default\""
+        ));
+        assert!(labels.contains("source_principal=\"cluster.local/ns/default/sa/bff\""));
+        assert_eq!(out.matches("istio_requests_total{").count(), 1);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

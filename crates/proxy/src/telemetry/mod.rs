@@ -1,0 +1,318 @@
+//! Telemetry: what every request and connection leaves behind.
+//!
+//! A request gets an [`Observation`] when it arrives; the HTTP path fills in who the
+//! other side is and which service it is for; the response body is wrapped in an
+//! [`ObservedBody`] that counts its bytes and, when the body is done, records the
+//! request in [`metrics`] (Istio's standard metrics).
+//!
+//! Peer metadata: like Istio's metadata exchange, a client sidecar tells the server
+//! sidecar who is calling in one request header ([`PEER_HEADER`]), which the server
+//! sidecar reads and removes; the client sidecar knows the destination workload from the
+//! endpoint it picked (registered workloads carry their name and labels).
+
+pub mod metrics;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::Instant;
+use weft_model::service::WorkloadInfo;
+
+use self::metrics::{Metrics, Peers, Reporter, RequestKey, RequestSample};
+use crate::flags::ResponseFlags;
+use crate::http::body::Body;
+
+/// The request header carrying the calling workload, from client sidecar to server sidecar.
+pub const PEER_HEADER: &str = "x-weft-peer";
+
+/// Most distinct callers remembered (each becomes one shared `Arc`).
+const MAX_PEERS: usize = 1024;
+
+/// One proxy's telemetry.
+#[derive(Debug)]
+pub struct Telemetry {
+    /// The workload this proxy serves.
+    pub me: Arc<WorkloadInfo>,
+    /// Istio's metrics.
+    pub metrics: Metrics,
+    unknown: Arc<WorkloadInfo>,
+    unknown_service: Arc<str>,
+    peer_header: HeaderValue,
+    peers: ArcSwap<HashMap<Bytes, Arc<WorkloadInfo>>>,
+    peers_insert: Mutex<()>,
+}
+
+impl Telemetry {
+    /// Telemetry for a proxy serving `me`.
+    pub fn new(me: WorkloadInfo) -> Self {
+        let encoded = format!(
+            "name={};namespace={};sa={};app={};version={}",
+            me.name, me.namespace, me.service_account, me.app, me.version
+        );
+        Telemetry {
+            peer_header: HeaderValue::from_str(&encoded)
+                .unwrap_or_else(|_| HeaderValue::from_static("name=unknown")),
+            me: Arc::new(me),
+            metrics: Metrics::default(),
+            unknown: Arc::new(WorkloadInfo::unknown()),
+            unknown_service: Arc::from("unknown"),
+            peers: ArcSwap::from_pointee(HashMap::new()),
+            peers_insert: Mutex::new(()),
+        }
+    }
+
+    /// The header value naming this proxy's workload to the server sidecar.
+    pub fn peer_header(&self) -> HeaderValue {
+        self.peer_header.clone()
+    }
+
+    /// The calling workload a request's [`PEER_HEADER`] names (removed from `headers`).
+    pub fn take_peer(&self, headers: &mut HeaderMap) -> Arc<WorkloadInfo> {
+        let Some(value) = headers.remove(PEER_HEADER) else {
+            return self.unknown.clone();
+        };
+        let raw = Bytes::copy_from_slice(value.as_bytes());
+        if let Some(known) = self.peers.load().get(&raw) {
+            return known.clone();
+        }
+        let parsed = Arc::new(parse_peer(value.to_str().unwrap_or_default()));
+        let _guard = self.peers_insert.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.peers.load();
+        if current.len() < MAX_PEERS {
+            let mut next = HashMap::clone(&current);
+            next.insert(raw, parsed.clone());
+            self.peers.store(Arc::new(next));
+        }
+        parsed
+    }
+
+    /// The labels of a TCP connection per `decision` (the caller is unknown on inbound
+    /// TCP: there is no header to carry it).
+    pub fn tcp_peers(&self, reporter: Reporter, decision: &crate::tcp::TcpDecision) -> Peers {
+        let service = decision
+            .cluster
+            .as_ref()
+            .filter(|c| !c.service.is_empty())
+            .map_or_else(|| self.unknown_service.clone(), |c| c.service.clone());
+        let (source, destination, security) = match reporter {
+            Reporter::Source => {
+                let peer = decision
+                    .endpoint
+                    .as_ref()
+                    .and_then(|e| e.workload.load_full())
+                    .unwrap_or_else(|| self.unknown.clone());
+                (self.me.clone(), peer, "unknown")
+            }
+            Reporter::Destination => (self.unknown.clone(), self.me.clone(), "none"),
+        };
+        Peers {
+            reporter,
+            source,
+            destination,
+            service,
+            security,
+        }
+    }
+
+    /// Starts observing a request that arrived now.
+    pub fn observe(self: &Arc<Self>, reporter: Reporter, grpc: bool) -> Observation {
+        Observation {
+            telemetry: self.clone(),
+            start: Instant::now(),
+            reporter,
+            protocol: if grpc { "grpc" } else { "http" },
+            request_bytes: 0,
+            peer: self.unknown.clone(),
+            service: self.unknown_service.clone(),
+        }
+    }
+}
+
+/// `name=..;namespace=..;sa=..;app=..;version=..`; missing parts are `unknown`.
+fn parse_peer(text: &str) -> WorkloadInfo {
+    let mut w = WorkloadInfo::unknown();
+    for part in text.split(';') {
+        let Some((k, v)) = part.split_once('=') else {
+            continue;
+        };
+        let v = v.trim();
+        if v.is_empty() || v.len() > 253 {
+            continue;
+        }
+        let slot = match k.trim() {
+            "name" => &mut w.name,
+            "namespace" => &mut w.namespace,
+            "sa" => &mut w.service_account,
+            "app" => &mut w.app,
+            "version" => &mut w.version,
+            _ => continue,
+        };
+        *slot = v.to_string();
+    }
+    w
+}
+
+/// One request in flight, recorded when its response ends.
+#[derive(Debug)]
+pub struct Observation {
+    telemetry: Arc<Telemetry>,
+    start: Instant,
+    reporter: Reporter,
+    protocol: &'static str,
+    /// Request body bytes (Content-Length, or the buffered body's size).
+    pub request_bytes: u64,
+    /// The workload at the other end: the destination (source reporter) or the caller
+    /// (destination reporter).
+    pub peer: Arc<WorkloadInfo>,
+    /// The destination service's host.
+    pub service: Arc<str>,
+}
+
+impl Observation {
+    fn finish(self, status: u16, grpc: Option<u16>, flags: ResponseFlags, response_bytes: u64) {
+        let t = &self.telemetry;
+        let (source, destination, security) = match self.reporter {
+            Reporter::Source => (t.me.clone(), self.peer, "unknown"),
+            Reporter::Destination => (self.peer, t.me.clone(), "none"),
+        };
+        let key = RequestKey {
+            peers: Peers {
+                reporter: self.reporter,
+                source,
+                destination,
+                service: self.service,
+                security,
+            },
+            protocol: self.protocol,
+            code: status,
+            grpc,
+            flags,
+        };
+        t.metrics.request(&RequestSample {
+            key,
+            duration: self.start.elapsed(),
+            request_bytes: self.request_bytes,
+            response_bytes,
+        });
+    }
+}
+
+/// A response body that records its request when it is done (or dropped).
+#[derive(Debug)]
+pub struct ObservedBody {
+    inner: Body,
+    observation: Option<Observation>,
+    status: u16,
+    grpc: Option<u16>,
+    flags: ResponseFlags,
+    bytes: u64,
+}
+
+impl ObservedBody {
+    /// Wraps `response`'s body; its status, flags and gRPC status come from its headers
+    /// (and trailers, read as they pass).
+    pub fn wrap(
+        response: http::Response<Body>,
+        observation: Option<Observation>,
+    ) -> http::Response<ObservedBody> {
+        let status = response.status().as_u16();
+        let headers = response.headers();
+        let flags = headers
+            .get(crate::http::headers::RESPONSE_FLAGS)
+            .and_then(|v| v.to_str().ok())
+            .map_or(ResponseFlags::NONE, ResponseFlags::parse);
+        let grpc = grpc_status(headers);
+        response.map(|inner| ObservedBody {
+            inner,
+            observation,
+            status,
+            grpc,
+            flags,
+            bytes: 0,
+        })
+    }
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<u16> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+}
+
+impl HttpBody for ObservedBody {
+    type Data = Bytes;
+    type Error = <Body as HttpBody>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.bytes += data.len() as u64;
+            } else if let Some(trailers) = frame.trailers_ref() {
+                if let Some(g) = grpc_status(trailers) {
+                    self.grpc = Some(g);
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ObservedBody {
+    fn drop(&mut self) {
+        if let Some(o) = self.observation.take() {
+            o.finish(self.status, self.grpc, self.flags, self.bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_are_shared() {
+        let t = Telemetry::new(WorkloadInfo::unknown());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            PEER_HEADER,
+            HeaderValue::from_static(
+                "name=bff;namespace=default;sa=bff;app=bff-service;version=v1",
+            ),
+        );
+        let first = t.take_peer(&mut headers);
+        assert!(
+            headers.get(PEER_HEADER).is_none(),
+            "removed before the app sees it"
+        );
+        assert_eq!((first.name.as_str(), first.version.as_str()), ("bff", "v1"));
+        headers.insert(
+            PEER_HEADER,
+            HeaderValue::from_static(
+                "name=bff;namespace=default;sa=bff;app=bff-service;version=v1",
+            ),
+        );
+        assert!(Arc::ptr_eq(&first, &t.take_peer(&mut headers)));
+        assert_eq!(t.take_peer(&mut headers).name, "unknown");
+        assert_eq!(parse_peer("garbage;;name=").name, "unknown");
+    }
+}
