@@ -50,6 +50,8 @@ enum Command {
     Status(cmd::up::StateArgs),
     /// Stop everything `weft up` started (safe to run twice).
     Down(cmd::up::StateArgs),
+    /// Write a Prometheus configuration scraping every proxy of the mesh `weft up` started.
+    PrometheusConfig(cmd::prometheus::Args),
     /// Print the version.
     Version,
 }
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Up(args) => cmd::up::up(&args),
         Command::Status(args) => cmd::up::status(&args),
         Command::Down(args) => cmd::up::down(&args),
+        Command::PrometheusConfig(args) => cmd::prometheus::run(&args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -560,3 +560,225 @@ fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
     let twice = weft(&["down", "--state-dir", &s.state_dir]);
     assert!(twice.status.success());
 }
+
+/// A tool the test needs: as root (CI) its absence fails the test; otherwise the test
+/// says it skips (README: run the tests as root, or install it).
+fn tool_or_skip(tool: &str, package: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            !is_root(),
+            "{tool} is missing: scripts/test installs it (apt-get install {package})"
+        );
+        eprintln!(
+            "SKIPPED: {tool} is not installed (apt-get install {package}, or run scripts/test as root)"
+        );
+    }
+    found
+}
+
+/// One PromQL query against the Prometheus HTTP API: label set → value.
+fn promql(prometheus: &str, query: &str) -> Vec<(serde_json::Value, f64)> {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            &format!("http://{prometheus}/api/v1/query"),
+        ])
+        .args(["--data-urlencode", &format!("query={query}")])
+        .output()
+        .expect("curl runs");
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            let v = r["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN);
+            (r["metric"].clone(), v)
+        })
+        .collect()
+}
+
+/// Stops the Prometheus server however the test ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_real_prometheus_sees_the_10_90_split_and_the_injected_faults() {
+    if !tool_or_skip("prometheus", "prometheus") || !tool_or_skip("promtool", "prometheus") {
+        return;
+    }
+    let s = scratch("prometheus");
+    let up = s.up("loopback");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let config = weft(&[
+        "prometheus-config",
+        "--state-dir",
+        &s.state_dir,
+        "--scrape-interval",
+        "1s",
+    ]);
+    assert!(
+        config.status.success(),
+        "{}",
+        String::from_utf8_lossy(&config.stderr)
+    );
+    let prometheus = format!("127.0.0.1:{}", free_port());
+    let dir = s.dir.join("prometheus");
+    let _server = Running(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prometheus}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    wait_for("Prometheus to scrape every proxy", || {
+        let up = promql(&prometheus, "up{job=\"weft-proxies\"}");
+        up.len() == 4 && up.iter().all(|(_, v)| *v == 1.0)
+    });
+
+    // The exposition passes promtool; the only lint is the one Istio's own metric name
+    // carries (milliseconds, not seconds), which dashboards depend on.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.dir.join("state.json")).expect("state"))
+            .expect("JSON");
+    let stats = state["workloads"][0]["stats"]
+        .as_str()
+        .expect("stats address")
+        .to_string();
+    let mut scrape = TcpStream::connect(&stats).expect("stats listener");
+    write!(
+        scrape,
+        "GET /stats/prometheus HTTP/1.1\r\nhost: {stats}\r\nconnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut exposition = String::new();
+    scrape.read_to_string(&mut exposition).expect("exposition");
+    let body = exposition
+        .split("\r\n\r\n")
+        .nth(1)
+        .expect("a body")
+        .to_string();
+    assert!(body.contains("istio_requests_total"), "{body}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("fed");
+    let checked = promtool.wait_with_output().expect("promtool ends");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        checked.status.success()
+            || (checked.status.code() == Some(3)
+                && report.lines().all(|l| l.trim().is_empty()
+                    || l.contains("use base unit \"seconds\" instead of \"milliseconds\""))),
+        "promtool check metrics: {report}"
+    );
+
+    // 10/90, then calls; Prometheus's per-version counts follow the weights.
+    let applied = weft(&[
+        "apply",
+        "--server",
+        &s.api,
+        "-f",
+        "examples/recommendation/virtual-service.yaml",
+    ]);
+    assert!(applied.status.success());
+    wait_for("the 10/90 split", || v1_share(&s.ingress, 20) <= 0.25);
+    let by_version = "sum by (destination_version) (istio_requests_total{reporter=\"source\",source_workload=\"bff-service\",destination_service_name=\"recommendation-service\",response_code=\"200\"})";
+    let before = |version: &str| {
+        promql(&prometheus, by_version)
+            .iter()
+            .find(|(m, _)| m["destination_version"] == version)
+            .map_or(0.0, |(_, v)| *v)
+    };
+    // Counters only grow: the share is taken over the calls made from here on.
+    std::thread::sleep(Duration::from_secs(2));
+    let (v1_before, v2_before) = (before("v1"), before("v2"));
+    let n = 200;
+    v1_share(&s.ingress, n);
+    let mut counted = (0.0, 0.0);
+    wait_for("Prometheus to count the calls", || {
+        counted = (before("v1") - v1_before, before("v2") - v2_before);
+        counted.0 + counted.1 >= f64::from(n)
+    });
+    let share = counted.1 / (counted.0 + counted.1);
+    let tolerance = binomial_tolerance(n, 0.9, 4.0) / f64::from(n);
+    assert!(
+        (share - 0.9).abs() < tolerance,
+        "v2 share {share} in Prometheus ({counted:?})"
+    );
+    // The rate, as dashboards show it.
+    let rates = promql(
+        &prometheus,
+        "sum by (destination_version) (rate(istio_requests_total{reporter=\"destination\",destination_service_name=\"recommendation-service\"}[1m]))",
+    );
+    assert!(
+        rates
+            .iter()
+            .any(|(m, v)| m["destination_version"] == "v2" && *v > 0.0),
+        "{rates:?}"
+    );
+
+    // The fault rule: every call is a 500 flagged FI at bff's sidecar.
+    let fault = weft(&[
+        "apply",
+        "--server",
+        &s.api,
+        "-f",
+        "examples/recommendation/virtual-service-fault.yaml",
+    ]);
+    assert!(fault.status.success());
+    wait_for("the fault", || call_bff(&s.ingress).0 == 500);
+    let faults = "sum(istio_requests_total{reporter=\"source\",destination_service_name=\"recommendation-service\",response_code=\"500\",response_flags=\"FI\"})";
+    let count = |q: &str| promql(&prometheus, q).first().map_or(0.0, |(_, v)| *v);
+    std::thread::sleep(Duration::from_secs(2));
+    let faults_before = count(faults);
+    for _ in 0..20 {
+        assert_eq!(call_bff(&s.ingress).0, 500);
+    }
+    wait_for("Prometheus to count the faults", || {
+        count(faults) - faults_before >= 20.0
+    });
+    assert_eq!(count(faults) - faults_before, 20.0);
+}

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod control;
 pub mod demo;
+pub mod prometheus;
 pub mod proxy;
 pub mod resources;
 pub mod up;

@@ -218,7 +218,7 @@ impl Starting<'_> {
                 ingress.address
             );
         }
-        println!("    weft status    weft get se    weft down");
+        println!("    weft status    weft get se    weft prometheus-config    weft down");
         Ok(())
     }
 
@@ -344,6 +344,7 @@ impl Starting<'_> {
             .args(["--app", &format!("{address}:{}", w.port)])
             .args(["--inbound", &format!("{address}:15006")])
             .args(["--outbound", &format!("{address}:15001"), "--admin", &admin])
+            .args(["--stats", &format!("{address}:15020")])
             .args(["--address", &address, "--port", "http=15006"]);
         let sidecar_pid = spawn(
             &mut sidecar,
@@ -362,9 +363,10 @@ impl Starting<'_> {
             name: w.name.clone(),
             service: w.service.clone(),
             namespace: w.namespace.clone(),
-            address,
             app_pid,
             sidecar_pid,
+            stats: format!("{address}:15020"),
+            address,
             admin,
             netns: None,
         })
@@ -408,6 +410,8 @@ impl Starting<'_> {
                 "--admin",
                 "127.0.0.1:15000",
             ])
+            // Reachable from the host (Prometheus); iptables leave port 15020 alone.
+            .args(["--stats", "0.0.0.0:15020"])
             .args(["--address", &address, "--port", &format!("http={}", w.port)]);
         let sidecar_pid = spawn(
             &mut sidecar,
@@ -428,10 +432,11 @@ impl Starting<'_> {
             name: w.name.clone(),
             service: w.service.clone(),
             namespace: w.namespace.clone(),
-            address,
             app_pid,
             sidecar_pid,
             admin: "127.0.0.1:15000".into(),
+            stats: format!("{address}:15020"),
+            address,
             netns: Some(ns),
         })
     }
@@ -454,6 +459,7 @@ impl Starting<'_> {
                 .args(["--labels", "istio=ingressgateway,app=istio-ingressgateway"])
                 .args(["--gateway", &format!("{}={address}", ingress.port)])
                 .args(["--outbound", &format!("{INGRESS_LOCAL}:15001")])
+                .args(["--stats", &format!("{INGRESS_LOCAL}:15020")])
                 .args(["--admin", &admin]),
             &self.logs.join("ingressgateway.log"),
         )?;
@@ -465,6 +471,7 @@ impl Starting<'_> {
             address: address.to_string(),
             pid,
             admin,
+            stats: format!("{INGRESS_LOCAL}:15020"),
         });
         self.save()
     }

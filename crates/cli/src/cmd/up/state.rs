@@ -55,6 +55,9 @@ pub struct Started {
     pub sidecar_pid: u32,
     /// The sidecar's admin listener (inside `netns` when set).
     pub admin: String,
+    /// The sidecar's stats listener (`/stats/prometheus`), reachable from the host.
+    #[serde(default)]
+    pub stats: String,
     /// Its network namespace (namespace mode).
     #[serde(default)]
     pub netns: Option<String>,
@@ -69,6 +72,9 @@ pub struct StartedIngress {
     pub pid: u32,
     /// Its admin listener.
     pub admin: String,
+    /// Its stats listener.
+    #[serde(default)]
+    pub stats: String,
 }
 
 /// What namespace mode created outside the processes.
