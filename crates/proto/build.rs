@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/envoy/service/discovery/v3/ads.proto",
         "proto/weft/config/v1/config.proto",
+        "proto/otlp/trace.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -50,6 +50,10 @@ enum Command {
     Status(cmd::up::StateArgs),
     /// Stop everything `weft up` started (safe to run twice).
     Down(cmd::up::StateArgs),
+    /// Search traces like the Jaeger UI (service, tags, duration, lookback); `show ID` for one.
+    Traces(cmd::traces::Args),
+    /// Live request rate, success rate and p50/p99 per service and version (from the proxies).
+    Top(cmd::top::Args),
     /// Write a Prometheus configuration scraping every proxy of the mesh `weft up` started.
     PrometheusConfig(cmd::prometheus::Args),
     /// Print the version.
@@ -85,6 +89,8 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::up::status(&args),
         Command::Down(args) => cmd::up::down(&args),
         Command::PrometheusConfig(args) => cmd::prometheus::run(&args),
+        Command::Traces(args) => cmd::traces::run(&args),
+        Command::Top(args) => cmd::top::run(&args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

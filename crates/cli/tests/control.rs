@@ -33,6 +33,10 @@ async fn start_control(state: &std::path::Path, port: u16) -> Control {
     let child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args([
             "control",
+            "--otlp",
+            "127.0.0.1:0",
+            "--query",
+            "127.0.0.1:0",
             "--api",
             &addr.to_string(),
             "--xds",

@@ -36,7 +36,7 @@ async fn sigterm_under_load_loses_no_in_flight_request() {
     .expect("config");
     let (outbound, admin) = (free_port(), free_port());
     let mut proxy = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["proxy", "--config"])
+        .args(["proxy", "--stats", "127.0.0.1:0", "--config"])
         .arg(&config)
         .args([
             "--outbound",

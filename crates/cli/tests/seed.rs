@@ -70,6 +70,10 @@ async fn apply_shifts_the_split_and_delete_restores_it() {
         Command::new(env!("CARGO_BIN_EXE_weft"))
             .args([
                 "control",
+                "--otlp",
+                "127.0.0.1:0",
+                "--query",
+                "127.0.0.1:0",
                 "--api",
                 &server,
                 "--xds",
@@ -85,6 +89,8 @@ async fn apply_shifts_the_split_and_delete_restores_it() {
         Command::new(env!("CARGO_BIN_EXE_weft"))
             .args([
                 "proxy",
+                "--stats",
+                "127.0.0.1:0",
                 "--control",
                 &format!("127.0.0.1:{xds}"),
                 "--workload",
@@ -244,6 +250,10 @@ async fn kill_9_of_the_control_plane_under_load_fails_no_request() {
             Command::new(env!("CARGO_BIN_EXE_weft"))
                 .args([
                     "control",
+                    "--otlp",
+                    "127.0.0.1:0",
+                    "--query",
+                    "127.0.0.1:0",
                     "--api",
                     &server,
                     "--xds",
@@ -261,6 +271,8 @@ async fn kill_9_of_the_control_plane_under_load_fails_no_request() {
         Command::new(env!("CARGO_BIN_EXE_weft"))
             .args([
                 "proxy",
+                "--stats",
+                "127.0.0.1:0",
                 "--control",
                 &format!("127.0.0.1:{xds}"),
                 "--workload",
@@ -354,6 +366,8 @@ fn sidecar(xds: u16, workload: &str, labels: &str, app: std::net::SocketAddr) ->
     let child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args([
             "proxy",
+            "--stats",
+            "127.0.0.1:0",
             "--control",
             &format!("127.0.0.1:{xds}"),
             "--workload",
@@ -397,6 +411,10 @@ async fn sidecars_on_both_sides_register_and_route_by_the_rules() {
         Command::new(env!("CARGO_BIN_EXE_weft"))
             .args([
                 "control",
+                "--otlp",
+                "127.0.0.1:0",
+                "--query",
+                "127.0.0.1:0",
                 "--api",
                 &server,
                 "--xds",
@@ -432,6 +450,8 @@ async fn sidecars_on_both_sides_register_and_route_by_the_rules() {
         Command::new(env!("CARGO_BIN_EXE_weft"))
             .args([
                 "proxy",
+                "--stats",
+                "127.0.0.1:0",
                 "--control",
                 &format!("127.0.0.1:{xds}"),
                 "--workload",

@@ -107,6 +107,8 @@ struct Scratch {
     api: String,
     xds: String,
     ingress: String,
+    otlp: String,
+    query: String,
     _down: Down,
     _one: std::sync::MutexGuard<'static, ()>,
 }
@@ -120,6 +122,8 @@ fn scratch(name: &str) -> Scratch {
         api: format!("127.0.0.1:{}", free_port()),
         xds: format!("127.0.0.1:{}", free_port()),
         ingress: format!("127.0.0.1:{}", free_port()),
+        otlp: format!("127.0.0.1:{}", free_port()),
+        query: format!("127.0.0.1:{}", free_port()),
         _down: Down(dir.clone()),
         dir,
         _one: one,
@@ -142,6 +146,10 @@ impl Scratch {
             &self.xds,
             "--ingress",
             &self.ingress,
+            "--otlp",
+            &self.otlp,
+            "--query",
+            &self.query,
         ])
     }
 
@@ -295,6 +303,10 @@ fn demo_narrates_the_scenario_and_stops_the_mesh() {
         xds,
         "--ingress",
         &s.ingress,
+        "--otlp",
+        &s.otlp,
+        "--query",
+        &s.query,
     ]);
     let printed = String::from_utf8_lossy(&demo.stdout);
     assert!(
@@ -356,7 +368,18 @@ fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
     let xds = format!("127.0.0.1:{}", free_port());
     let ingress = format!("127.0.0.1:{}", free_port());
     let mut control = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["control", "--api", &api, "--xds", &xds, "--state-dir"])
+        .args([
+            "control",
+            "--api",
+            &api,
+            "--xds",
+            &xds,
+            "--otlp",
+            "127.0.0.1:0",
+            "--query",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
         .arg(dir.join("control"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -378,6 +401,10 @@ fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
         &xds,
         "--ingress",
         &ingress,
+        "--otlp",
+        &format!("127.0.0.1:{}", free_port()),
+        "--query",
+        &format!("127.0.0.1:{}", free_port()),
     ]);
     let printed = String::from_utf8_lossy(&up.stdout);
     assert!(
@@ -781,4 +808,161 @@ fn a_real_prometheus_sees_the_10_90_split_and_the_injected_faults() {
         count(faults) - faults_before >= 20.0
     });
     assert_eq!(count(faults) - faults_before, 20.0);
+}
+
+/// `weft traces` against the mesh's trace store, as a user runs it.
+fn traces(s: &Scratch, args: &[&str]) -> String {
+    let mut all = vec!["traces", "--query", &s.query];
+    all.extend_from_slice(args);
+    let out = weft(&all);
+    assert!(
+        out.status.success(),
+        "weft {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Trace ids in a `weft traces` table.
+fn trace_ids(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|id| id.len() == 32)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn seed_traces_are_searchable_by_service_tags_and_duration() {
+    let s = scratch("traces");
+    let up = s.up("loopback");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert_eq!(call_bff(&s.ingress).0, 200);
+    // ingress (client) → bff (server) → bff (client) → recommendation (server).
+    let mut first = String::new();
+    wait_for("the first trace", || {
+        let ids = trace_ids(&traces(&s, &["--service", "bff-service", "--limit", "5"]));
+        first = ids.first().cloned().unwrap_or_default();
+        ids.len() == 1
+    });
+    let shown = traces(&s, &["show", &first]);
+    assert!(shown.contains("4 spans"), "{shown}");
+    let order: Vec<&str> = shown
+        .lines()
+        .skip(1)
+        .map(|l| {
+            [
+                "istio-ingressgateway",
+                "bff-service.default ",
+                "recommendation-service.default ",
+            ]
+            .into_iter()
+            .find(|svc| l.contains(svc))
+            .unwrap_or("?")
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "istio-ingressgateway",
+            "bff-service.default ",
+            "bff-service.default ",
+            "recommendation-service.default "
+        ],
+        "{shown}"
+    );
+    assert_eq!(shown.matches("[client]").count(), 2, "{shown}");
+    assert_eq!(shown.matches("[server]").count(), 2, "{shown}");
+
+    // An injected delay makes one call slow: only it is found by minimum duration.
+    let delay = s.dir.join("delay.yaml");
+    std::fs::write(
+        &delay,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: recommendation-service}\nspec:\n  hosts: [recommendation-service]\n  http:\n  - fault: {delay: {fixedDelay: 400ms, percentage: {value: 100}}}\n    route: [{destination: {host: recommendation-service}}]\n",
+    )
+    .expect("write");
+    let applied = weft(&["apply", "--server", &s.api, "-f", &delay.to_string_lossy()]);
+    assert!(applied.status.success());
+    wait_for("the delay", || {
+        let started = Instant::now();
+        call_bff(&s.ingress);
+        started.elapsed() >= Duration::from_millis(400)
+    });
+    wait_for("the slow trace", || {
+        !trace_ids(&traces(
+            &s,
+            &["--service", "bff-service", "--min-duration", "350ms"],
+        ))
+        .is_empty()
+    });
+    let slow = trace_ids(&traces(
+        &s,
+        &[
+            "--service",
+            "bff-service",
+            "--min-duration",
+            "350ms",
+            "--limit",
+            "50",
+        ],
+    ));
+    assert!(
+        !slow.contains(&first),
+        "the fast trace matched a 350ms minimum"
+    );
+    let fast = trace_ids(&traces(
+        &s,
+        &[
+            "--service",
+            "bff-service",
+            "--max-duration",
+            "300ms",
+            "--limit",
+            "50",
+        ],
+    ));
+    assert!(fast.contains(&first));
+
+    // The fault: 500s are tagged error=true; the first call's trace has no error.
+    let fault = weft(&[
+        "apply",
+        "--server",
+        &s.api,
+        "-f",
+        "examples/recommendation/virtual-service-fault.yaml",
+    ]);
+    assert!(fault.status.success());
+    wait_for("the fault", || call_bff(&s.ingress).0 == 500);
+    wait_for("an error trace", || {
+        !trace_ids(&traces(
+            &s,
+            &[
+                "--service",
+                "bff-service",
+                "--tags",
+                "http.status_code=500 error=true",
+            ],
+        ))
+        .is_empty()
+    });
+    let errors = trace_ids(&traces(&s, &["--tags", "error=true", "--limit", "50"]));
+    assert!(!errors.contains(&first));
+    let ok = trace_ids(&traces(
+        &s,
+        &[
+            "--service",
+            "recommendation-service",
+            "--tags",
+            "http.status_code=200",
+            "--limit",
+            "50",
+        ],
+    ));
+    assert!(ok.contains(&first));
 }

@@ -51,6 +51,10 @@ async fn serve(api: &str, xds: &str, state: &str) {
         api: api.parse().unwrap(),
         xds: xds.parse().unwrap(),
         registration_grace: Duration::from_secs(10),
+        otlp: None,
+        query: None,
+        trace_spans: 1000,
+        trace_bytes: 1 << 20,
     };
     let _control = weft_control::start(opts).await.unwrap();
     std::future::pending::<()>().await;

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod metrics;
 pub mod store;
+pub mod traces;
 pub mod xds;
 
 use std::net::SocketAddr;
@@ -29,6 +30,14 @@ pub struct ControlOptions {
     pub xds: SocketAddr,
     /// How long a disconnected proxy's registered workload is kept.
     pub registration_grace: std::time::Duration,
+    /// The OTLP/HTTP trace receiver (4318); `None`: no trace store.
+    pub otlp: Option<SocketAddr>,
+    /// Jaeger's query API (16686), over the trace store.
+    pub query: Option<SocketAddr>,
+    /// Most spans the trace store keeps.
+    pub trace_spans: usize,
+    /// About the most bytes the trace store keeps.
+    pub trace_bytes: usize,
 }
 
 /// Why the control plane could not start.
@@ -58,6 +67,12 @@ pub struct RunningControl {
     pub proxies: Arc<xds::Proxies>,
     /// The store.
     pub store: Arc<Store>,
+    /// The trace store.
+    pub traces: Arc<traces::TraceStore>,
+    /// The bound OTLP receiver address.
+    pub otlp: Option<SocketAddr>,
+    /// The bound Jaeger query address.
+    pub query: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -128,13 +143,73 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             });
         }
     });
-    tracing::info!(%api, xds = %xds_addr, state_dir = %opts.state_dir.display(), "control plane ready");
+    let mut tasks = vec![task, xds_task];
+    let trace_store = Arc::new(traces::TraceStore::new(opts.trace_spans, opts.trace_bytes));
+    let otlp = match opts.otlp {
+        Some(addr) => {
+            let (bound, t) =
+                serve_http(addr, trace_store.clone(), traces::receiver::handle).await?;
+            tasks.push(t);
+            Some(bound)
+        }
+        None => None,
+    };
+    let query = match opts.query {
+        Some(addr) => {
+            let (bound, t) = serve_http(addr, trace_store.clone(), traces::jaeger::handle).await?;
+            tasks.push(t);
+            Some(bound)
+        }
+        None => None,
+    };
+    tracing::info!(%api, xds = %xds_addr, ?otlp, ?query, state_dir = %opts.state_dir.display(), "control plane ready");
     Ok(RunningControl {
         api,
         xds: xds_addr,
         proxies,
         store,
-        tasks: vec![task, xds_task],
+        traces: trace_store,
+        otlp,
+        query,
+        tasks,
         stop,
     })
+}
+
+/// Serves `handle` over HTTP/1.1 and HTTP/2 on `addr`.
+async fn serve_http<F, Fut, B>(
+    addr: SocketAddr,
+    store: Arc<traces::TraceStore>,
+    handle: F,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError>
+where
+    F: Fn(Arc<traces::TraceStore>, hyper::Request<hyper::body::Incoming>) -> Fut
+        + Send
+        + Sync
+        + Copy
+        + 'static,
+    Fut: std::future::Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|error| StartError::Bind { addr, error })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let store = store.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(store, req).await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok((bound, task))
 }

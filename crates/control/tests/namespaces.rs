@@ -33,6 +33,10 @@ async fn a_namespace_that_is_not_a_dns_label_is_refused() {
         api: any,
         xds: any,
         registration_grace: Duration::from_secs(1),
+        otlp: None,
+        query: None,
+        trace_spans: 1000,
+        trace_bytes: 1 << 20,
     })
     .await
     .expect("starts");

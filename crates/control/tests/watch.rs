@@ -15,6 +15,10 @@ async fn watch_streams_added_modified_and_deleted() {
         api: any,
         xds: any,
         registration_grace: Duration::from_secs(1),
+        otlp: None,
+        query: None,
+        trace_spans: 1000,
+        trace_bytes: 1 << 20,
     })
     .await
     .expect("starts");

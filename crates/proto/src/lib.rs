@@ -13,5 +13,10 @@ pub mod config {
     tonic::include_proto!("weft.config.v1");
 }
 
+/// OTLP traces (the subset weft sends and receives; field numbers are OTLP's).
+pub mod otlp {
+    tonic::include_proto!("opentelemetry.proto.collector.trace.v1");
+}
+
 /// The type URL of [`config::IstioResource`].
 pub const ISTIO_RESOURCE_TYPE: &str = "type.googleapis.com/weft.config.v1.IstioResource";

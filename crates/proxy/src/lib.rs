@@ -71,6 +71,17 @@ pub struct ProxyOptions {
     /// The workload this proxy serves, as telemetry labels name it (default: unknown
     /// name, the scope's namespace and labels).
     pub identity: Option<weft_model::service::WorkloadInfo>,
+    /// Where spans go and how many are sampled; `None`: no tracing.
+    pub tracing: Option<TracingOptions>,
+}
+
+/// Tracing settings.
+#[derive(Debug, Clone)]
+pub struct TracingOptions {
+    /// The OTLP/HTTP traces endpoint, `http://host:port/v1/traces`.
+    pub endpoint: ::http::Uri,
+    /// Percent of new traces sampled (Istio's default: 1); a caller's decision wins.
+    pub sampling: f64,
 }
 
 /// Why the proxy could not start.
@@ -159,7 +170,21 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
     let identity = opts.identity.clone().unwrap_or_else(|| {
         weft_model::service::WorkloadInfo::new("", &opts.scope.namespace, "", &opts.scope.labels)
     });
-    let telemetry = Arc::new(telemetry::Telemetry::new(identity));
+    let tracer = opts.tracing.as_ref().map(|t| {
+        // Jaeger's service name is Istio's canonical service: `<app>.<namespace>`.
+        let service = format!("{}.{}", identity.app, identity.namespace);
+        telemetry::spans::Tracer::start(
+            t.endpoint.clone(),
+            t.sampling,
+            vec![
+                ("service.name", service),
+                ("istio.namespace", identity.namespace.clone()),
+                ("istio.workload", identity.name.clone()),
+                ("node_id", opts.id.clone()),
+            ],
+        )
+    });
+    let telemetry = Arc::new(telemetry::Telemetry::new(identity, opts.id.clone(), tracer));
     let mut stats_addr = None;
     if let Some(addr) = opts.stats {
         let listener = bind(addr).await?;

@@ -157,6 +157,9 @@ pub struct Snapshot {
     pub scope: ProxyScope,
     /// Every name of every service (`reviews`, `reviews.default`, ...) to its host.
     pub service_names: HashMap<String, Arc<str>>,
+    /// The service this proxy's workload belongs to: one with an endpoint carrying
+    /// exactly the workload's labels.
+    pub local_service: Option<Arc<str>>,
 }
 
 impl Snapshot {
@@ -219,8 +222,17 @@ impl Snapshot {
             let previous = reuse(&model.name);
             Arc::new(runtime(model, previous, true))
         });
+        let local_service = (!scope.labels.is_empty())
+            .then(|| {
+                mesh.services
+                    .values()
+                    .find(|s| s.endpoints.iter().any(|e| e.labels == scope.labels))
+                    .and_then(|s| service_names.get(&s.hostname).cloned())
+            })
+            .flatten();
         Snapshot {
             service_names,
+            local_service,
             version,
             accepted_at: SystemTime::now(),
             source,

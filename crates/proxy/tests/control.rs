@@ -21,6 +21,10 @@ async fn control(state: &std::path::Path, xds: SocketAddr) -> RunningControl {
         api: any(),
         xds,
         registration_grace: Duration::from_millis(300),
+        otlp: None,
+        query: None,
+        trace_spans: 1000,
+        trace_bytes: 1 << 20,
     })
     .await
     .expect("control plane starts")
@@ -60,6 +64,7 @@ async fn proxy(xds: SocketAddr) -> RunningProxy {
         registration: None,
         stats: None,
         identity: None,
+        tracing: None,
     })
     .await
     .expect("proxy starts")
@@ -234,6 +239,7 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
         }),
         stats: None,
         identity: None,
+        tracing: None,
     })
     .await
     .expect("server-side proxy");

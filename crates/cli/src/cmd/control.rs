@@ -21,6 +21,32 @@ pub struct Args {
     /// How long a disconnected proxy's registered workload is kept.
     #[arg(long, value_parser = weft_api::duration::parse_duration, default_value = "10s")]
     registration_grace: std::time::Duration,
+    /// The OTLP/HTTP trace receiver (POST /v1/traces, protobuf), Jaeger's and the
+    /// OpenTelemetry collector's 4318. `off` disables the trace store.
+    #[arg(long, default_value = "127.0.0.1:4318", value_parser = parse_listen)]
+    otlp: Listen,
+    /// Jaeger's HTTP query API over the trace store (Jaeger's 16686). `off` disables it.
+    #[arg(long, default_value = "127.0.0.1:16686", value_parser = parse_listen)]
+    query: Listen,
+    /// Most spans the trace store keeps (the oldest go first).
+    #[arg(long, default_value_t = 200_000)]
+    trace_store_spans: usize,
+    /// Most memory the trace store uses, in MiB (the oldest spans go first).
+    #[arg(long, default_value_t = 256)]
+    trace_store_mib: usize,
+}
+
+/// An address to listen on, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen(Option<SocketAddr>);
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    if s == "off" {
+        return Ok(Listen(None));
+    }
+    s.parse()
+        .map(|a| Listen(Some(a)))
+        .map_err(|_| format!("{s:?} is not an address like 127.0.0.1:4318 (or off)"))
 }
 
 /// Runs the control plane until SIGTERM or SIGINT.
@@ -35,6 +61,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             api: args.api,
             xds: args.xds,
             registration_grace: args.registration_grace,
+            otlp: args.otlp.0,
+            query: args.query.0,
+            trace_spans: args.trace_store_spans,
+            trace_bytes: args.trace_store_mib.saturating_mul(1 << 20),
         })
         .await
         {

@@ -46,6 +46,12 @@ pub struct Args {
     /// Where the ingress gateway listens (default: the manifest's, 127.0.0.1:8000).
     #[arg(long)]
     ingress: Option<SocketAddr>,
+    /// The control plane's OTLP trace receiver.
+    #[arg(long, default_value = "127.0.0.1:4318")]
+    otlp: SocketAddr,
+    /// The control plane's Jaeger query API.
+    #[arg(long, default_value = "127.0.0.1:16686")]
+    query: SocketAddr,
 }
 
 /// Stops the demo's mesh however the demo ends.
@@ -161,6 +167,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         api: args.api,
         xds: args.xds,
         ingress: args.ingress,
+        otlp: args.otlp,
+        query: args.query,
     })?;
     let _guard = MeshGuard(args.state_dir.clone());
     let state: serde_json::Value =

@@ -6,5 +6,7 @@ pub mod demo;
 pub mod prometheus;
 pub mod proxy;
 pub mod resources;
+pub mod top;
+pub mod traces;
 pub mod up;
 pub mod validate;

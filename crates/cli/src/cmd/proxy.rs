@@ -39,6 +39,13 @@ pub struct Args {
     /// Inbound listener fronting the app (started only with --app).
     #[arg(long, default_value = "127.0.0.1:15006")]
     inbound: SocketAddr,
+    /// Send spans (OTLP over HTTP, protobuf) to this endpoint, e.g.
+    /// http://127.0.0.1:4318/v1/traces (the control plane's trace store). No tracing without it.
+    #[arg(long)]
+    trace_endpoint: Option<::http::Uri>,
+    /// Percent of new traces sampled (Istio's default 1); a caller's decision is respected.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_percent)]
+    trace_sampling: f64,
     /// Stats listener: /stats/prometheus (Istio's metrics) and /healthz/ready.
     #[arg(long, default_value = "127.0.0.1:15020")]
     stats: SocketAddr,
@@ -72,6 +79,17 @@ pub struct Args {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     weft_api::duration::parse_duration(s)
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0 and 100"))
+    }
 }
 
 fn parse_port(s: &str) -> Result<(String, u32), String> {
@@ -163,6 +181,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             drain: args.drain,
             control: args.control,
             stats: Some(args.stats),
+            tracing: args
+                .trace_endpoint
+                .map(|endpoint| weft_proxy::TracingOptions {
+                    endpoint,
+                    sampling: args.trace_sampling,
+                }),
         };
         let proxy = match weft_proxy::start(opts).await {
             Ok(p) => p,

@@ -26,7 +26,8 @@ use super::{cors, fault, headers, local_reply, mirror, upgrade};
 use crate::flags::ResponseFlags;
 use crate::snapshot::{ClusterRuntime, Endpoint, Snapshot, SnapshotCell, Target};
 use crate::telemetry::metrics::Reporter;
-use crate::telemetry::{Observation, ObservedBody, PEER_HEADER, Telemetry};
+use crate::telemetry::spans::Kind as SpanKind;
+use crate::telemetry::{Observation, ObservedBody, PEER_HEADER, RequestLine, Telemetry};
 
 /// What `forward` needs of the request besides its head and body.
 struct Call {
@@ -117,7 +118,11 @@ impl HttpProxy {
 
     /// Handles one request; never fails (failures become local replies). The response
     /// body records the request's telemetry when it ends.
-    pub async fn handle(&self, down: Downstream, req: Request<Incoming>) -> Response<ObservedBody> {
+    pub async fn handle(
+        &self,
+        down: Downstream,
+        mut req: Request<Incoming>,
+    ) -> Response<ObservedBody> {
         let grpc = headers::is_grpc(req.headers());
         let reporter = match self.direction {
             Direction::Inbound => Reporter::Destination,
@@ -130,6 +135,44 @@ impl HttpProxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        let kind = match self.direction {
+            Direction::Inbound => SpanKind::Server,
+            _ => SpanKind::Client,
+        };
+        if self.telemetry.tracer.is_some() {
+            // Cheap clones (shared bytes); the span's strings are built only when sampled.
+            let (method, uri, version) = (req.method().clone(), req.uri().clone(), req.version());
+            let host = req.headers().get(HOST).cloned();
+            let agent = req.headers().get(http::header::USER_AGENT).cloned();
+            let line = move || {
+                let authority = uri
+                    .authority()
+                    .map(|a| a.as_str().to_string())
+                    .or_else(|| host.and_then(|h| h.to_str().ok().map(str::to_string)))
+                    .unwrap_or_default();
+                RequestLine {
+                    method: method.to_string(),
+                    url: format!(
+                        "{}://{authority}{}",
+                        uri.scheme_str().unwrap_or("http"),
+                        uri.path_and_query().map_or("/", |p| p.as_str())
+                    ),
+                    authority,
+                    protocol: match version {
+                        Version::HTTP_2 => "HTTP/2",
+                        Version::HTTP_10 => "HTTP/1.0",
+                        _ => "HTTP/1.1",
+                    },
+                    user_agent: agent
+                        .and_then(|a| a.to_str().ok().map(str::to_string))
+                        .unwrap_or_default(),
+                    peer: down.peer.to_string(),
+                }
+            };
+            headers::ensure_request_id(req.headers_mut());
+            self.telemetry
+                .trace(&mut obs, req.headers_mut(), kind, line);
+        }
         let response = self.route_and_send(down, req, grpc, &mut obs).await;
         ObservedBody::wrap(response, Some(obs))
     }
@@ -162,11 +205,14 @@ impl HttpProxy {
         if self.direction == Direction::Inbound {
             headers::append_forwarded_for(req.headers_mut(), down.peer.ip());
             obs.peer = self.telemetry.take_peer(req.headers_mut());
-            if let Some(service) = authority_of(&req).and_then(|a| {
-                snapshot
-                    .service_names
-                    .get(weft_model::host::authority_host(&a))
-                    .cloned()
+            // The service this workload serves, else the one the caller named.
+            if let Some(service) = snapshot.local_service.clone().or_else(|| {
+                authority_of(&req).and_then(|a| {
+                    snapshot
+                        .service_names
+                        .get(weft_model::host::authority_host(&a))
+                        .cloned()
+                })
             }) {
                 obs.service = service;
             }
@@ -179,6 +225,10 @@ impl HttpProxy {
                 );
             };
             let authority = authority_of(&req).unwrap_or_default();
+            if let Some(span) = &mut obs.span {
+                span.cluster = Some(cluster.model.name.clone());
+                span.port = Some(cluster.model.port);
+            }
             let out = outgoing(&mut req, authority, None);
             return self.send_plain(cluster, out, req, upgrade, grpc).await;
         }
@@ -372,6 +422,9 @@ impl HttpProxy {
                 .await;
         }
         obs.service = cluster.service.clone();
+        if let Some(span) = &mut obs.span {
+            span.port = Some(cluster.model.port);
+        }
         if cluster.mesh_internal {
             // Who is calling, for the server sidecar's telemetry (Istio's metadata exchange).
             req.headers_mut()
@@ -433,6 +486,11 @@ impl HttpProxy {
             Ok(up) => {
                 if let Some(workload) = up.endpoint.workload.load_full() {
                     obs.peer = workload;
+                }
+                if let Some(span) = &mut obs.span {
+                    span.cluster = Some(cluster.model.name.clone());
+                    span.port = Some(cluster.model.port);
+                    span.upstream = Some(up.endpoint.key.clone());
                 }
                 let (mut parts, incoming) = up.response.into_parts();
                 // The downstream connection's protocol decides the response's, not the upstream's.

@@ -11,7 +11,9 @@
 //! endpoint it picked (registered workloads carry their name and labels).
 
 pub mod metrics;
+pub mod spans;
 pub mod stats;
+pub mod trace_context;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -42,6 +44,10 @@ pub struct Telemetry {
     pub me: Arc<WorkloadInfo>,
     /// Istio's metrics.
     pub metrics: Metrics,
+    /// Spans, when tracing is on.
+    pub tracer: Option<spans::Tracer>,
+    /// The proxy's id (`node_id` on spans).
+    pub node_id: String,
     unknown: Arc<WorkloadInfo>,
     unknown_service: Arc<str>,
     peer_header: HeaderValue,
@@ -50,8 +56,8 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Telemetry for a proxy serving `me`.
-    pub fn new(me: WorkloadInfo) -> Self {
+    /// Telemetry for a proxy serving `me`, with spans going to `tracer`.
+    pub fn new(me: WorkloadInfo, node_id: String, tracer: Option<spans::Tracer>) -> Self {
         let encoded = format!(
             "name={};namespace={};sa={};app={};version={}",
             me.name, me.namespace, me.service_account, me.app, me.version
@@ -61,6 +67,8 @@ impl Telemetry {
                 .unwrap_or_else(|_| HeaderValue::from_static("name=unknown")),
             me: Arc::new(me),
             metrics: Metrics::default(),
+            tracer,
+            node_id,
             unknown: Arc::new(WorkloadInfo::unknown()),
             unknown_service: Arc::from("unknown"),
             peers: ArcSwap::from_pointee(HashMap::new()),
@@ -131,8 +139,94 @@ impl Telemetry {
             request_bytes: 0,
             peer: self.unknown.clone(),
             service: self.unknown_service.clone(),
+            span: None,
         }
     }
+
+    /// Joins (or starts) the request's trace: the next hop gets our span as its parent
+    /// in `headers`; a sampled request's span is kept in `obs` until it ends.
+    pub fn trace(
+        &self,
+        obs: &mut Observation,
+        headers: &mut HeaderMap,
+        kind: spans::Kind,
+        request: impl FnOnce() -> RequestLine,
+    ) {
+        let Some(tracer) = &self.tracer else { return };
+        let incoming = trace_context::extract(headers);
+        let sampled = incoming
+            .as_ref()
+            .and_then(|c| c.sampled)
+            .unwrap_or_else(|| tracer.sample());
+        let trace_id = incoming
+            .as_ref()
+            .map_or_else(trace_context::new_trace_id, |c| c.trace_id);
+        let parent = incoming.as_ref().map(|c| c.parent);
+        let span_id = trace_context::new_span_id();
+        let formats = incoming.as_ref().map(|c| c.formats).unwrap_or_default();
+        trace_context::inject(
+            headers,
+            &trace_id,
+            &span_id,
+            parent.as_ref(),
+            sampled,
+            formats,
+        );
+        if sampled {
+            let request_id = headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            obs.span = Some(Box::new(SpanInProgress {
+                trace_id,
+                span_id,
+                parent,
+                kind,
+                start: std::time::SystemTime::now(),
+                request: request(),
+                request_id,
+                cluster: None,
+                port: None,
+                upstream: None,
+            }));
+        }
+    }
+}
+
+/// What a span says about the request.
+#[derive(Debug, Default)]
+pub struct RequestLine {
+    /// Method.
+    pub method: String,
+    /// `scheme://authority/path`.
+    pub url: String,
+    /// The authority.
+    pub authority: String,
+    /// `HTTP/1.1`, `HTTP/2`.
+    pub protocol: &'static str,
+    /// User-Agent.
+    pub user_agent: String,
+    /// The client's address.
+    pub peer: String,
+}
+
+/// A sampled request's span, until the request ends.
+#[derive(Debug)]
+pub struct SpanInProgress {
+    trace_id: trace_context::TraceId,
+    span_id: trace_context::SpanId,
+    parent: Option<trace_context::SpanId>,
+    kind: spans::Kind,
+    start: std::time::SystemTime,
+    request: RequestLine,
+    request_id: String,
+    /// The upstream cluster.
+    pub cluster: Option<Arc<str>>,
+    /// The service port (the operation is `<service>:<port>/*`).
+    pub port: Option<u16>,
+    /// The endpoint that answered.
+    pub upstream: Option<String>,
 }
 
 /// `name=..;namespace=..;sa=..;app=..;version=..`; missing parts are `unknown`.
@@ -173,11 +267,16 @@ pub struct Observation {
     pub peer: Arc<WorkloadInfo>,
     /// The destination service's host.
     pub service: Arc<str>,
+    /// The span, when the request is sampled.
+    pub span: Option<Box<SpanInProgress>>,
 }
 
 impl Observation {
     fn finish(self, status: u16, grpc: Option<u16>, flags: ResponseFlags, response_bytes: u64) {
         let t = &self.telemetry;
+        if let (Some(span), Some(tracer)) = (self.span, &t.tracer) {
+            tracer.record(finished_span(t, *span, &self.service, status, flags));
+        }
         let (source, destination, security) = match self.reporter {
             Reporter::Source => (t.me.clone(), self.peer, "unknown"),
             Reporter::Destination => (self.peer, t.me.clone(), "none"),
@@ -201,6 +300,56 @@ impl Observation {
             request_bytes: self.request_bytes,
             response_bytes,
         });
+    }
+}
+
+/// The span Istio's proxies emit for a request: operation `<service>:<port>/*`, tagged
+/// with the request, the response and the proxy.
+fn finished_span(
+    t: &Telemetry,
+    span: SpanInProgress,
+    service: &str,
+    status: u16,
+    flags: ResponseFlags,
+) -> spans::FinishedSpan {
+    use spans::Value::Text;
+    let name = match (service, span.port) {
+        ("unknown", _) | (_, None) => format!("{}/*", span.request.authority),
+        (service, Some(port)) => format!("{service}:{port}/*"),
+    };
+    let error = status >= 500 || status == 0;
+    let mut attributes = vec![
+        ("component", Text("proxy".into())),
+        ("node_id", Text(t.node_id.clone())),
+        ("http.method", Text(span.request.method)),
+        ("http.url", Text(span.request.url)),
+        ("http.protocol", Text(span.request.protocol.into())),
+        ("http.status_code", Text(status.to_string())),
+        ("response_flags", Text(flags.to_string())),
+        ("guid:x-request-id", Text(span.request_id)),
+        ("user_agent", Text(span.request.user_agent)),
+        ("peer.address", Text(span.request.peer)),
+        ("istio.namespace", Text(t.me.namespace.clone())),
+        ("istio.canonical_service", Text(t.me.app.clone())),
+        ("istio.mesh_id", Text("cluster.local".into())),
+    ];
+    if let Some(cluster) = span.cluster {
+        attributes.push(("upstream_cluster", Text(cluster.to_string())));
+        attributes.push(("upstream_cluster.name", Text(cluster.to_string())));
+    }
+    if let Some(upstream) = span.upstream {
+        attributes.push(("upstream_host", Text(upstream)));
+    }
+    spans::FinishedSpan {
+        trace_id: span.trace_id,
+        span_id: span.span_id,
+        parent: span.parent,
+        name,
+        kind: span.kind,
+        start: span.start,
+        end: std::time::SystemTime::now(),
+        attributes,
+        error,
     }
 }
 
@@ -291,7 +440,7 @@ mod tests {
 
     #[test]
     fn peers_parse_and_are_shared() {
-        let t = Telemetry::new(WorkloadInfo::unknown());
+        let t = Telemetry::new(WorkloadInfo::unknown(), "test".into(), None);
         let mut headers = HeaderMap::new();
         headers.insert(
             PEER_HEADER,

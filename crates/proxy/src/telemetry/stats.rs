@@ -55,6 +55,31 @@ fn handle(
             let mut out = String::with_capacity(64 * 1024);
             telemetry.metrics.render(&mut out);
             internals(&mut out, snapshots);
+            if let Some(tracer) = &telemetry.tracer {
+                use std::sync::atomic::Ordering::Relaxed;
+                family(
+                    &mut out,
+                    "weft_tracing_spans_exported_total",
+                    "counter",
+                    "Spans the trace collector accepted.",
+                );
+                let _ = writeln!(
+                    out,
+                    "weft_tracing_spans_exported_total {}",
+                    tracer.exported.load(Relaxed)
+                );
+                family(
+                    &mut out,
+                    "weft_tracing_spans_dropped_total",
+                    "counter",
+                    "Spans dropped: export queue full, collector slow, absent or refusing.",
+                );
+                let _ = writeln!(
+                    out,
+                    "weft_tracing_spans_dropped_total {}",
+                    tracer.dropped.load(Relaxed)
+                );
+            }
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -38,7 +38,7 @@ impl Harness {
 
     /// Starts a proxy fronting `app` on its inbound listener.
     pub async fn start_with(yaml: &str, app: Option<SocketAddr>) -> Harness {
-        Harness::start_as(yaml, app, ProxyScope::default(), Vec::new(), None).await
+        Harness::start_as(yaml, app, ProxyScope::default(), Vec::new(), None, None).await
     }
 
     /// Starts a sidecar for workload `identity` (its labels are the scope's), fronting `app`.
@@ -48,6 +48,17 @@ impl Harness {
         identity: weft_model::service::WorkloadInfo,
         labels: &[(&str, &str)],
     ) -> Harness {
+        Harness::traced_sidecar(yaml, app, identity, labels, None).await
+    }
+
+    /// A sidecar as [`Harness::sidecar`], sending spans per `tracing`.
+    pub async fn traced_sidecar(
+        yaml: &str,
+        app: Option<SocketAddr>,
+        identity: weft_model::service::WorkloadInfo,
+        labels: &[(&str, &str)],
+        tracing: Option<weft_proxy::TracingOptions>,
+    ) -> Harness {
         let scope = ProxyScope {
             namespace: identity.namespace.clone(),
             labels: labels
@@ -56,7 +67,7 @@ impl Harness {
                 .collect(),
             gateway: false,
         };
-        Harness::start_as(yaml, app, scope, Vec::new(), Some(identity)).await
+        Harness::start_as(yaml, app, scope, Vec::new(), Some(identity), tracing).await
     }
 
     /// Starts an ingress gateway proxy with `labels`, serving Gateway port 80 on an
@@ -70,7 +81,7 @@ impl Harness {
                 .collect(),
             gateway: true,
         };
-        Harness::start_as(yaml, None, scope, vec![(80, any_port())], None).await
+        Harness::start_as(yaml, None, scope, vec![(80, any_port())], None, None).await
     }
 
     async fn start_as(
@@ -79,6 +90,7 @@ impl Harness {
         scope: ProxyScope,
         gateways: Vec<(u16, SocketAddr)>,
         identity: Option<weft_model::service::WorkloadInfo>,
+        tracing: Option<weft_proxy::TracingOptions>,
     ) -> Harness {
         let dir = temp_dir();
         std::fs::write(dir.join("mesh.yaml"), yaml).expect("write config");
@@ -97,6 +109,7 @@ impl Harness {
             registration: None,
             stats: Some(any_port()),
             identity,
+            tracing,
         };
         let proxy = weft_proxy::start(opts).await.expect("proxy starts");
         Harness { proxy, dir }

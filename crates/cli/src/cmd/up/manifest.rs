@@ -23,6 +23,30 @@ pub struct Manifest {
     /// The ingress gateway.
     #[serde(default)]
     pub ingress: Ingress,
+    /// Tracing.
+    #[serde(default)]
+    pub tracing: Tracing,
+}
+
+/// How the mesh's proxies trace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tracing {
+    /// Percent of new traces sampled (Istio's default: 1).
+    #[serde(default = "default_sampling")]
+    pub sampling: f64,
+}
+
+impl Default for Tracing {
+    fn default() -> Self {
+        Tracing {
+            sampling: default_sampling(),
+        }
+    }
+}
+
+fn default_sampling() -> f64 {
+    1.0
 }
 
 /// One workload: an app and its sidecar.
@@ -157,6 +181,12 @@ fn check(manifest: &Manifest) -> Result<(), String> {
                 w.port
             ));
         }
+    }
+    if !(0.0..=100.0).contains(&manifest.tracing.sampling) {
+        return Err(format!(
+            "tracing.sampling: {} is not a percentage between 0 and 100",
+            manifest.tracing.sampling
+        ));
     }
     if manifest.workloads.len() > MAX_WORKLOADS {
         return Err(format!(

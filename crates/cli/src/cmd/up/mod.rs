@@ -59,6 +59,13 @@ pub struct UpArgs {
     /// Where the ingress gateway listens (overrides the manifest's `ingress.address`).
     #[arg(long)]
     pub(crate) ingress: Option<SocketAddr>,
+    /// The control plane's OTLP trace receiver, where the proxies send spans (in namespace
+    /// mode it listens on the bridge address with this port).
+    #[arg(long, default_value = "127.0.0.1:4318")]
+    pub(crate) otlp: SocketAddr,
+    /// The control plane's Jaeger query API (`weft traces` reads it).
+    #[arg(long, default_value = "127.0.0.1:16686")]
+    pub(crate) query: SocketAddr,
 }
 
 /// Arguments of `weft status` and `weft down`.
@@ -177,7 +184,14 @@ impl Starting<'_> {
             self.args.xds
         };
         self.state.xds = xds.to_string();
-        self.start_control_plane(&weft, xds)?;
+        let otlp = if self.namespaces() {
+            SocketAddr::from((netns::BRIDGE_IP, self.args.otlp.port()))
+        } else {
+            self.args.otlp
+        };
+        self.state.otlp = otlp.to_string();
+        self.state.query = self.args.query.to_string();
+        self.start_control_plane(&weft, xds, otlp)?;
         let vips = self.create_services()?;
         for (i, w) in self.manifest.workloads.iter().enumerate() {
             let started = if self.namespaces() {
@@ -222,7 +236,12 @@ impl Starting<'_> {
         Ok(())
     }
 
-    fn start_control_plane(&mut self, weft: &Path, xds: SocketAddr) -> anyhow::Result<()> {
+    fn start_control_plane(
+        &mut self,
+        weft: &Path,
+        xds: SocketAddr,
+        otlp: SocketAddr,
+    ) -> anyhow::Result<()> {
         let api = self.args.api;
         let running = self
             .runtime
@@ -237,7 +256,10 @@ impl Starting<'_> {
             }
             return Ok(());
         }
-        println!("▸ starting the control plane on {api} (proxy stream on {xds})");
+        println!(
+            "▸ starting the control plane on {api} (proxy stream on {xds}, traces in on {otlp}, trace search on {})",
+            self.args.query
+        );
         let pid = spawn(
             Command::new(weft)
                 .args([
@@ -247,6 +269,8 @@ impl Starting<'_> {
                     "--xds",
                     &xds.to_string(),
                 ])
+                .args(["--otlp", &otlp.to_string()])
+                .args(["--query", &self.args.query.to_string()])
                 .arg("--state-dir")
                 .arg(self.args.state_dir.join("control")),
             &self.logs.join("control.log"),
@@ -319,12 +343,23 @@ impl Starting<'_> {
         Ok(vips)
     }
 
+    /// Where the proxies send spans, and how many.
+    fn tracing_args(&self) -> [String; 4] {
+        [
+            "--trace-endpoint".into(),
+            format!("http://{}/v1/traces", self.state.otlp),
+            "--trace-sampling".into(),
+            self.manifest.tracing.sampling.to_string(),
+        ]
+    }
+
     fn sidecar_command(&self, weft: &Path, w: &Workload) -> Command {
         let mut labels = w.labels.clone();
         labels.insert("app".into(), w.service.clone());
         let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut cmd = Command::new(weft);
         cmd.args(["proxy", "--control", &self.state.xds])
+            .args(self.tracing_args())
             .args(["--workload", &w.name, "--namespace", &w.namespace])
             .args(["--service-account", &w.service_account])
             .args(["--labels", &labels.join(",")]);
@@ -450,6 +485,7 @@ impl Starting<'_> {
         let pid = spawn(
             Command::new(weft)
                 .args(["proxy", "--control", &self.state.xds])
+                .args(self.tracing_args())
                 .args([
                     "--workload",
                     "istio-ingressgateway",
@@ -496,16 +532,22 @@ impl Starting<'_> {
                 println!("▸ sidecars ready: {ready}/{total}");
                 last = ready;
             }
-            if ready == total && ingress {
-                return Ok(());
+            let all_ready = ready == total && ingress;
+            if all_ready {
+                // A process that could not bind its ports exits at once; another mesh's
+                // proxy on the same address may have answered for it.
+                std::thread::sleep(Duration::from_millis(300));
             }
             for pid in self.state.pids() {
                 if !alive(pid) {
                     bail!(
-                        "process {pid} exited while the mesh was starting; see the logs in {}",
+                        "process {pid} exited while the mesh was starting (another mesh on the same addresses?); see the logs in {}",
                         self.logs.display()
                     );
                 }
+            }
+            if all_ready {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(

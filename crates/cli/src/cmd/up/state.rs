@@ -17,6 +17,12 @@ pub struct State {
     /// The control plane's proxy stream, as the sidecars dial it.
     #[serde(default)]
     pub xds: String,
+    /// The OTLP trace receiver the proxies send spans to.
+    #[serde(default)]
+    pub otlp: String,
+    /// The Jaeger query API.
+    #[serde(default)]
+    pub query: String,
     /// The control plane `weft up` started; `None` when it used one already running.
     pub control_pid: Option<u32>,
     /// The ServiceEntries it created (namespace, name), removed by `down` from a control

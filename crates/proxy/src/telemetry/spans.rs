@@ -1,0 +1,262 @@
+//! Spans: one per sampled request and proxy (a server span on the inbound side, a
+//! client span on the outbound side and at gateways), exported as OTLP over HTTP
+//! (protobuf) in batches.
+//!
+//! Requests only push a finished span onto a bounded queue and never wait: when the
+//! queue is full, or the collector is slow, absent or refuses a batch, spans are dropped
+//! and counted (`weft_tracing_spans_dropped_total`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use prost::Message;
+use tokio::sync::mpsc;
+use weft_proto::otlp;
+
+use super::trace_context::{SpanId, TraceId};
+
+/// Spans waiting for export, at most.
+pub const QUEUE: usize = 4096;
+/// Spans per export request, at most.
+const BATCH: usize = 512;
+/// How long a span may wait for its batch.
+const FLUSH: Duration = Duration::from_millis(500);
+/// How long one export may take.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Client (outbound, gateway) or server (inbound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The proxy calls out.
+    Client,
+    /// The proxy receives.
+    Server,
+}
+
+/// A span attribute's value.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// Text.
+    Text(String),
+    /// A number.
+    Int(i64),
+    /// A flag.
+    Bool(bool),
+}
+
+/// A finished span.
+#[derive(Debug, Clone)]
+pub struct FinishedSpan {
+    /// Trace.
+    pub trace_id: TraceId,
+    /// This span.
+    pub span_id: SpanId,
+    /// Its parent, if any.
+    pub parent: Option<SpanId>,
+    /// Operation name.
+    pub name: String,
+    /// Client or server.
+    pub kind: Kind,
+    /// Start.
+    pub start: SystemTime,
+    /// End.
+    pub end: SystemTime,
+    /// Tags.
+    pub attributes: Vec<(&'static str, Value)>,
+    /// True for 5xx and failures (`error=true`).
+    pub error: bool,
+}
+
+/// Where spans go, and what became of them.
+#[derive(Debug)]
+pub struct Tracer {
+    /// Share of new traces sampled, in percent (a caller's decision wins).
+    pub sampling: f64,
+    queue: mpsc::Sender<FinishedSpan>,
+    /// Spans dropped (queue full, export failed).
+    pub dropped: std::sync::Arc<AtomicU64>,
+    /// Spans the collector accepted.
+    pub exported: std::sync::Arc<AtomicU64>,
+}
+
+impl Tracer {
+    /// A tracer exporting to `endpoint` (`http://host:port/v1/traces`) spans of a proxy
+    /// whose resource is `resource`; the exporter runs on the current runtime.
+    pub fn start(endpoint: Uri, sampling: f64, resource: Vec<(&'static str, String)>) -> Tracer {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let dropped = std::sync::Arc::new(AtomicU64::new(0));
+        let exported = std::sync::Arc::new(AtomicU64::new(0));
+        tokio::spawn(export(
+            rx,
+            endpoint,
+            resource,
+            dropped.clone(),
+            exported.clone(),
+        ));
+        Tracer {
+            sampling: sampling.clamp(0.0, 100.0),
+            queue,
+            dropped,
+            exported,
+        }
+    }
+
+    /// True when a new trace (no caller decision) is sampled.
+    pub fn sample(&self) -> bool {
+        self.sampling >= 100.0 || fastrand::f64() * 100.0 < self.sampling
+    }
+
+    /// Queues a finished span; never waits.
+    pub fn record(&self, span: FinishedSpan) {
+        if self.queue.try_send(span).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn export(
+    mut rx: mpsc::Receiver<FinishedSpan>,
+    endpoint: Uri,
+    resource: Vec<(&'static str, String)>,
+    dropped: std::sync::Arc<AtomicU64>,
+    exported: std::sync::Arc<AtomicU64>,
+) {
+    let resource = otlp::Resource {
+        attributes: resource
+            .into_iter()
+            .map(|(k, v)| attribute(k, Value::Text(v)))
+            .collect(),
+        dropped_attributes_count: 0,
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let Some(first) = rx.recv().await else { return };
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + FLUSH;
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(span)) => batch.push(span),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        let request = otlp::ExportTraceServiceRequest {
+            resource_spans: vec![otlp::ResourceSpans {
+                resource: Some(resource.clone()),
+                scope_spans: vec![otlp::ScopeSpans {
+                    scope: Some(otlp::InstrumentationScope {
+                        name: "weft-proxy".into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        ..Default::default()
+                    }),
+                    spans: batch.drain(..).map(to_otlp).collect(),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        match tokio::time::timeout(EXPORT_TIMEOUT, post(&endpoint, request.encode_to_vec())).await {
+            Ok(Ok(())) => {
+                exported.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%endpoint, error = %e, spans = n, "span export failed; spans dropped");
+                dropped.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(_) => {
+                tracing::debug!(%endpoint, spans = n, "span export timed out; spans dropped");
+                dropped.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn post(endpoint: &Uri, body: Vec<u8>) -> Result<(), String> {
+    let authority = endpoint
+        .authority()
+        .ok_or("the trace endpoint has no host")?
+        .clone();
+    let port = authority.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((authority.host(), port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let path = endpoint
+        .path_and_query()
+        .map_or("/v1/traces", |p| p.as_str());
+    let req = Request::post(path)
+        .header(http::header::HOST, authority.as_str())
+        .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let _ = resp.into_body().collect().await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("collector answered {status}"))
+    }
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn attribute(key: &str, value: Value) -> otlp::KeyValue {
+    use otlp::any_value::Value as V;
+    otlp::KeyValue {
+        key: key.to_string(),
+        value: Some(otlp::AnyValue {
+            value: Some(match value {
+                Value::Text(s) => V::StringValue(s),
+                Value::Int(i) => V::IntValue(i),
+                Value::Bool(b) => V::BoolValue(b),
+            }),
+        }),
+    }
+}
+
+fn to_otlp(s: FinishedSpan) -> otlp::Span {
+    let kind = match s.kind {
+        Kind::Client => otlp::span::SpanKind::Client,
+        Kind::Server => otlp::span::SpanKind::Server,
+    };
+    let mut attributes: Vec<otlp::KeyValue> = s
+        .attributes
+        .into_iter()
+        .map(|(k, v)| attribute(k, v))
+        .collect();
+    if s.error {
+        attributes.push(attribute("error", Value::Bool(true)));
+    }
+    otlp::Span {
+        trace_id: s.trace_id.to_vec(),
+        span_id: s.span_id.to_vec(),
+        parent_span_id: s.parent.map(|p| p.to_vec()).unwrap_or_default(),
+        name: s.name,
+        kind: kind as i32,
+        start_time_unix_nano: nanos(s.start),
+        end_time_unix_nano: nanos(s.end),
+        attributes,
+        status: Some(otlp::Status {
+            message: String::new(),
+            code: if s.error {
+                otlp::status::StatusCode::Error as i32
+            } else {
+                otlp::status::StatusCode::Unset as i32
+            },
+        }),
+        // W3C "sampled", and whether the parent is remote (it always is for a proxy).
+        flags: 0x01 | 0x100 | if s.parent.is_some() { 0x200 } else { 0 },
+        ..Default::default()
+    }
+}
