@@ -320,6 +320,7 @@ fn demo_narrates_the_scenario_and_stops_the_mesh() {
         "3. A VirtualService",
         "4. A fault rule",
         "5. Delete the rules",
+        "6. Every call was traced",
         "mesh down",
     ] {
         assert!(printed.contains(step), "missing {step:?} in:\n{printed}");
@@ -348,10 +349,22 @@ fn demo_narrates_the_scenario_and_stops_the_mesh() {
         .split("5. Delete the rules")
         .nth(1)
         .expect("delete step");
+    let after_delete = after.split("6. Every call").next().unwrap_or(after);
     assert!(
-        !after.lines().any(|l| l.trim().starts_with("500")),
+        !after_delete.lines().any(|l| l.trim().starts_with("500")),
         "{after}"
     );
+    // The traces step lists calls of four spans, and shows a failed one: the fault
+    // answered at bff's sidecar, so recommendation-service never saw it (three spans).
+    let traced = printed.split("6. Every call").nth(1).expect("traces step");
+    assert!(
+        traced
+            .lines()
+            .any(|l| l.contains("      4       0  istio-ingressgateway")),
+        "{traced}"
+    );
+    assert!(traced.contains("3 spans"), "{traced}");
+    assert_eq!(traced.matches("500 error").count(), 3, "{traced}");
     assert!(
         !dir.join("state.json").exists(),
         "the demo left its mesh running"

@@ -73,6 +73,8 @@ pub struct ProxyOptions {
     pub identity: Option<weft_model::service::WorkloadInfo>,
     /// Where spans go and how many are sampled; `None`: no tracing.
     pub tracing: Option<TracingOptions>,
+    /// Access log destination and format; `None`: no access log.
+    pub access_log: Option<(telemetry::access_log::Target, telemetry::access_log::Format)>,
 }
 
 /// Tracing settings.
@@ -90,6 +92,14 @@ pub enum StartError {
     /// The initial configuration was refused.
     #[error("configuration refused: {0}")]
     Config(#[from] ConfigError),
+    /// The access log could not be opened.
+    #[error("cannot open the access log {target:?}: {error}")]
+    AccessLog {
+        /// Where.
+        target: telemetry::access_log::Target,
+        /// Why.
+        error: std::io::Error,
+    },
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -184,7 +194,23 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
             ],
         )
     });
-    let telemetry = Arc::new(telemetry::Telemetry::new(identity, opts.id.clone(), tracer));
+    let access_log = match &opts.access_log {
+        Some((target, format)) => Some(
+            telemetry::access_log::AccessLog::start(target, *format).map_err(|error| {
+                StartError::AccessLog {
+                    target: target.clone(),
+                    error,
+                }
+            })?,
+        ),
+        None => None,
+    };
+    let telemetry = Arc::new(telemetry::Telemetry::new(
+        identity,
+        opts.id.clone(),
+        tracer,
+        access_log,
+    ));
     let mut stats_addr = None;
     if let Some(addr) = opts.stats {
         let listener = bind(addr).await?;

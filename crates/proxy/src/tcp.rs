@@ -13,6 +13,7 @@ use weft_model::host;
 use weft_model::route::MILLION;
 use weft_model::service::Service;
 
+use crate::flags::ResponseFlags;
 use crate::pool;
 use crate::snapshot::{ClusterRuntime, Snapshot, Target};
 
@@ -177,8 +178,34 @@ pub async fn proxy_stream(
     let idle = idle_timeout(&decision);
     let peers = telemetry.tcp_peers(reporter, &decision);
     telemetry.metrics.tcp_opened(&peers);
-    let (received, sent) = proxy(downstream, decision.target, decision.connect_timeout, idle).await;
+    let started = (std::time::SystemTime::now(), tokio::time::Instant::now());
+    let addresses = (downstream.peer_addr().ok(), downstream.local_addr().ok());
+    let target = decision.target.to_string();
+    let (received, sent, connected) =
+        proxy_counted(downstream, decision.target, decision.connect_timeout, idle).await;
     telemetry.metrics.tcp_closed(&peers, sent, received);
+    if let Some(log) = &telemetry.access_log {
+        let show =
+            |a: Option<std::net::SocketAddr>| a.map_or_else(|| "-".into(), |a| a.to_string());
+        log.connection(&crate::telemetry::access_log::Connection {
+            start: started.0,
+            duration: started.1.elapsed(),
+            received,
+            sent,
+            upstream: &target,
+            cluster: decision
+                .cluster
+                .as_ref()
+                .map_or("PassthroughCluster", |c| &c.model.name),
+            peer: &show(addresses.0),
+            local: &show(addresses.1),
+            flags: if connected {
+                ResponseFlags::NONE
+            } else {
+                ResponseFlags::UPSTREAM_CONNECTION_FAILURE
+            },
+        });
+    }
 }
 
 /// Where inbound TCP goes: the local application.
@@ -188,21 +215,32 @@ pub fn inbound(snapshot: &Snapshot) -> Option<TcpDecision> {
 
 /// Copies bytes between `downstream` and `target` until both sides close, or nothing
 /// has moved for `idle_timeout` (`connectionPool.tcp.idleTimeout`, default 1h).
-/// Returns the bytes received from and sent to the downstream.
 pub async fn proxy<S: AsyncRead + AsyncWrite + Unpin>(
     downstream: S,
     target: Target,
     connect_timeout: Duration,
     idle_timeout: Duration,
-) -> (u64, u64) {
+) {
+    proxy_counted(downstream, target, connect_timeout, idle_timeout).await;
+}
+
+/// As [`proxy`]; returns the bytes received from and sent to the downstream, and
+/// whether the upstream was reached.
+async fn proxy_counted<S: AsyncRead + AsyncWrite + Unpin>(
+    downstream: S,
+    target: Target,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+) -> (u64, u64, bool) {
     let upstream = match pool::connect(&target, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(%target, error = %e, "TCP upstream connect failed (UF)");
-            return (0, 0);
+            return (0, 0, false);
         }
     };
-    splice(downstream, upstream, idle_timeout, &target).await
+    let (received, sent) = splice(downstream, upstream, idle_timeout, &target).await;
+    (received, sent, true)
 }
 
 /// The idle timeout of a decision's cluster (Istio's 1h default otherwise).

@@ -65,6 +65,7 @@ async fn proxy(xds: SocketAddr) -> RunningProxy {
         stats: None,
         identity: None,
         tracing: None,
+        access_log: None,
     })
     .await
     .expect("proxy starts")
@@ -240,6 +241,7 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
         stats: None,
         identity: None,
         tracing: None,
+        access_log: None,
     })
     .await
     .expect("server-side proxy");

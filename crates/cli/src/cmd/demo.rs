@@ -221,6 +221,41 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     settle();
     tally(&bff, calls)?.print(calls);
 
+    step("6. Every call was traced: search the traces, then look at one that failed");
+    // Proxies send spans in batches, at least every half second.
+    std::thread::sleep(Duration::from_millis(1200));
+    let query = args.query.to_string();
+    weft(
+        &[
+            "traces",
+            "--query",
+            &query,
+            "--service",
+            "bff-service",
+            "--limit",
+            "5",
+        ],
+        None,
+    )?;
+    let failed = Command::new(std::env::current_exe()?)
+        .args([
+            "traces",
+            "--query",
+            &query,
+            "--tags",
+            "error=true",
+            "--limit",
+            "1",
+        ])
+        .output()?;
+    let id = String::from_utf8_lossy(&failed.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next().map(str::to_string));
+    if let Some(id) = id {
+        weft(&["traces", "--query", &query, "show", &id], None)?;
+    }
+
     println!(
         "\nThe page itself: run `weft up -f {}` and open http://{bff}/ (bff-service, through the ingress gateway).",
         args.file.display()

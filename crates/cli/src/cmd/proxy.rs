@@ -46,6 +46,13 @@ pub struct Args {
     /// Percent of new traces sampled (Istio's default 1); a caller's decision is respected.
     #[arg(long, default_value_t = 1.0, value_parser = parse_percent)]
     trace_sampling: f64,
+    /// Write an access log line per request and TCP connection: `-` for standard
+    /// output, or a file (appended to). No access log without it.
+    #[arg(long)]
+    access_log: Option<PathBuf>,
+    /// Access log format: `text` (Istio's default format, plus the trace id) or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    access_log_format: String,
     /// Stats listener: /stats/prometheus (Istio's metrics) and /healthz/ready.
     #[arg(long, default_value = "127.0.0.1:15020")]
     stats: SocketAddr,
@@ -181,6 +188,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             drain: args.drain,
             control: args.control,
             stats: Some(args.stats),
+            access_log: args.access_log.map(|path| {
+                use weft_proxy::telemetry::access_log::{Format, Target};
+                let target = if path.as_os_str() == "-" {
+                    Target::Stdout
+                } else {
+                    Target::File(path)
+                };
+                let format = if args.access_log_format == "json" {
+                    Format::Json
+                } else {
+                    Format::Text
+                };
+                (target, format)
+            }),
             tracing: args
                 .trace_endpoint
                 .map(|endpoint| weft_proxy::TracingOptions {

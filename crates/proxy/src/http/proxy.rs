@@ -139,8 +139,8 @@ impl HttpProxy {
             Direction::Inbound => SpanKind::Server,
             _ => SpanKind::Client,
         };
-        if self.telemetry.tracer.is_some() {
-            // Cheap clones (shared bytes); the span's strings are built only when sampled.
+        if self.telemetry.wants_details() {
+            // Cheap clones (shared bytes); the strings are built only when needed.
             let (method, uri, version) = (req.method().clone(), req.uri().clone(), req.version());
             let host = req.headers().get(HOST).cloned();
             let agent = req.headers().get(http::header::USER_AGENT).cloned();
@@ -167,11 +167,15 @@ impl HttpProxy {
                         .and_then(|a| a.to_str().ok().map(str::to_string))
                         .unwrap_or_default(),
                     peer: down.peer.to_string(),
+                    local: down
+                        .original_dst
+                        .map_or_else(String::new, |a| a.to_string()),
+                    path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
                 }
             };
             headers::ensure_request_id(req.headers_mut());
             self.telemetry
-                .trace(&mut obs, req.headers_mut(), kind, line);
+                .begin(&mut obs, req.headers_mut(), kind, line);
         }
         let response = self.route_and_send(down, req, grpc, &mut obs).await;
         ObservedBody::wrap(response, Some(obs))
@@ -225,7 +229,7 @@ impl HttpProxy {
                 );
             };
             let authority = authority_of(&req).unwrap_or_default();
-            if let Some(span) = &mut obs.span {
+            if let Some(span) = &mut obs.details {
                 span.cluster = Some(cluster.model.name.clone());
                 span.port = Some(cluster.model.port);
             }
@@ -281,7 +285,12 @@ impl HttpProxy {
             None => Decision::NoVirtualHost,
         };
         let (route, matched) = match decision {
-            Decision::Route { route, matched, .. } => (route, matched),
+            Decision::Route { route, matched, .. } => {
+                if let Some(details) = &mut obs.details {
+                    details.route = Some(route.name.clone());
+                }
+                (route, matched)
+            }
             // A host outside the registry on a redirected connection goes where the app sent
             // it (Istio's ALLOW_ANY); a known host without a matching route is a 404, as in Istio.
             Decision::NoVirtualHost | Decision::NoRoute => {
@@ -422,7 +431,7 @@ impl HttpProxy {
                 .await;
         }
         obs.service = cluster.service.clone();
-        if let Some(span) = &mut obs.span {
+        if let Some(span) = &mut obs.details {
             span.port = Some(cluster.model.port);
         }
         if cluster.mesh_internal {
@@ -487,7 +496,7 @@ impl HttpProxy {
                 if let Some(workload) = up.endpoint.workload.load_full() {
                     obs.peer = workload;
                 }
-                if let Some(span) = &mut obs.span {
+                if let Some(span) = &mut obs.details {
                     span.cluster = Some(cluster.model.name.clone());
                     span.port = Some(cluster.model.port);
                     span.upstream = Some(up.endpoint.key.clone());

@@ -10,6 +10,7 @@
 //! sidecar reads and removes; the client sidecar knows the destination workload from the
 //! endpoint it picked (registered workloads carry their name and labels).
 
+pub mod access_log;
 pub mod metrics;
 pub mod spans;
 pub mod stats;
@@ -46,6 +47,8 @@ pub struct Telemetry {
     pub metrics: Metrics,
     /// Spans, when tracing is on.
     pub tracer: Option<spans::Tracer>,
+    /// Access log, when on.
+    pub access_log: Option<access_log::AccessLog>,
     /// The proxy's id (`node_id` on spans).
     pub node_id: String,
     unknown: Arc<WorkloadInfo>,
@@ -57,7 +60,12 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// Telemetry for a proxy serving `me`, with spans going to `tracer`.
-    pub fn new(me: WorkloadInfo, node_id: String, tracer: Option<spans::Tracer>) -> Self {
+    pub fn new(
+        me: WorkloadInfo,
+        node_id: String,
+        tracer: Option<spans::Tracer>,
+        access_log: Option<access_log::AccessLog>,
+    ) -> Self {
         let encoded = format!(
             "name={};namespace={};sa={};app={};version={}",
             me.name, me.namespace, me.service_account, me.app, me.version
@@ -68,6 +76,7 @@ impl Telemetry {
             me: Arc::new(me),
             metrics: Metrics::default(),
             tracer,
+            access_log,
             node_id,
             unknown: Arc::new(WorkloadInfo::unknown()),
             unknown_service: Arc::from("unknown"),
@@ -139,59 +148,84 @@ impl Telemetry {
             request_bytes: 0,
             peer: self.unknown.clone(),
             service: self.unknown_service.clone(),
-            span: None,
+            details: None,
         }
     }
 
+    /// True when requests need their details kept (a span or an access log line).
+    pub fn wants_details(&self) -> bool {
+        self.tracer.is_some() || self.access_log.is_some()
+    }
+
     /// Joins (or starts) the request's trace: the next hop gets our span as its parent
-    /// in `headers`; a sampled request's span is kept in `obs` until it ends.
-    pub fn trace(
+    /// in `headers`. A sampled request's span, and with access logs every request's
+    /// details, are kept in `obs` until it ends.
+    pub fn begin(
         &self,
         obs: &mut Observation,
         headers: &mut HeaderMap,
         kind: spans::Kind,
         request: impl FnOnce() -> RequestLine,
     ) {
-        let Some(tracer) = &self.tracer else { return };
-        let incoming = trace_context::extract(headers);
-        let sampled = incoming
-            .as_ref()
-            .and_then(|c| c.sampled)
-            .unwrap_or_else(|| tracer.sample());
-        let trace_id = incoming
-            .as_ref()
-            .map_or_else(trace_context::new_trace_id, |c| c.trace_id);
-        let parent = incoming.as_ref().map(|c| c.parent);
-        let span_id = trace_context::new_span_id();
-        let formats = incoming.as_ref().map(|c| c.formats).unwrap_or_default();
-        trace_context::inject(
-            headers,
-            &trace_id,
-            &span_id,
-            parent.as_ref(),
-            sampled,
-            formats,
-        );
-        if sampled {
-            let request_id = headers
-                .get("x-request-id")
+        let mut span = None;
+        let mut trace_id = None;
+        if let Some(tracer) = &self.tracer {
+            let incoming = trace_context::extract(headers);
+            let sampled = incoming
+                .as_ref()
+                .and_then(|c| c.sampled)
+                .unwrap_or_else(|| tracer.sample());
+            let id = incoming
+                .as_ref()
+                .map_or_else(trace_context::new_trace_id, |c| c.trace_id);
+            let parent = incoming.as_ref().map(|c| c.parent);
+            let span_id = trace_context::new_span_id();
+            let formats = incoming.as_ref().map(|c| c.formats).unwrap_or_default();
+            trace_context::inject(headers, &id, &span_id, parent.as_ref(), sampled, formats);
+            trace_id = Some(id);
+            if sampled {
+                span = Some(SpanIds {
+                    trace_id: id,
+                    span_id,
+                    parent,
+                    kind,
+                });
+            }
+        } else if self.access_log.is_some() {
+            trace_id = trace_context::extract(headers).map(|c| c.trace_id);
+        }
+        if span.is_none() && self.access_log.is_none() {
+            return;
+        }
+        let header = |name: &str| {
+            headers
+                .get(name)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
-                .to_string();
-            obs.span = Some(Box::new(SpanInProgress {
-                trace_id,
-                span_id,
-                parent,
-                kind,
-                start: std::time::SystemTime::now(),
-                request: request(),
-                request_id,
-                cluster: None,
-                port: None,
-                upstream: None,
-            }));
-        }
+                .to_string()
+        };
+        obs.details = Some(Box::new(Details {
+            span,
+            trace_id,
+            start: std::time::SystemTime::now(),
+            request: request(),
+            request_id: header("x-request-id"),
+            forwarded_for: header("x-forwarded-for"),
+            cluster: None,
+            port: None,
+            upstream: None,
+            route: None,
+        }));
     }
+}
+
+/// The ids of a sampled request's span.
+#[derive(Debug, Clone, Copy)]
+struct SpanIds {
+    trace_id: trace_context::TraceId,
+    span_id: trace_context::SpanId,
+    parent: Option<trace_context::SpanId>,
+    kind: spans::Kind,
 }
 
 /// What a span says about the request.
@@ -209,18 +243,23 @@ pub struct RequestLine {
     pub user_agent: String,
     /// The client's address.
     pub peer: String,
+    /// The address the client reached (this listener, or the original destination).
+    pub local: String,
+    /// The path (with query), as received.
+    pub path: String,
 }
 
-/// A sampled request's span, until the request ends.
+/// What a span or an access log line tells about a request, gathered on its way.
 #[derive(Debug)]
-pub struct SpanInProgress {
-    trace_id: trace_context::TraceId,
-    span_id: trace_context::SpanId,
-    parent: Option<trace_context::SpanId>,
-    kind: spans::Kind,
+pub struct Details {
+    span: Option<SpanIds>,
+    trace_id: Option<trace_context::TraceId>,
     start: std::time::SystemTime,
     request: RequestLine,
     request_id: String,
+    forwarded_for: String,
+    /// The route (`http[].name`, or `<vs>.<index>`).
+    pub route: Option<String>,
     /// The upstream cluster.
     pub cluster: Option<Arc<str>>,
     /// The service port (the operation is `<service>:<port>/*`).
@@ -267,15 +306,35 @@ pub struct Observation {
     pub peer: Arc<WorkloadInfo>,
     /// The destination service's host.
     pub service: Arc<str>,
-    /// The span, when the request is sampled.
-    pub span: Option<Box<SpanInProgress>>,
+    /// The request's details, when it is sampled or access logs are on.
+    pub details: Option<Box<Details>>,
 }
 
 impl Observation {
     fn finish(self, status: u16, grpc: Option<u16>, flags: ResponseFlags, response_bytes: u64) {
         let t = &self.telemetry;
-        if let (Some(span), Some(tracer)) = (self.span, &t.tracer) {
-            tracer.record(finished_span(t, *span, &self.service, status, flags));
+        if let Some(details) = self.details {
+            let duration = self.start.elapsed();
+            if let Some(log) = &t.access_log {
+                log.request(
+                    &details,
+                    status,
+                    flags,
+                    self.request_bytes,
+                    response_bytes,
+                    duration,
+                );
+            }
+            if let (Some(ids), Some(tracer)) = (details.span, &t.tracer) {
+                tracer.record(finished_span(
+                    t,
+                    ids,
+                    *details,
+                    &self.service,
+                    status,
+                    flags,
+                ));
+            }
         }
         let (source, destination, security) = match self.reporter {
             Reporter::Source => (t.me.clone(), self.peer, "unknown"),
@@ -307,7 +366,8 @@ impl Observation {
 /// with the request, the response and the proxy.
 fn finished_span(
     t: &Telemetry,
-    span: SpanInProgress,
+    ids: SpanIds,
+    span: Details,
     service: &str,
     status: u16,
     flags: ResponseFlags,
@@ -341,11 +401,11 @@ fn finished_span(
         attributes.push(("upstream_host", Text(upstream)));
     }
     spans::FinishedSpan {
-        trace_id: span.trace_id,
-        span_id: span.span_id,
-        parent: span.parent,
+        trace_id: ids.trace_id,
+        span_id: ids.span_id,
+        parent: ids.parent,
         name,
-        kind: span.kind,
+        kind: ids.kind,
         start: span.start,
         end: std::time::SystemTime::now(),
         attributes,
@@ -440,7 +500,7 @@ mod tests {
 
     #[test]
     fn peers_parse_and_are_shared() {
-        let t = Telemetry::new(WorkloadInfo::unknown(), "test".into(), None);
+        let t = Telemetry::new(WorkloadInfo::unknown(), "test".into(), None, None);
         let mut headers = HeaderMap::new();
         headers.insert(
             PEER_HEADER,

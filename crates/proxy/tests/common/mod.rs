@@ -92,6 +92,12 @@ impl Harness {
         identity: Option<weft_model::service::WorkloadInfo>,
         tracing: Option<weft_proxy::TracingOptions>,
     ) -> Harness {
+        let access_log = std::env::var_os("WEFT_TEST_ACCESS_LOG").map(|_| {
+            (
+                weft_proxy::telemetry::access_log::Target::Stdout,
+                weft_proxy::telemetry::access_log::Format::Text,
+            )
+        });
         let dir = temp_dir();
         std::fs::write(dir.join("mesh.yaml"), yaml).expect("write config");
         let opts = ProxyOptions {
@@ -110,6 +116,7 @@ impl Harness {
             stats: Some(any_port()),
             identity,
             tracing,
+            access_log,
         };
         let proxy = weft_proxy::start(opts).await.expect("proxy starts");
         Harness { proxy, dir }

@@ -35,12 +35,17 @@ pub struct Tracing {
     /// Percent of new traces sampled (Istio's default: 1).
     #[serde(default = "default_sampling")]
     pub sampling: f64,
+    /// Send spans to this OTLP/HTTP endpoint (Jaeger, Tempo, a collector:
+    /// `http://host:4318/v1/traces`) instead of the control plane's trace store.
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 impl Default for Tracing {
     fn default() -> Self {
         Tracing {
             sampling: default_sampling(),
+            endpoint: None,
         }
     }
 }
@@ -187,6 +192,16 @@ fn check(manifest: &Manifest) -> Result<(), String> {
             "tracing.sampling: {} is not a percentage between 0 and 100",
             manifest.tracing.sampling
         ));
+    }
+    if let Some(endpoint) = &manifest.tracing.endpoint {
+        let ok = endpoint
+            .parse::<http::Uri>()
+            .is_ok_and(|u| u.scheme_str() == Some("http") && u.authority().is_some());
+        if !ok {
+            return Err(format!(
+                "tracing.endpoint: {endpoint:?} is not an http:// URL like http://127.0.0.1:4318/v1/traces"
+            ));
+        }
     }
     if manifest.workloads.len() > MAX_WORKLOADS {
         return Err(format!(

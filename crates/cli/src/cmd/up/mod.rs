@@ -343,13 +343,21 @@ impl Starting<'_> {
         Ok(vips)
     }
 
-    /// Where the proxies send spans, and how many.
-    fn tracing_args(&self) -> [String; 4] {
+    /// Where the proxies send spans, and how many; their access logs go to their log file.
+    fn tracing_args(&self) -> [String; 6] {
+        let endpoint = self
+            .manifest
+            .tracing
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("http://{}/v1/traces", self.state.otlp));
         [
             "--trace-endpoint".into(),
-            format!("http://{}/v1/traces", self.state.otlp),
+            endpoint,
             "--trace-sampling".into(),
             self.manifest.tracing.sampling.to_string(),
+            "--access-log".into(),
+            "-".into(),
         ]
     }
 
