@@ -128,7 +128,15 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
     });
     let (served, known) = (store.clone(), proxies.clone());
     let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "API accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
             let (store, proxies) = (served.clone(), known.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
@@ -198,7 +206,16 @@ where
         .map_err(|error| StartError::Bind { addr, error })?;
     let bound = listener.local_addr().unwrap_or(addr);
     let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, for instance: wait and go on serving.
+                    tracing::warn!(%addr, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
             let store = store.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {

@@ -215,3 +215,52 @@ async fn inbound_tcp_connections_are_counted_with_their_bytes() {
         Some(14.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_is_counted_as_dc() {
+    use tokio::io::AsyncWriteExt;
+    // An upstream that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: slow}}\nspec:\n  hosts: [slow.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]\n"
+    );
+    let client = Harness::sidecar(
+        &yaml,
+        None,
+        workload("impatient-v1", "impatient", "v1", "impatient"),
+        &[],
+    )
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(client.proxy.outbound)
+        .await
+        .expect("connect");
+    conn.write_all(b"GET http://slow/ HTTP/1.1\r\nhost: slow\r\n\r\n")
+        .await
+        .expect("request");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(conn);
+    let labels = [
+        "reporter=\"source\"",
+        "response_code=\"0\"",
+        "response_flags=\"DC\"",
+        "destination_service=\"slow.default.svc.cluster.local\"",
+    ];
+    weft_testkit::eventually(
+        "the abandoned request to be counted",
+        std::time::Duration::from_secs(5),
+        || async {
+            let stats = client.stats().await;
+            (value(&stats, "istio_requests_total", &labels) == Some(1.0)).then_some(())
+        },
+    )
+    .await;
+}

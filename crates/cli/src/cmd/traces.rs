@@ -95,10 +95,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ("lookback", args.lookback.clone()),
         ("limit", args.limit.to_string()),
     ];
+    // Jaeger's query service takes tags as a JSON object.
+    let tags = args.tags.as_deref().map(tags_json).transpose()?;
     let optional = [
         ("service", &args.service),
         ("operation", &args.operation),
-        ("tags", &args.tags),
+        ("tags", &tags),
         ("minDuration", &args.min_duration),
         ("maxDuration", &args.max_duration),
     ];
@@ -155,6 +157,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `k=v k2=v2` as Jaeger's JSON form `{"k":"v","k2":"v2"}`.
+fn tags_json(text: &str) -> anyhow::Result<String> {
+    let mut map = serde_json::Map::new();
+    for pair in text.split_whitespace() {
+        let Some((k, v)) = pair.split_once('=') else {
+            bail!("--tags: {pair:?} is not key=value (e.g. 'http.status_code=500 error=true')");
+        };
+        map.insert(
+            k.to_string(),
+            Value::String(v.trim_matches('"').to_string()),
+        );
+    }
+    Ok(Value::Object(map).to_string())
 }
 
 fn is_error(span: &Value) -> bool {
@@ -231,7 +248,12 @@ pub fn waterfall(trace: &Value) -> String {
     );
     const WIDTH: u64 = 40;
     let mut stack: Vec<(&Value, usize)> = roots.into_iter().rev().map(|s| (s, 0)).collect();
+    // Malformed input (a span its own ancestor) must not loop: each span is shown once.
+    let mut shown = std::collections::HashSet::new();
     while let Some((s, depth)) = stack.pop() {
+        if !shown.insert(s["spanID"].as_str().unwrap_or_default().to_string()) {
+            continue;
+        }
         let s_start = s["startTime"].as_u64().unwrap_or(start);
         let duration = s["duration"].as_u64().unwrap_or(0);
         let from = (s_start - start) * WIDTH / (end - start);

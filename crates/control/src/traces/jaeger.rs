@@ -151,7 +151,12 @@ pub fn query_of(params: &[(String, String)]) -> Result<Query, String> {
         match k.as_str() {
             "service" => q.service = Some(v.clone()),
             "operation" => q.operation = Some(v.clone()),
-            "tags" | "tag" => q.tags.extend(parse_tags(v)?),
+            "tags" => q.tags.extend(parse_tags(v)?),
+            // Jaeger's repeated `tag=key:value` form.
+            "tag" => match v.split_once(':') {
+                Some((key, value)) => q.tags.push((key.to_string(), value.to_string())),
+                None => return Err(format!("tag={v:?} is not key:value")),
+            },
             "start" => q.start_us = Some(number(v)?),
             "end" => q.end_us = Some(number(v)?),
             "minDuration" => q.min_duration_us = Some(parse_duration_us(v)?),
@@ -183,16 +188,16 @@ fn tag_json(key: &str, value: &TagValue) -> Value {
 
 /// A trace in Jaeger's JSON: spans point at processes (`p1`, `p2`, ...).
 pub fn trace_json(spans: &[Arc<StoredSpan>]) -> Value {
-    let mut processes: Vec<(&str, &Vec<(String, TagValue)>)> = Vec::new();
+    let mut processes: Vec<(&str, &[(String, TagValue)])> = Vec::new();
     let mut process_ids = Vec::new();
     for s in spans {
         let i = match processes
             .iter()
-            .position(|(svc, tags)| *svc == s.service && **tags == s.process)
+            .position(|(svc, tags)| *svc == s.service && *tags == s.process.as_slice())
         {
             Some(i) => i,
             None => {
-                processes.push((&s.service, &s.process));
+                processes.push((&s.service, s.process.as_slice()));
                 processes.len() - 1
             }
         };

@@ -57,8 +57,8 @@ pub struct StoredSpan {
     pub duration_us: u64,
     /// Span tags (with `span.kind`).
     pub tags: Vec<(String, TagValue)>,
-    /// The process's (resource's) attributes.
-    pub process: Vec<(String, TagValue)>,
+    /// The process's (resource's) attributes, shared by the spans of one resource.
+    pub process: Arc<Vec<(String, TagValue)>>,
     /// Approximate memory held.
     pub size: usize,
 }
@@ -67,7 +67,7 @@ impl StoredSpan {
     fn tag(&self, key: &str) -> Option<String> {
         self.tags
             .iter()
-            .chain(&self.process)
+            .chain(self.process.iter())
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.text())
     }
@@ -285,11 +285,51 @@ fn tag_value(v: Option<otlp::AnyValue>) -> TagValue {
     }
 }
 
+/// Most attributes kept per span or resource, and the longest key or value kept.
+const MAX_ATTRIBUTES: usize = 128;
+const MAX_ATTRIBUTE_LEN: usize = 4096;
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_ATTRIBUTE_LEN {
+        let mut end = MAX_ATTRIBUTE_LEN;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
 fn tags(attributes: Vec<otlp::KeyValue>) -> Vec<(String, TagValue)> {
     attributes
         .into_iter()
-        .map(|kv| (kv.key, tag_value(kv.value)))
+        .take(MAX_ATTRIBUTES)
+        .map(|kv| {
+            let value = match tag_value(kv.value) {
+                TagValue::Text(t) => TagValue::Text(truncate(t)),
+                TagValue::Bytes(mut b) => {
+                    b.truncate(MAX_ATTRIBUTE_LEN / 2);
+                    TagValue::Bytes(b)
+                }
+                other => other,
+            };
+            (truncate(kv.key), value)
+        })
         .collect()
+}
+
+fn tags_size(tags: &[(String, TagValue)]) -> usize {
+    tags.iter()
+        .map(|(k, v)| {
+            k.len()
+                + 32
+                + match v {
+                    TagValue::Text(t) => t.len(),
+                    TagValue::Bytes(b) => b.len(),
+                    _ => 8,
+                }
+        })
+        .sum()
 }
 
 /// The spans of an OTLP export request; spans with malformed ids are skipped and counted.
@@ -297,7 +337,9 @@ pub fn from_otlp(request: otlp::ExportTraceServiceRequest) -> (Vec<StoredSpan>, 
     let mut out = Vec::new();
     let mut rejected = 0;
     for rs in request.resource_spans {
-        let process = tags(rs.resource.map(|r| r.attributes).unwrap_or_default());
+        let process = Arc::new(tags(rs.resource.map(|r| r.attributes).unwrap_or_default()));
+        // The resource is shared: its size is charged to its first span only.
+        let mut process_size = tags_size(&process);
         let service = process
             .iter()
             .find(|(k, _)| k == "service.name")
@@ -330,18 +372,15 @@ pub fn from_otlp(request: otlp::ExportTraceServiceRequest) -> (Vec<StoredSpan>, 
                     .end_time_unix_nano
                     .saturating_sub(span.start_time_unix_nano)
                     / 1000;
-                let size = 200
-                    + span.name.len()
-                    + span_tags
-                        .iter()
-                        .map(|(k, v)| k.len() + v.text().len() + 16)
-                        .sum::<usize>();
+                let name = truncate(span.name);
+                let size =
+                    200 + name.len() + tags_size(&span_tags) + std::mem::take(&mut process_size);
                 out.push(StoredSpan {
                     trace_id,
                     span_id,
                     parent,
                     service: service.clone(),
-                    operation: span.name,
+                    operation: name,
                     start_us,
                     duration_us,
                     tags: span_tags,
@@ -375,7 +414,7 @@ mod tests {
             start_us: start,
             duration_us: duration,
             tags: vec![("http.status_code".into(), TagValue::Text("200".into()))],
-            process: Vec::new(),
+            process: Arc::new(Vec::new()),
             size: 100,
         }
     }

@@ -129,6 +129,10 @@ impl HttpProxy {
             _ => Reporter::Source,
         };
         let mut obs = self.telemetry.observe(reporter, grpc);
+        if reporter == Reporter::Source {
+            // Only this proxy says who is calling; never what the client claims.
+            req.headers_mut().remove(PEER_HEADER);
+        }
         obs.request_bytes = req
             .headers()
             .get(http::header::CONTENT_LENGTH)
@@ -505,6 +509,8 @@ impl HttpProxy {
                 // The downstream connection's protocol decides the response's, not the upstream's.
                 parts.version = Version::default();
                 headers::strip_hop_by_hop(&mut parts.headers, false);
+                // Flags are this proxy's own: never what the upstream (or its proxy) said.
+                parts.headers.remove(headers::RESPONSE_FLAGS);
                 headers::apply(&mut parts.headers, &chosen.headers.response);
                 headers::apply(&mut parts.headers, &f.headers.response);
                 if let (Some(cors), Some(origin)) = (&f.cors, cors_origin) {
@@ -560,6 +566,12 @@ impl HttpProxy {
                 // The downstream connection's protocol decides the response's, not the upstream's.
                 parts.version = Version::default();
                 headers::strip_hop_by_hop(&mut parts.headers, false);
+                parts.headers.remove(headers::RESPONSE_FLAGS);
+                if !up.flags.is_empty() {
+                    if let Ok(v) = http::HeaderValue::from_str(&up.flags.to_string()) {
+                        parts.headers.insert(headers::RESPONSE_FLAGS, v);
+                    }
+                }
                 Response::from_parts(parts, Body::upstream(incoming, up.checkout, up.permits))
             }
             Err(failure) => {

@@ -25,7 +25,7 @@ pub const BUCKETS: [f64; 19] = [
 ];
 
 /// Most label combinations kept (HTTP and TCP each).
-pub const MAX_SERIES: usize = 10_000;
+pub const MAX_SERIES: usize = 5_000;
 
 /// Which side of the call reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -228,18 +228,23 @@ impl Metrics {
 
     /// The Prometheus text exposition of every series.
     pub fn render(&self, out: &mut String) {
-        let requests = self.requests.sorted();
+        // Each series' labels are formatted once for its four families.
+        let requests: Vec<(String, Arc<RequestSeries>)> = self
+            .requests
+            .sorted()
+            .into_iter()
+            .map(|(k, s)| (request_labels(&k), s))
+            .collect();
         family(
             out,
             "istio_requests_total",
             "counter",
             "Requests, by source and destination workload, service, and response.",
         );
-        for (k, s) in &requests {
+        for (labels, s) in &requests {
             let _ = writeln!(
                 out,
-                "istio_requests_total{{{}}} {}",
-                request_labels(k),
+                "istio_requests_total{{{labels}}} {}",
                 s.count.load(Ordering::Relaxed)
             );
         }
@@ -261,17 +266,16 @@ impl Metrics {
             ),
         ] {
             family(out, name, "histogram", help);
-            for (k, s) in &requests {
-                histogram(
-                    out,
-                    name,
-                    &request_labels(k),
-                    pick(s),
-                    s.count.load(Ordering::Relaxed),
-                );
+            for (labels, s) in &requests {
+                histogram(out, name, labels, pick(s), s.count.load(Ordering::Relaxed));
             }
         }
-        let tcp = self.tcp.sorted();
+        let tcp: Vec<(String, Arc<TcpSeries>)> = self
+            .tcp
+            .sorted()
+            .into_iter()
+            .map(|(k, s)| (peer_labels(&k), s))
+            .collect();
         for (name, help, pick) in [
             (
                 "istio_tcp_connections_opened_total",
@@ -295,11 +299,10 @@ impl Metrics {
             ),
         ] {
             family(out, name, "counter", help);
-            for (k, s) in &tcp {
+            for (labels, s) in &tcp {
                 let _ = writeln!(
                     out,
-                    "{name}{{{},request_protocol=\"tcp\",response_flags=\"-\"}} {}",
-                    peer_labels(k),
+                    "{name}{{{labels},request_protocol=\"tcp\",response_flags=\"-\"}} {}",
                     pick(s).load(Ordering::Relaxed)
                 );
             }

@@ -149,6 +149,7 @@ impl Telemetry {
             peer: self.unknown.clone(),
             service: self.unknown_service.clone(),
             details: None,
+            done: false,
         }
     }
 
@@ -174,6 +175,7 @@ impl Telemetry {
             let sampled = incoming
                 .as_ref()
                 .and_then(|c| c.sampled)
+                .or_else(|| trace_context::decision_only(headers))
                 .unwrap_or_else(|| tracer.sample());
             let id = incoming
                 .as_ref()
@@ -299,7 +301,7 @@ pub struct Observation {
     start: Instant,
     reporter: Reporter,
     protocol: &'static str,
-    /// Request body bytes (Content-Length, or the buffered body's size).
+    /// Request body bytes (its Content-Length; 0 for a streamed body without one).
     pub request_bytes: u64,
     /// The workload at the other end: the destination (source reporter) or the caller
     /// (destination reporter).
@@ -308,12 +310,23 @@ pub struct Observation {
     pub service: Arc<str>,
     /// The request's details, when it is sampled or access logs are on.
     pub details: Option<Box<Details>>,
+    done: bool,
 }
 
 impl Observation {
-    fn finish(self, status: u16, grpc: Option<u16>, flags: ResponseFlags, response_bytes: u64) {
+    /// Records the request (once).
+    fn finish(
+        &mut self,
+        status: u16,
+        grpc: Option<u16>,
+        flags: ResponseFlags,
+        response_bytes: u64,
+    ) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
         let t = &self.telemetry;
-        if let Some(details) = self.details {
+        if let Some(details) = self.details.take() {
             let duration = self.start.elapsed();
             if let Some(log) = &t.access_log {
                 log.request(
@@ -337,15 +350,15 @@ impl Observation {
             }
         }
         let (source, destination, security) = match self.reporter {
-            Reporter::Source => (t.me.clone(), self.peer, "unknown"),
-            Reporter::Destination => (self.peer, t.me.clone(), "none"),
+            Reporter::Source => (t.me.clone(), self.peer.clone(), "unknown"),
+            Reporter::Destination => (self.peer.clone(), t.me.clone(), "none"),
         };
         let key = RequestKey {
             peers: Peers {
                 reporter: self.reporter,
                 source,
                 destination,
-                service: self.service,
+                service: self.service.clone(),
                 security,
             },
             protocol: self.protocol,
@@ -488,9 +501,17 @@ impl HttpBody for ObservedBody {
 
 impl Drop for ObservedBody {
     fn drop(&mut self) {
-        if let Some(o) = self.observation.take() {
+        if let Some(mut o) = self.observation.take() {
             o.finish(self.status, self.grpc, self.flags, self.bytes);
         }
+    }
+}
+
+impl Drop for Observation {
+    /// A request whose handling was dropped before a response existed: the client went
+    /// away (Envoy reports status 0 and `DC`).
+    fn drop(&mut self) {
+        self.finish(0, None, ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION, 0);
     }
 }
 

@@ -34,7 +34,8 @@ pub struct Incoming {
 }
 
 fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != N * 2 {
+    // Only hex digits (`from_str_radix` alone would take a leading `+`).
+    if text.len() != N * 2 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; N];
@@ -73,13 +74,13 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 fn traceparent(text: &str) -> Option<(TraceId, SpanId, bool)> {
     let mut parts = text.split('-');
     let version = parts.next()?;
-    if version.len() != 2 || version == "ff" || u8::from_str_radix(version, 16).is_err() {
+    if version.len() != 2 || version == "ff" || !version.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let trace_id = hex::<16>(parts.next()?)?;
     let span_id = hex::<8>(parts.next()?)?;
     let flags = parts.next()?;
-    if flags.len() != 2 {
+    if flags.len() != 2 || !flags.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let flags = u8::from_str_radix(flags, 16).ok()?;
@@ -158,6 +159,23 @@ pub fn trace_hex(id: &TraceId) -> String {
 /// A span id as hex (16 digits).
 pub fn span_hex(id: &SpanId) -> String {
     to_hex(id)
+}
+
+/// A sampling decision sent without a context (`b3: 0`, `x-b3-sampled: 1` alone): the
+/// caller decided, the proxy starts the trace.
+pub fn decision_only(headers: &HeaderMap) -> Option<bool> {
+    header(headers, "b3")
+        .filter(|v| v.len() == 1)
+        .and_then(b3_sampled)
+        .or_else(|| {
+            if headers.contains_key("x-b3-traceid") {
+                return None;
+            }
+            if header(headers, "x-b3-flags") == Some("1") {
+                return Some(true);
+            }
+            header(headers, "x-b3-sampled").and_then(b3_sampled)
+        })
 }
 
 /// Writes the context for the next hop: our span is its parent. `traceparent` always;
@@ -244,10 +262,23 @@ mod tests {
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-+1",
             "garbage",
         ] {
             assert_eq!(extract(&headers(&[("traceparent", bad)])), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_bare_b3_decision_is_kept() {
+        assert_eq!(extract(&headers(&[("b3", "0")])), None);
+        assert_eq!(decision_only(&headers(&[("b3", "0")])), Some(false));
+        assert_eq!(
+            decision_only(&headers(&[("x-b3-sampled", "1")])),
+            Some(true)
+        );
+        assert_eq!(decision_only(&headers(&[("traceparent", "x")])), None);
     }
 
     #[test]
