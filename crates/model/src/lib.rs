@@ -7,6 +7,7 @@
 //! - [`analyze`] finds cross-resource problems, as `istioctl analyze` does.
 
 pub mod analyze;
+pub mod authz;
 pub mod gateway;
 pub mod host;
 pub mod l4;

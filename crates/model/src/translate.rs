@@ -98,6 +98,8 @@ pub struct Mesh {
     pub http_routes: BTreeMap<u16, RouteTable>,
     /// TCP and TLS rules.
     pub l4: crate::l4::L4Routes,
+    /// The AuthorizationPolicies that apply to this proxy.
+    pub authz: crate::authz::Authz,
 }
 
 /// Builds the cluster name Istio uses.
@@ -207,6 +209,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
             }
         }
     }
+    mesh.authz = crate::authz::build(resources, scope);
     if scope.gateway {
         mesh.http_routes = crate::gateway::route_tables(resources, &mesh.services, scope)?;
         return Ok(mesh);

@@ -31,6 +31,7 @@ flags! {
     LOCAL_RESET = 12, "LR", "Local reset (503).";
     DOWNSTREAM_PROTOCOL_ERROR = 13, "DPE", "Downstream HTTP protocol error.";
     UPSTREAM_PROTOCOL_ERROR = 14, "UPE", "Upstream HTTP protocol error.";
+    RBAC_ACCESS_DENIED = 15, "RBAC", "Denied by an AuthorizationPolicy (403).";
 }
 
 impl ResponseFlags {

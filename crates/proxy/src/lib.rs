@@ -73,6 +73,8 @@ pub struct ProxyOptions {
     pub identity: Option<weft_model::service::WorkloadInfo>,
     /// Where spans go and how many are sampled; `None`: no tracing.
     pub tracing: Option<TracingOptions>,
+    /// How request paths are normalized (Istio's `meshConfig.pathNormalization`).
+    pub path_normalization: weft_model::authz::path::Normalization,
     /// Access log destination and format; `None`: no access log.
     pub access_log: Option<(telemetry::access_log::Target, telemetry::access_log::Format)>,
 }
@@ -231,7 +233,10 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         Arc::new(HttpProxy::new(
             snapshots.clone(),
             direction,
-            HttpSettings::default(),
+            HttpSettings {
+                path_normalization: opts.path_normalization,
+                ..HttpSettings::default()
+            },
             telemetry.clone(),
         ))
     };

@@ -113,7 +113,20 @@ fn connection(
             }
             Detected::Tcp | Detected::Tls => {
                 let decision = match settings.direction {
-                    Direction::Inbound => tcp::inbound(&snapshot),
+                    Direction::Inbound => {
+                        let port = snapshot.inbound.as_ref().map_or(0, |c| c.model.port);
+                        if !crate::http::authorize::check_tcp(
+                            &snapshot,
+                            peer.ip(),
+                            original_dst,
+                            port,
+                            None,
+                        ) {
+                            tracing::debug!(%peer, "TCP connection denied by AuthorizationPolicy");
+                            return;
+                        }
+                        tcp::inbound(&snapshot)
+                    }
                     // Gateways serve HTTP servers only.
                     Direction::Gateway { .. } => None,
                     Direction::Outbound => {

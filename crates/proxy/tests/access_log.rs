@@ -36,6 +36,7 @@ async fn proxy(dir: &Path, yaml: &str, app: Option<SocketAddr>, format: Format) 
         identity: None,
         tracing: None,
         access_log: Some((Target::File(dir.join("access.log")), format)),
+        path_normalization: Default::default(),
     })
     .await
     .expect("proxy starts")

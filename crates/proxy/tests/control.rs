@@ -66,6 +66,7 @@ async fn proxy(xds: SocketAddr) -> RunningProxy {
         identity: None,
         tracing: None,
         access_log: None,
+        path_normalization: Default::default(),
     })
     .await
     .expect("proxy starts")
@@ -242,6 +243,7 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
         identity: None,
         tracing: None,
         access_log: None,
+        path_normalization: Default::default(),
     })
     .await
     .expect("server-side proxy");

@@ -289,6 +289,29 @@ impl Validate for AuthorizationPolicy {
             ),
             _ => {}
         }
+        // What weft's proxy does not enforce is said here, not ignored.
+        if self.action == Action::Custom {
+            v.error_at(
+                "action",
+                "action CUSTOM is not supported: weft has no external authorizer yet (use ALLOW, DENY or AUDIT)",
+            );
+        }
+        if self.target_ref.is_some() || !self.target_refs.is_empty() {
+            v.warn(
+                "targetRef(s) attach a policy to waypoints or Gateway API gateways, which weft does not run: this policy applies to no workload (use selector)",
+            );
+        }
+        let jwt =
+            self.rules.iter().any(|r| {
+                r.from.iter().filter_map(|f| f.source.as_ref()).any(|s| {
+                    !s.request_principals.is_empty() || !s.not_request_principals.is_empty()
+                }) || r.when.iter().any(|c| c.key.starts_with("request.auth."))
+            });
+        if jwt {
+            v.warn(
+                "requestPrincipals and request.auth.* need JWT authentication (RequestAuthentication), which weft does not read: they never hold a value",
+            );
+        }
         if self.provider.is_some() && self.action != Action::Custom {
             v.error_at(
                 "provider",
@@ -712,7 +735,13 @@ rules:
 "#,
         )
         .expect("reads");
-        assert!(issues.is_empty(), "{issues:?}");
+        // Valid; weft warns that the JWT condition never holds a value.
+        assert_eq!(errors(&issues), Vec::<String>::new());
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert!(
+            format!("{issues:?}").contains("RequestAuthentication"),
+            "{issues:?}"
+        );
         let allow_all = spec_issues::<AuthorizationPolicy>("rules:\n- {}\n").expect("reads");
         assert!(allow_all.is_empty(), "{allow_all:?}");
     }
@@ -788,6 +817,7 @@ rules:
         .expect("reads");
         let errs = errors(&issues);
         let expect = [
+            "spec.action: action CUSTOM is not supported",
             "spec.provider.name: provider name must not be empty",
             "spec.rules[0].from[0].source.requestPrincipals: requestPrincipals is not supported with action CUSTOM",
             "spec.rules[0].when[0].key: condition key \"request.auth.claims[groups]\" is not supported with action CUSTOM",
@@ -802,12 +832,12 @@ rules:
 
         let no_provider =
             spec_issues::<AuthorizationPolicy>("action: CUSTOM\nrules: [{}]\n").expect("reads");
-        assert_eq!(
-            errors(&no_provider),
-            [
-                "spec.provider: action CUSTOM needs provider.name, an extension provider from MeshConfig"
-            ]
+        let errs = errors(&no_provider);
+        assert!(
+            errs.contains(&"spec.provider: action CUSTOM needs provider.name, an extension provider from MeshConfig".to_string()),
+            "{errs:#?}"
         );
+        assert_eq!(errs.len(), 2, "{errs:#?}");
     }
 
     #[test]
@@ -816,11 +846,16 @@ rules:
             let issues =
                 spec_issues::<AuthorizationPolicy>(&format!("action: {action}\n")).expect("reads");
             let errs = errors(&issues);
-            assert_eq!(errs.len(), 1, "{errs:#?}");
+            // CUSTOM is also refused as such.
+            assert_eq!(
+                errs.len(),
+                if action == "CUSTOM" { 2 } else { 1 },
+                "{errs:#?}"
+            );
             assert!(
-                errs[0].starts_with(&format!(
+                errs.iter().any(|e| e.starts_with(&format!(
                     "spec.rules: a {action} policy without rules never triggers"
-                )),
+                ))),
                 "{errs:#?}"
             );
         }
@@ -834,7 +869,9 @@ rules:
             "targetRefs:\n- {kind: Service, name: reviews}\n- {kind: Service, group: core, name: ratings}\n- {kind: ServiceEntry, group: networking.istio.io, name: ext}\n",
         )
         .expect("reads");
-        assert!(ok.is_empty(), "{ok:?}");
+        // Valid, with a warning: weft applies targetRef(s) policies to no workload.
+        assert_eq!(errors(&ok), Vec::<String>::new());
+        assert_eq!(ok.len(), 1, "{ok:?}");
         let bad = spec_issues::<AuthorizationPolicy>("targetRef: {kind: Pod, namespace: other}\n")
             .expect("reads");
         let errs = errors(&bad);

@@ -53,6 +53,10 @@ pub struct Args {
     /// Access log format: `text` (Istio's default format, plus the trace id) or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     access_log_format: String,
+    /// How request paths are normalized before routing and authorization (Istio's
+    /// pathNormalization): NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES.
+    #[arg(long, default_value = "DECODE_AND_MERGE_SLASHES", value_parser = parse_normalization)]
+    path_normalization: weft_model::authz::path::Normalization,
     /// Stats listener: /stats/prometheus (Istio's metrics) and /healthz/ready.
     #[arg(long, default_value = "127.0.0.1:15020")]
     stats: SocketAddr,
@@ -86,6 +90,12 @@ pub struct Args {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     weft_api::duration::parse_duration(s)
+}
+
+fn parse_normalization(s: &str) -> Result<weft_model::authz::path::Normalization, String> {
+    weft_model::authz::path::Normalization::parse(s).ok_or(format!(
+        "{s:?}: use NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES"
+    ))
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -188,6 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             drain: args.drain,
             control: args.control,
             stats: Some(args.stats),
+            path_normalization: args.path_normalization,
             access_log: args.access_log.map(|path| {
                 use weft_proxy::telemetry::access_log::{Format, Target};
                 let target = if path.as_os_str() == "-" {

@@ -1,5 +1,6 @@
 //! The HTTP data path: [`proxy`] is the request lifecycle; the other modules are its steps.
 
+pub mod authorize;
 pub mod body;
 pub mod cors;
 pub mod fault;

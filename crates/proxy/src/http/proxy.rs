@@ -22,7 +22,7 @@ use weft_model::{Request as RouteRequest, route};
 
 use super::body::{self, Body};
 use super::forward::{self, Outgoing, Payload, SendPolicy};
-use super::{cors, fault, headers, local_reply, mirror, upgrade};
+use super::{authorize, cors, fault, headers, local_reply, mirror, upgrade};
 use crate::flags::ResponseFlags;
 use crate::snapshot::{ClusterRuntime, Endpoint, Snapshot, SnapshotCell, Target};
 use crate::telemetry::metrics::Reporter;
@@ -58,12 +58,15 @@ pub enum Direction {
 pub struct HttpSettings {
     /// Largest request body kept in memory so it can be retried or mirrored.
     pub retry_buffer_limit: usize,
+    /// How request paths are normalized (Istio's `pathNormalization`).
+    pub path_normalization: weft_model::authz::path::Normalization,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             retry_buffer_limit: 64 * 1024,
+            path_normalization: Default::default(),
         }
     }
 }
@@ -89,9 +92,9 @@ pub struct HttpProxy {
 }
 
 /// Adapts `http::HeaderMap` to the router's header lookup.
-struct Headers<'a>(&'a HeaderMap);
+pub struct HeaderView<'a>(pub &'a HeaderMap);
 
-impl RequestHeaders for Headers<'_> {
+impl RequestHeaders for HeaderView<'_> {
     fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
         weft_model::matcher::join_values(
             self.0.get_all(name).iter().filter_map(|v| v.to_str().ok()),
@@ -205,6 +208,12 @@ impl HttpProxy {
             }
             return upgrade::connect(&snapshot, req).await;
         }
+        // One normalized path for the decision, the route and the upstream.
+        if let Some(refused) =
+            authorize::normalize_path(&mut req, self.settings.path_normalization, grpc)
+        {
+            return refused;
+        }
         let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
         let scheme = req.uri().scheme_str().unwrap_or("http").to_string();
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
@@ -232,6 +241,16 @@ impl HttpProxy {
                     grpc,
                 );
             };
+            if let Some(denied) = authorize::check(
+                &snapshot,
+                &req,
+                down.peer.ip(),
+                down.original_dst,
+                cluster.model.port,
+                grpc,
+            ) {
+                return denied;
+            }
             let authority = authority_of(&req).unwrap_or_default();
             if let Some(span) = &mut obs.details {
                 span.cluster = Some(cluster.model.name.clone());
@@ -239,6 +258,13 @@ impl HttpProxy {
             }
             let out = outgoing(&mut req, authority, None);
             return self.send_plain(cluster, out, req, upgrade, grpc).await;
+        }
+        if let Direction::Gateway { port } = self.direction {
+            if let Some(denied) =
+                authorize::check(&snapshot, &req, down.peer.ip(), None, port, grpc)
+            {
+                return denied;
+            }
         }
         self.outbound(&snapshot, down, req, upgrade, grpc, obs)
             .await
@@ -276,7 +302,7 @@ impl HttpProxy {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
-        let view_headers = Headers(req.headers());
+        let view_headers = HeaderView(req.headers());
         let view = RouteRequest {
             authority: &authority,
             path: &path,

@@ -117,6 +117,7 @@ impl Harness {
             identity,
             tracing,
             access_log,
+            path_normalization: Default::default(),
         };
         let proxy = weft_proxy::start(opts).await.expect("proxy starts");
         Harness { proxy, dir }

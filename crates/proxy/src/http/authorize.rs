@@ -1,0 +1,149 @@
+//! The request path, normalized once for everything after it, and the
+//! AuthorizationPolicy decision on the server side (inbound, gateways).
+
+use std::net::IpAddr;
+
+use http::{Request, StatusCode, Uri};
+use hyper::body::Incoming;
+use weft_model::authz::path::{BadPath, Normalization, normalize};
+use weft_model::authz::{AuthzRequest, HttpAttributes};
+
+use super::body::Body;
+use super::local_reply;
+use crate::flags::ResponseFlags;
+use crate::snapshot::Snapshot;
+
+/// Rewrites the request's path to its normalized form (the query is kept); a path that
+/// cannot be normalized gets the `400` answer returned.
+pub fn normalize_path(
+    req: &mut Request<Incoming>,
+    how: Normalization,
+    grpc: bool,
+) -> Option<http::Response<Body>> {
+    let uri = req.uri();
+    let path = uri.path();
+    if path.is_empty() || path == "*" {
+        return None;
+    }
+    let normalized = match normalize(path, how) {
+        Ok(p) => p,
+        Err(BadPath::Nul) => {
+            return Some(local_reply::reply(
+                StatusCode::BAD_REQUEST,
+                ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+                "the request path contains a NUL byte",
+                grpc,
+            ));
+        }
+        Err(BadPath::NotAbsolute) => {
+            return Some(local_reply::reply(
+                StatusCode::BAD_REQUEST,
+                ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+                "the request path does not start with /",
+                grpc,
+            ));
+        }
+    };
+    if normalized == path {
+        return None;
+    }
+    let mut parts = uri.clone().into_parts();
+    let with_query = match uri.query() {
+        Some(q) => format!("{normalized}?{q}"),
+        None => normalized,
+    };
+    parts.path_and_query = with_query.parse().ok();
+    match Uri::from_parts(parts) {
+        Ok(u) => {
+            *req.uri_mut() = u;
+            None
+        }
+        Err(_) => Some(local_reply::reply(
+            StatusCode::BAD_REQUEST,
+            ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+            "the normalized request path is not a valid URI",
+            grpc,
+        )),
+    }
+}
+
+/// The first address of `X-Forwarded-For`, Istio's `remote.ip` (else the peer's).
+fn remote_ip(req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
+    req.headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|ip| ip.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+/// The AuthorizationPolicy decision for an HTTP request; `Some(403)` when denied.
+pub fn check(
+    snapshot: &Snapshot,
+    req: &Request<Incoming>,
+    peer: IpAddr,
+    destination: Option<std::net::SocketAddr>,
+    port: u16,
+    grpc: bool,
+) -> Option<http::Response<Body>> {
+    let authz = &snapshot.mesh.authz;
+    if authz.is_empty() {
+        return None;
+    }
+    let authority = super::proxy::authority_of(req).unwrap_or_default();
+    let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
+    let headers = super::proxy::HeaderView(req.headers());
+    let request = AuthzRequest {
+        principal: None,
+        source_ip: peer,
+        remote_ip: remote_ip(req, peer),
+        destination_ip: destination.map(|d| d.ip()),
+        destination_port: port,
+        sni: None,
+        http: Some(HttpAttributes {
+            host: &host,
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            headers: &headers,
+        }),
+    };
+    let verdict = authz.decide(&request);
+    for audited in &verdict.audited {
+        tracing::info!(policy = %audited, path = %req.uri().path(), "AUDIT policy matched");
+    }
+    if verdict.allowed {
+        return None;
+    }
+    tracing::debug!(policy = ?verdict.policy, path = %req.uri().path(), "denied by AuthorizationPolicy");
+    Some(local_reply::reply(
+        StatusCode::FORBIDDEN,
+        ResponseFlags::RBAC_ACCESS_DENIED,
+        "RBAC: access denied",
+        grpc,
+    ))
+}
+
+/// The decision for an opaque TCP connection (HTTP-only rules as Istio treats them).
+pub fn check_tcp(
+    snapshot: &Snapshot,
+    peer: IpAddr,
+    destination: Option<std::net::SocketAddr>,
+    port: u16,
+    sni: Option<&str>,
+) -> bool {
+    let authz = &snapshot.mesh.authz;
+    if authz.is_empty() {
+        return true;
+    }
+    authz
+        .decide(&AuthzRequest {
+            principal: None,
+            source_ip: peer,
+            remote_ip: peer,
+            destination_ip: destination.map(|d| d.ip()),
+            destination_port: port,
+            sni,
+            http: None,
+        })
+        .allowed
+}
