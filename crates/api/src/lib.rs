@@ -12,6 +12,7 @@ pub mod files;
 pub mod load;
 pub mod meta;
 pub mod networking;
+pub mod policy;
 pub mod resource;
 pub mod security;
 pub mod source;

@@ -164,6 +164,7 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
             Kind::WorkloadEntry => read::<_>(&tree, &ctx).map(Resource::WorkloadEntry),
             Kind::PeerAuthentication => read::<_>(&tree, &ctx).map(Resource::PeerAuthentication),
             Kind::AuthorizationPolicy => read::<_>(&tree, &ctx).map(Resource::AuthorizationPolicy),
+            Kind::RateLimit => read::<_>(&tree, &ctx).map(Resource::RateLimit),
         };
         match read {
             Ok(r) => break (Some(r), ctx.into_inner()),

@@ -8,6 +8,7 @@ use crate::meta::ObjectMeta;
 use crate::networking::{
     DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
 };
+use crate::policy::RateLimit;
 use crate::security::{AuthorizationPolicy, PeerAuthentication};
 use crate::validate::{Issue, Validate, Validator};
 
@@ -33,11 +34,13 @@ pub enum Kind {
     PeerAuthentication,
     /// security.istio.io AuthorizationPolicy
     AuthorizationPolicy,
+    /// policy.weft.dev RateLimit (weft's own)
+    RateLimit,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -46,6 +49,7 @@ impl Kind {
         Kind::WorkloadEntry,
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
+        Kind::RateLimit,
     ];
 
     /// The kind's name as written in `kind:`.
@@ -59,6 +63,7 @@ impl Kind {
             Kind::WorkloadEntry => "WorkloadEntry",
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::RateLimit => "RateLimit",
         }
     }
 
@@ -66,6 +71,7 @@ impl Kind {
     pub fn group(self) -> &'static str {
         match self {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => "security.istio.io",
+            Kind::RateLimit => "policy.weft.dev",
             _ => "networking.istio.io",
         }
     }
@@ -74,6 +80,7 @@ impl Kind {
     pub fn api_versions(self) -> &'static [&'static str] {
         match self {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => &API_VERSIONS[..2],
+            Kind::RateLimit => &["v1alpha1"],
             _ => API_VERSIONS,
         }
     }
@@ -89,6 +96,7 @@ impl Kind {
             Kind::WorkloadEntry => "workloadentries",
             Kind::PeerAuthentication => "peerauthentications",
             Kind::AuthorizationPolicy => "authorizationpolicies",
+            Kind::RateLimit => "ratelimits",
         }
     }
 
@@ -143,6 +151,8 @@ pub enum Resource {
     PeerAuthentication(Object<PeerAuthentication>),
     /// An AuthorizationPolicy.
     AuthorizationPolicy(Object<AuthorizationPolicy>),
+    /// A RateLimit (weft's own kind).
+    RateLimit(Object<RateLimit>),
 }
 
 macro_rules! each_resource {
@@ -156,6 +166,7 @@ macro_rules! each_resource {
             Resource::WorkloadEntry($obj) => $body,
             Resource::PeerAuthentication($obj) => $body,
             Resource::AuthorizationPolicy($obj) => $body,
+            Resource::RateLimit($obj) => $body,
         }
     };
 }
@@ -172,6 +183,7 @@ impl Resource {
             Resource::WorkloadEntry(_) => Kind::WorkloadEntry,
             Resource::PeerAuthentication(_) => Kind::PeerAuthentication,
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            Resource::RateLimit(_) => Kind::RateLimit,
         }
     }
 

@@ -119,6 +119,7 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
         Kind::WorkloadEntry => "we",
         Kind::PeerAuthentication => "pa",
         Kind::AuthorizationPolicy => "ap",
+        Kind::RateLimit => "rl",
     };
     for k in Kind::ALL {
         let name = k.name().to_ascii_lowercase();

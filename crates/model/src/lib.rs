@@ -13,6 +13,7 @@ pub mod host;
 pub mod l4;
 pub mod matcher;
 pub mod policy;
+pub mod rate_limit;
 pub mod route;
 pub mod service;
 pub mod translate;

@@ -100,6 +100,8 @@ pub struct Mesh {
     pub l4: crate::l4::L4Routes,
     /// The AuthorizationPolicies that apply to this proxy.
     pub authz: crate::authz::Authz,
+    /// The RateLimits this proxy enforces.
+    pub rate_limits: Vec<crate::rate_limit::Limit>,
 }
 
 /// Builds the cluster name Istio uses.
@@ -210,6 +212,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
         }
     }
     mesh.authz = crate::authz::build(resources, scope);
+    mesh.rate_limits = crate::rate_limit::build(resources, scope);
     if scope.gateway {
         mesh.http_routes = crate::gateway::route_tables(resources, &mesh.services, scope)?;
         return Ok(mesh);

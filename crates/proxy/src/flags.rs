@@ -32,6 +32,7 @@ flags! {
     DOWNSTREAM_PROTOCOL_ERROR = 13, "DPE", "Downstream HTTP protocol error.";
     UPSTREAM_PROTOCOL_ERROR = 14, "UPE", "Upstream HTTP protocol error.";
     RBAC_ACCESS_DENIED = 15, "RBAC", "Denied by an AuthorizationPolicy (403).";
+    RATE_LIMITED = 16, "RL", "Refused by a local rate limit (429).";
 }
 
 impl ResponseFlags {

@@ -160,6 +160,8 @@ pub struct Snapshot {
     /// The service this proxy's workload belongs to: one with an endpoint carrying
     /// exactly the workload's labels.
     pub local_service: Option<Arc<str>>,
+    /// Rate limits with their buckets (kept across reloads while a limit is unchanged).
+    pub rate_limits: Vec<Arc<crate::http::rate_limit::Limiter>>,
 }
 
 impl Snapshot {
@@ -230,9 +232,14 @@ impl Snapshot {
                     .and_then(|s| service_names.get(&s.hostname).cloned())
             })
             .flatten();
+        let rate_limits = crate::http::rate_limit::limiters(
+            &mesh.rate_limits,
+            previous.map(|p| p.rate_limits.as_slice()),
+        );
         Snapshot {
             service_names,
             local_service,
+            rate_limits,
             version,
             accepted_at: SystemTime::now(),
             source,

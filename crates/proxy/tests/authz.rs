@@ -184,3 +184,70 @@ spec:
     s.read_to_string(&mut answer).await.expect("read");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_admits_its_rate_plus_burst_and_answers_429() {
+    let app = upstream::named("reviews").await;
+    let yaml = r#"apiVersion: policy.weft.dev/v1alpha1
+kind: RateLimit
+metadata: {name: per-user, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  limit: {requests: 5, interval: 10s, burst: 2}
+  bucketBy: {header: x-user}
+  match: [{paths: ["/api/*"]}]
+---
+"#;
+    let server = Harness::sidecar(yaml, Some(app.addr), reviews(), &[("app", "reviews")]).await;
+    let inbound = server.proxy.inbound.expect("inbound");
+    let call = |user: &'static str, path: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(inbound)
+            .await
+            .expect("connect");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nhost: reviews\r\nx-user: {user}\r\nconnection: close\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.expect("read");
+        answer
+    };
+    let mut admitted = 0;
+    let mut limited = Vec::new();
+    for _ in 0..20 {
+        let answer = call("alice", "/api/items").await;
+        if answer.starts_with("HTTP/1.1 200") {
+            admitted += 1;
+        } else {
+            limited.push(answer);
+        }
+    }
+    // 5 per 10 s: nothing refills during the test; 5 + burst 2 admitted.
+    assert_eq!(admitted, 7);
+    assert_eq!(limited.len(), 13);
+    let refused = &limited[0];
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    for header in [
+        "x-weft-response-flags: RL",
+        "x-ratelimit-remaining: 0",
+        "retry-after: ",
+        "x-ratelimit-limit: 5",
+    ] {
+        assert!(
+            refused
+                .to_ascii_lowercase()
+                .contains(&header.to_ascii_lowercase()),
+            "{header} in {refused}"
+        );
+    }
+    // Another user has a bucket of their own; paths outside the match are not counted.
+    assert!(call("bob", "/api/items").await.starts_with("HTTP/1.1 200"));
+    assert!(call("alice", "/health").await.starts_with("HTTP/1.1 200"));
+    let stats = server.stats().await;
+    assert!(
+        stats.lines().any(|l| l.starts_with("istio_requests_total{")
+            && l.contains("response_code=\"429\"")
+            && l.contains("response_flags=\"RL\"")
+            && l.ends_with(" 13")),
+        "{stats}"
+    );
+}

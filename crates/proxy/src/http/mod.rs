@@ -9,5 +9,6 @@ pub mod headers;
 pub mod local_reply;
 pub mod mirror;
 pub mod proxy;
+pub mod rate_limit;
 pub mod retry;
 pub mod upgrade;

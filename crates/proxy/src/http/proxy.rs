@@ -22,7 +22,7 @@ use weft_model::{Request as RouteRequest, route};
 
 use super::body::{self, Body};
 use super::forward::{self, Outgoing, Payload, SendPolicy};
-use super::{authorize, cors, fault, headers, local_reply, mirror, upgrade};
+use super::{authorize, cors, fault, headers, local_reply, mirror, rate_limit, upgrade};
 use crate::flags::ResponseFlags;
 use crate::snapshot::{ClusterRuntime, Endpoint, Snapshot, SnapshotCell, Target};
 use crate::telemetry::metrics::Reporter;
@@ -251,6 +251,9 @@ impl HttpProxy {
             ) {
                 return denied;
             }
+            if let Some(limited) = rate_limit::check(&snapshot, &req, grpc) {
+                return limited;
+            }
             let authority = authority_of(&req).unwrap_or_default();
             if let Some(span) = &mut obs.details {
                 span.cluster = Some(cluster.model.name.clone());
@@ -264,6 +267,9 @@ impl HttpProxy {
                 authorize::check(&snapshot, &req, down.peer.ip(), None, port, grpc)
             {
                 return denied;
+            }
+            if let Some(limited) = rate_limit::check(&snapshot, &req, grpc) {
+                return limited;
             }
         }
         self.outbound(&snapshot, down, req, upgrade, grpc, obs)
