@@ -50,6 +50,8 @@ enum Command {
     Status(cmd::up::StateArgs),
     /// Stop everything `weft up` started (safe to run twice).
     Down(cmd::up::StateArgs),
+    /// Explain whether a request would be allowed: `check authz --from SA --to SERVICE`.
+    Check(cmd::check::Args),
     /// Search traces like the Jaeger UI (service, tags, duration, lookback); `show ID` for one.
     Traces(cmd::traces::Args),
     /// Live request rate, success rate and p50/p99 per service and version (from the proxies).
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Down(args) => cmd::up::down(&args),
         Command::PrometheusConfig(args) => cmd::prometheus::run(&args),
         Command::Traces(args) => cmd::traces::run(&args),
+        Command::Check(args) => cmd::check::run(&args),
         Command::Top(args) => cmd::top::run(&args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));

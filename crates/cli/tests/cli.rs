@@ -172,3 +172,59 @@ fn version_prints() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).starts_with("weft "));
 }
+
+#[test]
+fn check_authz_explains_the_decision_rule_by_rule() {
+    let file = "examples/security/reviews-authz.yaml";
+    let ok = weft(
+        &[
+            "check",
+            "authz",
+            "-f",
+            file,
+            "--from",
+            "productpage",
+            "--to",
+            "reviews",
+            "--path",
+            "/reviews/1",
+        ],
+        None,
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("ALLOW default/from-productpage rule 0: matches"));
+    // A bypass spelling is normalized first, then denied.
+    let admin = weft(
+        &[
+            "check",
+            "authz",
+            "-f",
+            file,
+            "--from",
+            "productpage",
+            "--to",
+            "reviews",
+            "--path",
+            "/x/%2e%2e//admin",
+        ],
+        None,
+    );
+    assert_eq!(admin.status.code(), Some(1));
+    let out = stdout(&admin);
+    assert!(
+        out.contains("GET /admin (normalized from /x/%2e%2e//admin)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("DENIED (403): DENY policy default/no-admin matched"),
+        "{out}"
+    );
+    let stranger = weft(
+        &[
+            "check", "authz", "-f", file, "--from", "ratings", "--to", "reviews",
+        ],
+        None,
+    );
+    assert_eq!(stranger.status.code(), Some(1));
+    assert!(stdout(&stranger).contains("ALLOW policies apply and none matched"));
+}

@@ -492,7 +492,79 @@ impl Policy {
     }
 }
 
+/// How one rule of one policy fared, for `weft check authz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleOutcome {
+    /// `ALLOW`, `DENY` or `AUDIT`.
+    pub action: &'static str,
+    /// `namespace/name`.
+    pub policy: String,
+    /// Rule index.
+    pub rule: usize,
+    /// Whether it matched.
+    pub matched: bool,
+    /// Why not, when it did not.
+    pub why: Option<String>,
+}
+
+impl RuleMatch {
+    /// The first part of the rule that does not hold, if any.
+    fn why_not(&self, r: &AuthzRequest<'_>, deny: bool) -> Option<String> {
+        let tcp = r.http.is_none();
+        if tcp && !deny {
+            let http_only = self.to.iter().any(OperationMatch::http_only)
+                || self.when.iter().any(ConditionMatch::http_only);
+            if http_only {
+                return Some("an ALLOW rule with HTTP fields never matches TCP".into());
+            }
+        }
+        if !(self.from.is_empty() || self.from.iter().any(|s| s.matches(r))) {
+            return Some("no `from` source matches (principals, namespaces and service accounts need a peer proven by mTLS; ipBlocks the source address)".into());
+        }
+        if !(self.to.is_empty() || self.to.iter().any(|o| o.matches(r))) {
+            return Some("no `to` operation matches (hosts, ports, methods, paths)".into());
+        }
+        self.when
+            .iter()
+            .find(|c| !((tcp && c.http_only()) || c.matches(r)))
+            .map(|c| format!("condition {} does not hold", c.key))
+    }
+}
+
 impl Authz {
+    /// Every rule of every applicable policy, in evaluation order, with whether it matched.
+    pub fn explain(&self, r: &AuthzRequest<'_>) -> Vec<RuleOutcome> {
+        let mut out = Vec::new();
+        for (action, policies, deny) in [
+            ("DENY", &self.deny, true),
+            ("ALLOW", &self.allow, false),
+            ("AUDIT", &self.audit, false),
+        ] {
+            for p in policies {
+                if p.rules.is_empty() {
+                    out.push(RuleOutcome {
+                        action,
+                        policy: p.name.clone(),
+                        rule: 0,
+                        matched: false,
+                        why: Some("the policy has no rules: it matches nothing".into()),
+                    });
+                }
+                for (i, rule) in p.rules.iter().enumerate() {
+                    let why = rule.why_not(r, deny);
+                    out.push(RuleOutcome {
+                        action,
+                        policy: p.name.clone(),
+                        rule: i,
+                        matched: why.is_none(),
+                        why,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// True when no policy applies.
     pub fn is_empty(&self) -> bool {
         self.deny.is_empty() && self.allow.is_empty() && self.audit.is_empty()

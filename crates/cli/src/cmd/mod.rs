@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod analyze;
+pub mod check;
 pub mod control;
 pub mod demo;
 pub mod prometheus;

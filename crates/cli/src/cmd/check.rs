@@ -1,0 +1,210 @@
+//! `weft check authz`: would a call from one workload identity to a service be allowed?
+//! Explains the AuthorizationPolicy decision rule by rule, as the destination's sidecar
+//! would make it, from the policies on the control plane (or files).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use http::Method;
+use weft_api::Resource;
+use weft_model::authz::{AuthzRequest, HttpAttributes, MapHeaders};
+
+use crate::client::{self, call, path};
+
+/// Arguments of `weft check`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// Explain the AuthorizationPolicy decision for one request.
+    Authz(AuthzArgs),
+}
+
+/// Arguments of `weft check authz`.
+#[derive(clap::Args)]
+struct AuthzArgs {
+    /// The caller's service account, `namespace/name` or `name` (in --namespace), taken
+    /// as proven by mutual TLS (principal `cluster.local/ns/<ns>/sa/<name>`).
+    #[arg(long)]
+    from: Option<String>,
+    /// The destination service (`reviews`, `reviews.default`, or its host).
+    #[arg(long)]
+    to: String,
+    /// The namespace short names are in.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Method.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// Path (normalized as the proxy does before deciding).
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Port the request is sent to (default: the service's first port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// A request header, `name=value` (repeatable).
+    #[arg(long = "header", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// The caller's address.
+    #[arg(long, default_value = "127.0.0.1")]
+    source_ip: IpAddr,
+    /// Read resources from these files instead of the control plane.
+    #[arg(short = 'f', long = "filename")]
+    files: Vec<std::path::PathBuf>,
+    /// Control plane address.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .ok_or(format!("header {s:?} is not name=value"))
+}
+
+fn resources(args: &AuthzArgs) -> anyhow::Result<Vec<Resource>> {
+    if !args.files.is_empty() {
+        let loaded = crate::input::load(&args.files)?.loaded;
+        if loaded.has_errors() {
+            bail!("the files have errors; run `weft validate -f` on them");
+        }
+        return Ok(loaded.resources.into_iter().map(|l| l.resource).collect());
+    }
+    let server = client::server(args.server.as_deref());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut out = Vec::new();
+        for kind in weft_api::Kind::ALL {
+            let list = call(&server, Method::GET, &path(kind, None, None), None).await?;
+            for item in list.body["items"].as_array().cloned().unwrap_or_default() {
+                let loaded = weft_api::load_str("server", &item.to_string());
+                out.extend(loaded.resources.into_iter().map(|l| l.resource));
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Runs `weft check`.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let What::Authz(a) = &args.what;
+    let all = resources(a)?;
+    let host = weft_model::host::resolve(&a.to, &a.namespace);
+    // The destination workloads: the labels the service's ServiceEntry selects.
+    let entry = all
+        .iter()
+        .find_map(|r| match r {
+            Resource::ServiceEntry(se)
+                if se
+                    .spec
+                    .hosts
+                    .iter()
+                    .any(|h| weft_model::host::resolve(h, se.metadata.namespace()) == host) =>
+            {
+                Some(se)
+            }
+            _ => None,
+        })
+        .with_context(|| format!("no ServiceEntry declares {host}"))?;
+    let labels: BTreeMap<String, String> = entry
+        .spec
+        .workload_selector
+        .as_ref()
+        .map(|s| s.labels.clone())
+        .unwrap_or_default();
+    let scope = weft_model::ProxyScope {
+        namespace: entry.metadata.namespace().to_string(),
+        labels: labels.clone(),
+        gateway: false,
+    };
+    let authz = weft_model::authz::build(&all, &scope);
+    let principal = a.from.as_ref().map(|from| {
+        let (ns, sa) = from.split_once('/').unwrap_or((&a.namespace, from));
+        format!("cluster.local/ns/{ns}/sa/{sa}")
+    });
+    let path = weft_model::authz::path::normalize(&a.path, Default::default())
+        .map_err(|e| anyhow::anyhow!("path {:?} is refused by the proxy: {e:?}", a.path))?;
+    let port = a
+        .port
+        .or_else(|| {
+            entry
+                .spec
+                .ports
+                .first()
+                .and_then(|p| u16::try_from(p.number).ok())
+        })
+        .unwrap_or(80);
+    let headers = MapHeaders(a.headers.iter().cloned().collect());
+    let request = AuthzRequest {
+        principal: principal.as_deref(),
+        source_ip: a.source_ip,
+        remote_ip: a.source_ip,
+        destination_ip: None,
+        destination_port: port,
+        sni: None,
+        http: Some(HttpAttributes {
+            host: &host,
+            method: &a.method,
+            path: &path,
+            headers: &headers,
+        }),
+    };
+    println!(
+        "{} {}{} on {host}:{port} (workloads {labels:?} in {}), from {}",
+        a.method,
+        path,
+        if path == a.path {
+            String::new()
+        } else {
+            format!(" (normalized from {})", a.path)
+        },
+        scope.namespace,
+        principal
+            .as_deref()
+            .unwrap_or("a caller without mTLS identity"),
+    );
+    let outcomes = authz.explain(&request);
+    if outcomes.is_empty() {
+        println!("  no AuthorizationPolicy applies");
+    }
+    for o in &outcomes {
+        println!(
+            "  {:<5} {} rule {}: {}",
+            o.action,
+            o.policy,
+            o.rule,
+            match &o.why {
+                None => "matches".to_string(),
+                Some(why) => format!("no match: {why}"),
+            }
+        );
+    }
+    let verdict = authz.decide(&request);
+    let reason = match (&verdict.policy, verdict.allowed) {
+        (Some(p), false) => format!("DENY policy {p} matched"),
+        (None, false) => "ALLOW policies apply and none matched".to_string(),
+        (Some(p), true) => format!("ALLOW policy {p} matched and no DENY did"),
+        (None, true) => "no DENY matched and no ALLOW policy applies".to_string(),
+    };
+    println!(
+        "{}: {reason}",
+        if verdict.allowed {
+            "ALLOWED"
+        } else {
+            "DENIED (403)"
+        }
+    );
+    Ok(if verdict.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
