@@ -172,6 +172,13 @@ struct OperationMatch {
     paths: Field<path::PathPattern>,
 }
 
+impl SourceMatch {
+    /// JWT identities come with HTTP requests only.
+    fn http_only(&self) -> bool {
+        self.request_principals.is_set()
+    }
+}
+
 impl OperationMatch {
     fn http_only(&self) -> bool {
         self.hosts.is_set() || self.methods.is_set() || self.paths.is_set()
@@ -398,7 +405,7 @@ impl SourceMatch {
         let pat = |p: &Pattern, v: &str| p.matches(v);
         let ip = |c: &Cidr, v: &str| v.parse().is_ok_and(|ip| c.contains(ip));
         self.principals.check(r.principal, pat)
-            && self.request_principals.check(None, pat)
+            && (r.http.is_none() || self.request_principals.check(None, pat))
             && self.namespaces.check(id.as_ref().map(|(ns, _)| *ns), pat)
             && self
                 .service_accounts
@@ -466,16 +473,18 @@ impl ConditionMatch {
 }
 
 impl RuleMatch {
+    fn http_only(&self) -> bool {
+        self.from.iter().any(SourceMatch::http_only)
+            || self.to.iter().any(OperationMatch::http_only)
+            || self.when.iter().any(ConditionMatch::http_only)
+    }
+
     /// Whether the rule matches; on TCP, a rule with HTTP-only conditions never matches
     /// for ALLOW (`strict`) and ignores them for DENY, as Istio does.
     fn matches(&self, r: &AuthzRequest<'_>, deny: bool) -> bool {
         let tcp = r.http.is_none();
-        if tcp && !deny {
-            let http_only = self.to.iter().any(OperationMatch::http_only)
-                || self.when.iter().any(ConditionMatch::http_only);
-            if http_only {
-                return false;
-            }
+        if tcp && !deny && self.http_only() {
+            return false;
         }
         (self.from.is_empty() || self.from.iter().any(|s| s.matches(r)))
             && (self.to.is_empty() || self.to.iter().any(|o| o.matches(r)))
@@ -511,12 +520,8 @@ impl RuleMatch {
     /// The first part of the rule that does not hold, if any.
     fn why_not(&self, r: &AuthzRequest<'_>, deny: bool) -> Option<String> {
         let tcp = r.http.is_none();
-        if tcp && !deny {
-            let http_only = self.to.iter().any(OperationMatch::http_only)
-                || self.when.iter().any(ConditionMatch::http_only);
-            if http_only {
-                return Some("an ALLOW rule with HTTP fields never matches TCP".into());
-            }
+        if tcp && !deny && self.http_only() {
+            return Some("an ALLOW rule with HTTP fields never matches TCP".into());
         }
         if !(self.from.is_empty() || self.from.iter().any(|s| s.matches(r))) {
             return Some("no `from` source matches (principals, namespaces and service accounts need a peer proven by mTLS; ipBlocks the source address)".into());

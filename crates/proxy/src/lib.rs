@@ -75,6 +75,9 @@ pub struct ProxyOptions {
     pub tracing: Option<TracingOptions>,
     /// How request paths are normalized (Istio's `meshConfig.pathNormalization`).
     pub path_normalization: weft_model::authz::path::Normalization,
+    /// Proxies in front whose `X-Forwarded-For` entries are trusted (Istio's
+    /// `numTrustedProxies`, default 0).
+    pub trusted_proxies: usize,
     /// Access log destination and format; `None`: no access log.
     pub access_log: Option<(telemetry::access_log::Target, telemetry::access_log::Format)>,
 }
@@ -235,6 +238,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
             direction,
             HttpSettings {
                 path_normalization: opts.path_normalization,
+                trusted_proxies: opts.trusted_proxies,
                 ..HttpSettings::default()
             },
             telemetry.clone(),

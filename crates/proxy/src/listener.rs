@@ -115,12 +115,18 @@ fn connection(
                 let decision = match settings.direction {
                     Direction::Inbound => {
                         let port = snapshot.inbound.as_ref().map_or(0, |c| c.model.port);
+                        // `connection.sni` conditions see the ClientHello's name.
+                        let sni = if detected == Detected::Tls && !snapshot.mesh.authz.is_empty() {
+                            peek_sni(&stream, settings.detect_timeout).await
+                        } else {
+                            None
+                        };
                         if !crate::http::authorize::check_tcp(
                             &snapshot,
                             peer.ip(),
                             original_dst,
                             port,
-                            None,
+                            sni.as_deref(),
                         ) {
                             tracing::debug!(%peer, "TCP connection denied by AuthorizationPolicy");
                             return;

@@ -37,6 +37,7 @@ async fn proxy(dir: &Path, yaml: &str, app: Option<SocketAddr>, format: Format) 
         tracing: None,
         access_log: Some((Target::File(dir.join("access.log")), format)),
         path_normalization: Default::default(),
+        trusted_proxies: 0,
     })
     .await
     .expect("proxy starts")

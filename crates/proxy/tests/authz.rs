@@ -51,7 +51,7 @@ spec:
   selector: {matchLabels: {app: reviews}}
   action: DENY
   rules:
-  - to: [{operation: {paths: ["/admin", "/admin/*"]}}]
+  - to: [{operation: {paths: ["/admin", "/admin/*", "/private/{**}"]}}]
   - to: [{operation: {hosts: ["internal.example.com"]}}]
 ---
 apiVersion: security.istio.io/v1
@@ -87,6 +87,9 @@ async fn no_spelling_of_a_denied_path_reaches_the_app() {
         "/admin/users",
         "/admin//users",
         "/admin?x=1",
+        "/x\\..\\admin",
+        "/private/",
+        "/private/a/b/",
     ] {
         let (status, flags) = raw(inbound, attempt, "reviews").await;
         assert_eq!((status, flags.as_str()), (403, "RBAC"), "{attempt}");
@@ -113,6 +116,12 @@ async fn no_spelling_of_a_denied_path_reaches_the_app() {
     assert_eq!(app.seen().last().expect("seen").path, "/public/page?q=1");
     // Paths are case-sensitive, as in Istio: /ADMIN is another resource.
     assert_eq!(raw(inbound, "/ADMIN", "reviews").await.0, 200);
+    // The inbound side is not a forward proxy: a tunnel would skip every policy.
+    let (status, _) = raw(inbound, "127.0.0.1:9", "127.0.0.1:9").await;
+    assert!(
+        status == 405 || status == 400,
+        "a tunnel on the inbound side: {status}"
+    );
 
     // Denials are counted with their flag.
     let stats = server.stats().await;

@@ -67,6 +67,7 @@ async fn proxy(xds: SocketAddr) -> RunningProxy {
         tracing: None,
         access_log: None,
         path_normalization: Default::default(),
+        trusted_proxies: 0,
     })
     .await
     .expect("proxy starts")
@@ -244,6 +245,7 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
         tracing: None,
         access_log: None,
         path_normalization: Default::default(),
+        trusted_proxies: 0,
     })
     .await
     .expect("server-side proxy");

@@ -57,6 +57,10 @@ pub struct Args {
     /// pathNormalization): NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES.
     #[arg(long, default_value = "DECODE_AND_MERGE_SLASHES", value_parser = parse_normalization)]
     path_normalization: weft_model::authz::path::Normalization,
+    /// Proxies in front of this one whose X-Forwarded-For entries are trusted for
+    /// `remote.ip` and `remoteIpBlocks` (Istio's numTrustedProxies); 0 uses the peer.
+    #[arg(long, default_value_t = 0)]
+    num_trusted_proxies: usize,
     /// Stats listener: /stats/prometheus (Istio's metrics) and /healthz/ready.
     #[arg(long, default_value = "127.0.0.1:15020")]
     stats: SocketAddr,
@@ -199,6 +203,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             control: args.control,
             stats: Some(args.stats),
             path_normalization: args.path_normalization,
+            trusted_proxies: args.num_trusted_proxies,
             access_log: args.access_log.map(|path| {
                 use weft_proxy::telemetry::access_log::{Format, Target};
                 let target = if path.as_os_str() == "-" {

@@ -87,12 +87,9 @@ pub fn normalize(path: &str, how: Normalization) -> Result<String, BadPath> {
                 continue;
             }
         }
+        // A raw backslash is a separator to many servers: it is one here too.
         let b = bytes[i];
-        decoded.push(if decode_slashes && b == b'\\' {
-            b'/'
-        } else {
-            b
-        });
+        decoded.push(if b == b'\\' { b'/' } else { b });
         i += 1;
     }
     let text = String::from_utf8_lossy(&decoded).into_owned();
@@ -139,39 +136,62 @@ pub fn normalize(path: &str, how: Normalization) -> Result<String, BadPath> {
 }
 
 /// One of Istio's path patterns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub enum PathPattern {
     /// `*`, `/a*`, `*.js`, `/exact`.
     Simple(super::Pattern),
-    /// Segments with `{*}` (one segment) and a final `{**}` (one or more).
-    Template(Vec<Segment>),
+    /// A template: `{*}` matches one whole segment, `{**}` any remainder (zero or more
+    /// characters, slashes included), literal text around them.
+    Template(#[serde(with = "regex_text")] regex::Regex),
 }
 
-/// A template segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Segment {
-    /// Literal text.
-    Literal(String),
-    /// `{*}`.
-    One,
-    /// `{**}`.
-    Rest,
+impl PartialEq for PathPattern {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (PathPattern::Simple(a), PathPattern::Simple(b)) => a == b,
+            (PathPattern::Template(a), PathPattern::Template(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+mod regex_text {
+    pub fn serialize<S: serde::Serializer>(r: &regex::Regex, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(r.as_str())
+    }
+}
+
+/// The anchored regex of a template.
+fn template(text: &str) -> String {
+    let mut out = String::from("^");
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("{**}") {
+            out.push_str(".*");
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("{*}") {
+            out.push_str("[^/]+");
+            rest = after;
+        } else {
+            let next = rest.find('{').filter(|i| *i > 0).unwrap_or(rest.len());
+            let (literal, after) = rest.split_at(next.max(1).min(rest.len()));
+            out.push_str(&regex::escape(literal));
+            rest = after;
+        }
+    }
+    out.push('$');
+    out
 }
 
 impl PathPattern {
     /// Compiles a pattern.
     pub fn new(text: &str) -> PathPattern {
         if text.contains("{*}") || text.contains("{**}") {
-            PathPattern::Template(
-                text.trim_start_matches('/')
-                    .split('/')
-                    .map(|s| match s {
-                        "{*}" => Segment::One,
-                        "{**}" => Segment::Rest,
-                        s => Segment::Literal(s.to_string()),
-                    })
-                    .collect(),
-            )
+            match regex::Regex::new(&template(text)) {
+                Ok(r) => PathPattern::Template(r),
+                // Escaped literals and two fixed classes always compile; never match if not.
+                Err(_) => PathPattern::Simple(super::Pattern::Exact(String::from("\0"))),
+            }
         } else {
             PathPattern::Simple(super::Pattern::new(text, false))
         }
@@ -181,32 +201,7 @@ impl PathPattern {
     pub fn matches(&self, path: &str) -> bool {
         match self {
             PathPattern::Simple(p) => p.matches(path),
-            PathPattern::Template(segments) => {
-                let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-                let mut i = 0;
-                for (n, seg) in segments.iter().enumerate() {
-                    match seg {
-                        Segment::Rest => {
-                            // One or more segments, and it is the last.
-                            return n == segments.len() - 1
-                                && i < parts.len()
-                                && parts[i..].iter().all(|p| !p.is_empty());
-                        }
-                        Segment::One => {
-                            if parts.get(i).is_none_or(|p| p.is_empty()) {
-                                return false;
-                            }
-                        }
-                        Segment::Literal(l) => {
-                            if parts.get(i) != Some(&l.as_str()) {
-                                return false;
-                            }
-                        }
-                    }
-                    i += 1;
-                }
-                i == parts.len()
-            }
+            PathPattern::Template(r) => r.is_match(path),
         }
     }
 }
@@ -248,6 +243,7 @@ mod tests {
         assert_eq!(normalize("/a//b", MergeSlashes).as_deref(), Ok("/a/b"));
         assert_eq!(normalize("/a/%7e", Base).as_deref(), Ok("/a/~"));
         assert_eq!(normalize("/a b%zz", Base).as_deref(), Ok("/a b%zz"));
+        assert_eq!(normalize("/x\\..\\admin", Base).as_deref(), Ok("/admin"));
         assert_eq!(normalize("/../..", Base).as_deref(), Ok("/"));
     }
 
@@ -259,6 +255,9 @@ mod tests {
         assert!(m("*.js", "/a/b.js") && m("*", "/anything"));
         assert!(m("/foo/{*}/bar", "/foo/x/bar") && !m("/foo/{*}/bar", "/foo/x/y/bar"));
         assert!(m("/foo/{**}", "/foo/x/y") && !m("/foo/{**}", "/foo"));
-        assert!(!m("/foo/{*}", "/foo/"));
+        assert!(m("/admin/{**}", "/admin/") && m("/admin/{**}", "/admin/x/"));
+        assert!(m("/foo/{**}/", "/foo/a/b/") && !m("/foo/{**}/", "/foo/a"));
+        assert!(m("/{**}.html", "/a/b.html") && m("/a/{*}.txt", "/a/x.txt"));
+        assert!(!m("/foo/{*}", "/foo/") && !m("/foo/{*}", "/foo/a/b"));
     }
 }

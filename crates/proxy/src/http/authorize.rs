@@ -22,8 +22,17 @@ pub fn normalize_path(
 ) -> Option<http::Response<Body>> {
     let uri = req.uri();
     let path = uri.path();
-    if path.is_empty() || path == "*" {
+    if path == "*" {
         return None;
+    }
+    if path.is_empty() {
+        // Authority-form is for CONNECT only; a request must name a path.
+        return Some(local_reply::reply(
+            StatusCode::BAD_REQUEST,
+            ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+            "the request target is not a path",
+            grpc,
+        ));
     }
     let normalized = match normalize(path, how) {
         Ok(p) => p,
@@ -67,13 +76,26 @@ pub fn normalize_path(
     }
 }
 
-/// The first address of `X-Forwarded-For`, Istio's `remote.ip` (else the peer's).
-fn remote_ip(req: &Request<Incoming>, peer: IpAddr) -> IpAddr {
-    req.headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|ip| ip.trim().parse().ok())
+/// Istio's `remote.ip`: with `trusted` proxies in front, the `X-Forwarded-For` entry that
+/// many hops from the right (what the nearest trusted proxy saw); with none, the peer. A
+/// client's own entries are never believed.
+fn remote_ip(req: &Request<Incoming>, peer: IpAddr, trusted: usize) -> IpAddr {
+    if trusted == 0 {
+        return peer;
+    }
+    let entries: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    entries
+        .len()
+        .checked_sub(trusted)
+        .and_then(|i| entries.get(i))
+        .and_then(|ip| ip.parse().ok())
         .unwrap_or(peer)
 }
 
@@ -85,6 +107,7 @@ pub fn check(
     destination: Option<std::net::SocketAddr>,
     port: u16,
     grpc: bool,
+    trusted_proxies: usize,
 ) -> Option<http::Response<Body>> {
     let authz = &snapshot.mesh.authz;
     if authz.is_empty() {
@@ -96,7 +119,7 @@ pub fn check(
     let request = AuthzRequest {
         principal: None,
         source_ip: peer,
-        remote_ip: remote_ip(req, peer),
+        remote_ip: remote_ip(req, peer, trusted_proxies),
         destination_ip: destination.map(|d| d.ip()),
         destination_port: port,
         sni: None,

@@ -60,6 +60,9 @@ pub struct HttpSettings {
     pub retry_buffer_limit: usize,
     /// How request paths are normalized (Istio's `pathNormalization`).
     pub path_normalization: weft_model::authz::path::Normalization,
+    /// Proxies in front of this one whose `X-Forwarded-For` entries are trusted
+    /// (Istio's `numTrustedProxies`); 0: `remote.ip` is the connection's peer.
+    pub trusted_proxies: usize,
 }
 
 impl Default for HttpSettings {
@@ -67,6 +70,7 @@ impl Default for HttpSettings {
         HttpSettings {
             retry_buffer_limit: 64 * 1024,
             path_normalization: Default::default(),
+            trusted_proxies: 0,
         }
     }
 }
@@ -197,22 +201,26 @@ impl HttpProxy {
     ) -> Response<Body> {
         let snapshot = self.snapshots.load();
         if req.method() == Method::CONNECT {
-            // A gateway is not a forward proxy: tunnels would reach past its routes.
-            if let Direction::Gateway { .. } = self.direction {
+            // Only the app's own sidecar tunnels for it: on a gateway or the inbound side a
+            // tunnel would reach past the routes and the AuthorizationPolicies.
+            if self.direction != Direction::Outbound {
                 return local_reply::reply(
                     StatusCode::METHOD_NOT_ALLOWED,
                     ResponseFlags::NONE,
-                    "CONNECT is not served by a gateway",
+                    "CONNECT is served only by the outbound listener",
                     grpc,
                 );
             }
             return upgrade::connect(&snapshot, req).await;
         }
-        // One normalized path for the decision, the route and the upstream.
-        if let Some(refused) =
-            authorize::normalize_path(&mut req, self.settings.path_normalization, grpc)
-        {
-            return refused;
+        // On the server side (inbound, gateways) one normalized path serves the decision,
+        // the route and the upstream; what an app sends out is left as it wrote it.
+        if self.direction != Direction::Outbound {
+            if let Some(refused) =
+                authorize::normalize_path(&mut req, self.settings.path_normalization, grpc)
+            {
+                return refused;
+            }
         }
         let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
         let scheme = req.uri().scheme_str().unwrap_or("http").to_string();
@@ -248,6 +256,7 @@ impl HttpProxy {
                 down.original_dst,
                 cluster.model.port,
                 grpc,
+                self.settings.trusted_proxies,
             ) {
                 return denied;
             }
@@ -263,9 +272,15 @@ impl HttpProxy {
             return self.send_plain(cluster, out, req, upgrade, grpc).await;
         }
         if let Direction::Gateway { port } = self.direction {
-            if let Some(denied) =
-                authorize::check(&snapshot, &req, down.peer.ip(), None, port, grpc)
-            {
+            if let Some(denied) = authorize::check(
+                &snapshot,
+                &req,
+                down.peer.ip(),
+                None,
+                port,
+                grpc,
+                self.settings.trusted_proxies,
+            ) {
                 return denied;
             }
             if let Some(limited) = rate_limit::check(&snapshot, &req, grpc) {

@@ -30,7 +30,10 @@ struct Bucket {
 #[derive(Debug)]
 struct Buckets {
     shared: Bucket,
-    keyed: HashMap<String, Bucket>,
+    /// By a hash of the key: a long header value costs no memory.
+    keyed: HashMap<u64, Bucket>,
+    /// When the full map was last swept for refilled buckets (at most once a second).
+    swept: Option<Instant>,
 }
 
 /// One limit and its buckets.
@@ -39,6 +42,8 @@ pub struct Limiter {
     /// The limit.
     pub limit: Limit,
     buckets: Mutex<Buckets>,
+    /// Keyed per limiter with a random seed, so keys cannot be chosen to collide.
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Limiter {
@@ -50,9 +55,11 @@ impl Limiter {
         };
         Limiter {
             limit,
+            hasher: std::collections::hash_map::RandomState::new(),
             buckets: Mutex::new(Buckets {
                 shared: full,
                 keyed: HashMap::new(),
+                swept: None,
             }),
         }
     }
@@ -77,16 +84,24 @@ impl Limiter {
         let bucket = match key {
             None => &mut b.shared,
             Some(k) => {
-                if !b.keyed.contains_key(k) && b.keyed.len() >= MAX_KEYS {
+                use std::hash::{BuildHasher, Hasher};
+                let mut h = self.hasher.build_hasher();
+                h.write(k.as_bytes());
+                let k = h.finish();
+                let recently = b
+                    .swept
+                    .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
+                if !b.keyed.contains_key(&k) && b.keyed.len() >= MAX_KEYS && !recently {
                     // Forget buckets that have refilled: they hold no state worth keeping.
                     b.keyed.retain(|_, v| {
                         v.tokens + now.duration_since(v.last).as_secs_f64() * rate < capacity
                     });
+                    b.swept = Some(now);
                 }
-                if b.keyed.len() >= MAX_KEYS && !b.keyed.contains_key(k) {
+                if b.keyed.len() >= MAX_KEYS && !b.keyed.contains_key(&k) {
                     &mut b.shared
                 } else {
-                    b.keyed.entry(k.to_string()).or_insert(full)
+                    b.keyed.entry(k).or_insert(full)
                 }
             }
         };

@@ -118,6 +118,7 @@ impl Harness {
             tracing,
             access_log,
             path_normalization: Default::default(),
+            trusted_proxies: 0,
         };
         let proxy = weft_proxy::start(opts).await.expect("proxy starts");
         Harness { proxy, dir }
