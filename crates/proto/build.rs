@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/envoy/service/discovery/v3/ads.proto",
         "proto/weft/config/v1/config.proto",
         "proto/otlp/trace.proto",
+        "proto/weft/ca/v1/ca.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

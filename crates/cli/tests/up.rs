@@ -270,6 +270,13 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
     assert_eq!(table.matches(" ready ").count(), 3, "{table}");
     assert!(table.contains("ingress gateway: http://"), "{table}");
 
+    // Every sidecar proved itself with its bootstrap token and holds a SPIFFE certificate.
+    wait_for("bff-service's certificate", || {
+        let described = weft(&["describe", "workload", "bff-service", "--server", &s.api]);
+        String::from_utf8_lossy(&described.stdout)
+            .contains("Identity:        spiffe://cluster.local/ns/default/sa/bff\n")
+    });
+
     seed_scenario(&s);
 
     // Down stops every process it started; a second down is a no-op.

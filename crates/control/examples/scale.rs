@@ -55,6 +55,7 @@ async fn serve(api: &str, xds: &str, state: &str) {
         query: None,
         trace_spans: 1000,
         trace_bytes: 1 << 20,
+        ca: None,
     };
     let _control = weft_control::start(opts).await.unwrap();
     std::future::pending::<()>().await;

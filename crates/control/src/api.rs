@@ -60,9 +60,66 @@ fn parse_path(path: &str) -> Option<Target> {
 pub async fn handle(
     store: Arc<Store>,
     proxies: Arc<crate::xds::Proxies>,
+    ca: Option<Arc<crate::ca::Ca>>,
     req: Request<Incoming>,
 ) -> Response<ApiBody> {
     let path = req.uri().path().to_string();
+    if path == "/debug/certificates" {
+        let issued = ca.as_ref().map(|c| c.issued()).unwrap_or_default();
+        return json_response(StatusCode::OK, &json!({"certificates": issued}));
+    }
+    if path == "/ca/root" {
+        return match &ca {
+            Some(ca) => json_response(StatusCode::OK, &json!({"root": ca.root_pem()})),
+            None => json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"message": "the certificate authority is off"}),
+            ),
+        };
+    }
+    if path == "/ca/tokens" && req.method() == Method::POST {
+        // A bootstrap token for one workload identity (`weft up` asks one per workload).
+        let Some(ca) = ca else {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"message": "the certificate authority is off"}),
+            );
+        };
+        let body = match http_body_util::Limited::new(req.into_body(), 64 * 1024)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"message": format!("reading the body: {e}")}),
+                );
+            }
+        };
+        let asked: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let (Some(ns), Some(sa)) = (
+            asked["namespace"].as_str(),
+            asked["serviceAccount"].as_str(),
+        ) else {
+            return json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"message": "namespace and serviceAccount are required"}),
+            );
+        };
+        if !weft_api::validate::checks::is_dns1123_label(ns)
+            || !weft_api::validate::checks::is_dns1123_subdomain(sa)
+        {
+            return json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"message": "namespace must be a DNS label and serviceAccount a DNS subdomain"}),
+            );
+        }
+        return json_response(
+            StatusCode::CREATED,
+            &json!({"token": ca.issue_token(ns, sa)}),
+        );
+    }
     if path == "/healthz" || path == "/ready" {
         return json_response(StatusCode::OK, &json!({"status": "ok"}));
     }

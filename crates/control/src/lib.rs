@@ -3,6 +3,7 @@
 //! Pushing configuration to proxies comes next (see the open issues).
 
 pub mod api;
+pub mod ca;
 pub mod metrics;
 pub mod store;
 pub mod traces;
@@ -38,6 +39,19 @@ pub struct ControlOptions {
     pub trace_spans: usize,
     /// About the most bytes the trace store keeps.
     pub trace_bytes: usize,
+    /// The certificate authority; `None`: off.
+    pub ca: Option<CaOptions>,
+}
+
+/// Certificate authority settings.
+#[derive(Debug, Clone)]
+pub struct CaOptions {
+    /// The trust domain (`spiffe://<trust domain>/...`).
+    pub trust_domain: String,
+    /// Lifetime of the certificates issued.
+    pub ttl: std::time::Duration,
+    /// The operator's root, instead of one generated in `<state dir>/ca`.
+    pub supplied: Option<ca::SuppliedRoot>,
 }
 
 /// Why the control plane could not start.
@@ -46,6 +60,9 @@ pub enum StartError {
     /// The state directory could not be opened.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The certificate authority could not start.
+    #[error("certificate authority: {0}")]
+    Ca(#[from] ca::CaError),
     /// The API address could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -69,6 +86,8 @@ pub struct RunningControl {
     pub store: Arc<Store>,
     /// The trace store.
     pub traces: Arc<traces::TraceStore>,
+    /// The certificate authority, when on.
+    pub ca: Option<Arc<ca::Ca>>,
     /// The bound OTLP receiver address.
     pub otlp: Option<SocketAddr>,
     /// The bound Jaeger query address.
@@ -90,6 +109,15 @@ impl RunningControl {
 /// Opens the store and serves the API.
 pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
     let store = Arc::new(Store::open(&opts.state_dir)?);
+    let authority = match &opts.ca {
+        Some(c) => Some(Arc::new(ca::Ca::open(
+            &opts.state_dir.join("ca"),
+            &c.trust_domain,
+            c.ttl,
+            c.supplied.as_ref(),
+        )?)),
+        None => None,
+    };
     let listener = TcpListener::bind(opts.api)
         .await
         .map_err(|error| StartError::Bind {
@@ -109,6 +137,7 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
     let service = weft_proto::discovery::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer::new(
         xds::Xds::new(store.clone(), proxies.clone(), stop_rx, opts.registration_grace),
     );
+    let ca_service = authority.clone().map(ca::Service);
     let xds_task = tokio::spawn(async move {
         let incoming = futures_util::stream::unfold(xds_listener, |l| async move {
             let accepted = l.accept().await.map(|(s, _)| s);
@@ -116,17 +145,20 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
         });
         // Keepalive pings end the stream of a proxy that vanished without closing it,
         // so its registered workload leaves after the grace period.
+        let certificates = ca_service
+            .map(weft_proto::ca::certificate_service_server::CertificateServiceServer::new);
         if let Err(e) = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
             .add_service(service)
+            .add_optional_service(certificates)
             .serve_with_incoming(incoming)
             .await
         {
             tracing::error!(error = %e, "proxy stream server stopped");
         }
     });
-    let (served, known) = (store.clone(), proxies.clone());
+    let (served, known, signer) = (store.clone(), proxies.clone(), authority.clone());
     let task = tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {
@@ -137,12 +169,14 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
                     continue;
                 }
             };
-            let (store, proxies) = (served.clone(), known.clone());
+            let (store, proxies, ca) = (served.clone(), known.clone(), signer.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
-                    let (store, proxies) = (store.clone(), proxies.clone());
+                    let (store, proxies, ca) = (store.clone(), proxies.clone(), ca.clone());
                     async move {
-                        Ok::<_, std::convert::Infallible>(api::handle(store, proxies, req).await)
+                        Ok::<_, std::convert::Infallible>(
+                            api::handle(store, proxies, ca, req).await,
+                        )
                     }
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
@@ -177,6 +211,7 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
         proxies,
         store,
         traces: trace_store,
+        ca: authority,
         otlp,
         query,
         tasks,

@@ -51,6 +51,9 @@ pub struct ProxyStatus {
     pub pushes: u64,
     /// The proxy's admin address, when it told.
     pub admin: Option<String>,
+    /// The workload it registered (a WorkloadEntry), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<serde_json::Value>,
     /// Which stream this is: a reconnect's new session must survive the old one's end.
     #[serde(skip)]
     pub session: u64,
@@ -410,6 +413,8 @@ async fn session(
                         Some(prost_types::value::Kind::StringValue(s)) => Some(s.clone()),
                         _ => None,
                     }),
+                workload: registered_workload(&node, &namespace)
+                    .and_then(|w| serde_json::to_value(&w).ok()),
             },
         );
     }

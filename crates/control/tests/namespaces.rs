@@ -37,6 +37,7 @@ async fn a_namespace_that_is_not_a_dns_label_is_refused() {
         query: None,
         trace_spans: 1000,
         trace_bytes: 1 << 20,
+        ca: None,
     })
     .await
     .expect("starts");

@@ -19,6 +19,7 @@ async fn watch_streams_added_modified_and_deleted() {
         query: None,
         trace_spans: 1000,
         trace_bytes: 1 << 20,
+        ca: None,
     })
     .await
     .expect("starts");

@@ -13,6 +13,11 @@ pub mod config {
     tonic::include_proto!("weft.config.v1");
 }
 
+/// weft's certificate service (CSR in, SPIFFE certificate out).
+pub mod ca {
+    tonic::include_proto!("weft.ca.v1");
+}
+
 /// OTLP traces (the subset weft sends and receives; field numbers are OTLP's).
 pub mod otlp {
     tonic::include_proto!("opentelemetry.proto.collector.trace.v1");

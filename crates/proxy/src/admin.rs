@@ -21,6 +21,7 @@ pub async fn serve(
     listener: TcpListener,
     snapshots: SnapshotCell,
     shutdown: Arc<watch::Sender<bool>>,
+    identity: crate::identity::IdentityCell,
 ) {
     let mut stop = shutdown.subscribe();
     loop {
@@ -29,11 +30,13 @@ pub async fn serve(
             _ = stop.changed() => return,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let (snapshots, shutdown) = (snapshots.clone(), shutdown.clone());
+        let (snapshots, shutdown, identity) =
+            (snapshots.clone(), shutdown.clone(), identity.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let (snapshots, shutdown) = (snapshots.clone(), shutdown.clone());
-                async move { Ok::<_, Infallible>(handle(&req, &snapshots, &shutdown)) }
+                let (snapshots, shutdown, identity) =
+                    (snapshots.clone(), shutdown.clone(), identity.clone());
+                async move { Ok::<_, Infallible>(handle(&req, &snapshots, &shutdown, &identity)) }
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -46,9 +49,25 @@ fn handle(
     req: &Request<Incoming>,
     snapshots: &SnapshotCell,
     shutdown: &watch::Sender<bool>,
+    identity: &crate::identity::IdentityCell,
 ) -> Response<Body> {
     let snapshot = snapshots.load();
     match (req.method(), req.uri().path()) {
+        // The workload certificate: identity, validity, serial (never the key).
+        (&Method::GET, "/certs") => match identity.load_full() {
+            Some(id) => json_response(&json!({
+                "identity": id.spiffe,
+                "not_before": id.not_before,
+                "not_after": id.not_after,
+                "serial": id.serial,
+                "cert_chain": id.cert_chain,
+                "roots": id.roots,
+            })),
+            None => text(
+                StatusCode::NOT_FOUND,
+                "no certificate (no CA token, or the CA has not answered yet)",
+            ),
+        },
         // Ready once a configuration is in force (from the control plane: after its first push).
         (&Method::GET, "/ready") if snapshot.version == 0 => {
             text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING")
@@ -94,7 +113,7 @@ fn handle(
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "unknown admin path; try /ready, /config_dump, /clusters, /quitquitquit",
+            "unknown admin path; try /ready, /config_dump, /clusters, /certs, /quitquitquit",
         ),
     }
 }

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod flags;
 pub mod health_check;
 pub mod http;
+pub mod identity;
 pub mod listener;
 pub mod orig_dst;
 pub mod outlier;
@@ -78,6 +79,8 @@ pub struct ProxyOptions {
     /// Proxies in front whose `X-Forwarded-For` entries are trusted (Istio's
     /// `numTrustedProxies`, default 0).
     pub trusted_proxies: usize,
+    /// The workload's bootstrap token for the control plane's CA; `None`: no certificate.
+    pub ca_token: Option<String>,
     /// Access log destination and format; `None`: no access log.
     pub access_log: Option<(telemetry::access_log::Target, telemetry::access_log::Format)>,
 }
@@ -130,6 +133,8 @@ pub struct RunningProxy {
     pub stats: Option<SocketAddr>,
     /// Metrics and the proxy's identity.
     pub telemetry: Arc<telemetry::Telemetry>,
+    /// The workload certificate in force, when the CA issued one.
+    pub identity: identity::IdentityCell,
     /// The configuration in force.
     pub snapshots: SnapshotCell,
     shutdown: Arc<watch::Sender<bool>>,
@@ -180,7 +185,24 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
             error,
         })?;
     let admin_addr = admin.local_addr().unwrap_or(opts.admin);
-    tasks.spawn(admin::serve(admin, snapshots.clone(), shutdown.clone()));
+    let identity_cell: identity::IdentityCell = Default::default();
+    tasks.spawn(admin::serve(
+        admin,
+        snapshots.clone(),
+        shutdown.clone(),
+        identity_cell.clone(),
+    ));
+    if let (Some(control), Some(token)) = (&opts.control, &opts.ca_token) {
+        tasks.spawn(identity::run(
+            identity::IdentitySource {
+                control: control.clone(),
+                token: token.clone(),
+                node_id: opts.id.clone(),
+            },
+            identity_cell.clone(),
+            rx.clone(),
+        ));
+    }
 
     let identity = opts.identity.clone().unwrap_or_else(|| {
         weft_model::service::WorkloadInfo::new("", &opts.scope.namespace, "", &opts.scope.labels)
@@ -316,6 +338,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         gateways: gateway_addrs,
         stats: stats_addr,
         telemetry,
+        identity: identity_cell,
         snapshots,
         shutdown,
         tasks,

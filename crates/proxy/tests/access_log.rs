@@ -38,6 +38,7 @@ async fn proxy(dir: &Path, yaml: &str, app: Option<SocketAddr>, format: Format) 
         access_log: Some((Target::File(dir.join("access.log")), format)),
         path_normalization: Default::default(),
         trusted_proxies: 0,
+        ca_token: None,
     })
     .await
     .expect("proxy starts")

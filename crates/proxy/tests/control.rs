@@ -25,6 +25,7 @@ async fn control(state: &std::path::Path, xds: SocketAddr) -> RunningControl {
         query: None,
         trace_spans: 1000,
         trace_bytes: 1 << 20,
+        ca: None,
     })
     .await
     .expect("control plane starts")
@@ -68,6 +69,7 @@ async fn proxy(xds: SocketAddr) -> RunningProxy {
         access_log: None,
         path_normalization: Default::default(),
         trusted_proxies: 0,
+        ca_token: None,
     })
     .await
     .expect("proxy starts")
@@ -246,6 +248,7 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
         access_log: None,
         path_normalization: Default::default(),
         trusted_proxies: 0,
+        ca_token: None,
     })
     .await
     .expect("server-side proxy");

@@ -36,6 +36,7 @@ async fn trace_store() -> weft_control::RunningControl {
         query: Some(any),
         trace_spans: 10_000,
         trace_bytes: 16 << 20,
+        ca: None,
     })
     .await
     .expect("control plane starts")

@@ -34,6 +34,18 @@ pub struct Args {
     /// Most memory the trace store uses, in MiB (the oldest spans go first).
     #[arg(long, default_value_t = 256)]
     trace_store_mib: usize,
+    /// The certificate authority's trust domain (`spiffe://<trust domain>/ns/..`).
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+    /// Lifetime of the workload certificates issued (renewed at 80 %).
+    #[arg(long, value_parser = weft_api::duration::parse_duration, default_value = "24h")]
+    cert_ttl: std::time::Duration,
+    /// The operator's root CA certificate (PEM), instead of one generated in <state-dir>/ca.
+    #[arg(long, requires = "ca_key")]
+    ca_cert: Option<PathBuf>,
+    /// The key of --ca-cert (PEM, PKCS#8).
+    #[arg(long, requires = "ca_cert")]
+    ca_key: Option<PathBuf>,
 }
 
 /// An address to listen on, or `off`.
@@ -65,6 +77,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             query: args.query.0,
             trace_spans: args.trace_store_spans,
             trace_bytes: args.trace_store_mib.saturating_mul(1 << 20),
+            ca: Some(weft_control::CaOptions {
+                trust_domain: args.trust_domain,
+                ttl: args.cert_ttl,
+                supplied: args
+                    .ca_cert
+                    .zip(args.ca_key)
+                    .map(|(cert, key)| weft_control::ca::SuppliedRoot { cert, key }),
+            }),
         })
         .await
         {

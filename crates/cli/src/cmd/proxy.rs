@@ -57,6 +57,12 @@ pub struct Args {
     /// pathNormalization): NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES.
     #[arg(long, default_value = "DECODE_AND_MERGE_SLASHES", value_parser = parse_normalization)]
     path_normalization: weft_model::authz::path::Normalization,
+    /// A file holding the workload's bootstrap token for the control plane's CA (from
+    /// `POST /ca/tokens`). The environment variable WEFT_CA_TOKEN may hold the token
+    /// instead (`weft up` uses it). With --control, the proxy then gets and renews a
+    /// SPIFFE certificate (admin `/certs`).
+    #[arg(long, requires = "control")]
+    ca_token_file: Option<PathBuf>,
     /// Proxies in front of this one whose X-Forwarded-For entries are trusted for
     /// `remote.ip` and `remoteIpBlocks` (Istio's numTrustedProxies); 0 uses the peer.
     #[arg(long, default_value_t = 0)]
@@ -176,6 +182,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 address,
                 ports: args.ports.iter().cloned().collect(),
             });
+    let ca_token = match &args.ca_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the CA token {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("WEFT_CA_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty() && args.control.is_some())
+            .map(|t| t.trim().to_string()),
+    };
     let identity = weft_model::service::WorkloadInfo::new(
         &args.workload,
         &args.namespace,
@@ -204,6 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             stats: Some(args.stats),
             path_normalization: args.path_normalization,
             trusted_proxies: args.num_trusted_proxies,
+            ca_token,
             access_log: args.access_log.map(|path| {
                 use weft_proxy::telemetry::access_log::{Format, Target};
                 let target = if path.as_os_str() == "-" {

@@ -389,10 +389,10 @@ pub fn proxy_config(args: &ProxyConfigArgs) -> anyhow::Result<ExitCode> {
 /// Arguments of `weft describe`.
 #[derive(clap::Args)]
 pub struct DescribeArgs {
-    /// What to describe (only `service` today).
-    #[arg(value_parser = ["service", "svc"])]
+    /// What to describe: `service` (or `svc`) or `workload`.
+    #[arg(value_parser = ["service", "svc", "workload"])]
     what: String,
-    /// The service: short name, `name.namespace` or FQDN.
+    /// The service (short name, `name.namespace` or FQDN), or the workload's name.
     name: String,
     /// The namespace the name is read in (as a client there sees it).
     #[arg(short = 'n', long, default_value = "default")]
@@ -405,6 +405,9 @@ pub struct DescribeArgs {
 /// Describes a service as the mesh sees it: ports, routes and weights, subsets and their
 /// endpoints (with labels and health), policies in force, and the proxies that have it.
 pub fn describe(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
+    if args.what == "workload" {
+        return describe_workload(args);
+    }
     let server = client::server(args.server.as_deref());
     runtime()?.block_on(async {
         let mut resources = Vec::new();
@@ -477,6 +480,115 @@ pub fn describe(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
         }
         let ids: Vec<&str> = proxies.iter().filter_map(|p| p["id"].as_str()).collect();
         println!("Proxies connected: {}", if ids.is_empty() { "none".to_string() } else { ids.join(", ") });
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Describes a workload: its registration and labels, its identity and certificate, and
+/// the AuthorizationPolicies, PeerAuthentications and RateLimits that apply to it.
+fn describe_workload(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
+    let server = client::server(args.server.as_deref());
+    runtime()?.block_on(async {
+        let mut resources = Vec::new();
+        for kind in weft_api::Kind::ALL {
+            let list = call(&server, Method::GET, &path(kind, None, None), None).await?;
+            for item in list.body["items"].as_array().cloned().unwrap_or_default() {
+                let loaded = weft_api::load_str("server", &item.to_string());
+                resources.extend(loaded.resources.into_iter().map(|l| l.resource));
+            }
+        }
+        // Registered workloads live with their proxies' connections, not in the store.
+        let node = format!("sidecar~{}.{}", args.name, args.namespace);
+        let proxies = call(&server, Method::GET, "/debug/proxies", None).await?;
+        let registered = proxies.body["proxies"]
+            .as_array()
+            .and_then(|list| list.iter().find(|p| p["id"] == node.as_str()).cloned())
+            .map(|p| p["workload"].clone())
+            .filter(|w| !w.is_null());
+        let entry = registered
+            .map(|w| weft_api::load_str("server", &w.to_string()).resources)
+            .and_then(|r| r.into_iter().next())
+            .map(|l| l.resource)
+            .or_else(|| {
+                resources.iter().find(|r| {
+                    matches!(r, Resource::WorkloadEntry(w) if w.metadata.name == args.name && w.metadata.namespace() == args.namespace)
+                }).cloned()
+            });
+        let Some(Resource::WorkloadEntry(entry)) = entry else {
+            eprintln!(
+                "Error: no workload {}/{} is registered (its sidecar registers it with --address) or declared by a WorkloadEntry",
+                args.namespace, args.name
+            );
+            return Ok(ExitCode::from(1));
+        };
+        let sa = entry.spec.service_account.clone().unwrap_or_else(|| "default".into());
+        println!("Workload:        {}/{}", args.namespace, args.name);
+        println!("Address:         {}", entry.spec.address);
+        println!("Labels:          {:?}", entry.spec.labels);
+        println!("Service account: {sa}");
+        let certs = call(&server, Method::GET, "/debug/certificates", None).await?;
+        let cert = certs.body["certificates"]
+            .as_array()
+            .and_then(|list| list.iter().find(|c| c["node_id"] == node.as_str()).cloned());
+        match cert {
+            Some(c) => {
+                let not_after = c["not_after"].as_i64().unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+                println!("Identity:        {}", c["identity"].as_str().unwrap_or("?"));
+                println!(
+                    "Certificate:     expires in {}s (at {not_after} s since the epoch; renewed at 80 % of its life)",
+                    not_after - now
+                );
+            }
+            None => println!(
+                "Identity:        none issued (the proxy has no CA token, or has not asked yet)"
+            ),
+        }
+        let scope = weft_model::ProxyScope {
+            namespace: args.namespace.clone(),
+            labels: entry.spec.labels.clone(),
+            gateway: false,
+        };
+        let authz = weft_model::authz::build(&resources, &scope);
+        println!("AuthorizationPolicies:");
+        let mut any = false;
+        for (action, list) in [("DENY", &authz.deny), ("ALLOW", &authz.allow), ("AUDIT", &authz.audit)] {
+            for p in list {
+                println!("  {action:<5} {}", p.name);
+                any = true;
+            }
+        }
+        if !any {
+            println!("  none (every request is allowed)");
+        }
+        println!("PeerAuthentications (not enforced yet: mutual TLS comes next):");
+        let mut any = false;
+        for r in &resources {
+            if let Resource::PeerAuthentication(pa) = r {
+                let ns = pa.metadata.namespace();
+                let selects = pa.spec.selector.as_ref().is_none_or(|s| {
+                    s.match_labels.iter().all(|(k, v)| entry.spec.labels.get(k) == Some(v))
+                });
+                if (ns == args.namespace || ns == weft_model::translate::ROOT_NAMESPACE) && selects {
+                    let mode = pa.spec.mtls.map(|m| format!("{:?}", m.mode)).unwrap_or_else(|| "UNSET".into());
+                    println!("  {ns}/{} mode {mode}", pa.metadata.name);
+                    any = true;
+                }
+            }
+        }
+        if !any {
+            println!("  none");
+        }
+        let limits = weft_model::rate_limit::build(&resources, &scope);
+        println!("RateLimits:");
+        if limits.is_empty() {
+            println!("  none");
+        }
+        for l in limits {
+            println!("  {} {} per {:?} (+{} burst)", l.name, l.requests, l.interval, l.burst);
+        }
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }

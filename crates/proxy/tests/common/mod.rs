@@ -119,6 +119,7 @@ impl Harness {
             access_log,
             path_normalization: Default::default(),
             trusted_proxies: 0,
+            ca_token: None,
         };
         let proxy = weft_proxy::start(opts).await.expect("proxy starts");
         Harness { proxy, dir }

@@ -361,11 +361,35 @@ impl Starting<'_> {
         ]
     }
 
+    /// A bootstrap token for the workload's identity from the control plane's CA (none
+    /// when the CA is off, e.g. an older control plane).
+    fn ca_token(&self, w: &Workload) -> anyhow::Result<Option<String>> {
+        let body =
+            serde_json::json!({"namespace": w.namespace, "serviceAccount": w.service_account});
+        let answer = self.runtime.block_on(call(
+            &self.args.api.to_string(),
+            Method::POST,
+            "/ca/tokens",
+            Some(serde_json::to_vec(&body)?),
+        ))?;
+        if answer.status == http::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !answer.status.is_success() {
+            bail!("a CA token for {}: {}", w.name, answer.message());
+        }
+        Ok(answer.body["token"].as_str().map(str::to_string))
+    }
+
     fn sidecar_command(&self, weft: &Path, w: &Workload) -> Command {
         let mut labels = w.labels.clone();
         labels.insert("app".into(), w.service.clone());
         let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut cmd = Command::new(weft);
+        // The token travels in the environment, not in the arguments `ps` shows.
+        if let Ok(Some(token)) = self.ca_token(w) {
+            cmd.env("WEFT_CA_TOKEN", token);
+        }
         cmd.args(["proxy", "--control", &self.state.xds])
             .args(self.tracing_args())
             .args(["--workload", &w.name, "--namespace", &w.namespace])
@@ -442,6 +466,11 @@ impl Starting<'_> {
             "--clear-groups",
         ]);
         let inner = self.sidecar_command(weft, w);
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                sidecar.env(k, v);
+            }
+        }
         sidecar
             .arg(inner.get_program())
             .args(inner.get_args())

@@ -1,0 +1,333 @@
+//! The mesh's certificate authority: a root generated on first start (or supplied by the
+//! operator), kept with owner-only permissions, that signs short-lived SPIFFE certificates
+//! (`spiffe://<trust-domain>/ns/<ns>/sa/<sa>`) for proxies that prove who they are with a
+//! bootstrap token. Keys never leave the proxies: they send a CSR.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+use weft_proto::ca::certificate_service_server::CertificateService;
+use weft_proto::ca::{CertificateRequest, CertificateResponse};
+
+/// Why the CA could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// Reading or writing the CA's files.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A key or certificate could not be read or made.
+    #[error("{0}")]
+    Crypto(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
+    move |error| CaError::Io {
+        path: path.display().to_string(),
+        error,
+    }
+}
+
+/// Who a bootstrap token stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    /// Namespace.
+    pub namespace: String,
+    /// Service account.
+    pub service_account: String,
+    /// The proxy that first used it (later requests must come from it).
+    pub bound_to: Option<String>,
+}
+
+/// The CA.
+pub struct Ca {
+    trust_domain: String,
+    ttl: Duration,
+    root_pem: String,
+    issuer: rcgen::Certificate,
+    issuer_key: KeyPair,
+    tokens: Mutex<HashMap<String, TokenIdentity>>,
+    issued: Mutex<std::collections::BTreeMap<String, Issued>>,
+}
+
+/// The latest certificate issued to a proxy (for `weft describe workload`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Issued {
+    /// The proxy's id.
+    pub node_id: String,
+    /// The identity certified.
+    pub identity: String,
+    /// Validity end (seconds since the epoch).
+    pub not_after: i64,
+    /// When it was issued (seconds since the epoch).
+    pub issued_at: i64,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca")
+            .field("trust_domain", &self.trust_domain)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the operator's own root is, when supplied.
+#[derive(Debug, Clone)]
+pub struct SuppliedRoot {
+    /// The CA certificate (PEM).
+    pub cert: PathBuf,
+    /// Its key (PEM, PKCS#8).
+    pub key: PathBuf,
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), CaError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+impl Ca {
+    /// Loads the root from `dir` (`root-cert.pem`, `root-key.pem`), creating it on first
+    /// start, or uses the operator's.
+    pub fn open(
+        dir: &Path,
+        trust_domain: &str,
+        ttl: Duration,
+        supplied: Option<&SuppliedRoot>,
+    ) -> Result<Ca, CaError> {
+        let (cert_pem, key_pem) = match supplied {
+            Some(s) => (
+                std::fs::read_to_string(&s.cert).map_err(io(&s.cert))?,
+                std::fs::read_to_string(&s.key).map_err(io(&s.key))?,
+            ),
+            None => {
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+                let (cert_path, key_path) = (dir.join("root-cert.pem"), dir.join("root-key.pem"));
+                if cert_path.exists() && key_path.exists() {
+                    (
+                        std::fs::read_to_string(&cert_path).map_err(io(&cert_path))?,
+                        std::fs::read_to_string(&key_path).map_err(io(&key_path))?,
+                    )
+                } else {
+                    let (cert, key) = new_root(trust_domain)?;
+                    write_private(&key_path, &key)?;
+                    write_private(&cert_path, &cert)?;
+                    tracing::info!(dir = %dir.display(), "created the mesh's root CA");
+                    (cert, key)
+                }
+            }
+        };
+        let issuer_key =
+            KeyPair::from_pem(&key_pem).map_err(|e| CaError::Crypto(format!("CA key: {e}")))?;
+        let params = CertificateParams::from_ca_cert_pem(&cert_pem)
+            .map_err(|e| CaError::Crypto(format!("CA certificate: {e}")))?;
+        let issuer = params
+            .self_signed(&issuer_key)
+            .map_err(|e| CaError::Crypto(format!("CA certificate: {e}")))?;
+        Ok(Ca {
+            trust_domain: trust_domain.to_string(),
+            ttl,
+            root_pem: cert_pem,
+            issuer,
+            issuer_key,
+            tokens: Mutex::new(HashMap::new()),
+            issued: Mutex::new(std::collections::BTreeMap::new()),
+        })
+    }
+
+    /// The latest certificate of every proxy.
+    pub fn issued(&self) -> Vec<Issued> {
+        self.issued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The root certificate (PEM).
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    /// Issues a bootstrap token for a workload identity.
+    pub fn issue_token(&self, namespace: &str, service_account: &str) -> String {
+        let token: String = (0..32)
+            .map(|_| format!("{:02x}", fastrand_byte()))
+            .collect();
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                token.clone(),
+                TokenIdentity {
+                    namespace: namespace.to_string(),
+                    service_account: service_account.to_string(),
+                    bound_to: None,
+                },
+            );
+        token
+    }
+
+    /// The identity behind `token`, binding it to `node` on first use; refuses unknown
+    /// tokens and tokens another proxy already used.
+    fn authenticate(&self, token: &str, node: &str) -> Result<TokenIdentity, String> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(id) = tokens.get_mut(token) else {
+            return Err("unknown bootstrap token".into());
+        };
+        match &id.bound_to {
+            Some(bound) if bound != node => Err(format!(
+                "bootstrap token for {}/{} is already used by proxy {bound}",
+                id.namespace, id.service_account
+            )),
+            _ => {
+                id.bound_to = Some(node.to_string());
+                Ok(id.clone())
+            }
+        }
+    }
+
+    /// Signs `csr_pem` for `namespace`/`service_account`.
+    pub fn sign(
+        &self,
+        csr_pem: &str,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<(String, String), String> {
+        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| format!("not a CSR: {e}"))?;
+        let identity = format!(
+            "spiffe://{}/ns/{namespace}/sa/{service_account}",
+            self.trust_domain
+        );
+        // The CSR's own names are ignored: the certificate says who the token proved.
+        let p = &mut csr.params;
+        p.subject_alt_names = vec![SanType::URI(
+            identity
+                .clone()
+                .try_into()
+                .map_err(|e| format!("identity {identity}: {e:?}"))?,
+        )];
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.is_ca = IsCa::NoCa;
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let now = time::OffsetDateTime::now_utc();
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(86_400).max(1);
+        // A little backdating for clock skew, never a large share of a short life.
+        p.not_before = now - time::Duration::seconds((ttl / 10).min(60));
+        p.not_after = now + time::Duration::seconds(ttl);
+        let cert = csr
+            .signed_by(&self.issuer, &self.issuer_key)
+            .map_err(|e| format!("signing: {e}"))?;
+        Ok((cert.pem(), identity))
+    }
+}
+
+fn fastrand_byte() -> u8 {
+    // Tokens must not be guessable: the OS's randomness.
+    let mut b = [0u8; 1];
+    if getrandom_fill(&mut b).is_err() {
+        b[0] = fastrand::u8(..);
+    }
+    b[0]
+}
+
+fn getrandom_fill(buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+fn new_root(trust_domain: &str) -> Result<(String, String), CaError> {
+    let key = KeyPair::generate().map_err(|e| CaError::Crypto(e.to_string()))?;
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, trust_domain);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "weft root CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(1);
+    params.not_after = now + time::Duration::days(3650);
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| CaError::Crypto(e.to_string()))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// The gRPC service.
+#[derive(Debug, Clone)]
+pub struct Service(pub Arc<Ca>);
+
+#[tonic::async_trait]
+impl CertificateService for Service {
+    async fn create_certificate(
+        &self,
+        request: tonic::Request<CertificateRequest>,
+    ) -> Result<tonic::Response<CertificateResponse>, tonic::Status> {
+        let r = request.into_inner();
+        let id = self.0.authenticate(&r.token, &r.node_id).map_err(|e| {
+            tracing::warn!(proxy = %r.node_id, "certificate refused: {e}");
+            tonic::Status::unauthenticated(e)
+        })?;
+        let (cert, identity) = self
+            .0
+            .sign(&r.csr, &id.namespace, &id.service_account)
+            .map_err(tonic::Status::invalid_argument)?;
+        tracing::info!(proxy = %r.node_id, %identity, "certificate issued");
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let ttl = i64::try_from(self.0.ttl.as_secs()).unwrap_or(i64::MAX);
+        if let Ok(mut issued) = self.0.issued.lock() {
+            // Bounded by the tokens: one entry per proxy that proved itself.
+            issued.insert(
+                r.node_id.clone(),
+                Issued {
+                    node_id: r.node_id.clone(),
+                    identity: identity.clone(),
+                    not_after: now.saturating_add(ttl),
+                    issued_at: now,
+                },
+            );
+        }
+        Ok(tonic::Response::new(CertificateResponse {
+            cert_chain: vec![cert],
+            roots: vec![self.0.root_pem.clone()],
+            identity,
+        }))
+    }
+}

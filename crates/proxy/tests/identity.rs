@@ -1,0 +1,139 @@
+//! Workload certificates from the control plane's CA: a root made once and kept
+//! owner-only, a proxy proving itself with its bootstrap token and getting a SPIFFE
+//! certificate for its service account, renewed at 80 % of its life; unknown and reused
+//! tokens get nothing.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use weft_model::ProxyScope;
+use weft_proxy::{ProxyOptions, RunningProxy};
+use weft_testkit::client::admin_get;
+use weft_testkit::eventually;
+
+fn any() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("addr")
+}
+
+async fn control(dir: &std::path::Path, ttl: Duration) -> weft_control::RunningControl {
+    weft_control::start(weft_control::ControlOptions {
+        state_dir: dir.to_path_buf(),
+        api: any(),
+        xds: any(),
+        registration_grace: Duration::from_secs(1),
+        otlp: None,
+        query: None,
+        trace_spans: 10,
+        trace_bytes: 1 << 20,
+        ca: Some(weft_control::CaOptions {
+            trust_domain: "cluster.local".into(),
+            ttl,
+            supplied: None,
+        }),
+    })
+    .await
+    .expect("control plane starts")
+}
+
+async fn proxy(xds: SocketAddr, id: &str, token: &str) -> RunningProxy {
+    weft_proxy::start(ProxyOptions {
+        config: Vec::new(),
+        outbound: any(),
+        inbound: any(),
+        admin: any(),
+        app: None,
+        gateways: Vec::new(),
+        scope: ProxyScope::default(),
+        detect_timeout: Duration::from_millis(100),
+        drain: Duration::from_secs(1),
+        control: Some(xds.to_string()),
+        id: id.into(),
+        registration: None,
+        stats: None,
+        identity: None,
+        tracing: None,
+        access_log: None,
+        path_normalization: Default::default(),
+        trusted_proxies: 0,
+        ca_token: Some(token.into()),
+    })
+    .await
+    .expect("proxy starts")
+}
+
+async fn certs(p: &RunningProxy) -> Option<serde_json::Value> {
+    let got = admin_get(p.admin, "/certs").await;
+    (got.status.as_u16() == 200).then(|| serde_json::from_str(&got.body).expect("JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_gets_and_renews_its_spiffe_certificate() {
+    let dir = std::env::temp_dir().join(format!("weft-ca-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cp = control(&dir, Duration::from_secs(5)).await;
+    for file in ["root-cert.pem", "root-key.pem"] {
+        let mode = std::fs::metadata(dir.join("ca").join(file))
+            .expect("CA file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file} is readable by others: {mode:o}");
+    }
+    let ca = cp.ca.clone().expect("a CA");
+    let token = ca.issue_token("default", "reviews");
+    let p = proxy(cp.xds, "sidecar~reviews-v1.default", &token).await;
+    let first = eventually("a certificate", Duration::from_secs(10), || certs(&p)).await;
+    assert_eq!(
+        first["identity"],
+        "spiffe://cluster.local/ns/default/sa/reviews"
+    );
+    assert_eq!(first["roots"][0], ca.root_pem());
+    // The leaf is the CA's and carries the SPIFFE URI.
+    let leaf = first["cert_chain"][0].as_str().expect("leaf").to_string();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(leaf.as_bytes()).expect("PEM");
+    let cert = pem.parse_x509().expect("X.509");
+    let (_, root_pem) =
+        x509_parser::pem::parse_x509_pem(ca.root_pem().as_bytes()).expect("root PEM");
+    let root = root_pem.parse_x509().expect("root");
+    assert_eq!(cert.issuer(), root.subject());
+    cert.verify_signature(Some(root.public_key()))
+        .expect("the leaf is signed by the mesh's root");
+    let sans: Vec<String> = cert
+        .subject_alternative_name()
+        .expect("SAN extension")
+        .expect("SANs")
+        .value
+        .general_names
+        .iter()
+        .map(|n| format!("{n}"))
+        .collect();
+    assert!(
+        sans.iter()
+            .any(|s| s.contains("spiffe://cluster.local/ns/default/sa/reviews")),
+        "{sans:?}"
+    );
+    let life =
+        first["not_after"].as_u64().expect("end") - first["not_before"].as_u64().expect("start");
+    assert!(life <= 6, "5s TTL: {life}");
+
+    // Renewed at 80 % of its life, without a gap.
+    let serial = first["serial"].clone();
+    eventually("a renewed certificate", Duration::from_secs(10), || async {
+        certs(&p).await.filter(|c| c["serial"] != serial)
+    })
+    .await;
+
+    // Unknown tokens and a token another proxy already used get nothing.
+    let stranger = proxy(cp.xds, "sidecar~stranger.default", "not-a-token").await;
+    let thief = proxy(cp.xds, "sidecar~thief.default", &token).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(certs(&stranger).await.is_none());
+    assert!(certs(&thief).await.is_none(), "a reused token was honoured");
+    cp.stop();
+
+    // The root survives a restart.
+    let root = ca.root_pem().to_string();
+    let again = control(&dir, Duration::from_secs(5)).await;
+    assert_eq!(again.ca.as_ref().expect("CA").root_pem(), root);
+    again.stop();
+}
