@@ -54,6 +54,8 @@ pub struct Ca {
     trust_domain: String,
     ttl: Duration,
     root_pem: String,
+    /// Other roots proxies trust (the previous root while a rotation overlaps).
+    extra_roots: Vec<String>,
     issuer: rcgen::Certificate,
     issuer_key: KeyPair,
     tokens: Mutex<HashMap<String, TokenIdentity>>,
@@ -91,6 +93,26 @@ pub struct SuppliedRoot {
     pub key: PathBuf,
 }
 
+/// Splits a PEM bundle into its certificates, each checked to be one.
+pub fn pem_certificates(bundle: &str) -> Result<Vec<String>, CaError> {
+    let mut out = Vec::new();
+    let mut rest = bundle;
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let end_marker = "-----END CERTIFICATE-----";
+        let Some(end) = rest[start..].find(end_marker) else {
+            return Err(CaError::Crypto(
+                "an unterminated certificate in the bundle".into(),
+            ));
+        };
+        let pem = &rest[start..start + end + end_marker.len()];
+        x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .map_err(|e| CaError::Crypto(format!("a certificate in the bundle: {e}")))?;
+        out.push(format!("{pem}\n"));
+        rest = &rest[start + end + end_marker.len()..];
+    }
+    Ok(out)
+}
+
 fn write_private(path: &Path, text: &str) -> Result<(), CaError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -115,6 +137,7 @@ impl Ca {
         trust_domain: &str,
         ttl: Duration,
         supplied: Option<&SuppliedRoot>,
+        extra_roots: Vec<String>,
     ) -> Result<Ca, CaError> {
         let (cert_pem, key_pem) = match supplied {
             Some(s) => (
@@ -149,6 +172,7 @@ impl Ca {
             trust_domain: trust_domain.to_string(),
             ttl,
             root_pem: cert_pem,
+            extra_roots,
             issuer,
             issuer_key,
             tokens: Mutex::new(HashMap::new()),
@@ -169,6 +193,13 @@ impl Ca {
     /// The root certificate (PEM).
     pub fn root_pem(&self) -> &str {
         &self.root_pem
+    }
+
+    /// Every root proxies trust: the signing root, then the extra ones.
+    pub fn roots(&self) -> Vec<String> {
+        std::iter::once(self.root_pem.clone())
+            .chain(self.extra_roots.iter().cloned())
+            .collect()
     }
 
     /// Issues a bootstrap token for a workload identity.
@@ -326,7 +357,7 @@ impl CertificateService for Service {
         }
         Ok(tonic::Response::new(CertificateResponse {
             cert_chain: vec![cert],
-            roots: vec![self.0.root_pem.clone()],
+            roots: self.0.roots(),
             identity,
         }))
     }

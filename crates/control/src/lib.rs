@@ -52,6 +52,8 @@ pub struct CaOptions {
     pub ttl: std::time::Duration,
     /// The operator's root, instead of one generated in `<state dir>/ca`.
     pub supplied: Option<ca::SuppliedRoot>,
+    /// More roots the proxies trust (PEM), e.g. the previous root during a rotation.
+    pub extra_roots: Vec<String>,
 }
 
 /// Why the control plane could not start.
@@ -115,6 +117,7 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             &c.trust_domain,
             c.ttl,
             c.supplied.as_ref(),
+            c.extra_roots.clone(),
         )?)),
         None => None,
     };

@@ -17,6 +17,15 @@ fn any() -> SocketAddr {
 }
 
 async fn control(dir: &std::path::Path, ttl: Duration) -> weft_control::RunningControl {
+    control_with(dir, ttl, None, Vec::new()).await
+}
+
+async fn control_with(
+    dir: &std::path::Path,
+    ttl: Duration,
+    supplied: Option<weft_control::ca::SuppliedRoot>,
+    extra_roots: Vec<String>,
+) -> weft_control::RunningControl {
     weft_control::start(weft_control::ControlOptions {
         state_dir: dir.to_path_buf(),
         api: any(),
@@ -29,7 +38,8 @@ async fn control(dir: &std::path::Path, ttl: Duration) -> weft_control::RunningC
         ca: Some(weft_control::CaOptions {
             trust_domain: "cluster.local".into(),
             ttl,
-            supplied: None,
+            supplied,
+            extra_roots,
         }),
     })
     .await
@@ -136,4 +146,51 @@ async fn a_proxy_gets_and_renews_its_spiffe_certificate() {
     let again = control(&dir, Duration::from_secs(5)).await;
     assert_eq!(again.ca.as_ref().expect("CA").root_pem(), root);
     again.stop();
+
+    // Root rotation: the operator's new root signs, the old one stays trusted meanwhile.
+    let new_dir = dir.join("new-root");
+    let fresh = control(&new_dir, Duration::from_secs(60)).await;
+    let new_root = fresh.ca.as_ref().expect("CA").root_pem().to_string();
+    fresh.stop();
+    let rotated = control_with(
+        &dir.join("rotated"),
+        Duration::from_secs(60),
+        Some(weft_control::ca::SuppliedRoot {
+            cert: new_dir.join("ca/root-cert.pem"),
+            key: new_dir.join("ca/root-key.pem"),
+        }),
+        weft_control::ca::pem_certificates(&root).expect("old root"),
+    )
+    .await;
+    let token = rotated
+        .ca
+        .as_ref()
+        .expect("CA")
+        .issue_token("default", "reviews");
+    let p = proxy(rotated.xds, "sidecar~reviews-v2.default", &token).await;
+    let cert = eventually(
+        "a certificate from the new root",
+        Duration::from_secs(10),
+        || certs(&p),
+    )
+    .await;
+    let roots: Vec<&str> = cert["roots"]
+        .as_array()
+        .expect("roots")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert_eq!(
+        roots,
+        [new_root.as_str(), root.as_str()],
+        "both roots trusted during the overlap"
+    );
+    let leaf = cert["cert_chain"][0].as_str().expect("leaf").to_string();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(leaf.as_bytes()).expect("PEM");
+    let (_, new_pem) = x509_parser::pem::parse_x509_pem(new_root.as_bytes()).expect("PEM");
+    pem.parse_x509()
+        .expect("leaf")
+        .verify_signature(Some(new_pem.parse_x509().expect("new root").public_key()))
+        .expect("signed by the new root");
+    rotated.stop();
 }

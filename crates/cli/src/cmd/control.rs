@@ -46,6 +46,10 @@ pub struct Args {
     /// The key of --ca-cert (PEM, PKCS#8).
     #[arg(long, requires = "ca_cert")]
     ca_key: Option<PathBuf>,
+    /// More roots the proxies trust (a PEM bundle): during a root rotation, the previous
+    /// root, so certificates from both stay valid until the old ones expire.
+    #[arg(long)]
+    ca_extra_roots: Option<PathBuf>,
 }
 
 /// An address to listen on, or `off`.
@@ -67,6 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let extra_roots = match &args.ca_extra_roots {
+        Some(path) => {
+            let bundle = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            weft_control::ca::pem_certificates(&bundle)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => Vec::new(),
+    };
     runtime.block_on(async move {
         let control = match weft_control::start(weft_control::ControlOptions {
             state_dir: args.state_dir,
@@ -84,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .ca_cert
                     .zip(args.ca_key)
                     .map(|(cert, key)| weft_control::ca::SuppliedRoot { cert, key }),
+                extra_roots,
             }),
         })
         .await
