@@ -16,6 +16,7 @@ pub mod policy;
 pub mod resource;
 pub mod security;
 pub mod source;
+pub mod timestamp;
 pub mod validate;
 
 pub use diag::{Diagnostic, ResourceRef, Severity};

@@ -45,19 +45,25 @@ impl Drop for Down {
     }
 }
 
-/// GET `/api` on bff-service through the ingress gateway at `ingress`: (status, body).
-fn call_bff(ingress: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(ingress).expect("the ingress gateway accepts");
+/// One `GET path` to `addr` (Host: `addr`, connection closed): the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr} accepts: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     write!(
         stream,
-        "GET /api HTTP/1.1\r\nhost: {ingress}\r\nconnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
     )
     .expect("request sent");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("answer read");
+    answer
+}
+
+/// GET `/api` on bff-service through the ingress gateway at `ingress`: (status, body).
+fn call_bff(ingress: &str) -> (u16, String) {
+    let answer = http_get(ingress, "/api");
     let status = answer
         .split(' ')
         .nth(1)
@@ -721,14 +727,7 @@ fn a_real_prometheus_sees_the_10_90_split_and_the_injected_faults() {
         .as_str()
         .expect("stats address")
         .to_string();
-    let mut scrape = TcpStream::connect(&stats).expect("stats listener");
-    write!(
-        scrape,
-        "GET /stats/prometheus HTTP/1.1\r\nhost: {stats}\r\nconnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut exposition = String::new();
-    scrape.read_to_string(&mut exposition).expect("exposition");
+    let exposition = http_get(&stats, "/stats/prometheus");
     let body = exposition
         .split("\r\n\r\n")
         .nth(1)
