@@ -23,6 +23,7 @@ pub mod sni;
 pub mod source;
 pub mod tcp;
 pub mod telemetry;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -249,10 +250,13 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
             rx.clone(),
         ));
     }
+    let server_tls = Arc::new(tls::ServerTls::default());
     let listener_settings = |direction| ListenerSettings {
         direction,
         detect_timeout: opts.detect_timeout,
         telemetry: telemetry.clone(),
+        identity: (direction == Direction::Inbound).then(|| identity_cell.clone()),
+        tls: server_tls.clone(),
     };
     let http_proxy = |direction| {
         Arc::new(HttpProxy::new(

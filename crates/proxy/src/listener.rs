@@ -27,6 +27,10 @@ pub struct ListenerSettings {
     pub detect_timeout: Duration,
     /// Metrics.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// The workload certificate (inbound: TLS from mesh peers is terminated with it).
+    pub identity: Option<crate::identity::IdentityCell>,
+    /// The TLS server configuration, rebuilt when the certificate changes.
+    pub tls: Arc<crate::tls::ServerTls>,
 }
 
 /// Accepts connections on `listener` until `shutdown` turns true, then drains for at most `drain`.
@@ -92,24 +96,34 @@ fn connection(
         } else {
             detect(&stream, settings.detect_timeout).await
         };
+        // Mutual TLS from a mesh peer, on the inbound side once the CA has certified us.
+        let server_tls = match (detected, settings.direction, &settings.identity) {
+            (Detected::Tls, Direction::Inbound, Some(cell)) => settings.tls.get(cell),
+            _ => None,
+        };
+        if let Some(config) = server_tls {
+            let tls = match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                Ok(tls) => tls,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "inbound TLS handshake failed");
+                    return;
+                }
+            };
+            let session = tls.get_ref().1;
+            let principal: Option<Arc<str>> = session
+                .peer_certificates()
+                .and_then(crate::tls::peer_principal)
+                .map(Arc::from);
+            let h2 = session.alpn_protocol() == Some(b"h2".as_slice());
+            let down = Downstream { peer, original_dst };
+            serve_http(TokioIo::new(tls), down, principal, http, h2, watcher).await;
+            return;
+        }
         match detected {
             Detected::Http1 | Detected::Http2 => {
                 let down = Downstream { peer, original_dst };
-                let service = service_fn(move |req| {
-                    let http = http.clone();
-                    async move { Ok::<_, std::convert::Infallible>(http.handle(down, req).await) }
-                });
-                // The protocol is known from detection, so hyper need not sniff it again.
-                let builder = auto::Builder::new(TokioExecutor::new());
-                let builder = if detected == Detected::Http2 {
-                    builder.http2_only()
-                } else {
-                    builder.http1_only()
-                };
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                    tracing::debug!(%peer, error = %e, "downstream connection ended");
-                }
+                let h2 = detected == Detected::Http2;
+                serve_http(TokioIo::new(stream), down, None, http, h2, watcher).await;
             }
             Detected::Tcp | Detected::Tls => {
                 let decision = match settings.direction {
@@ -157,6 +171,34 @@ fn connection(
                 }
             }
         }
+    }
+}
+
+/// Serves HTTP on `io` (the protocol is known, so hyper need not sniff it again).
+async fn serve_http<I>(
+    io: I,
+    down: Downstream,
+    principal: Option<Arc<str>>,
+    http: Arc<HttpProxy>,
+    h2: bool,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let peer = down.peer;
+    let service = service_fn(move |req| {
+        let (http, principal) = (http.clone(), principal.clone());
+        async move { Ok::<_, std::convert::Infallible>(http.handle(down, principal, req).await) }
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = if h2 {
+        builder.http2_only()
+    } else {
+        builder.http1_only()
+    };
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(%peer, error = %e, "downstream connection ended");
     }
 }
 

@@ -194,3 +194,182 @@ async fn a_proxy_gets_and_renews_its_spiffe_certificate() {
         .expect("signed by the new root");
     rotated.stop();
 }
+
+/// A test client's certificate for `sa`, from the mesh's CA (its key made here).
+fn client_identity(ca: &weft_control::ca::Ca, sa: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .and_then(|p| p.serialize_request(&key))
+        .and_then(|c| c.pem())
+        .expect("CSR");
+    let (cert, _) = ca.sign(&csr, "default", sa).expect("signed");
+    (cert, key.serialize_pem())
+}
+
+/// Accepts the server's certificate unchecked: this test is about the server side.
+#[derive(Debug)]
+struct AnyServer;
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// `GET /` over mutual TLS with `identity` (or plaintext with `None`): the status.
+async fn status_over(addr: SocketAddr, identity: Option<(String, String)>) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = b"GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n\r\n";
+    let mut answer = Vec::new();
+    match identity {
+        None => {
+            let mut tcp = tcp;
+            tcp.write_all(request).await.expect("write");
+            let _ = tcp.read_to_end(&mut answer).await;
+        }
+        Some((cert, key)) => {
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .dangerous()
+                .with_custom_certificate_verifier(std::sync::Arc::new(AnyServer))
+                .with_client_auth_cert(
+                    rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+                        .collect::<Result<_, _>>()
+                        .expect("chain"),
+                    rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key"),
+                )
+                .expect("client config");
+            let name = rustls::pki_types::ServerName::try_from("reviews").expect("name");
+            // A refused certificate ends the handshake, or the connection right after it.
+            let Ok(mut tls) = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                .connect(name, tcp)
+                .await
+            else {
+                return 0;
+            };
+            if tls.write_all(request).await.is_err() {
+                return 0;
+            }
+            let _ = tls.read_to_end(&mut answer).await;
+        }
+    }
+    String::from_utf8_lossy(&answer)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
+    let dir = std::env::temp_dir().join(format!("weft-mtls-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cp = control(&dir, Duration::from_secs(600)).await;
+    let ca = cp.ca.clone().expect("CA");
+    let policy = weft_api::load_str(
+        "policy.yaml",
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: productpage-only, namespace: default}\nspec:\n  selector: {matchLabels: {app: reviews}}\n  rules:\n  - from: [{source: {principals: [cluster.local/ns/default/sa/productpage]}}]\n",
+    );
+    for r in policy.resources {
+        cp.store.put(r.resource, true).expect("stored");
+    }
+    let app = weft_testkit::upstream::named("reviews").await;
+    let token = ca.issue_token("default", "reviews");
+    let server = weft_proxy::start(ProxyOptions {
+        config: Vec::new(),
+        outbound: any(),
+        inbound: any(),
+        admin: any(),
+        app: Some(app.addr),
+        gateways: Vec::new(),
+        scope: ProxyScope {
+            namespace: "default".into(),
+            labels: [("app".to_string(), "reviews".to_string())]
+                .into_iter()
+                .collect(),
+            gateway: false,
+        },
+        detect_timeout: Duration::from_millis(100),
+        drain: Duration::from_secs(1),
+        control: Some(cp.xds.to_string()),
+        id: "sidecar~reviews-v1.default".into(),
+        registration: None,
+        stats: None,
+        identity: None,
+        tracing: None,
+        access_log: None,
+        path_normalization: Default::default(),
+        trusted_proxies: 0,
+        ca_token: Some(token),
+    })
+    .await
+    .expect("proxy starts");
+    eventually(
+        "the policy and a certificate",
+        Duration::from_secs(10),
+        || async {
+            let ready = admin_get(server.admin, "/ready").await.status.as_u16() == 200;
+            (ready && certs(&server).await.is_some()).then_some(())
+        },
+    )
+    .await;
+    let inbound = server.inbound.expect("inbound");
+    // PERMISSIVE: plaintext is served, but carries no identity, so the policy denies it.
+    assert_eq!(status_over(inbound, None).await, 403);
+    // Over mutual TLS the caller is known by its SPIFFE identity.
+    assert_eq!(
+        status_over(inbound, Some(client_identity(&ca, "productpage"))).await,
+        200
+    );
+    assert_eq!(
+        status_over(inbound, Some(client_identity(&ca, "ratings"))).await,
+        403
+    );
+    // A certificate the mesh's roots did not sign gets no HTTP answer at all.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.subject_alt_names = vec![rcgen::SanType::URI(
+        "spiffe://cluster.local/ns/default/sa/productpage"
+            .try_into()
+            .expect("uri"),
+    )];
+    let forged = params.self_signed(&key).expect("self-signed");
+    assert_eq!(
+        status_over(inbound, Some((forged.pem(), key.serialize_pem()))).await,
+        0
+    );
+    assert_eq!(app.hits(), 1);
+    cp.stop();
+}

@@ -99,16 +99,33 @@ fn remote_ip(req: &Request<Incoming>, peer: IpAddr, trusted: usize) -> IpAddr {
         .unwrap_or(peer)
 }
 
+/// Who is asking, and where to.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// The connection's source address.
+    pub peer: IpAddr,
+    /// The identity proven by mutual TLS, if any.
+    pub principal: Option<&'a str>,
+    /// The address the client connected to, when known.
+    pub destination: Option<std::net::SocketAddr>,
+    /// The port the request was sent to.
+    pub port: u16,
+}
+
 /// The AuthorizationPolicy decision for an HTTP request; `Some(403)` when denied.
 pub fn check(
     snapshot: &Snapshot,
     req: &Request<Incoming>,
-    peer: IpAddr,
-    destination: Option<std::net::SocketAddr>,
-    port: u16,
+    caller: Caller<'_>,
     grpc: bool,
     trusted_proxies: usize,
 ) -> Option<http::Response<Body>> {
+    let Caller {
+        peer,
+        principal,
+        destination,
+        port,
+    } = caller;
     let authz = &snapshot.mesh.authz;
     if authz.is_empty() {
         return None;
@@ -117,7 +134,7 @@ pub fn check(
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
     let headers = super::proxy::HeaderView(req.headers());
     let request = AuthzRequest {
-        principal: None,
+        principal,
         source_ip: peer,
         remote_ip: remote_ip(req, peer, trusted_proxies),
         destination_ip: destination.map(|d| d.ip()),

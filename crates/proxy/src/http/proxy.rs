@@ -125,9 +125,11 @@ impl HttpProxy {
 
     /// Handles one request; never fails (failures become local replies). The response
     /// body records the request's telemetry when it ends.
+    /// `principal` is the caller's identity when it came over mutual TLS.
     pub async fn handle(
         &self,
         down: Downstream,
+        principal: Option<Arc<str>>,
         mut req: Request<Incoming>,
     ) -> Response<ObservedBody> {
         let grpc = headers::is_grpc(req.headers());
@@ -188,13 +190,16 @@ impl HttpProxy {
             self.telemetry
                 .begin(&mut obs, req.headers_mut(), kind, line);
         }
-        let response = self.route_and_send(down, req, grpc, &mut obs).await;
+        let response = self
+            .route_and_send(down, principal.as_deref(), req, grpc, &mut obs)
+            .await;
         ObservedBody::wrap(response, Some(obs))
     }
 
     async fn route_and_send(
         &self,
         down: Downstream,
+        principal: Option<&str>,
         mut req: Request<Incoming>,
         grpc: bool,
         obs: &mut Observation,
@@ -252,9 +257,12 @@ impl HttpProxy {
             if let Some(denied) = authorize::check(
                 &snapshot,
                 &req,
-                down.peer.ip(),
-                down.original_dst,
-                cluster.model.port,
+                authorize::Caller {
+                    peer: down.peer.ip(),
+                    principal,
+                    destination: down.original_dst,
+                    port: cluster.model.port,
+                },
                 grpc,
                 self.settings.trusted_proxies,
             ) {
@@ -275,9 +283,12 @@ impl HttpProxy {
             if let Some(denied) = authorize::check(
                 &snapshot,
                 &req,
-                down.peer.ip(),
-                None,
-                port,
+                authorize::Caller {
+                    peer: down.peer.ip(),
+                    principal,
+                    destination: None,
+                    port,
+                },
                 grpc,
                 self.settings.trusted_proxies,
             ) {
