@@ -326,7 +326,7 @@ async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
         control: Some(cp.xds.to_string()),
         id: "sidecar~reviews-v1.default".into(),
         registration: None,
-        stats: None,
+        stats: Some(any()),
         identity: None,
         tracing: None,
         access_log: None,
@@ -371,5 +371,21 @@ async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
         0
     );
     assert_eq!(app.hits(), 1);
+    // The server sidecar's metrics say which calls came over mutual TLS.
+    let stats = admin_get(server.stats.expect("stats"), "/stats/prometheus")
+        .await
+        .body;
+    let series = |code: &str, policy: &str| {
+        stats.lines().any(|l| {
+            l.starts_with("istio_requests_total{")
+                && l.contains(&format!("response_code=\"{code}\""))
+                && l.contains(&format!("connection_security_policy=\"{policy}\""))
+        })
+    };
+    assert!(
+        series("200", "mutual_tls") && series("403", "mutual_tls"),
+        "{stats}"
+    );
+    assert!(series("403", "none"), "the plaintext call: {stats}");
     cp.stop();
 }

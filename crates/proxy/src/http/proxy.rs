@@ -190,6 +190,7 @@ impl HttpProxy {
             self.telemetry
                 .begin(&mut obs, req.headers_mut(), kind, line);
         }
+        obs.mutual_tls = principal.is_some();
         let response = self
             .route_and_send(down, principal.as_deref(), req, grpc, &mut obs)
             .await;
@@ -268,7 +269,7 @@ impl HttpProxy {
             ) {
                 return denied;
             }
-            if let Some(limited) = rate_limit::check(&snapshot, &req, grpc) {
+            if let Some(limited) = rate_limit::check(&snapshot, &req, grpc, principal) {
                 return limited;
             }
             let authority = authority_of(&req).unwrap_or_default();
@@ -294,7 +295,7 @@ impl HttpProxy {
             ) {
                 return denied;
             }
-            if let Some(limited) = rate_limit::check(&snapshot, &req, grpc) {
+            if let Some(limited) = rate_limit::check(&snapshot, &req, grpc, principal) {
                 return limited;
             }
         }

@@ -137,6 +137,7 @@ pub fn check(
     snapshot: &Snapshot,
     req: &Request<Incoming>,
     grpc: bool,
+    principal: Option<&str>,
 ) -> Option<http::Response<Body>> {
     if snapshot.rate_limits.is_empty() {
         return None;
@@ -149,8 +150,8 @@ pub fn check(
         }
         let key = match &limit.bucket {
             BucketKey::All => None,
-            // No mTLS identity yet: plaintext callers share one bucket.
-            BucketKey::SourcePrincipal => None,
+            // The mTLS identity; plaintext callers share one bucket.
+            BucketKey::SourcePrincipal => principal,
             BucketKey::Header(h) => req.headers().get(h.as_str()).and_then(|v| v.to_str().ok()),
         };
         if let Err(wait) = limiter.take(key) {

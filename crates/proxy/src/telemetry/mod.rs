@@ -149,6 +149,7 @@ impl Telemetry {
             peer: self.unknown.clone(),
             service: self.unknown_service.clone(),
             details: None,
+            mutual_tls: false,
             done: false,
         }
     }
@@ -310,6 +311,8 @@ pub struct Observation {
     pub service: Arc<str>,
     /// The request's details, when it is sampled or access logs are on.
     pub details: Option<Box<Details>>,
+    /// True when the request came over mutual TLS (`connection_security_policy`).
+    pub mutual_tls: bool,
     done: bool,
 }
 
@@ -351,6 +354,9 @@ impl Observation {
         }
         let (source, destination, security) = match self.reporter {
             Reporter::Source => (t.me.clone(), self.peer.clone(), "unknown"),
+            Reporter::Destination if self.mutual_tls => {
+                (self.peer.clone(), t.me.clone(), "mutual_tls")
+            }
             Reporter::Destination => (self.peer.clone(), t.me.clone(), "none"),
         };
         let key = RequestKey {
