@@ -47,15 +47,10 @@ async fn main() {
 
 async fn serve(api: &str, xds: &str, state: &str) {
     let opts = weft_control::ControlOptions {
-        state_dir: state.into(),
         api: api.parse().unwrap(),
         xds: xds.parse().unwrap(),
         registration_grace: Duration::from_secs(10),
-        otlp: None,
-        query: None,
-        trace_spans: 1000,
-        trace_bytes: 1 << 20,
-        ca: None,
+        ..weft_control::ControlOptions::ephemeral(std::path::Path::new(state))
     };
     let _control = weft_control::start(opts).await.unwrap();
     std::future::pending::<()>().await;

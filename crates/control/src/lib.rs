@@ -43,6 +43,25 @@ pub struct ControlOptions {
     pub ca: Option<CaOptions>,
 }
 
+impl ControlOptions {
+    /// A control plane keeping its state in `state_dir`, its API and proxy stream on
+    /// ephemeral loopback ports, without trace store or CA (for embedding and tests).
+    pub fn ephemeral(state_dir: &std::path::Path) -> ControlOptions {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        ControlOptions {
+            state_dir: state_dir.to_path_buf(),
+            api: any,
+            xds: any,
+            registration_grace: std::time::Duration::from_secs(1),
+            otlp: None,
+            query: None,
+            trace_spans: 1000,
+            trace_bytes: 1 << 20,
+            ca: None,
+        }
+    }
+}
+
 /// Certificate authority settings.
 #[derive(Debug, Clone)]
 pub struct CaOptions {

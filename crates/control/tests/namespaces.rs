@@ -1,7 +1,6 @@
 //! The namespace in an API path becomes part of a file path: anything but a DNS label
 //! is refused with 422 and nothing is stored.
 
-use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -27,20 +26,9 @@ async fn post(api: std::net::SocketAddr, path: &str, body: &str) -> (u16, String
 async fn a_namespace_that_is_not_a_dns_label_is_refused() {
     let state = std::env::temp_dir().join(format!("weft-ns-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
-    let any = "127.0.0.1:0".parse().expect("addr");
-    let control = weft_control::start(weft_control::ControlOptions {
-        state_dir: state.clone(),
-        api: any,
-        xds: any,
-        registration_grace: Duration::from_secs(1),
-        otlp: None,
-        query: None,
-        trace_spans: 1000,
-        trace_bytes: 1 << 20,
-        ca: None,
-    })
-    .await
-    .expect("starts");
+    let control = weft_control::start(weft_control::ControlOptions::ephemeral(&state))
+        .await
+        .expect("starts");
     let dr = r#"{"apiVersion":"networking.istio.io/v1","kind":"DestinationRule","metadata":{"name":"r"},"spec":{"host":"a"}}"#;
     for ns in ["Shop", "..", "a.b"] {
         let path = format!("/apis/networking.istio.io/v1/namespaces/{ns}/destinationrules");

@@ -9,20 +9,9 @@ use hyper_util::rt::TokioIo;
 async fn watch_streams_added_modified_and_deleted() {
     let state = std::env::temp_dir().join(format!("weft-watch-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
-    let any = "127.0.0.1:0".parse().expect("addr");
-    let control = weft_control::start(weft_control::ControlOptions {
-        state_dir: state.clone(),
-        api: any,
-        xds: any,
-        registration_grace: Duration::from_secs(1),
-        otlp: None,
-        query: None,
-        trace_spans: 1000,
-        trace_bytes: 1 << 20,
-        ca: None,
-    })
-    .await
-    .expect("starts");
+    let control = weft_control::start(weft_control::ControlOptions::ephemeral(&state))
+        .await
+        .expect("starts");
     let stream = tokio::net::TcpStream::connect(control.api)
         .await
         .expect("connect");

@@ -86,6 +86,35 @@ pub struct ProxyOptions {
     pub access_log: Option<(telemetry::access_log::Target, telemetry::access_log::Format)>,
 }
 
+impl ProxyOptions {
+    /// A proxy with every listener on an ephemeral loopback port, no configuration source
+    /// yet and everything optional off (for embedding and tests; set what you need).
+    pub fn ephemeral(id: &str) -> ProxyOptions {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        ProxyOptions {
+            config: Vec::new(),
+            outbound: any,
+            inbound: any,
+            admin: any,
+            app: None,
+            gateways: Vec::new(),
+            scope: ProxyScope::default(),
+            detect_timeout: Duration::from_millis(100),
+            drain: Duration::from_secs(1),
+            control: None,
+            id: id.to_string(),
+            registration: None,
+            stats: None,
+            identity: None,
+            tracing: None,
+            path_normalization: Default::default(),
+            trusted_proxies: 0,
+            ca_token: None,
+            access_log: None,
+        }
+    }
+}
+
 /// Tracing settings.
 #[derive(Debug, Clone)]
 pub struct TracingOptions {

@@ -6,39 +6,19 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use weft_model::ProxyScope;
 use weft_proxy::telemetry::access_log::{Format, Target};
 use weft_proxy::{ProxyOptions, RunningProxy};
 use weft_testkit::client::{Send, get, via_proxy};
 use weft_testkit::{eventually, upstream};
-
-fn any() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("addr")
-}
 
 async fn proxy(dir: &Path, yaml: &str, app: Option<SocketAddr>, format: Format) -> RunningProxy {
     std::fs::create_dir_all(dir).expect("dir");
     std::fs::write(dir.join("mesh.yaml"), yaml).expect("config");
     weft_proxy::start(ProxyOptions {
         config: vec![dir.join("mesh.yaml")],
-        outbound: any(),
-        inbound: any(),
-        admin: any(),
         app,
-        gateways: Vec::new(),
-        scope: ProxyScope::default(),
-        detect_timeout: Duration::from_millis(100),
-        drain: Duration::from_secs(1),
-        control: None,
-        id: "sidecar~logged.default".into(),
-        registration: None,
-        stats: None,
-        identity: None,
-        tracing: None,
         access_log: Some((Target::File(dir.join("access.log")), format)),
-        path_normalization: Default::default(),
-        trusted_proxies: 0,
-        ca_token: None,
+        ..ProxyOptions::ephemeral("sidecar~logged.default")
     })
     .await
     .expect("proxy starts")

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use weft_control::{ControlOptions, RunningControl};
+use weft_control::RunningControl;
 use weft_model::ProxyScope;
 use weft_proxy::{ProxyOptions, RunningProxy};
 use weft_testkit::client::{Send, admin_get, get, via_proxy};
@@ -16,16 +16,10 @@ fn any() -> SocketAddr {
 }
 
 async fn control(state: &std::path::Path, xds: SocketAddr) -> RunningControl {
-    weft_control::start(ControlOptions {
-        state_dir: state.to_path_buf(),
-        api: any(),
+    weft_control::start(weft_control::ControlOptions {
         xds,
         registration_grace: Duration::from_millis(300),
-        otlp: None,
-        query: None,
-        trace_spans: 1000,
-        trace_bytes: 1 << 20,
-        ca: None,
+        ..weft_control::ControlOptions::ephemeral(state)
     })
     .await
     .expect("control plane starts")
@@ -51,25 +45,8 @@ fn reviews_v1_v2(control: &RunningControl, v1: SocketAddr, v2: SocketAddr) {
 
 async fn proxy(xds: SocketAddr) -> RunningProxy {
     weft_proxy::start(ProxyOptions {
-        config: Vec::new(),
-        outbound: any(),
-        inbound: any(),
-        admin: any(),
-        app: None,
-        gateways: Vec::new(),
-        scope: ProxyScope::default(),
-        detect_timeout: Duration::from_millis(100),
-        drain: Duration::from_secs(1),
         control: Some(xds.to_string()),
-        id: "sidecar~client.default".into(),
-        registration: None,
-        stats: None,
-        identity: None,
-        tracing: None,
-        access_log: None,
-        path_normalization: Default::default(),
-        trusted_proxies: 0,
-        ca_token: None,
+        ..ProxyOptions::ephemeral("sidecar~client.default")
     })
     .await
     .expect("proxy starts")
@@ -219,21 +196,13 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
     .into_iter()
     .collect();
     let server = weft_proxy::start(ProxyOptions {
-        config: Vec::new(),
-        outbound: any(),
-        inbound: any(),
-        admin: any(),
-        app: None,
-        gateways: Vec::new(),
         scope: ProxyScope {
             namespace: "default".into(),
             labels,
             gateway: false,
         },
-        detect_timeout: Duration::from_millis(100),
         drain: Duration::from_millis(100),
         control: Some(cp.xds.to_string()),
-        id: "sidecar~reviews-v1.default".into(),
         registration: Some(weft_proxy::control_source::Registration {
             workload: "reviews-v1".into(),
             service_account: "reviews".into(),
@@ -242,13 +211,7 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
                 .into_iter()
                 .collect(),
         }),
-        stats: None,
-        identity: None,
-        tracing: None,
-        access_log: None,
-        path_normalization: Default::default(),
-        trusted_proxies: 0,
-        ca_token: None,
+        ..ProxyOptions::ephemeral("sidecar~reviews-v1.default")
     })
     .await
     .expect("server-side proxy");

@@ -27,20 +27,14 @@ async fn control_with(
     extra_roots: Vec<String>,
 ) -> weft_control::RunningControl {
     weft_control::start(weft_control::ControlOptions {
-        state_dir: dir.to_path_buf(),
-        api: any(),
-        xds: any(),
-        registration_grace: Duration::from_secs(1),
-        otlp: None,
-        query: None,
         trace_spans: 10,
-        trace_bytes: 1 << 20,
         ca: Some(weft_control::CaOptions {
             trust_domain: "cluster.local".into(),
             ttl,
             supplied,
             extra_roots,
         }),
+        ..weft_control::ControlOptions::ephemeral(dir)
     })
     .await
     .expect("control plane starts")
@@ -48,25 +42,9 @@ async fn control_with(
 
 async fn proxy(xds: SocketAddr, id: &str, token: &str) -> RunningProxy {
     weft_proxy::start(ProxyOptions {
-        config: Vec::new(),
-        outbound: any(),
-        inbound: any(),
-        admin: any(),
-        app: None,
-        gateways: Vec::new(),
-        scope: ProxyScope::default(),
-        detect_timeout: Duration::from_millis(100),
-        drain: Duration::from_secs(1),
         control: Some(xds.to_string()),
-        id: id.into(),
-        registration: None,
-        stats: None,
-        identity: None,
-        tracing: None,
-        access_log: None,
-        path_normalization: Default::default(),
-        trusted_proxies: 0,
         ca_token: Some(token.into()),
+        ..ProxyOptions::ephemeral(id)
     })
     .await
     .expect("proxy starts")
@@ -308,12 +286,7 @@ async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
     let app = weft_testkit::upstream::named("reviews").await;
     let token = ca.issue_token("default", "reviews");
     let server = weft_proxy::start(ProxyOptions {
-        config: Vec::new(),
-        outbound: any(),
-        inbound: any(),
-        admin: any(),
         app: Some(app.addr),
-        gateways: Vec::new(),
         scope: ProxyScope {
             namespace: "default".into(),
             labels: [("app".to_string(), "reviews".to_string())]
@@ -321,18 +294,10 @@ async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
                 .collect(),
             gateway: false,
         },
-        detect_timeout: Duration::from_millis(100),
-        drain: Duration::from_secs(1),
         control: Some(cp.xds.to_string()),
-        id: "sidecar~reviews-v1.default".into(),
-        registration: None,
         stats: Some(any()),
-        identity: None,
-        tracing: None,
-        access_log: None,
-        path_normalization: Default::default(),
-        trusted_proxies: 0,
         ca_token: Some(token),
+        ..ProxyOptions::ephemeral("sidecar~reviews-v1.default")
     })
     .await
     .expect("proxy starts");

@@ -28,15 +28,11 @@ async fn trace_store() -> weft_control::RunningControl {
     let _ = std::fs::remove_dir_all(&dir);
     let any = "127.0.0.1:0".parse().expect("addr");
     weft_control::start(weft_control::ControlOptions {
-        state_dir: dir,
-        api: any,
-        xds: any,
-        registration_grace: Duration::from_secs(1),
         otlp: Some(any),
         query: Some(any),
         trace_spans: 10_000,
         trace_bytes: 16 << 20,
-        ca: None,
+        ..weft_control::ControlOptions::ephemeral(&dir)
     })
     .await
     .expect("control plane starts")

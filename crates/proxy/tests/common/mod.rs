@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use weft_model::ProxyScope;
 use weft_proxy::{ProxyOptions, RunningProxy};
@@ -102,24 +101,14 @@ impl Harness {
         std::fs::write(dir.join("mesh.yaml"), yaml).expect("write config");
         let opts = ProxyOptions {
             config: vec![dir.clone()],
-            outbound: any_port(),
-            inbound: any_port(),
-            admin: any_port(),
             app,
             gateways,
             scope,
-            detect_timeout: Duration::from_millis(100),
-            drain: Duration::from_secs(1),
-            control: None,
-            id: "test".into(),
-            registration: None,
             stats: Some(any_port()),
             identity,
             tracing,
             access_log,
-            path_normalization: Default::default(),
-            trusted_proxies: 0,
-            ca_token: None,
+            ..ProxyOptions::ephemeral("test")
         };
         let proxy = weft_proxy::start(opts).await.expect("proxy starts");
         Harness { proxy, dir }
