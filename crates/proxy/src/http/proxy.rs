@@ -133,6 +133,8 @@ impl HttpProxy {
         mut req: Request<Incoming>,
     ) -> Response<ObservedBody> {
         let grpc = headers::is_grpc(req.headers());
+        // Once, before anything reads it (access log, spans, the upstream).
+        headers::ensure_request_id(req.headers_mut());
         let reporter = match self.direction {
             Direction::Inbound => Reporter::Destination,
             _ => Reporter::Source,
@@ -186,7 +188,6 @@ impl HttpProxy {
                     path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
                 }
             };
-            headers::ensure_request_id(req.headers_mut());
             self.telemetry
                 .begin(&mut obs, req.headers_mut(), kind, line);
         }
@@ -231,7 +232,6 @@ impl HttpProxy {
         let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
         let scheme = req.uri().scheme_str().unwrap_or("http").to_string();
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
-        headers::ensure_request_id(req.headers_mut());
         headers::ensure_forwarded_proto(req.headers_mut(), &scheme);
         if self.direction == Direction::Inbound {
             headers::append_forwarded_for(req.headers_mut(), down.peer.ip());
