@@ -1,7 +1,6 @@
 //! The namespace in an API path becomes part of a file path: anything but a DNS label
 //! is refused with 422 and nothing is stored.
 
-
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
