@@ -555,7 +555,7 @@ fn registered_workload(node: &weft_proto::discovery::Node, namespace: &str) -> O
         _ => Vec::new(),
     };
     let (name, address) = (text("WORKLOAD_NAME")?, text("INSTANCE_IP")?);
-    let labels: serde_json::Map<String, serde_json::Value> = map("LABELS")
+    let mut labels: serde_json::Map<String, serde_json::Value> = map("LABELS")
         .into_iter()
         .filter_map(|(k, v)| {
             if let Some(V::StringValue(s)) = v {
@@ -565,6 +565,10 @@ fn registered_workload(node: &weft_proto::discovery::Node, namespace: &str) -> O
             }
         })
         .collect();
+    // A sidecar with a workload certificate: callers send it mesh mTLS (Istio's label).
+    if text("TLS_MODE").as_deref() == Some("istio") {
+        labels.insert("security.istio.io/tlsMode".into(), "istio".into());
+    }
     let ports: serde_json::Map<String, serde_json::Value> = map("PORTS")
         .into_iter()
         .filter_map(|(k, v)| {

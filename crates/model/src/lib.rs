@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod host;
 pub mod l4;
 pub mod matcher;
+pub mod peer_authn;
 pub mod policy;
 pub mod rate_limit;
 pub mod route;

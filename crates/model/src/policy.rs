@@ -132,28 +132,44 @@ pub struct OutlierPolicy {
     pub min_health_percent: u32,
 }
 
-/// TLS toward the upstream.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// TLS toward the upstream (DestinationRule `tls`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UpstreamTls {
-    /// Plaintext (or automatic mesh mTLS once security lands).
+    /// No `tls` settings: Istio's auto mTLS (mesh mTLS to endpoints that run a sidecar
+    /// and accept it, plaintext to the others).
+    #[default]
+    Auto,
+    /// Plaintext, even to mesh endpoints.
     Disable,
-    /// TLS, server verified.
-    Simple {
+    /// TLS, the server verified (`caCertificates`, else the system's roots).
+    Simple(OriginateTls),
+    /// TLS with the client certificate the rule names.
+    Mutual(OriginateTls),
+    /// Mesh mTLS with the workload certificate, to every endpoint.
+    IstioMutual {
         /// SNI to send.
         sni: Option<String>,
-        /// Accepted SANs.
+        /// Accepted server identities (SPIFFE URIs); empty: the service's accounts.
         subject_alt_names: Vec<String>,
     },
-    /// TLS with client certificates.
-    Mutual {
-        /// SNI to send.
-        sni: Option<String>,
-        /// Accepted SANs.
-        subject_alt_names: Vec<String>,
-    },
-    /// Mesh mTLS.
-    IstioMutual,
+}
+
+/// `SIMPLE` and `MUTUAL` settings: files are read by the proxy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OriginateTls {
+    /// SNI to send; the service host when unset.
+    pub sni: Option<String>,
+    /// Accepted server names (DNS or URI SANs); the SNI when empty.
+    pub subject_alt_names: Vec<String>,
+    /// PEM file of the CAs that sign the server's certificate.
+    pub ca_certificates: Option<String>,
+    /// PEM file of the client certificate chain (`MUTUAL`).
+    pub client_certificate: Option<String>,
+    /// PEM file of the client key (`MUTUAL`).
+    pub private_key: Option<String>,
+    /// Skip verifying the server's certificate.
+    pub insecure_skip_verify: bool,
 }
 
 /// A retry budget.
@@ -377,19 +393,24 @@ fn outlier(o: &dr::OutlierDetection) -> OutlierPolicy {
 
 fn tls(t: Option<&dr::ClientTlsSettings>) -> UpstreamTls {
     let Some(t) = t else {
-        return UpstreamTls::Disable;
+        return UpstreamTls::Auto;
+    };
+    let originate = || OriginateTls {
+        sni: t.sni.clone(),
+        subject_alt_names: t.subject_alt_names.clone(),
+        ca_certificates: t.ca_certificates.clone(),
+        client_certificate: t.client_certificate.clone(),
+        private_key: t.private_key.clone(),
+        insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
     };
     match t.mode {
         dr::ClientTlsMode::Disable => UpstreamTls::Disable,
-        dr::ClientTlsMode::Simple => UpstreamTls::Simple {
+        dr::ClientTlsMode::Simple => UpstreamTls::Simple(originate()),
+        dr::ClientTlsMode::Mutual => UpstreamTls::Mutual(originate()),
+        dr::ClientTlsMode::IstioMutual => UpstreamTls::IstioMutual {
             sni: t.sni.clone(),
             subject_alt_names: t.subject_alt_names.clone(),
         },
-        dr::ClientTlsMode::Mutual => UpstreamTls::Mutual {
-            sni: t.sni.clone(),
-            subject_alt_names: t.subject_alt_names.clone(),
-        },
-        dr::ClientTlsMode::IstioMutual => UpstreamTls::IstioMutual,
     }
 }
 

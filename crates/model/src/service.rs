@@ -218,6 +218,9 @@ pub struct Service {
     pub addresses: Vec<String>,
     /// The ServiceEntry it came from (`namespace/name`).
     pub source: String,
+    /// The server identities its endpoints may present (ServiceEntry `subjectAltNames`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<String>,
     /// weft's active health check from the ServiceEntry's annotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check: Option<weft_api::extensions::HealthCheck>,

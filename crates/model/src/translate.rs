@@ -69,6 +69,25 @@ pub struct Cluster {
     pub endpoints: Vec<ClusterEndpoint>,
     /// Policy.
     pub policy: ClusterPolicy,
+    /// Who may serve it over mesh mTLS (secure naming): the ServiceEntry's
+    /// `subjectAltNames`, else the service accounts of the service's workloads.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<ServerIdentity>,
+}
+
+/// A server identity a client sidecar accepts for a service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerIdentity {
+    /// A service account, in the client's trust domain.
+    Account {
+        /// Namespace.
+        namespace: String,
+        /// Service account.
+        service_account: String,
+    },
+    /// An exact URI SAN (`spiffe://...`).
+    Uri(String),
 }
 
 /// An endpoint of a cluster.
@@ -85,7 +104,14 @@ pub struct ClusterEndpoint {
     /// Who runs it, when it is a registered workload (telemetry labels).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<Arc<crate::service::WorkloadInfo>>,
+    /// It runs a sidecar (label `security.istio.io/tlsMode: istio`) whose PeerAuthentication
+    /// does not DISABLE mTLS on this port: auto mTLS sends it mutual TLS.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mesh_tls: bool,
 }
+
+/// The label that marks an endpoint with a sidecar that terminates mesh mTLS (Istio's).
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
 
 /// Everything one proxy needs.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -102,6 +128,8 @@ pub struct Mesh {
     pub authz: crate::authz::Authz,
     /// The RateLimits this proxy enforces.
     pub rate_limits: Vec<crate::rate_limit::Limit>,
+    /// The PeerAuthentication mode of this proxy's own workload.
+    pub peer_authn: crate::peer_authn::PeerAuthn,
 }
 
 /// Builds the cluster name Istio uses.
@@ -174,6 +202,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
                 .is_none_or(|s| selects(&s.match_labels, &scope.labels))
         })
         .collect();
+    let peers = crate::peer_authn::PeerPolicies::new(resources);
     for service in mesh.services.values() {
         let rule = destination_rule_for(&rules, service, scope);
         for port in &service.ports {
@@ -191,6 +220,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
                 port,
                 None,
                 with_check(policy::merge(top, None, port.number)),
+                &peers,
             );
             mesh.clusters
                 .insert(default.name.clone(), Arc::new(default));
@@ -206,11 +236,18 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
                     subset.traffic_policy.as_ref(),
                     port.number,
                 ));
-                let c = cluster(service, port, Some((&subset.name, &subset.labels)), merged);
+                let c = cluster(
+                    service,
+                    port,
+                    Some((&subset.name, &subset.labels)),
+                    merged,
+                    &peers,
+                );
                 mesh.clusters.insert(c.name.clone(), Arc::new(c));
             }
         }
     }
+    mesh.peer_authn = peers.resolve(&scope.namespace, &scope.labels);
     mesh.authz = crate::authz::build(resources, scope);
     mesh.rate_limits = crate::rate_limit::build(resources, scope);
     if scope.gateway {
@@ -317,6 +354,7 @@ fn services_of(
             mesh_internal: se.spec.location == Location::MeshInternal,
             addresses: se.spec.addresses.clone(),
             source: format!("{ns}/{}", se.metadata.name),
+            subject_alt_names: se.spec.subject_alt_names.clone(),
             health_check: health_check_of(&se.metadata.annotations),
         })
         .collect()
@@ -385,19 +423,56 @@ fn cluster(
     port: &ServicePort,
     subset: Option<(&String, &BTreeMap<String, String>)>,
     policy: ClusterPolicy,
+    peers: &crate::peer_authn::PeerPolicies<'_>,
 ) -> Cluster {
     let endpoints = service
         .endpoints
         .iter()
         .filter(|e| subset.is_none_or(|(_, labels)| e.has_labels(labels)))
-        .map(|e| ClusterEndpoint {
-            address: e.address.clone(),
-            port: e.port_for(port),
-            labels: e.labels.clone(),
-            weight: e.weight,
-            workload: e.workload.clone(),
+        .map(|e| {
+            let dial = e.port_for(port);
+            let namespace = e
+                .workload
+                .as_ref()
+                .map_or(service.namespace.as_str(), |w| w.namespace.as_str());
+            let mesh_tls = e.labels.get(TLS_MODE_LABEL).is_some_and(|m| m == "istio")
+                && peers.resolve(namespace, &e.labels).mode_on(dial)
+                    != crate::peer_authn::Mode::Disable;
+            ClusterEndpoint {
+                address: e.address.clone(),
+                port: dial,
+                labels: e.labels.clone(),
+                weight: e.weight,
+                workload: e.workload.clone(),
+                mesh_tls,
+            }
         })
         .collect();
+    let identities = if service.subject_alt_names.is_empty() {
+        let accounts: std::collections::BTreeSet<ServerIdentity> = service
+            .endpoints
+            .iter()
+            .filter_map(|e| {
+                let (namespace, account) = match &e.workload {
+                    Some(w) if w.service_account != "unknown" => {
+                        (w.namespace.clone(), w.service_account.clone())
+                    }
+                    _ => (service.namespace.clone(), e.service_account.clone()?),
+                };
+                Some(ServerIdentity::Account {
+                    namespace,
+                    service_account: account,
+                })
+            })
+            .collect();
+        accounts.into_iter().collect()
+    } else {
+        service
+            .subject_alt_names
+            .iter()
+            .map(|s| ServerIdentity::Uri(s.clone()))
+            .collect()
+    };
     Cluster {
         name: cluster_name(
             port.number,
@@ -411,6 +486,7 @@ fn cluster(
         protocol: port.protocol,
         endpoints,
         policy,
+        identities,
     }
 }
 

@@ -47,6 +47,9 @@ pub struct Registration {
     pub address: String,
     /// Port numbers by service port name.
     pub ports: BTreeMap<String, u32>,
+    /// The proxy terminates mesh mTLS (it gets a workload certificate): the control plane
+    /// labels the workload `security.istio.io/tlsMode: istio`, so callers send it mTLS.
+    pub mesh_tls: bool,
 }
 
 impl ControlSource {
@@ -63,6 +66,9 @@ impl ControlSource {
             fields.insert("WORKLOAD_NAME".to_string(), string(&r.workload));
             fields.insert("SERVICE_ACCOUNT".to_string(), string(&r.service_account));
             fields.insert("INSTANCE_IP".to_string(), string(&r.address));
+            if r.mesh_tls {
+                fields.insert("TLS_MODE".to_string(), string("istio"));
+            }
             let ports = r
                 .ports
                 .iter()

@@ -14,6 +14,7 @@ pub mod flags;
 pub mod health_check;
 pub mod http;
 pub mod identity;
+pub mod io;
 pub mod listener;
 pub mod orig_dst;
 pub mod outlier;
@@ -284,7 +285,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         direction,
         detect_timeout: opts.detect_timeout,
         telemetry: telemetry.clone(),
-        identity: (direction == Direction::Inbound).then(|| identity_cell.clone()),
+        identity: Some(identity_cell.clone()),
         tls: server_tls.clone(),
     };
     let http_proxy = |direction| {
@@ -294,6 +295,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
             HttpSettings {
                 path_normalization: opts.path_normalization,
                 trusted_proxies: opts.trusted_proxies,
+                identity: Some(identity_cell.clone()),
                 ..HttpSettings::default()
             },
             telemetry.clone(),
@@ -352,7 +354,10 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
                 id: opts.id.clone(),
                 scope: opts.scope.clone(),
                 app: opts.app,
-                registration: opts.registration.clone(),
+                registration: opts.registration.clone().map(|mut r| {
+                    r.mesh_tls = opts.ca_token.is_some();
+                    r
+                }),
                 admin: Some(admin_addr),
             };
             tasks.spawn(control.run(snapshots.clone(), rx));

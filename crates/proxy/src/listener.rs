@@ -17,6 +17,7 @@ use crate::detect::{Detected, detect};
 use crate::http::proxy::{Direction, Downstream, HttpProxy};
 use crate::snapshot::SnapshotCell;
 use crate::{orig_dst, tcp};
+use weft_model::peer_authn::Mode;
 
 /// One listener's settings.
 #[derive(Debug, Clone)]
@@ -27,7 +28,8 @@ pub struct ListenerSettings {
     pub detect_timeout: Duration,
     /// Metrics.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
-    /// The workload certificate (inbound: TLS from mesh peers is terminated with it).
+    /// The workload certificate: inbound, mesh mTLS is terminated with it; outbound, TCP
+    /// to mesh endpoints is carried in mesh mTLS with it.
     pub identity: Option<crate::identity::IdentityCell>,
     /// The TLS server configuration, rebuilt when the certificate changes.
     pub tls: Arc<crate::tls::ServerTls>,
@@ -96,29 +98,80 @@ fn connection(
         } else {
             detect(&stream, settings.detect_timeout).await
         };
-        // Mutual TLS from a mesh peer, on the inbound side once the CA has certified us.
-        let server_tls = match (detected, settings.direction, &settings.identity) {
-            (Detected::Tls, Direction::Inbound, Some(cell)) => settings.tls.get(cell),
+        let reporter = match settings.direction {
+            Direction::Inbound => crate::telemetry::metrics::Reporter::Destination,
+            _ => crate::telemetry::metrics::Reporter::Source,
+        };
+        // A ClientHello's SNI (for `tls` routes and `connection.sni`) and ALPN.
+        let hello = match detected {
+            Detected::Tls => peek_hello(&stream, settings.detect_timeout).await,
             _ => None,
         };
-        if let Some(config) = server_tls {
-            let tls = match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                Ok(tls) => tls,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "inbound TLS handshake failed");
-                    return;
-                }
+        if settings.direction == Direction::Inbound {
+            // The workload port: the app's port the caller dialled (loopback mode: the app's).
+            let port = original_dst
+                .map(|d| d.port())
+                .or_else(|| snapshot.inbound.as_ref().map(|c| c.model.port))
+                .unwrap_or(0);
+            let mode = snapshot.mesh.peer_authn.mode_on(port);
+            // Mesh mTLS: a sidecar's ClientHello (ALPN `istio*`), unless DISABLE passes it through.
+            let mesh_hello = hello.as_deref().is_some_and(|h| {
+                crate::sni::alpn(h)
+                    .iter()
+                    .any(|p| crate::tls::MESH_ALPN.contains(p))
+            });
+            let server_tls = match &settings.identity {
+                Some(cell) if mesh_hello && mode != Mode::Disable => settings.tls.get(cell),
+                _ => None,
             };
-            let session = tls.get_ref().1;
-            let principal: Option<Arc<str>> = session
-                .peer_certificates()
-                .and_then(crate::tls::peer_principal)
-                .map(Arc::from);
-            let h2 = session.alpn_protocol() == Some(b"h2".as_slice());
-            let down = Downstream { peer, original_dst };
-            serve_http(TokioIo::new(tls), down, principal, http, h2, watcher).await;
-            return;
+            if let Some(config) = server_tls {
+                let tls = match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "inbound mTLS handshake failed");
+                        return;
+                    }
+                };
+                let session = tls.get_ref().1;
+                let principal: Option<Arc<str>> = session
+                    .peer_certificates()
+                    .and_then(crate::tls::peer_principal)
+                    .map(Arc::from);
+                let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+                let down = Downstream { peer, original_dst };
+                match alpn.as_deref() {
+                    Some(crate::tls::ALPN_H2) => {
+                        serve_http(TokioIo::new(tls), down, principal, http, true, watcher).await
+                    }
+                    Some(crate::tls::ALPN_HTTP1) => {
+                        serve_http(TokioIo::new(tls), down, principal, http, false, watcher).await
+                    }
+                    _ => {
+                        if !crate::http::authorize::check_tcp_from(
+                            &snapshot,
+                            peer.ip(),
+                            original_dst,
+                            port,
+                            None,
+                            principal.as_deref(),
+                        ) {
+                            tracing::debug!(%peer, "TCP connection denied by AuthorizationPolicy");
+                            return;
+                        }
+                        if let Some(d) = tcp::inbound(&snapshot) {
+                            tcp::proxy_stream(tls, d, &settings.telemetry, reporter, None).await
+                        }
+                    }
+                }
+                return;
+            }
+            if mode == Mode::Strict {
+                tracing::debug!(%peer, port, "plaintext connection refused: PeerAuthentication STRICT");
+                settings.telemetry.metrics.strict_refused();
+                return;
+            }
         }
+        let sni = hello.as_deref().and_then(crate::sni::server_name);
         match detected {
             Detected::Http1 | Detected::Http2 => {
                 let down = Downstream { peer, original_dst };
@@ -129,12 +182,6 @@ fn connection(
                 let decision = match settings.direction {
                     Direction::Inbound => {
                         let port = snapshot.inbound.as_ref().map_or(0, |c| c.model.port);
-                        // `connection.sni` conditions see the ClientHello's name.
-                        let sni = if detected == Detected::Tls && !snapshot.mesh.authz.is_empty() {
-                            peek_sni(&stream, settings.detect_timeout).await
-                        } else {
-                            None
-                        };
                         if !crate::http::authorize::check_tcp(
                             &snapshot,
                             peer.ip(),
@@ -150,22 +197,14 @@ fn connection(
                     // Gateways serve HTTP servers only.
                     Direction::Gateway { .. } => None,
                     Direction::Outbound => {
-                        let sni = if detected == Detected::Tls {
-                            peek_sni(&stream, settings.detect_timeout).await
-                        } else {
-                            None
-                        };
                         let port = original_dst.map_or(0, |d| d.port());
                         tcp::decide(&snapshot, service, sni.as_deref(), original_dst, port)
                     }
                 };
                 match decision {
                     Some(d) => {
-                        let reporter = match settings.direction {
-                            Direction::Inbound => crate::telemetry::metrics::Reporter::Destination,
-                            _ => crate::telemetry::metrics::Reporter::Source,
-                        };
-                        tcp::proxy_stream(stream, d, &settings.telemetry, reporter).await
+                        let identity = settings.identity.as_ref();
+                        tcp::proxy_stream(stream, d, &settings.telemetry, reporter, identity).await
                     }
                     None => tracing::debug!(%peer, "TCP connection with no destination closed"),
                 }
@@ -202,8 +241,8 @@ async fn serve_http<I>(
     }
 }
 
-/// Peeks until the ClientHello's first record is buffered (or `timeout`) and returns its SNI.
-async fn peek_sni(stream: &TcpStream, timeout: Duration) -> Option<String> {
+/// Peeks until the ClientHello's first record is buffered (or `timeout`) and returns it.
+async fn peek_hello(stream: &TcpStream, timeout: Duration) -> Option<Vec<u8>> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -211,10 +250,9 @@ async fn peek_sni(stream: &TcpStream, timeout: Duration) -> Option<String> {
             .await
             .ok()?
             .ok()?;
-        match crate::sni::client_hello(&buf[..n]) {
-            crate::sni::Hello::Name(name) => return Some(name),
-            crate::sni::Hello::NoName => return None,
-            crate::sni::Hello::Incomplete => {}
+        if crate::sni::client_hello(&buf[..n]) != crate::sni::Hello::Incomplete {
+            buf.truncate(n);
+            return Some(buf);
         }
         if n == buf.len() || tokio::time::Instant::now() >= deadline {
             return None;

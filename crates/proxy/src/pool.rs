@@ -17,7 +17,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::http::body::Body;
+use crate::io::UpstreamIo;
 use crate::snapshot::Target;
+use crate::tls::Originate;
 
 /// Why a request did not get a response from the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -57,17 +59,38 @@ pub struct Pool(Arc<Inner>);
 #[derive(Debug, Default)]
 struct Inner {
     idle_h1: Mutex<Vec<Conn>>,
-    h2: Mutex<Option<http2::SendRequest<Body>>>,
+    h2: Mutex<Option<(Security, http2::SendRequest<Body>)>>,
     /// Connections whose task is still running.
     open: std::sync::atomic::AtomicU64,
     /// HTTP/2 stream slots (`maxConcurrentStreams`) and their count.
     streams: Mutex<Option<(u32, Arc<tokio::sync::Semaphore>)>>,
 }
 
+/// How a pooled connection is secured: a connection is only reused for requests that
+/// want the same (a PeerAuthentication or DestinationRule change takes effect on the
+/// next request; a certificate renewal keeps the open connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    Plain,
+    MeshTls,
+    Tls,
+}
+
+impl Security {
+    fn of(tls: Option<&Originate>) -> Self {
+        match tls {
+            None => Security::Plain,
+            Some(t) if t.mesh => Security::MeshTls,
+            Some(_) => Security::Tls,
+        }
+    }
+}
+
 /// An HTTP/1.1 connection and what its limits need to know.
 #[derive(Debug)]
 struct Conn {
     sender: http1::SendRequest<Body>,
+    security: Security,
     /// Requests sent on it.
     uses: u32,
     opened: Instant,
@@ -160,11 +183,14 @@ impl Pool {
         http2: bool,
         req: Request<Body>,
         limits: &PoolLimits,
+        tls: Option<&Originate>,
     ) -> Result<(Response<Incoming>, Option<Checkout>), SendError> {
         if http2 {
-            self.send_h2(target, req, limits).await.map(|r| (r, None))
+            self.send_h2(target, req, limits, tls)
+                .await
+                .map(|r| (r, None))
         } else {
-            self.send_h1(target, req, limits).await
+            self.send_h1(target, req, limits, tls).await
         }
     }
 
@@ -173,7 +199,9 @@ impl Pool {
         target: &Target,
         mut req: Request<Body>,
         limits: &PoolLimits,
+        tls: Option<&Originate>,
     ) -> Result<(Response<Incoming>, Option<Checkout>), SendError> {
+        let security = Security::of(tls);
         // Reuse idle connections (checked first: closed, idle too long or too old ones are
         // dropped) while they hand the request back unsent; then dial.
         loop {
@@ -181,6 +209,7 @@ impl Pool {
             let (mut conn, fresh) = match idle {
                 Some(c)
                     if !c.sender.is_closed()
+                        && c.security == security
                         && c.idle_since.elapsed() < limits.http_idle_timeout
                         && limits
                             .max_connection_duration
@@ -190,11 +219,12 @@ impl Pool {
                 }
                 Some(_) => continue,
                 None => {
-                    let sender = connect_h1(self, target, limits).await?;
+                    let sender = connect_h1(self, target, limits, tls).await?;
                     let now = Instant::now();
                     (
                         Conn {
                             sender,
+                            security,
                             uses: 0,
                             opened: now,
                             idle_since: now,
@@ -240,18 +270,21 @@ impl Pool {
         target: &Target,
         mut req: Request<Body>,
         limits: &PoolLimits,
+        tls: Option<&Originate>,
     ) -> Result<Response<Incoming>, SendError> {
+        let security = Security::of(tls);
         let shared = self
             .0
             .h2
             .lock()
             .ok()
             .and_then(|g| g.clone())
-            .filter(|s| !s.is_closed());
+            .filter(|(s, conn)| *s == security && !conn.is_closed())
+            .map(|(_, conn)| conn);
         let mut tried_shared = shared.is_some();
         let mut sender = match shared {
             Some(s) => s,
-            None => self.dial_h2(target, limits).await?,
+            None => self.dial_h2(target, limits, tls).await?,
         };
         loop {
             if sender.ready().await.is_err() {
@@ -261,7 +294,7 @@ impl Pool {
                     ));
                 }
                 tried_shared = false;
-                sender = self.dial_h2(target, limits).await?;
+                sender = self.dial_h2(target, limits, tls).await?;
                 continue;
             }
             match sender.try_send_request(req).await {
@@ -272,7 +305,7 @@ impl Pool {
                         Some(unsent) if tried_shared => {
                             req = unsent;
                             tried_shared = false;
-                            sender = self.dial_h2(target, limits).await?;
+                            sender = self.dial_h2(target, limits, tls).await?;
                         }
                         Some(_) if refused => return Err(SendError::RefusedStream),
                         Some(_) => {
@@ -290,8 +323,9 @@ impl Pool {
         &self,
         target: &Target,
         limits: &PoolLimits,
+        tls: Option<&Originate>,
     ) -> Result<http2::SendRequest<Body>, SendError> {
-        let stream = connect_with(target, limits).await?;
+        let stream = connect_secured(target, limits, tls).await?;
         let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .map_err(|e| SendError::Connect(format!("HTTP/2 handshake: {e}")))?;
@@ -301,7 +335,7 @@ impl Pool {
             }
         }));
         if let Ok(mut slot) = self.0.h2.lock() {
-            *slot = Some(sender.clone());
+            *slot = Some((Security::of(tls), sender.clone()));
         }
         Ok(sender)
     }
@@ -377,12 +411,42 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, Se
     Ok(stream)
 }
 
+/// Opens a connection under a cluster's pool settings and, with `tls`, completes the
+/// TLS handshake within the connect timeout.
+pub async fn connect_secured(
+    target: &Target,
+    limits: &PoolLimits,
+    tls: Option<&Originate>,
+) -> Result<UpstreamIo, SendError> {
+    let stream = connect_with(target, limits).await?;
+    secure(stream, tls, limits.connect_timeout).await
+}
+
+/// Completes the TLS handshake `tls` asks for within `timeout` (plaintext without it).
+pub async fn secure(
+    stream: TcpStream,
+    tls: Option<&Originate>,
+    timeout: Duration,
+) -> Result<UpstreamIo, SendError> {
+    let Some(tls) = tls else {
+        return Ok(UpstreamIo::Plain(stream));
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+    let handshake = connector.connect(tls.server_name.clone(), stream);
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(s)) => Ok(UpstreamIo::Tls(Box::new(s))),
+        Ok(Err(e)) => Err(SendError::Connect(format!("TLS error: {e}"))),
+        Err(_) => Err(SendError::ConnectTimeout(timeout)),
+    }
+}
+
 async fn connect_h1(
     pool: &Pool,
     target: &Target,
     limits: &PoolLimits,
+    tls: Option<&Originate>,
 ) -> Result<http1::SendRequest<Body>, SendError> {
-    let stream = connect_with(target, limits).await?;
+    let stream = connect_secured(target, limits, tls).await?;
     let (sender, conn) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| SendError::Connect(format!("HTTP/1.1 handshake: {e}")))?;

@@ -60,6 +60,8 @@ pub struct Endpoint {
     pub health: crate::outlier::EndpointHealth,
     /// Who runs it (a registered workload), for telemetry; refreshed on every configuration.
     pub workload: arc_swap::ArcSwapOption<weft_model::service::WorkloadInfo>,
+    /// It runs a sidecar that accepts mesh mTLS (auto mTLS); refreshed on every configuration.
+    pub mesh_tls: std::sync::atomic::AtomicBool,
 }
 
 /// A cluster ready to serve: its endpoints and balancer.
@@ -79,6 +81,8 @@ pub struct ClusterRuntime {
     pub service: Arc<str>,
     /// True when the service is in the mesh (its sidecars get the caller's identity).
     pub mesh_internal: bool,
+    /// TLS toward its endpoints.
+    pub tls: Arc<crate::tls::ClusterTls>,
 }
 
 impl ClusterRuntime {
@@ -218,8 +222,10 @@ impl Snapshot {
                     labels: Default::default(),
                     weight: 1,
                     workload: None,
+                    mesh_tls: false,
                 }],
                 policy: Default::default(),
+                identities: Vec::new(),
             });
             let previous = reuse(&model.name);
             Arc::new(runtime(model, previous, true))
@@ -281,9 +287,11 @@ fn runtime(
                     pool: Pool::default(),
                     health: Default::default(),
                     workload: Default::default(),
+                    mesh_tls: Default::default(),
                 })
             });
             endpoint.workload.store(e.workload.clone());
+            endpoint.mesh_tls.store(e.mesh_tls, Ordering::Relaxed);
             Some((endpoint, e.weight))
         })
         .unzip();
@@ -298,7 +306,23 @@ fn runtime(
     let balancer = Balancer::new(&model.policy.load_balancer, &balanced);
     let state = previous.map(|p| p.state.clone()).unwrap_or_default();
     let limits = crate::circuit::Limits::new(&model.policy, previous.map(|p| &p.limits));
+    // Kept while the TLS settings are the same, with the client configurations it built.
+    let tls = match previous {
+        Some(p)
+            if p.model.policy.tls == model.policy.tls
+                && p.model.identities == model.identities
+                && p.model.service == model.service =>
+        {
+            p.tls.clone()
+        }
+        _ => Arc::new(crate::tls::ClusterTls::new(
+            &model.policy.tls,
+            &model.service,
+            &model.identities,
+        )),
+    };
     ClusterRuntime {
+        tls,
         service: Arc::from(model.service.as_str()),
         model,
         endpoints,
@@ -319,6 +343,7 @@ pub fn single_endpoint_cluster(name: &str, endpoint: Arc<Endpoint>) -> ClusterRu
         protocol: Protocol::Unknown,
         endpoints: Vec::new(),
         policy: Default::default(),
+        identities: Vec::new(),
     });
     let balancer = Balancer::new(
         &model.policy.load_balancer,
@@ -336,6 +361,7 @@ pub fn single_endpoint_cluster(name: &str, endpoint: Arc<Endpoint>) -> ClusterRu
         state: Default::default(),
         limits,
         mesh_internal: false,
+        tls: Arc::new(crate::tls::ClusterTls::new(&Default::default(), name, &[])),
     }
 }
 

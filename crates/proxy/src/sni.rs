@@ -1,5 +1,6 @@
-//! The server name (SNI) of a TLS ClientHello, read from peeked bytes without
-//! terminating TLS, for VirtualService `tls` routes.
+//! The server name (SNI) and ALPN protocols of a TLS ClientHello, read from peeked bytes
+//! without terminating TLS: for VirtualService `tls` routes, and to tell a sidecar's mesh
+//! mTLS from an application's own TLS.
 
 /// What peeked bytes say about a ClientHello.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,6 +31,41 @@ pub fn client_hello(buf: &[u8]) -> Hello {
 
 /// The SNI host name in `buf`, when it holds a complete ClientHello with one.
 pub fn server_name(buf: &[u8]) -> Option<String> {
+    let mut body = Reader(extension(buf, 0)?);
+    let list_len = usize::from(body.u16()?);
+    let mut list = Reader(body.take(list_len)?);
+    while !list.0.is_empty() {
+        let name_type = list.u8()?;
+        let name_len = usize::from(list.u16()?);
+        let name = list.take(name_len)?;
+        if name_type == 0 {
+            return std::str::from_utf8(name)
+                .ok()
+                .map(|s| s.to_ascii_lowercase());
+        }
+    }
+    None
+}
+
+/// The protocols a complete ClientHello in `buf` offers by ALPN.
+pub fn alpn(buf: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let Some(ext) = extension(buf, 16) else {
+        return out;
+    };
+    let mut body = Reader(ext);
+    let Some(list) = body.u16().and_then(|n| body.take(usize::from(n))) else {
+        return out;
+    };
+    let mut list = Reader(list);
+    while let Some(p) = list.u8().and_then(|n| list.take(usize::from(n))) {
+        out.push(p);
+    }
+    out
+}
+
+/// The body of extension `kind` of the ClientHello in `buf`.
+fn extension(buf: &[u8], kind: u16) -> Option<&[u8]> {
     let mut r = Reader(buf);
     // TLS record: type 22 (handshake), version, length.
     if r.u8()? != 22 {
@@ -54,23 +90,11 @@ pub fn server_name(buf: &[u8]) -> Option<String> {
     let ext_len = usize::from(hello.u16()?);
     let mut exts = Reader(hello.take(ext_len)?);
     while !exts.0.is_empty() {
-        let kind = exts.u16()?;
+        let this = exts.u16()?;
         let len = usize::from(exts.u16()?);
-        let mut body = Reader(exts.take(len)?);
-        if kind != 0 {
-            continue;
-        }
-        let list_len = usize::from(body.u16()?);
-        let mut list = Reader(body.take(list_len)?);
-        while !list.0.is_empty() {
-            let name_type = list.u8()?;
-            let name_len = usize::from(list.u16()?);
-            let name = list.take(name_len)?;
-            if name_type == 0 {
-                return std::str::from_utf8(name)
-                    .ok()
-                    .map(|s| s.to_ascii_lowercase());
-            }
+        let body = exts.take(len)?;
+        if this == kind {
+            return Some(body);
         }
     }
     None

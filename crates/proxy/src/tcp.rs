@@ -151,20 +151,40 @@ pub async fn survives_fault(fault: Option<&TcpFault>) -> bool {
     true
 }
 
+/// A downstream connection: plain TCP, or mesh mTLS the inbound side terminated.
+pub trait TcpDownstream: AsyncRead + AsyncWrite + Unpin {
+    /// The TCP connection underneath.
+    fn tcp(&self) -> &tokio::net::TcpStream;
+}
+
+impl TcpDownstream for tokio::net::TcpStream {
+    fn tcp(&self) -> &tokio::net::TcpStream {
+        self
+    }
+}
+
+impl TcpDownstream for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn tcp(&self) -> &tokio::net::TcpStream {
+        self.get_ref().0
+    }
+}
+
 /// Proxies a TCP connection per `decision`, applying its fault and the cluster's
-/// `maxConnections` (over the limit the connection is reset: `UO`).
-pub async fn proxy_stream(
-    downstream: tokio::net::TcpStream,
+/// `maxConnections` (over the limit the connection is reset: `UO`). Toward a mesh
+/// endpoint the connection is carried in mesh mTLS (`identity` is the certificate).
+pub async fn proxy_stream<S: TcpDownstream>(
+    downstream: S,
     decision: TcpDecision,
     telemetry: &crate::telemetry::Telemetry,
     reporter: crate::telemetry::metrics::Reporter,
+    identity: Option<&crate::identity::IdentityCell>,
 ) {
     let (_slot, _open) = match &decision.cluster {
         Some(c) => match crate::circuit::try_tcp_slot(&c.state, &c.limits) {
             Ok(slot) => (slot, Some(crate::circuit::hold_tcp(&c.state))),
             Err(_) => {
                 tracing::debug!(cluster = %c.model.name, "TCP connection over maxConnections (UO)");
-                let _ = downstream.set_zero_linger();
+                let _ = downstream.tcp().set_zero_linger();
                 return;
             }
         },
@@ -172,17 +192,39 @@ pub async fn proxy_stream(
     };
     if !survives_fault(decision.fault.as_ref()).await {
         // SO_LINGER 0 makes close() send a RST, as a crashed peer would.
-        let _ = downstream.set_zero_linger();
+        let _ = downstream.tcp().set_zero_linger();
         return;
     }
+    let tls = match (&decision.cluster, &decision.endpoint) {
+        (Some(c), Some(e)) => {
+            let mesh = e.mesh_tls.load(std::sync::atomic::Ordering::Relaxed);
+            match c.tls.originate(mesh, identity, crate::tls::Purpose::Tcp) {
+                Ok(tls) => tls,
+                Err(e) => {
+                    tracing::warn!(cluster = %c.model.name, "TCP connection closed: TLS error: {e}");
+                    return;
+                }
+            }
+        }
+        _ => None,
+    };
     let idle = idle_timeout(&decision);
     let peers = telemetry.tcp_peers(reporter, &decision);
     telemetry.metrics.tcp_opened(&peers);
     let started = (std::time::SystemTime::now(), tokio::time::Instant::now());
-    let addresses = (downstream.peer_addr().ok(), downstream.local_addr().ok());
+    let addresses = (
+        downstream.tcp().peer_addr().ok(),
+        downstream.tcp().local_addr().ok(),
+    );
     let target = decision.target.to_string();
-    let (received, sent, connected) =
-        proxy_counted(downstream, decision.target, decision.connect_timeout, idle).await;
+    let (received, sent, connected) = proxy_counted(
+        downstream,
+        decision.target,
+        decision.connect_timeout,
+        idle,
+        tls.as_deref(),
+    )
+    .await;
     telemetry.metrics.tcp_closed(&peers, sent, received);
     if let Some(log) = &telemetry.access_log {
         let show =
@@ -221,7 +263,7 @@ pub async fn proxy<S: AsyncRead + AsyncWrite + Unpin>(
     connect_timeout: Duration,
     idle_timeout: Duration,
 ) {
-    proxy_counted(downstream, target, connect_timeout, idle_timeout).await;
+    proxy_counted(downstream, target, connect_timeout, idle_timeout, None).await;
 }
 
 /// As [`proxy`]; returns the bytes received from and sent to the downstream, and
@@ -231,8 +273,13 @@ async fn proxy_counted<S: AsyncRead + AsyncWrite + Unpin>(
     target: Target,
     connect_timeout: Duration,
     idle_timeout: Duration,
+    tls: Option<&crate::tls::Originate>,
 ) -> (u64, u64, bool) {
-    let upstream = match pool::connect(&target, connect_timeout).await {
+    let connected = match pool::connect(&target, connect_timeout).await {
+        Ok(s) => pool::secure(s, tls, connect_timeout).await,
+        Err(e) => Err(e),
+    };
+    let upstream = match connected {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(%target, error = %e, "TCP upstream connect failed (UF)");

@@ -210,6 +210,7 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
             ports: [("http".to_string(), u32::from(app.addr.port()))]
                 .into_iter()
                 .collect(),
+            ..Default::default()
         }),
         ..ProxyOptions::ephemeral("sidecar~reviews-v1.default")
     })

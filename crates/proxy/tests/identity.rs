@@ -249,6 +249,9 @@ async fn status_over(addr: SocketAddr, identity: Option<(String, String)>) -> u1
                     rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key"),
                 )
                 .expect("client config");
+            // A sidecar's mesh mTLS, by Istio's ALPN (other TLS is the app's own).
+            let mut config = config;
+            config.alpn_protocols = vec![b"istio-http/1.1".to_vec()];
             let name = rustls::pki_types::ServerName::try_from("reviews").expect("name");
             // A refused certificate ends the handshake, or the connection right after it.
             let Ok(mut tls) = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))

@@ -181,6 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 service_account: args.service_account.clone(),
                 address,
                 ports: args.ports.iter().cloned().collect(),
+                mesh_tls: false,
             });
     let ca_token = match &args.ca_token_file {
         Some(path) => Some(

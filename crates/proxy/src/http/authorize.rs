@@ -171,13 +171,25 @@ pub fn check_tcp(
     port: u16,
     sni: Option<&str>,
 ) -> bool {
+    check_tcp_from(snapshot, peer, destination, port, sni, None)
+}
+
+/// As [`check_tcp`], for a caller proven by mesh mTLS to be `principal`.
+pub fn check_tcp_from(
+    snapshot: &Snapshot,
+    peer: IpAddr,
+    destination: Option<std::net::SocketAddr>,
+    port: u16,
+    sni: Option<&str>,
+    principal: Option<&str>,
+) -> bool {
     let authz = &snapshot.mesh.authz;
     if authz.is_empty() {
         return true;
     }
     authz
         .decide(&AuthzRequest {
-            principal: None,
+            principal,
             source_ip: peer,
             remote_ip: peer,
             destination_ip: destination.map(|d| d.ip()),

@@ -88,6 +88,8 @@ pub struct SendPolicy<'a> {
     pub http2: bool,
     /// Consistent-hash key of the request.
     pub hash: Option<u64>,
+    /// The workload certificate, for mesh mTLS.
+    pub identity: Option<&'a crate::identity::IdentityCell>,
 }
 
 /// Sends `out` to `cluster`, retrying as `policy` allows, within the cluster's limits.
@@ -154,6 +156,27 @@ pub async fn send(
             },
             None => None,
         };
+        let purpose = if policy.http2 {
+            crate::tls::Purpose::Http2
+        } else {
+            crate::tls::Purpose::Http1
+        };
+        let tls = match cluster.tls.originate(
+            endpoint.mesh_tls.load(Ordering::Relaxed),
+            policy.identity,
+            purpose,
+        ) {
+            Ok(tls) => tls,
+            Err(e) => {
+                return Err(Failure {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    flags: ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
+                    message: format!(
+                        "upstream connect error or disconnect/reset before headers. TLS error: {e}"
+                    ),
+                });
+            }
+        };
         let per_try = per_try_timeout(policy.retry.per_try_timeout, policy.deadline);
         let req = build_request(out, body, policy.http2);
         endpoint.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -163,6 +186,7 @@ pub async fn send(
             policy.http2,
             req,
             &cluster.model.policy.pool,
+            tls.as_deref(),
         );
         let result = match per_try {
             Some(t) => tokio::time::timeout(t, sent).await.ok(),

@@ -24,7 +24,14 @@ pub fn shadow_authority(authority: &str) -> String {
 }
 
 /// Sends a copy of the request to `cluster` in the background.
-pub fn spawn(snapshot: &Snapshot, cluster: &str, out: &Outgoing, body: Buffered, http2: bool) {
+pub fn spawn(
+    snapshot: &Snapshot,
+    cluster: &str,
+    out: &Outgoing,
+    body: Buffered,
+    http2: bool,
+    identity: Option<crate::identity::IdentityCell>,
+) {
     let Some(runtime) = snapshot.cluster(cluster).cloned() else {
         tracing::debug!(cluster, "mirror cluster not found; copy dropped");
         return;
@@ -38,6 +45,7 @@ pub fn spawn(snapshot: &Snapshot, cluster: &str, out: &Outgoing, body: Buffered,
             deadline: Some(tokio::time::Instant::now() + MIRROR_TIMEOUT),
             http2,
             hash: None,
+            identity: identity.as_ref(),
         };
         match forward::send(&runtime, &copy, Payload::Replayable(body), policy).await {
             Ok(up) => {

@@ -63,6 +63,8 @@ pub struct HttpSettings {
     /// Proxies in front of this one whose `X-Forwarded-For` entries are trusted
     /// (Istio's `numTrustedProxies`); 0: `remote.ip` is the connection's peer.
     pub trusted_proxies: usize,
+    /// The workload certificate, for mesh mTLS toward upstreams.
+    pub identity: Option<crate::identity::IdentityCell>,
 }
 
 impl Default for HttpSettings {
@@ -71,6 +73,7 @@ impl Default for HttpSettings {
             retry_buffer_limit: 64 * 1024,
             path_normalization: Default::default(),
             trusted_proxies: 0,
+            identity: None,
         }
     }
 }
@@ -236,6 +239,12 @@ impl HttpProxy {
         if self.direction == Direction::Inbound {
             headers::append_forwarded_for(req.headers_mut(), down.peer.ip());
             obs.peer = self.telemetry.take_peer(req.headers_mut());
+            // Over mTLS the certificate says who is calling; the header only adds labels.
+            if let Some(p) = principal {
+                if obs.peer.principal() != p {
+                    obs.peer = self.telemetry.peer_of_principal(p);
+                }
+            }
             // The service this workload serves, else the one the caller named.
             if let Some(service) = snapshot.local_service.clone().or_else(|| {
                 authority_of(&req).and_then(|a| {
@@ -544,7 +553,14 @@ impl HttpProxy {
         if let Payload::Replayable(buffered) = &payload {
             for m in &f.mirrors {
                 if fastrand::u32(..weft_model::route::MILLION) < m.per_million {
-                    mirror::spawn(snapshot, &m.cluster, &out, buffered.clone(), http2);
+                    mirror::spawn(
+                        snapshot,
+                        &m.cluster,
+                        &out,
+                        buffered.clone(),
+                        http2,
+                        self.settings.identity.clone(),
+                    );
                 }
             }
         }
@@ -553,6 +569,7 @@ impl HttpProxy {
             deadline,
             http2,
             hash,
+            identity: self.settings.identity.as_ref(),
         };
         match forward::send(cluster, &out, payload, policy).await {
             Ok(up) => {
@@ -618,6 +635,7 @@ impl HttpProxy {
             deadline: None,
             http2,
             hash: None,
+            identity: self.settings.identity.as_ref(),
         };
         match forward::send(cluster, &out, payload, policy).await {
             Ok(up) => {
@@ -672,6 +690,7 @@ impl HttpProxy {
                         pool: Default::default(),
                         health: Default::default(),
                         workload: Default::default(),
+                        mesh_tls: Default::default(),
                     })
                 })
                 .clone()

@@ -166,6 +166,7 @@ pub struct Metrics {
     requests: Family<RequestKey, RequestSeries>,
     tcp: Family<Peers, TcpSeries>,
     overflow: AtomicU64,
+    strict_refused: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -174,6 +175,7 @@ impl Default for Metrics {
             requests: Family::new(),
             tcp: Family::new(),
             overflow: AtomicU64::new(0),
+            strict_refused: AtomicU64::new(0),
         }
     }
 }
@@ -192,6 +194,11 @@ pub struct RequestSample {
 }
 
 impl Metrics {
+    /// Counts a plaintext connection refused because PeerAuthentication is STRICT.
+    pub fn strict_refused(&self) {
+        self.strict_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records one request.
     pub fn request(&self, sample: &RequestSample) {
         let Some(s) = self.requests.get(&sample.key) else {
@@ -317,6 +324,17 @@ impl Metrics {
             out,
             "weft_metrics_series_overflow_total {}",
             self.overflow.load(Ordering::Relaxed)
+        );
+        family(
+            out,
+            "weft_inbound_plaintext_refused_total",
+            "counter",
+            "Inbound connections closed because they were not mesh mTLS and PeerAuthentication is STRICT.",
+        );
+        let _ = writeln!(
+            out,
+            "weft_inbound_plaintext_refused_total {}",
+            self.strict_refused.load(Ordering::Relaxed)
         );
     }
 }

@@ -90,6 +90,20 @@ impl Telemetry {
         self.peer_header.clone()
     }
 
+    /// A caller known only by its mTLS principal (`<trust domain>/ns/<ns>/sa/<sa>`).
+    pub fn peer_of_principal(&self, principal: &str) -> Arc<WorkloadInfo> {
+        let mut parts = principal.split('/').skip(1);
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("ns"), Some(ns), Some("sa"), Some(sa)) => Arc::new(WorkloadInfo::new(
+                "",
+                ns,
+                sa,
+                &std::collections::BTreeMap::new(),
+            )),
+            _ => self.unknown.clone(),
+        }
+    }
+
     /// The calling workload a request's [`PEER_HEADER`] names (removed from `headers`).
     pub fn take_peer(&self, headers: &mut HeaderMap) -> Arc<WorkloadInfo> {
         let Some(value) = headers.remove(PEER_HEADER) else {
