@@ -569,7 +569,100 @@ fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
         "virtual IP {vip} is assigned on the host"
     );
 
+    // STRICT mTLS mesh-wide, and a capture of everything crossing the bridge meanwhile.
+    assert!(
+        tool_or_skip("tcpdump", "tcpdump"),
+        "tcpdump is needed as root"
+    );
+    let strict = weft(&[
+        "apply",
+        "--server",
+        &s.api,
+        "-f",
+        "examples/security/strict-mtls.yaml",
+    ]);
+    assert!(
+        strict.status.success(),
+        "{}",
+        String::from_utf8_lossy(&strict.stderr)
+    );
+    // Plaintext to a workload is refused: the connection closes without an answer.
+    let recommendation = state["workloads"]
+        .as_array()
+        .expect("workloads")
+        .iter()
+        .find(|w| w["name"] == "recommendation-v1")
+        .and_then(|w| w["address"].as_str())
+        .expect("recommendation-v1's address")
+        .to_string();
+    wait_for("plaintext refused under STRICT", || {
+        let curl = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "3",
+            ])
+            .arg(format!("http://{recommendation}:8080/"))
+            .output()
+            .expect("curl runs");
+        // No HTTP answer at all: the connection is reset or closed (exit 52/56).
+        !curl.status.success() && curl.stdout == b"000"
+    });
+
+    let pcap = s.dir.join("bridge.pcap");
+    let mut capture = Command::new("tcpdump")
+        .args(["-i", "weft0", "-U", "-s", "0", "-w"])
+        .arg(&pcap)
+        // The workloads' port: control-plane traffic (xDS, spans) is not the mesh's data.
+        .args(["tcp", "port", "8080"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump starts");
+    wait_for("the capture", || pcap.exists());
+    std::thread::sleep(Duration::from_millis(500));
     seed_scenario(&s);
+
+    // The capture holds mesh mTLS (the ALPN sidecars offer, in the clear in each
+    // ClientHello, and TLS records) and not one plaintext HTTP line.
+    let _ = Command::new("kill")
+        .args(["-INT", &capture.id().to_string()])
+        .status();
+    let _ = capture.wait();
+    let captured = std::fs::read(&pcap).expect("capture file");
+    let count = |needle: &[u8]| {
+        captured
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count()
+    };
+    assert!(
+        count(b"istio-http/1.1") >= 2,
+        "no mesh mTLS handshake in {} bytes captured",
+        captured.len()
+    );
+    assert!(
+        count(&[0x17, 0x03, 0x03]) >= 100,
+        "few TLS records captured"
+    );
+    // (Service names may show: a ClientHello's SNI is in the clear, as in Istio.)
+    for plaintext in [
+        &b"HTTP/1.1"[..],
+        b"GET /",
+        b"traceparent",
+        b"Doctor Strange",
+    ] {
+        assert_eq!(
+            count(plaintext),
+            0,
+            "{:?} crossed the bridge in plaintext",
+            String::from_utf8_lossy(plaintext)
+        );
+    }
 
     // The bff app's calls went through its own sidecar's outbound redirect.
     let counters = output_of(

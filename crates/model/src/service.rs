@@ -154,6 +154,17 @@ impl WorkloadInfo {
         }
     }
 
+    /// True when `principal` (`<trust-domain>/ns/<ns>/sa/<sa>`, any trust domain) names
+    /// this workload's account; compares without allocating.
+    pub fn has_principal(&self, principal: &str) -> bool {
+        let mut parts = principal.split('/').skip(1);
+        matches!(
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
+            (Some("ns"), Some(ns), Some("sa"), Some(sa), None)
+                if ns == self.namespace && sa == self.service_account
+        )
+    }
+
     /// The SPIFFE-style principal Istio reports (`<trust-domain>/ns/<ns>/sa/<sa>`).
     pub fn principal(&self) -> String {
         if self.service_account == "unknown" {

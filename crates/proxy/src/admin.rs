@@ -22,6 +22,7 @@ pub async fn serve(
     snapshots: SnapshotCell,
     shutdown: Arc<watch::Sender<bool>>,
     identity: crate::identity::IdentityCell,
+    certificate_required: bool,
 ) {
     let mut stop = shutdown.subscribe();
     loop {
@@ -36,7 +37,15 @@ pub async fn serve(
             let service = service_fn(move |req| {
                 let (snapshots, shutdown, identity) =
                     (snapshots.clone(), shutdown.clone(), identity.clone());
-                async move { Ok::<_, Infallible>(handle(&req, &snapshots, &shutdown, &identity)) }
+                async move {
+                    Ok::<_, Infallible>(handle(
+                        &req,
+                        &snapshots,
+                        &shutdown,
+                        &identity,
+                        certificate_required,
+                    ))
+                }
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -50,6 +59,7 @@ fn handle(
     snapshots: &SnapshotCell,
     shutdown: &watch::Sender<bool>,
     identity: &crate::identity::IdentityCell,
+    certificate_required: bool,
 ) -> Response<Body> {
     let snapshot = snapshots.load();
     match (req.method(), req.uri().path()) {
@@ -71,6 +81,11 @@ fn handle(
         // Ready once a configuration is in force (from the control plane: after its first push).
         (&Method::GET, "/ready") if snapshot.version == 0 => {
             text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING")
+        }
+        // With a CA token, also once the workload certificate is in: before it, mesh mTLS
+        // can be neither served nor originated.
+        (&Method::GET, "/ready") if certificate_required && identity.load().is_none() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "WAITING_FOR_CERTIFICATE")
         }
         (&Method::GET, "/ready") => text(StatusCode::OK, "LIVE"),
         (&Method::GET, "/config_dump") => {

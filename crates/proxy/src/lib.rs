@@ -222,6 +222,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         snapshots.clone(),
         shutdown.clone(),
         identity_cell.clone(),
+        opts.ca_token.is_some(),
     ));
     if let (Some(control), Some(token)) = (&opts.control, &opts.ca_token) {
         tasks.spawn(identity::run(

@@ -108,10 +108,14 @@ fn connection(
             _ => None,
         };
         if settings.direction == Direction::Inbound {
-            // The workload port: the app's port the caller dialled (loopback mode: the app's).
-            let port = original_dst
-                .map(|d| d.port())
-                .or_else(|| snapshot.inbound.as_ref().map(|c| c.model.port))
+            // The workload port: the app's port, where every inbound connection is
+            // delivered whatever port was dialled; PeerAuthentication and authorization
+            // decide for it, so dialling another port changes nothing.
+            let port = snapshot
+                .inbound
+                .as_ref()
+                .map(|c| c.model.port)
+                .or_else(|| original_dst.map(|d| d.port()))
                 .unwrap_or(0);
             let mode = snapshot.mesh.peer_authn.mode_on(port);
             // Mesh mTLS: a sidecar's ClientHello (ALPN `istio*`), unless DISABLE passes it through.
@@ -132,6 +136,7 @@ fn connection(
                         return;
                     }
                 };
+                let mut tls = tls;
                 let session = tls.get_ref().1;
                 let principal: Option<Arc<str>> = session
                     .peer_certificates()
@@ -146,7 +151,17 @@ fn connection(
                     Some(crate::tls::ALPN_HTTP1) => {
                         serve_http(TokioIo::new(tls), down, principal, http, false, watcher).await
                     }
+                    // `istio` (TCP): what the bytes inside say decides, as on plaintext,
+                    // so HTTP never escapes HTTP's policies by asking for a tunnel.
                     _ => {
+                        let (inner, seen) =
+                            crate::io::detect_read(&mut tls, settings.detect_timeout).await;
+                        let tls = crate::io::Rewound::new(seen, tls);
+                        if matches!(inner, Detected::Http1 | Detected::Http2) {
+                            let h2 = inner == Detected::Http2;
+                            serve_http(TokioIo::new(tls), down, principal, http, h2, watcher).await;
+                            return;
+                        }
                         if !crate::http::authorize::check_tcp_from(
                             &snapshot,
                             peer.ip(),

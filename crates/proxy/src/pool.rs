@@ -72,16 +72,15 @@ struct Inner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Security {
     Plain,
-    MeshTls,
-    Tls,
+    /// TLS under the cluster TLS settings numbered so ([`Originate::settings`]).
+    Tls(u64),
 }
 
 impl Security {
     fn of(tls: Option<&Originate>) -> Self {
         match tls {
             None => Security::Plain,
-            Some(t) if t.mesh => Security::MeshTls,
-            Some(_) => Security::Tls,
+            Some(t) => Security::Tls(t.settings),
         }
     }
 }

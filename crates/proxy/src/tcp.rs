@@ -163,9 +163,9 @@ impl TcpDownstream for tokio::net::TcpStream {
     }
 }
 
-impl TcpDownstream for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+impl TcpDownstream for crate::io::Rewound<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
     fn tcp(&self) -> &tokio::net::TcpStream {
-        self.get_ref().0
+        self.get_ref().get_ref().0
     }
 }
 
@@ -195,18 +195,12 @@ pub async fn proxy_stream<S: TcpDownstream>(
         let _ = downstream.tcp().set_zero_linger();
         return;
     }
-    let tls = match (&decision.cluster, &decision.endpoint) {
-        (Some(c), Some(e)) => {
-            let mesh = e.mesh_tls.load(std::sync::atomic::Ordering::Relaxed);
-            match c.tls.originate(mesh, identity, crate::tls::Purpose::Tcp) {
-                Ok(tls) => tls,
-                Err(e) => {
-                    tracing::warn!(cluster = %c.model.name, "TCP connection closed: TLS error: {e}");
-                    return;
-                }
-            }
+    let tls = match originate(&decision, identity) {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::warn!(target = %decision.target, "TCP connection closed: TLS error: {e}");
+            return;
         }
-        _ => None,
     };
     let idle = idle_timeout(&decision);
     let peers = telemetry.tcp_peers(reporter, &decision);
@@ -247,6 +241,22 @@ pub async fn proxy_stream<S: TcpDownstream>(
                 ResponseFlags::UPSTREAM_CONNECTION_FAILURE
             },
         });
+    }
+}
+
+/// The TLS a connection per `decision` is carried in (mesh mTLS to a mesh endpoint, or
+/// the DestinationRule's origination); `None` for plaintext.
+pub fn originate(
+    decision: &TcpDecision,
+    identity: Option<&crate::identity::IdentityCell>,
+) -> Result<Option<Arc<crate::tls::Originate>>, String> {
+    match (&decision.cluster, &decision.endpoint) {
+        (Some(c), Some(e)) => c.tls.originate(
+            e.mesh_tls.load(std::sync::atomic::Ordering::Relaxed),
+            identity,
+            crate::tls::Purpose::Tcp,
+        ),
+        _ => Ok(None),
     }
 }
 

@@ -169,6 +169,24 @@ async fn sidecars_speak_mutual_tls_and_peer_authentication_decides_what_the_serv
         "{server_stats}"
     );
 
+    // A plaintext keep-alive connection opened while PERMISSIVE.
+    let (mut kept, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(
+        tokio::net::TcpStream::connect(inbound)
+            .await
+            .expect("connect"),
+    ))
+    .await
+    .expect("handshake");
+    tokio::spawn(conn);
+    let request = || {
+        http::Request::get("/")
+            .header("host", "reviews")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("request")
+    };
+    let first = kept.send_request(request()).await.expect("an answer");
+    assert_eq!(first.status(), 403, "RBAC: plaintext has no identity");
+
     // STRICT mesh-wide: plaintext is refused, sidecar-to-sidecar calls go on.
     apply(
         &cp,
@@ -184,6 +202,16 @@ async fn sidecars_speak_mutual_tls_and_peer_authentication_decides_what_the_serv
             200
         );
     }
+    // The connection accepted before STRICT gets no more requests through.
+    if let Ok(answer) = kept.send_request(request()).await {
+        use http_body_util::BodyExt;
+        let body = answer.into_body().collect().await.expect("body").to_bytes();
+        assert!(
+            String::from_utf8_lossy(&body).contains("PeerAuthentication is STRICT"),
+            "{body:?}"
+        );
+    }
+    assert_eq!(app.hits(), 6, "only mTLS requests reached the app");
     assert!(
         stats(&server)
             .await
@@ -268,6 +296,16 @@ impl TestCa {
         TestCa { cert, key }
     }
 
+    /// A leaf for DNS name `name`: (chain PEM, key PEM).
+    fn dns_leaf(&self, name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).expect("params");
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("signed");
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A leaf for `spiffe`, valid now unless `expired`: (chain PEM, key PEM).
     fn leaf(&self, spiffe: &str, expired: bool) -> (String, String) {
         let key = rcgen::KeyPair::generate().expect("key");
@@ -286,14 +324,40 @@ impl TestCa {
 
 /// A TLS server speaking as a sidecar would (ALPN istio-http/1.1) with `cert`: answers
 /// every request 200 and counts them.
-async fn fake_sidecar((cert, key): (String, String), hits: Arc<AtomicUsize>) -> SocketAddr {
+async fn fake_sidecar(cert: (String, String), hits: Arc<AtomicUsize>) -> SocketAddr {
+    tls_server(cert, None, b"istio-http/1.1", hits).await
+}
+
+/// A TLS server with `cert` offering `alpn`, asking for a client certificate `clients`
+/// signs when given: answers every request 200 and counts them.
+async fn tls_server(
+    (cert, key): (String, String),
+    clients: Option<&TestCa>,
+    alpn: &[u8],
+    hits: Arc<AtomicUsize>,
+) -> SocketAddr {
     use rustls::pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
+        .expect("versions");
+    let builder = match clients {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.cert.der().clone()).expect("root");
+            builder.with_client_cert_verifier(
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .expect("verifier"),
+            )
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
         .with_single_cert(
             rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
                 .collect::<Result<_, _>>()
@@ -301,7 +365,7 @@ async fn fake_sidecar((cert, key): (String, String), hits: Arc<AtomicUsize>) -> 
             rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key"),
         )
         .expect("server config");
-    config.alpn_protocols = vec![b"istio-http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -555,6 +619,212 @@ async fn certificates_rotate_under_load_without_a_failed_request() {
     assert_ne!(presented, server_first);
     client.shutdown();
     server.shutdown();
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_rules_originate_simple_and_mutual_tls_to_external_servers() {
+    let dir = state_dir("origination");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cp = control(&dir.join("state"), Duration::from_secs(600), None).await;
+    let server_ca = TestCa::new("api CA");
+    let client_ca = TestCa::new("client CA");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let ca_file = write("api-ca.pem", &server_ca.cert.pem());
+    let wrong_ca_file = write("client-ca.pem", &client_ca.cert.pem());
+    let (client_cert, client_key) = client_ca.dns_leaf("productpage.example.test");
+    let (cert_file, key_file) = (
+        write("client.pem", &client_cert),
+        write("client-key.pem", &client_key),
+    );
+    let (simple_hits, mutual_hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let simple = tls_server(
+        server_ca.dns_leaf("api.example.test"),
+        None,
+        b"http/1.1",
+        simple_hits.clone(),
+    )
+    .await;
+    let mutual = tls_server(
+        server_ca.dns_leaf("api.example.test"),
+        Some(&client_ca),
+        b"http/1.1",
+        mutual_hits.clone(),
+    )
+    .await;
+    // The app speaks plain HTTP to port 80; the sidecar originates TLS (Istio's egress
+    // TLS origination).
+    let entry = |name: &str, port: u16| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  hosts: [{name}.example.test]\n  location: MESH_EXTERNAL\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]\n---\n"
+        )
+    };
+    let rule = |name: &str, tls: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  host: {name}.example.test\n  trafficPolicy:\n    tls: {tls}\n---\n"
+        )
+    };
+    apply(
+        &cp,
+        &format!(
+            "{}{}{}{}",
+            entry("simple", simple.port()),
+            entry("mutual", mutual.port()),
+            rule(
+                "simple",
+                &format!("{{mode: SIMPLE, caCertificates: {ca_file}, sni: api.example.test}}")
+            ),
+            rule(
+                "mutual",
+                &format!(
+                    "{{mode: MUTUAL, caCertificates: {ca_file}, sni: api.example.test, clientCertificate: {cert_file}, privateKey: {key_file}}}"
+                )
+            ),
+        ),
+    );
+    let client = weft_proxy::start(ProxyOptions {
+        control: Some(cp.xds.to_string()),
+        ..ProxyOptions::ephemeral("sidecar~productpage-v1.default")
+    })
+    .await
+    .expect("proxy starts");
+    for (url, hits) in [
+        ("http://simple.example.test/", &simple_hits),
+        ("http://mutual.example.test/", &mutual_hits),
+    ] {
+        let got = eventually(url, Duration::from_secs(10), || async {
+            let got = get(client.outbound, url).await;
+            (got.status == 200).then_some(got)
+        })
+        .await;
+        assert_eq!(got.body, "fake", "{url}");
+        assert!(hits.load(Ordering::Relaxed) >= 1, "{url}");
+    }
+    // The server's CA is checked: with another CA's roots the handshake fails.
+    apply(
+        &cp,
+        &rule(
+            "simple",
+            &format!("{{mode: SIMPLE, caCertificates: {wrong_ca_file}, sni: api.example.test}}"),
+        ),
+    );
+    // And the name: a certificate for api.example.test does not serve other.example.test.
+    apply(
+        &cp,
+        &rule(
+            "mutual",
+            &format!(
+                "{{mode: MUTUAL, caCertificates: {ca_file}, sni: other.example.test, clientCertificate: {cert_file}, privateKey: {key_file}}}"
+            ),
+        ),
+    );
+    for url in ["http://simple.example.test/", "http://mutual.example.test/"] {
+        let got = eventually(url, Duration::from_secs(10), || async {
+            let got = get(client.outbound, url).await;
+            (got.status == 503).then_some(got)
+        })
+        .await;
+        assert!(got.body.contains("TLS error"), "{url}: {}", got.body);
+    }
+    // MUTUAL's server refuses a client without a certificate (SIMPLE toward it).
+    apply(
+        &cp,
+        &rule(
+            "mutual",
+            &format!("{{mode: SIMPLE, caCertificates: {ca_file}, sni: api.example.test}}"),
+        ),
+    );
+    let before = mutual_hits.load(Ordering::Relaxed);
+    let got = eventually("no client certificate", Duration::from_secs(10), || async {
+        let got = get(client.outbound, "http://mutual.example.test/").await;
+        (got.status == 503 && !got.body.contains("other.example.test")).then_some(got)
+    })
+    .await;
+    assert_eq!(mutual_hits.load(Ordering::Relaxed), before, "{}", got.body);
+    client.shutdown();
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Opens a CONNECT tunnel through `proxy` to `authority`, sends `ping` and returns the
+/// echo (empty when the tunnel fails).
+async fn echo_through(proxy: SocketAddr, authority: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(proxy)
+        .await
+        .expect("connect");
+    let request = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
+            return String::new();
+        }
+        head.push(byte[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 200") {
+        return String::new();
+    }
+    if tcp.write_all(b"ping").await.is_err() {
+        return String::new();
+    }
+    let mut echo = [0u8; 4];
+    match tokio::time::timeout(Duration::from_secs(3), tcp.read_exact(&mut echo)).await {
+        Ok(Ok(_)) => String::from_utf8_lossy(&echo).into_owned(),
+        _ => String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_between_sidecars_is_carried_in_mutual_tls() {
+    let dir = state_dir("tcp");
+    let cp = control(&dir, Duration::from_secs(600), None).await;
+    apply(
+        &cp,
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: echo, namespace: default}\nspec:\n  hosts: [echo.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{number: 7000, name: http, protocol: TCP}]\n  workloadSelector: {labels: {app: echo}}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: productpage-only, namespace: default}\nspec:\n  selector: {matchLabels: {app: echo}}\n  rules:\n  - from: [{source: {principals: [cluster.local/ns/default/sa/productpage]}}]\n",
+    );
+    let echo = weft_testkit::upstream::tcp_echo().await;
+    let server = sidecar(&cp, "echo", "echo", "echo", Some(echo)).await;
+    let client = sidecar(&cp, "productpage", "productpage", "productpage", None).await;
+    let stranger = sidecar(&cp, "ratings", "ratings", "ratings", None).await;
+    // STRICT, and only productpage may connect: the bytes went over mTLS, with its identity.
+    eventually("an echo over mTLS", Duration::from_secs(10), || async {
+        (echo_through(client.outbound, "echo:7000").await == "ping").then_some(())
+    })
+    .await;
+    assert_eq!(
+        echo_through(stranger.outbound, "echo:7000").await,
+        "",
+        "ratings is not allowed"
+    );
+    // Plaintext TCP straight to the server sidecar is refused.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(server.inbound.expect("inbound"))
+            .await
+            .expect("connect");
+        let _ = tcp.write_all(b"ping").await;
+        let mut buf = [0u8; 4];
+        let read = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "plaintext got {read:?}"
+        );
+    }
+    let server_stats = stats(&server).await;
+    assert!(
+        server_stats
+            .lines()
+            .any(|l| l.starts_with("istio_tcp_connections_opened_total{")
+                && l.contains("reporter=\"destination\"")),
+        "{server_stats}"
+    );
     cp.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

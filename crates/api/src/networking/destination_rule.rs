@@ -807,9 +807,7 @@ impl Validate for ClientTlsSettings {
                 if self.credential_name.is_none()
                     && (self.client_certificate.is_none() || self.private_key.is_none())
                 {
-                    v.error(
-                        "MUTUAL mode needs credentialName, or clientCertificate and privateKey",
-                    );
+                    v.error("MUTUAL mode needs clientCertificate and privateKey");
                 }
             }
             ClientTlsMode::Simple => {
@@ -820,6 +818,19 @@ impl Validate for ClientTlsSettings {
         }
         if self.credential_name.is_some() && has_files {
             v.error("credentialName cannot be combined with certificate files");
+        }
+        // weft reads certificates from files; there are no Kubernetes secrets to name.
+        if self.credential_name.is_some() {
+            v.error_at(
+                "credentialName",
+                "not supported: weft has no Kubernetes secrets; give clientCertificate, privateKey and caCertificates as files",
+            );
+        }
+        if self.ca_crl.is_some() {
+            v.error_at(
+                "caCrl",
+                "not supported: certificate revocation lists are not checked; remove the field",
+            );
         }
         if let Some(sni) = &self.sni {
             v.field("sni", |v| checks::wildcard_host(v, sni));
@@ -880,6 +891,25 @@ subsets:
             );
         }
         assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn secrets_and_revocation_lists_are_refused_by_name() {
+        let issues = spec_issues::<DestinationRule>(
+            "host: api.example.com\ntrafficPolicy:\n  tls: {mode: SIMPLE, credentialName: api-ca, caCrl: /etc/crl.pem}\n",
+        )
+        .expect("reads");
+        let errs = errors(&issues);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("spec.trafficPolicy.tls.credentialName: not supported")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("spec.trafficPolicy.tls.caCrl: not supported")),
+            "{errs:#?}"
+        );
     }
 
     #[test]

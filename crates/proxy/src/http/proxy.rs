@@ -221,7 +221,7 @@ impl HttpProxy {
                     grpc,
                 );
             }
-            return upgrade::connect(&snapshot, req).await;
+            return upgrade::connect(&snapshot, req, self.settings.identity.as_ref()).await;
         }
         // On the server side (inbound, gateways) one normalized path serves the decision,
         // the route and the upstream; what an app sends out is left as it wrote it.
@@ -241,7 +241,7 @@ impl HttpProxy {
             obs.peer = self.telemetry.take_peer(req.headers_mut());
             // Over mTLS the certificate says who is calling; the header only adds labels.
             if let Some(p) = principal {
-                if obs.peer.principal() != p {
+                if !obs.peer.has_principal(p) {
                     obs.peer = self.telemetry.peer_of_principal(p);
                 }
             }
@@ -264,6 +264,24 @@ impl HttpProxy {
                     grpc,
                 );
             };
+            // A plaintext connection accepted before STRICT applied gets no more requests.
+            if principal.is_none()
+                && snapshot.mesh.peer_authn.mode_on(cluster.model.port)
+                    == weft_model::peer_authn::Mode::Strict
+            {
+                self.telemetry.metrics.strict_refused();
+                let mut refused = local_reply::reply(
+                    StatusCode::FORBIDDEN,
+                    ResponseFlags::NONE,
+                    "plaintext refused: PeerAuthentication is STRICT",
+                    grpc,
+                );
+                refused.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+                return refused;
+            }
             if let Some(denied) = authorize::check(
                 &snapshot,
                 &req,

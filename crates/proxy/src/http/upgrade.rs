@@ -90,7 +90,11 @@ pub async fn websocket(
 
 /// Answers `CONNECT host:port`: to a mesh service when the host is one (balanced over
 /// its endpoints), otherwise straight to the named host (Istio's ALLOW_ANY).
-pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Body> {
+pub async fn connect(
+    snapshot: &Snapshot,
+    req: Request<Incoming>,
+    identity: Option<&crate::identity::IdentityCell>,
+) -> Response<Body> {
     let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
         return local_reply::reply(
             StatusCode::BAD_REQUEST,
@@ -138,7 +142,22 @@ pub async fn connect(snapshot: &Snapshot, req: Request<Incoming>) -> Response<Bo
             false,
         );
     }
-    let upstream = match pool::connect(&decision.target, decision.connect_timeout).await {
+    let tls = match tcp::originate(&decision, identity) {
+        Ok(tls) => tls,
+        Err(e) => {
+            return local_reply::reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
+                &format!("TLS error: {e}"),
+                false,
+            );
+        }
+    };
+    let connected = match pool::connect(&decision.target, decision.connect_timeout).await {
+        Ok(s) => pool::secure(s, tls.as_deref(), decision.connect_timeout).await,
+        Err(e) => Err(e),
+    };
+    let upstream = match connected {
         Ok(s) => s,
         Err(e) => {
             return local_reply::reply(

@@ -39,11 +39,18 @@ pub struct Originate {
     pub server_name: ServerName<'static>,
     /// Mesh mTLS (rather than DestinationRule origination).
     pub mesh: bool,
+    /// The cluster TLS settings it comes from (a new number when they change, not when
+    /// the certificate is renewed): connections are only reused under the same settings.
+    pub settings: u64,
 }
+
+/// Numbers cluster TLS settings.
+static SETTINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A cluster's TLS origination, built with each configuration.
 #[derive(Debug)]
 pub struct ClusterTls {
+    settings: u64,
     mode: UpstreamTls,
     host: String,
     identities: Vec<ServerIdentity>,
@@ -63,7 +70,7 @@ struct Configs {
 
 impl Configs {
     fn new(
-        serial: String,
+        (serial, settings): (String, u64),
         mesh: bool,
         server_name: ServerName<'static>,
         [http1, http2, tcp]: [Arc<ClientConfig>; 3],
@@ -73,6 +80,7 @@ impl Configs {
                 config,
                 server_name: server_name.clone(),
                 mesh,
+                settings,
             })
         };
         Configs {
@@ -94,15 +102,17 @@ impl Configs {
 impl ClusterTls {
     /// The origination of a cluster of `host` whose workloads run as `identities`.
     pub fn new(mode: &UpstreamTls, host: &str, identities: &[ServerIdentity]) -> Self {
+        let settings = SETTINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fixed = match mode {
-            UpstreamTls::Simple(o) => Some(originating(o, host, false)),
-            UpstreamTls::Mutual(o) => Some(originating(o, host, true)),
+            UpstreamTls::Simple(o) => Some(originating(o, host, false, settings)),
+            UpstreamTls::Mutual(o) => Some(originating(o, host, true, settings)),
             _ => None,
         };
         if let Some(Err(e)) = &fixed {
             tracing::warn!(%host, "cannot originate TLS: {e}");
         }
         ClusterTls {
+            settings,
             mode: mode.clone(),
             host: host.to_string(),
             identities: identities.to_vec(),
@@ -125,16 +135,18 @@ impl ClusterTls {
             UpstreamTls::Auto if !mesh_endpoint => Ok(None),
             // Without a workload certificate there is no mesh mTLS to originate.
             UpstreamTls::Auto => match certificate() {
-                Some(id) => self.mesh(&id, &[], purpose).map(Some),
+                Some(id) => self.mesh_with(&id, &[], None, purpose).map(Some),
                 None => Ok(None),
             },
             UpstreamTls::IstioMutual {
-                subject_alt_names, ..
+                subject_alt_names,
+                sni,
             } => {
                 let id = certificate().ok_or(
                     "ISTIO_MUTUAL needs the workload certificate, which this proxy does not have",
                 )?;
-                self.mesh(&id, subject_alt_names, purpose).map(Some)
+                self.mesh_with(&id, subject_alt_names, sni.as_deref(), purpose)
+                    .map(Some)
             }
             UpstreamTls::Simple(_) | UpstreamTls::Mutual(_) => match &self.fixed {
                 Some(Ok(c)) => Ok(Some(c.originate(purpose))),
@@ -144,10 +156,11 @@ impl ClusterTls {
         }
     }
 
-    fn mesh(
+    fn mesh_with(
         &self,
         id: &Identity,
         sans: &[String],
+        sni: Option<&str>,
         purpose: Purpose,
     ) -> Result<Arc<Originate>, String> {
         if let Some(c) = self.mesh.load().as_ref() {
@@ -155,13 +168,18 @@ impl ClusterTls {
                 return Ok(c.originate(purpose));
             }
         }
-        let built = Arc::new(self.mesh_configs(id, sans)?);
+        let built = Arc::new(self.mesh_configs(id, sans, sni)?);
         let out = built.originate(purpose);
         self.mesh.store(Some(built));
         Ok(out)
     }
 
-    fn mesh_configs(&self, id: &Identity, sans: &[String]) -> Result<Configs, String> {
+    fn mesh_configs(
+        &self,
+        id: &Identity,
+        sans: &[String],
+        sni: Option<&str>,
+    ) -> Result<Configs, String> {
         // Accounts are named in the client's own trust domain.
         let domain = id
             .spiffe
@@ -203,10 +221,16 @@ impl ClusterTls {
             c.alpn_protocols = vec![alpn.to_vec()];
             Ok(Arc::new(c))
         };
+        // The SNI is not checked on the mesh (identities are); a wildcard host, which is no
+        // valid name, sends a placeholder.
+        let name = match sni {
+            Some(sni) => server_name(sni)?,
+            None => server_name(&self.host).or_else(|_| server_name("outbound.mesh.invalid"))?,
+        };
         Ok(Configs::new(
-            id.serial.clone(),
+            (id.serial.clone(), self.settings),
             true,
-            server_name(&self.host)?,
+            name,
             [
                 build(super::ALPN_HTTP1)?,
                 build(super::ALPN_H2)?,
@@ -221,7 +245,12 @@ fn server_name(name: &str) -> Result<ServerName<'static>, String> {
 }
 
 /// `SIMPLE` (no client certificate) or `MUTUAL` origination from a DestinationRule.
-fn originating(o: &OriginateTls, host: &str, mutual: bool) -> Result<Configs, String> {
+fn originating(
+    o: &OriginateTls,
+    host: &str,
+    mutual: bool,
+    settings: u64,
+) -> Result<Configs, String> {
     const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
     let read = |path: &str, what: &str| {
         std::fs::read(path).map_err(|e| format!("reading {what} {path}: {e}"))
@@ -280,7 +309,7 @@ fn originating(o: &OriginateTls, host: &str, mutual: bool) -> Result<Configs, St
         Ok(Arc::new(c))
     };
     Ok(Configs::new(
-        String::new(),
+        (String::new(), settings),
         false,
         server_name(&sni)?,
         [build(Some(b"http/1.1"))?, build(Some(b"h2"))?, build(None)?],

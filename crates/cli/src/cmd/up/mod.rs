@@ -363,9 +363,8 @@ impl Starting<'_> {
 
     /// A bootstrap token for the workload's identity from the control plane's CA (none
     /// when the CA is off, e.g. an older control plane).
-    fn ca_token(&self, w: &Workload) -> anyhow::Result<Option<String>> {
-        let body =
-            serde_json::json!({"namespace": w.namespace, "serviceAccount": w.service_account});
+    fn ca_token(&self, namespace: &str, account: &str) -> anyhow::Result<Option<String>> {
+        let body = serde_json::json!({"namespace": namespace, "serviceAccount": account});
         let answer = self.runtime.block_on(call(
             &self.args.api.to_string(),
             Method::POST,
@@ -376,18 +375,18 @@ impl Starting<'_> {
             return Ok(None);
         }
         if !answer.status.is_success() {
-            bail!("a CA token for {}: {}", w.name, answer.message());
+            bail!("a CA token for {namespace}/{account}: {}", answer.message());
         }
         Ok(answer.body["token"].as_str().map(str::to_string))
     }
 
-    fn sidecar_command(&self, weft: &Path, w: &Workload) -> Command {
+    fn sidecar_command(&self, weft: &Path, w: &Workload) -> anyhow::Result<Command> {
         let mut labels = w.labels.clone();
         labels.insert("app".into(), w.service.clone());
         let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut cmd = Command::new(weft);
         // The token travels in the environment, not in the arguments `ps` shows.
-        if let Ok(Some(token)) = self.ca_token(w) {
+        if let Some(token) = self.ca_token(&w.namespace, &w.service_account)? {
             cmd.env("WEFT_CA_TOKEN", token);
         }
         cmd.args(["proxy", "--control", &self.state.xds])
@@ -395,7 +394,7 @@ impl Starting<'_> {
             .args(["--workload", &w.name, "--namespace", &w.namespace])
             .args(["--service-account", &w.service_account])
             .args(["--labels", &labels.join(",")]);
-        cmd
+        Ok(cmd)
     }
 
     fn start_on_loopback(
@@ -406,7 +405,7 @@ impl Starting<'_> {
     ) -> anyhow::Result<Started> {
         let address = format!("{LOOPBACK_PREFIX}{}", i + 1);
         let admin = format!("{address}:15000");
-        let mut sidecar = self.sidecar_command(weft, w);
+        let mut sidecar = self.sidecar_command(weft, w)?;
         sidecar
             .args(["--app", &format!("{address}:{}", w.port)])
             .args(["--inbound", &format!("{address}:15006")])
@@ -465,7 +464,7 @@ impl Starting<'_> {
             &format!("--regid={uid}"),
             "--clear-groups",
         ]);
-        let inner = self.sidecar_command(weft, w);
+        let inner = self.sidecar_command(weft, w)?;
         for (k, v) in inner.get_envs() {
             if let Some(v) = v {
                 sidecar.env(k, v);
@@ -519,8 +518,15 @@ impl Starting<'_> {
         let ingress = &self.manifest.ingress;
         let address = self.args.ingress.unwrap_or(ingress.address);
         let admin = format!("{INGRESS_LOCAL}:15000");
+        let mut command = Command::new(weft);
+        // Istio's ingress gateway identity: it calls the mesh over mTLS.
+        if let Some(token) =
+            self.ca_token("istio-system", "istio-ingressgateway-service-account")?
+        {
+            command.env("WEFT_CA_TOKEN", token);
+        }
         let pid = spawn(
-            Command::new(weft)
+            command
                 .args(["proxy", "--control", &self.state.xds])
                 .args(self.tracing_args())
                 .args([
