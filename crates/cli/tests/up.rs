@@ -282,6 +282,14 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
         String::from_utf8_lossy(&described.stdout)
             .contains("Identity:        spiffe://cluster.local/ns/default/sa/bff\n")
     });
+    let described = weft(&["describe", "workload", "bff-service", "--server", &s.api]);
+    let described = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.contains(
+            "Mutual TLS:      PERMISSIVE (mTLS and plaintext)\n  from no PeerAuthentication"
+        ),
+        "{described}"
+    );
 
     seed_scenario(&s);
 

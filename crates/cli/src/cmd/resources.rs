@@ -563,23 +563,22 @@ fn describe_workload(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
         if !any {
             println!("  none (every request is allowed)");
         }
-        println!("PeerAuthentications (not enforced yet: mutual TLS comes next):");
-        let mut any = false;
-        for r in &resources {
-            if let Resource::PeerAuthentication(pa) = r {
-                let ns = pa.metadata.namespace();
-                let selects = pa.spec.selector.as_ref().is_none_or(|s| {
-                    s.match_labels.iter().all(|(k, v)| entry.spec.labels.get(k) == Some(v))
-                });
-                if (ns == args.namespace || ns == weft_model::translate::ROOT_NAMESPACE) && selects {
-                    let mode = pa.spec.mtls.map(|m| format!("{:?}", m.mode)).unwrap_or_else(|| "UNSET".into());
-                    println!("  {ns}/{} mode {mode}", pa.metadata.name);
-                    any = true;
-                }
-            }
+        // Resolved as the sidecar resolves it: workload over namespace over mesh-wide.
+        let peer = weft_model::peer_authn::PeerPolicies::new(&resources)
+            .resolve(&args.namespace, &entry.spec.labels);
+        let mode = |m: weft_model::peer_authn::Mode| match m {
+            weft_model::peer_authn::Mode::Strict => "STRICT (mTLS only)",
+            weft_model::peer_authn::Mode::Permissive => "PERMISSIVE (mTLS and plaintext)",
+            weft_model::peer_authn::Mode::Disable => "DISABLE (plaintext only)",
+        };
+        println!("Mutual TLS:      {}", mode(peer.mode));
+        for (port, m) in &peer.ports {
+            println!("  port {port}:     {}", mode(*m));
         }
-        if !any {
-            println!("  none");
+        if peer.policies.is_empty() {
+            println!("  from no PeerAuthentication (Istio's default)");
+        } else {
+            println!("  from PeerAuthentications (most specific first): {}", peer.policies.join(", "));
         }
         let limits = weft_model::rate_limit::build(&resources, &scope);
         println!("RateLimits:");
