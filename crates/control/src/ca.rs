@@ -54,6 +54,9 @@ pub struct Ca {
     trust_domain: String,
     ttl: Duration,
     root_pem: String,
+    /// The signing certificate and any intermediates up to the root, sent after each leaf
+    /// (empty when the root signs).
+    chain: Vec<String>,
     /// Other roots proxies trust (the previous root while a rotation overlaps).
     extra_roots: Vec<String>,
     issuer: rcgen::Certificate,
@@ -84,13 +87,16 @@ impl std::fmt::Debug for Ca {
     }
 }
 
-/// Where the operator's own root is, when supplied.
+/// Where the operator's own CA is, when supplied.
 #[derive(Debug, Clone)]
 pub struct SuppliedRoot {
-    /// The CA certificate (PEM).
+    /// The signing CA certificate (PEM): a root, or an intermediate followed by any
+    /// further intermediates up to `root` (Istio's `ca-cert.pem` + `cert-chain.pem`).
     pub cert: PathBuf,
     /// Its key (PEM, PKCS#8).
     pub key: PathBuf,
+    /// The root `cert` chains to, when `cert` is an intermediate.
+    pub root: Option<PathBuf>,
 }
 
 /// Splits a PEM bundle into its certificates, each checked to be one.
@@ -139,11 +145,48 @@ impl Ca {
         supplied: Option<&SuppliedRoot>,
         extra_roots: Vec<String>,
     ) -> Result<Ca, CaError> {
+        let mut chain = Vec::new();
+        let mut root_pem = None;
         let (cert_pem, key_pem) = match supplied {
-            Some(s) => (
-                std::fs::read_to_string(&s.cert).map_err(io(&s.cert))?,
-                std::fs::read_to_string(&s.key).map_err(io(&s.key))?,
-            ),
+            Some(s) => {
+                let bundle = std::fs::read_to_string(&s.cert).map_err(io(&s.cert))?;
+                let certs = pem_certificates(&bundle)
+                    .map_err(|e| CaError::Crypto(format!("{}: {e}", s.cert.display())))?;
+                let Some(signing) = certs.first().cloned() else {
+                    return Err(CaError::Crypto(format!(
+                        "{}: no certificate",
+                        s.cert.display()
+                    )));
+                };
+                match &s.root {
+                    Some(root) => {
+                        let text = std::fs::read_to_string(root).map_err(io(root))?;
+                        let roots = pem_certificates(&text)
+                            .map_err(|e| CaError::Crypto(format!("{}: {e}", root.display())))?;
+                        let [root_cert] = roots.as_slice() else {
+                            return Err(CaError::Crypto(format!(
+                                "{}: exactly one root certificate expected",
+                                root.display()
+                            )));
+                        };
+                        check_chain(&certs, root_cert)
+                            .map_err(|e| CaError::Crypto(format!("{}: {e}", s.cert.display())))?;
+                        root_pem = Some(root_cert.clone());
+                        chain = certs;
+                    }
+                    None if certs.len() > 1 => {
+                        return Err(CaError::Crypto(format!(
+                            "{} holds a chain: name its root with --ca-root",
+                            s.cert.display()
+                        )));
+                    }
+                    None => {}
+                }
+                (
+                    signing,
+                    std::fs::read_to_string(&s.key).map_err(io(&s.key))?,
+                )
+            }
             None => {
                 std::fs::create_dir_all(dir).map_err(io(dir))?;
                 let (cert_path, key_path) = (dir.join("root-cert.pem"), dir.join("root-key.pem"));
@@ -168,10 +211,23 @@ impl Ca {
         let issuer = params
             .self_signed(&issuer_key)
             .map_err(|e| CaError::Crypto(format!("CA certificate: {e}")))?;
+        // A key that does not belong to the certificate would sign certificates nobody
+        // can verify: refuse it now.
+        let (_, parsed) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+            .map_err(|e| CaError::Crypto(format!("CA certificate: {e}")))?;
+        let parsed = parsed
+            .parse_x509()
+            .map_err(|e| CaError::Crypto(format!("CA certificate: {e}")))?;
+        if parsed.public_key().subject_public_key.data.as_ref() != issuer_key.public_key_raw() {
+            return Err(CaError::Crypto(
+                "the CA key does not belong to the CA certificate".into(),
+            ));
+        }
         Ok(Ca {
             trust_domain: trust_domain.to_string(),
             ttl,
-            root_pem: cert_pem,
+            root_pem: root_pem.unwrap_or(cert_pem),
+            chain,
             extra_roots,
             issuer,
             issuer_key,
@@ -283,6 +339,30 @@ impl Ca {
     }
 }
 
+/// Checks that each certificate of `chain` is signed by the next, and the last by `root`.
+fn check_chain(chain: &[String], root: &str) -> Result<(), String> {
+    let parse = |pem: &str| -> Result<Vec<u8>, String> {
+        x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .map(|(_, p)| p.contents)
+            .map_err(|e| e.to_string())
+    };
+    let ders = chain
+        .iter()
+        .map(|c| parse(c))
+        .chain(std::iter::once(parse(root)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for pair in ders.windows(2) {
+        let (_, child) =
+            x509_parser::parse_x509_certificate(&pair[0]).map_err(|e| e.to_string())?;
+        let (_, parent) =
+            x509_parser::parse_x509_certificate(&pair[1]).map_err(|e| e.to_string())?;
+        child
+            .verify_signature(Some(parent.public_key()))
+            .map_err(|_| format!("{} is not signed by {}", child.subject(), parent.subject()))?;
+    }
+    Ok(())
+}
+
 fn fastrand_byte() -> u8 {
     // Tokens must not be guessable: the OS's randomness.
     let mut b = [0u8; 1];
@@ -356,7 +436,9 @@ impl CertificateService for Service {
             );
         }
         Ok(tonic::Response::new(CertificateResponse {
-            cert_chain: vec![cert],
+            cert_chain: std::iter::once(cert)
+                .chain(self.0.chain.iter().cloned())
+                .collect(),
             roots: self.0.roots(),
             identity,
         }))

@@ -89,8 +89,11 @@ fn connection(
         let snapshot = snapshots.load();
         // A port declared TCP skips detection: the client may wait for the server to speak.
         let service = original_dst.and_then(|dst| tcp::service_at(&snapshot, dst));
+        // Inbound always looks: a sidecar's mTLS starts with its ClientHello.
         let declared_tcp = match (service, original_dst) {
-            (Some(s), Some(dst)) => s.port(dst.port()).is_some_and(|p| !p.protocol.is_http()),
+            (Some(s), Some(dst)) if settings.direction != Direction::Inbound => {
+                s.port(dst.port()).is_some_and(|p| !p.protocol.is_http())
+            }
             _ => false,
         };
         let detected = if declared_tcp {

@@ -134,6 +134,7 @@ async fn a_proxy_gets_and_renews_its_spiffe_certificate() {
         &dir.join("rotated"),
         Duration::from_secs(60),
         Some(weft_control::ca::SuppliedRoot {
+            root: None,
             cert: new_dir.join("ca/root-cert.pem"),
             key: new_dir.join("ca/root-key.pem"),
         }),

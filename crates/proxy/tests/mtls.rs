@@ -296,6 +296,20 @@ impl TestCa {
         TestCa { cert, key }
     }
 
+    /// An intermediate CA this one signs.
+    fn intermediate(&self, name: &str) -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("signed");
+        TestCa { cert, key }
+    }
+
     /// A leaf for DNS name `name`: (chain PEM, key PEM).
     fn dns_leaf(&self, name: &str) -> (String, String) {
         let key = rcgen::KeyPair::generate().expect("key");
@@ -412,6 +426,7 @@ async fn servers_with_expired_untrusted_or_misnamed_certificates_are_refused() {
         &dir.join("state"),
         Duration::from_secs(600),
         Some(weft_control::ca::SuppliedRoot {
+            root: None,
             cert: cert_file,
             key: key_file,
         }),
@@ -824,6 +839,72 @@ async fn tcp_between_sidecars_is_carried_in_mutual_tls() {
             .any(|l| l.starts_with("istio_tcp_connections_opened_total{")
                 && l.contains("reporter=\"destination\"")),
         "{server_stats}"
+    );
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_intermediate_signs_and_sidecars_trust_its_root() {
+    let dir = state_dir("intermediate");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let root = TestCa::new("operator root");
+    let intermediate = root.intermediate("weft intermediate");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let supplied = |root_file: std::path::PathBuf| weft_control::ca::SuppliedRoot {
+        cert: write("ca-cert.pem", &intermediate.cert.pem()),
+        key: write("ca-key.pem", &intermediate.key.serialize_pem()),
+        root: Some(root_file),
+    };
+    // An intermediate that does not chain to the root named is refused at start.
+    let other = TestCa::new("another root");
+    let refused = weft_control::start(weft_control::ControlOptions {
+        ca: Some(weft_control::CaOptions {
+            trust_domain: "cluster.local".into(),
+            ttl: Duration::from_secs(600),
+            supplied: Some(supplied(write("other-root.pem", &other.cert.pem()))),
+            extra_roots: Vec::new(),
+        }),
+        ..weft_control::ControlOptions::ephemeral(&dir.join("refused"))
+    })
+    .await;
+    let error = match refused {
+        Ok(_) => panic!("an intermediate of another root was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("is not signed by"), "{error}");
+
+    let cp = control(
+        &dir.join("state"),
+        Duration::from_secs(600),
+        Some(supplied(write("root-cert.pem", &root.cert.pem()))),
+    )
+    .await;
+    apply(&cp, SERVICE);
+    let app = weft_testkit::upstream::named("reviews").await;
+    let server = sidecar(&cp, "reviews", "reviews", "reviews", Some(app.addr)).await;
+    let client = sidecar(&cp, "productpage", "productpage", "productpage", None).await;
+    eventually(
+        "productpage reaches reviews",
+        Duration::from_secs(10),
+        || async {
+            (get(client.outbound, "http://reviews:9080/").await.status == 200).then_some(())
+        },
+    )
+    .await;
+    let certs: serde_json::Value =
+        serde_json::from_str(&admin_get(server.admin, "/certs").await.body).expect("JSON");
+    let chain = certs["cert_chain"].as_array().expect("chain");
+    assert_eq!(chain.len(), 2, "leaf and intermediate");
+    assert_eq!(chain[1], intermediate.cert.pem());
+    assert_eq!(
+        certs["roots"][0],
+        root.cert.pem(),
+        "the operator's root is the anchor"
     );
     cp.stop();
     let _ = std::fs::remove_dir_all(&dir);

@@ -40,9 +40,14 @@ pub struct Args {
     /// Lifetime of the workload certificates issued (renewed at 80 %).
     #[arg(long, value_parser = weft_api::duration::parse_duration, default_value = "24h")]
     cert_ttl: std::time::Duration,
-    /// The operator's root CA certificate (PEM), instead of one generated in <state-dir>/ca.
+    /// The operator's CA certificate (PEM), instead of a root generated in <state-dir>/ca:
+    /// a root, or an intermediate (then followed by any further intermediates, and
+    /// --ca-root names the root).
     #[arg(long, requires = "ca_key")]
     ca_cert: Option<PathBuf>,
+    /// The root --ca-cert chains to, when --ca-cert is an intermediate (PEM).
+    #[arg(long, requires = "ca_cert")]
+    ca_root: Option<PathBuf>,
     /// The key of --ca-cert (PEM, PKCS#8).
     #[arg(long, requires = "ca_cert")]
     ca_key: Option<PathBuf>,
@@ -93,10 +98,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ca: Some(weft_control::CaOptions {
                 trust_domain: args.trust_domain,
                 ttl: args.cert_ttl,
-                supplied: args
-                    .ca_cert
-                    .zip(args.ca_key)
-                    .map(|(cert, key)| weft_control::ca::SuppliedRoot { cert, key }),
+                supplied: args.ca_cert.zip(args.ca_key).map(|(cert, key)| {
+                    weft_control::ca::SuppliedRoot {
+                        cert,
+                        key,
+                        root: args.ca_root,
+                    }
+                }),
                 extra_roots,
             }),
         })
