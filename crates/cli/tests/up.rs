@@ -582,19 +582,6 @@ fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
         tool_or_skip("tcpdump", "tcpdump"),
         "tcpdump is needed as root"
     );
-    let strict = weft(&[
-        "apply",
-        "--server",
-        &s.api,
-        "-f",
-        "examples/security/strict-mtls.yaml",
-    ]);
-    assert!(
-        strict.status.success(),
-        "{}",
-        String::from_utf8_lossy(&strict.stderr)
-    );
-    // Plaintext to a workload is refused: the connection closes without an answer.
     let recommendation = state["workloads"]
         .as_array()
         .expect("workloads")
@@ -603,7 +590,8 @@ fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
         .and_then(|w| w["address"].as_str())
         .expect("recommendation-v1's address")
         .to_string();
-    wait_for("plaintext refused under STRICT", || {
+    // Plaintext from the host to a workload: (exit code, HTTP status).
+    let plaintext = || {
         let curl = Command::new("curl")
             .args([
                 "-s",
@@ -617,30 +605,53 @@ fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
             .arg(format!("http://{recommendation}:8080/"))
             .output()
             .expect("curl runs");
-        // No HTTP answer at all: the connection is reset or closed (exit 52/56).
-        !curl.status.success() && curl.stdout == b"000"
-    });
+        (
+            curl.status.code(),
+            String::from_utf8_lossy(&curl.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        plaintext(),
+        (Some(0), "200".to_string()),
+        "PERMISSIVE serves plaintext"
+    );
+    let strict = weft(&[
+        "apply",
+        "--server",
+        &s.api,
+        "-f",
+        "examples/security/strict-mtls.yaml",
+    ]);
+    assert!(
+        strict.status.success(),
+        "{}",
+        String::from_utf8_lossy(&strict.stderr)
+    );
+    // Under STRICT the connection is closed without an answer (curl: 52 empty reply, 56 reset).
+    wait_for(
+        "plaintext refused under STRICT",
+        || matches!(plaintext(), (Some(52 | 56), code) if code == "000"),
+    );
 
     let pcap = s.dir.join("bridge.pcap");
-    let mut capture = Command::new("tcpdump")
-        .args(["-i", "weft0", "-U", "-s", "0", "-w"])
-        .arg(&pcap)
-        // The workloads' port: control-plane traffic (xDS, spans) is not the mesh's data.
-        .args(["tcp", "port", "8080"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("tcpdump starts");
+    let capture = Capture(
+        Command::new("tcpdump")
+            .args(["-i", "weft0", "-U", "-s", "0", "-w"])
+            .arg(&pcap)
+            // The workloads' port: control-plane traffic (xDS, spans) is not the mesh's data.
+            .args(["tcp", "port", "8080"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tcpdump starts"),
+    );
     wait_for("the capture", || pcap.exists());
     std::thread::sleep(Duration::from_millis(500));
     seed_scenario(&s);
 
     // The capture holds mesh mTLS (the ALPN sidecars offer, in the clear in each
     // ClientHello, and TLS records) and not one plaintext HTTP line.
-    let _ = Command::new("kill")
-        .args(["-INT", &capture.id().to_string()])
-        .status();
-    let _ = capture.wait();
+    drop(capture);
     let captured = std::fs::read(&pcap).expect("capture file");
     let count = |needle: &[u8]| {
         captured
@@ -713,6 +724,18 @@ fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
     assert_eq!(weft_network_leftovers(), Vec::<String>::new());
     let twice = weft(&["down", "--state-dir", &s.state_dir]);
     assert!(twice.status.success());
+}
+
+/// A running tcpdump, stopped (and its file flushed) when dropped, also when a test panics.
+struct Capture(std::process::Child);
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 /// A tool the test needs: as root (CI) its absence fails the test; otherwise the test

@@ -223,17 +223,51 @@ impl Ca {
                 "the CA key does not belong to the CA certificate".into(),
             ));
         }
-        Ok(Ca {
+        let ca = Ca {
             trust_domain: trust_domain.to_string(),
             ttl,
-            root_pem: root_pem.unwrap_or(cert_pem),
+            root_pem: root_pem.unwrap_or(cert_pem.clone()),
             chain,
             extra_roots,
             issuer,
             issuer_key,
             tokens: Mutex::new(HashMap::new()),
             issued: Mutex::new(std::collections::BTreeMap::new()),
-        })
+        };
+        ca.self_test(&cert_pem)?;
+        Ok(ca)
+    }
+
+    /// Issues a throwaway certificate and checks it links to the signing certificate as a
+    /// verifier will (issuer name byte for byte, signature): a CA certificate whose name
+    /// rcgen cannot reproduce (repeated attributes) would otherwise sign certificates no
+    /// proxy accepts.
+    fn self_test(&self, signing_pem: &str) -> Result<(), CaError> {
+        let fail = |what: String| CaError::Crypto(format!("CA self-test: {what}"));
+        let key = KeyPair::generate().map_err(|e| fail(e.to_string()))?;
+        let csr = CertificateParams::new(Vec::<String>::new())
+            .and_then(|p| p.serialize_request(&key))
+            .and_then(|c| c.pem())
+            .map_err(|e| fail(e.to_string()))?;
+        let (leaf, _) = self.sign(&csr, "weft-self-test", "ca").map_err(fail)?;
+        let der = |pem: &str| {
+            x509_parser::pem::parse_x509_pem(pem.as_bytes())
+                .map(|(_, p)| p.contents)
+                .map_err(|e| fail(e.to_string()))
+        };
+        let (leaf_der, signing_der) = (der(&leaf)?, der(signing_pem)?);
+        let (_, leaf) =
+            x509_parser::parse_x509_certificate(&leaf_der).map_err(|e| fail(e.to_string()))?;
+        let (_, signing) =
+            x509_parser::parse_x509_certificate(&signing_der).map_err(|e| fail(e.to_string()))?;
+        if leaf.issuer().as_raw() != signing.subject().as_raw() {
+            return Err(fail(format!(
+                "certificates signed by {} would not name it as their issuer byte for byte (repeated name attributes are not supported)",
+                signing.subject()
+            )));
+        }
+        leaf.verify_signature(Some(signing.public_key()))
+            .map_err(|e| fail(format!("a certificate it signed does not verify: {e}")))
     }
 
     /// The latest certificate of every proxy.
@@ -358,7 +392,13 @@ fn check_chain(chain: &[String], root: &str) -> Result<(), String> {
             x509_parser::parse_x509_certificate(&pair[1]).map_err(|e| e.to_string())?;
         child
             .verify_signature(Some(parent.public_key()))
-            .map_err(|_| format!("{} is not signed by {}", child.subject(), parent.subject()))?;
+            .map_err(|e| {
+                format!(
+                    "{} is not signed by {} ({e})",
+                    child.subject(),
+                    parent.subject()
+                )
+            })?;
     }
     Ok(())
 }

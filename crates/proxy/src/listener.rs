@@ -19,6 +19,9 @@ use crate::snapshot::SnapshotCell;
 use crate::{orig_dst, tcp};
 use weft_model::peer_authn::Mode;
 
+/// The longest an inbound mTLS handshake may take (a stalled client holds nothing longer).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One listener's settings.
 #[derive(Debug, Clone)]
 pub struct ListenerSettings {
@@ -132,10 +135,15 @@ fn connection(
                 _ => None,
             };
             if let Some(config) = server_tls {
-                let tls = match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                    Ok(tls) => tls,
-                    Err(e) => {
+                let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "inbound mTLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "inbound mTLS handshake timed out");
                         return;
                     }
                 };
@@ -160,6 +168,11 @@ fn connection(
                         let (inner, seen) =
                             crate::io::detect_read(&mut tls, settings.detect_timeout).await;
                         let tls = crate::io::Rewound::new(seen, tls);
+                        // A mesh peer always has an identity; without one STRICT holds.
+                        if principal.is_none() && mode == Mode::Strict {
+                            settings.telemetry.metrics.strict_refused();
+                            return;
+                        }
                         if matches!(inner, Detected::Http1 | Detected::Http2) {
                             let h2 = inner == Detected::Http2;
                             serve_http(TokioIo::new(tls), down, principal, http, h2, watcher).await;
