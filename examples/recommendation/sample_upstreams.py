@@ -15,6 +15,9 @@ ENDPOINTS = [("v1", "127.0.0.1", 9001, "recommendation v1: The Shawshank Redempt
 
 def handler(answer):
     class Handler(http.server.BaseHTTPRequestHandler):
+        # Headers and body are two writes: without TCP_NODELAY the body waits for the
+        # peer's delayed ACK (40 ms) on every keep-alive response.
+        disable_nagle_algorithm = True
         protocol_version = "HTTP/1.1"
 
         def do_GET(self):
