@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+mod common;
+
 use weft_model::ProxyScope;
 use weft_proxy::{ProxyOptions, RunningProxy};
 use weft_testkit::client::admin_get;
@@ -185,47 +187,8 @@ fn client_identity(ca: &weft_control::ca::Ca, sa: &str) -> (String, String) {
     (cert, key.serialize_pem())
 }
 
-/// Accepts the server's certificate unchecked: this test is about the server side.
-#[derive(Debug)]
-struct AnyServer;
-
-impl rustls::client::danger::ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// `GET /` over mutual TLS with `identity` (or plaintext with `None`): the status.
 async fn status_over(addr: SocketAddr, identity: Option<(String, String)>) -> u16 {
-    use rustls::pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = b"GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n\r\n";
@@ -236,26 +199,12 @@ async fn status_over(addr: SocketAddr, identity: Option<(String, String)>) -> u1
             tcp.write_all(request).await.expect("write");
             let _ = tcp.read_to_end(&mut answer).await;
         }
-        Some((cert, key)) => {
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .dangerous()
-                .with_custom_certificate_verifier(std::sync::Arc::new(AnyServer))
-                .with_client_auth_cert(
-                    rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
-                        .collect::<Result<_, _>>()
-                        .expect("chain"),
-                    rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key"),
-                )
-                .expect("client config");
+        Some(identity) => {
             // A sidecar's mesh mTLS, by Istio's ALPN (other TLS is the app's own).
-            let mut config = config;
-            config.alpn_protocols = vec![b"istio-http/1.1".to_vec()];
+            let config = common::tls::client_config(&identity, b"istio-http/1.1");
             let name = rustls::pki_types::ServerName::try_from("reviews").expect("name");
             // A refused certificate ends the handshake, or the connection right after it.
-            let Ok(mut tls) = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            let Ok(mut tls) = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
             else {

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod common;
+
 use weft_model::ProxyScope;
 use weft_proxy::{ProxyOptions, RunningProxy};
 use weft_testkit::client::{admin_get, get};
@@ -100,6 +102,25 @@ async fn sidecar(
     })
     .await;
     proxy
+}
+
+/// reviews (its app behind its sidecar) and a productpage sidecar, once productpage
+/// reaches reviews.
+async fn reviews_and_productpage(
+    cp: &weft_control::RunningControl,
+) -> (weft_testkit::upstream::Upstream, RunningProxy, RunningProxy) {
+    let app = weft_testkit::upstream::named("reviews").await;
+    let server = sidecar(cp, "reviews", "reviews", "reviews", Some(app.addr)).await;
+    let client = sidecar(cp, "productpage", "productpage", "productpage", None).await;
+    eventually(
+        "productpage reaches reviews",
+        Duration::from_secs(10),
+        || async {
+            (get(client.outbound, "http://reviews:9080/").await.status == 200).then_some(())
+        },
+    )
+    .await;
+    (app, server, client)
 }
 
 async fn stats(p: &RunningProxy) -> String {
@@ -488,60 +509,11 @@ async fn servers_with_expired_untrusted_or_misnamed_certificates_are_refused() {
 
 /// The serial of the certificate a sidecar's inbound side presents in a new handshake.
 async fn presented_serial(inbound: SocketAddr, client: &(String, String)) -> String {
-    use rustls::pki_types::pem::PemObject;
-    #[derive(Debug)]
-    struct Any;
-    impl rustls::client::danger::ServerCertVerifier for Any {
-        fn verify_server_cert(
-            &self,
-            _: &rustls::pki_types::CertificateDer<'_>,
-            _: &[rustls::pki_types::CertificateDer<'_>],
-            _: &rustls::pki_types::ServerName<'_>,
-            _: &[u8],
-            _: rustls::pki_types::UnixTime,
-        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            _: &[u8],
-            _: &rustls::pki_types::CertificateDer<'_>,
-            _: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-        }
-        fn verify_tls13_signature(
-            &self,
-            _: &[u8],
-            _: &rustls::pki_types::CertificateDer<'_>,
-            _: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            rustls::crypto::ring::default_provider()
-                .signature_verification_algorithms
-                .supported_schemes()
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Any))
-        .with_client_auth_cert(
-            rustls::pki_types::CertificateDer::pem_slice_iter(client.0.as_bytes())
-                .collect::<Result<_, _>>()
-                .expect("chain"),
-            rustls::pki_types::PrivateKeyDer::from_pem_slice(client.1.as_bytes()).expect("key"),
-        )
-        .expect("client config");
-    config.alpn_protocols = vec![b"istio-http/1.1".to_vec()];
+    let config = common::tls::client_config(client, b"istio-http/1.1");
     let tcp = tokio::net::TcpStream::connect(inbound)
         .await
         .expect("connect");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(
             rustls::pki_types::ServerName::try_from("reviews").expect("name"),
             tcp,
@@ -565,17 +537,7 @@ async fn certificates_rotate_under_load_without_a_failed_request() {
     // 4 s certificates: renewed every 3.2 s.
     let cp = control(&dir, Duration::from_secs(4), None).await;
     apply(&cp, SERVICE);
-    let app = weft_testkit::upstream::named("reviews").await;
-    let server = sidecar(&cp, "reviews", "reviews", "reviews", Some(app.addr)).await;
-    let client = sidecar(&cp, "productpage", "productpage", "productpage", None).await;
-    eventually(
-        "productpage reaches reviews",
-        Duration::from_secs(10),
-        || async {
-            (get(client.outbound, "http://reviews:9080/").await.status == 200).then_some(())
-        },
-    )
-    .await;
+    let (_app, server, client) = reviews_and_productpage(&cp).await;
     let (server_first, client_first) = (serial(&server).await, serial(&client).await);
     let ok = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -885,17 +847,7 @@ async fn an_operator_intermediate_signs_and_sidecars_trust_its_root() {
     )
     .await;
     apply(&cp, SERVICE);
-    let app = weft_testkit::upstream::named("reviews").await;
-    let server = sidecar(&cp, "reviews", "reviews", "reviews", Some(app.addr)).await;
-    let client = sidecar(&cp, "productpage", "productpage", "productpage", None).await;
-    eventually(
-        "productpage reaches reviews",
-        Duration::from_secs(10),
-        || async {
-            (get(client.outbound, "http://reviews:9080/").await.status == 200).then_some(())
-        },
-    )
-    .await;
+    let (_app, server, _client) = reviews_and_productpage(&cp).await;
     let certs: serde_json::Value =
         serde_json::from_str(&admin_get(server.admin, "/certs").await.body).expect("JSON");
     let chain = certs["cert_chain"].as_array().expect("chain");
