@@ -167,6 +167,40 @@ spec:
 }
 
 #[test]
+fn analyze_finds_a_destination_rule_that_contradicts_strict_mtls() {
+    let rules = r#"---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-tls}
+spec:
+  host: reviews
+  trafficPolicy:
+    tls: {mode: DISABLE}
+"#;
+    let o = weft(&["analyze", "-f", "-"], Some(&format!("{SERVICE}{rules}")));
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains("Error [IST0113] (DestinationRule default/reviews-tls -:")
+            && out.contains("sends plaintext to reviews.default.svc.cluster.local")
+            && out.contains("PeerAuthentication istio-system/default is STRICT"),
+        "{out}"
+    );
+    // ISTIO_MUTUAL agrees with STRICT.
+    let agreeing = rules.replace("DISABLE", "ISTIO_MUTUAL");
+    let o = weft(
+        &["analyze", "-f", "-"],
+        Some(&format!("{SERVICE}{agreeing}")),
+    );
+    assert!(!stdout(&o).contains("IST0113"), "{}", stdout(&o));
+}
+
+#[test]
 fn version_prints() {
     let o = weft(&["version"], None);
     assert_eq!(o.status.code(), Some(0));

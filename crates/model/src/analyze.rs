@@ -72,6 +72,8 @@ pub mod codes {
         ("IST0130", "VirtualServiceUnreachableRule");
     /// A subset whose labels select no endpoint of its service.
     pub const SUBSET_SELECTS_NO_ENDPOINTS: (&str, &str) = ("WEFT0001", "SubsetSelectsNoEndpoints");
+    /// A DestinationRule that sends no mesh mTLS to workloads whose PeerAuthentication is STRICT.
+    pub const MTLS_POLICY_CONFLICT: (&str, &str) = ("IST0113", "MTLSPolicyConflict");
 }
 
 fn involved(r: &LocatedResource, path: &str) -> Involved {
@@ -213,7 +215,10 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
                     }
                 }
             }
-            Resource::DestinationRule(d) => empty_subsets(r, d, &known, &mut out),
+            Resource::DestinationRule(d) => {
+                empty_subsets(r, d, &known, &mut out);
+                mtls_conflicts(r, d, resources, &mut out);
+            }
             _ => {}
         }
     }
@@ -339,6 +344,75 @@ fn empty_subsets(
                 ),
                 vec![involved(r, &format!("spec.subsets[{i}].labels"))],
             ));
+        }
+    }
+}
+
+/// A DestinationRule whose `tls` sends plaintext or non-mesh TLS (DISABLE, SIMPLE, MUTUAL)
+/// to a mesh service whose workloads' PeerAuthentication is STRICT: every call would be
+/// refused. The workloads are taken as the ServiceEntry's selector labels (or its
+/// endpoints' labels) in its namespace.
+fn mtls_conflicts(
+    r: &LocatedResource,
+    d: &Object<weft_api::networking::DestinationRule>,
+    resources: &[LocatedResource],
+    out: &mut Vec<Finding>,
+) {
+    use weft_api::networking::destination_rule::ClientTlsMode;
+    let Some(mode) = d
+        .spec
+        .traffic_policy
+        .as_ref()
+        .and_then(|t| t.tls.as_ref())
+        .map(|t| t.mode)
+        .filter(|m| *m != ClientTlsMode::IstioMutual)
+    else {
+        return;
+    };
+    let hostname = host::resolve(&d.spec.host, d.metadata.namespace());
+    let all: Vec<Resource> = resources.iter().map(|r| r.resource.clone()).collect();
+    let peers = crate::peer_authn::PeerPolicies::new(&all);
+    for entry in resources.iter().filter_map(|x| match &x.resource {
+        Resource::ServiceEntry(se)
+            if se
+                .spec
+                .hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&hostname)) =>
+        {
+            Some(se)
+        }
+        _ => None,
+    }) {
+        let ns = entry.metadata.namespace();
+        let label_sets: Vec<BTreeMap<String, String>> = match &entry.spec.workload_selector {
+            Some(sel) => vec![sel.labels.clone()],
+            None => entry
+                .spec
+                .endpoints
+                .iter()
+                .map(|e| e.labels.clone())
+                .collect(),
+        };
+        let strict = label_sets.iter().find_map(|labels| {
+            let resolved = peers.resolve(ns, labels);
+            (resolved.mode == crate::peer_authn::Mode::Strict)
+                .then(|| resolved.policies.first().cloned().unwrap_or_default())
+        });
+        if let Some(policy) = strict {
+            let sends = match mode {
+                ClientTlsMode::Disable => "plaintext",
+                _ => "TLS with its own certificates, not mesh mTLS,",
+            };
+            out.push(finding(
+                codes::MTLS_POLICY_CONFLICT,
+                Severity::Error,
+                format!(
+                    "DestinationRule sends {sends} to {hostname}, whose workloads require mutual TLS (PeerAuthentication {policy} is STRICT): every call would be refused. Remove spec.trafficPolicy.tls (auto mTLS) or use ISTIO_MUTUAL."
+                ),
+                vec![involved(r, "spec.trafficPolicy.tls.mode")],
+            ));
+            return;
         }
     }
 }
