@@ -317,6 +317,7 @@ fn runtime(
         }
         _ => Arc::new(crate::tls::ClusterTls::new(
             &model.policy.tls,
+            &model.name,
             &model.service,
             &model.identities,
         )),
@@ -361,7 +362,12 @@ pub fn single_endpoint_cluster(name: &str, endpoint: Arc<Endpoint>) -> ClusterRu
         state: Default::default(),
         limits,
         mesh_internal: false,
-        tls: Arc::new(crate::tls::ClusterTls::new(&Default::default(), name, &[])),
+        tls: Arc::new(crate::tls::ClusterTls::new(
+            &Default::default(),
+            name,
+            name,
+            &[],
+        )),
     }
 }
 

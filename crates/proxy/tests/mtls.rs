@@ -422,11 +422,12 @@ async fn tls_server(
                     }
                 }
                 hits.fetch_add(1, Ordering::Relaxed);
-                let _ = tls
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nfake",
-                    )
-                    .await;
+                // The SNI the client sent, for the test to see.
+                let sni = tls.get_ref().1.server_name().unwrap_or("-").to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nx-sni: {sni}\r\ncontent-length: 4\r\nconnection: close\r\n\r\nfake"
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
                 let _ = tls.shutdown().await;
             });
         }
@@ -501,6 +502,11 @@ async fn servers_with_expired_untrusted_or_misnamed_certificates_are_refused() {
             );
         } else {
             assert_eq!(got.body, "fake");
+            // Istio's SNI for mesh mTLS: outbound_.<port>_.<subset>_.<host>.
+            assert_eq!(
+                got.header("x-sni"),
+                Some("outbound_.9080_._.reviews.default.svc.cluster.local")
+            );
         }
     }
     cp.stop();

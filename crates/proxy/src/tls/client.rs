@@ -52,7 +52,8 @@ static SETTINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 pub struct ClusterTls {
     settings: u64,
     mode: UpstreamTls,
-    host: String,
+    /// Istio's SNI for mesh mTLS: `outbound_.<port>_.<subset>_.<host>`.
+    mesh_sni: String,
     identities: Vec<ServerIdentity>,
     /// Mesh configurations for the certificate in force.
     mesh: ArcSwapOption<Configs>,
@@ -100,8 +101,14 @@ impl Configs {
 }
 
 impl ClusterTls {
-    /// The origination of a cluster of `host` whose workloads run as `identities`.
-    pub fn new(mode: &UpstreamTls, host: &str, identities: &[ServerIdentity]) -> Self {
+    /// The origination of cluster `cluster` (`outbound|port|subset|host`) of `host` whose
+    /// workloads run as `identities`.
+    pub fn new(
+        mode: &UpstreamTls,
+        cluster: &str,
+        host: &str,
+        identities: &[ServerIdentity],
+    ) -> Self {
         let settings = SETTINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fixed = match mode {
             UpstreamTls::Simple(o) => Some(originating(o, host, false, settings)),
@@ -114,7 +121,7 @@ impl ClusterTls {
         ClusterTls {
             settings,
             mode: mode.clone(),
-            host: host.to_string(),
+            mesh_sni: cluster.replace('|', "_."),
             identities: identities.to_vec(),
             mesh: ArcSwapOption::empty(),
             fixed,
@@ -221,11 +228,13 @@ impl ClusterTls {
             c.alpn_protocols = vec![alpn.to_vec()];
             Ok(Arc::new(c))
         };
-        // The SNI is not checked on the mesh (identities are); a wildcard host, which is no
-        // valid name, sends a placeholder.
+        // Istio's SNI (identities are what is checked, not the name); a wildcard host,
+        // which makes no valid name, sends a placeholder instead.
         let name = match sni {
             Some(sni) => server_name(sni)?,
-            None => server_name(&self.host).or_else(|_| server_name("outbound.mesh.invalid"))?,
+            None => {
+                server_name(&self.mesh_sni).or_else(|_| server_name("outbound.mesh.invalid"))?
+            }
         };
         Ok(Configs::new(
             (id.serial.clone(), self.settings),
