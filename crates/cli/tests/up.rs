@@ -632,6 +632,20 @@ fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
         "plaintext refused under STRICT",
         || matches!(plaintext(), (Some(52 | 56), code) if code == "000"),
     );
+    let described = weft(&[
+        "describe",
+        "workload",
+        "recommendation-v1",
+        "--server",
+        &s.api,
+    ]);
+    let described = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.contains("Mutual TLS:      STRICT (mTLS only)\n  from PeerAuthentications (most specific first): istio-system/default")
+            && described.contains("Identity:        spiffe://cluster.local/ns/default/sa/recommendation")
+            && described.contains("Certificate:     expires in "),
+        "{described}"
+    );
 
     let pcap = s.dir.join("bridge.pcap");
     let capture = Capture(

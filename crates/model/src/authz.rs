@@ -22,6 +22,8 @@ use crate::matcher::RequestHeaders;
 use crate::translate::{ProxyScope, ROOT_NAMESPACE};
 
 pub mod path;
+#[cfg(test)]
+mod tests;
 
 /// A string pattern as Istio writes them: exact, `prefix*`, `*suffix`, or `*` (any).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

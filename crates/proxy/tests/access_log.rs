@@ -134,3 +134,26 @@ async fn tcp_connections_are_logged_with_their_bytes() {
     assert_eq!(line["bytes_sent"], 6);
     assert_eq!(line["upstream_host"], echo.to_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_denied_by_authorization_policy_is_logged_403_rbac() {
+    let app = upstream::named("reviews").await;
+    // An ALLOW policy without rules allows nothing.
+    let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: allow-nothing, namespace: default}\nspec: {action: ALLOW}\n";
+    let dir = temp("rbac");
+    let p = proxy(&dir, yaml, Some(app.addr), Format::Json).await;
+    let got = weft_testkit::client::direct(
+        p.inbound.expect("inbound"),
+        Send {
+            url: "http://reviews/r",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(got.status.as_u16(), 403);
+    assert_eq!(app.hits(), 0);
+    let line: serde_json::Value =
+        serde_json::from_str(&lines(&dir.join("access.log"), 1).await[0]).expect("a JSON line");
+    assert_eq!(line["response_code"], 403, "{line}");
+    assert_eq!(line["response_flags"], "RBAC", "{line}");
+}

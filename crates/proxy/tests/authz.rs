@@ -238,6 +238,7 @@ spec:
     for header in [
         "x-weft-response-flags: RL",
         "x-ratelimit-remaining: 0",
+        "x-ratelimit-reset: ",
         "retry-after: ",
         "x-ratelimit-limit: 5",
     ] {

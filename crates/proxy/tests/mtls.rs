@@ -867,3 +867,213 @@ async fn an_operator_intermediate_signs_and_sidecars_trust_its_root() {
     cp.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_rule_tls_modes_decide_what_a_sidecar_sends_to_the_mesh() {
+    let dir = state_dir("dr-modes");
+    let cp = control(&dir, Duration::from_secs(600), None).await;
+    apply(&cp, SERVICE);
+    // Only an mTLS-proven productpage gets through: the answer tells how the call came.
+    apply(
+        &cp,
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: productpage-only, namespace: default}\nspec:\n  selector: {matchLabels: {app: reviews}}\n  rules:\n  - from: [{source: {principals: [cluster.local/ns/default/sa/productpage]}}]\n",
+    );
+    let (app, server, client) = reviews_and_productpage(&cp).await;
+    let rule = |mode: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  host: reviews\n  trafficPolicy:\n    tls: {{mode: {mode}}}\n"
+        )
+    };
+    let status_becomes = |want: u16| {
+        let outbound = client.outbound;
+        async move {
+            eventually(
+                &format!("status {want}"),
+                Duration::from_secs(10),
+                || async {
+                    (get(outbound, "http://reviews:9080/").await.status == want).then_some(())
+                },
+            )
+            .await
+        }
+    };
+    // DISABLE: plaintext even to a mesh endpoint, so no identity.
+    apply(&cp, &rule("DISABLE"));
+    status_becomes(403).await;
+    // ISTIO_MUTUAL: mesh mTLS again.
+    apply(&cp, &rule("ISTIO_MUTUAL"));
+    status_becomes(200).await;
+    // ISTIO_MUTUAL from a proxy without a workload certificate fails, and says why.
+    let bare = weft_proxy::start(ProxyOptions {
+        control: Some(cp.xds.to_string()),
+        ..ProxyOptions::ephemeral("sidecar~bare.default")
+    })
+    .await
+    .expect("proxy starts");
+    let got = eventually("the refusal", Duration::from_secs(10), || async {
+        let got = get(bare.outbound, "http://reviews:9080/").await;
+        (got.status == 503).then_some(got)
+    })
+    .await;
+    assert!(
+        got.body
+            .contains("ISTIO_MUTUAL needs the workload certificate"),
+        "{}",
+        got.body
+    );
+
+    // HTTP/2 between sidecars: ALPN istio-h2, and the app gets HTTP/2.
+    let inbound = server.inbound.expect("inbound").port();
+    apply(
+        &cp,
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews-h2, namespace: default}}\nspec:\n  hosts: [reviews-h2.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 9081, name: h2, protocol: HTTP2, targetPort: {inbound}}}]\n  workloadSelector: {{labels: {{app: reviews}}}}\n"
+        ),
+    );
+    let got = eventually("reviews over h2", Duration::from_secs(10), || async {
+        let got = get(client.outbound, "http://reviews-h2:9081/").await;
+        (got.status == 200).then_some(got)
+    })
+    .await;
+    assert_eq!(got.body, "reviews");
+    let last = app.seen().pop().expect("a request");
+    assert_eq!(last.version, "HTTP/2.0", "h2 end to end");
+    bare.shutdown();
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_buckets_by_the_mtls_identity_of_the_caller() {
+    let dir = state_dir("rl-principal");
+    let cp = control(&dir, Duration::from_secs(600), None).await;
+    apply(&cp, SERVICE);
+    let (_app, _server, productpage) = reviews_and_productpage(&cp).await;
+    let ratings = sidecar(&cp, "ratings", "ratings", "ratings", None).await;
+    apply(
+        &cp,
+        "apiVersion: policy.weft.dev/v1alpha1\nkind: RateLimit\nmetadata: {name: per-caller, namespace: default}\nspec:\n  selector: {matchLabels: {app: reviews}}\n  limit: {requests: 3, interval: 1h}\n  bucketBy: {sourcePrincipal: true}\n",
+    );
+    // productpage's bucket runs out (the reviews_and_productpage call may have counted).
+    let limited = eventually("productpage limited", Duration::from_secs(10), || async {
+        let got = get(productpage.outbound, "http://reviews:9080/").await;
+        (got.status == 429).then_some(got)
+    })
+    .await;
+    // The server sidecar's answer (the client sidecar reports only its own flags).
+    assert_eq!(limited.body.trim(), "local_rate_limited");
+    // ratings, another identity proven by mTLS, has a bucket of its own.
+    for _ in 0..3 {
+        assert_eq!(
+            get(ratings.outbound, "http://reviews:9080/").await.status,
+            200
+        );
+    }
+    assert_eq!(
+        get(ratings.outbound, "http://reviews:9080/").await.status,
+        429
+    );
+    assert_eq!(
+        get(productpage.outbound, "http://reviews:9080/")
+            .await
+            .status,
+        429
+    );
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `GET /` over mesh mTLS straight to a sidecar's inbound listener with `identity`: the status.
+async fn status_over_mtls(inbound: SocketAddr, identity: &(String, String)) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = common::tls::client_config(identity, b"istio-http/1.1");
+    let tcp = tokio::net::TcpStream::connect(inbound)
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("reviews").expect("name");
+    let Ok(mut tls) = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+    else {
+        return 0;
+    };
+    let request = b"GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n\r\n";
+    if tls.write_all(request).await.is_err() {
+        return 0;
+    }
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_root_rotation_certificates_of_both_roots_are_accepted_both_ways() {
+    let dir = state_dir("root-overlap");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (old, new) = (TestCa::new("old root"), TestCa::new("new root"));
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    // The control plane signs with the new root and still trusts the old one.
+    let cp = weft_control::start(weft_control::ControlOptions {
+        ca: Some(weft_control::CaOptions {
+            trust_domain: "cluster.local".into(),
+            ttl: Duration::from_secs(600),
+            supplied: Some(weft_control::ca::SuppliedRoot {
+                cert: write("new.pem", &new.cert.pem()),
+                key: write("new-key.pem", &new.key.serialize_pem()),
+                root: None,
+            }),
+            extra_roots: vec![old.cert.pem()],
+        }),
+        ..weft_control::ControlOptions::ephemeral(&dir.join("state"))
+    })
+    .await
+    .expect("control plane starts");
+    apply(&cp, SERVICE);
+    let (app, server, client) = reviews_and_productpage(&cp).await;
+    // A caller still holding a certificate from the old root is served...
+    let old_caller = old.leaf("spiffe://cluster.local/ns/default/sa/productpage", false);
+    let before = app.hits();
+    assert_eq!(
+        status_over_mtls(server.inbound.expect("inbound"), &old_caller).await,
+        200
+    );
+    assert_eq!(app.hits(), before + 1);
+    // ...and a server still presenting one is accepted by a renewed client.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let fake = fake_sidecar(
+        old.leaf("spiffe://cluster.local/ns/default/sa/legacy", false),
+        hits.clone(),
+    )
+    .await;
+    apply(
+        &cp,
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: legacy, namespace: default}}\nspec:\n  hosts: [legacy.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 9080, name: http, protocol: HTTP}}]\n  workloadSelector: {{labels: {{app: legacy}}}}\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: legacy, namespace: default}}\nspec:\n  address: 127.0.0.1\n  ports: {{http: {}}}\n  labels: {{app: legacy, security.istio.io/tlsMode: istio}}\n  serviceAccount: legacy\n",
+            fake.port()
+        ),
+    );
+    let got = eventually("the legacy server", Duration::from_secs(10), || async {
+        let got = get(client.outbound, "http://legacy:9080/").await;
+        (got.status == 200).then_some(got)
+    })
+    .await;
+    assert_eq!(got.body, "fake");
+    assert_eq!(hits.load(Ordering::Relaxed), 1);
+    // A certificate from a root the mesh does not trust is still refused.
+    let other = TestCa::new("unrelated root");
+    let stranger = other.leaf("spiffe://cluster.local/ns/default/sa/productpage", false);
+    assert_eq!(
+        status_over_mtls(server.inbound.expect("inbound"), &stranger).await,
+        0
+    );
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,203 @@
+//! The decision, field by field: sources, operations, `when` keys, the `not` forms, and
+//! Istio's order (DENY, then ALLOW, AUDIT only recorded).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::*;
+
+struct Headers(BTreeMap<&'static str, &'static str>);
+
+impl crate::matcher::RequestHeaders for Headers {
+    fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.0.get(name).map(|v| Cow::Borrowed(*v))
+    }
+}
+
+/// The policies of `yaml` as a `reviews` workload in `default` sees them.
+fn authz(yaml: &str) -> Authz {
+    let loaded = weft_api::load_str("t.yaml", yaml);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    let resources: Vec<Resource> = loaded.resources.into_iter().map(|l| l.resource).collect();
+    let scope = ProxyScope {
+        namespace: "default".into(),
+        labels: [("app".to_string(), "reviews".to_string())]
+            .into_iter()
+            .collect(),
+        gateway: false,
+    };
+    build(&resources, &scope)
+}
+
+/// A request; `from` is the caller's principal (`None`: plaintext).
+struct Call {
+    from: Option<&'static str>,
+    ip: &'static str,
+    remote: &'static str,
+    port: u16,
+    method: &'static str,
+    path: &'static str,
+    headers: BTreeMap<&'static str, &'static str>,
+}
+
+impl Default for Call {
+    fn default() -> Self {
+        Call {
+            from: Some("cluster.local/ns/default/sa/productpage"),
+            ip: "10.0.0.7",
+            remote: "10.0.0.7",
+            port: 9080,
+            method: "GET",
+            path: "/reviews/1",
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+fn allowed(a: &Authz, c: &Call) -> bool {
+    let headers = Headers(c.headers.clone());
+    let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+    a.decide(&AuthzRequest {
+        principal: c.from,
+        source_ip: ip(c.ip),
+        remote_ip: ip(c.remote),
+        destination_ip: Some(ip("10.0.0.2")),
+        destination_port: c.port,
+        sni: None,
+        http: Some(HttpAttributes {
+            host: "reviews",
+            method: c.method,
+            path: c.path,
+            headers: &headers,
+        }),
+    })
+    .allowed
+}
+
+fn policy(action: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: p, namespace: default}}\nspec:\n  action: {action}\n  rules:\n{rules}"
+    )
+}
+
+#[test]
+fn sources_match_namespaces_principals_and_ip_blocks_with_their_not_forms() {
+    let a = authz(&policy(
+        "ALLOW",
+        "  - from:\n    - source:\n        namespaces: [default]\n        notPrincipals: [cluster.local/ns/default/sa/ratings]\n        ipBlocks: [10.0.0.0/24]\n        notIpBlocks: [10.0.0.9]\n        remoteIpBlocks: [10.0.0.0/8]\n",
+    ));
+    assert!(allowed(&a, &Call::default()));
+    let call = |f: fn(&mut Call)| {
+        let mut c = Call::default();
+        f(&mut c);
+        allowed(&a, &c)
+    };
+    assert!(
+        !call(|c| c.from = Some("cluster.local/ns/other/sa/productpage")),
+        "namespace"
+    );
+    assert!(
+        !call(|c| c.from = Some("cluster.local/ns/default/sa/ratings")),
+        "notPrincipals"
+    );
+    assert!(
+        !call(|c| c.from = None),
+        "no identity: namespaces cannot match"
+    );
+    assert!(!call(|c| c.ip = "10.0.1.7"), "ipBlocks");
+    assert!(!call(|c| c.ip = "10.0.0.9"), "notIpBlocks");
+    assert!(!call(|c| c.remote = "192.168.1.1"), "remoteIpBlocks");
+}
+
+#[test]
+fn operations_match_ports_methods_and_paths_with_their_not_forms() {
+    let a = authz(&policy(
+        "ALLOW",
+        "  - to:\n    - operation:\n        ports: [\"9080\"]\n        methods: [GET, HEAD]\n        notMethods: [HEAD]\n        paths: [/reviews/*]\n        notPaths: [/reviews/admin]\n",
+    ));
+    assert!(allowed(&a, &Call::default()));
+    let call = |f: fn(&mut Call)| {
+        let mut c = Call::default();
+        f(&mut c);
+        allowed(&a, &c)
+    };
+    assert!(!call(|c| c.port = 9090), "ports");
+    assert!(!call(|c| c.method = "POST"), "methods");
+    assert!(!call(|c| c.method = "HEAD"), "notMethods");
+    assert!(!call(|c| c.path = "/ratings/1"), "paths");
+    assert!(!call(|c| c.path = "/reviews/admin"), "notPaths");
+}
+
+#[test]
+fn when_conditions_read_headers_source_destination_and_their_not_values() {
+    let a = authz(&policy(
+        "ALLOW",
+        "  - when:\n    - key: request.headers[x-tenant]\n      values: [blue]\n    - key: source.ip\n      values: [10.0.0.0/24]\n    - key: source.principal\n      notValues: [cluster.local/ns/default/sa/ratings]\n    - key: source.namespace\n      values: [default]\n    - key: destination.port\n      values: [\"9080\"]\n",
+    ));
+    let blue = || {
+        let mut c = Call::default();
+        c.headers.insert("x-tenant", "blue");
+        c
+    };
+    assert!(allowed(&a, &blue()));
+    assert!(!allowed(&a, &Call::default()), "request.headers");
+    let mut c = blue();
+    c.ip = "10.9.0.1";
+    assert!(!allowed(&a, &c), "source.ip");
+    let mut c = blue();
+    c.from = Some("cluster.local/ns/default/sa/ratings");
+    assert!(!allowed(&a, &c), "source.principal notValues");
+    let mut c = blue();
+    c.from = Some("cluster.local/ns/other/sa/productpage");
+    assert!(!allowed(&a, &c), "source.namespace");
+    let mut c = blue();
+    c.port = 8080;
+    assert!(!allowed(&a, &c), "destination.port");
+}
+
+#[test]
+fn deny_wins_allow_must_match_and_audit_only_records() {
+    let yaml = format!(
+        "{}---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: no-admin, namespace: default}}\nspec:\n  action: DENY\n  rules:\n  - to: [{{operation: {{paths: [/admin]}}}}]\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: watch, namespace: default}}\nspec:\n  action: AUDIT\n  rules:\n  - to: [{{operation: {{methods: [DELETE]}}}}]\n",
+        policy(
+            "ALLOW",
+            "  - to: [{operation: {paths: [/admin, /reviews/*]}}]\n"
+        )
+    );
+    let a = authz(&yaml);
+    let admin = Call {
+        path: "/admin",
+        ..Default::default()
+    };
+    assert!(!allowed(&a, &admin), "DENY wins over a matching ALLOW");
+    let other = Call {
+        path: "/other",
+        ..Default::default()
+    };
+    assert!(
+        !allowed(&a, &other),
+        "an ALLOW policy applies, so the request must match it"
+    );
+    let delete = Call {
+        method: "DELETE",
+        ..Default::default()
+    };
+    let headers = Headers(BTreeMap::new());
+    let verdict = a.decide(&AuthzRequest {
+        principal: delete.from,
+        source_ip: delete.ip.parse().expect("ip"),
+        remote_ip: delete.remote.parse().expect("ip"),
+        destination_ip: None,
+        destination_port: delete.port,
+        sni: None,
+        http: Some(HttpAttributes {
+            host: "reviews",
+            method: delete.method,
+            path: delete.path,
+            headers: &headers,
+        }),
+    });
+    assert!(verdict.allowed, "AUDIT never denies");
+    assert_eq!(verdict.audited, ["default/watch"]);
+}
