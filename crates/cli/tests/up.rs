@@ -386,6 +386,12 @@ fn demo_narrates_the_scenario_and_stops_the_mesh() {
     );
     assert!(traced.contains("3 spans"), "{traced}");
     assert_eq!(traced.matches("500 error").count(), 3, "{traced}");
+    // The aborted call's client span still names the service it was for.
+    assert!(
+        traced
+            .contains("recommendation-service.default.svc.cluster.local:8080/* [client] 500 error"),
+        "{traced}"
+    );
     assert!(
         !dir.join("state.json").exists(),
         "the demo left its mesh running"

@@ -445,6 +445,10 @@ impl HttpProxy {
             .and_then(|c| snapshot.cluster(&c.cluster))
         {
             obs.service = first.service.clone();
+            // And its span: `<service>:<port>/*`, as Envoy names it.
+            if let Some(span) = &mut obs.details {
+                span.port = Some(first.model.port);
+            }
         }
         let mut cors_origin = None;
         if let Some(cors) = &f.cors {
