@@ -130,6 +130,25 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Whatever a client sends first, reading it never panics; a real ClientHello
+        /// with bytes appended keeps its name.
+        #[test]
+        fn any_bytes_are_read_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = client_hello(&bytes);
+            let _ = server_name(&bytes);
+            let _ = alpn(&bytes);
+            let mut framed = vec![22, 3, 1];
+            framed.extend_from_slice(&bytes);
+            let _ = client_hello(&framed);
+            let _ = alpn(&framed);
+            let mut hello = weft_testkit::tls::client_hello("a.example");
+            hello.extend_from_slice(&bytes);
+            let name = server_name(&hello);
+            proptest::prop_assert_eq!(name.as_deref(), Some("a.example"));
+        }
+    }
+
     #[test]
     fn reads_the_server_name() {
         assert_eq!(
