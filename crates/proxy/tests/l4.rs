@@ -59,6 +59,33 @@ async fn tcp_rules_route_by_weight_to_subsets() {
         }
         assert_eq!(greeting, b"v2\n");
     }
+    // CONNECT tunnels are TCP connections in Istio's TCP metrics: 5 opened, 5 closed, and
+    // the 3-byte greeting sent to the client each time.
+    let series = |stats: &str, name: &str| -> Option<u64> {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && l.contains("destination_service=\"db"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let stats = weft_testkit::eventually(
+        "the tunnels closed",
+        std::time::Duration::from_secs(5),
+        || async {
+            let stats = h.stats().await;
+            (series(&stats, "istio_tcp_connections_closed_total") == Some(5)).then_some(stats)
+        },
+    )
+    .await;
+    assert_eq!(
+        series(&stats, "istio_tcp_connections_opened_total"),
+        Some(5),
+        "{stats}"
+    );
+    assert_eq!(
+        series(&stats, "istio_tcp_sent_bytes_total"),
+        Some(15),
+        "{stats}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -221,7 +221,13 @@ impl HttpProxy {
                     grpc,
                 );
             }
-            return upgrade::connect(&snapshot, req, self.settings.identity.as_ref()).await;
+            return upgrade::connect(
+                &snapshot,
+                req,
+                self.settings.identity.as_ref(),
+                &self.telemetry,
+            )
+            .await;
         }
         // On the server side (inbound, gateways) one normalized path serves the decision,
         // the route and the upstream; what an app sends out is left as it wrote it.

@@ -94,6 +94,7 @@ pub async fn connect(
     snapshot: &Snapshot,
     req: Request<Incoming>,
     identity: Option<&crate::identity::IdentityCell>,
+    telemetry: &std::sync::Arc<crate::telemetry::Telemetry>,
 ) -> Response<Body> {
     let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
         return local_reply::reply(
@@ -169,13 +170,19 @@ pub async fn connect(
         }
     };
     let idle = tcp::idle_timeout(&decision);
+    // The tunnel is a TCP connection: counted in Istio's TCP metrics like any other.
+    let telemetry = telemetry.clone();
+    let peers = telemetry.tcp_peers(crate::telemetry::metrics::Reporter::Source, &decision);
+    telemetry.metrics.tcp_opened(&peers);
     tokio::spawn(async move {
-        match hyper::upgrade::on(req).await {
-            Ok(d) => {
-                tcp::splice(TokioIo::new(d), upstream, idle, &decision.target).await;
+        let (received, sent) = match hyper::upgrade::on(req).await {
+            Ok(d) => tcp::splice(TokioIo::new(d), upstream, idle, &decision.target).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "CONNECT upgrade failed");
+                (0, 0)
             }
-            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
-        }
+        };
+        telemetry.metrics.tcp_closed(&peers, sent, received);
     });
     Response::new(Body::empty())
 }
