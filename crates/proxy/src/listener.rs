@@ -190,7 +190,9 @@ fn connection(
                             return;
                         }
                         if let Some(d) = tcp::inbound(&snapshot) {
-                            tcp::proxy_stream(tls, d, &settings.telemetry, reporter, None).await
+                            let stop = std::future::pending();
+                            tcp::proxy_stream(tls, d, &settings.telemetry, reporter, None, stop)
+                                .await
                         }
                     }
                 }
@@ -235,7 +237,21 @@ fn connection(
                 match decision {
                     Some(d) => {
                         let identity = settings.identity.as_ref();
-                        tcp::proxy_stream(stream, d, &settings.telemetry, reporter, identity).await
+                        // A plaintext inbound connection ends when STRICT comes to apply.
+                        let port = snapshot.inbound.as_ref().map_or(0, |c| c.model.port);
+                        let inbound = settings.direction == Direction::Inbound;
+                        let telemetry = settings.telemetry.clone();
+                        let stop = async {
+                            if !inbound {
+                                return std::future::pending().await;
+                            }
+                            snapshots
+                                .until(|s| s.mesh.peer_authn.mode_on(port) == Mode::Strict)
+                                .await;
+                            telemetry.metrics.strict_refused();
+                        };
+                        tcp::proxy_stream(stream, d, &settings.telemetry, reporter, identity, stop)
+                            .await
                     }
                     None => tracing::debug!(%peer, "TCP connection with no destination closed"),
                 }

@@ -373,22 +373,47 @@ pub fn single_endpoint_cluster(name: &str, endpoint: Arc<Endpoint>) -> ClusterRu
 
 /// The current snapshot, swapped atomically; readers never block.
 #[derive(Debug, Clone)]
-pub struct SnapshotCell(Arc<ArcSwap<Snapshot>>);
+pub struct SnapshotCell(Arc<Cell>);
+
+#[derive(Debug)]
+struct Cell {
+    current: ArcSwap<Snapshot>,
+    /// Told of every new snapshot (its version), for long-lived connections that must
+    /// react to a change (a plaintext connection when PeerAuthentication becomes STRICT).
+    changed: tokio::sync::watch::Sender<u64>,
+}
 
 impl SnapshotCell {
     /// A cell holding `initial`.
     pub fn new(initial: Snapshot) -> Self {
-        SnapshotCell(Arc::new(ArcSwap::from_pointee(initial)))
+        let (changed, _) = tokio::sync::watch::channel(initial.version);
+        SnapshotCell(Arc::new(Cell {
+            current: ArcSwap::from_pointee(initial),
+            changed,
+        }))
     }
 
     /// The current snapshot.
     pub fn load(&self) -> Arc<Snapshot> {
-        self.0.load_full()
+        self.0.current.load_full()
     }
 
     /// Replaces the current snapshot.
     pub fn store(&self, next: Snapshot) {
-        self.0.store(Arc::new(next));
+        let version = next.version;
+        self.0.current.store(Arc::new(next));
+        self.0.changed.send_replace(version);
+    }
+
+    /// Resolves once a snapshot in which `holds` is true is stored (not the current one).
+    pub async fn until(&self, holds: impl Fn(&Snapshot) -> bool) {
+        let mut changes = self.0.changed.subscribe();
+        while changes.changed().await.is_ok() {
+            if holds(&self.load()) {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
     }
 }
 

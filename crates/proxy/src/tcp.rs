@@ -178,6 +178,7 @@ pub async fn proxy_stream<S: TcpDownstream>(
     telemetry: &crate::telemetry::Telemetry,
     reporter: crate::telemetry::metrics::Reporter,
     identity: Option<&crate::identity::IdentityCell>,
+    stop: impl std::future::Future<Output = ()>,
 ) {
     let (_slot, _open) = match &decision.cluster {
         Some(c) => match crate::circuit::try_tcp_slot(&c.state, &c.limits) {
@@ -217,6 +218,7 @@ pub async fn proxy_stream<S: TcpDownstream>(
         decision.connect_timeout,
         idle,
         tls.as_deref(),
+        stop,
     )
     .await;
     telemetry.metrics.tcp_closed(&peers, sent, received);
@@ -273,7 +275,15 @@ pub async fn proxy<S: AsyncRead + AsyncWrite + Unpin>(
     connect_timeout: Duration,
     idle_timeout: Duration,
 ) {
-    proxy_counted(downstream, target, connect_timeout, idle_timeout, None).await;
+    proxy_counted(
+        downstream,
+        target,
+        connect_timeout,
+        idle_timeout,
+        None,
+        std::future::pending(),
+    )
+    .await;
 }
 
 /// As [`proxy`]; returns the bytes received from and sent to the downstream, and
@@ -284,6 +294,7 @@ async fn proxy_counted<S: AsyncRead + AsyncWrite + Unpin>(
     connect_timeout: Duration,
     idle_timeout: Duration,
     tls: Option<&crate::tls::Originate>,
+    stop: impl std::future::Future<Output = ()>,
 ) -> (u64, u64, bool) {
     let connected = match pool::connect(&target, connect_timeout).await {
         Ok(s) => pool::secure(s, tls, connect_timeout).await,
@@ -296,7 +307,7 @@ async fn proxy_counted<S: AsyncRead + AsyncWrite + Unpin>(
             return (0, 0, false);
         }
     };
-    let (received, sent) = splice(downstream, upstream, idle_timeout, &target).await;
+    let (received, sent) = splice(downstream, upstream, idle_timeout, &target, stop).await;
     (received, sent, true)
 }
 
@@ -318,6 +329,7 @@ pub async fn splice<D, U>(
     upstream: U,
     idle_timeout: Duration,
     target: &Target,
+    stop: impl std::future::Future<Output = ()>,
 ) -> (u64, u64)
 where
     D: AsyncRead + AsyncWrite + Unpin,
@@ -352,6 +364,7 @@ where
             }
         }
         _ = watchdog => tracing::debug!(%target, ?idle_timeout, "TCP connection idle too long; closed"),
+        _ = stop => tracing::debug!(%target, "TCP connection closed: the configuration no longer allows it"),
     }
     (down.read, up.read)
 }

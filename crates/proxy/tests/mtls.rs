@@ -1077,3 +1077,32 @@ async fn during_a_root_rotation_certificates_of_both_roots_are_accepted_both_way
     cp.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_tcp_connection_ends_when_strict_comes_to_apply() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = state_dir("strict-later");
+    let cp = control(&dir, Duration::from_secs(600), None).await;
+    let echo = weft_testkit::upstream::tcp_echo().await;
+    let server = sidecar(&cp, "echo", "echo", "echo", Some(echo)).await;
+    // PERMISSIVE: a plaintext TCP connection is served...
+    let mut tcp = tokio::net::TcpStream::connect(server.inbound.expect("inbound"))
+        .await
+        .expect("connect");
+    tcp.write_all(b"ping").await.expect("write");
+    let mut buf = [0u8; 4];
+    tcp.read_exact(&mut buf).await.expect("echo");
+    assert_eq!(&buf, b"ping");
+    // ...until STRICT applies: then the sidecar closes it.
+    apply(
+        &cp,
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n",
+    );
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the plaintext connection stayed open: {read:?}"
+    );
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -176,7 +176,10 @@ pub async fn connect(
     telemetry.metrics.tcp_opened(&peers);
     tokio::spawn(async move {
         let (received, sent) = match hyper::upgrade::on(req).await {
-            Ok(d) => tcp::splice(TokioIo::new(d), upstream, idle, &decision.target).await,
+            Ok(d) => {
+                let stop = std::future::pending();
+                tcp::splice(TokioIo::new(d), upstream, idle, &decision.target, stop).await
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "CONNECT upgrade failed");
                 (0, 0)
