@@ -71,35 +71,50 @@ async fn sidecar(
     cert_sa: &str,
     app: Option<SocketAddr>,
 ) -> RunningProxy {
-    let inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let token = cp.ca.as_ref().expect("CA").issue_token("default", cert_sa);
-    let proxy = weft_proxy::start(ProxyOptions {
-        app,
-        inbound,
-        scope: ProxyScope {
-            namespace: "default".into(),
-            labels: labels(app_name),
-            gateway: false,
-        },
-        control: Some(cp.xds.to_string()),
-        stats: Some("127.0.0.1:0".parse().expect("addr")),
-        registration: Some(weft_proxy::control_source::Registration {
-            workload: format!("{app_name}-v1"),
-            service_account: sa.into(),
-            address: "127.0.0.1".into(),
-            ports: [("http".to_string(), u32::from(inbound.port()))]
-                .into_iter()
-                .collect(),
-            ..Default::default()
-        }),
-        ca_token: Some(token),
-        ..ProxyOptions::ephemeral(&format!("sidecar~{app_name}-v1.default"))
-    })
-    .await
-    .expect("proxy starts");
-    eventually("a certificate", Duration::from_secs(10), || async {
-        (admin_get(proxy.admin, "/certs").await.status.as_u16() == 200).then_some(())
-    })
+    // The inbound port is picked before binding (the registration names it); another
+    // test may take it meanwhile, so a few attempts.
+    let mut attempts = 0;
+    let proxy = loop {
+        let inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let token = cp.ca.as_ref().expect("CA").issue_token("default", cert_sa);
+        let started = weft_proxy::start(ProxyOptions {
+            app,
+            inbound,
+            scope: ProxyScope {
+                namespace: "default".into(),
+                labels: labels(app_name),
+                gateway: false,
+            },
+            control: Some(cp.xds.to_string()),
+            stats: Some("127.0.0.1:0".parse().expect("addr")),
+            registration: Some(weft_proxy::control_source::Registration {
+                workload: format!("{app_name}-v1"),
+                service_account: sa.into(),
+                address: "127.0.0.1".into(),
+                ports: [("http".to_string(), u32::from(inbound.port()))]
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }),
+            ca_token: Some(token),
+            ..ProxyOptions::ephemeral(&format!("sidecar~{app_name}-v1.default"))
+        })
+        .await;
+        match started {
+            Ok(p) => break p,
+            Err(e) if attempts < 5 => {
+                attempts += 1;
+                tracing::debug!("sidecar start failed ({e}); another port");
+            }
+            Err(e) => panic!("proxy starts: {e}"),
+        }
+    };
+    // Ready: its first configuration and its certificate are in.
+    eventually(
+        "configuration and certificate",
+        Duration::from_secs(10),
+        || async { (admin_get(proxy.admin, "/ready").await.status.as_u16() == 200).then_some(()) },
+    )
     .await;
     proxy
 }
