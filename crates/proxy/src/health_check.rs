@@ -2,7 +2,8 @@
 //! DestinationRule): each endpoint of a checked cluster is probed every `interval`, by
 //! TCP connect or HTTP GET (2xx passes). After `unhealthyThreshold` failures in a row it
 //! leaves the balancer; after `healthyThreshold` passes in a row it returns. Endpoints
-//! start healthy.
+//! start healthy. Probes are secured as the cluster's requests are (mesh mTLS to a
+//! sidecar, DestinationRule `tls`), so STRICT workloads stay healthy.
 
 use std::time::Duration;
 
@@ -19,7 +20,11 @@ use crate::snapshot::{SnapshotCell, Target};
 const TICK: Duration = Duration::from_millis(50);
 
 /// Probes endpoints of the current configuration until `stop` fires.
-pub async fn run(snapshots: SnapshotCell, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    snapshots: SnapshotCell,
+    identity: crate::identity::IdentityCell,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
@@ -40,8 +45,21 @@ pub async fn run(snapshots: SnapshotCell, mut stop: watch::Receiver<bool>) {
                     check.clone(),
                     cluster.model.service.clone(),
                 );
+                let purpose = if check.http_path.is_some() {
+                    crate::tls::Purpose::Http1
+                } else {
+                    crate::tls::Purpose::Tcp
+                };
+                let mesh = endpoint.mesh_tls.load(std::sync::atomic::Ordering::Relaxed);
+                let tls = cluster.tls.originate(mesh, Some(&identity), purpose);
                 tokio::spawn(async move {
-                    let passed = probe(&endpoint.target, &check, &host).await;
+                    let passed = match tls {
+                        Ok(tls) => probe(&endpoint.target, &check, &host, tls.as_deref()).await,
+                        Err(e) => {
+                            tracing::debug!(endpoint = %endpoint.key, "health check TLS: {e}");
+                            false
+                        }
+                    };
                     if !passed {
                         tracing::debug!(endpoint = %endpoint.key, "active health check failed");
                     }
@@ -56,10 +74,17 @@ pub async fn run(snapshots: SnapshotCell, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// One probe: a TCP connection, or an HTTP GET answered with 2xx, within the timeout.
-pub async fn probe(target: &Target, check: &HealthCheck, host: &str) -> bool {
+/// One probe: a TCP connection (with `tls`, its handshake), or an HTTP GET answered with
+/// 2xx, within the timeout.
+pub async fn probe(
+    target: &Target,
+    check: &HealthCheck,
+    host: &str,
+    tls: Option<&crate::tls::Originate>,
+) -> bool {
     let attempt = async {
         let stream = pool::connect(target, check.timeout).await.ok()?;
+        let stream = pool::secure(stream, tls, check.timeout).await.ok()?;
         let Some(path) = &check.http_path else {
             return Some(true);
         };

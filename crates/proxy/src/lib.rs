@@ -347,7 +347,11 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
             opts.drain,
         ));
     }
-    tasks.spawn(health_check::run(snapshots.clone(), rx.clone()));
+    tasks.spawn(health_check::run(
+        snapshots.clone(),
+        identity_cell.clone(),
+        rx.clone(),
+    ));
     match (&opts.control, fingerprint) {
         (Some(address), _) => {
             let control = control_source::ControlSource {

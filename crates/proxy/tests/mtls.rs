@@ -1121,3 +1121,38 @@ async fn a_plaintext_tcp_connection_ends_when_strict_comes_to_apply() {
     cp.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_health_checks_reach_strict_workloads_over_mtls() {
+    let dir = state_dir("health");
+    let cp = control(&dir, Duration::from_secs(600), None).await;
+    // Probed every 100 ms; two failures in a row would take the endpoint out.
+    apply(
+        &cp,
+        &format!(
+            "{}---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: reviews\n  namespace: default\n  annotations:\n    health.weft.io/check: '{{\"http\": {{\"path\": \"/\"}}, \"interval\": \"100ms\", \"unhealthyThreshold\": 2}}'\nspec:\n  host: reviews\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {{name: default, namespace: istio-system}}\nspec: {{mtls: {{mode: STRICT}}}}\n",
+            SERVICE
+        ),
+    );
+    let (app, _server, client) = reviews_and_productpage(&cp).await;
+    // Long enough for several probes: the endpoint stays in, and the app saw the probes.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for _ in 0..5 {
+        assert_eq!(
+            get(client.outbound, "http://reviews:9080/").await.status,
+            200
+        );
+    }
+    let probes = app
+        .seen()
+        .iter()
+        .filter(|s| {
+            s.headers
+                .get("user-agent")
+                .is_some_and(|v| v == "weft-health-check")
+        })
+        .count();
+    assert!(probes >= 3, "{probes} probes reached the app");
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
