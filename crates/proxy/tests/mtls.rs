@@ -1156,3 +1156,33 @@ async fn http_health_checks_reach_strict_workloads_over_mtls() {
     cp.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_reach_strict_workloads_over_mtls() {
+    use futures_util::{SinkExt, StreamExt};
+    let dir = state_dir("websocket");
+    let cp = control(&dir, Duration::from_secs(600), None).await;
+    apply(
+        &cp,
+        &format!(
+            "{SERVICE}---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {{name: default, namespace: istio-system}}\nspec: {{mtls: {{mode: STRICT}}}}\n"
+        ),
+    );
+    let echo = weft_testkit::upstream::websocket_echo().await;
+    let _server = sidecar(&cp, "reviews", "reviews", "reviews", Some(echo)).await;
+    let client = sidecar(&cp, "productpage", "productpage", "productpage", None).await;
+    let stream = tokio::net::TcpStream::connect(client.outbound)
+        .await
+        .expect("connect");
+    let (mut ws, resp) = tokio_tungstenite::client_async("ws://reviews:9080/chat", stream)
+        .await
+        .expect("the upgrade through both sidecars");
+    assert_eq!(resp.status(), 101);
+    ws.send(tokio_tungstenite::tungstenite::Message::text("hello"))
+        .await
+        .expect("send");
+    let back = ws.next().await.expect("a message").expect("ok");
+    assert_eq!(back.into_text().expect("text").as_str(), "hello");
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

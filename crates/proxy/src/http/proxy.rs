@@ -557,7 +557,7 @@ impl HttpProxy {
         let deadline =
             timeout_of(f.timeout, &out.headers).and_then(|t| Instant::now().checked_add(t));
         if upgrade {
-            return upgrade::websocket(cluster, out, req).await;
+            return upgrade::websocket(cluster, out, req, self.settings.identity.as_ref()).await;
         }
         let needs_copy = f.retry.attempts > 0 || !f.mirrors.is_empty();
         let payload = if needs_copy && !req.body().is_end_stream() {
@@ -651,7 +651,7 @@ impl HttpProxy {
     ) -> Response<Body> {
         let http2 = req.version() == Version::HTTP_2;
         if upgrade {
-            return upgrade::websocket(cluster, out, req).await;
+            return upgrade::websocket(cluster, out, req, self.settings.identity.as_ref()).await;
         }
         let payload = if req.body().is_end_stream() {
             Payload::Replayable(Default::default())

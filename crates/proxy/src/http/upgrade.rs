@@ -19,8 +19,9 @@ pub async fn websocket(
     cluster: &ClusterRuntime,
     out: Outgoing,
     mut req: Request<Incoming>,
+    identity: Option<&crate::identity::IdentityCell>,
 ) -> Response<Body> {
-    let Some(endpoint) = pick(cluster) else {
+    let Some(endpoint) = cluster.pick_any().cloned() else {
         return local_reply::reply(
             StatusCode::SERVICE_UNAVAILABLE,
             ResponseFlags::NO_HEALTHY_UPSTREAM,
@@ -29,7 +30,28 @@ pub async fn websocket(
         );
     };
     let downstream = hyper::upgrade::on(&mut req);
-    let stream = match pool::connect(&endpoint, cluster.model.policy.pool.connect_timeout).await {
+    // Secured as the cluster's requests are (mesh mTLS to a sidecar, DestinationRule tls).
+    let mesh = endpoint.mesh_tls.load(std::sync::atomic::Ordering::Relaxed);
+    let tls = match cluster
+        .tls
+        .originate(mesh, identity, crate::tls::Purpose::Http1)
+    {
+        Ok(tls) => tls,
+        Err(e) => {
+            return local_reply::reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
+                &format!("TLS error: {e}"),
+                false,
+            );
+        }
+    };
+    let timeout = cluster.model.policy.pool.connect_timeout;
+    let connected = match pool::connect(&endpoint.target, timeout).await {
+        Ok(s) => pool::secure(s, tls.as_deref(), timeout).await,
+        Err(e) => Err(e),
+    };
+    let stream = match connected {
         Ok(s) => s,
         Err(e) => {
             return local_reply::reply(
@@ -188,8 +210,4 @@ pub async fn connect(
         telemetry.metrics.tcp_closed(&peers, sent, received);
     });
     Response::new(Body::empty())
-}
-
-fn pick(cluster: &ClusterRuntime) -> Option<Target> {
-    cluster.pick_any().map(|e| e.target.clone())
 }
