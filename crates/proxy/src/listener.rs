@@ -191,8 +191,9 @@ fn connection(
                         }
                         if let Some(d) = tcp::inbound(&snapshot) {
                             let stop = std::future::pending();
-                            tcp::proxy_stream(tls, d, &settings.telemetry, reporter, None, stop)
-                                .await
+                            let caller = principal.as_deref();
+                            let telemetry = &settings.telemetry;
+                            tcp::proxy_stream(tls, d, telemetry, reporter, None, stop, caller).await
                         }
                     }
                 }
@@ -250,7 +251,8 @@ fn connection(
                                 .await;
                             telemetry.metrics.strict_refused();
                         };
-                        tcp::proxy_stream(stream, d, &settings.telemetry, reporter, identity, stop)
+                        let telemetry = &settings.telemetry;
+                        tcp::proxy_stream(stream, d, telemetry, reporter, identity, stop, None)
                             .await
                     }
                     None => tracing::debug!(%peer, "TCP connection with no destination closed"),

@@ -179,6 +179,7 @@ pub async fn proxy_stream<S: TcpDownstream>(
     reporter: crate::telemetry::metrics::Reporter,
     identity: Option<&crate::identity::IdentityCell>,
     stop: impl std::future::Future<Output = ()>,
+    caller: Option<&str>,
 ) {
     let (_slot, _open) = match &decision.cluster {
         Some(c) => match crate::circuit::try_tcp_slot(&c.state, &c.limits) {
@@ -204,7 +205,7 @@ pub async fn proxy_stream<S: TcpDownstream>(
         }
     };
     let idle = idle_timeout(&decision);
-    let peers = telemetry.tcp_peers(reporter, &decision);
+    let peers = telemetry.tcp_peers(reporter, &decision, caller);
     telemetry.metrics.tcp_opened(&peers);
     let started = (std::time::SystemTime::now(), tokio::time::Instant::now());
     let addresses = (

@@ -820,7 +820,9 @@ async fn tcp_between_sidecars_is_carried_in_mutual_tls() {
         server_stats
             .lines()
             .any(|l| l.starts_with("istio_tcp_connections_opened_total{")
-                && l.contains("reporter=\"destination\"")),
+                && l.contains("reporter=\"destination\"")
+                && l.contains("source_principal=\"cluster.local/ns/default/sa/productpage\"")
+                && l.contains("connection_security_policy=\"mutual_tls\"")),
         "{server_stats}"
     );
     cp.stop();

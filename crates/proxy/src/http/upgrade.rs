@@ -194,7 +194,7 @@ pub async fn connect(
     let idle = tcp::idle_timeout(&decision);
     // The tunnel is a TCP connection: counted in Istio's TCP metrics like any other.
     let telemetry = telemetry.clone();
-    let peers = telemetry.tcp_peers(crate::telemetry::metrics::Reporter::Source, &decision);
+    let peers = telemetry.tcp_peers(crate::telemetry::metrics::Reporter::Source, &decision, None);
     telemetry.metrics.tcp_opened(&peers);
     tokio::spawn(async move {
         let (received, sent) = match hyper::upgrade::on(req).await {

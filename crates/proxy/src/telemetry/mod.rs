@@ -124,9 +124,14 @@ impl Telemetry {
         parsed
     }
 
-    /// The labels of a TCP connection per `decision` (the caller is unknown on inbound
-    /// TCP: there is no header to carry it).
-    pub fn tcp_peers(&self, reporter: Reporter, decision: &crate::tcp::TcpDecision) -> Peers {
+    /// The labels of a TCP connection per `decision`. On the inbound side the caller is
+    /// known only by `caller`, its mTLS principal (no header carries it on TCP).
+    pub fn tcp_peers(
+        &self,
+        reporter: Reporter,
+        decision: &crate::tcp::TcpDecision,
+        caller: Option<&str>,
+    ) -> Peers {
         let service = decision
             .cluster
             .as_ref()
@@ -141,7 +146,10 @@ impl Telemetry {
                     .unwrap_or_else(|| self.unknown.clone());
                 (self.me.clone(), peer, "unknown")
             }
-            Reporter::Destination => (self.unknown.clone(), self.me.clone(), "none"),
+            Reporter::Destination => match caller {
+                Some(p) => (self.peer_of_principal(p), self.me.clone(), "mutual_tls"),
+                None => (self.unknown.clone(), self.me.clone(), "none"),
+            },
         };
         Peers {
             reporter,
