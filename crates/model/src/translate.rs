@@ -204,6 +204,19 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
         .collect();
     let peers = crate::peer_authn::PeerPolicies::new(resources);
     for service in mesh.services.values() {
+        // Resolved once per endpoint with a sidecar (not per port and subset).
+        let endpoint_peers: Vec<Option<crate::peer_authn::PeerAuthn>> = service
+            .endpoints
+            .iter()
+            .map(|e| {
+                let sidecar = e.labels.get(TLS_MODE_LABEL).is_some_and(|m| m == "istio");
+                let namespace = e
+                    .workload
+                    .as_ref()
+                    .map_or(service.namespace.as_str(), |w| w.namespace.as_str());
+                sidecar.then(|| peers.resolve(namespace, &e.labels))
+            })
+            .collect();
         let rule = destination_rule_for(&rules, service, scope);
         for port in &service.ports {
             let top = rule.and_then(|r| r.spec.traffic_policy.as_ref());
@@ -220,7 +233,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
                 port,
                 None,
                 with_check(policy::merge(top, None, port.number)),
-                &peers,
+                &endpoint_peers,
             );
             mesh.clusters
                 .insert(default.name.clone(), Arc::new(default));
@@ -241,7 +254,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
                     port,
                     Some((&subset.name, &subset.labels)),
                     merged,
-                    &peers,
+                    &endpoint_peers,
                 );
                 mesh.clusters.insert(c.name.clone(), Arc::new(c));
             }
@@ -423,21 +436,18 @@ fn cluster(
     port: &ServicePort,
     subset: Option<(&String, &BTreeMap<String, String>)>,
     policy: ClusterPolicy,
-    peers: &crate::peer_authn::PeerPolicies<'_>,
+    peers: &[Option<crate::peer_authn::PeerAuthn>],
 ) -> Cluster {
     let endpoints = service
         .endpoints
         .iter()
-        .filter(|e| subset.is_none_or(|(_, labels)| e.has_labels(labels)))
-        .map(|e| {
+        .zip(peers)
+        .filter(|(e, _)| subset.is_none_or(|(_, labels)| e.has_labels(labels)))
+        .map(|(e, peer)| {
             let dial = e.port_for(port);
-            let namespace = e
-                .workload
+            let mesh_tls = peer
                 .as_ref()
-                .map_or(service.namespace.as_str(), |w| w.namespace.as_str());
-            let mesh_tls = e.labels.get(TLS_MODE_LABEL).is_some_and(|m| m == "istio")
-                && peers.resolve(namespace, &e.labels).mode_on(dial)
-                    != crate::peer_authn::Mode::Disable;
+                .is_some_and(|p| p.mode_on(dial) != crate::peer_authn::Mode::Disable);
             ClusterEndpoint {
                 address: e.address.clone(),
                 port: dial,
