@@ -135,69 +135,16 @@ fn connection(
                 _ => None,
             };
             if let Some(config) = server_tls {
-                let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "inbound mTLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "inbound mTLS handshake timed out");
-                        return;
-                    }
+                let accepted = Accepted {
+                    peer,
+                    original_dst,
+                    snapshot,
+                    http,
+                    settings,
+                    watcher,
+                    reporter,
                 };
-                let mut tls = tls;
-                let session = tls.get_ref().1;
-                let principal: Option<Arc<str>> = session
-                    .peer_certificates()
-                    .and_then(crate::tls::peer_principal)
-                    .map(Arc::from);
-                let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
-                let down = Downstream { peer, original_dst };
-                match alpn.as_deref() {
-                    Some(crate::tls::ALPN_H2) => {
-                        serve_http(TokioIo::new(tls), down, principal, http, true, watcher).await
-                    }
-                    Some(crate::tls::ALPN_HTTP1) => {
-                        serve_http(TokioIo::new(tls), down, principal, http, false, watcher).await
-                    }
-                    // `istio` (TCP): what the bytes inside say decides, as on plaintext,
-                    // so HTTP never escapes HTTP's policies by asking for a tunnel.
-                    _ => {
-                        let (inner, seen) =
-                            crate::io::detect_read(&mut tls, settings.detect_timeout).await;
-                        let tls = crate::io::Rewound::new(seen, tls);
-                        // A mesh peer always has an identity; without one STRICT holds.
-                        if principal.is_none() && mode == Mode::Strict {
-                            settings.telemetry.metrics.strict_refused();
-                            return;
-                        }
-                        if matches!(inner, Detected::Http1 | Detected::Http2) {
-                            let h2 = inner == Detected::Http2;
-                            serve_http(TokioIo::new(tls), down, principal, http, h2, watcher).await;
-                            return;
-                        }
-                        if !crate::http::authorize::check_tcp_from(
-                            &snapshot,
-                            peer.ip(),
-                            original_dst,
-                            port,
-                            None,
-                            principal.as_deref(),
-                        ) {
-                            tracing::debug!(%peer, "TCP connection denied by AuthorizationPolicy");
-                            return;
-                        }
-                        if let Some(d) = tcp::inbound(&snapshot) {
-                            let stop = std::future::pending();
-                            let caller = principal.as_deref();
-                            let telemetry = &settings.telemetry;
-                            tcp::proxy_stream(tls, d, telemetry, reporter, None, stop, caller).await
-                        }
-                    }
-                }
-                return;
+                return serve_mesh_tls(stream, config, accepted, port, mode).await;
             }
             if mode == Mode::Strict {
                 tracing::debug!(%peer, port, "plaintext connection refused: PeerAuthentication STRICT");
@@ -257,6 +204,92 @@ fn connection(
                     }
                     None => tracing::debug!(%peer, "TCP connection with no destination closed"),
                 }
+            }
+        }
+    }
+}
+
+/// What one accepted connection carries along to the code that serves it.
+struct Accepted {
+    peer: SocketAddr,
+    original_dst: Option<SocketAddr>,
+    snapshot: Arc<crate::snapshot::Snapshot>,
+    http: Arc<HttpProxy>,
+    settings: Arc<ListenerSettings>,
+    watcher: hyper_util::server::graceful::Watcher,
+    reporter: crate::telemetry::metrics::Reporter,
+}
+
+/// Terminates a mesh peer's mTLS and serves what it carries: HTTP by its ALPN, else what
+/// the first bytes inside say, for the workload `port` under PeerAuthentication `mode`.
+async fn serve_mesh_tls(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    a: Accepted,
+    port: u16,
+    mode: Mode,
+) {
+    let reporter = a.reporter;
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %a.peer, error = %e, "inbound mTLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %a.peer, "inbound mTLS handshake timed out");
+            return;
+        }
+    };
+    let session = tls.get_ref().1;
+    let principal: Option<Arc<str>> = session
+        .peer_certificates()
+        .and_then(crate::tls::peer_principal)
+        .map(Arc::from);
+    let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+    let down = Downstream {
+        peer: a.peer,
+        original_dst: a.original_dst,
+    };
+    match alpn.as_deref() {
+        Some(crate::tls::ALPN_H2) => {
+            serve_http(TokioIo::new(tls), down, principal, a.http, true, a.watcher).await
+        }
+        Some(crate::tls::ALPN_HTTP1) => {
+            serve_http(TokioIo::new(tls), down, principal, a.http, false, a.watcher).await
+        }
+        // `istio` (TCP): what the bytes inside say decides, as on plaintext,
+        // so HTTP never escapes HTTP's policies by asking for a tunnel.
+        _ => {
+            let (inner, seen) = crate::io::detect_read(&mut tls, a.settings.detect_timeout).await;
+            let tls = crate::io::Rewound::new(seen, tls);
+            // A mesh peer always has an identity; without one STRICT holds.
+            if principal.is_none() && mode == Mode::Strict {
+                a.settings.telemetry.metrics.strict_refused();
+                return;
+            }
+            if matches!(inner, Detected::Http1 | Detected::Http2) {
+                let h2 = inner == Detected::Http2;
+                serve_http(TokioIo::new(tls), down, principal, a.http, h2, a.watcher).await;
+                return;
+            }
+            if !crate::http::authorize::check_tcp_from(
+                &a.snapshot,
+                a.peer.ip(),
+                a.original_dst,
+                port,
+                None,
+                principal.as_deref(),
+            ) {
+                tracing::debug!(peer = %a.peer, "TCP connection denied by AuthorizationPolicy");
+                return;
+            }
+            if let Some(d) = tcp::inbound(&a.snapshot) {
+                let stop = std::future::pending();
+                let caller = principal.as_deref();
+                let telemetry = &a.settings.telemetry;
+                tcp::proxy_stream(tls, d, telemetry, reporter, None, stop, caller).await
             }
         }
     }
