@@ -275,6 +275,7 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
     let table = String::from_utf8_lossy(&status.stdout);
     assert_eq!(table.matches(" ready ").count(), 3, "{table}");
     assert!(table.contains("ingress gateway: http://"), "{table}");
+    assert_eq!(table.matches(" PERMISSIVE ").count(), 3, "{table}");
 
     // Every sidecar proved itself with its bootstrap token and holds a SPIFFE certificate.
     wait_for("bff-service's certificate", || {
@@ -638,6 +639,9 @@ fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
         "plaintext refused under STRICT",
         || matches!(plaintext(), (Some(52 | 56), code) if code == "000"),
     );
+    let status = weft(&["status", "--state-dir", &s.state_dir]);
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(table.matches(" STRICT ").count(), 3, "{table}");
     let described = weft(&[
         "describe",
         "workload",

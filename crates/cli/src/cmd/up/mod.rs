@@ -704,23 +704,51 @@ pub fn status(args: &StateArgs) -> anyhow::Result<ExitCode> {
             if ready { "ready" } else { "not ready" }
         );
     }
+    // Each workload's mutual TLS mode, resolved from the PeerAuthentications in force.
+    let peer_policies: Vec<weft_api::Resource> = runtime
+        .block_on(call(
+            &state.api,
+            Method::GET,
+            &crate::client::path(weft_api::Kind::PeerAuthentication, None, None),
+            None,
+        ))
+        .ok()
+        .and_then(|list| list.body["items"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|item| weft_api::load_str("server", &item.to_string()).resources)
+        .map(|l| l.resource)
+        .collect();
+    let peers = weft_model::peer_authn::PeerPolicies::new(&peer_policies);
     println!(
-        "{:<24} {:<24} {:<14} {:<10} {:<10} CONFIG VERSION",
-        "WORKLOAD", "SERVICE", "ADDRESS", "APP", "SIDECAR"
+        "{:<24} {:<24} {:<14} {:<10} {:<10} {:<11} CONFIG VERSION",
+        "WORKLOAD", "SERVICE", "ADDRESS", "APP", "SIDECAR", "MTLS"
     );
     for w in &state.workloads {
         let ready = sidecar_ready(&runtime, w);
-        let version = proxies
+        let proxy = proxies
             .as_ref()
             .and_then(|p| p.body["proxies"].as_array().cloned())
             .and_then(|list| {
                 let id = format!("sidecar~{}.{}", w.name, w.namespace);
                 list.into_iter().find(|p| p["id"] == id.as_str())
-            })
+            });
+        let version = proxy
+            .as_ref()
             .and_then(|p| p["acked_version"].as_str().map(str::to_string))
             .unwrap_or_else(|| "-".into());
+        // The labels the sidecar registered (the manifest's, with app=<service>).
+        let labels: BTreeMap<String, String> = proxy
+            .as_ref()
+            .and_then(|p| serde_json::from_value(p["workload"]["spec"]["labels"].clone()).ok())
+            .unwrap_or_default();
+        let mtls = match peers.resolve(&w.namespace, &labels).mode {
+            weft_model::peer_authn::Mode::Strict => "STRICT",
+            weft_model::peer_authn::Mode::Permissive => "PERMISSIVE",
+            weft_model::peer_authn::Mode::Disable => "DISABLE",
+        };
         println!(
-            "{:<24} {:<24} {:<14} {:<10} {:<10} {version}",
+            "{:<24} {:<24} {:<14} {:<10} {:<10} {mtls:<11} {version}",
             w.name,
             w.service,
             w.address,
