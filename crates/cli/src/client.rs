@@ -97,6 +97,19 @@ pub async fn get_status(address: &str, path: &str) -> anyhow::Result<http::Statu
     Ok(sender.send_request(req).await?.status())
 }
 
+/// Every stored resource of `kinds`, in all namespaces.
+pub async fn list(server: &str, kinds: &[Kind]) -> anyhow::Result<Vec<weft_api::Resource>> {
+    let mut out = Vec::new();
+    for kind in kinds {
+        let list = call(server, Method::GET, &path(*kind, None, None), None).await?;
+        for item in list.body["items"].as_array().cloned().unwrap_or_default() {
+            let loaded = weft_api::load_str("server", &item.to_string());
+            out.extend(loaded.resources.into_iter().map(|l| l.resource));
+        }
+    }
+    Ok(out)
+}
+
 /// The API path of a kind, optionally in a namespace and for one name.
 pub fn path(kind: Kind, namespace: Option<&str>, name: Option<&str>) -> String {
     let base = format!("/apis/{}/{}", kind.group(), kind.api_versions()[0]);

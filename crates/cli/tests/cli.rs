@@ -210,39 +210,19 @@ fn version_prints() {
 #[test]
 fn check_authz_explains_the_decision_rule_by_rule() {
     let file = "examples/security/reviews-authz.yaml";
-    let ok = weft(
-        &[
-            "check",
-            "authz",
-            "-f",
-            file,
-            "--from",
-            "productpage",
-            "--to",
-            "reviews",
-            "--path",
-            "/reviews/1",
-        ],
-        None,
-    );
+    let check = |from: &str, path: &str| {
+        weft(
+            &[
+                "check", "authz", "-f", file, "--from", from, "--to", "reviews", "--path", path,
+            ],
+            None,
+        )
+    };
+    let ok = check("productpage", "/reviews/1");
     assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
     assert!(stdout(&ok).contains("ALLOW default/from-productpage rule 0: matches"));
     // A bypass spelling is normalized first, then denied.
-    let admin = weft(
-        &[
-            "check",
-            "authz",
-            "-f",
-            file,
-            "--from",
-            "productpage",
-            "--to",
-            "reviews",
-            "--path",
-            "/x/%2e%2e//admin",
-        ],
-        None,
-    );
+    let admin = check("productpage", "/x/%2e%2e//admin");
     assert_eq!(admin.status.code(), Some(1));
     let out = stdout(&admin);
     assert!(
@@ -253,12 +233,7 @@ fn check_authz_explains_the_decision_rule_by_rule() {
         out.contains("DENIED (403): DENY policy default/no-admin matched"),
         "{out}"
     );
-    let stranger = weft(
-        &[
-            "check", "authz", "-f", file, "--from", "ratings", "--to", "reviews",
-        ],
-        None,
-    );
+    let stranger = check("ratings", "/");
     assert_eq!(stranger.status.code(), Some(1));
     assert!(stdout(&stranger).contains("ALLOW policies apply and none matched"));
 }

@@ -115,10 +115,13 @@ pub async fn handle(
                 &json!({"message": "namespace must be a DNS label and serviceAccount a DNS subdomain"}),
             );
         }
-        return json_response(
-            StatusCode::CREATED,
-            &json!({"token": ca.issue_token(ns, sa)}),
-        );
+        return match ca.issue_token(ns, sa) {
+            Ok(token) => json_response(StatusCode::CREATED, &json!({"token": token})),
+            Err(e) => json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"message": format!("no token issued: {e}")}),
+            ),
+        };
     }
     if path == "/healthz" || path == "/ready" {
         return json_response(StatusCode::OK, &json!({"status": "ok"}));

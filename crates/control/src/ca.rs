@@ -292,11 +292,18 @@ impl Ca {
             .collect()
     }
 
-    /// Issues a bootstrap token for a workload identity.
-    pub fn issue_token(&self, namespace: &str, service_account: &str) -> String {
-        let token: String = (0..32)
-            .map(|_| format!("{:02x}", fastrand_byte()))
-            .collect();
+    /// Issues a bootstrap token for a workload identity: 32 bytes from the OS's randomness
+    /// (never a guessable fallback), hex-encoded.
+    pub fn issue_token(&self, namespace: &str, service_account: &str) -> Result<String, CaError> {
+        let mut bytes = [0u8; 32];
+        {
+            use std::io::Read;
+            let urandom = Path::new("/dev/urandom");
+            std::fs::File::open(urandom)
+                .and_then(|mut f| f.read_exact(&mut bytes))
+                .map_err(io(urandom))?;
+        }
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -308,7 +315,7 @@ impl Ca {
                     bound_to: None,
                 },
             );
-        token
+        Ok(token)
     }
 
     /// The identity behind `token`, binding it to `node` on first use; refuses unknown
@@ -401,20 +408,6 @@ fn check_chain(chain: &[String], root: &str) -> Result<(), String> {
             })?;
     }
     Ok(())
-}
-
-fn fastrand_byte() -> u8 {
-    // Tokens must not be guessable: the OS's randomness.
-    let mut b = [0u8; 1];
-    if getrandom_fill(&mut b).is_err() {
-        b[0] = fastrand::u8(..);
-    }
-    b[0]
-}
-
-fn getrandom_fill(buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
 fn new_root(trust_domain: &str) -> Result<(String, String), CaError> {

@@ -217,6 +217,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
                 sidecar.then(|| peers.resolve(namespace, &e.labels))
             })
             .collect();
+        let identities = server_identities(service);
         let rule = destination_rule_for(&rules, service, scope);
         for port in &service.ports {
             let top = rule.and_then(|r| r.spec.traffic_policy.as_ref());
@@ -234,6 +235,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
                 None,
                 with_check(policy::merge(top, None, port.number)),
                 &endpoint_peers,
+                &identities,
             );
             mesh.clusters
                 .insert(default.name.clone(), Arc::new(default));
@@ -255,6 +257,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
                     Some((&subset.name, &subset.labels)),
                     merged,
                     &endpoint_peers,
+                    &identities,
                 );
                 mesh.clusters.insert(c.name.clone(), Arc::new(c));
             }
@@ -437,6 +440,7 @@ fn cluster(
     subset: Option<(&String, &BTreeMap<String, String>)>,
     policy: ClusterPolicy,
     peers: &[Option<crate::peer_authn::PeerAuthn>],
+    identities: &[ServerIdentity],
 ) -> Cluster {
     let endpoints = service
         .endpoints
@@ -458,7 +462,27 @@ fn cluster(
             }
         })
         .collect();
-    let identities = if service.subject_alt_names.is_empty() {
+    Cluster {
+        name: cluster_name(
+            port.number,
+            subset.map(|(n, _)| n.as_str()),
+            &service.hostname,
+        )
+        .into(),
+        service: service.hostname.clone(),
+        port: port.number,
+        subset: subset.map(|(n, _)| n.clone()),
+        protocol: port.protocol,
+        endpoints,
+        policy,
+        identities: identities.to_vec(),
+    }
+}
+
+/// Who may serve `service` over mesh mTLS (secure naming): its ServiceEntry's
+/// `subjectAltNames`, else the service accounts of its workloads.
+fn server_identities(service: &Service) -> Vec<ServerIdentity> {
+    if service.subject_alt_names.is_empty() {
         let accounts: std::collections::BTreeSet<ServerIdentity> = service
             .endpoints
             .iter()
@@ -482,21 +506,6 @@ fn cluster(
             .iter()
             .map(|s| ServerIdentity::Uri(s.clone()))
             .collect()
-    };
-    Cluster {
-        name: cluster_name(
-            port.number,
-            subset.map(|(n, _)| n.as_str()),
-            &service.hostname,
-        )
-        .into(),
-        service: service.hostname.clone(),
-        port: port.number,
-        subset: subset.map(|(n, _)| n.clone()),
-        protocol: port.protocol,
-        endpoints,
-        policy,
-        identities,
     }
 }
 

@@ -113,16 +113,17 @@ fn connection(
             Detected::Tls => peek_hello(&stream, settings.detect_timeout).await,
             _ => None,
         };
+        // Inbound, the workload port: the app's port, where every inbound connection is
+        // delivered whatever port was dialled; PeerAuthentication and authorization decide
+        // for it, so dialling another port changes nothing.
+        let workload_port = snapshot
+            .inbound
+            .as_ref()
+            .map(|c| c.model.port)
+            .or_else(|| original_dst.map(|d| d.port()))
+            .unwrap_or(0);
         if settings.direction == Direction::Inbound {
-            // The workload port: the app's port, where every inbound connection is
-            // delivered whatever port was dialled; PeerAuthentication and authorization
-            // decide for it, so dialling another port changes nothing.
-            let port = snapshot
-                .inbound
-                .as_ref()
-                .map(|c| c.model.port)
-                .or_else(|| original_dst.map(|d| d.port()))
-                .unwrap_or(0);
+            let port = workload_port;
             let mode = snapshot.mesh.peer_authn.mode_on(port);
             // Mesh mTLS: a sidecar's ClientHello (ALPN `istio*`), unless DISABLE passes it through.
             let mesh_hello = hello.as_deref().is_some_and(|h| {
@@ -162,13 +163,13 @@ fn connection(
             Detected::Tcp | Detected::Tls => {
                 let decision = match settings.direction {
                     Direction::Inbound => {
-                        let port = snapshot.inbound.as_ref().map_or(0, |c| c.model.port);
                         if !crate::http::authorize::check_tcp(
                             &snapshot,
                             peer.ip(),
                             original_dst,
-                            port,
+                            workload_port,
                             sni.as_deref(),
+                            None,
                         ) {
                             tracing::debug!(%peer, "TCP connection denied by AuthorizationPolicy");
                             return;
@@ -186,7 +187,7 @@ fn connection(
                     Some(d) => {
                         let identity = settings.identity.as_ref();
                         // A plaintext inbound connection ends when STRICT comes to apply.
-                        let port = snapshot.inbound.as_ref().map_or(0, |c| c.model.port);
+                        let port = workload_port;
                         let inbound = settings.direction == Direction::Inbound;
                         let telemetry = settings.telemetry.clone();
                         let stop = async {
@@ -274,7 +275,7 @@ async fn serve_mesh_tls(
                 serve_http(TokioIo::new(tls), down, principal, a.http, h2, a.watcher).await;
                 return;
             }
-            if !crate::http::authorize::check_tcp_from(
+            if !crate::http::authorize::check_tcp(
                 &a.snapshot,
                 a.peer.ip(),
                 a.original_dst,

@@ -268,27 +268,10 @@ pub fn inbound(snapshot: &Snapshot) -> Option<TcpDecision> {
     endpoint_of(snapshot.inbound.as_ref()?, None)
 }
 
-/// Copies bytes between `downstream` and `target` until both sides close, or nothing
-/// has moved for `idle_timeout` (`connectionPool.tcp.idleTimeout`, default 1h).
-pub async fn proxy<S: AsyncRead + AsyncWrite + Unpin>(
-    downstream: S,
-    target: Target,
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-) {
-    proxy_counted(
-        downstream,
-        target,
-        connect_timeout,
-        idle_timeout,
-        None,
-        std::future::pending(),
-    )
-    .await;
-}
-
-/// As [`proxy`]; returns the bytes received from and sent to the downstream, and
-/// whether the upstream was reached.
+/// Copies bytes between `downstream` and `target` (secured with `tls`) until both sides
+/// close, nothing has moved for `idle_timeout` (`connectionPool.tcp.idleTimeout`, default
+/// 1h), or `stop` resolves; returns the bytes received from and sent to the downstream,
+/// and whether the upstream was reached.
 async fn proxy_counted<S: AsyncRead + AsyncWrite + Unpin>(
     downstream: S,
     target: Target,

@@ -70,7 +70,7 @@ async fn a_proxy_gets_and_renews_its_spiffe_certificate() {
         assert_eq!(mode & 0o077, 0, "{file} is readable by others: {mode:o}");
     }
     let ca = cp.ca.clone().expect("a CA");
-    let token = ca.issue_token("default", "reviews");
+    let token = ca.issue_token("default", "reviews").expect("a token");
     let p = proxy(cp.xds, "sidecar~reviews-v1.default", &token).await;
     let first = eventually("a certificate", Duration::from_secs(10), || certs(&p)).await;
     assert_eq!(
@@ -147,7 +147,8 @@ async fn a_proxy_gets_and_renews_its_spiffe_certificate() {
         .ca
         .as_ref()
         .expect("CA")
-        .issue_token("default", "reviews");
+        .issue_token("default", "reviews")
+        .expect("a token");
     let p = proxy(rotated.xds, "sidecar~reviews-v2.default", &token).await;
     let cert = eventually(
         "a certificate from the new root",
@@ -187,42 +188,6 @@ fn client_identity(ca: &weft_control::ca::Ca, sa: &str) -> (String, String) {
     (cert, key.serialize_pem())
 }
 
-/// `GET /` over mutual TLS with `identity` (or plaintext with `None`): the status.
-async fn status_over(addr: SocketAddr, identity: Option<(String, String)>) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = b"GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n\r\n";
-    let mut answer = Vec::new();
-    match identity {
-        None => {
-            let mut tcp = tcp;
-            tcp.write_all(request).await.expect("write");
-            let _ = tcp.read_to_end(&mut answer).await;
-        }
-        Some(identity) => {
-            // A sidecar's mesh mTLS, by Istio's ALPN (other TLS is the app's own).
-            let config = common::tls::client_config(&identity, b"istio-http/1.1");
-            let name = rustls::pki_types::ServerName::try_from("reviews").expect("name");
-            // A refused certificate ends the handshake, or the connection right after it.
-            let Ok(mut tls) = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-            else {
-                return 0;
-            };
-            if tls.write_all(request).await.is_err() {
-                return 0;
-            }
-            let _ = tls.read_to_end(&mut answer).await;
-        }
-    }
-    String::from_utf8_lossy(&answer)
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
     let dir = std::env::temp_dir().join(format!("weft-mtls-test-{}", std::process::id()));
@@ -237,7 +202,7 @@ async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
         cp.store.put(r.resource, true).expect("stored");
     }
     let app = weft_testkit::upstream::named("reviews").await;
-    let token = ca.issue_token("default", "reviews");
+    let token = ca.issue_token("default", "reviews").expect("a token");
     let server = weft_proxy::start(ProxyOptions {
         app: Some(app.addr),
         scope: ProxyScope {
@@ -265,14 +230,14 @@ async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
     .await;
     let inbound = server.inbound.expect("inbound");
     // PERMISSIVE: plaintext is served, but carries no identity, so the policy denies it.
-    assert_eq!(status_over(inbound, None).await, 403);
+    assert_eq!(common::tls::get_status(inbound, None).await, 403);
     // Over mutual TLS the caller is known by its SPIFFE identity.
     assert_eq!(
-        status_over(inbound, Some(client_identity(&ca, "productpage"))).await,
+        common::tls::get_status(inbound, Some(&client_identity(&ca, "productpage"))).await,
         200
     );
     assert_eq!(
-        status_over(inbound, Some(client_identity(&ca, "ratings"))).await,
+        common::tls::get_status(inbound, Some(&client_identity(&ca, "ratings"))).await,
         403
     );
     // A certificate the mesh's roots did not sign gets no HTTP answer at all.
@@ -285,7 +250,7 @@ async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
     )];
     let forged = params.self_signed(&key).expect("self-signed");
     assert_eq!(
-        status_over(inbound, Some((forged.pem(), key.serialize_pem()))).await,
+        common::tls::get_status(inbound, Some(&(forged.pem(), key.serialize_pem()))).await,
         0
     );
     assert_eq!(app.hits(), 1);

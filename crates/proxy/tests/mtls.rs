@@ -76,7 +76,12 @@ async fn sidecar(
     let mut attempts = 0;
     let proxy = loop {
         let inbound: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let token = cp.ca.as_ref().expect("CA").issue_token("default", cert_sa);
+        let token = cp
+            .ca
+            .as_ref()
+            .expect("CA")
+            .issue_token("default", cert_sa)
+            .expect("a token");
         let started = weft_proxy::start(ProxyOptions {
             app,
             inbound,
@@ -144,23 +149,6 @@ async fn stats(p: &RunningProxy) -> String {
         .body
 }
 
-/// `GET /` straight to a sidecar's inbound listener in plaintext: the status, 0 when the
-/// connection is closed without an answer.
-async fn plaintext_status(addr: SocketAddr) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let _ = tcp
-        .write_all(b"GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n\r\n")
-        .await;
-    let mut answer = Vec::new();
-    let _ = tcp.read_to_end(&mut answer).await;
-    String::from_utf8_lossy(&answer)
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecars_speak_mutual_tls_and_peer_authentication_decides_what_the_server_accepts() {
     let dir = state_dir("peers");
@@ -189,7 +177,7 @@ async fn sidecars_speak_mutual_tls_and_peer_authentication_decides_what_the_serv
     .await;
     assert_eq!(got.body, "reviews");
     assert_eq!(
-        plaintext_status(inbound).await,
+        common::tls::get_status(inbound, None).await,
         403,
         "plaintext has no identity"
     );
@@ -229,7 +217,7 @@ async fn sidecars_speak_mutual_tls_and_peer_authentication_decides_what_the_serv
         "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n",
     );
     eventually("plaintext refused", Duration::from_secs(10), || async {
-        (plaintext_status(inbound).await == 0).then_some(())
+        (common::tls::get_status(inbound, None).await == 0).then_some(())
     })
     .await;
     for _ in 0..5 {
@@ -1000,33 +988,6 @@ async fn rate_limit_buckets_by_the_mtls_identity_of_the_caller() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `GET /` over mesh mTLS straight to a sidecar's inbound listener with `identity`: the status.
-async fn status_over_mtls(inbound: SocketAddr, identity: &(String, String)) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let config = common::tls::client_config(identity, b"istio-http/1.1");
-    let tcp = tokio::net::TcpStream::connect(inbound)
-        .await
-        .expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("reviews").expect("name");
-    let Ok(mut tls) = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-    else {
-        return 0;
-    };
-    let request = b"GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n\r\n";
-    if tls.write_all(request).await.is_err() {
-        return 0;
-    }
-    let mut answer = Vec::new();
-    let _ = tls.read_to_end(&mut answer).await;
-    String::from_utf8_lossy(&answer)
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_a_root_rotation_certificates_of_both_roots_are_accepted_both_ways() {
     let dir = state_dir("root-overlap");
@@ -1059,7 +1020,7 @@ async fn during_a_root_rotation_certificates_of_both_roots_are_accepted_both_way
     let old_caller = old.leaf("spiffe://cluster.local/ns/default/sa/productpage", false);
     let before = app.hits();
     assert_eq!(
-        status_over_mtls(server.inbound.expect("inbound"), &old_caller).await,
+        common::tls::get_status(server.inbound.expect("inbound"), Some(&old_caller)).await,
         200
     );
     assert_eq!(app.hits(), before + 1);
@@ -1088,7 +1049,7 @@ async fn during_a_root_rotation_certificates_of_both_roots_are_accepted_both_way
     let other = TestCa::new("unrelated root");
     let stranger = other.leaf("spiffe://cluster.local/ns/default/sa/productpage", false);
     assert_eq!(
-        status_over_mtls(server.inbound.expect("inbound"), &stranger).await,
+        common::tls::get_status(server.inbound.expect("inbound"), Some(&stranger)).await,
         0
     );
     cp.stop();

@@ -7,11 +7,10 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use http::Method;
 use weft_api::Resource;
 use weft_model::authz::{AuthzRequest, HttpAttributes, MapHeaders};
 
-use crate::client::{self, call, path};
+use crate::client;
 
 /// Arguments of `weft check`.
 #[derive(clap::Args)]
@@ -83,17 +82,7 @@ fn resources(args: &AuthzArgs) -> anyhow::Result<Vec<Resource>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let mut out = Vec::new();
-        for kind in weft_api::Kind::ALL {
-            let list = call(&server, Method::GET, &path(kind, None, None), None).await?;
-            for item in list.body["items"].as_array().cloned().unwrap_or_default() {
-                let loaded = weft_api::load_str("server", &item.to_string());
-                out.extend(loaded.resources.into_iter().map(|l| l.resource));
-            }
-        }
-        Ok(out)
-    })
+    runtime.block_on(client::list(&server, &weft_api::Kind::ALL))
 }
 
 /// Runs `weft check`.

@@ -410,14 +410,7 @@ pub fn describe(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
     }
     let server = client::server(args.server.as_deref());
     runtime()?.block_on(async {
-        let mut resources = Vec::new();
-        for kind in weft_api::Kind::ALL {
-            let list = call(&server, Method::GET, &path(kind, None, None), None).await?;
-            for item in list.body["items"].as_array().cloned().unwrap_or_default() {
-                let loaded = weft_api::load_str("server", &item.to_string());
-                resources.extend(loaded.resources.into_iter().map(|l| l.resource));
-            }
-        }
+        let resources = client::list(&server, &weft_api::Kind::ALL).await?;
         let scope = weft_model::ProxyScope { namespace: args.namespace.clone(), ..Default::default() };
         let mesh = weft_model::build(&resources, &scope).map_err(|e| anyhow::anyhow!("{e}"))?;
         let hostname = weft_model::host::resolve(&args.name, &args.namespace);
@@ -489,14 +482,7 @@ pub fn describe(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
 fn describe_workload(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
     let server = client::server(args.server.as_deref());
     runtime()?.block_on(async {
-        let mut resources = Vec::new();
-        for kind in weft_api::Kind::ALL {
-            let list = call(&server, Method::GET, &path(kind, None, None), None).await?;
-            for item in list.body["items"].as_array().cloned().unwrap_or_default() {
-                let loaded = weft_api::load_str("server", &item.to_string());
-                resources.extend(loaded.resources.into_iter().map(|l| l.resource));
-            }
-        }
+        let resources = client::list(&server, &weft_api::Kind::ALL).await?;
         // Registered workloads live with their proxies' connections, not in the store.
         let node = format!("sidecar~{}.{}", args.name, args.namespace);
         let proxies = call(&server, Method::GET, "/debug/proxies", None).await?;

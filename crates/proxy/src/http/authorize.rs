@@ -163,19 +163,9 @@ pub fn check(
     ))
 }
 
-/// The decision for an opaque TCP connection (HTTP-only rules as Istio treats them).
+/// The decision for an opaque TCP connection (HTTP-only rules as Istio treats them), from
+/// a caller proven by mesh mTLS to be `principal` when it is `Some`.
 pub fn check_tcp(
-    snapshot: &Snapshot,
-    peer: IpAddr,
-    destination: Option<std::net::SocketAddr>,
-    port: u16,
-    sni: Option<&str>,
-) -> bool {
-    check_tcp_from(snapshot, peer, destination, port, sni, None)
-}
-
-/// As [`check_tcp`], for a caller proven by mesh mTLS to be `principal`.
-pub fn check_tcp_from(
     snapshot: &Snapshot,
     peer: IpAddr,
     destination: Option<std::net::SocketAddr>,

@@ -288,22 +288,14 @@ impl HttpProxy {
                 );
                 return refused;
             }
-            if let Some(denied) = authorize::check(
-                &snapshot,
-                &req,
-                authorize::Caller {
-                    peer: down.peer.ip(),
-                    principal,
-                    destination: down.original_dst,
-                    port: cluster.model.port,
-                },
-                grpc,
-                self.settings.trusted_proxies,
-            ) {
-                return denied;
-            }
-            if let Some(limited) = rate_limit::check(&snapshot, &req, grpc, principal) {
-                return limited;
+            let caller = authorize::Caller {
+                peer: down.peer.ip(),
+                principal,
+                destination: down.original_dst,
+                port: cluster.model.port,
+            };
+            if let Some(refused) = self.admit(&snapshot, &req, caller, grpc) {
+                return refused;
             }
             let authority = authority_of(&req).unwrap_or_default();
             if let Some(span) = &mut obs.details {
@@ -314,26 +306,31 @@ impl HttpProxy {
             return self.send_plain(cluster, out, req, upgrade, grpc).await;
         }
         if let Direction::Gateway { port } = self.direction {
-            if let Some(denied) = authorize::check(
-                &snapshot,
-                &req,
-                authorize::Caller {
-                    peer: down.peer.ip(),
-                    principal,
-                    destination: None,
-                    port,
-                },
-                grpc,
-                self.settings.trusted_proxies,
-            ) {
-                return denied;
-            }
-            if let Some(limited) = rate_limit::check(&snapshot, &req, grpc, principal) {
-                return limited;
+            let caller = authorize::Caller {
+                peer: down.peer.ip(),
+                principal,
+                destination: None,
+                port,
+            };
+            if let Some(refused) = self.admit(&snapshot, &req, caller, grpc) {
+                return refused;
             }
         }
         self.outbound(&snapshot, down, req, upgrade, grpc, obs)
             .await
+    }
+
+    /// The server side's admission: AuthorizationPolicy (403 RBAC), then RateLimit (429 RL).
+    fn admit(
+        &self,
+        snapshot: &Snapshot,
+        req: &Request<Incoming>,
+        caller: authorize::Caller<'_>,
+        grpc: bool,
+    ) -> Option<Response<Body>> {
+        let principal = caller.principal;
+        authorize::check(snapshot, req, caller, grpc, self.settings.trusted_proxies)
+            .or_else(|| rate_limit::check(snapshot, req, grpc, principal))
     }
 
     async fn outbound(

@@ -37,8 +37,6 @@ pub struct Originate {
     pub config: Arc<ClientConfig>,
     /// The name sent as SNI.
     pub server_name: ServerName<'static>,
-    /// Mesh mTLS (rather than DestinationRule origination).
-    pub mesh: bool,
     /// The cluster TLS settings it comes from (a new number when they change, not when
     /// the certificate is renewed): connections are only reused under the same settings.
     pub settings: u64,
@@ -72,7 +70,6 @@ struct Configs {
 impl Configs {
     fn new(
         (serial, settings): (String, u64),
-        mesh: bool,
         server_name: ServerName<'static>,
         [http1, http2, tcp]: [Arc<ClientConfig>; 3],
     ) -> Self {
@@ -80,7 +77,6 @@ impl Configs {
             Arc::new(Originate {
                 config,
                 server_name: server_name.clone(),
-                mesh,
                 settings,
             })
         };
@@ -238,7 +234,6 @@ impl ClusterTls {
         };
         Ok(Configs::new(
             (id.serial.clone(), self.settings),
-            true,
             name,
             [
                 build(super::ALPN_HTTP1)?,
@@ -319,7 +314,6 @@ fn originating(
     };
     Ok(Configs::new(
         (String::new(), settings),
-        false,
         server_name(&sni)?,
         [build(Some(b"http/1.1"))?, build(Some(b"h2"))?, build(None)?],
     ))

@@ -25,8 +25,13 @@ pub const ALPN_TCP: &[u8] = b"istio";
 /// What a sidecar's inbound side accepts.
 pub const MESH_ALPN: [&[u8]; 3] = [ALPN_H2, ALPN_HTTP1, ALPN_TCP];
 
+/// ring, built once for every configuration.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    static PROVIDER: std::sync::OnceLock<Arc<rustls::crypto::CryptoProvider>> =
+        std::sync::OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
 }
 
 /// The certificate chain and key of a workload identity.

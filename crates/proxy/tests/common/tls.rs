@@ -65,3 +65,39 @@ pub fn client_config((cert, key): &(String, String), alpn: &[u8]) -> Arc<rustls:
     config.alpn_protocols = vec![alpn.to_vec()];
     Arc::new(config)
 }
+
+/// `GET /` (host `reviews`) straight to a sidecar's inbound listener, over mesh mTLS with
+/// `identity` or in plaintext with `None`: the status, 0 when the connection ended without
+/// an answer (a refused certificate ends the handshake, or the connection right after it).
+pub async fn get_status(addr: std::net::SocketAddr, identity: Option<&(String, String)>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = b"GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n\r\n";
+    let mut answer = Vec::new();
+    match identity {
+        None => {
+            if tcp.write_all(request).await.is_ok() {
+                let _ = tcp.read_to_end(&mut answer).await;
+            }
+        }
+        Some(identity) => {
+            // A sidecar's mesh mTLS, by Istio's ALPN (other TLS is the app's own).
+            let config = client_config(identity, b"istio-http/1.1");
+            let name = ServerName::try_from("reviews").expect("name");
+            let Ok(mut tls) = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+            else {
+                return 0;
+            };
+            if tls.write_all(request).await.is_ok() {
+                let _ = tls.read_to_end(&mut answer).await;
+            }
+        }
+    }
+    String::from_utf8_lossy(&answer)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}

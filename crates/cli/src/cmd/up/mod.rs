@@ -705,20 +705,12 @@ pub fn status(args: &StateArgs) -> anyhow::Result<ExitCode> {
         );
     }
     // Each workload's mutual TLS mode, resolved from the PeerAuthentications in force.
-    let peer_policies: Vec<weft_api::Resource> = runtime
-        .block_on(call(
+    let peer_policies = runtime
+        .block_on(crate::client::list(
             &state.api,
-            Method::GET,
-            &crate::client::path(weft_api::Kind::PeerAuthentication, None, None),
-            None,
+            &[weft_api::Kind::PeerAuthentication],
         ))
-        .ok()
-        .and_then(|list| list.body["items"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|item| weft_api::load_str("server", &item.to_string()).resources)
-        .map(|l| l.resource)
-        .collect();
+        .unwrap_or_default();
     let peers = weft_model::peer_authn::PeerPolicies::new(&peer_policies);
     println!(
         "{:<24} {:<24} {:<14} {:<10} {:<10} {:<11} CONFIG VERSION",
