@@ -89,7 +89,7 @@ impl<T> Field<T> {
 
     /// Matches when `value` matches one of `any_of` (if any) and none of `none_of`; a
     /// missing value matches no `any_of` and no `none_of`.
-    fn check(&self, value: Option<&str>, m: impl Fn(&T, &str) -> bool) -> bool {
+    fn check<V: ?Sized>(&self, value: Option<&V>, m: impl Fn(&T, &V) -> bool) -> bool {
         let hit = |list: &[T]| value.is_some_and(|v| list.iter().any(|p| m(p, v)));
         (self.any_of.is_empty() || hit(&self.any_of)) && !hit(&self.none_of)
     }
@@ -403,19 +403,20 @@ fn identity(principal: &str) -> Option<(&str, String)> {
 
 impl SourceMatch {
     fn matches(&self, r: &AuthzRequest<'_>) -> bool {
-        let id = r.principal.and_then(identity);
+        // Split (and the `ns/sa` built) only for rules that name namespaces or accounts.
+        let id = (self.namespaces.is_set() || self.service_accounts.is_set())
+            .then(|| r.principal.and_then(identity))
+            .flatten();
         let pat = |p: &Pattern, v: &str| p.matches(v);
-        let ip = |c: &Cidr, v: &str| v.parse().is_ok_and(|ip| c.contains(ip));
+        let ip = |c: &Cidr, v: &IpAddr| c.contains(*v);
         self.principals.check(r.principal, pat)
             && (r.http.is_none() || self.request_principals.check(None, pat))
             && self.namespaces.check(id.as_ref().map(|(ns, _)| *ns), pat)
             && self
                 .service_accounts
                 .check(id.as_ref().map(|(_, sa)| sa.as_str()), pat)
-            && self.ip_blocks.check(Some(&r.source_ip.to_string()), ip)
-            && self
-                .remote_ip_blocks
-                .check(Some(&r.remote_ip.to_string()), ip)
+            && self.ip_blocks.check(Some(&r.source_ip), ip)
+            && self.remote_ip_blocks.check(Some(&r.remote_ip), ip)
     }
 }
 
@@ -424,8 +425,12 @@ impl OperationMatch {
     /// a rule using them means there.
     fn matches(&self, r: &AuthzRequest<'_>) -> bool {
         let pat = |p: &Pattern, v: &str| p.matches(v);
-        let port = r.destination_port.to_string();
-        if !self.ports.check(Some(&port), pat) {
+        // The port is formatted only for rules that name ports.
+        if self.ports.is_set()
+            && !self
+                .ports
+                .check(Some(r.destination_port.to_string().as_str()), pat)
+        {
             return false;
         }
         let Some(h) = &r.http else { return true };
