@@ -13,6 +13,7 @@ pub mod load;
 pub mod meta;
 pub mod networking;
 pub mod policy;
+pub mod render;
 pub mod resource;
 pub mod security;
 pub mod source;

@@ -56,6 +56,8 @@ enum Command {
     Traces(cmd::traces::Args),
     /// Live request rate, success rate and p50/p99 per service and version (from the proxies).
     Top(cmd::top::Args),
+    /// Print the dashboard's URL (graph, traces, metrics, config, traffic) and open it.
+    Dashboard(cmd::dashboard::Args),
     /// Write a Prometheus configuration scraping every proxy of the mesh `weft up` started.
     PrometheusConfig(cmd::prometheus::Args),
     /// Print the version.
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
         Command::Traces(args) => cmd::traces::run(&args),
         Command::Check(args) => cmd::check::run(&args),
         Command::Top(args) => cmd::top::run(&args),
+        Command::Dashboard(args) => cmd::dashboard::run(&args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -37,6 +37,8 @@ async fn start_control(state: &std::path::Path, port: u16) -> Control {
             "127.0.0.1:0",
             "--query",
             "127.0.0.1:0",
+            "--dashboard",
+            "127.0.0.1:0",
             "--api",
             &addr.to_string(),
             "--xds",

@@ -115,6 +115,7 @@ struct Scratch {
     ingress: String,
     otlp: String,
     query: String,
+    dashboard: String,
     _down: Down,
     _one: std::sync::MutexGuard<'static, ()>,
 }
@@ -130,6 +131,7 @@ fn scratch(name: &str) -> Scratch {
         ingress: format!("127.0.0.1:{}", free_port()),
         otlp: format!("127.0.0.1:{}", free_port()),
         query: format!("127.0.0.1:{}", free_port()),
+        dashboard: format!("127.0.0.1:{}", free_port()),
         _down: Down(dir.clone()),
         dir,
         _one: one,
@@ -156,6 +158,8 @@ impl Scratch {
             &self.otlp,
             "--query",
             &self.query,
+            "--dashboard",
+            &self.dashboard,
         ])
     }
 
@@ -265,6 +269,13 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
         String::from_utf8_lossy(&up.stderr)
     );
     assert!(printed.contains("sidecars ready: 3/3"), "{printed}");
+    // It points at the dashboard, and `weft dashboard` finds it there.
+    let url = format!("http://{}/", s.dashboard);
+    assert!(printed.contains(&url), "{printed}");
+    let dashboard = weft(&["dashboard", "--state-dir", state_dir, "--no-browser"]);
+    assert!(dashboard.status.success());
+    assert_eq!(String::from_utf8_lossy(&dashboard.stdout).trim(), url);
+    assert!(http_get(&s.dashboard, "/").contains("<title>weft"));
 
     // A second `weft up` on a running mesh is refused, not doubled.
     let again = s.up("loopback");
@@ -329,6 +340,8 @@ fn demo_narrates_the_scenario_and_stops_the_mesh() {
         &s.otlp,
         "--query",
         &s.query,
+        "--dashboard",
+        &s.dashboard,
     ]);
     let printed = String::from_utf8_lossy(&demo.stdout);
     assert!(
@@ -347,6 +360,12 @@ fn demo_narrates_the_scenario_and_stops_the_mesh() {
     ] {
         assert!(printed.contains(step), "missing {step:?} in:\n{printed}");
     }
+    // It ends by pointing at the dashboard.
+    assert!(
+        printed.contains("The dashboard: run `weft demo --keep`")
+            && printed.contains(&format!("http://{}/", s.dashboard)),
+        "{printed}"
+    );
     // The fault step: all 30 calls answered 500.
     let fault = printed
         .split("4. A fault rule")
@@ -418,6 +437,8 @@ fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
             "--otlp",
             "127.0.0.1:0",
             "--query",
+            "127.0.0.1:0",
+            "--dashboard",
             "127.0.0.1:0",
             "--state-dir",
         ])
@@ -975,6 +996,81 @@ fn a_real_prometheus_sees_the_10_90_split_and_the_injected_faults() {
         count(faults) - faults_before >= 20.0
     });
     assert_eq!(count(faults) - faults_before, 20.0);
+
+    // The dashboard of a control plane told `--prometheus` draws its graph and charts
+    // from this Prometheus with PromQL (it has no proxies of its own to scrape).
+    let dashboard = format!("127.0.0.1:{}", free_port());
+    let _control = Running(
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["control", "--api", "127.0.0.1:0", "--xds", "127.0.0.1:0"])
+            .args(["--otlp", "off", "--query", "off", "--dashboard", &dashboard])
+            .args(["--prometheus", &format!("http://{prometheus}")])
+            .arg("--state-dir")
+            .arg(s.dir.join("prometheus-control"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("weft control starts"),
+    );
+    wait_for("the dashboard", || TcpStream::connect(&dashboard).is_ok());
+    let json = |path: &str| -> serde_json::Value {
+        let answer = http_get(&dashboard, path);
+        let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    };
+    let graph = json("/api/mesh/graph?window=1m");
+    assert!(
+        graph["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Prometheus")),
+        "{graph}"
+    );
+    let edge = |id: &str| {
+        graph["edges"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["id"] == id).cloned())
+            .unwrap_or_else(|| panic!("no edge {id}: {graph:#}"))
+    };
+    let faulted = edge("wl:default/bff-service>svc:default/recommendation-service");
+    assert!(
+        faulted["errorRate"].as_f64().is_some_and(|e| e > 0.0),
+        "{faulted}"
+    );
+    assert!(
+        faulted["flags"]["FI"].as_f64().is_some_and(|f| f > 0.0),
+        "{faulted}"
+    );
+    let v1 = edge("svc:default/recommendation-service>wl:default/recommendation-v1")["rps"]
+        .as_f64()
+        .unwrap_or_default();
+    let v2 = edge("svc:default/recommendation-service>wl:default/recommendation-v2")["rps"]
+        .as_f64()
+        .unwrap_or_default();
+    assert!(
+        v2 > 0.0 && v2 > v1,
+        "the 10/90 split in the last minute: v1 {v1}, v2 {v2}"
+    );
+    let gateway = edge("wl:istio-system/istio-ingressgateway>svc:default/bff-service");
+    assert!(
+        gateway["rps"].as_f64().is_some_and(|r| r > 0.0),
+        "{gateway}"
+    );
+    let panels = json(
+        "/api/mesh/metrics?kind=service&namespace=default&name=recommendation-service&range=5m",
+    );
+    let requests = &panels["panels"][0];
+    assert_eq!(requests["id"], "requests");
+    let v2_200 = requests["series"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["label"] == "v2 200"))
+        .unwrap_or_else(|| panic!("no v2 200 series: {requests}"));
+    assert!(
+        v2_200["values"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x.as_f64().is_some_and(|x| x > 0.0))),
+        "{v2_200}"
+    );
 }
 
 /// `weft traces` against the mesh's trace store, as a user runs it.

@@ -1,9 +1,13 @@
-//! weft's control plane. Today: the resource store ([`store`], persisted crash-safely)
-//! and the Kubernetes-style resource API ([`api`]) that `weft apply/get/delete` use.
-//! Pushing configuration to proxies comes next (see the open issues).
+//! weft's control plane: the resource store ([`store`], persisted crash-safely) behind
+//! the Kubernetes-style resource API ([`api`]) that `weft apply/get/delete` use; the
+//! proxy stream ([`xds`]); the certificate authority ([`ca`]); the trace store
+//! ([`traces`]); the metrics history collected from the proxies ([`history`]); and the
+//! dashboard ([`dashboard`]).
 
 pub mod api;
 pub mod ca;
+pub mod dashboard;
+pub mod history;
 pub mod metrics;
 pub mod store;
 pub mod traces;
@@ -41,6 +45,13 @@ pub struct ControlOptions {
     pub trace_bytes: usize,
     /// The certificate authority; `None`: off.
     pub ca: Option<CaOptions>,
+    /// The dashboard's address (15080); `None`: off.
+    pub dashboard: Option<SocketAddr>,
+    /// A Prometheus server the dashboard queries instead of the control plane's own
+    /// metrics history (`http://host:port`).
+    pub prometheus: Option<String>,
+    /// The metrics history's bounds.
+    pub history: history::HistoryLimits,
 }
 
 impl ControlOptions {
@@ -58,6 +69,9 @@ impl ControlOptions {
             trace_spans: 1000,
             trace_bytes: 1 << 20,
             ca: None,
+            dashboard: None,
+            prometheus: None,
+            history: history::HistoryLimits::default(),
         }
     }
 }
@@ -84,6 +98,9 @@ pub enum StartError {
     /// The certificate authority could not start.
     #[error("certificate authority: {0}")]
     Ca(#[from] ca::CaError),
+    /// `--prometheus` is not a URL weft can query.
+    #[error("{0}")]
+    Prometheus(String),
     /// The API address could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -113,6 +130,10 @@ pub struct RunningControl {
     pub otlp: Option<SocketAddr>,
     /// The bound Jaeger query address.
     pub query: Option<SocketAddr>,
+    /// The bound dashboard address.
+    pub dashboard: Option<SocketAddr>,
+    /// The metrics history the dashboard reads (when no Prometheus is named).
+    pub history: Arc<history::History>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -129,6 +150,12 @@ impl RunningControl {
 
 /// Opens the store and serves the API.
 pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
+    let prometheus = match &opts.prometheus {
+        Some(url) => Some(Arc::new(
+            dashboard::source::Prometheus::new(url).map_err(StartError::Prometheus)?,
+        )),
+        None => None,
+    };
     let store = Arc::new(Store::open(&opts.state_dir)?);
     let authority = match &opts.ca {
         Some(c) => Some(Arc::new(ca::Ca::open(
@@ -226,7 +253,34 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
         }
         None => None,
     };
-    tracing::info!(%api, xds = %xds_addr, ?otlp, ?query, state_dir = %opts.state_dir.display(), "control plane ready");
+    let history = Arc::new(history::History::new(opts.history));
+    let dashboard = match opts.dashboard {
+        Some(addr) => {
+            let metrics = match prometheus {
+                Some(p) => dashboard::source::MetricsSource::Prometheus(p),
+                None => {
+                    tasks.push(tokio::spawn(history::scrape::run(
+                        history.clone(),
+                        proxies.clone(),
+                        stop.subscribe(),
+                    )));
+                    dashboard::source::MetricsSource::Local(history.clone())
+                }
+            };
+            let state = Arc::new(dashboard::Dashboard {
+                store: store.clone(),
+                proxies: proxies.clone(),
+                traces: trace_store.clone(),
+                metrics,
+                bound: addr,
+            });
+            let (bound, t) = serve_http(addr, state, dashboard::handle).await?;
+            tasks.push(t);
+            Some(bound)
+        }
+        None => None,
+    };
+    tracing::info!(%api, xds = %xds_addr, ?otlp, ?query, ?dashboard, state_dir = %opts.state_dir.display(), "control plane ready");
     Ok(RunningControl {
         api,
         xds: xds_addr,
@@ -236,23 +290,22 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
         ca: authority,
         otlp,
         query,
+        dashboard,
+        history,
         tasks,
         stop,
     })
 }
 
 /// Serves `handle` over HTTP/1.1 and HTTP/2 on `addr`.
-async fn serve_http<F, Fut, B>(
+async fn serve_http<T, F, Fut, B>(
     addr: SocketAddr,
-    store: Arc<traces::TraceStore>,
+    store: Arc<T>,
     handle: F,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError>
 where
-    F: Fn(Arc<traces::TraceStore>, hyper::Request<hyper::body::Incoming>) -> Fut
-        + Send
-        + Sync
-        + Copy
-        + 'static,
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>, hyper::Request<hyper::body::Incoming>) -> Fut + Send + Sync + Copy + 'static,
     Fut: std::future::Future<Output = hyper::Response<B>> + Send + 'static,
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,

@@ -47,10 +47,16 @@ pub struct ProxyStatus {
     pub acked_version: Option<String>,
     /// The last NACK's reason, if any.
     pub last_nack: Option<String>,
+    /// The nonce of the last complete push sent: the proxy is in sync when it has
+    /// ACKed it.
+    pub sent_nonce: Option<String>,
     /// Pushes sent.
     pub pushes: u64,
     /// The proxy's admin address, when it told.
     pub admin: Option<String>,
+    /// Where its metrics are (`/stats/prometheus`), when it told: a wildcard address
+    /// is replaced by the workload's own.
+    pub stats: Option<String>,
     /// The workload it registered (a WorkloadEntry), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<serde_json::Value>,
@@ -403,6 +409,7 @@ async fn session(
                 connected_since: crate::store::rfc3339(SystemTime::now()),
                 acked_version: None,
                 last_nack: None,
+                sent_nonce: None,
                 pushes: 0,
                 session,
                 admin: node
@@ -413,6 +420,7 @@ async fn session(
                         Some(prost_types::value::Kind::StringValue(s)) => Some(s.clone()),
                         _ => None,
                     }),
+                stats: stats_address(&node),
                 workload: registered_workload(&node, &namespace)
                     .and_then(|w| serde_json::to_value(&w).ok()),
             },
@@ -501,6 +509,7 @@ async fn session(
                     let last = !resp.system_version_info.ends_with(PARTIAL);
                     if last {
                         awaiting.insert(resp.nonce.clone(), sent.clone());
+                        proxies.update(&id, |s| s.sent_nonce = Some(resp.nonce.clone()));
                     }
                     if let (true, false, Some(at)) = (last, first_push, changed_at) {
                         in_flight.insert(resp.nonce.clone(), at);
@@ -535,6 +544,27 @@ async fn session(
             store.unregister(&id, generation);
         });
     }
+}
+
+/// The address the proxy's `/stats/prometheus` is reached at: its `STATS`, with a
+/// wildcard host (`0.0.0.0:15020`, namespace mode) replaced by its `INSTANCE_IP`.
+fn stats_address(node: &weft_proto::discovery::Node) -> Option<String> {
+    let text = |k: &str| match node
+        .metadata
+        .as_ref()?
+        .fields
+        .get(k)
+        .and_then(|v| v.kind.as_ref())
+    {
+        Some(prost_types::value::Kind::StringValue(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let stats: std::net::SocketAddr = text("STATS")?.parse().ok()?;
+    if !stats.ip().is_unspecified() {
+        return Some(stats.to_string());
+    }
+    let ip: std::net::IpAddr = text("INSTANCE_IP")?.parse().ok()?;
+    Some(std::net::SocketAddr::new(ip, stats.port()).to_string())
 }
 
 /// The WorkloadEntry a proxy registers through its node metadata (`WORKLOAD_NAME`,

@@ -114,10 +114,16 @@ pub struct WorkloadInfo {
     pub namespace: String,
     /// Its service account.
     pub service_account: String,
-    /// Its `app` label.
+    /// Its `app` label, else its canonical service.
     pub app: String,
-    /// Its `version` label.
+    /// Its `version` label, else its canonical revision.
     pub version: String,
+    /// Istio's canonical service: the `service.istio.io/canonical-name` label, else
+    /// `app.kubernetes.io/name`, else `app`, else the workload name.
+    pub canonical_service: String,
+    /// Istio's canonical revision: `service.istio.io/canonical-revision`, else
+    /// `app.kubernetes.io/version`, else `version`, else `latest`.
+    pub canonical_revision: String,
 }
 
 impl WorkloadInfo {
@@ -130,6 +136,8 @@ impl WorkloadInfo {
             service_account: u(),
             app: u(),
             version: u(),
+            canonical_service: u(),
+            canonical_revision: u(),
         }
     }
 
@@ -145,12 +153,62 @@ impl WorkloadInfo {
                 .cloned()
                 .unwrap_or_else(|| "unknown".into())
         };
+        let first = |keys: &[&str]| {
+            keys.iter()
+                .filter_map(|k| labels.get(*k))
+                .find(|v| !v.is_empty())
+                .cloned()
+        };
+        let canonical_service = first(&[
+            "service.istio.io/canonical-name",
+            "app.kubernetes.io/name",
+            "app",
+        ])
+        .unwrap_or_else(|| or_unknown(Some(&name.to_string())));
+        let revision = first(&[
+            "service.istio.io/canonical-revision",
+            "app.kubernetes.io/version",
+            "version",
+        ]);
         WorkloadInfo {
             name: or_unknown(Some(&name.to_string())),
             namespace: or_unknown(Some(&namespace.to_string())),
             service_account: or_unknown(Some(&service_account.to_string())),
-            app: or_unknown(labels.get("app")),
-            version: or_unknown(labels.get("version")),
+            app: labels
+                .get("app")
+                .filter(|a| !a.is_empty())
+                .cloned()
+                .unwrap_or_else(|| canonical_service.clone()),
+            version: labels
+                .get("version")
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .or_else(|| revision.clone())
+                .unwrap_or_else(|| "unknown".into()),
+            canonical_revision: revision.unwrap_or_else(|| "latest".into()),
+            canonical_service,
+        }
+    }
+
+    /// Completes a workload known from a peer's header: what it did not name follows
+    /// from what it did, as in [`WorkloadInfo::new`].
+    pub fn derive_canonical(&mut self) {
+        if self.canonical_service == "unknown" {
+            self.canonical_service = if self.app != "unknown" {
+                self.app.clone()
+            } else {
+                self.name.clone()
+            };
+        }
+        if self.app == "unknown" {
+            self.app = self.canonical_service.clone();
+        }
+        if self.canonical_revision == "unknown" {
+            self.canonical_revision = if self.version != "unknown" {
+                self.version.clone()
+            } else {
+                "latest".into()
+            };
         }
     }
 
@@ -247,6 +305,81 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_names_follow_istios_label_order() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let w = |pairs: &[(&str, &str)]| {
+            WorkloadInfo::new("acc-client", "default", "sa", &labels(pairs))
+        };
+        let bare = w(&[]);
+        assert_eq!(
+            (bare.app.as_str(), bare.version.as_str()),
+            ("acc-client", "unknown")
+        );
+        assert_eq!(
+            (
+                bare.canonical_service.as_str(),
+                bare.canonical_revision.as_str()
+            ),
+            ("acc-client", "latest")
+        );
+        let app = w(&[("app", "web"), ("version", "v2")]);
+        assert_eq!(
+            (
+                app.canonical_service.as_str(),
+                app.canonical_revision.as_str()
+            ),
+            ("web", "v2")
+        );
+        let k8s = w(&[
+            ("app", "web"),
+            ("app.kubernetes.io/name", "shop"),
+            ("app.kubernetes.io/version", "1.2"),
+        ]);
+        assert_eq!(
+            (
+                k8s.canonical_service.as_str(),
+                k8s.canonical_revision.as_str()
+            ),
+            ("shop", "1.2")
+        );
+        assert_eq!((k8s.app.as_str(), k8s.version.as_str()), ("web", "1.2"));
+        let istio = w(&[
+            ("app.kubernetes.io/name", "shop"),
+            ("service.istio.io/canonical-name", "store"),
+            ("service.istio.io/canonical-revision", "r9"),
+            ("version", "v1"),
+        ]);
+        assert_eq!(
+            (
+                istio.canonical_service.as_str(),
+                istio.canonical_revision.as_str()
+            ),
+            ("store", "r9")
+        );
+        assert_eq!(
+            (istio.app.as_str(), istio.version.as_str()),
+            ("store", "v1")
+        );
+        // A peer that named itself only: the rest follows.
+        let mut peer = WorkloadInfo::unknown();
+        peer.name = "acc-client".into();
+        peer.derive_canonical();
+        assert_eq!(
+            (
+                peer.app.as_str(),
+                peer.canonical_service.as_str(),
+                peer.canonical_revision.as_str()
+            ),
+            ("acc-client", "acc-client", "latest")
+        );
+    }
 
     #[test]
     fn protocol_from_declaration_or_name() {

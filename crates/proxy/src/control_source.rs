@@ -33,6 +33,9 @@ pub struct ControlSource {
     pub registration: Option<Registration>,
     /// The proxy's admin address, so `weft proxy-config` can read its configuration.
     pub admin: Option<SocketAddr>,
+    /// The proxy's stats address (`/stats/prometheus`), so the control plane can collect
+    /// its metrics for the dashboard.
+    pub stats: Option<SocketAddr>,
 }
 
 /// A workload as the proxy registers it (the control plane keeps it as a WorkloadEntry
@@ -61,6 +64,9 @@ impl ControlSource {
         fields.insert("NAMESPACE".to_string(), string(&self.scope.namespace));
         if let Some(admin) = self.admin {
             fields.insert("ADMIN".to_string(), string(&admin.to_string()));
+        }
+        if let Some(stats) = self.stats {
+            fields.insert("STATS".to_string(), string(&stats.to_string()));
         }
         if let Some(r) = &self.registration {
             fields.insert("WORKLOAD_NAME".to_string(), string(&r.workload));

@@ -241,7 +241,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
     });
     let tracer = opts.tracing.as_ref().map(|t| {
         // Jaeger's service name is Istio's canonical service: `<app>.<namespace>`.
-        let service = format!("{}.{}", identity.app, identity.namespace);
+        let service = format!("{}.{}", identity.canonical_service, identity.namespace);
         telemetry::spans::Tracer::start(
             t.endpoint.clone(),
             t.sampling,
@@ -364,6 +364,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
                     r
                 }),
                 admin: Some(admin_addr),
+                stats: stats_addr,
             };
             tasks.spawn(control.run(snapshots.clone(), rx));
         }

@@ -234,7 +234,9 @@ impl Snapshot {
             .then(|| {
                 mesh.services
                     .values()
-                    .find(|s| s.endpoints.iter().any(|e| e.labels == scope.labels))
+                    // Registration adds labels (`security.istio.io/tlsMode`): the
+                    // workload's own labels are a subset of its endpoint's.
+                    .find(|s| s.endpoints.iter().any(|e| e.has_labels(&scope.labels)))
                     .and_then(|s| service_names.get(&s.hostname).cloned())
             })
             .flatten();

@@ -259,3 +259,107 @@ async fn without_a_collector_requests_succeed_and_dropped_spans_are_counted() {
     )
     .await;
 }
+
+/// Istio's canonical names when labels are missing: a sidecar started with only a
+/// workload name (`--workload acc-client`, no `app`) names its spans and metrics by it,
+/// and the server's canonical labels win over `app` on both reporters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_without_app_labels_are_named_as_istio_names_them() {
+    let store = trace_store().await;
+    let (otlp, query) = (store.otlp.expect("otlp"), store.query.expect("query"));
+    let app = upstream::named("reviews").await;
+    let server_labels = [
+        ("app", "reviews"),
+        ("service.istio.io/canonical-name", "reviews-canonical"),
+        ("service.istio.io/canonical-revision", "r7"),
+    ];
+    let labels_map = server_labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let server = Harness::traced_sidecar(
+        SERVICE,
+        Some(app.addr),
+        WorkloadInfo::new("reviews-r7", "default", "reviews", &labels_map),
+        &server_labels,
+        tracing_to(otlp, 100.0),
+    )
+    .await;
+    let inbound = server.proxy.inbound.expect("inbound");
+    let client_yaml = format!(
+        "{SERVICE}  workloadSelector: {{labels: {{app: reviews}}}}\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: reviews-r7}}\nspec:\n  address: 127.0.0.1\n  ports: {{http: {}}}\n  labels: {{app: reviews, service.istio.io/canonical-name: reviews-canonical, service.istio.io/canonical-revision: r7}}\n  serviceAccount: reviews\n",
+        inbound.port()
+    );
+    let client = Harness::traced_sidecar(
+        &client_yaml,
+        None,
+        WorkloadInfo::new("acc-client", "default", "acc", &Default::default()),
+        &[],
+        tracing_to(otlp, 100.0),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            get(client.proxy.outbound, "http://reviews:9080/")
+                .await
+                .status
+                .as_u16(),
+            200
+        );
+    }
+    let source = client.stats().await;
+    let line = source
+        .lines()
+        .find(|l| l.starts_with("istio_requests_total{reporter=\"source\""))
+        .unwrap_or_else(|| panic!("no source series in {source}"));
+    for want in [
+        "source_workload=\"acc-client\"",
+        "source_app=\"acc-client\"",
+        "source_canonical_service=\"acc-client\"",
+        "source_canonical_revision=\"latest\"",
+        "destination_app=\"reviews\"",
+        "destination_canonical_service=\"reviews-canonical\"",
+        "destination_canonical_revision=\"r7\"",
+    ] {
+        assert!(line.contains(want), "{want} missing in {line}");
+    }
+    let destination = server.stats().await;
+    let line = destination
+        .lines()
+        .find(|l| l.starts_with("istio_requests_total{reporter=\"destination\""))
+        .unwrap_or_else(|| panic!("no destination series in {destination}"));
+    for want in [
+        "source_workload=\"acc-client\"",
+        "source_app=\"acc-client\"",
+        "source_canonical_service=\"acc-client\"",
+        "destination_canonical_service=\"reviews-canonical\"",
+        "destination_canonical_revision=\"r7\"",
+        "destination_service_name=\"reviews\"",
+    ] {
+        assert!(line.contains(want), "{want} missing in {line}");
+    }
+    // Jaeger's service names are the canonical services.
+    let services = eventually("both services' spans", Duration::from_secs(10), || async {
+        let v = jaeger(query, "/api/services").await;
+        let names: Vec<String> = v["data"]
+            .as_array()?
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect();
+        (names.len() >= 2).then_some(names)
+    })
+    .await;
+    assert!(
+        services.contains(&"acc-client.default".to_string()),
+        "{services:?}"
+    );
+    assert!(
+        services.contains(&"reviews-canonical.default".to_string()),
+        "{services:?}"
+    );
+    assert!(
+        !services.iter().any(|s| s.starts_with("unknown")),
+        "{services:?}"
+    );
+    store.stop();
+}

@@ -51,6 +51,19 @@ pub struct Args {
     /// The key of --ca-cert (PEM, PKCS#8).
     #[arg(long, requires = "ca_cert")]
     ca_key: Option<PathBuf>,
+    /// The dashboard (service graph, traces, metrics, config, traffic editor) on its own
+    /// port, Istio's 15080. `off` disables it. Keep it on loopback: writes from the page
+    /// change the mesh's routing.
+    #[arg(long, default_value = "127.0.0.1:15080", value_parser = parse_listen)]
+    dashboard: Listen,
+    /// A Prometheus server (`http://host:port`) the dashboard queries with PromQL instead
+    /// of the control plane's own metrics history (which then collects nothing).
+    #[arg(long)]
+    prometheus: Option<String>,
+    /// Most series the metrics history keeps (each at most an hour of 10 s ticks,
+    /// about 36 KiB when busy every tick).
+    #[arg(long, default_value_t = 4096)]
+    metrics_max_series: usize,
     /// More roots the proxies trust (a PEM bundle): during a root rotation, the previous
     /// root, so certificates from both stay valid until the old ones expire.
     #[arg(long)]
@@ -107,6 +120,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }),
                 extra_roots,
             }),
+            dashboard: args.dashboard.0,
+            prometheus: args.prometheus,
+            history: weft_control::history::HistoryLimits {
+                max_series: args.metrics_max_series,
+            },
         })
         .await
         {

@@ -52,6 +52,12 @@ pub struct Args {
     /// The control plane's Jaeger query API.
     #[arg(long, default_value = "127.0.0.1:16686")]
     query: SocketAddr,
+    /// The control plane's dashboard.
+    #[arg(long, default_value = "127.0.0.1:15080")]
+    dashboard: SocketAddr,
+    /// Leave the mesh running at the end (stop it with `weft down --state-dir <state dir>`).
+    #[arg(long)]
+    keep: bool,
 }
 
 /// Stops the demo's mesh however the demo ends.
@@ -169,8 +175,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ingress: args.ingress,
         otlp: args.otlp,
         query: args.query,
+        dashboard: args.dashboard,
     })?;
-    let _guard = MeshGuard(args.state_dir.clone());
+    let guard = MeshGuard(args.state_dir.clone());
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(args.state_dir.join("state.json"))?)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -256,9 +263,25 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         weft(&["traces", "--query", &query, "show", &id], None)?;
     }
 
-    println!(
-        "\nThe page itself: run `weft up -f {}` and open http://{bff}/ (bff-service, through the ingress gateway).",
-        args.file.display()
-    );
+    let dashboard = format!("http://{}/", args.dashboard);
+    if args.keep {
+        println!(
+            "\n── 7. The mesh stays up. The dashboard: {dashboard} (the graph, these traces, the charts, the traffic editor)\n   bff-service's page: http://{bff}/\n   Stop it with: weft down --state-dir {}",
+            args.state_dir.display()
+        );
+        std::mem::forget(guard);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if pause {
+        step(&format!(
+            "7. Open the dashboard, {dashboard}: the graph of these calls, their traces, the charts, the traffic editor (Enter stops the mesh)"
+        ));
+    } else {
+        println!(
+            "\nThe dashboard: run `weft demo --keep` (or `weft up -f {}`) and open {dashboard}; bff-service's page is at http://{bff}/.",
+            args.file.display()
+        );
+    }
+    drop(guard);
     Ok(ExitCode::SUCCESS)
 }

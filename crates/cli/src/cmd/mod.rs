@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod check;
 pub mod control;
+pub mod dashboard;
 pub mod demo;
 pub mod prometheus;
 pub mod proxy;

@@ -100,7 +100,8 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn params(query: Option<&str>) -> Vec<(String, String)> {
+/// A URL query's parameters, percent-decoded.
+pub fn params(query: Option<&str>) -> Vec<(String, String)> {
     query
         .unwrap_or_default()
         .split('&')

@@ -232,6 +232,21 @@ impl TraceStore {
             .collect()
     }
 
+    /// The newest `limit` spans `keep` accepts, newest first.
+    pub fn recent(&self, limit: usize, keep: impl Fn(&StoredSpan) -> bool) -> Vec<Arc<StoredSpan>> {
+        let inner = self.lock();
+        let mut out: Vec<Arc<StoredSpan>> = inner
+            .spans
+            .iter()
+            .rev()
+            .filter(|s| keep(s))
+            .take(limit)
+            .cloned()
+            .collect();
+        out.sort_by_key(|s| std::cmp::Reverse(s.start_us + s.duration_us));
+        out
+    }
+
     /// One trace's spans, by start.
     pub fn trace(&self, id: &[u8; 16]) -> Vec<Arc<StoredSpan>> {
         let inner = self.lock();

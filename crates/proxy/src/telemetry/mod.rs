@@ -67,8 +67,14 @@ impl Telemetry {
         access_log: Option<access_log::AccessLog>,
     ) -> Self {
         let encoded = format!(
-            "name={};namespace={};sa={};app={};version={}",
-            me.name, me.namespace, me.service_account, me.app, me.version
+            "name={};namespace={};sa={};app={};version={};service={};revision={}",
+            me.name,
+            me.namespace,
+            me.service_account,
+            me.app,
+            me.version,
+            me.canonical_service,
+            me.canonical_revision
         );
         Telemetry {
             peer_header: HeaderValue::from_str(&encoded)
@@ -293,7 +299,8 @@ pub struct Details {
     pub upstream: Option<String>,
 }
 
-/// `name=..;namespace=..;sa=..;app=..;version=..`; missing parts are `unknown`.
+/// `name=..;namespace=..;sa=..;app=..;version=..;service=..;revision=..`; missing parts
+/// are derived as for a local workload, else `unknown`.
 fn parse_peer(text: &str) -> WorkloadInfo {
     let mut w = WorkloadInfo::unknown();
     for part in text.split(';') {
@@ -310,9 +317,14 @@ fn parse_peer(text: &str) -> WorkloadInfo {
             "sa" => &mut w.service_account,
             "app" => &mut w.app,
             "version" => &mut w.version,
+            "service" => &mut w.canonical_service,
+            "revision" => &mut w.canonical_revision,
             _ => continue,
         };
         *slot = v.to_string();
+    }
+    if w.name != "unknown" {
+        w.derive_canonical();
     }
     w
 }
@@ -431,7 +443,14 @@ fn finished_span(
         ("user_agent", Text(span.request.user_agent)),
         ("peer.address", Text(span.request.peer)),
         ("istio.namespace", Text(t.me.namespace.clone())),
-        ("istio.canonical_service", Text(t.me.app.clone())),
+        (
+            "istio.canonical_service",
+            Text(t.me.canonical_service.clone()),
+        ),
+        (
+            "istio.canonical_revision",
+            Text(t.me.canonical_revision.clone()),
+        ),
         ("istio.mesh_id", Text("cluster.local".into())),
     ];
     if let Some(cluster) = span.cluster {

@@ -66,6 +66,9 @@ pub struct UpArgs {
     /// The control plane's Jaeger query API (`weft traces` reads it).
     #[arg(long, default_value = "127.0.0.1:16686")]
     pub(crate) query: SocketAddr,
+    /// The control plane's dashboard (`weft dashboard` opens it).
+    #[arg(long, default_value = "127.0.0.1:15080")]
+    pub(crate) dashboard: SocketAddr,
 }
 
 /// Arguments of `weft status` and `weft down`.
@@ -191,6 +194,7 @@ impl Starting<'_> {
         };
         self.state.otlp = otlp.to_string();
         self.state.query = self.args.query.to_string();
+        self.state.dashboard = self.args.dashboard.to_string();
         self.start_control_plane(&weft, xds, otlp)?;
         let vips = self.create_services()?;
         for (i, w) in self.manifest.workloads.iter().enumerate() {
@@ -232,6 +236,10 @@ impl Starting<'_> {
                 ingress.address
             );
         }
+        println!(
+            "    open http://{}/            # the dashboard: graph, traces, metrics, config, traffic",
+            self.state.dashboard
+        );
         println!("    weft status    weft get se    weft prometheus-config    weft down");
         Ok(())
     }
@@ -257,8 +265,8 @@ impl Starting<'_> {
             return Ok(());
         }
         println!(
-            "▸ starting the control plane on {api} (proxy stream on {xds}, traces in on {otlp}, trace search on {})",
-            self.args.query
+            "▸ starting the control plane on {api} (proxy stream on {xds}, traces in on {otlp}, trace search on {}, dashboard on http://{}/)",
+            self.args.query, self.args.dashboard
         );
         let pid = spawn(
             Command::new(weft)
@@ -271,6 +279,7 @@ impl Starting<'_> {
                 ])
                 .args(["--otlp", &otlp.to_string()])
                 .args(["--query", &self.args.query.to_string()])
+                .args(["--dashboard", &self.args.dashboard.to_string()])
                 .arg("--state-dir")
                 .arg(self.args.state_dir.join("control")),
             &self.logs.join("control.log"),
@@ -534,6 +543,8 @@ impl Starting<'_> {
                     "istio-ingressgateway",
                     "--namespace",
                     "istio-system",
+                    "--service-account",
+                    "istio-ingressgateway-service-account",
                 ])
                 .args(["--labels", "istio=ingressgateway,app=istio-ingressgateway"])
                 .args(["--gateway", &format!("{}={address}", ingress.port)])

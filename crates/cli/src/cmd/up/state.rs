@@ -23,6 +23,9 @@ pub struct State {
     /// The Jaeger query API.
     #[serde(default)]
     pub query: String,
+    /// The dashboard.
+    #[serde(default)]
+    pub dashboard: String,
     /// The control plane `weft up` started; `None` when it used one already running.
     pub control_pid: Option<u32>,
     /// The ServiceEntries it created (namespace, name), removed by `down` from a control

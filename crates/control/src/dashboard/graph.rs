@@ -1,0 +1,334 @@
+//! The service graph: nodes (workloads, services, gateways, callers outside the mesh)
+//! and edges from `istio_requests_total` over a window, as Kiali draws them.
+//!
+//! Which samples make an edge, as Kiali chooses: the server side's (`reporter=
+//! "destination"`, which knows both ends), plus the client side's for requests that
+//! reached no server sidecar (a fault, `UF`, `NR`, a service outside the mesh), so no
+//! request is counted twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+use weft_api::{Kind, Resource};
+
+use crate::history::{Peer, Reporter, RequestKey, RequestRow};
+
+/// A node or edge's health, from its error rate (documented in docs/dashboard.md).
+pub fn health(rps: f64, error_rate: f64) -> &'static str {
+    if rps <= 0.0 {
+        "idle"
+    } else if error_rate >= FAILING {
+        "failing"
+    } else if error_rate >= DEGRADED {
+        "degraded"
+    } else {
+        "healthy"
+    }
+}
+
+/// Error rate from which a node or edge is failing (Kiali's default).
+pub const FAILING: f64 = 0.20;
+/// Error rate from which a node or edge is degraded (Kiali's default).
+pub const DEGRADED: f64 = 0.001;
+
+#[derive(Default)]
+struct Traffic {
+    row: RequestRow,
+    errors: f64,
+    mtls: f64,
+    flags: BTreeMap<String, f64>,
+    protocol: BTreeSet<String>,
+}
+
+impl Traffic {
+    fn add(&mut self, key: &RequestKey, row: &RequestRow) {
+        self.row.add(row);
+        if key.is_error() {
+            self.errors += f64::from(row.requests);
+        }
+        if key.mtls {
+            self.mtls += f64::from(row.requests);
+        }
+        if &*key.flags != "-" {
+            *self.flags.entry(key.flags.to_string()).or_default() += f64::from(row.requests);
+        }
+        self.protocol.insert(key.protocol.to_string());
+    }
+
+    fn requests(&self) -> f64 {
+        f64::from(self.row.requests)
+    }
+
+    fn error_rate(&self) -> f64 {
+        if self.requests() > 0.0 {
+            self.errors / self.requests()
+        } else {
+            0.0
+        }
+    }
+}
+
+struct Node {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    service: String,
+    version: String,
+    /// Traffic into it (out of it, for gateways and outside callers).
+    traffic: Traffic,
+}
+
+fn is_gateway(p: &Peer) -> bool {
+    p.workload.contains("ingressgateway") || p.workload.contains("egressgateway")
+}
+
+fn workload_id(p: &Peer) -> String {
+    format!("wl:{}/{}", p.namespace, p.workload)
+}
+
+fn service_id(namespace: &str, name: &str) -> String {
+    format!("svc:{namespace}/{name}")
+}
+
+/// What the configuration does to a service: shown as markers on its node.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Markers {
+    /// A VirtualService splits its traffic by weight.
+    pub split: bool,
+    /// A VirtualService injects faults.
+    pub fault: bool,
+    /// A DestinationRule sets connection pool limits or outlier detection.
+    pub circuit_breaker: bool,
+}
+
+/// `(namespace, name)` of the service a host names, seen from `namespace`.
+fn service_of_host(host: &str, namespace: &str) -> (String, String) {
+    let mut parts = host.split('.');
+    let name = parts.next().unwrap_or_default().to_string();
+    match parts.next() {
+        Some(ns) if !ns.is_empty() => (ns.to_string(), name),
+        _ => (namespace.to_string(), name),
+    }
+}
+
+/// The markers of every service the configuration touches.
+pub fn markers(resources: &[Resource]) -> BTreeMap<(String, String), Markers> {
+    let mut out: BTreeMap<(String, String), Markers> = BTreeMap::new();
+    for r in resources {
+        let Ok(v) = serde_json::to_value(r) else {
+            continue;
+        };
+        let ns = r.namespace().to_string();
+        match r.kind() {
+            Kind::VirtualService => {
+                let http = v["spec"]["http"].as_array().cloned().unwrap_or_default();
+                let split = http.iter().any(|h| {
+                    h["route"].as_array().is_some_and(|routes| {
+                        routes.len() > 1
+                            || routes
+                                .iter()
+                                .any(|d| d["weight"].as_u64().is_some_and(|w| w < 100 && w > 0))
+                    })
+                });
+                let fault = http
+                    .iter()
+                    .any(|h| h.get("fault").is_some_and(|f| !f.is_null()));
+                // Only mesh-internal hosts: `gateways` naming only gateways is not the mesh.
+                for host in v["spec"]["hosts"].as_array().cloned().unwrap_or_default() {
+                    let Some(host) = host.as_str() else { continue };
+                    let m = out.entry(service_of_host(host, &ns)).or_default();
+                    m.split |= split;
+                    m.fault |= fault;
+                }
+            }
+            Kind::DestinationRule => {
+                let breaks = |p: &Value| {
+                    p.get("connectionPool").is_some_and(|c| !c.is_null())
+                        || p.get("outlierDetection").is_some_and(|o| !o.is_null())
+                };
+                let spec = &v["spec"];
+                let any = breaks(&spec["trafficPolicy"])
+                    || spec["subsets"]
+                        .as_array()
+                        .is_some_and(|s| s.iter().any(|s| breaks(&s["trafficPolicy"])));
+                if let Some(host) = spec["host"].as_str() {
+                    out.entry(service_of_host(host, &ns))
+                        .or_default()
+                        .circuit_breaker |= any;
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The graph's JSON (see crates/control/dashboard/API.md) for the traffic of
+/// `window_secs`, the registered workloads and the configuration.
+pub fn build(
+    totals: &[(RequestKey, RequestRow)],
+    window_secs: u64,
+    namespace: Option<&str>,
+    workloads: &[Resource],
+    resources: &[Resource],
+) -> Value {
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    let mut edges: BTreeMap<(String, String), Traffic> = BTreeMap::new();
+    let mut namespaces: BTreeSet<String> = BTreeSet::new();
+    let workload_node = |nodes: &mut BTreeMap<String, Node>, p: &Peer| -> String {
+        if p.is_unknown() {
+            nodes.entry("outside".into()).or_insert_with(|| Node {
+                kind: "outside",
+                namespace: String::new(),
+                name: "outside the mesh".into(),
+                service: String::new(),
+                version: String::new(),
+                traffic: Traffic::default(),
+            });
+            return "outside".into();
+        }
+        let id = workload_id(p);
+        nodes.entry(id.clone()).or_insert_with(|| Node {
+            kind: if is_gateway(p) { "gateway" } else { "workload" },
+            namespace: p.namespace.to_string(),
+            name: p.workload.to_string(),
+            service: p.service.to_string(),
+            version: p.version.to_string(),
+            traffic: Traffic::default(),
+        });
+        id
+    };
+    for (key, row) in totals {
+        let counted = match key.reporter {
+            Reporter::Destination => true,
+            Reporter::Source => key.destination.is_unknown(),
+        };
+        if !counted || row.requests <= 0.0 {
+            continue;
+        }
+        let from = workload_node(&mut nodes, &key.source);
+        let known_service = &*key.service != "unknown";
+        let service = known_service.then(|| {
+            let id = service_id(&key.service_namespace, &key.service);
+            nodes.entry(id.clone()).or_insert_with(|| Node {
+                kind: "service",
+                namespace: key.service_namespace.to_string(),
+                name: key.service.to_string(),
+                service: key.service.to_string(),
+                version: String::new(),
+                traffic: Traffic::default(),
+            });
+            id
+        });
+        let to =
+            (!key.destination.is_unknown()).then(|| workload_node(&mut nodes, &key.destination));
+        let hops: Vec<(String, String)> = match (service, to) {
+            (Some(s), Some(w)) => vec![(from.clone(), s.clone()), (s, w)],
+            (Some(s), None) => vec![(from.clone(), s)],
+            (None, Some(w)) => vec![(from.clone(), w)],
+            (None, None) => Vec::new(),
+        };
+        for (a, b) in hops {
+            edges.entry((a, b.clone())).or_default().add(key, row);
+            if let Some(n) = nodes.get_mut(&b) {
+                n.traffic.add(key, row);
+            }
+        }
+        if let Some(n) = nodes.get_mut(&from) {
+            if n.kind == "gateway" || n.kind == "outside" {
+                n.traffic.add(key, row);
+            }
+        }
+    }
+    // Workloads registered but idle are part of the mesh too.
+    for w in workloads {
+        let labels = &w.metadata().labels;
+        let get = |k: &str| labels.get(k).cloned();
+        let peer = Peer {
+            workload: w.name().into(),
+            namespace: w.namespace().into(),
+            service: get("service.istio.io/canonical-name")
+                .or_else(|| get("app.kubernetes.io/name"))
+                .or_else(|| get("app"))
+                .unwrap_or_else(|| w.name().to_string())
+                .into(),
+            version: get("version").unwrap_or_else(|| "unknown".into()).into(),
+        };
+        workload_node(&mut nodes, &peer);
+    }
+    for n in nodes.values() {
+        if !n.namespace.is_empty() {
+            namespaces.insert(n.namespace.clone());
+        }
+    }
+    // A namespace filter keeps its nodes and whatever they talk to.
+    let in_namespace = |id: &str| match namespace {
+        None => true,
+        Some(ns) => nodes.get(id).is_some_and(|n| n.namespace == ns),
+    };
+    let edges: Vec<((String, String), Traffic)> = edges
+        .into_iter()
+        .filter(|((a, b), _)| in_namespace(a) || in_namespace(b))
+        .collect();
+    let linked: BTreeSet<&str> = edges
+        .iter()
+        .flat_map(|((a, b), _)| [a.as_str(), b.as_str()])
+        .collect();
+    let markers = markers(resources);
+    let window = window_secs.max(1) as f64;
+    let rate = |t: &Traffic| t.requests() / window;
+    let quantile = |t: &Traffic, q: f64| t.row.duration_quantile(q).map(round2);
+    let node_json: Vec<Value> = nodes
+        .iter()
+        .filter(|(id, _)| in_namespace(id) || linked.contains(id.as_str()))
+        .map(|(id, n)| {
+            let rps = rate(&n.traffic);
+            let mut v = json!({
+                "id": id, "kind": n.kind, "namespace": n.namespace, "name": n.name,
+                "service": n.service, "version": n.version,
+                "rps": round2(rps), "errorRate": round4(n.traffic.error_rate()),
+                "health": health(rps, n.traffic.error_rate()),
+            });
+            if n.kind == "service" {
+                let m = markers
+                    .get(&(n.namespace.clone(), n.name.clone()))
+                    .copied()
+                    .unwrap_or_default();
+                v["markers"] = json!({"split": m.split, "fault": m.fault, "circuitBreaker": m.circuit_breaker});
+            }
+            v
+        })
+        .collect();
+    let edge_json: Vec<Value> = edges
+        .iter()
+        .map(|((a, b), t)| {
+            let rps = rate(t);
+            let total = t.requests().max(1.0);
+            json!({
+                "id": format!("{a}>{b}"), "source": a, "target": b,
+                "rps": round2(rps), "errorRate": round4(t.error_rate()),
+                "health": health(rps, t.error_rate()),
+                "p50": quantile(t, 0.5), "p90": quantile(t, 0.9), "p99": quantile(t, 0.99),
+                "mtls": t.requests() > 0.0 && t.mtls >= t.requests(),
+                "protocol": t.protocol.iter().cloned().collect::<Vec<_>>().join(","),
+                "flags": t.flags.iter().map(|(f, n)| (f.clone(), json!(round4(n / total)))).collect::<serde_json::Map<_, _>>(),
+            })
+        })
+        .collect();
+    json!({
+        "namespaces": namespaces,
+        "nodes": node_json,
+        "edges": edge_json,
+    })
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10000.0).round() / 10000.0
+}
+
+#[cfg(test)]
+mod tests;

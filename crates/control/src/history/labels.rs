@@ -1,0 +1,84 @@
+//! Turning Istio's metric labels into the keys the history keeps series by, with
+//! repeated label values shared (a mesh has few distinct workloads, many samples).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use super::exposition::Sample;
+use super::{Peer, Reporter, RequestKey, TcpKey};
+
+/// Keys from labels, sharing repeated strings.
+#[derive(Debug, Default)]
+pub struct Labels {
+    interned: Mutex<HashSet<Arc<str>>>,
+}
+
+impl Labels {
+    fn intern(&self, s: &str) -> Arc<str> {
+        let mut set = self.interned.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = set.get(s) {
+            return found.clone();
+        }
+        let new: Arc<str> = Arc::from(s);
+        set.insert(new.clone());
+        new
+    }
+
+    fn peer(&self, s: &Sample<'_>, side: &str) -> Peer {
+        let get = |name: &str| s.label(&format!("{side}_{name}")).unwrap_or("unknown");
+        let service = match get("canonical_service") {
+            "unknown" => get("app"),
+            known => known,
+        };
+        Peer {
+            workload: self.intern(get("workload")),
+            namespace: self.intern(get("workload_namespace")),
+            service: self.intern(service),
+            version: self.intern(get("version")),
+        }
+    }
+
+    /// The request series a sample of `istio_request*` belongs to.
+    pub fn request_key(&self, s: &Sample<'_>) -> Option<RequestKey> {
+        Some(RequestKey {
+            reporter: reporter(s)?,
+            source: self.peer(s, "source"),
+            destination: self.peer(s, "destination"),
+            service: self.intern(s.label("destination_service_name").unwrap_or("unknown")),
+            service_namespace: self.intern(
+                s.label("destination_service_namespace")
+                    .unwrap_or("unknown"),
+            ),
+            mtls: s.label("connection_security_policy") == Some("mutual_tls"),
+            protocol: self.intern(s.label("request_protocol").unwrap_or("http")),
+            code: s
+                .label("response_code")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0),
+            flags: self.intern(s.label("response_flags").unwrap_or("-")),
+        })
+    }
+
+    /// The TCP series a sample of `istio_tcp_*` belongs to.
+    pub fn tcp_key(&self, s: &Sample<'_>) -> Option<TcpKey> {
+        Some(TcpKey {
+            reporter: reporter(s)?,
+            source: self.peer(s, "source"),
+            destination: self.peer(s, "destination"),
+            service: self.intern(s.label("destination_service_name").unwrap_or("unknown")),
+            service_namespace: self.intern(
+                s.label("destination_service_namespace")
+                    .unwrap_or("unknown"),
+            ),
+            mtls: s.label("connection_security_policy") == Some("mutual_tls"),
+        })
+    }
+}
+
+fn reporter(s: &Sample<'_>) -> Option<Reporter> {
+    match s.label("reporter")? {
+        "source" => Some(Reporter::Source),
+        "destination" => Some(Reporter::Destination),
+        _ => None,
+    }
+}
