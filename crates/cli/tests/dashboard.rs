@@ -323,4 +323,79 @@ fn the_dashboard_shows_and_steers_the_seed_mesh_in_a_real_browser() {
             .unwrap_or(0);
         assert!(size > 10_000, "{shot}: {size} bytes");
     }
+
+    // The control plane restarts under an open page: it shows "Reconnecting" and comes
+    // back by itself, without a reload.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).expect("state"))
+            .expect("JSON");
+    let pid = state["control_pid"]
+        .as_u64()
+        .expect("the control plane's pid")
+        .to_string();
+    let cmdline: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .expect("its command line")
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let mut watcher = Command::new("node")
+        .arg(dashboard_dir.join("e2e/reconnect.mjs"))
+        .current_dir(&dashboard_dir)
+        .env("WEFT_DASHBOARD", format!("http://{dashboard}"))
+        .env("WEFT_SCREENSHOTS", &screenshots)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = watcher.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let expect = |want: &str| {
+        let line = lines
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("reconnect.mjs never printed {want}"));
+        assert_eq!(line, want);
+    };
+    expect("READY");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success())
+    );
+    wait_for("the control plane to stop", Duration::from_secs(15), || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    expect("BANNER");
+    let restarted = Command::new(&cmdline[0])
+        .args(&cmdline[1..])
+        .current_dir(ROOT)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the control plane restarts");
+    let _restarted = Killed(restarted);
+    expect("RECOVERED");
+    assert!(watcher.wait().expect("node ends").success());
+}
+
+/// A process killed when the test ends (the restarted control plane, which `weft down`
+/// does not know).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -168,7 +168,7 @@ async fn main() {
     let (cpu, wall) = (cpu_seconds(), Instant::now());
     for r in 0..rounds {
         round.store(r + 1, Ordering::Relaxed);
-        scrape::scrape_targets(&history, targets.clone(), t0 + r * TICK_SECS).await;
+        scrape::scrape_targets(&history, targets.clone(), Some(t0 + r * TICK_SECS)).await;
     }
     let (cpu, wall) = (cpu_seconds() - cpu, wall.elapsed().as_secs_f64());
     println!(

@@ -47,6 +47,8 @@ pub struct ControlOptions {
     pub ca: Option<CaOptions>,
     /// The dashboard's address (15080); `None`: off.
     pub dashboard: Option<SocketAddr>,
+    /// Host names the dashboard answers besides addresses and `localhost`.
+    pub dashboard_hosts: Vec<String>,
     /// A Prometheus server the dashboard queries instead of the control plane's own
     /// metrics history (`http://host:port`).
     pub prometheus: Option<String>,
@@ -70,6 +72,7 @@ impl ControlOptions {
             trace_bytes: 1 << 20,
             ca: None,
             dashboard: None,
+            dashboard_hosts: Vec::new(),
             prometheus: None,
             history: history::HistoryLimits::default(),
         }
@@ -272,7 +275,7 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
                 proxies: proxies.clone(),
                 traces: trace_store.clone(),
                 metrics,
-                bound: addr,
+                allowed_hosts: opts.dashboard_hosts.clone(),
             });
             let (bound, t) = serve_http(addr, state, dashboard::handle).await?;
             tasks.push(t);

@@ -114,9 +114,10 @@ pub struct WorkloadInfo {
     pub namespace: String,
     /// Its service account.
     pub service_account: String,
-    /// Its `app` label, else its canonical service.
+    /// Its `app.kubernetes.io/name` label, else `app`, else its canonical service.
     pub app: String,
-    /// Its `version` label, else its canonical revision.
+    /// Its `app.kubernetes.io/version` label, else `version`, else its canonical
+    /// revision's label, else `unknown`.
     pub version: String,
     /// Istio's canonical service: the `service.istio.io/canonical-name` label, else
     /// `app.kubernetes.io/name`, else `app`, else the workload name.
@@ -170,22 +171,24 @@ impl WorkloadInfo {
             "app.kubernetes.io/version",
             "version",
         ]);
+        // Istio's app and version labels: the Kubernetes recommended labels first.
+        let app =
+            first(&["app.kubernetes.io/name", "app"]).unwrap_or_else(|| canonical_service.clone());
+        let version = first(&["app.kubernetes.io/version", "version"])
+            .or_else(|| revision.clone())
+            .unwrap_or_else(|| "unknown".into());
+        let canonical_revision = match (&revision, canonical_service.as_str()) {
+            (Some(r), _) => r.clone(),
+            (None, "unknown") => "unknown".into(),
+            (None, _) => "latest".into(),
+        };
         WorkloadInfo {
             name: or_unknown(Some(&name.to_string())),
             namespace: or_unknown(Some(&namespace.to_string())),
             service_account: or_unknown(Some(&service_account.to_string())),
-            app: labels
-                .get("app")
-                .filter(|a| !a.is_empty())
-                .cloned()
-                .unwrap_or_else(|| canonical_service.clone()),
-            version: labels
-                .get("version")
-                .filter(|v| !v.is_empty())
-                .cloned()
-                .or_else(|| revision.clone())
-                .unwrap_or_else(|| "unknown".into()),
-            canonical_revision: revision.unwrap_or_else(|| "latest".into()),
+            app,
+            version,
+            canonical_revision,
             canonical_service,
         }
     }
@@ -349,7 +352,7 @@ mod tests {
             ),
             ("shop", "1.2")
         );
-        assert_eq!((k8s.app.as_str(), k8s.version.as_str()), ("web", "1.2"));
+        assert_eq!((k8s.app.as_str(), k8s.version.as_str()), ("shop", "1.2"));
         let istio = w(&[
             ("app.kubernetes.io/name", "shop"),
             ("service.istio.io/canonical-name", "store"),
@@ -363,10 +366,7 @@ mod tests {
             ),
             ("store", "r9")
         );
-        assert_eq!(
-            (istio.app.as_str(), istio.version.as_str()),
-            ("store", "v1")
-        );
+        assert_eq!((istio.app.as_str(), istio.version.as_str()), ("shop", "v1"));
         // A peer that named itself only: the rest follows.
         let mut peer = WorkloadInfo::unknown();
         peer.name = "acc-client".into();

@@ -56,6 +56,10 @@ pub struct Args {
     /// change the mesh's routing.
     #[arg(long, default_value = "127.0.0.1:15080", value_parser = parse_listen)]
     dashboard: Listen,
+    /// A host name the dashboard answers to, besides IP addresses and `localhost` (which
+    /// it always answers): the name it is reached by when exposed. Repeatable.
+    #[arg(long = "dashboard-host")]
+    dashboard_hosts: Vec<String>,
     /// A Prometheus server (`http://host:port`) the dashboard queries with PromQL instead
     /// of the control plane's own metrics history (which then collects nothing).
     #[arg(long)]
@@ -121,6 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 extra_roots,
             }),
             dashboard: args.dashboard.0,
+            dashboard_hosts: args.dashboard_hosts,
             prometheus: args.prometheus,
             history: weft_control::history::HistoryLimits {
                 max_series: args.metrics_max_series,

@@ -101,8 +101,8 @@ export const api = {
   traffic: (namespace, service) => get(`/api/mesh/traffic${qs({ namespace, service })}`),
   putTraffic: (namespace, service, body) =>
     request('PUT', `/api/mesh/traffic${qs({ namespace, service })}`, body),
-  resetTraffic: (namespace, service) =>
-    request('DELETE', `/api/mesh/traffic${qs({ namespace, service })}`),
+  resetTraffic: (namespace, service, resourceVersion) =>
+    request('DELETE', `/api/mesh/traffic${qs({ namespace, service, resourceVersion: resourceVersion ?? '' })}`),
   tap: (p) => get(`/api/mesh/tap${qs(p)}`),
   jaegerServices: () => get('/api/services'),
   operations: (service) => get(`/api/services/${enc(service)}/operations`),

@@ -114,6 +114,13 @@ export function fmtBytes(v) {
   return `${num(v, i ? 1 : 0)} ${units[i]}`;
 }
 
+/** "Data: weft control (in-memory history)" or "Data: Prometheus at http://…" (the API's `source`). */
+export function showSource(el, text) {
+  el.hidden = !text;
+  el.textContent = text ? `Data: ${text}` : '';
+  el.title = text ? `Where these numbers come from: ${text}` : '';
+}
+
 /** A stable colour for a name (services in the trace view). */
 const PALETTE = ['#1f77b4', '#17becf', '#9467bd', '#2ca02c', '#e377c2', '#8c564b', '#bcbd22', '#ff7f0e', '#7f7f7f', '#393b79'];
 export function colorFor(name) {

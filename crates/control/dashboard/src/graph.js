@@ -1,7 +1,7 @@
 // The mesh graph: /api/mesh/graph laid out by dagre (left to right, layered), drawn as SVG.
 import { graphlib, layout } from '@dagrejs/dagre';
 import { api } from './api.js';
-import { h, s, clear, select, field, fmtRps, fmtPct, fmtMs, fmtClock, HEALTH, healthBadge, empty } from './dom.js';
+import { h, s, clear, select, field, fmtRps, fmtPct, fmtMs, fmtClock, HEALTH, healthBadge, empty, showSource } from './dom.js';
 import { flagView } from './flags.js';
 
 const WINDOWS = ['10s', '30s', '1m', '5m', '10m', '30m', '1h'];
@@ -372,6 +372,7 @@ export function render(ctx) {
   const winSelect = select({ id: 'graph-window', onchange: (e) => go({ window: e.target.value }) }, WINDOWS.map((w) => [w, `Last ${w}`]), win);
   const labelSelect = select({ id: 'graph-label', onchange: (e) => go({ label: e.target.value === 'rps' ? '' : e.target.value }) }, LABELS, label);
   const updated = h('span', { class: 'updated muted', 'aria-live': 'off' });
+  const source = h('span', { class: 'data-source muted', 'data-testid': 'graph-source', hidden: true });
   const canvas = h('div', { class: 'graph-canvas', tabindex: '-1' });
   const side = h('aside', { class: 'graph-side' });
   const zoomLabel = h('span', { class: 'zoom-label muted' });
@@ -462,6 +463,7 @@ export function render(ctx) {
       clear(nsSelect).append(...names.map((n) => h('option', { value: n, selected: n === namespace }, n || 'All namespaces')));
     }
     updated.textContent = `Updated ${fmtClock(data.generatedAt || Date.now() / 1000)}`;
+    showSource(source, typeof data.source === 'string' ? data.source : '');
     paint();
   };
 
@@ -490,6 +492,7 @@ export function render(ctx) {
           zoomLabel,
         ),
         updated,
+        source,
       ),
     ),
     h('div', { class: 'graph-layout' }, canvas, side),

@@ -165,7 +165,7 @@ function editor(ctx, body, status, initial) {
       ),
       slot('fault'),
     ),
-    h('div', { class: 'actions-row' }, apply, reset, h('span', { class: 'hint' }, 'Apply writes the VirtualService; Reset deletes it.')),
+    h('div', { class: 'actions-row' }, apply, reset, h('span', { class: 'hint' }, 'Apply writes the VirtualService; Reset takes the split and the fault away (and deletes the VirtualService when nothing else is left in it).')),
     general,
   );
   const form = h('form', { class: 'traffic-form', novalidate: true }, fieldset);
@@ -197,7 +197,12 @@ function editor(ctx, body, status, initial) {
   }
   split.addEventListener('change', update);
 
+  // The VirtualService's resourceVersion as loaded: a write made from a stale view is
+  // refused (409) rather than overwriting changes made since.
+  let loadedVersion = null;
+
   function fill(state) {
+    loadedVersion = state.virtualService ? state.virtualService.resourceVersion : null;
     const w = state.weights || evenWeights(subsets);
     split.checked = !!state.weights;
     for (const [sub, input] of weightInputs) input.value = w[sub] ?? 0;
@@ -248,7 +253,7 @@ function editor(ctx, body, status, initial) {
     const weights = split.checked ? Object.fromEntries(subsets.map((sub) => [sub, numberOrRaw(weightInputs.get(sub).value)])) : null;
     const abort = abortOn.checked ? { httpStatus: numberOrRaw(abortStatus.value), percentage: numberOrRaw(abortPct.value) } : null;
     const delay = delayOn.checked ? { fixedDelay: delayFixed.value.trim(), percentage: numberOrRaw(delayPct.value) } : null;
-    return { weights, fault: abort || delay ? { abort, delay } : null };
+    return { weights, fault: abort || delay ? { abort, delay } : null, resourceVersion: loadedVersion };
   }
 
   function setStatus(kind, text) {
@@ -263,13 +268,13 @@ function editor(ctx, body, status, initial) {
     reset.disabled = true;
     setStatus('pending', what === 'apply' ? 'Applying…' : 'Resetting…');
     try {
-      const state = what === 'apply' ? await api.putTraffic(ns, service, payload()) : await api.resetTraffic(ns, service);
+      const state = what === 'apply' ? await api.putTraffic(ns, service, payload()) : await api.resetTraffic(ns, service, loadedVersion);
       if (!ctx.alive()) return;
       fill(state);
       if (what === 'apply') {
         setStatus('ok', state.virtualService ? `Applied: VirtualService ${state.virtualService.name} (resourceVersion ${state.virtualService.resourceVersion})` : 'Applied: no VirtualService needed (no split, no fault)');
       } else {
-        setStatus('ok', 'Reset: the VirtualService was deleted; requests go to every instance.');
+        setStatus('ok', state.virtualService ? 'Reset: no split and no fault; the VirtualService keeps its other settings.' : 'Reset: the VirtualService was deleted; requests go to every instance.');
       }
     } catch (e) {
       if (!ctx.alive()) return;

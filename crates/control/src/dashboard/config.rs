@@ -30,9 +30,10 @@ pub fn page(store: &Store, proxies: &Proxies) -> Value {
         // Read back like `weft analyze -f` reads a file, so findings carry lines.
         let loaded = weft_api::load_str(&file, &yaml);
         located.extend(loaded.resources);
-        let is_registered = registered
-            .iter()
-            .any(|g| g.name() == r.name() && g.namespace() == r.namespace());
+        let is_registered = r.kind() == weft_api::Kind::WorkloadEntry
+            && registered
+                .iter()
+                .any(|g| g.name() == r.name() && g.namespace() == r.namespace());
         entries.insert(
             file,
             json!({

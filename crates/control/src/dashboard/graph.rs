@@ -1,10 +1,11 @@
 //! The service graph: nodes (workloads, services, gateways, callers outside the mesh)
 //! and edges from `istio_requests_total` over a window, as Kiali draws them.
 //!
-//! Which samples make an edge, as Kiali chooses: the server side's (`reporter=
-//! "destination"`, which knows both ends), plus the client side's for requests that
-//! reached no server sidecar (a fault, `UF`, `NR`, a service outside the mesh), so no
-//! request is counted twice.
+//! Which samples make an edge, as Kiali chooses: the client side's (`reporter="source"`,
+//! which sees every request once, retries and faults included, whether or not it reached a
+//! server), plus the server side's for callers outside the mesh, which have no client
+//! sidecar; so no request is counted twice. Whether an edge is mutual TLS only the server
+//! side knows: it comes from the server side's samples of the same edge.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,7 +36,8 @@ pub const DEGRADED: f64 = 0.001;
 struct Traffic {
     row: RequestRow,
     errors: f64,
-    mtls: f64,
+    /// Of the server side's samples of this edge: all, and those over mutual TLS.
+    secured: (f64, f64),
     flags: BTreeMap<String, f64>,
     protocol: BTreeSet<String>,
 }
@@ -45,9 +47,6 @@ impl Traffic {
         self.row.add(row);
         if key.is_error() {
             self.errors += f64::from(row.requests);
-        }
-        if key.mtls {
-            self.mtls += f64::from(row.requests);
         }
         if &*key.flags != "-" {
             *self.flags.entry(key.flags.to_string()).or_default() += f64::from(row.requests);
@@ -101,16 +100,6 @@ pub struct Markers {
     pub circuit_breaker: bool,
 }
 
-/// `(namespace, name)` of the service a host names, seen from `namespace`.
-fn service_of_host(host: &str, namespace: &str) -> (String, String) {
-    let mut parts = host.split('.');
-    let name = parts.next().unwrap_or_default().to_string();
-    match parts.next() {
-        Some(ns) if !ns.is_empty() => (ns.to_string(), name),
-        _ => (namespace.to_string(), name),
-    }
-}
-
 /// The markers of every service the configuration touches.
 pub fn markers(resources: &[Resource]) -> BTreeMap<(String, String), Markers> {
     let mut out: BTreeMap<(String, String), Markers> = BTreeMap::new();
@@ -136,7 +125,9 @@ pub fn markers(resources: &[Resource]) -> BTreeMap<(String, String), Markers> {
                 // Only mesh-internal hosts: `gateways` naming only gateways is not the mesh.
                 for host in v["spec"]["hosts"].as_array().cloned().unwrap_or_default() {
                     let Some(host) = host.as_str() else { continue };
-                    let m = out.entry(service_of_host(host, &ns)).or_default();
+                    let m = out
+                        .entry(super::traffic::service_of_host(host, &ns))
+                        .or_default();
                     m.split |= split;
                     m.fault |= fault;
                 }
@@ -152,7 +143,7 @@ pub fn markers(resources: &[Resource]) -> BTreeMap<(String, String), Markers> {
                         .as_array()
                         .is_some_and(|s| s.iter().any(|s| breaks(&s["trafficPolicy"])));
                 if let Some(host) = spec["host"].as_str() {
-                    out.entry(service_of_host(host, &ns))
+                    out.entry(super::traffic::service_of_host(host, &ns))
                         .or_default()
                         .circuit_breaker |= any;
                 }
@@ -199,13 +190,13 @@ pub fn build(
         id
     };
     for (key, row) in totals {
-        let counted = match key.reporter {
-            Reporter::Destination => true,
-            Reporter::Source => key.destination.is_unknown(),
-        };
-        if !counted || row.requests <= 0.0 {
+        if row.requests <= 0.0 {
             continue;
         }
+        let counted = match key.reporter {
+            Reporter::Source => !key.source.is_unknown(),
+            Reporter::Destination => key.source.is_unknown(),
+        };
         let from = workload_node(&mut nodes, &key.source);
         let known_service = &*key.service != "unknown";
         let service = known_service.then(|| {
@@ -229,30 +220,43 @@ pub fn build(
             (None, None) => Vec::new(),
         };
         for (a, b) in hops {
-            edges.entry((a, b.clone())).or_default().add(key, row);
+            let edge = edges.entry((a, b.clone())).or_default();
+            if key.reporter == Reporter::Destination {
+                edge.secured.0 += f64::from(row.requests);
+                if key.mtls {
+                    edge.secured.1 += f64::from(row.requests);
+                }
+            }
+            if !counted {
+                continue;
+            }
+            edge.add(key, row);
             if let Some(n) = nodes.get_mut(&b) {
                 n.traffic.add(key, row);
             }
         }
         if let Some(n) = nodes.get_mut(&from) {
-            if n.kind == "gateway" || n.kind == "outside" {
+            if counted && (n.kind == "gateway" || n.kind == "outside") {
                 n.traffic.add(key, row);
             }
         }
     }
+    // Edges only the server side reported (its callers' sidecars were not scraped) keep
+    // their secured share but carry no traffic of their own: drop them.
+    edges.retain(|_, t| t.requests() > 0.0);
     // Workloads registered but idle are part of the mesh too.
     for w in workloads {
-        let labels = &w.metadata().labels;
-        let get = |k: &str| labels.get(k).cloned();
+        let info = weft_model::service::WorkloadInfo::new(
+            w.name(),
+            w.namespace(),
+            "",
+            &w.metadata().labels,
+        );
         let peer = Peer {
             workload: w.name().into(),
             namespace: w.namespace().into(),
-            service: get("service.istio.io/canonical-name")
-                .or_else(|| get("app.kubernetes.io/name"))
-                .or_else(|| get("app"))
-                .unwrap_or_else(|| w.name().to_string())
-                .into(),
-            version: get("version").unwrap_or_else(|| "unknown".into()).into(),
+            service: info.canonical_service.into(),
+            version: info.version.into(),
         };
         workload_node(&mut nodes, &peer);
     }
@@ -309,7 +313,7 @@ pub fn build(
                 "rps": round2(rps), "errorRate": round4(t.error_rate()),
                 "health": health(rps, t.error_rate()),
                 "p50": quantile(t, 0.5), "p90": quantile(t, 0.9), "p99": quantile(t, 0.99),
-                "mtls": t.requests() > 0.0 && t.mtls >= t.requests(),
+                "mtls": t.secured.0 > 0.0 && t.secured.1 >= t.secured.0,
                 "protocol": t.protocol.iter().cloned().collect::<Vec<_>>().join(","),
                 "flags": t.flags.iter().map(|(f, n)| (f.clone(), json!(round4(n / total)))).collect::<serde_json::Map<_, _>>(),
             })

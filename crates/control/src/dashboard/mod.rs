@@ -6,7 +6,7 @@
 //! The page's assets are embedded in the binary ([`assets`]); the JSON it reads is
 //! described in `crates/control/dashboard/API.md`. Security (docs/security.md): it binds
 //! loopback by default, answers only `Host`s that name an address or `localhost` (no DNS
-//! rebinding) while it is on loopback, sends no CORS headers, and takes writes only from
+//! rebinding) or that the operator named, sends no CORS headers, and takes writes only from
 //! its own page (same origin and the `X-Weft-Dashboard` header a cross-site form cannot
 //! send); every write is logged on the `weft::audit` target.
 
@@ -18,7 +18,6 @@ pub mod source;
 pub mod tap;
 pub mod traffic;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -52,8 +51,8 @@ pub struct Dashboard {
     pub traces: Arc<TraceStore>,
     /// Metrics.
     pub metrics: MetricsSource,
-    /// The address it is bound to (decides the Host check).
-    pub bound: SocketAddr,
+    /// Host names it answers besides addresses and `localhost` (`--dashboard-host`).
+    pub allowed_hosts: Vec<String>,
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
@@ -89,9 +88,9 @@ fn message(status: StatusCode, text: impl Into<String>) -> Response<Body> {
     json_reply(status, &json!({ "message": text.into() }))
 }
 
-/// True when `host` (a Host header) names an IP address or `localhost`.
-fn host_is_address(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
+/// The name or address of a Host header, without its port.
+fn host_name(host: &str) -> &str {
+    match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(h, port)| {
             if port.chars().all(|c| c.is_ascii_digit()) {
@@ -100,7 +99,13 @@ fn host_is_address(host: &str) -> bool {
                 host
             }
         }),
-    };
+    }
+}
+
+/// True when `host` (a Host header) names an IP address or `localhost`: a name an
+/// attacker's DNS can point at the dashboard (DNS rebinding) is neither.
+fn host_is_address(host: &str) -> bool {
+    let name = host_name(host);
     name == "localhost" || name.parse::<std::net::IpAddr>().is_ok()
 }
 
@@ -156,20 +161,18 @@ fn window(text: Option<&str>, default: u64) -> Result<u64, String> {
 
 /// Answers one request.
 pub async fn handle(d: Arc<Dashboard>, req: Request<Incoming>) -> Response<Body> {
-    if d.bound.ip().is_loopback() {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or_default();
-        if !host_is_address(host) {
-            return message(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "host {host:?} refused: the dashboard answers requests for its address only"
-                ),
-            );
-        }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if !host_is_address(host) && !d.allowed_hosts.iter().any(|a| host_name(host) == a) {
+        return message(
+            StatusCode::FORBIDDEN,
+            format!(
+                "host {host:?} refused: the dashboard answers requests for an address or localhost (name others with --dashboard-host)"
+            ),
+        );
     }
     let path = req.uri().path().to_string();
     let params = crate::traces::jaeger::params(req.uri().query());
@@ -327,15 +330,13 @@ fn services(d: &Dashboard) -> Response<Body> {
         Default::default();
     let mut workloads = Vec::new();
     for w in d.store.registered() {
-        let labels = &w.metadata().labels;
-        let service = labels
-            .get("app")
-            .cloned()
-            .unwrap_or_else(|| w.name().to_string());
-        let version = labels
-            .get("version")
-            .cloned()
-            .unwrap_or_else(|| "unknown".into());
+        let info = weft_model::service::WorkloadInfo::new(
+            w.name(),
+            w.namespace(),
+            "",
+            &w.metadata().labels,
+        );
+        let (service, version) = (info.canonical_service, info.version);
         let entry = services
             .entry((w.namespace().to_string(), service.clone()))
             .or_default();
@@ -402,7 +403,7 @@ async fn traffic(
         tracing::info!(target: "weft::audit", action = "traffic.apply", namespace = %ns, %service, form = %form, ok = r.is_ok(), "dashboard write");
         r
     } else {
-        let r = traffic::reset(&d.store, &ns, &service);
+        let r = traffic::reset(&d.store, &ns, &service, param(params, "resourceVersion"));
         tracing::info!(target: "weft::audit", action = "traffic.reset", namespace = %ns, %service, ok = r.is_ok(), "dashboard write");
         r
     };

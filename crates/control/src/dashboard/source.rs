@@ -131,8 +131,10 @@ impl MetricsSource {
     ) -> Result<Vec<(RequestKey, RequestRow)>, String> {
         match self {
             MetricsSource::Local(h) => {
-                let from = tick_of(now.saturating_sub(window_secs.saturating_sub(1)));
-                Ok(h.request_rows(from, tick_of(now), |k| sel.keeps(k))
+                // Complete ticks only: the one in progress would make the rate jitter.
+                let to = tick_of(now).saturating_sub(1);
+                let from = (to + 1).saturating_sub((window_secs / TICK_SECS).max(1));
+                Ok(h.request_rows(from, to, |k| sel.keeps(k))
                     .into_iter()
                     .map(|(k, rows)| {
                         let mut sum = RequestRow::default();
@@ -280,6 +282,7 @@ impl Prometheus {
     ) -> crate::history::exposition::Sample<'m> {
         crate::history::exposition::Sample {
             name: "",
+            series: "",
             labels: metric
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_str(), std::borrow::Cow::Borrowed(v.as_str()?))))
@@ -288,8 +291,10 @@ impl Prometheus {
         }
     }
 
-    /// Request rows: `increase` over `window` ending at `at` (instant), or per tick
-    /// from `from` (range).
+    /// Request rows: the requests of the last `window` seconds before `at` (an instant
+    /// query), or of each tick from `from` (a range query). Counted as a per-second
+    /// `rate` over at least [`RATE_WINDOW`] times the seconds wanted, as Grafana's and
+    /// Kiali's queries do, so a window shorter than a few scrapes still has two samples.
     async fn requests(
         &self,
         at: u64,
@@ -299,8 +304,12 @@ impl Prometheus {
     ) -> Result<RequestSeries, String> {
         let m = sel.promql();
         let by = format!("{PEER_LABELS},request_protocol,response_code,response_flags");
+        let (range, times) = match from {
+            None => (window.max(RATE_WINDOW), window),
+            Some(_) => (RATE_WINDOW, TICK_SECS),
+        };
         let inc = |metric: &str, extra: &str| {
-            format!("sum by ({by}{extra}) (increase({metric}{{{m}}}[{window}s]))")
+            format!("sum by ({by}{extra}) (rate({metric}{{{m}}}[{range}s])) * {times}")
         };
         let (requests, buckets, duration, request_bytes, response_bytes) = futures_util::try_join!(
             self.query(inc("istio_requests_total", ""), at, from),
@@ -325,7 +334,7 @@ impl Prometheus {
             let rows = series.entry(key).or_default();
             for (t, _) in points {
                 rows.entry(*t).or_insert(RequestRow {
-                    tick: u32::try_from(tick_of(*t)).unwrap_or(u32::MAX),
+                    tick: point_tick(*t, from),
                     ..RequestRow::default()
                 });
             }
@@ -345,10 +354,10 @@ impl Prometheus {
                 }
             }
         };
-        fill(&requests, &|r, v, _| r.requests = v as f32);
-        fill(&duration, &|r, v, _| r.duration_ms = v as f32);
-        fill(&request_bytes, &|r, v, _| r.request_bytes = v as f32);
-        fill(&response_bytes, &|r, v, _| r.response_bytes = v as f32);
+        fill(&requests, &|r, v, _| r.requests += v as f32);
+        fill(&duration, &|r, v, _| r.duration_ms += v as f32);
+        fill(&request_bytes, &|r, v, _| r.request_bytes += v as f32);
+        fill(&response_bytes, &|r, v, _| r.response_bytes += v as f32);
         // Cumulative `le` counts first, then differences between neighbours.
         fill(&buckets, &|r, v, metric| {
             let le = match metric.get("le").and_then(|l| l.as_str()) {
@@ -366,7 +375,14 @@ impl Prometheus {
                 let rows = rows
                     .into_values()
                     .map(|mut r| {
-                        let cumulative = r.duration;
+                        // A bound missing from the answer holds what the one below holds
+                        // (cumulative counts never fall); +Inf holds every request.
+                        let mut cumulative = r.duration;
+                        for i in 1..20 {
+                            cumulative[i] = cumulative[i].max(cumulative[i - 1]);
+                        }
+                        cumulative[19] = cumulative[19].max(r.requests);
+                        r.duration[0] = cumulative[0];
                         for i in (1..20).rev() {
                             r.duration[i] = (cumulative[i] - cumulative[i - 1]).max(0.0);
                         }
@@ -383,7 +399,7 @@ impl Prometheus {
     async fn tcp(&self, from: u64, to: u64, sel: &Selector) -> Result<TcpSeries, String> {
         let m = sel.promql();
         let inc = |metric: &str| {
-            format!("sum by ({PEER_LABELS}) (increase({metric}{{{m}}}[{TICK_SECS}s]))")
+            format!("sum by ({PEER_LABELS}) (rate({metric}{{{m}}}[{RATE_WINDOW}s])) * {TICK_SECS}")
         };
         let (sent, received, opened, closed) = futures_util::try_join!(
             self.query(inc("istio_tcp_sent_bytes_total"), to, Some(from)),
@@ -401,15 +417,15 @@ impl Prometheus {
                 let rows = series.entry(key).or_default();
                 for (t, v) in points {
                     let r = rows.entry(*t).or_insert(TcpRow {
-                        tick: u32::try_from(tick_of(*t)).unwrap_or(u32::MAX),
+                        tick: point_tick(*t, Some(from)),
                         ..TcpRow::default()
                     });
                     let v = *v as f32;
                     match slot {
-                        0 => r.sent = v,
-                        1 => r.received = v,
-                        2 => r.opened = v,
-                        _ => r.closed = v,
+                        0 => r.sent += v,
+                        1 => r.received += v,
+                        2 => r.opened += v,
+                        _ => r.closed += v,
                     }
                 }
             }
@@ -419,6 +435,20 @@ impl Prometheus {
             .map(|(k, rows)| (k, rows.into_values().collect()))
             .collect())
     }
+}
+
+/// The shortest range a PromQL `rate` is taken over, in seconds: four scrapes at
+/// Istio's default 15 s interval.
+const RATE_WINDOW: u64 = 60;
+
+/// The tick a PromQL point stands for: a range query's point at `t` counts the seconds
+/// before `t`, which is the tick before the one `t` starts.
+fn point_tick(t: u64, range: Option<u64>) -> u32 {
+    let tick = match range {
+        Some(_) => tick_of(t).saturating_sub(1),
+        None => tick_of(t),
+    };
+    u32::try_from(tick).unwrap_or(u32::MAX)
 }
 
 /// `text` as a URL query value.

@@ -37,13 +37,17 @@ fn json_of(r: &Resource) -> Value {
     serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
-/// `(namespace, short name)` of a host seen from `namespace`.
-fn short_host(host: &str, namespace: &str) -> (String, String) {
-    let mut parts = host.split('.');
-    let name = parts.next().unwrap_or_default().to_string();
-    match parts.next() {
-        Some(ns) if !ns.is_empty() => (ns.to_string(), name),
-        _ => (namespace.to_string(), name),
+/// `(namespace, service)` a host names, seen from `namespace`: `name`, `name.ns`,
+/// `name.ns.svc` and `name.ns.svc.cluster.local` are that service; any other host (an
+/// external name like `api.example.com`) is its own service in `namespace`.
+pub fn service_of_host(host: &str, namespace: &str) -> (String, String) {
+    let parts: Vec<&str> = host.split('.').collect();
+    match parts.as_slice() {
+        [name] => (namespace.to_string(), name.to_string()),
+        [name, ns] | [name, ns, "svc"] | [name, ns, "svc", "cluster", "local"] => {
+            (ns.to_string(), name.to_string())
+        }
+        _ => (namespace.to_string(), host.to_string()),
     }
 }
 
@@ -67,7 +71,7 @@ fn services(store: &Store) -> Vec<(String, String, String, Vec<String>)> {
             continue;
         }
         let entry = out
-            .entry(short_host(host, dr.namespace()))
+            .entry(service_of_host(host, dr.namespace()))
             .or_insert_with(|| (host.to_string(), Vec::new()));
         for s in subsets {
             if !entry.1.contains(&s) {
@@ -102,30 +106,111 @@ fn virtual_service(store: &Store, namespace: &str, service: &str) -> Option<Reso
             for_mesh
                 && v["spec"]["hosts"].as_array().is_some_and(|hosts| {
                     hosts.iter().filter_map(Value::as_str).any(|h| {
-                        short_host(h, namespace) == (namespace.to_string(), service.to_string())
+                        service_of_host(h, namespace)
+                            == (namespace.to_string(), service.to_string())
                     })
                 })
         })
 }
 
-/// Why the editor cannot edit `vs`, if it cannot.
-fn not_editable(vs: &Value) -> Option<String> {
+/// The keys of `v` that hold something (not null, not empty).
+fn set_keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| match v {
+                    Value::Null => false,
+                    Value::Array(a) => !a.is_empty(),
+                    Value::Object(o) => !o.is_empty(),
+                    _ => true,
+                })
+                .map(|(k, _)| k.as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Why the editor cannot edit `vs` (for the service at `host`), if it cannot: it edits
+/// only what it shows, so nothing of the VirtualService is lost by writing it back.
+fn not_editable(vs: &Value, host: &str, namespace: &str) -> Option<String> {
+    let name = vs["metadata"]["name"].as_str().unwrap_or_default();
+    let with_apply = |why: String| {
+        Some(format!(
+            "VirtualService {name} {why}; edit it with weft apply."
+        ))
+    };
     let spec = &vs["spec"];
+    let hosts = spec["hosts"].as_array().map(Vec::len).unwrap_or(0);
+    if hosts != 1 {
+        return with_apply(format!("routes {hosts} hosts"));
+    }
+    if spec["gateways"]
+        .as_array()
+        .is_some_and(|g| g.iter().any(|g| g != "mesh"))
+    {
+        return with_apply("also routes gateways".into());
+    }
+    if !spec["tcp"].as_array().is_none_or(Vec::is_empty)
+        || !spec["tls"].as_array().is_none_or(Vec::is_empty)
+    {
+        return with_apply("also routes TCP or TLS".into());
+    }
     let http = spec["http"].as_array().cloned().unwrap_or_default();
     if http.len() != 1 {
-        return Some(format!(
-            "VirtualService {} has {} HTTP rules; the editor shows one. Edit it with weft apply.",
-            vs["metadata"]["name"].as_str().unwrap_or_default(),
+        return with_apply(format!(
+            "has {} HTTP rules; the editor shows one",
             http.len()
         ));
     }
-    if http[0]["match"].as_array().is_some_and(|m| !m.is_empty()) {
-        return Some("its HTTP rule has matches; the editor only shifts unconditional traffic. Edit it with weft apply.".into());
+    let rule = &http[0];
+    let keys = set_keys(rule);
+    if keys.contains(&"match") {
+        return with_apply("has matches; the editor only shifts unconditional traffic".into());
     }
-    if spec["tcp"].as_array().is_some_and(|t| !t.is_empty())
-        || spec["tls"].as_array().is_some_and(|t| !t.is_empty())
+    if let Some(k) = keys
+        .iter()
+        .find(|k| matches!(**k, "redirect" | "directResponse" | "delegate"))
     {
-        return Some("it also routes TCP or TLS; edit it with weft apply.".into());
+        return with_apply(format!("answers with {k} rather than routes"));
+    }
+    let want = service_of_host(host, namespace);
+    for (i, route) in rule["route"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if let Some(k) = set_keys(route)
+            .into_iter()
+            .find(|k| !matches!(*k, "destination" | "weight"))
+        {
+            return with_apply(format!("sets {k} on route {i}"));
+        }
+        let d = &route["destination"];
+        if let Some(k) = set_keys(d)
+            .into_iter()
+            .find(|k| !matches!(*k, "host" | "subset"))
+        {
+            return with_apply(format!("sets destination.{k} on route {i}"));
+        }
+        if service_of_host(d["host"].as_str().unwrap_or_default(), namespace) != want {
+            return with_apply(format!("sends route {i} to another host"));
+        }
+    }
+    let fault = &rule["fault"];
+    for (part, allowed) in [
+        ("abort", ["httpStatus", "percentage"]),
+        ("delay", ["fixedDelay", "percentage"]),
+    ] {
+        if let Some(k) = set_keys(&fault[part])
+            .into_iter()
+            .find(|k| !allowed.contains(k))
+        {
+            return with_apply(format!(
+                "sets fault.{part}.{k}, which the editor does not show"
+            ));
+        }
     }
     None
 }
@@ -145,21 +230,26 @@ pub fn get(store: &Store, namespace: &str, service: &str) -> Result<Value, Refus
         )));
     };
     let vs = virtual_service(store, namespace, service).map(|r| json_of(&r));
-    let reason = vs.as_ref().and_then(not_editable);
+    let reason = vs.as_ref().and_then(|v| not_editable(v, &host, namespace));
     let rule = vs
         .as_ref()
         .map(|v| v["spec"]["http"][0].clone())
         .unwrap_or(Value::Null);
-    let weights = rule["route"].as_array().map(|routes| {
+    // Weights only when every route names a subset; one route to the host is no split.
+    let weights = rule["route"].as_array().and_then(|routes| {
         let single = routes.len() == 1;
         routes
             .iter()
-            .filter_map(|r| {
+            .map(|r| {
                 let subset = r["destination"]["subset"].as_str()?.to_string();
-                let w = r["weight"].as_u64().unwrap_or(if single { 100 } else { 0 });
+                let w = match r["weight"].as_u64() {
+                    Some(0) | None if single => 100,
+                    Some(w) => w,
+                    None => 0,
+                };
                 Some((subset, json!(w)))
             })
-            .collect::<Map<String, Value>>()
+            .collect::<Option<Map<String, Value>>>()
     });
     let fault = &rule["fault"];
     let abort = (!fault["abort"].is_null()).then(|| {
@@ -330,6 +420,9 @@ fn rule_of(
 
 /// Maps a validation error's field path back to the form's field.
 fn form_field(path: &str, order: &[String]) -> String {
+    if path == "spec.http[0].route" || path.starts_with("spec.http[0].route.") {
+        return "weights".into();
+    }
     if let Some(rest) = path.strip_prefix("spec.http[0].route[") {
         if let Some((i, _)) = rest.split_once(']') {
             if let Some(subset) = i.parse::<usize>().ok().and_then(|i| order.get(i)) {
@@ -373,13 +466,14 @@ pub fn put(store: &Store, namespace: &str, service: &str, form: &Value) -> Resul
     let subsets: Vec<String> = serde_json::from_value(view["subsets"].clone()).unwrap_or_default();
     let (rule, order) = rule_of(form, &host, &subsets).map_err(Refused::Invalid)?;
     let existing = virtual_service(store, namespace, service);
+    precondition(form.get("resourceVersion"), existing.as_ref())?;
     let mut vs = match &existing {
         Some(r) => json_of(r),
         None => json!({
             "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
             "metadata": {"name": service, "namespace": namespace,
                          "annotations": {"weft.io/written-by": "dashboard"}},
-            "spec": {"hosts": [service], "http": [{}]},
+            "spec": {"hosts": [host], "http": [{}]},
         }),
     };
     // The rule's other settings (timeout, retries, headers) stay as they were.
@@ -418,26 +512,100 @@ pub fn put(store: &Store, namespace: &str, service: &str, form: &Value) -> Resul
     let Some(resource) = loaded.resources.into_iter().next().map(|l| l.resource) else {
         return Err(Refused::Store("the VirtualService did not load".into()));
     };
-    store.put(resource, false).map_err(|e| match e {
-        StoreError::Conflict { .. } => Refused::Conflict(format!("{e}; reload the page")),
-        StoreError::Invalid(m) => Refused::Invalid(vec![error("", m)]),
-        other => Refused::Store(other.to_string()),
-    })?;
+    // A new VirtualService must not replace one of the same name made for something else.
+    store
+        .put(resource, existing.is_none())
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => Refused::Conflict(format!("{e}; reload the page")),
+            StoreError::AlreadyExists(k) => Refused::Conflict(format!(
+                "a VirtualService {}/{} exists for other hosts; edit it with weft apply",
+                k.namespace, k.name
+            )),
+            StoreError::Invalid(m) => Refused::Invalid(vec![error("", m)]),
+            other => Refused::Store(other.to_string()),
+        })?;
     get(store, namespace, service)
 }
 
-/// Removes the service's VirtualService: traffic goes back to the even split.
-pub fn reset(store: &Store, namespace: &str, service: &str) -> Result<Value, Refused> {
+/// The write is for the VirtualService the page loaded: `resourceVersion` as the GET
+/// returned it (null: there was none), else it is refused, not merged.
+fn precondition(given: Option<&Value>, existing: Option<&Resource>) -> Result<(), Refused> {
+    let current = existing.and_then(|r| r.metadata().resource_version.clone());
+    let given = match given {
+        None => {
+            return Err(Refused::Invalid(vec![error(
+                "resourceVersion",
+                "give the resourceVersion the page loaded (null when there was no VirtualService)",
+            )]));
+        }
+        Some(Value::Null) => None,
+        Some(Value::String(v)) if v.is_empty() => None,
+        Some(Value::String(v)) => Some(v.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    if given == current {
+        return Ok(());
+    }
+    Err(Refused::Conflict(match (given, current) {
+        (_, None) => {
+            "the VirtualService was deleted since the page loaded it; reload the page".into()
+        }
+        (None, Some(now)) => format!(
+            "a VirtualService was created since the page loaded (resourceVersion {now}); reload the page"
+        ),
+        (Some(was), Some(now)) => format!(
+            "the VirtualService changed since the page loaded it (resourceVersion {was}, now {now}); reload the page"
+        ),
+    }))
+}
+
+/// Takes the split and the fault away: the even split is back. A VirtualService that
+/// held nothing else is deleted; one with other settings (timeout, retries, headers)
+/// keeps them and routes to the whole service.
+pub fn reset(
+    store: &Store,
+    namespace: &str,
+    service: &str,
+    resource_version: Option<&str>,
+) -> Result<Value, Refused> {
     let view = get(store, namespace, service)?;
     if let Some(reason) = view["reason"].as_str() {
         return Err(Refused::Conflict(reason.to_string()));
     }
-    if let Some(vs) = virtual_service(store, namespace, service) {
+    let existing = virtual_service(store, namespace, service);
+    precondition(
+        Some(&resource_version.map_or(Value::Null, |v| json!(v))),
+        existing.as_ref(),
+    )?;
+    let Some(vs) = existing else {
+        return get(store, namespace, service);
+    };
+    let mut v = json_of(&vs);
+    let mut rule = v["spec"]["http"][0]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    rule.remove("route");
+    rule.remove("fault");
+    let left = Value::Object(rule.clone());
+    if set_keys(&left).is_empty() {
         match store.delete(&Key::of(&vs)) {
             Ok(_) | Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(Refused::Store(e.to_string())),
         }
+        return get(store, namespace, service);
     }
+    let host = view["host"].as_str().unwrap_or(service).to_string();
+    rule.insert("route".into(), json!([{"destination": {"host": host}}]));
+    v["spec"]["http"] = json!([Value::Object(rule)]);
+    let loaded = weft_api::load_str("dashboard", &v.to_string());
+    let Some(resource) = loaded.resources.into_iter().next().map(|l| l.resource) else {
+        return Err(Refused::Store("the VirtualService did not load".into()));
+    };
+    store.put(resource, false).map_err(|e| match e {
+        StoreError::Conflict { .. } => Refused::Conflict(format!("{e}; reload the page")),
+        other => Refused::Store(other.to_string()),
+    })?;
     get(store, namespace, service)
 }
 

@@ -10,6 +10,9 @@ pub struct Sample<'t> {
     pub name: &'t str,
     /// Its labels, in their written order.
     pub labels: Vec<(&'t str, Cow<'t, str>)>,
+    /// The labels as written between the braces, less a last `le` label: the same for
+    /// every line of one series (its buckets, sum and count).
+    pub series: &'t str,
     /// Its value.
     pub value: f64,
 }
@@ -35,12 +38,19 @@ fn sample(line: &str) -> Option<Sample<'_>> {
     if line.is_empty() || line.starts_with('#') {
         return None;
     }
-    let (name, labels, rest) = match line.find(['{', ' ']) {
+    let (name, labels, series, rest) = match line.find(['{', ' ']) {
         Some(i) if line.as_bytes()[i] == b'{' => {
             let (labels, used) = labels(&line[i + 1..])?;
-            (&line[..i], labels, &line[i + 1 + used..])
+            let written = &line[i + 1..i + used];
+            let series = match written.rfind("le=\"") {
+                Some(at) if labels.last().is_some_and(|(k, _)| *k == "le") => {
+                    written[..at].trim_end_matches(',')
+                }
+                _ => written,
+            };
+            (&line[..i], labels, series, &line[i + 1 + used..])
         }
-        Some(i) => (&line[..i], Vec::new(), &line[i..]),
+        Some(i) => (&line[..i], Vec::new(), "", &line[i..]),
         None => return None,
     };
     // A timestamp may follow the value.
@@ -53,6 +63,7 @@ fn sample(line: &str) -> Option<Sample<'_>> {
     Some(Sample {
         name,
         labels,
+        series,
         value,
     })
 }
@@ -140,6 +151,11 @@ mod tests {
         assert_eq!(all[0].value, 12.0);
         assert_eq!((all[1].name, all[1].value), ("up", 1.0));
         assert_eq!(all[2].label("le"), Some("+Inf"));
+        assert_eq!(all[2].series, "");
+        assert_eq!(all[0].series, "reporter=\"source\",path=\"a\\\"b\\\\c\"");
+        let bucket =
+            samples("h_bucket{a=\"1\",le=\"5\"} 2\nh_sum{a=\"1\"} 3\n").collect::<Vec<_>>();
+        assert_eq!(bucket[0].series, bucket[1].series);
     }
 
     #[test]

@@ -24,17 +24,39 @@ impl Labels {
         new
     }
 
-    fn peer(&self, s: &Sample<'_>, side: &str) -> Peer {
-        let get = |name: &str| s.label(&format!("{side}_{name}")).unwrap_or("unknown");
-        let service = match get("canonical_service") {
-            "unknown" => get("app"),
+    /// Forgets strings no key holds any more (run once a tick, after old rows go).
+    pub fn prune(&self) {
+        self.interned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    /// Strings held.
+    pub fn len(&self) -> usize {
+        self.interned.lock().map_or(0, |s| s.len())
+    }
+
+    /// True when no string is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn peer(&self, s: &Sample<'_>, side: Side) -> Peer {
+        let [workload, namespace, canonical, app, version] = match side {
+            Side::Source => SOURCE,
+            Side::Destination => DESTINATION,
+        };
+        let get = |name: &str| s.label(name).unwrap_or("unknown");
+        let service = match get(canonical) {
+            "unknown" => get(app),
             known => known,
         };
         Peer {
-            workload: self.intern(get("workload")),
-            namespace: self.intern(get("workload_namespace")),
+            workload: self.intern(get(workload)),
+            namespace: self.intern(get(namespace)),
             service: self.intern(service),
-            version: self.intern(get("version")),
+            version: self.intern(get(version)),
         }
     }
 
@@ -42,8 +64,8 @@ impl Labels {
     pub fn request_key(&self, s: &Sample<'_>) -> Option<RequestKey> {
         Some(RequestKey {
             reporter: reporter(s)?,
-            source: self.peer(s, "source"),
-            destination: self.peer(s, "destination"),
+            source: self.peer(s, Side::Source),
+            destination: self.peer(s, Side::Destination),
             service: self.intern(s.label("destination_service_name").unwrap_or("unknown")),
             service_namespace: self.intern(
                 s.label("destination_service_namespace")
@@ -63,8 +85,8 @@ impl Labels {
     pub fn tcp_key(&self, s: &Sample<'_>) -> Option<TcpKey> {
         Some(TcpKey {
             reporter: reporter(s)?,
-            source: self.peer(s, "source"),
-            destination: self.peer(s, "destination"),
+            source: self.peer(s, Side::Source),
+            destination: self.peer(s, Side::Destination),
             service: self.intern(s.label("destination_service_name").unwrap_or("unknown")),
             service_namespace: self.intern(
                 s.label("destination_service_namespace")
@@ -74,6 +96,28 @@ impl Labels {
         })
     }
 }
+
+#[derive(Clone, Copy)]
+enum Side {
+    Source,
+    Destination,
+}
+
+/// Workload, namespace, canonical service, app and version labels of each side.
+const SOURCE: [&str; 5] = [
+    "source_workload",
+    "source_workload_namespace",
+    "source_canonical_service",
+    "source_app",
+    "source_version",
+];
+const DESTINATION: [&str; 5] = [
+    "destination_workload",
+    "destination_workload_namespace",
+    "destination_canonical_service",
+    "destination_app",
+    "destination_version",
+];
 
 fn reporter(s: &Sample<'_>) -> Option<Reporter> {
     match s.label("reporter")? {

@@ -21,6 +21,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use self::exposition::Sample;
 pub use self::labels::Labels;
 
+/// Most series read from one proxy's exposition (twice what a weft proxy keeps of each
+/// kind); the rest are counted in [`History::dropped_series`].
+pub const MAX_SERIES_PER_PROXY: usize = 10_000;
+
 /// Seconds per tick.
 pub const TICK_SECS: u64 = 10;
 /// Ticks kept: one hour.
@@ -250,6 +254,8 @@ struct Totals {
     requests: f64,
     /// Cumulative per-bucket (`le`) counts, as exposed.
     le: [f64; 20],
+    /// Which of the bounds the exposition had.
+    le_seen: u32,
     duration_ms: f64,
     request_bytes: f64,
     response_bytes: f64,
@@ -276,6 +282,7 @@ pub struct History {
     pub failed_scrapes: AtomicU64,
     /// Scrapes done.
     pub scrapes: AtomicU64,
+    latest_tick: std::sync::atomic::AtomicU32,
 }
 
 impl History {
@@ -289,15 +296,30 @@ impl History {
             dropped_series: AtomicU64::new(0),
             failed_scrapes: AtomicU64::new(0),
             scrapes: AtomicU64::new(0),
+            latest_tick: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
     /// Takes one scrape of proxy `proxy`'s exposition `text`, made at `unix_secs`.
     pub fn ingest(&self, proxy: &str, text: &str, unix_secs: u64) {
         let (requests, tcp) = self.read(text);
+        // Ticks never go back (a clock stepped back lands in the latest tick).
         let tick = u32::try_from(tick_of(unix_secs)).unwrap_or(u32::MAX);
+        let tick = self
+            .latest_tick
+            .fetch_max(tick, Ordering::Relaxed)
+            .max(tick);
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        // A proxy seen for the first time (or again after it left): its counters so far
+        // belong to no tick of ours; they only become the base, as Prometheus' increase()
+        // ignores a series' first sample.
+        let first = !last.contains_key(proxy);
         let before = last.entry(proxy.to_string()).or_default();
+        if first {
+            before.requests = requests;
+            before.tcp = tcp;
+            return;
+        }
         let mut request_rows = Vec::new();
         for (key, now) in &requests {
             let was = before.requests.get(key).copied().unwrap_or_default();
@@ -376,6 +398,7 @@ impl History {
         if *trimmed != tick {
             *trimmed = tick;
             trim(by_key, tcp_by_key, oldest);
+            self.labels.prune();
         }
         let mut count = by_key.len() + tcp_by_key.len();
         for (key, row) in requests {
@@ -473,6 +496,10 @@ impl History {
     fn read(&self, text: &str) -> (HashMap<RequestKey, Totals>, HashMap<TcpKey, [f64; 4]>) {
         let mut requests: HashMap<RequestKey, Totals> = HashMap::new();
         let mut tcp: HashMap<TcpKey, [f64; 4]> = HashMap::new();
+        // The key of each series is built once, not for each of its 25 lines.
+        let mut request_keys: HashMap<&str, Option<RequestKey>> = HashMap::new();
+        let mut tcp_keys: HashMap<&str, Option<TcpKey>> = HashMap::new();
+        let mut over = 0u64;
         for s in exposition::samples(text) {
             if !s.value.is_finite() {
                 continue;
@@ -485,8 +512,15 @@ impl History {
                 _ => None,
             };
             if let Some(slot) = tcp_slot {
-                if let Some(key) = self.labels.tcp_key(&s) {
-                    tcp.entry(key).or_default()[slot] += s.value;
+                let key = tcp_keys
+                    .entry(s.series)
+                    .or_insert_with(|| self.labels.tcp_key(&s));
+                if let Some(key) = key {
+                    if tcp.len() < MAX_SERIES_PER_PROXY || tcp.contains_key(key) {
+                        tcp.entry(key.clone()).or_default()[slot] += s.value;
+                    } else {
+                        over += 1;
+                    }
                 }
                 continue;
             }
@@ -500,6 +534,7 @@ impl History {
                     };
                     if let Some(i) = BUCKETS.iter().position(|b| *b == le) {
                         t.le[i] += s.value;
+                        t.le_seen |= 1 << i;
                     }
                 },
                 "istio_request_duration_milliseconds_sum" => |t, s| t.duration_ms += s.value,
@@ -507,8 +542,34 @@ impl History {
                 "istio_response_bytes_sum" => |t, s| t.response_bytes += s.value,
                 _ => continue,
             };
-            if let Some(key) = self.labels.request_key(&s) {
-                field(requests.entry(key).or_default(), &s);
+            let key = request_keys
+                .entry(s.series)
+                .or_insert_with(|| self.labels.request_key(&s));
+            if let Some(key) = key {
+                let room = requests.len() < MAX_SERIES_PER_PROXY;
+                match requests.get_mut(key) {
+                    Some(t) => field(t, &s),
+                    None if room => field(requests.entry(key.clone()).or_default(), &s),
+                    None => over += 1,
+                }
+            }
+        }
+        if over > 0 {
+            self.dropped_series.fetch_add(over, Ordering::Relaxed);
+        }
+        // A bucket bound the exposition lacks holds what the bound below it holds, so
+        // differences between neighbours stay right (+Inf: every request).
+        for t in requests.values_mut() {
+            for i in 0..20 {
+                if t.le_seen & (1 << i) == 0 {
+                    t.le[i] = if i == 19 {
+                        t.requests
+                    } else if i == 0 {
+                        0.0
+                    } else {
+                        t.le[i - 1]
+                    };
+                }
             }
         }
         (requests, tcp)
@@ -520,7 +581,7 @@ impl History {
 fn push_bounded<T>(rows: &mut VecDeque<T>, row: T) {
     if rows.len() == rows.capacity() {
         let room = (TICKS as usize).saturating_sub(rows.len()).max(1);
-        rows.reserve_exact(rows.len().clamp(4, room));
+        rows.reserve_exact(rows.len().max(4).min(room));
     }
     rows.push_back(row);
 }

@@ -52,14 +52,15 @@ pub async fn scrape_all(history: &Arc<History>, proxies: &Proxies) {
             history.forget(&gone);
         }
     }
-    scrape_targets(history, targets, super::now_secs()).await;
+    scrape_targets(history, targets, None).await;
 }
 
-/// Scrapes each `(proxy id, stats address)` once, as of `unix_secs`.
+/// Scrapes each `(proxy id, stats address)` once; each answer counts as of when it came
+/// (or as of `at`, for the bench's simulated clock).
 pub async fn scrape_targets(
     history: &Arc<History>,
     targets: Vec<(String, String)>,
-    unix_secs: u64,
+    at: Option<u64>,
 ) {
     futures_util::stream::iter(targets)
         .for_each_concurrent(CONCURRENCY, |(id, addr)| async move {
@@ -67,7 +68,7 @@ pub async fn scrape_targets(
                 .scrapes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match fetch(&addr, "/stats/prometheus").await {
-                Ok(text) => history.ingest(&id, &text, unix_secs),
+                Ok(text) => history.ingest(&id, &text, at.unwrap_or_else(super::now_secs)),
                 Err(e) => {
                     history
                         .failed_scrapes

@@ -40,8 +40,11 @@ fn all(h: &History) -> Vec<(RequestKey, Vec<RequestRow>)> {
 #[test]
 fn increments_per_tick_from_cumulative_counters() {
     let h = History::new(HistoryLimits::default());
-    h.ingest("p1", &exposition("rec-v1", 10, 4, 200), 1000);
-    h.ingest("p1", &exposition("rec-v1", 25, 10, 200), 1010);
+    // The first scrape of a proxy is its base: what it counted before is no tick's.
+    h.ingest("p1", &exposition("rec-v1", 1000, 400, 200), 990);
+    assert!(all(&h).is_empty());
+    h.ingest("p1", &exposition("rec-v1", 1010, 404, 200), 1000);
+    h.ingest("p1", &exposition("rec-v1", 1025, 410, 200), 1010);
     let rows = all(&h);
     assert_eq!(rows.len(), 1);
     let (key, rows) = &rows[0];
@@ -62,15 +65,19 @@ fn increments_per_tick_from_cumulative_counters() {
 #[test]
 fn a_restarted_proxy_counts_from_zero_again() {
     let h = History::new(HistoryLimits::default());
+    h.ingest("p1", &exposition("rec-v1", 90, 40, 200), 990);
     h.ingest("p1", &exposition("rec-v1", 100, 50, 200), 1000);
     h.ingest("p1", &exposition("rec-v1", 7, 7, 200), 1010);
     let rows = &all(&h)[0].1;
+    assert_eq!(rows[0].requests, 10.0);
     assert_eq!(rows[1].requests, 7.0);
 }
 
 #[test]
 fn scrapes_in_one_tick_add_up_and_proxies_are_summed() {
     let h = History::new(HistoryLimits::default());
+    h.ingest("p1", &exposition("rec-v1", 0, 0, 200), 990);
+    h.ingest("p2", &exposition("rec-v1", 0, 0, 200), 990);
     h.ingest("p1", &exposition("rec-v1", 10, 10, 200), 1000);
     h.ingest("p1", &exposition("rec-v1", 12, 12, 200), 1005);
     h.ingest("p2", &exposition("rec-v1", 3, 3, 200), 1006);
@@ -83,11 +90,13 @@ fn scrapes_in_one_tick_add_up_and_proxies_are_summed() {
 fn the_store_keeps_an_hour_and_at_most_max_series() {
     let h = History::new(HistoryLimits { max_series: 2 });
     for (i, w) in ["a", "b", "c", "d"].iter().enumerate() {
+        h.ingest(&format!("p{i}"), "", 990);
         h.ingest(&format!("p{i}"), &exposition(w, 1, 1, 200), 1000);
     }
     assert_eq!(h.size().0, 2);
     assert_eq!(h.dropped_series.load(Ordering::Relaxed), 2);
     // An hour and a tick later, the old rows (and so their series) are gone.
+    h.ingest("p9", "", 1000 + 3600);
     h.ingest("p9", &exposition("e", 1, 1, 200), 1000 + 3600 + 10);
     assert_eq!(h.size(), (1, 1));
 }
@@ -109,6 +118,7 @@ fn quantiles_interpolate_inside_the_bucket() {
 #[test]
 fn errors_are_5xx_and_failed_connections() {
     let h = History::new(HistoryLimits::default());
+    h.ingest("p1", "", 990);
     h.ingest("p1", &exposition("rec-v1", 4, 4, 503), 1000);
     h.ingest("p1", &exposition("rec-v1", 4, 4, 404), 1000);
     let keys: Vec<bool> = all(&h).iter().map(|(k, _)| k.is_error()).collect();

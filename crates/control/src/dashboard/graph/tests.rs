@@ -27,7 +27,7 @@ fn key(
         destination: dst,
         service: service.into(),
         service_namespace: "default".into(),
-        mtls: true,
+        mtls: reporter == Reporter::Destination,
         protocol: "http".into(),
         code,
         flags: flags.into(),
@@ -72,7 +72,8 @@ fn the_seed_graph_counts_each_request_once_and_shows_faults() {
         "v2",
     );
     let totals = vec![
-        // Both sides report the gateway's calls; the graph counts the server's.
+        // Both sides report the gateway's calls; the graph counts the client's, and takes
+        // mTLS from the server's.
         (
             key(
                 Reporter::Destination,
@@ -109,6 +110,29 @@ fn the_seed_graph_counts_each_request_once_and_shows_faults() {
         (
             key(
                 Reporter::Destination,
+                bff.clone(),
+                v2.clone(),
+                "recommendation-service",
+                200,
+                "-",
+            ),
+            row(54.0),
+        ),
+        // The client side of the same calls (the server side's only give the lock).
+        (
+            key(
+                Reporter::Source,
+                bff.clone(),
+                v1.clone(),
+                "recommendation-service",
+                200,
+                "-",
+            ),
+            row(6.0),
+        ),
+        (
+            key(
+                Reporter::Source,
                 bff.clone(),
                 v2.clone(),
                 "recommendation-service",
