@@ -1056,21 +1056,23 @@ fn a_real_prometheus_sees_the_10_90_split_and_the_injected_faults() {
         gateway["rps"].as_f64().is_some_and(|r| r > 0.0),
         "{gateway}"
     );
-    let panels = json(
-        "/api/mesh/metrics?kind=service&namespace=default&name=recommendation-service&range=5m",
-    );
-    let requests = &panels["panels"][0];
-    assert_eq!(requests["id"], "requests");
-    let v2_200 = requests["series"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["label"] == "v2 200"))
-        .unwrap_or_else(|| panic!("no v2 200 series: {requests}"));
-    assert!(
-        v2_200["values"]
-            .as_array()
-            .is_some_and(|v| v.iter().any(|x| x.as_f64().is_some_and(|x| x > 0.0))),
-        "{v2_200}"
-    );
+    // The charts' points are whole 10 s ticks: the calls above show once their tick
+    // has ended.
+    wait_for("v2's 200s in the request-rate chart", || {
+        let panels = json(
+            "/api/mesh/metrics?kind=service&namespace=default&name=recommendation-service&range=5m",
+        );
+        let requests = &panels["panels"][0];
+        assert_eq!(requests["id"], "requests");
+        requests["series"].as_array().is_some_and(|series| {
+            series.iter().any(|s| {
+                s["label"] == "v2 200"
+                    && s["values"]
+                        .as_array()
+                        .is_some_and(|v| v.iter().any(|x| x.as_f64().is_some_and(|x| x > 0.0)))
+            })
+        })
+    });
 }
 
 /// `weft traces` against the mesh's trace store, as a user runs it.

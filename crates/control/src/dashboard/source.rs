@@ -230,8 +230,9 @@ impl Prometheus {
         from: Option<u64>,
     ) -> Result<Vec<QueryResult>, String> {
         let path = match from {
+            // Prometheus' own now: ours, in whole seconds, would miss its latest samples.
             None => format!(
-                "{}/api/v1/query?query={}&time={at}",
+                "{}/api/v1/query?query={}",
                 self.prefix,
                 percent_encode(&query)
             ),
