@@ -13,6 +13,13 @@ export class ApiError extends Error {
 
 export class NetworkError extends Error {}
 
+/** No answer in time: for a write, whether it was applied is unknown. */
+export class TimeoutError extends NetworkError {}
+
+// A control plane that accepts the connection but never answers must not leave the page
+// waiting for ever (polling stops while a request is pending).
+const TIMEOUT_MS = 30000;
+
 let listener = () => {};
 let online = true;
 
@@ -53,15 +60,27 @@ export async function request(method, path, body) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
+  const abort = typeof AbortController === 'function' ? new AbortController() : null;
+  let timedOut = false;
+  const timer = abort ? setTimeout(() => { timedOut = true; abort.abort(); }, TIMEOUT_MS) : null;
+  if (abort) init.signal = abort.signal;
   let res;
+  let text;
   try {
     res = await fetch(path, init);
+    text = await res.text().catch(() => {
+      if (timedOut) throw new Error('timeout');
+      return '';
+    });
   } catch (e) {
     setOnline(false);
-    throw new NetworkError('Cannot reach the control plane');
+    throw timedOut
+      ? new TimeoutError(`The control plane did not answer within ${TIMEOUT_MS / 1000} s`)
+      : new NetworkError('Cannot reach the control plane');
+  } finally {
+    clearTimeout(timer);
   }
   let data = null;
-  const text = await res.text().catch(() => '');
   if (text) {
     try {
       data = JSON.parse(text);
@@ -90,7 +109,12 @@ export function qs(params) {
 }
 
 const get = (path) => request('GET', path);
-const enc = encodeURIComponent;
+/** One path segment: "." and ".." (also as %2E) would be resolved away by the URL parser. */
+function enc(v) {
+  const e = encodeURIComponent(v);
+  if (/^(\.|%2e){1,2}$/i.test(e)) throw new ApiError(404, `No such name: ${v}`, null);
+  return e;
+}
 
 export const api = {
   graph: (p) => get(`/api/mesh/graph${qs(p)}`),
@@ -105,9 +129,9 @@ export const api = {
     request('DELETE', `/api/mesh/traffic${qs({ namespace, service, resourceVersion: resourceVersion ?? '' })}`),
   tap: (p) => get(`/api/mesh/tap${qs(p)}`),
   jaegerServices: () => get('/api/services'),
-  operations: (service) => get(`/api/services/${enc(service)}/operations`),
+  operations: async (service) => get(`/api/services/${enc(service)}/operations`),
   traces: (p) => get(`/api/traces${qs(p)}`),
-  trace: (id) => get(`/api/traces/${enc(id)}`),
+  trace: async (id) => get(`/api/traces/${enc(id)}`),
   /** Any cheap GET, to learn whether the control plane answers again. */
   probe: () => get('/api/mesh/traffic'),
 };

@@ -1,20 +1,20 @@
 // Config: every resource the control plane holds, its YAML with the analyzer's findings at
 // their lines, and the proxies' sync state (like `weft proxy-status`).
 import { api } from './api.js';
-import { h, clear, empty, field } from './dom.js';
+import { h, clear, empty, field, own } from './dom.js';
 
 const keyOf = (r) => `${r.kind}/${r.namespace}/${r.name}`;
 const LEVEL_ORDER = { Error: 0, Warning: 1, Info: 2 };
 
 function levelBadge(level) {
-  const cls = { Error: 'level-error', Warning: 'level-warning', Info: 'level-info' }[level] || 'level-info';
-  const icon = { Error: '✕', Warning: '!', Info: 'i' }[level] || 'i';
+  const cls = own({ Error: 'level-error', Warning: 'level-warning', Info: 'level-info' }, level) || 'level-info';
+  const icon = own({ Error: '✕', Warning: '!', Info: 'i' }, level) || 'i';
   return h('span', { class: `level ${cls}` }, h('span', { 'aria-hidden': 'true' }, icon), ` ${level}`);
 }
 
 function countBadge(findings) {
   if (!findings.length) return h('span', { class: 'muted' }, '0');
-  const worst = [...findings].sort((a, b) => (LEVEL_ORDER[a.level] ?? 9) - (LEVEL_ORDER[b.level] ?? 9))[0].level;
+  const worst = [...findings].sort((a, b) => (own(LEVEL_ORDER, a.level) ?? 9) - (own(LEVEL_ORDER, b.level) ?? 9))[0].level;
   const cls = worst === 'Error' ? 'pill-error' : worst === 'Warning' ? 'pill-warning' : '';
   return h('span', { class: `pill ${cls}`, title: `${findings.length} finding(s), worst: ${worst}` }, `${findings.length} · ${worst}`);
 }
@@ -32,7 +32,7 @@ function yamlView(resource) {
   lines.forEach((text, i) => {
     const n = i + 1;
     const fs = byLine.get(n);
-    const worst = fs ? fs.map((f) => f.level).sort((a, b) => (LEVEL_ORDER[a] ?? 9) - (LEVEL_ORDER[b] ?? 9))[0] : null;
+    const worst = fs ? fs.map((f) => f.level).sort((a, b) => (own(LEVEL_ORDER, a) ?? 9) - (own(LEVEL_ORDER, b) ?? 9))[0] : null;
     rows.push(
       h(
         'tr',

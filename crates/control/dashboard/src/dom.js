@@ -2,11 +2,30 @@
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
+/** obj[key] when obj has key as its own property (so "constructor", "__proto__" from data miss). */
+export function own(obj, key) {
+  return obj && Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
+}
+
+// Attributes that take a URL: only links within the page ("#/…") or to a same-origin path.
+const URL_ATTRS = new Set(['href', 'src', 'action', 'formaction', 'xlink:href', 'srcset', 'poster']);
+export function safeUrl(v) {
+  const u = String(v);
+  return u.startsWith('#') || (u.startsWith('/') && !u.startsWith('//') && !u.startsWith('/\\')) ? u : null;
+}
+
 function build(el, attrs, children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.setAttribute('class', v);
+    if (/^on/i.test(k)) {
+      // Handlers are functions only: a string would become inline script.
+      if (typeof v === 'function') el.addEventListener(k.slice(2), v);
+      else throw new TypeError(`h(): ${k} must be a function`);
+    } else if (URL_ATTRS.has(k.toLowerCase())) {
+      const u = safeUrl(v);
+      if (u !== null) el.setAttribute(k, u);
+      else console.warn(`h(): refused ${k}=${JSON.stringify(String(v))}`);
+    } else if (k === 'class') el.setAttribute('class', v);
     else if (k === 'text') el.textContent = v;
     else if (k === 'style') el.style.cssText = v; // CSSOM: allowed under a strict style-src
     else if (k === 'value' && 'value' in el && el.namespaceURI !== SVG_NS) el.value = v;
@@ -137,6 +156,6 @@ export const HEALTH = {
 };
 
 export function healthBadge(health) {
-  const hl = HEALTH[health] || { label: health || 'unknown', icon: '?' };
-  return h('span', { class: `health health-${health}` }, h('span', { class: 'health-icon', 'aria-hidden': 'true' }, hl.icon), hl.label);
+  const hl = own(HEALTH, health) || { label: health ? String(health) : 'unknown', icon: '?' };
+  return h('span', { class: `health health-${own(HEALTH, health) ? health : 'unknown'}` }, h('span', { class: 'health-icon', 'aria-hidden': 'true' }, hl.icon), hl.label);
 }

@@ -1,6 +1,6 @@
 // Envoy's (and so Istio's and weft's) response flags, in plain words. Shown next to every
 // flag the dashboard displays.
-import { h } from './dom.js';
+import { h, own } from './dom.js';
 
 export const FLAGS = {
   UH: 'No healthy upstream: every instance of the destination is down or ejected (503).',
@@ -43,7 +43,7 @@ export function parseFlags(text) {
 }
 
 export function explain(flag) {
-  return FLAGS[flag] || 'Unknown response flag.';
+  return own(FLAGS, flag) || 'Unknown response flag.';
 }
 
 /** One flag: its code (with the explanation as a tooltip) and the explanation as text. */

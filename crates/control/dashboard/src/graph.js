@@ -1,12 +1,15 @@
 // The mesh graph: /api/mesh/graph laid out by dagre (left to right, layered), drawn as SVG.
 import { graphlib, layout } from '@dagrejs/dagre';
 import { api } from './api.js';
-import { h, s, clear, select, field, fmtRps, fmtPct, fmtMs, fmtClock, HEALTH, healthBadge, empty, showSource } from './dom.js';
+import { h, s, clear, select, field, fmtRps, fmtPct, fmtMs, fmtClock, HEALTH, healthBadge, empty, showSource, own } from './dom.js';
 import { flagView } from './flags.js';
 
 const WINDOWS = ['10s', '30s', '1m', '5m', '10m', '30m', '1h'];
 const LABELS = [['rps', 'Requests per second'], ['error', 'Error %'], ['p99', 'p99 latency']];
 const KIND_LABEL = { gateway: 'Gateway', service: 'Service', workload: 'Workload', outside: 'Outside the mesh' };
+/** The API's health, or idle for anything else (it names classes and the arrow marker's url(#…)). */
+const healthOf = (x) => (own(HEALTH, x) ? x : 'idle');
+const kindLabel = (kind) => own(KIND_LABEL, kind) || String(kind);
 const MARKERS = [
   ['split', 'split', 'Traffic split by weight (VirtualService)'],
   ['fault', 'fault', 'Fault injection (VirtualService)'],
@@ -141,8 +144,8 @@ function draw(data, opts) {
     }
     const src = byId.get(e.source);
     const dst = byId.get(e.target);
-    const health = e.health || 'idle';
-    const aria = `${src.name} to ${dst.name}: ${fmtRps(e.rps)}, ${fmtPct(e.errorRate)} errors, p99 ${fmtMs(e.p99)}, ${HEALTH[health] ? HEALTH[health].label : health}${e.mtls ? ', mTLS' : ''}`;
+    const health = healthOf(e.health);
+    const aria = `${src.name} to ${dst.name}: ${fmtRps(e.rps)}, ${fmtPct(e.errorRate)} errors, p99 ${fmtMs(e.p99)}, ${HEALTH[health].label}${e.mtls ? ', mTLS' : ''}`;
     const lw = textWidth(info.label, FONT) + 12;
     const grp = s(
       'g',
@@ -188,12 +191,12 @@ function draw(data, opts) {
     const info = g.node(id);
     const n = info.node;
     if (!n) continue;
-    const health = n.health || 'idle';
-    const hl = HEALTH[health] || { label: health, icon: '?' };
+    const health = healthOf(n.health);
+    const hl = HEALTH[health];
     const top = -info.height / 2;
     const markers = activeMarkers(n);
     const children = [
-      s('title', null, `${KIND_LABEL[n.kind] || n.kind} ${n.name} — ${hl.label}, ${fmtRps(n.rps)}, ${fmtPct(n.errorRate)} errors`),
+      s('title', null, `${kindLabel(n.kind)} ${n.name} — ${hl.label}, ${fmtRps(n.rps)}, ${fmtPct(n.errorRate)} errors`),
       s('rect', { class: 'node-focus', x: -info.width / 2 - 4, y: top - 4, width: info.width + 8, height: info.height + 8, rx: 8 }),
       s('g', { transform: `translate(0,${top + 21})` }, shape(n.kind, health), s('text', { class: 'kind-glyph', 'text-anchor': 'middle', dy: '0.35em' }, kindGlyph(n.kind))),
       s('g', { class: `health-dot health-${health}`, transform: `translate(17,${top + 6})` }, s('circle', { r: 8 }), s('text', { 'text-anchor': 'middle', dy: '0.35em' }, hl.icon)),
@@ -210,7 +213,7 @@ function draw(data, opts) {
         x += widths[i] + 4;
       });
     }
-    const label = `${KIND_LABEL[n.kind] || n.kind} ${n.name}${n.namespace ? ` in ${n.namespace}` : ''}: ${hl.label}, ${fmtRps(n.rps)}, ${fmtPct(n.errorRate)} errors${markers.length ? `, ${markers.map((m) => m[1]).join(', ')}` : ''}`;
+    const label = `${kindLabel(n.kind)} ${n.name}${n.namespace ? ` in ${n.namespace}` : ''}: ${hl.label}, ${fmtRps(n.rps)}, ${fmtPct(n.errorRate)} errors${markers.length ? `, ${markers.map((m) => m[1]).join(', ')}` : ''}`;
     const grp = s(
       'g',
       {
@@ -311,7 +314,7 @@ function details(sel, data, hashFor) {
     return h(
       'section',
       { class: 'details' },
-      h('h2', null, h('span', { class: 'kind-tag' }, KIND_LABEL[n.kind] || n.kind), ' ', n.name),
+      h('h2', null, h('span', { class: 'kind-tag' }, kindLabel(n.kind)), ' ', n.name),
       h(
         'dl',
         { class: 'kv' },
@@ -426,7 +429,7 @@ export function render(ctx) {
 
   const paint = () => {
     const focused = document.activeElement && canvas.contains(document.activeElement) ? document.activeElement : null;
-    const focusSel = focused && focused.getAttribute('data-id') ? `[data-testid="${focused.getAttribute('data-testid')}"][data-id="${CSS.escape(focused.getAttribute('data-id'))}"]` : null;
+    const focusSel = focused && focused.getAttribute('data-id') ? `[data-testid="${CSS.escape(focused.getAttribute('data-testid') || '')}"][data-id="${CSS.escape(focused.getAttribute('data-id'))}"]` : null;
     const scroll = [canvas.scrollLeft, canvas.scrollTop];
     clear(canvas);
     if (!data.nodes.length) {

@@ -2,7 +2,7 @@
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { api, onConnection, NetworkError } from './api.js';
-import { h, clear, errorBox } from './dom.js';
+import { h, clear, errorBox, own } from './dom.js';
 import * as graph from './graph.js';
 import * as traces from './traces.js';
 import * as metrics from './metrics.js';
@@ -103,7 +103,7 @@ function render() {
   const key = samePath ? focusKey(document.activeElement) : null;
   lastPath = path;
 
-  const section = SECTION[head];
+  const section = own(SECTION, head);
   for (const a of document.querySelectorAll('.nav a')) {
     if (a.dataset.section === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
@@ -118,19 +118,25 @@ function render() {
     hashFor,
     alive: () => token === generation,
     onCleanup: (fn) => cleanups.push(fn),
-    /** Runs fn every ms (after each run completes) while this page is shown and the control plane answers. */
+    /** Runs fn every ms (after each run completes) while this page is shown and the control plane answers;
+     * after errors (HTTP ones: a network failure waits for the banner's retry) it backs off, up to 60 s. */
     every(ms, fn) {
       let timer;
+      let failures = 0;
       const tick = async () => {
         if (token !== generation) return;
         if (!reconnecting) {
           try {
             await fn();
+            failures = 0;
           } catch (e) {
-            if (!(e instanceof NetworkError)) console.error(e);
+            if (!(e instanceof NetworkError)) {
+              console.error(e);
+              failures += 1;
+            }
           }
         }
-        if (token === generation) timer = setTimeout(tick, ms);
+        if (token === generation) timer = setTimeout(tick, Math.min(ms * 2 ** Math.min(failures, 6), Math.max(ms, 60000)));
       };
       timer = setTimeout(tick, ms);
       cleanups.push(() => clearTimeout(timer));
@@ -148,7 +154,7 @@ function render() {
   };
 
   clear(main);
-  const page = ROUTES[head];
+  const page = own(ROUTES, head);
   if (!page) {
     ctx.title('Not found');
     main.append(h('h1', null, 'Page not found'), h('p', null, 'No page at ', h('code', null, path), '. ', h('a', { href: '#/graph' }, 'Go to the graph')));
@@ -175,37 +181,43 @@ function render() {
 // ---- reconnect banner -------------------------------------------------------------------
 
 let reconnecting = false;
+let loops = 0; // the running reconnect loop's number: a flap must not start a second one
+let delay = 1000;
+let recoveredAt = 0;
 
 function setBanner(visible, detail) {
   banner.hidden = !visible;
   banner.querySelector('.banner-detail').textContent = detail || '';
 }
 
-async function reconnectLoop() {
-  let delay = 1000;
-  while (reconnecting) {
-    for (let left = Math.ceil(delay / 1000); left > 0 && reconnecting; left -= 1) {
+async function reconnectLoop(id) {
+  // Lost again soon after recovering (e.g. only some requests fail): keep backing off.
+  delay = Date.now() - recoveredAt < 30000 ? Math.min(delay * 2, 16000) : 1000;
+  while (reconnecting && id === loops) {
+    for (let left = Math.ceil(delay / 1000); left > 0 && reconnecting && id === loops; left -= 1) {
       setBanner(true, `retrying in ${left} s`);
       await new Promise((r) => setTimeout(r, 1000));
     }
-    if (!reconnecting) return;
+    if (!reconnecting || id !== loops) return;
     setBanner(true, 'retrying now');
     try {
       await api.probe();
     } catch {
       /* the listener hides the banner on any HTTP answer */
     }
-    delay = Math.min(delay * 2, 16000);
+    if (reconnecting && id === loops) delay = Math.min(delay * 2, 16000);
   }
 }
 
 onConnection((ok) => {
   if (!ok && !reconnecting) {
     reconnecting = true;
+    loops += 1;
     setBanner(true, '');
-    reconnectLoop();
+    reconnectLoop(loops);
   } else if (ok && reconnecting) {
     reconnecting = false;
+    recoveredAt = Date.now();
     setBanner(false);
     render();
   }

@@ -1,7 +1,7 @@
 // Traces: Jaeger's "Find Traces" form, a duration-over-time scatter plot, the result list,
 // and one trace's waterfall.
 import { api, ApiError } from './api.js';
-import { h, s, clear, select, field, errorBox, empty, fmtMicros, fmtDateTime, fmtClock, colorFor } from './dom.js';
+import { h, s, clear, select, field, errorBox, empty, fmtMicros, fmtDateTime, fmtClock, colorFor, own } from './dom.js';
 
 const LOOKBACKS = [['5m', 'Last 5 minutes'], ['15m', 'Last 15 minutes'], ['30m', 'Last 30 minutes'], ['1h', 'Last hour'], ['2h', 'Last 2 hours'], ['6h', 'Last 6 hours'], ['12h', 'Last 12 hours'], ['24h', 'Last 24 hours'], ['2d', 'Last 2 days']];
 const SORTS = [['recent', 'Most recent'], ['longest', 'Longest first'], ['shortest', 'Shortest first'], ['spans', 'Most spans'], ['errors', 'Most errors']];
@@ -51,13 +51,13 @@ export function summarize(trace) {
 }
 
 function sortSummaries(list, how) {
-  const cmp = {
+  const cmp = own({
     recent: (a, b) => b.start - a.start,
     longest: (a, b) => b.duration - a.duration,
     shortest: (a, b) => a.duration - b.duration,
     spans: (a, b) => b.spans - a.spans,
     errors: (a, b) => b.errors - a.errors || b.start - a.start,
-  }[how] || ((a, b) => b.start - a.start);
+  }, how) || ((a, b) => b.start - a.start);
   return [...list].sort(cmp);
 }
 
@@ -333,15 +333,21 @@ function drawTrace(box, trace, ctx) {
   const byStart = (a, b) => a.startTime - b.startTime || a.spanID.localeCompare(b.spanID);
   const ordered = [];
   const seen = new Set();
-  const walk = (sp, depth) => {
-    if (seen.has(sp.spanID)) return;
-    seen.add(sp.spanID);
-    ordered.push([sp, depth]);
-    for (const c of (children.get(sp.spanID) || []).sort(byStart)) walk(c, depth + 1);
+  // Depth first with an explicit stack: a deep chain of spans must not overflow the call stack.
+  const walk = (top) => {
+    const stack = [[top, 0]];
+    while (stack.length) {
+      const [sp, depth] = stack.pop();
+      if (seen.has(sp.spanID)) continue;
+      seen.add(sp.spanID);
+      ordered.push([sp, depth]);
+      const kids = (children.get(sp.spanID) || []).sort(byStart);
+      for (let i = kids.length - 1; i >= 0; i -= 1) stack.push([kids[i], depth + 1]);
+    }
   };
-  roots.sort(byStart).forEach((sp) => walk(sp, 0));
-  for (const sp of spans) if (!seen.has(sp.spanID)) walk(sp, 0); // cycles: shown flat
-  const depth = Math.max(...ordered.map(([, d]) => d)) + 1;
+  roots.sort(byStart).forEach((sp) => walk(sp));
+  for (const sp of spans) if (!seen.has(sp.spanID)) walk(sp); // cycles: shown flat
+  const depth = ordered.reduce((m, [, d]) => Math.max(m, d), 0) + 1;
   const total = sum.duration || 1;
   const pct = (v) => `${((v / total) * 100).toFixed(3)}%`;
 

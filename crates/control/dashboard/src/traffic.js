@@ -1,5 +1,5 @@
 // Traffic: shift weights between subsets and inject faults, for a service with subsets.
-import { api, ApiError, NetworkError } from './api.js';
+import { api, ApiError, NetworkError, TimeoutError } from './api.js';
 import { h, clear, empty, errorBox } from './dom.js';
 
 const enc = encodeURIComponent;
@@ -282,6 +282,8 @@ function editor(ctx, body, status, initial) {
         const errs = (e.body && e.body.fieldErrors) || [];
         setStatus('error', `Not ${what === 'apply' ? 'applied' : 'reset'}: ${e.message}`);
         if (errs.length) showFieldErrors(errs);
+      } else if (e instanceof TimeoutError) {
+        setStatus('error', `No answer from the control plane: whether the ${what === 'apply' ? 'change was applied' : 'reset was done'} is unknown; reload the page to see the current state.`);
       } else if (e instanceof NetworkError) {
         setStatus('error', `Not ${what === 'apply' ? 'applied' : 'reset'}: the control plane cannot be reached.`);
       } else {

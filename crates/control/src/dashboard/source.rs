@@ -197,7 +197,6 @@ pub struct Prometheus {
     prefix: String,
     /// The URL as given.
     pub base: String,
-    labels: Labels,
 }
 
 impl Prometheus {
@@ -217,7 +216,6 @@ impl Prometheus {
             authority: authority.to_string(),
             prefix: prefix.to_string(),
             base: url.to_string(),
-            labels: Labels::default(),
         })
     }
 
@@ -303,6 +301,8 @@ impl Prometheus {
         from: Option<u64>,
         sel: &Selector,
     ) -> Result<RequestSeries, String> {
+        // Strings shared within this answer only: nothing outlives the query.
+        let labels = Labels::default();
         let m = sel.promql();
         let by = format!("{PEER_LABELS},request_protocol,response_code,response_flags");
         let (range, times) = match from {
@@ -329,7 +329,7 @@ impl Prometheus {
         > = Default::default();
         // A row for every point of the request count; the other queries fill them in.
         for (metric, points) in &requests {
-            let Some(key) = self.labels.request_key(&Self::sample(metric)) else {
+            let Some(key) = labels.request_key(&Self::sample(metric)) else {
                 continue;
             };
             let rows = series.entry(key).or_default();
@@ -342,7 +342,7 @@ impl Prometheus {
         }
         let mut fill = |results: &[QueryResult], set: &dyn Fn(&mut RequestRow, f64, &Metric)| {
             for (metric, points) in results {
-                let Some(key) = self.labels.request_key(&Self::sample(metric)) else {
+                let Some(key) = labels.request_key(&Self::sample(metric)) else {
                     continue;
                 };
                 let Some(rows) = series.get_mut(&key) else {
@@ -398,6 +398,7 @@ impl Prometheus {
     }
 
     async fn tcp(&self, from: u64, to: u64, sel: &Selector) -> Result<TcpSeries, String> {
+        let labels = Labels::default();
         let m = sel.promql();
         let inc = |metric: &str| {
             format!("sum by ({PEER_LABELS}) (rate({metric}{{{m}}}[{RATE_WINDOW}s])) * {TICK_SECS}")
@@ -412,7 +413,7 @@ impl Prometheus {
             Default::default();
         for (slot, results) in [sent, received, opened, closed].iter().enumerate() {
             for (metric, points) in results {
-                let Some(key) = self.labels.tcp_key(&Self::sample(metric)) else {
+                let Some(key) = labels.tcp_key(&Self::sample(metric)) else {
                     continue;
                 };
                 let rows = series.entry(key).or_default();
