@@ -44,6 +44,15 @@ impl Answer {
     }
 }
 
+/// The proxies connected to the control plane at `server`, typed.
+pub async fn proxies(server: &str) -> anyhow::Result<Vec<weft_control::xds::ProxyStatus>> {
+    let answer = call(server, Method::GET, "/debug/proxies", None).await?;
+    if !answer.status.is_success() {
+        bail!("{}", answer.message());
+    }
+    Ok(serde_json::from_value(answer.body["proxies"].clone())?)
+}
+
 /// Sends one request to the API at `server`.
 pub async fn call(
     server: &str,

@@ -34,8 +34,9 @@ const MAX_RESOURCES_PER_RESPONSE: usize = 64;
 /// Marks a response that more parts of the same update follow.
 pub const PARTIAL: &str = "+partial";
 
-/// What the control plane knows of one connected proxy.
-#[derive(Debug, Clone, Serialize)]
+/// What the control plane knows of one connected proxy (as `/debug/proxies` answers,
+/// and as `weft proxy-status` and `weft up` read it back).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ProxyStatus {
     /// The proxy's id.
     pub id: String,
@@ -63,6 +64,24 @@ pub struct ProxyStatus {
     /// Which stream this is: a reconnect's new session must survive the old one's end.
     #[serde(skip)]
     pub session: u64,
+}
+
+impl ProxyStatus {
+    /// The configuration (store) version the proxy last acknowledged: the acknowledged
+    /// push's nonce starts with it.
+    pub fn acked_config_version(&self) -> Option<u64> {
+        self.acked_version
+            .as_deref()?
+            .split('-')
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// True when the proxy acknowledged the last push sent to it.
+    pub fn in_sync(&self) -> bool {
+        self.sent_nonce.is_some() && self.acked_version == self.sent_nonce
+    }
 }
 
 /// Numbers the proxy streams.
@@ -333,7 +352,7 @@ impl Scope {
         if !e
             .export_to
             .as_ref()
-            .is_none_or(|x| visible(x, &e.namespace, &self.namespace))
+            .is_none_or(|x| weft_model::translate::visible(x, &e.namespace, &self.namespace))
         {
             return false;
         }
@@ -347,24 +366,9 @@ impl Scope {
                 "~" => false,
                 other => e.namespace == other,
             };
-            ns_ok && e.hosts.iter().any(|h| host_matches(pattern, h))
+            ns_ok && e.hosts.iter().any(|h| weft_model::host::covers(pattern, h))
         })
     }
-}
-
-fn host_matches(pattern: &str, host: &str) -> bool {
-    pattern == "*"
-        || pattern == host
-        || pattern
-            .strip_prefix('*')
-            .is_some_and(|suffix| host.ends_with(suffix))
-}
-
-fn visible(export_to: &[String], ns: &str, proxy_ns: &str) -> bool {
-    export_to.is_empty()
-        || export_to
-            .iter()
-            .any(|e| e == "*" || (e == "." && ns == proxy_ns) || (e != "~" && e == proxy_ns))
 }
 
 async fn session(

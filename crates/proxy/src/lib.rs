@@ -19,6 +19,7 @@ pub mod listener;
 pub mod orig_dst;
 pub mod outlier;
 pub mod pool;
+pub mod ratelimit;
 pub mod snapshot;
 pub mod sni;
 pub mod source;

@@ -165,7 +165,7 @@ pub struct Snapshot {
     /// exactly the workload's labels.
     pub local_service: Option<Arc<str>>,
     /// Rate limits with their buckets (kept across reloads while a limit is unchanged).
-    pub rate_limits: Vec<Arc<crate::http::rate_limit::Limiter>>,
+    pub rate_limits: Vec<Arc<crate::ratelimit::Limiter>>,
 }
 
 impl Snapshot {
@@ -240,7 +240,7 @@ impl Snapshot {
                     .and_then(|s| service_names.get(&s.hostname).cloned())
             })
             .flatten();
-        let rate_limits = crate::http::rate_limit::limiters(
+        let rate_limits = crate::ratelimit::limiters(
             &mesh.rate_limits,
             previous.map(|p| p.rate_limits.as_slice()),
         );

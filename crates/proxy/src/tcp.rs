@@ -205,7 +205,12 @@ pub async fn proxy_stream<S: TcpDownstream>(
         }
     };
     let idle = idle_timeout(&decision);
-    let peers = telemetry.tcp_peers(reporter, &decision, caller);
+    let peers = telemetry.tcp_peers(
+        reporter,
+        decision.cluster.as_deref(),
+        decision.endpoint.as_deref(),
+        caller,
+    );
     telemetry.metrics.tcp_opened(&peers);
     let started = (std::time::SystemTime::now(), tokio::time::Instant::now());
     let addresses = (

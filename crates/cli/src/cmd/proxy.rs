@@ -170,9 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     .context("starting the runtime")?;
     let gateway = !args.gateways.is_empty();
-    // Istio's node types: `sidecar` beside a workload, `router` for a gateway.
-    let role = if gateway { "router" } else { "sidecar" };
-    let id = format!("{role}~{}.{}", args.workload, args.namespace);
+    let id = weft_proxy::control_source::node_id(gateway, &args.workload, &args.namespace);
     let registration =
         args.address
             .clone()

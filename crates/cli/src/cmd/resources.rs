@@ -294,20 +294,19 @@ pub struct ProxyStatusArgs {
 /// Lists the proxies connected to the control plane: version ACKed, last NACK and why.
 pub fn proxy_status(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
     let server = client::server(args.server.as_deref());
-    let answer = runtime()?.block_on(call(&server, Method::GET, "/debug/proxies", None))?;
-    if !answer.status.is_success() {
-        eprintln!("error: {}", answer.message());
-        return Ok(ExitCode::from(1));
-    }
-    let proxies = answer.body["proxies"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let proxies = match runtime()?.block_on(crate::client::proxies(&server)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     let mut rows = vec![
         [
             "NAME",
             "NAMESPACE",
             "ACKED VERSION",
+            "SYNCED",
             "PUSHES",
             "CONNECTED SINCE",
             "LAST NACK",
@@ -315,23 +314,16 @@ pub fn proxy_status(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
         .map(String::from)
         .to_vec(),
     ];
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     for p in &proxies {
-        let s = |k: &str| {
-            p[k].as_str().map(str::to_string).unwrap_or_else(|| {
-                if p[k].is_null() {
-                    "-".into()
-                } else {
-                    p[k].to_string()
-                }
-            })
-        };
         rows.push(vec![
-            s("id"),
-            s("namespace"),
-            s("acked_version"),
-            s("pushes"),
-            s("connected_since"),
-            s("last_nack"),
+            p.id.clone(),
+            p.namespace.clone(),
+            or_dash(&p.acked_version),
+            if p.in_sync() { "SYNCED" } else { "STALE" }.into(),
+            p.pushes.to_string(),
+            p.connected_since.clone(),
+            or_dash(&p.last_nack),
         ]);
     }
     print_table(&rows);
@@ -484,7 +476,7 @@ fn describe_workload(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let resources = client::list(&server, &weft_api::Kind::ALL).await?;
         // Registered workloads live with their proxies' connections, not in the store.
-        let node = format!("sidecar~{}.{}", args.name, args.namespace);
+        let node = weft_proxy::control_source::node_id(false, &args.name, &args.namespace);
         let proxies = call(&server, Method::GET, "/debug/proxies", None).await?;
         let registered = proxies.body["proxies"]
             .as_array()

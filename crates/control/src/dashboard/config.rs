@@ -65,7 +65,7 @@ pub fn page(store: &Store, proxies: &Proxies) -> Value {
         .list()
         .into_iter()
         .map(|p| {
-            let synced = p.sent_nonce.is_some() && p.acked_version == p.sent_nonce;
+            let synced = p.in_sync();
             json!({
                 "id": p.id, "namespace": p.namespace, "connectedSince": p.connected_since,
                 "ackedVersion": p.acked_version, "sentVersion": p.sent_nonce,

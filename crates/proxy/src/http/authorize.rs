@@ -130,9 +130,9 @@ pub fn check(
     if authz.is_empty() {
         return None;
     }
-    let authority = super::proxy::authority_of(req).unwrap_or_default();
+    let authority = super::headers::authority_of(req).unwrap_or_default();
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
-    let headers = super::proxy::HeaderView(req.headers());
+    let headers = super::headers::HeaderView(req.headers());
     let request = AuthzRequest {
         principal,
         source_ip: peer,

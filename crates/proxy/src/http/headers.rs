@@ -1,7 +1,10 @@
 //! Header handling shared by both directions: hop-by-hop removal, request ids,
-//! forwarding headers, and the route's set/add/remove operations.
+//! forwarding headers, the route's set/add/remove operations, and reading a request's
+//! authority and headers for routing and authorization.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Request;
+use http::header::{self, HOST, HeaderMap, HeaderName, HeaderValue};
+use weft_model::matcher::RequestHeaders;
 use weft_model::route::HeaderOps;
 
 /// The request id header Envoy and Istio use.
@@ -134,6 +137,40 @@ pub fn apply(headers: &mut HeaderMap, ops: &HeaderOps) {
             headers.append(n, v);
         }
     }
+}
+
+/// Adapts `http::HeaderMap` to the router's header lookup.
+pub struct HeaderView<'a>(pub &'a HeaderMap);
+
+impl RequestHeaders for HeaderView<'_> {
+    fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        weft_model::matcher::join_values(
+            self.0.get_all(name).iter().filter_map(|v| v.to_str().ok()),
+        )
+    }
+}
+
+/// The authority of a request: absolute-form URI, then `Host` (HTTP/2's `:authority` is the URI's).
+pub fn authority_of<B>(req: &Request<B>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .filter(|a| !a.is_empty())
+}
+
+/// The port written in an authority.
+pub fn port_of(authority: &str) -> Option<u16> {
+    let (_, port) = authority.rsplit_once(':')?;
+    if authority.starts_with('[') && !authority[..authority.len() - port.len() - 1].ends_with(']') {
+        return None;
+    }
+    port.parse().ok()
 }
 
 #[cfg(test)]

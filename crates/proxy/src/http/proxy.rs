@@ -12,7 +12,6 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use weft_model::matcher::RequestHeaders;
 use weft_model::policy::{HashKey, LoadBalancer};
 use weft_model::route::{
     AbortStatus, Decision, DirectResponse, Forward, Redirect, RedirectPort, RetryPolicy,
@@ -22,6 +21,7 @@ use weft_model::{Request as RouteRequest, route};
 
 use super::body::{self, Body};
 use super::forward::{self, Outgoing, Payload, SendPolicy};
+use super::headers::{HeaderView, authority_of, port_of};
 use super::{authorize, cors, fault, headers, local_reply, mirror, rate_limit, upgrade};
 use crate::flags::ResponseFlags;
 use crate::snapshot::{ClusterRuntime, Endpoint, Snapshot, SnapshotCell, Target};
@@ -96,17 +96,6 @@ pub struct HttpProxy {
     /// Endpoints for traffic to destinations outside the registry (Istio's PassthroughCluster).
     passthrough: Mutex<HashMap<Target, Arc<Endpoint>>>,
     telemetry: Arc<Telemetry>,
-}
-
-/// Adapts `http::HeaderMap` to the router's header lookup.
-pub struct HeaderView<'a>(pub &'a HeaderMap);
-
-impl RequestHeaders for HeaderView<'_> {
-    fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
-        weft_model::matcher::join_values(
-            self.0.get_all(name).iter().filter_map(|v| v.to_str().ok()),
-        )
-    }
 }
 
 impl HttpProxy {
@@ -740,29 +729,6 @@ fn forwards_to_original(snapshot: &Snapshot, cluster: &ClusterRuntime) -> bool {
             .services
             .get(&cluster.model.service)
             .is_some_and(|s| s.resolution == weft_model::service::Resolution::None))
-}
-
-/// The authority of a request: absolute-form URI, then `Host` (HTTP/2's `:authority` is the URI's).
-pub fn authority_of<B>(req: &Request<B>) -> Option<String> {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
-        .filter(|a| !a.is_empty())
-}
-
-/// The port written in an authority.
-pub fn port_of(authority: &str) -> Option<u16> {
-    let (_, port) = authority.rsplit_once(':')?;
-    if authority.starts_with('[') && !authority[..authority.len() - port.len() - 1].ends_with(']') {
-        return None;
-    }
-    port.parse().ok()
 }
 
 /// The request as it will be sent upstream (URI parts and headers).

@@ -126,7 +126,7 @@ pub async fn connect(
             false,
         );
     };
-    let Some(port) = super::proxy::port_of(&authority) else {
+    let Some(port) = super::headers::port_of(&authority) else {
         return local_reply::reply(
             StatusCode::BAD_REQUEST,
             ResponseFlags::NONE,
@@ -194,7 +194,12 @@ pub async fn connect(
     let idle = tcp::idle_timeout(&decision);
     // The tunnel is a TCP connection: counted in Istio's TCP metrics like any other.
     let telemetry = telemetry.clone();
-    let peers = telemetry.tcp_peers(crate::telemetry::metrics::Reporter::Source, &decision, None);
+    let peers = telemetry.tcp_peers(
+        crate::telemetry::metrics::Reporter::Source,
+        decision.cluster.as_deref(),
+        decision.endpoint.as_deref(),
+        None,
+    );
     telemetry.metrics.tcp_opened(&peers);
     tokio::spawn(async move {
         let (received, sent) = match hyper::upgrade::on(req).await {

@@ -130,24 +130,22 @@ impl Telemetry {
         parsed
     }
 
-    /// The labels of a TCP connection per `decision`. On the inbound side the caller is
-    /// known only by `caller`, its mTLS principal (no header carries it on TCP).
+    /// The labels of a TCP connection to `cluster`'s `endpoint` (none for passthrough).
+    /// On the inbound side the caller is known only by `caller`, its mTLS principal (no
+    /// header carries it on TCP).
     pub fn tcp_peers(
         &self,
         reporter: Reporter,
-        decision: &crate::tcp::TcpDecision,
+        cluster: Option<&crate::snapshot::ClusterRuntime>,
+        endpoint: Option<&crate::snapshot::Endpoint>,
         caller: Option<&str>,
     ) -> Peers {
-        let service = decision
-            .cluster
-            .as_ref()
+        let service = cluster
             .filter(|c| !c.service.is_empty())
             .map_or_else(|| self.unknown_service.clone(), |c| c.service.clone());
         let (source, destination, security) = match reporter {
             Reporter::Source => {
-                let peer = decision
-                    .endpoint
-                    .as_ref()
+                let peer = endpoint
                     .and_then(|e| e.workload.load_full())
                     .unwrap_or_else(|| self.unknown.clone());
                 (self.me.clone(), peer, "unknown")

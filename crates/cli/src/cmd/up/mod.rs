@@ -638,18 +638,12 @@ pub fn wait_for_config(runtime: &tokio::runtime::Runtime, api: &str, ids: &[Stri
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let proxies = runtime
-            .block_on(call(api, Method::GET, "/debug/proxies", None))
-            .map(|a| a.body["proxies"].as_array().cloned().unwrap_or_default())
+            .block_on(crate::client::proxies(api))
             .unwrap_or_default();
-        // An acknowledged push's nonce starts with the store version it carried.
         let acked = |id: &String| {
-            proxies.iter().any(|p| {
-                p["id"] == id.as_str()
-                    && p["acked_version"]
-                        .as_str()
-                        .and_then(|v| v.split('-').next()?.parse::<u64>().ok())
-                        .is_some_and(|v| v >= current)
-            })
+            proxies
+                .iter()
+                .any(|p| p.id == *id && p.acked_config_version().is_some_and(|v| v >= current))
         };
         if ids.iter().all(acked) {
             return true;
@@ -685,9 +679,7 @@ pub fn status(args: &StateArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let proxies = runtime
-        .block_on(call(&state.api, Method::GET, "/debug/proxies", None))
-        .ok();
+    let proxies = runtime.block_on(crate::client::proxies(&state.api)).ok();
     println!("mode: {}", state.mode);
     match state.control_pid {
         Some(pid) => println!(
@@ -729,21 +721,17 @@ pub fn status(args: &StateArgs) -> anyhow::Result<ExitCode> {
     );
     for w in &state.workloads {
         let ready = sidecar_ready(&runtime, w);
+        let id = weft_proxy::control_source::node_id(false, &w.name, &w.namespace);
         let proxy = proxies
             .as_ref()
-            .and_then(|p| p.body["proxies"].as_array().cloned())
-            .and_then(|list| {
-                let id = format!("sidecar~{}.{}", w.name, w.namespace);
-                list.into_iter().find(|p| p["id"] == id.as_str())
-            });
+            .and_then(|list| list.iter().find(|p| p.id == id));
         let version = proxy
-            .as_ref()
-            .and_then(|p| p["acked_version"].as_str().map(str::to_string))
+            .and_then(|p| p.acked_version.clone())
             .unwrap_or_else(|| "-".into());
         // The labels the sidecar registered (the manifest's, with app=<service>).
         let labels: BTreeMap<String, String> = proxy
-            .as_ref()
-            .and_then(|p| serde_json::from_value(p["workload"]["spec"]["labels"].clone()).ok())
+            .and_then(|p| p.workload.as_ref())
+            .and_then(|w| serde_json::from_value(w["spec"]["labels"].clone()).ok())
             .unwrap_or_default();
         let mtls = match peers.resolve(&w.namespace, &labels).mode {
             weft_model::peer_authn::Mode::Strict => "STRICT",

@@ -164,12 +164,10 @@ impl State {
     pub fn proxy_ids(&self) -> Vec<String> {
         self.workloads
             .iter()
-            .map(|w| format!("sidecar~{}.{}", w.name, w.namespace))
-            .chain(
-                self.ingress
-                    .as_ref()
-                    .map(|_| "router~istio-ingressgateway.istio-system".to_string()),
-            )
+            .map(|w| weft_proxy::control_source::node_id(false, &w.name, &w.namespace))
+            .chain(self.ingress.as_ref().map(|_| {
+                weft_proxy::control_source::node_id(true, "istio-ingressgateway", "istio-system")
+            }))
             .collect()
     }
 
