@@ -10,6 +10,10 @@
 // The skip notice goes to the terminal on purpose.
 #![allow(clippy::print_stderr)]
 
+mod common;
+
+use common::{Down, ROOT, free_port, is_root, weft};
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -17,30 +21,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-
-fn weft(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .current_dir(ROOT)
-        .output()
-        .expect("weft runs")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 /// `method path` to `addr` with `headers`: (status, body).
 fn request(
@@ -74,16 +54,6 @@ fn request(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
-}
-
-/// Stops the mesh however the test ends.
-struct Down(PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = weft(&["down", "--state-dir", &self.0.to_string_lossy()]);
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Calls bff-service through the ingress gateway until dropped.

@@ -7,6 +7,10 @@
 // The skip notice goes to the terminal on purpose.
 #![allow(clippy::print_stderr)]
 
+mod common;
+
+use common::{Down, free_port, is_root, weft};
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -17,33 +21,6 @@ use weft_testkit::binomial_tolerance;
 
 /// The tests use the addresses 127.0.10.N, or the bridge weft0: one mesh at a time.
 static ONE_MESH: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-
-fn weft(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .current_dir(ROOT)
-        .output()
-        .expect("weft runs")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Runs `weft down` however the test ends.
-struct Down(PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = weft(&["down", "--state-dir", &self.0.to_string_lossy()]);
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// One `GET path` to `addr` (Host: `addr`, connection closed): the whole answer.
 fn http_get(addr: &str, path: &str) -> String {
@@ -505,13 +482,6 @@ fn up_uses_a_running_control_plane_and_down_leaves_it_clean() {
     let _ = control.kill();
     let _ = control.wait();
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn output_of(cmd: &str, args: &[&str]) -> String {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 use weft_api::{Kind, Resource};
 
-use crate::history::{Peer, Reporter, RequestKey, RequestRow};
+use crate::history::{Peer, Reporter, RequestKey, RequestRow, Row};
 
 /// A node or edge's health, from its error rate (documented in docs/dashboard.md).
 pub fn health(rps: f64, error_rate: f64) -> &'static str {
@@ -193,26 +193,26 @@ pub fn build(
         if row.requests <= 0.0 {
             continue;
         }
-        let counted = match key.reporter {
-            Reporter::Source => !key.source.is_unknown(),
-            Reporter::Destination => key.source.is_unknown(),
+        let counted = match key.edge.reporter {
+            Reporter::Source => !key.edge.source.is_unknown(),
+            Reporter::Destination => key.edge.source.is_unknown(),
         };
-        let from = workload_node(&mut nodes, &key.source);
-        let known_service = &*key.service != "unknown";
+        let from = workload_node(&mut nodes, &key.edge.source);
+        let known_service = &*key.edge.service != "unknown";
         let service = known_service.then(|| {
-            let id = service_id(&key.service_namespace, &key.service);
+            let id = service_id(&key.edge.service_namespace, &key.edge.service);
             nodes.entry(id.clone()).or_insert_with(|| Node {
                 kind: "service",
-                namespace: key.service_namespace.to_string(),
-                name: key.service.to_string(),
-                service: key.service.to_string(),
+                namespace: key.edge.service_namespace.to_string(),
+                name: key.edge.service.to_string(),
+                service: key.edge.service.to_string(),
                 version: String::new(),
                 traffic: Traffic::default(),
             });
             id
         });
-        let to =
-            (!key.destination.is_unknown()).then(|| workload_node(&mut nodes, &key.destination));
+        let to = (!key.edge.destination.is_unknown())
+            .then(|| workload_node(&mut nodes, &key.edge.destination));
         let hops: Vec<(String, String)> = match (service, to) {
             (Some(s), Some(w)) => vec![(from.clone(), s.clone()), (s, w)],
             (Some(s), None) => vec![(from.clone(), s)],
@@ -221,9 +221,9 @@ pub fn build(
         };
         for (a, b) in hops {
             let edge = edges.entry((a, b.clone())).or_default();
-            if key.reporter == Reporter::Destination {
+            if key.edge.reporter == Reporter::Destination {
                 edge.secured.0 += f64::from(row.requests);
-                if key.mtls {
+                if key.edge.mtls {
                     edge.secured.1 += f64::from(row.requests);
                 }
             }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::source::{MetricsSource, Selector};
-use crate::history::{Peer, Reporter, RequestKey, RequestRow, TICK_SECS, TcpKey, tick_of};
+use crate::history::{Edge, Reporter, RequestRow, Row, TICK_SECS, tick_of};
 
 /// What a page shows.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,13 +63,13 @@ fn selector(subject: Subject, direction: Direction, namespace: &str, name: &str)
 
 /// The series a sample is drawn in: by version (a service's inbound), by caller (a
 /// workload's inbound), by destination service (outbound).
-fn group(
-    subject: Subject,
-    direction: Direction,
-    source: &Peer,
-    destination: &Peer,
-    service: &str,
-) -> String {
+fn group(subject: Subject, direction: Direction, edge: &Edge) -> String {
+    let Edge {
+        source,
+        destination,
+        service,
+        ..
+    } = edge;
     match (subject, direction) {
         (Subject::Service, Direction::Inbound) => destination.version.to_string(),
         (Subject::Workload, Direction::Inbound) => {
@@ -113,14 +113,8 @@ pub async fn panels(
     let mut errors: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut by_code: BTreeMap<(String, u16), Vec<f64>> = BTreeMap::new();
     for (key, rows) in &requests {
-        let RequestKey {
-            source,
-            destination,
-            service,
-            code,
-            ..
-        } = key;
-        let g = group(subject, direction, source, destination, service);
+        let code = &key.code;
+        let g = group(subject, direction, &key.edge);
         let sums = by_group
             .entry(g.clone())
             .or_insert_with(|| vec![RequestRow::default(); n]);
@@ -193,13 +187,7 @@ pub async fn panels(
     let mut tcp_bytes: Pairs = BTreeMap::new();
     let mut tcp_conns: Pairs = BTreeMap::new();
     for (key, rows) in &tcp {
-        let TcpKey {
-            source,
-            destination,
-            service,
-            ..
-        } = key;
-        let g = group(subject, direction, source, destination, service);
+        let g = group(subject, direction, key);
         let bytes = tcp_bytes
             .entry(g.clone())
             .or_insert_with(|| (empty(), empty()));

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use crate::history::{
-    History, Labels, Reporter, RequestKey, RequestRow, TICK_SECS, TcpKey, TcpRow, tick_of,
+    Edge, History, Labels, Reporter, RequestKey, RequestRow, Row, TICK_SECS, TcpKey, TcpRow,
+    tick_of,
 };
 
 /// Which series a query wants: a reporter and equal labels (Istio's label names).
@@ -28,52 +29,25 @@ impl Selector {
         })
     }
 
-    fn value<'k>(
-        label: &str,
-        source: &'k crate::history::Peer,
-        destination: &'k crate::history::Peer,
-        service: &'k str,
-        service_namespace: &'k str,
-    ) -> Option<&'k str> {
+    /// The value `edge` has for one of Istio's label names.
+    fn value<'k>(label: &str, edge: &'k Edge) -> Option<&'k str> {
         match label {
-            "destination_service_name" => Some(service),
-            "destination_service_namespace" => Some(service_namespace),
-            _ => {
-                if let Some(field) = label.strip_prefix("source_") {
-                    Self::peer_label(source, field)
-                } else {
-                    Self::peer_label(destination, label.strip_prefix("destination_")?)
-                }
-            }
+            "destination_service_name" => Some(&edge.service),
+            "destination_service_namespace" => Some(&edge.service_namespace),
+            _ => match label.strip_prefix("source_") {
+                Some(field) => Self::peer_label(&edge.source, field),
+                None => Self::peer_label(&edge.destination, label.strip_prefix("destination_")?),
+            },
         }
     }
 
-    /// True when a request series is selected.
-    pub fn keeps(&self, k: &RequestKey) -> bool {
-        self.reporter.is_none_or(|r| r == k.reporter)
-            && self.equal.iter().all(|(label, want)| {
-                Self::value(
-                    label,
-                    &k.source,
-                    &k.destination,
-                    &k.service,
-                    &k.service_namespace,
-                ) == Some(want.as_str())
-            })
-    }
-
-    /// True when a TCP series is selected.
-    pub fn keeps_tcp(&self, k: &TcpKey) -> bool {
-        self.reporter.is_none_or(|r| r == k.reporter)
-            && self.equal.iter().all(|(label, want)| {
-                Self::value(
-                    label,
-                    &k.source,
-                    &k.destination,
-                    &k.service,
-                    &k.service_namespace,
-                ) == Some(want.as_str())
-            })
+    /// True when a series of `edge` (a request series' edge, or a TCP series) is selected.
+    pub fn keeps(&self, edge: &Edge) -> bool {
+        self.reporter.is_none_or(|r| r == edge.reporter)
+            && self
+                .equal
+                .iter()
+                .all(|(label, want)| Self::value(label, edge) == Some(want.as_str()))
     }
 
     /// The selector as PromQL label matchers.
@@ -134,7 +108,7 @@ impl MetricsSource {
                 // Complete ticks only: the one in progress would make the rate jitter.
                 let to = tick_of(now).saturating_sub(1);
                 let from = (to + 1).saturating_sub((window_secs / TICK_SECS).max(1));
-                Ok(h.request_rows(from, to, |k| sel.keeps(k))
+                Ok(h.request_rows(from, to, |k| sel.keeps(&k.edge))
                     .into_iter()
                     .map(|(k, rows)| {
                         let mut sum = RequestRow::default();
@@ -163,7 +137,7 @@ impl MetricsSource {
     ) -> Result<RequestSeries, String> {
         match self {
             MetricsSource::Local(h) => {
-                Ok(h.request_rows(tick_of(from), tick_of(to), |k| sel.keeps(k)))
+                Ok(h.request_rows(tick_of(from), tick_of(to), |k| sel.keeps(&k.edge)))
             }
             MetricsSource::Prometheus(p) => p.requests(to, TICK_SECS, Some(from), sel).await,
         }
@@ -172,9 +146,7 @@ impl MetricsSource {
     /// Each selected TCP series per tick from `from` to `to` (Unix seconds).
     pub async fn tcp_ticks(&self, from: u64, to: u64, sel: &Selector) -> Result<TcpSeries, String> {
         match self {
-            MetricsSource::Local(h) => {
-                Ok(h.tcp_rows(tick_of(from), tick_of(to), |k| sel.keeps_tcp(k)))
-            }
+            MetricsSource::Local(h) => Ok(h.tcp_rows(tick_of(from), tick_of(to), |k| sel.keeps(k))),
             MetricsSource::Prometheus(p) => p.tcp(from, to, sel).await,
         }
     }

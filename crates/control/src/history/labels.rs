@@ -63,15 +63,7 @@ impl Labels {
     /// The request series a sample of `istio_request*` belongs to.
     pub fn request_key(&self, s: &Sample<'_>) -> Option<RequestKey> {
         Some(RequestKey {
-            reporter: reporter(s)?,
-            source: self.peer(s, Side::Source),
-            destination: self.peer(s, Side::Destination),
-            service: self.intern(s.label("destination_service_name").unwrap_or("unknown")),
-            service_namespace: self.intern(
-                s.label("destination_service_namespace")
-                    .unwrap_or("unknown"),
-            ),
-            mtls: s.label("connection_security_policy") == Some("mutual_tls"),
+            edge: self.tcp_key(s)?,
             protocol: self.intern(s.label("request_protocol").unwrap_or("http")),
             code: s
                 .label("response_code")
@@ -81,7 +73,7 @@ impl Labels {
         })
     }
 
-    /// The TCP series a sample of `istio_tcp_*` belongs to.
+    /// The TCP series a sample of `istio_tcp_*` belongs to: who called whom.
     pub fn tcp_key(&self, s: &Sample<'_>) -> Option<TcpKey> {
         Some(TcpKey {
             reporter: reporter(s)?,

@@ -95,9 +95,10 @@ impl Peer {
     }
 }
 
-/// What a request series is kept by.
+/// Who called whom, as the labels of every Istio metric name it: what a TCP series is
+/// kept by, and the first part of a request series' key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestKey {
+pub struct Edge {
     /// Who reported it.
     pub reporter: Reporter,
     /// The caller.
@@ -110,6 +111,13 @@ pub struct RequestKey {
     pub service_namespace: Arc<str>,
     /// `connection_security_policy="mutual_tls"`.
     pub mtls: bool,
+}
+
+/// What a request series is kept by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestKey {
+    /// Who called whom.
+    pub edge: Edge,
     /// `request_protocol`.
     pub protocol: Arc<str>,
     /// `response_code` (0: none, the connection failed).
@@ -126,21 +134,7 @@ impl RequestKey {
 }
 
 /// What a TCP series is kept by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TcpKey {
-    /// Who reported it.
-    pub reporter: Reporter,
-    /// The caller.
-    pub source: Peer,
-    /// The workload that answered.
-    pub destination: Peer,
-    /// `destination_service_name`.
-    pub service: Arc<str>,
-    /// `destination_service_namespace`.
-    pub service_namespace: Arc<str>,
-    /// `connection_security_policy="mutual_tls"`.
-    pub mtls: bool,
-}
+pub type TcpKey = Edge;
 
 /// Requests of one series in one tick (or summed over several).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -159,9 +153,20 @@ pub struct RequestRow {
     pub response_bytes: f32,
 }
 
-impl RequestRow {
+/// A tick of a series: request rows and TCP rows are kept, trimmed and read alike.
+pub trait Row: Copy {
+    /// Its tick.
+    fn tick(&self) -> u32;
     /// Adds `other` (its tick aside).
-    pub fn add(&mut self, other: &RequestRow) {
+    fn add(&mut self, other: &Self);
+}
+
+impl Row for RequestRow {
+    fn tick(&self) -> u32 {
+        self.tick
+    }
+
+    fn add(&mut self, other: &RequestRow) {
         self.requests += other.requests;
         for (a, b) in self.duration.iter_mut().zip(&other.duration) {
             *a += *b;
@@ -170,7 +175,9 @@ impl RequestRow {
         self.request_bytes += other.request_bytes;
         self.response_bytes += other.response_bytes;
     }
+}
 
+impl RequestRow {
     /// The `q` quantile of the durations (0..1), interpolated inside its bucket as
     /// Prometheus' `histogram_quantile` does; `None` without requests.
     pub fn duration_quantile(&self, q: f64) -> Option<f64> {
@@ -217,9 +224,12 @@ pub struct TcpRow {
     pub closed: f32,
 }
 
-impl TcpRow {
-    /// Adds `other` (its tick aside).
-    pub fn add(&mut self, other: &TcpRow) {
+impl Row for TcpRow {
+    fn tick(&self) -> u32 {
+        self.tick
+    }
+
+    fn add(&mut self, other: &TcpRow) {
         self.sent += other.sent;
         self.received += other.received;
         self.opened += other.opened;
@@ -397,46 +407,14 @@ impl History {
         // Rows older than an hour go; a series with none left goes too.
         if *trimmed != tick {
             *trimmed = tick;
-            trim(by_key, tcp_by_key, oldest);
+            trim(by_key, oldest);
+            trim(tcp_by_key, oldest);
             self.labels.prune();
         }
         let mut count = by_key.len() + tcp_by_key.len();
-        for (key, row) in requests {
-            let full = count >= self.limits.max_series;
-            let rows = match by_key.get_mut(&key) {
-                Some(rows) => rows,
-                None if full => {
-                    self.dropped_series.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                None => {
-                    count += 1;
-                    by_key.entry(key).or_default()
-                }
-            };
-            match rows.back_mut() {
-                Some(last) if last.tick == tick => last.add(&row),
-                _ => push_bounded(rows, row),
-            }
-        }
-        for (key, row) in tcp {
-            let full = count >= self.limits.max_series;
-            let rows = match tcp_by_key.get_mut(&key) {
-                Some(rows) => rows,
-                None if full => {
-                    self.dropped_series.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                None => {
-                    count += 1;
-                    tcp_by_key.entry(key).or_default()
-                }
-            };
-            match rows.back_mut() {
-                Some(last) if last.tick == tick => last.add(&row),
-                _ => push_bounded(rows, row),
-            }
-        }
+        let (cap, dropped) = (self.limits.max_series, &self.dropped_series);
+        insert(by_key, requests, tick, &mut count, cap, dropped);
+        insert(tcp_by_key, tcp, tick, &mut count, cap, dropped);
     }
 
     /// Request rows with ticks in `from..=to`, per series (only series with some).
@@ -447,18 +425,7 @@ impl History {
         keep: impl Fn(&RequestKey) -> bool,
     ) -> Vec<(RequestKey, Vec<RequestRow>)> {
         let s = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        s.requests
-            .iter()
-            .filter(|(k, _)| keep(k))
-            .filter_map(|(k, rows)| {
-                let picked: Vec<RequestRow> = rows
-                    .iter()
-                    .filter(|r| (from..=to).contains(&u64::from(r.tick)))
-                    .copied()
-                    .collect();
-                (!picked.is_empty()).then(|| (k.clone(), picked))
-            })
-            .collect()
+        rows_in(&s.requests, from, to, keep)
     }
 
     /// TCP rows with ticks in `from..=to`, per series (only series with some).
@@ -469,18 +436,7 @@ impl History {
         keep: impl Fn(&TcpKey) -> bool,
     ) -> Vec<(TcpKey, Vec<TcpRow>)> {
         let s = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        s.tcp
-            .iter()
-            .filter(|(k, _)| keep(k))
-            .filter_map(|(k, rows)| {
-                let picked: Vec<TcpRow> = rows
-                    .iter()
-                    .filter(|r| (from..=to).contains(&u64::from(r.tick)))
-                    .copied()
-                    .collect();
-                (!picked.is_empty()).then(|| (k.clone(), picked))
-            })
-            .collect()
+        rows_in(&s.tcp, from, to, keep)
     }
 
     /// Series kept and rows held (for `/metrics` and the bench).
@@ -586,20 +542,62 @@ fn push_bounded<T>(rows: &mut VecDeque<T>, row: T) {
     rows.push_back(row);
 }
 
-/// Drops rows older than `oldest`, and series left with none.
-fn trim(
-    requests: &mut HashMap<RequestKey, VecDeque<RequestRow>>,
-    tcp: &mut HashMap<TcpKey, VecDeque<TcpRow>>,
-    oldest: u32,
+/// Adds each `(key, row)` to its series at `tick`; a new series only while fewer than
+/// `cap` are kept (`count` of them so far), else the row is counted in `dropped`.
+fn insert<K: Eq + std::hash::Hash, R: Row>(
+    series: &mut HashMap<K, VecDeque<R>>,
+    rows: Vec<(K, R)>,
+    tick: u32,
+    count: &mut usize,
+    cap: usize,
+    dropped: &AtomicU64,
 ) {
-    requests.retain(|_, rows| {
-        while rows.front().is_some_and(|r| r.tick < oldest) {
-            rows.pop_front();
+    for (key, row) in rows {
+        let full = *count >= cap;
+        let kept = match series.get_mut(&key) {
+            Some(kept) => kept,
+            None if full => {
+                dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            None => {
+                *count += 1;
+                series.entry(key).or_default()
+            }
+        };
+        match kept.back_mut() {
+            Some(last) if last.tick() == tick => last.add(&row),
+            _ => push_bounded(kept, row),
         }
-        !rows.is_empty()
-    });
-    tcp.retain(|_, rows| {
-        while rows.front().is_some_and(|r| r.tick < oldest) {
+    }
+}
+
+/// Each series' rows with ticks in `from..=to`, for the series `keep` accepts and that
+/// have some.
+fn rows_in<K: Clone, R: Row>(
+    series: &HashMap<K, VecDeque<R>>,
+    from: u64,
+    to: u64,
+    keep: impl Fn(&K) -> bool,
+) -> Vec<(K, Vec<R>)> {
+    series
+        .iter()
+        .filter(|(k, _)| keep(k))
+        .filter_map(|(k, rows)| {
+            let picked: Vec<R> = rows
+                .iter()
+                .filter(|r| (from..=to).contains(&u64::from(r.tick())))
+                .copied()
+                .collect();
+            (!picked.is_empty()).then(|| (k.clone(), picked))
+        })
+        .collect()
+}
+
+/// Drops rows older than `oldest`, and series left with none.
+fn trim<K, R: Row>(series: &mut HashMap<K, VecDeque<R>>, oldest: u32) {
+    series.retain(|_, rows| {
+        while rows.front().is_some_and(|r| r.tick() < oldest) {
             rows.pop_front();
         }
         !rows.is_empty()

@@ -48,8 +48,8 @@ fn increments_per_tick_from_cumulative_counters() {
     let rows = all(&h);
     assert_eq!(rows.len(), 1);
     let (key, rows) = &rows[0];
-    assert_eq!(&*key.destination.workload, "rec-v1");
-    assert_eq!(&*key.source.service, "bff");
+    assert_eq!(&*key.edge.destination.workload, "rec-v1");
+    assert_eq!(&*key.edge.source.service, "bff");
     assert_eq!(key.code, 200);
     assert_eq!(
         rows.iter().map(|r| r.requests).collect::<Vec<_>>(),

@@ -1,4 +1,5 @@
 use super::*;
+use crate::history::Edge;
 
 fn peer(workload: &str, ns: &str, service: &str, version: &str) -> Peer {
     Peer {
@@ -22,12 +23,14 @@ fn key(
     flags: &str,
 ) -> RequestKey {
     RequestKey {
-        reporter,
-        source: src,
-        destination: dst,
-        service: service.into(),
-        service_namespace: "default".into(),
-        mtls: reporter == Reporter::Destination,
+        edge: Edge {
+            reporter,
+            source: src,
+            destination: dst,
+            service: service.into(),
+            service_namespace: "default".into(),
+            mtls: reporter == Reporter::Destination,
+        },
         protocol: "http".into(),
         code,
         flags: flags.into(),
