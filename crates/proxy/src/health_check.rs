@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use weft_api::extensions::HealthCheck;
 
 use crate::pool;
-use crate::snapshot::{SnapshotCell, Target};
+use crate::snapshot::SnapshotCell;
+use crate::target::Target;
 
 /// How often the checker looks for due probes.
 const TICK: Duration = Duration::from_millis(50);
@@ -83,8 +84,9 @@ pub async fn probe(
     tls: Option<&crate::tls::Originate>,
 ) -> bool {
     let attempt = async {
-        let stream = pool::connect(target, check.timeout).await.ok()?;
-        let stream = pool::secure(stream, tls, check.timeout).await.ok()?;
+        let stream = pool::connect_secured(target, check.timeout, tls)
+            .await
+            .ok()?;
         let Some(path) = &check.http_path else {
             return Some(true);
         };

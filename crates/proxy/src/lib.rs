@@ -1,7 +1,8 @@
 //! weft's data plane: the sidecar proxy.
 //!
 //! A connection arrives on a [`listener`]; its protocol is [`detect`]ed; HTTP goes
-//! through [`http::proxy`] (route, fault, pick, send with retries), TCP through [`tcp`].
+//! through [`http::proxy`] to [`http::inbound`] or [`http::outbound`] (route, fault, pick,
+//! send with retries), TCP through [`tcp`].
 //! Configuration comes from a [`source`] as an immutable [`snapshot`], swapped atomically.
 //! [`balancer`] chooses endpoints and [`pool`] keeps upstream connections.
 
@@ -23,6 +24,7 @@ pub mod ratelimit;
 pub mod snapshot;
 pub mod sni;
 pub mod source;
+pub mod target;
 pub mod tcp;
 pub mod telemetry;
 pub mod tls;
@@ -37,7 +39,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use weft_model::ProxyScope;
 
-use crate::http::proxy::{Direction, HttpProxy, HttpSettings};
+use crate::http::call::{Direction, HttpSettings};
+use crate::http::proxy::HttpProxy;
 use crate::listener::ListenerSettings;
 use crate::snapshot::SnapshotCell;
 use crate::source::{ConfigError, FileSource};

@@ -14,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::detect::{Detected, detect};
-use crate::http::proxy::{Direction, Downstream, HttpProxy};
+use crate::http::call::{Direction, Downstream};
+use crate::http::proxy::HttpProxy;
 use crate::snapshot::SnapshotCell;
 use crate::{orig_dst, tcp};
 use weft_model::peer_authn::Mode;

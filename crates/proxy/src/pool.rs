@@ -16,9 +16,8 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::http::body::Body;
 use crate::io::UpstreamIo;
-use crate::snapshot::Target;
+use crate::target::Target;
 use crate::tls::Originate;
 
 /// Why a request did not get a response from the upstream.
@@ -52,14 +51,44 @@ impl SendError {
     }
 }
 
-/// The connections of one endpoint.
-#[derive(Debug, Default, Clone)]
-pub struct Pool(Arc<Inner>);
+/// What a pooled connection carries as request bodies: the proxy's
+/// [`crate::http::body::Body`]. Generic so the pool sits below the body type (whose
+/// upstream variant holds a [`Checkout`]) rather than beside it.
+pub trait RequestBody:
+    http_body::Body<Data = bytes::Bytes, Error = hyper::Error> + Send + Unpin + 'static
+{
+}
 
-#[derive(Debug, Default)]
-struct Inner {
-    idle_h1: Mutex<Vec<Conn>>,
-    h2: Mutex<Option<(Security, http2::SendRequest<Body>)>>,
+impl<B> RequestBody for B where
+    B: http_body::Body<Data = bytes::Bytes, Error = hyper::Error> + Send + Unpin + 'static
+{
+}
+
+/// The connections of one endpoint, sending request bodies of type `B`.
+#[derive(Debug)]
+pub struct Pool<B>(Arc<Inner<B>>);
+
+impl<B> Default for Pool<B> {
+    fn default() -> Self {
+        Pool(Arc::new(Inner {
+            idle_h1: Mutex::default(),
+            h2: Mutex::default(),
+            open: Default::default(),
+            streams: Mutex::default(),
+        }))
+    }
+}
+
+impl<B> Clone for Pool<B> {
+    fn clone(&self) -> Self {
+        Pool(self.0.clone())
+    }
+}
+
+#[derive(Debug)]
+struct Inner<B> {
+    idle_h1: Mutex<Vec<Conn<B>>>,
+    h2: Mutex<Option<(Security, http2::SendRequest<B>)>>,
     /// Connections whose task is still running.
     open: std::sync::atomic::AtomicU64,
     /// HTTP/2 stream slots (`maxConcurrentStreams`) and their count.
@@ -87,8 +116,8 @@ impl Security {
 
 /// An HTTP/1.1 connection and what its limits need to know.
 #[derive(Debug)]
-struct Conn {
-    sender: http1::SendRequest<Body>,
+struct Conn<B> {
+    sender: http1::SendRequest<B>,
     security: Security,
     /// Requests sent on it.
     uses: u32,
@@ -98,16 +127,16 @@ struct Conn {
 
 /// Hands an HTTP/1.1 connection back to its pool when the response body is done.
 #[derive(Debug)]
-pub struct Checkout {
-    pool: Pool,
-    conn: Option<Conn>,
+pub struct Checkout<B> {
+    pool: Pool<B>,
+    conn: Option<Conn<B>>,
     /// `maxRequestsPerConnection` (1 disables keep-alive).
     max_uses: Option<u32>,
     /// `maxConnectionDuration`.
     max_age: Option<Duration>,
 }
 
-impl Checkout {
+impl<B> Checkout<B> {
     /// Returns the connection to the pool (the body was read to the end), unless it is
     /// closed or has reached its request count or its age limit.
     pub fn release(mut self) {
@@ -126,7 +155,7 @@ impl Checkout {
     }
 }
 
-impl Pool {
+impl<B: RequestBody> Pool<B> {
     /// Waits for one of `max` stream slots of the endpoint's HTTP/2 connection.
     pub async fn stream_slot(&self, max: u32) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let slots = {
@@ -180,10 +209,10 @@ impl Pool {
         &self,
         target: &Target,
         http2: bool,
-        req: Request<Body>,
+        req: Request<B>,
         limits: &PoolLimits,
         tls: Option<&Originate>,
-    ) -> Result<(Response<Incoming>, Option<Checkout>), SendError> {
+    ) -> Result<(Response<Incoming>, Option<Checkout<B>>), SendError> {
         if http2 {
             self.send_h2(target, req, limits, tls)
                 .await
@@ -196,10 +225,10 @@ impl Pool {
     async fn send_h1(
         &self,
         target: &Target,
-        mut req: Request<Body>,
+        mut req: Request<B>,
         limits: &PoolLimits,
         tls: Option<&Originate>,
-    ) -> Result<(Response<Incoming>, Option<Checkout>), SendError> {
+    ) -> Result<(Response<Incoming>, Option<Checkout<B>>), SendError> {
         let security = Security::of(tls);
         // Reuse idle connections (checked first: closed, idle too long or too old ones are
         // dropped) while they hand the request back unsent; then dial.
@@ -267,7 +296,7 @@ impl Pool {
     async fn send_h2(
         &self,
         target: &Target,
-        mut req: Request<Body>,
+        mut req: Request<B>,
         limits: &PoolLimits,
         tls: Option<&Originate>,
     ) -> Result<Response<Incoming>, SendError> {
@@ -323,8 +352,8 @@ impl Pool {
         target: &Target,
         limits: &PoolLimits,
         tls: Option<&Originate>,
-    ) -> Result<http2::SendRequest<Body>, SendError> {
-        let stream = connect_secured(target, limits, tls).await?;
+    ) -> Result<http2::SendRequest<B>, SendError> {
+        let stream = connect_pooled(target, limits, tls).await?;
         let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .map_err(|e| SendError::Connect(format!("HTTP/2 handshake: {e}")))?;
@@ -410,15 +439,26 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, Se
     Ok(stream)
 }
 
-/// Opens a connection under a cluster's pool settings and, with `tls`, completes the
-/// TLS handshake within the connect timeout.
-pub async fn connect_secured(
+/// Opens a connection under a cluster's pool settings (keepalive) and, with `tls`,
+/// completes the TLS handshake within the connect timeout.
+async fn connect_pooled(
     target: &Target,
     limits: &PoolLimits,
     tls: Option<&Originate>,
 ) -> Result<UpstreamIo, SendError> {
     let stream = connect_with(target, limits).await?;
     secure(stream, tls, limits.connect_timeout).await
+}
+
+/// Connects to `target` and, with `tls`, completes the TLS handshake, each within
+/// `timeout`: the one way tunnels, TCP proxying and health checks reach an upstream.
+pub async fn connect_secured(
+    target: &Target,
+    timeout: Duration,
+    tls: Option<&Originate>,
+) -> Result<UpstreamIo, SendError> {
+    let stream = connect(target, timeout).await?;
+    secure(stream, tls, timeout).await
 }
 
 /// Completes the TLS handshake `tls` asks for within `timeout` (plaintext without it).
@@ -439,13 +479,13 @@ pub async fn secure(
     }
 }
 
-async fn connect_h1(
-    pool: &Pool,
+async fn connect_h1<B: RequestBody>(
+    pool: &Pool<B>,
     target: &Target,
     limits: &PoolLimits,
     tls: Option<&Originate>,
-) -> Result<http1::SendRequest<Body>, SendError> {
-    let stream = connect_secured(target, limits, tls).await?;
+) -> Result<http1::SendRequest<B>, SendError> {
+    let stream = connect_pooled(target, limits, tls).await?;
     let (sender, conn) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| SendError::Connect(format!("HTTP/1.1 handshake: {e}")))?;

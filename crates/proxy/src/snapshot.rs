@@ -14,25 +14,9 @@ use weft_model::service::{EndpointAddress, Protocol};
 use weft_model::{Cluster, Mesh, ProxyScope};
 
 use crate::balancer::{BalancedEndpoint, Balancer};
+use crate::http::body::Body;
 use crate::pool::Pool;
-
-/// Where an endpoint is reached.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// An address.
-    Socket(SocketAddr),
-    /// A DNS name, resolved when connecting.
-    Host(String, u16),
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Socket(a) => write!(f, "{a}"),
-            Target::Host(h, p) => write!(f, "{h}:{p}"),
-        }
-    }
-}
+use crate::target::Target;
 
 /// Live counters of one endpoint.
 #[derive(Debug, Default)]
@@ -55,7 +39,7 @@ pub struct Endpoint {
     /// Counters.
     pub stats: EndpointStats,
     /// Pooled upstream connections.
-    pub pool: Pool,
+    pub pool: Pool<Body>,
     /// Outlier detection and active health check state.
     pub health: crate::outlier::EndpointHealth,
     /// Who runs it (a registered workload), for telemetry; refreshed on every configuration.
@@ -281,17 +265,7 @@ fn runtime(
             };
             let key = target.to_string();
             let kept = previous.and_then(|p| p.endpoints.iter().find(|e| e.key == key).cloned());
-            let endpoint = kept.unwrap_or_else(|| {
-                Arc::new(Endpoint {
-                    target,
-                    key,
-                    stats: EndpointStats::default(),
-                    pool: Pool::default(),
-                    health: Default::default(),
-                    workload: Default::default(),
-                    mesh_tls: Default::default(),
-                })
-            });
+            let endpoint = kept.unwrap_or_else(|| Arc::new(Endpoint::new(target)));
             endpoint.workload.store(e.workload.clone());
             endpoint.mesh_tls.store(e.mesh_tls, Ordering::Relaxed);
             Some((endpoint, e.weight))
@@ -440,6 +414,19 @@ pub struct EndpointView {
 }
 
 impl Endpoint {
+    /// A new endpoint at `target`: no connections, no history.
+    pub fn new(target: Target) -> Self {
+        Endpoint {
+            key: target.to_string(),
+            target,
+            stats: EndpointStats::default(),
+            pool: Pool::default(),
+            health: Default::default(),
+            workload: Default::default(),
+            mesh_tls: Default::default(),
+        }
+    }
+
     /// A view for the admin API.
     pub fn view(&self) -> EndpointView {
         EndpointView {

@@ -15,7 +15,8 @@ use weft_model::service::Service;
 
 use crate::flags::ResponseFlags;
 use crate::pool;
-use crate::snapshot::{ClusterRuntime, Snapshot, Target};
+use crate::snapshot::{ClusterRuntime, Snapshot};
+use crate::target::Target;
 
 /// Connect timeout for destinations outside the registry.
 const PASSTHROUGH_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -285,11 +286,7 @@ async fn proxy_counted<S: AsyncRead + AsyncWrite + Unpin>(
     tls: Option<&crate::tls::Originate>,
     stop: impl std::future::Future<Output = ()>,
 ) -> (u64, u64, bool) {
-    let connected = match pool::connect(&target, connect_timeout).await {
-        Ok(s) => pool::secure(s, tls, connect_timeout).await,
-        Err(e) => Err(e),
-    };
-    let upstream = match connected {
+    let upstream = match pool::connect_secured(&target, connect_timeout, tls).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(%target, error = %e, "TCP upstream connect failed (UF)");

@@ -3,58 +3,34 @@
 
 use std::net::IpAddr;
 
-use http::{Request, StatusCode, Uri};
+use http::{Request, Uri};
 use hyper::body::Incoming;
 use weft_model::authz::path::{BadPath, Normalization, normalize};
 use weft_model::authz::{AuthzRequest, HttpAttributes};
 
-use super::body::Body;
-use super::local_reply;
-use crate::flags::ResponseFlags;
+use super::local_reply::{LocalReply, Reason};
 use crate::snapshot::Snapshot;
 
 /// Rewrites the request's path to its normalized form (the query is kept); a path that
-/// cannot be normalized gets the `400` answer returned.
-pub fn normalize_path(
-    req: &mut Request<Incoming>,
-    how: Normalization,
-    grpc: bool,
-) -> Option<http::Response<Body>> {
+/// cannot be normalized is refused with `400`.
+pub fn normalize_path(req: &mut Request<Incoming>, how: Normalization) -> Result<(), LocalReply> {
     let uri = req.uri();
     let path = uri.path();
     if path == "*" {
-        return None;
+        return Ok(());
     }
     if path.is_empty() {
         // Authority-form is for CONNECT only; a request must name a path.
-        return Some(local_reply::reply(
-            StatusCode::BAD_REQUEST,
-            ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
-            "the request target is not a path",
-            grpc,
-        ));
+        return Err(Reason::BadPath("the request target is not a path").into());
     }
-    let normalized = match normalize(path, how) {
-        Ok(p) => p,
-        Err(BadPath::Nul) => {
-            return Some(local_reply::reply(
-                StatusCode::BAD_REQUEST,
-                ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
-                "the request path contains a NUL byte",
-                grpc,
-            ));
-        }
-        Err(BadPath::NotAbsolute) => {
-            return Some(local_reply::reply(
-                StatusCode::BAD_REQUEST,
-                ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
-                "the request path does not start with /",
-                grpc,
-            ));
-        }
-    };
+    let normalized = normalize(path, how).map_err(|e| {
+        Reason::BadPath(match e {
+            BadPath::Nul => "the request path contains a NUL byte",
+            BadPath::NotAbsolute => "the request path does not start with /",
+        })
+    })?;
     if normalized == path {
-        return None;
+        return Ok(());
     }
     let mut parts = uri.clone().into_parts();
     let with_query = match uri.query() {
@@ -62,18 +38,9 @@ pub fn normalize_path(
         None => normalized,
     };
     parts.path_and_query = with_query.parse().ok();
-    match Uri::from_parts(parts) {
-        Ok(u) => {
-            *req.uri_mut() = u;
-            None
-        }
-        Err(_) => Some(local_reply::reply(
-            StatusCode::BAD_REQUEST,
-            ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
-            "the normalized request path is not a valid URI",
-            grpc,
-        )),
-    }
+    *req.uri_mut() = Uri::from_parts(parts)
+        .map_err(|_| Reason::BadPath("the normalized request path is not a valid URI"))?;
+    Ok(())
 }
 
 /// Istio's `remote.ip`: with `trusted` proxies in front, the `X-Forwarded-For` entry that
@@ -112,14 +79,13 @@ pub struct Caller<'a> {
     pub port: u16,
 }
 
-/// The AuthorizationPolicy decision for an HTTP request; `Some(403)` when denied.
+/// The AuthorizationPolicy decision for an HTTP request: `403 RBAC` when denied.
 pub fn check(
     snapshot: &Snapshot,
     req: &Request<Incoming>,
     caller: Caller<'_>,
-    grpc: bool,
     trusted_proxies: usize,
-) -> Option<http::Response<Body>> {
+) -> Result<(), LocalReply> {
     let Caller {
         peer,
         principal,
@@ -128,7 +94,7 @@ pub fn check(
     } = caller;
     let authz = &snapshot.mesh.authz;
     if authz.is_empty() {
-        return None;
+        return Ok(());
     }
     let authority = super::headers::authority_of(req).unwrap_or_default();
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
@@ -152,15 +118,10 @@ pub fn check(
         tracing::info!(policy = %audited, path = %req.uri().path(), "AUDIT policy matched");
     }
     if verdict.allowed {
-        return None;
+        return Ok(());
     }
     tracing::debug!(policy = ?verdict.policy, path = %req.uri().path(), "denied by AuthorizationPolicy");
-    Some(local_reply::reply(
-        StatusCode::FORBIDDEN,
-        ResponseFlags::RBAC_ACCESS_DENIED,
-        "RBAC: access denied",
-        grpc,
-    ))
+    Err(Reason::Denied.into())
 }
 
 /// The decision for an opaque TCP connection (HTTP-only rules as Istio treats them), from

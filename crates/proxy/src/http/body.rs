@@ -28,7 +28,7 @@ pub enum Body {
         /// The body.
         inner: Incoming,
         /// The connection to give back.
-        checkout: Option<Checkout>,
+        checkout: Option<Checkout<Body>>,
         /// Limit permits (cluster connection slot, HTTP/2 stream slot), freed when the body is dropped.
         permits: Permits,
     },
@@ -72,7 +72,7 @@ impl Body {
 
 impl Body {
     /// Wraps an upstream response body; an already finished body releases its connection now.
-    pub fn upstream(inner: Incoming, checkout: Option<Checkout>, permits: Permits) -> Self {
+    pub fn upstream(inner: Incoming, checkout: Option<Checkout<Body>>, permits: Permits) -> Self {
         if inner.is_end_stream() {
             if let Some(c) = checkout {
                 c.release();

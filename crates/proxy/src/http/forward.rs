@@ -6,12 +6,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::header::HOST;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use weft_model::route::RetryPolicy;
 
 use super::body::{Body, Buffered};
+use super::local_reply::{LocalReply, Reason};
 use super::retry::{TryOutcome, backoff, idempotent, should_retry};
 use crate::balancer::PickInput;
 use crate::circuit;
@@ -31,6 +32,25 @@ pub struct Outgoing {
     pub path: String,
     /// Headers, hop-by-hop already removed.
     pub headers: HeaderMap,
+}
+
+impl Outgoing {
+    /// The request as it will be sent upstream, to `authority` and `path` (the request's
+    /// own path when `None`); the headers are moved out of `req`.
+    pub fn from_request<B>(req: &mut Request<B>, authority: String, path: Option<String>) -> Self {
+        let path = path.unwrap_or_else(|| {
+            req.uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string()
+        });
+        Outgoing {
+            method: req.method().clone(),
+            authority,
+            path,
+            headers: std::mem::take(req.headers_mut()),
+        }
+    }
 }
 
 /// A request body that can be sent once, or again on every try.
@@ -57,24 +77,13 @@ pub struct Upstream {
     /// The response.
     pub response: Response<Incoming>,
     /// Its HTTP/1.1 connection, to release when the body ends.
-    pub checkout: Option<Checkout>,
+    pub checkout: Option<Checkout<Body>>,
     /// The connection slot (`maxConnections`), held until the response body ends.
     pub permits: super::body::Permits,
     /// The endpoint that answered.
     pub endpoint: Arc<Endpoint>,
     /// Flags collected on the way (URX when the retry budget ran out on an upstream answer).
     pub flags: ResponseFlags,
-}
-
-/// Why no upstream response could be returned.
-#[derive(Debug)]
-pub struct Failure {
-    /// Status to answer with.
-    pub status: StatusCode,
-    /// Flags to report.
-    pub flags: ResponseFlags,
-    /// What happened, for the reply body.
-    pub message: String,
 }
 
 /// How to send: timeouts and retries.
@@ -92,13 +101,37 @@ pub struct SendPolicy<'a> {
     pub identity: Option<&'a crate::identity::IdentityCell>,
 }
 
+/// Sends `out` with the body of `req` as is, in the client's protocol, once: no retries, no
+/// timeout (inbound and passthrough traffic, as Istio configures those).
+pub async fn send_once(
+    cluster: &ClusterRuntime,
+    out: &Outgoing,
+    req: Request<Incoming>,
+    identity: Option<&crate::identity::IdentityCell>,
+) -> Result<Upstream, LocalReply> {
+    let http2 = req.version() == Version::HTTP_2;
+    let payload = if http_body::Body::is_end_stream(req.body()) {
+        Payload::Replayable(Default::default())
+    } else {
+        Payload::Once(Some(Body::Streaming(req.into_body())))
+    };
+    let policy = SendPolicy {
+        retry: &RetryPolicy::disabled(),
+        deadline: None,
+        http2,
+        hash: None,
+        identity,
+    };
+    send(cluster, out, payload, policy).await
+}
+
 /// Sends `out` to `cluster`, retrying as `policy` allows, within the cluster's limits.
 pub async fn send(
     cluster: &ClusterRuntime,
     out: &Outgoing,
     mut payload: Payload,
     policy: SendPolicy<'_>,
-) -> Result<Upstream, Failure> {
+) -> Result<Upstream, LocalReply> {
     let Some(_request) = circuit::admit_request(&cluster.state, &cluster.limits) else {
         return Err(overflow(cluster));
     };
@@ -107,7 +140,7 @@ pub async fn send(
     // again on another connection without using up a retry, a few times at most.
     let mut stale_left = 3u32;
     let mut tried: Vec<usize> = Vec::new();
-    let mut last_failure: Option<Failure> = None;
+    let mut last_failure: Option<LocalReply> = None;
     let mut _retry: Option<circuit::Held> = None;
     let mut attempt = 0;
     while attempt < max_tries {
@@ -121,11 +154,7 @@ pub async fn send(
             tokio::time::sleep(wait).await;
         }
         let Some(index) = pick(cluster, &tried, policy) else {
-            return Err(Failure {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                flags: ResponseFlags::NO_HEALTHY_UPSTREAM,
-                message: format!("no healthy upstream for {}", cluster.model.name),
-            });
+            return Err(Reason::NoHealthyUpstream(cluster.model.name.clone()).into());
         };
         let Some(body) = payload.take() else { break };
         let endpoint = cluster.endpoints[index].clone();
@@ -167,15 +196,7 @@ pub async fn send(
             purpose,
         ) {
             Ok(tls) => tls,
-            Err(e) => {
-                return Err(Failure {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    flags: ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
-                    message: format!(
-                        "upstream connect error or disconnect/reset before headers. TLS error: {e}"
-                    ),
-                });
-            }
+            Err(e) => return Err(Reason::Tls(e.to_string()).into()),
         };
         let per_try = per_try_timeout(policy.retry.per_try_timeout, policy.deadline);
         let req = build_request(out, body, policy.http2);
@@ -245,7 +266,10 @@ pub async fn send(
                 endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
                 observe(cluster, &endpoint, Outcome::LocalFailure);
                 let retry = should_retry(policy.retry, TryOutcome::Failed(&e), &out.method);
-                let mut failure = failure_of(&e, &endpoint);
+                let mut failure = LocalReply::from(Reason::Upstream {
+                    endpoint: endpoint.key.clone(),
+                    error: e,
+                });
                 let admitted = retry
                     && more
                     && circuit::admit_retry(&cluster.state, &cluster.limits)
@@ -253,7 +277,7 @@ pub async fn send(
                         .is_some();
                 if !admitted {
                     if retry || this > 0 {
-                        failure.flags |= ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
+                        failure = failure.with_flags(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
                     }
                     return Err(failure);
                 }
@@ -265,11 +289,7 @@ pub async fn send(
                 let overall = policy.deadline.is_some_and(|d| Instant::now() >= d);
                 let retry =
                     !overall && should_retry(policy.retry, TryOutcome::TimedOut, &out.method);
-                let failure = Failure {
-                    status: StatusCode::GATEWAY_TIMEOUT,
-                    flags: ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
-                    message: "upstream request timeout".into(),
-                };
+                let failure = LocalReply::from(Reason::Timeout);
                 let admitted = retry
                     && more
                     && circuit::admit_retry(&cluster.state, &cluster.limits)
@@ -282,22 +302,11 @@ pub async fn send(
             }
         }
     }
-    Err(last_failure.unwrap_or(Failure {
-        status: StatusCode::GATEWAY_TIMEOUT,
-        flags: ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
-        message: "upstream request timeout".into(),
-    }))
+    Err(last_failure.unwrap_or_else(timed_out))
 }
 
-fn overflow(cluster: &ClusterRuntime) -> Failure {
-    Failure {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        flags: ResponseFlags::UPSTREAM_OVERFLOW,
-        message: format!(
-            "upstream connect error or disconnect/reset before headers. reset reason: overflow ({})",
-            cluster.model.name
-        ),
-    }
+fn overflow(cluster: &ClusterRuntime) -> LocalReply {
+    Reason::Overflow(cluster.model.name.clone()).into()
 }
 
 /// Feeds outlier detection with how a try ended, ejecting the endpoint when due.
@@ -352,31 +361,6 @@ fn per_try_timeout(per_try: Option<Duration>, deadline: Option<Instant>) -> Opti
     }
 }
 
-fn failure_of(e: &SendError, endpoint: &Endpoint) -> Failure {
-    let (flags, reason) = match e {
-        SendError::Connect(_) | SendError::ConnectTimeout(_) => (
-            ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
-            "connection failure",
-        ),
-        SendError::RefusedStream => (
-            ResponseFlags::UPSTREAM_REMOTE_RESET,
-            "remote refused stream reset",
-        ),
-        SendError::ResetBeforeRequest(_) | SendError::Reset(_) | SendError::Stale(_) => (
-            ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
-            "connection termination",
-        ),
-    };
-    Failure {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        flags,
-        message: format!(
-            "upstream connect error or disconnect/reset before headers. reset reason: {reason} ({}: {e})",
-            endpoint.key
-        ),
-    }
-}
-
 /// `grpc-status` of a trailers-only response.
 pub fn grpc_status(headers: &HeaderMap) -> Option<u32> {
     headers
@@ -414,12 +398,8 @@ async fn by_deadline<T>(deadline: Option<Instant>, wait: impl Future<Output = T>
 }
 
 /// The route's deadline passed: `504 UT`, as Envoy answers.
-fn timed_out() -> Failure {
-    Failure {
-        status: StatusCode::GATEWAY_TIMEOUT,
-        flags: ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
-        message: "upstream request timeout".into(),
-    }
+fn timed_out() -> LocalReply {
+    Reason::Timeout.into()
 }
 
 /// One request in flight to an endpoint (least-request balancing reads the count); the

@@ -2,6 +2,8 @@
 //! forwarding headers, the route's set/add/remove operations, and reading a request's
 //! authority and headers for routing and authorization.
 
+use std::time::Duration;
+
 use http::Request;
 use http::header::{self, HOST, HeaderMap, HeaderName, HeaderValue};
 use weft_model::matcher::RequestHeaders;
@@ -173,6 +175,37 @@ pub fn port_of(authority: &str) -> Option<u16> {
     port.parse().ok()
 }
 
+/// The route timeout, capped by the client's `grpc-timeout` (Istio's `max_grpc_timeout`).
+pub fn timeout_of(route: Option<Duration>, headers: &HeaderMap) -> Option<Duration> {
+    let grpc = headers
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout);
+    match (route, grpc) {
+        (Some(r), Some(g)) => Some(r.min(g)),
+        (r, g) => r.or(g),
+    }
+}
+
+/// Parses gRPC's `grpc-timeout` (`100m`, `5S`, ...).
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    // The spec allows at most 8 ASCII digits.
+    if num.is_empty() || num.len() > 8 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +271,37 @@ mod tests {
             .collect();
         assert_eq!(values, ["new", "more"]);
         assert!(h.get("gone").is_none());
+    }
+
+    #[test]
+    fn ports_and_grpc_timeouts() {
+        assert_eq!(port_of("a:8080"), Some(8080));
+        assert_eq!(port_of("a"), None);
+        assert_eq!(port_of("[::1]:80"), Some(80));
+        assert_eq!(port_of("[::1]"), None);
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("x"), None);
+        assert_eq!(
+            parse_grpc_timeout("18446744073709551615S"),
+            None,
+            "at most 8 digits"
+        );
+        assert_eq!(parse_grpc_timeout("+5S"), None);
+        assert_eq!(
+            parse_grpc_timeout("99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
+    }
+
+    #[test]
+    fn timeouts_take_the_smaller_of_route_and_grpc() {
+        let mut h = HeaderMap::new();
+        h.insert("grpc-timeout", http::HeaderValue::from_static("50m"));
+        assert_eq!(
+            timeout_of(Some(Duration::from_secs(1)), &h),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(timeout_of(None, &HeaderMap::new()), None);
     }
 }

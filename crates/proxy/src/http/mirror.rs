@@ -50,9 +50,14 @@ pub fn spawn(
         match forward::send(&runtime, &copy, Payload::Replayable(body), policy).await {
             Ok(up) => {
                 use http_body_util::BodyExt;
-                let _ = up.response.into_body().collect().await;
+                if up.response.into_body().collect().await.is_ok() {
+                    // Read to the end: the connection can serve the next mirrored request.
+                    if let Some(c) = up.checkout {
+                        c.release();
+                    }
+                }
             }
-            Err(f) => tracing::debug!(flags = %f.flags, "mirrored request failed: {}", f.message),
+            Err(f) => tracing::debug!(flags = %f.flags(), "mirrored request failed: {f}"),
         }
     });
 }

@@ -2,24 +2,21 @@
 //! request takes a token from its bucket ([`crate::ratelimit`]); a limited request is
 //! answered `429` with flag `RL` and `x-ratelimit-*` and `retry-after` headers.
 
-use http::{HeaderValue, Request, StatusCode};
+use http::Request;
 use hyper::body::Incoming;
 use weft_model::rate_limit::BucketKey;
 
-use super::body::Body;
-use super::local_reply;
-use crate::flags::ResponseFlags;
+use super::local_reply::{LocalReply, Reason};
 use crate::snapshot::Snapshot;
 
-/// Applies every limit that counts this request; the `429` answer when one refuses it.
+/// Applies every limit that counts this request; `429 RL` when one refuses it.
 pub fn check(
     snapshot: &Snapshot,
     req: &Request<Incoming>,
-    grpc: bool,
     principal: Option<&str>,
-) -> Option<http::Response<Body>> {
+) -> Result<(), LocalReply> {
     if snapshot.rate_limits.is_empty() {
-        return None;
+        return Ok(());
     }
     let (method, path) = (req.method().as_str(), req.uri().path());
     for limiter in &snapshot.rate_limits {
@@ -35,33 +32,13 @@ pub fn check(
         };
         if let Err(wait) = limiter.take(key) {
             tracing::debug!(limit = %limit.name, "request rate limited");
-            let mut resp = local_reply::reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                ResponseFlags::RATE_LIMITED,
-                "local_rate_limited",
-                grpc,
-            );
-            let reset = wait.as_secs_f64().ceil().max(1.0) as u64;
-            let h = resp.headers_mut();
-            let mut set = |name: &'static str, value: String| {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    h.insert(name, v);
-                }
-            };
-            set(
-                "x-ratelimit-limit",
-                format!(
-                    "{}, {};w={}",
-                    limit.requests,
-                    limit.requests,
-                    limit.interval.as_secs().max(1)
-                ),
-            );
-            set("x-ratelimit-remaining", "0".into());
-            set("x-ratelimit-reset", reset.to_string());
-            set("retry-after", reset.to_string());
-            return Some(resp);
+            return Err(Reason::RateLimited {
+                requests: limit.requests,
+                window: limit.interval.as_secs().max(1),
+                reset: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+            .into());
         }
     }
-    None
+    Ok(())
 }

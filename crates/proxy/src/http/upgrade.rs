@@ -9,9 +9,10 @@ use tokio::io::copy_bidirectional;
 
 use super::body::Body;
 use super::forward::{Outgoing, build_request};
-use super::local_reply;
-use crate::flags::ResponseFlags;
-use crate::snapshot::{ClusterRuntime, Snapshot, Target};
+use super::local_reply::{LocalReply, Reason};
+use crate::pool::SendError;
+use crate::snapshot::{ClusterRuntime, Snapshot};
+use crate::target::Target;
 use crate::{pool, tcp};
 
 /// Forwards an Upgrade request on a fresh connection; on `101` joins the two sides.
@@ -20,75 +21,40 @@ pub async fn websocket(
     out: Outgoing,
     mut req: Request<Incoming>,
     identity: Option<&crate::identity::IdentityCell>,
-) -> Response<Body> {
+) -> Result<Response<Body>, LocalReply> {
     let Some(endpoint) = cluster.pick_any().cloned() else {
-        return local_reply::reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ResponseFlags::NO_HEALTHY_UPSTREAM,
-            "no healthy upstream",
-            false,
-        );
+        return Err(Reason::NoHealthyUpstream(cluster.model.name.clone()).into());
     };
     let downstream = hyper::upgrade::on(&mut req);
     // Secured as the cluster's requests are (mesh mTLS to a sidecar, DestinationRule tls).
     let mesh = endpoint.mesh_tls.load(std::sync::atomic::Ordering::Relaxed);
-    let tls = match cluster
+    let tls = cluster
         .tls
         .originate(mesh, identity, crate::tls::Purpose::Http1)
-    {
-        Ok(tls) => tls,
-        Err(e) => {
-            return local_reply::reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
-                &format!("TLS error: {e}"),
-                false,
-            );
-        }
-    };
+        .map_err(|e| Reason::Tls(e.to_string()))?;
     let timeout = cluster.model.policy.pool.connect_timeout;
-    let connected = match pool::connect(&endpoint.target, timeout).await {
-        Ok(s) => pool::secure(s, tls.as_deref(), timeout).await,
-        Err(e) => Err(e),
+    let failed = |error| Reason::Upstream {
+        endpoint: endpoint.key.clone(),
+        error,
     };
-    let stream = match connected {
-        Ok(s) => s,
-        Err(e) => {
-            return local_reply::reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
-                &e.to_string(),
-                false,
-            );
-        }
-    };
-    let (mut sender, conn) = match http1::handshake(TokioIo::new(stream)).await {
-        Ok(pair) => pair,
-        Err(e) => {
-            return local_reply::reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
-                &e.to_string(),
-                false,
-            );
-        }
-    };
+    let stream = pool::connect_secured(&endpoint.target, timeout, tls.as_deref())
+        .await
+        .map_err(failed)?;
+    let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| failed(SendError::Connect(format!("HTTP/1.1 handshake: {e}"))))?;
     tokio::spawn(conn.with_upgrades());
     let upstream_req = build_request(&out, Body::Streaming(req.into_body()), false);
-    let mut resp = match sender.send_request(upstream_req).await {
-        Ok(r) => r,
-        Err(e) => {
-            return local_reply::reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
-                &e.to_string(),
-                false,
-            );
-        }
-    };
+    let mut resp = sender
+        .send_request(upstream_req)
+        .await
+        .map_err(|e| failed(SendError::Reset(e.to_string())))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (parts, body) = resp.into_parts();
-        return Response::from_parts(parts, Body::upstream(body, None, Default::default()));
+        return Ok(Response::from_parts(
+            parts,
+            Body::upstream(body, None, Default::default()),
+        ));
     }
     let upstream = hyper::upgrade::on(&mut resp);
     tokio::spawn(async move {
@@ -107,7 +73,7 @@ pub async fn websocket(
         }
     });
     let (parts, _) = resp.into_parts();
-    Response::from_parts(parts, Body::empty())
+    Ok(Response::from_parts(parts, Body::empty()))
 }
 
 /// Answers `CONNECT host:port`: to a mesh service when the host is one (balanced over
@@ -117,38 +83,19 @@ pub async fn connect(
     req: Request<Incoming>,
     identity: Option<&crate::identity::IdentityCell>,
     telemetry: &std::sync::Arc<crate::telemetry::Telemetry>,
-) -> Response<Body> {
-    let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
-        return local_reply::reply(
-            StatusCode::BAD_REQUEST,
-            ResponseFlags::NONE,
-            "CONNECT needs host:port",
-            false,
-        );
-    };
-    let Some(port) = super::headers::port_of(&authority) else {
-        return local_reply::reply(
-            StatusCode::BAD_REQUEST,
-            ResponseFlags::NONE,
-            "CONNECT needs host:port",
-            false,
-        );
-    };
+) -> Result<Response<Body>, LocalReply> {
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .ok_or(Reason::ConnectTarget)?;
+    let port = super::headers::port_of(&authority).ok_or(Reason::ConnectTarget)?;
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
     let routed = tcp::service_named(snapshot, &host, port)
         .filter(|s| s.resolution != weft_model::service::Resolution::None);
     let decision = match routed {
-        Some(service) => match tcp::decide(snapshot, Some(service), None, None, port) {
-            Some(d) => d,
-            None => {
-                return local_reply::reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ResponseFlags::NO_HEALTHY_UPSTREAM,
-                    "no healthy upstream",
-                    false,
-                );
-            }
-        },
+        Some(service) => tcp::decide(snapshot, Some(service), None, None, port)
+            .ok_or_else(|| Reason::NoHealthyUpstream(service.hostname.as_str().into()))?,
         None => tcp::TcpDecision {
             target: Target::Host(host, port),
             connect_timeout: std::time::Duration::from_secs(10),
@@ -158,39 +105,16 @@ pub async fn connect(
         },
     };
     if !tcp::survives_fault(decision.fault.as_ref()).await {
-        return local_reply::reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ResponseFlags::FAULT_INJECTED,
-            "connection reset by fault injection",
-            false,
-        );
+        return Err(Reason::FaultReset.into());
     }
-    let tls = match tcp::originate(&decision, identity) {
-        Ok(tls) => tls,
-        Err(e) => {
-            return local_reply::reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
-                &format!("TLS error: {e}"),
-                false,
-            );
-        }
-    };
-    let connected = match pool::connect(&decision.target, decision.connect_timeout).await {
-        Ok(s) => pool::secure(s, tls.as_deref(), decision.connect_timeout).await,
-        Err(e) => Err(e),
-    };
-    let upstream = match connected {
-        Ok(s) => s,
-        Err(e) => {
-            return local_reply::reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
-                &e.to_string(),
-                false,
-            );
-        }
-    };
+    let tls = tcp::originate(&decision, identity).map_err(|e| Reason::Tls(e.to_string()))?;
+    let upstream =
+        pool::connect_secured(&decision.target, decision.connect_timeout, tls.as_deref())
+            .await
+            .map_err(|error| Reason::Upstream {
+                endpoint: decision.target.to_string(),
+                error,
+            })?;
     let idle = tcp::idle_timeout(&decision);
     // The tunnel is a TCP connection: counted in Istio's TCP metrics like any other.
     let telemetry = telemetry.clone();
@@ -214,5 +138,5 @@ pub async fn connect(
         };
         telemetry.metrics.tcp_closed(&peers, sent, received);
     });
-    Response::new(Body::empty())
+    Ok(Response::new(Body::empty()))
 }
