@@ -1,5 +1,5 @@
 use super::*;
-use crate::testing::{errors, spec_issues};
+use crate::testing::{assert_errors, errors, spec_issues};
 
 #[test]
 fn the_reference_example_is_valid() {
@@ -44,7 +44,7 @@ rules:
 
 #[test]
 fn every_mistake_is_reported_with_its_path() {
-    let issues = spec_issues::<AuthorizationPolicy>(
+    assert_errors::<AuthorizationPolicy>(
         r#"
 selector: {matchLabels: {app: a}}
 targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]
@@ -69,36 +69,27 @@ rules:
   - key: destination.port
     values: ["99999"]
 "#,
-    )
-    .expect("reads");
-    let errs = errors(&issues);
-    let expect = [
-        "spec: only one of selector, targetRef and targetRefs may be set",
-        "spec.provider: provider is only allowed with action CUSTOM (action is DENY)",
-        "spec.rules[0].from[0].source: source must set at least one field",
-        "spec.rules[0].from[1].source: source is required",
-        "spec.rules[0].from[2].source: serviceAccounts and notServiceAccounts cannot be combined",
-        "spec.rules[0].from[2].source.ipBlocks[0]: \"10.0.0.300\" is not a valid IP address",
-        "spec.rules[0].from[2].source.ipBlocks[1]: \"10.0.0.0/33\" is not a valid CIDR block",
-        "spec.rules[0].to[0].operation.ports[0]: \"http\" is not a port number",
-        "spec.rules[0].to[0].operation.ports[1]: port 70000 is greater than 65535",
-        "spec.rules[0].to[0].operation.paths[0]: invalid path template \"/{**}/x/{*}\": {**} must be the last operator",
-        "spec.rules[0].when[0].key: bad key \"request.headers\"",
-        "spec.rules[0].when[1]: at least one of values or notValues is required for key \"source.namespace\"",
-        "spec.rules[0].when[2].values[0]: port 99999 is greater than 65535",
-    ];
-    for e in expect {
-        assert!(
-            errs.iter().any(|got| got.starts_with(e)),
-            "missing {e:?} in {errs:#?}"
-        );
-    }
-    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+        &[
+            "spec: only one of selector, targetRef and targetRefs may be set",
+            "spec.provider: provider is only allowed with action CUSTOM (action is DENY)",
+            "spec.rules[0].from[0].source: source must set at least one field",
+            "spec.rules[0].from[1].source: source is required",
+            "spec.rules[0].from[2].source: serviceAccounts and notServiceAccounts cannot be combined",
+            "spec.rules[0].from[2].source.ipBlocks[0]: \"10.0.0.300\" is not a valid IP address",
+            "spec.rules[0].from[2].source.ipBlocks[1]: \"10.0.0.0/33\" is not a valid CIDR block",
+            "spec.rules[0].to[0].operation.ports[0]: \"http\" is not a port number",
+            "spec.rules[0].to[0].operation.ports[1]: port 70000 is greater than 65535",
+            "spec.rules[0].to[0].operation.paths[0]: invalid path template \"/{**}/x/{*}\": {**} must be the last operator",
+            "spec.rules[0].when[0].key: bad key \"request.headers\"",
+            "spec.rules[0].when[1]: at least one of values or notValues is required for key \"source.namespace\"",
+            "spec.rules[0].when[2].values[0]: port 99999 is greater than 65535",
+        ],
+    );
 }
 
 #[test]
 fn custom_needs_a_provider_and_no_identity_matches() {
-    let issues = spec_issues::<AuthorizationPolicy>(
+    assert_errors::<AuthorizationPolicy>(
         r#"
 action: CUSTOM
 provider: {}
@@ -109,22 +100,13 @@ rules:
   - key: request.auth.claims[groups]
     values: [admin]
 "#,
-    )
-    .expect("reads");
-    let errs = errors(&issues);
-    let expect = [
-        "spec.action: action CUSTOM is not supported",
-        "spec.provider.name: provider name must not be empty",
-        "spec.rules[0].from[0].source.requestPrincipals: requestPrincipals is not supported with action CUSTOM",
-        "spec.rules[0].when[0].key: condition key \"request.auth.claims[groups]\" is not supported with action CUSTOM",
-    ];
-    for e in expect {
-        assert!(
-            errs.iter().any(|got| got.starts_with(e)),
-            "missing {e:?} in {errs:#?}"
-        );
-    }
-    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+        &[
+            "spec.action: action CUSTOM is not supported",
+            "spec.provider.name: provider name must not be empty",
+            "spec.rules[0].from[0].source.requestPrincipals: requestPrincipals is not supported with action CUSTOM",
+            "spec.rules[0].when[0].key: condition key \"request.auth.claims[groups]\" is not supported with action CUSTOM",
+        ],
+    );
 
     let no_provider =
         spec_issues::<AuthorizationPolicy>("action: CUSTOM\nrules: [{}]\n").expect("reads");
@@ -168,26 +150,19 @@ fn target_refs_name_a_supported_kind_in_the_same_namespace() {
     // Valid, with a warning: weft applies targetRef(s) policies to no workload.
     assert_eq!(errors(&ok), Vec::<String>::new());
     assert_eq!(ok.len(), 1, "{ok:?}");
-    let bad = spec_issues::<AuthorizationPolicy>("targetRef: {kind: Pod, namespace: other}\n")
-        .expect("reads");
-    let errs = errors(&bad);
-    let expect = [
-        "spec.targetRef.name: target name is required",
-        "spec.targetRef.namespace: cross-namespace targets are not supported",
-        "spec.targetRef.kind: unsupported target kind \"Pod\" in group \"\"",
-    ];
-    for e in expect {
-        assert!(
-            errs.iter().any(|got| got.starts_with(e)),
-            "missing {e:?} in {errs:#?}"
-        );
-    }
-    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    assert_errors::<AuthorizationPolicy>(
+        "targetRef: {kind: Pod, namespace: other}\n",
+        &[
+            "spec.targetRef.name: target name is required",
+            "spec.targetRef.namespace: cross-namespace targets are not supported",
+            "spec.targetRef.kind: unsupported target kind \"Pod\" in group \"\"",
+        ],
+    );
 }
 
 #[test]
 fn condition_keys_follow_istios_attribute_list() {
-    let issues = spec_issues::<AuthorizationPolicy>(
+    assert_errors::<AuthorizationPolicy>(
         r#"
 rules:
 - when:
@@ -200,24 +175,15 @@ rules:
   - {key: "experimental.envoy.filters.network.mysql_proxy[db.table]", values: ["[update]"]}
   - {key: connection.sni, notValues: ["*.example.com"]}
 "#,
-    )
-    .expect("reads");
-    let errs = errors(&issues);
-    let expect = [
-        "spec.rules[0].when[0].key: attribute \"destination.labels[app]\" is replaced by the workload selector",
-        "spec.rules[0].when[1].key: bad key \"request.auth.claims[]\"",
-        "spec.rules[0].when[2].key: attribute \"destination.namespace\" is replaced",
-        "spec.rules[0].when[3].key: unknown attribute \"source.principals\"",
-        "spec.rules[0].when[4].values[0]: \"ns/sa/extra\": expected \"name\" or \"namespace/name\"",
-        "spec.rules[0].when[5].values[0]: \"not-an-ip\" is not a valid IP address",
-    ];
-    for e in expect {
-        assert!(
-            errs.iter().any(|got| got.starts_with(e)),
-            "missing {e:?} in {errs:#?}"
-        );
-    }
-    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+        &[
+            "spec.rules[0].when[0].key: attribute \"destination.labels[app]\" is replaced by the workload selector",
+            "spec.rules[0].when[1].key: bad key \"request.auth.claims[]\"",
+            "spec.rules[0].when[2].key: attribute \"destination.namespace\" is replaced",
+            "spec.rules[0].when[3].key: unknown attribute \"source.principals\"",
+            "spec.rules[0].when[4].values[0]: \"ns/sa/extra\": expected \"name\" or \"namespace/name\"",
+            "spec.rules[0].when[5].values[0]: \"not-an-ip\" is not a valid IP address",
+        ],
+    );
 }
 
 #[test]
