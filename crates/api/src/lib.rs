@@ -58,4 +58,58 @@ pub(crate) mod testing {
             .map(|i| format!("{}: {}", i.path, i.message))
             .collect()
     }
+
+    /// Asserts that `yaml`, read as a spec of type `T`, has exactly the `expected` errors:
+    /// each entry is the start of one `path: message` line (see [`errors`]), in any order.
+    #[track_caller]
+    pub fn assert_errors<T: Validate + serde::de::DeserializeOwned>(yaml: &str, expected: &[&str]) {
+        check_errors::<T>(yaml, expected, true);
+    }
+
+    /// Like [`assert_errors`], but errors beyond the `expected` ones are allowed.
+    #[track_caller]
+    pub fn assert_errors_include<T: Validate + serde::de::DeserializeOwned>(
+        yaml: &str,
+        expected: &[&str],
+    ) {
+        check_errors::<T>(yaml, expected, false);
+    }
+
+    /// Fails naming the input and showing every issue it got when an expected error
+    /// is missing or, with `exactly`, when there are more errors than expected.
+    #[track_caller]
+    fn check_errors<T: Validate + serde::de::DeserializeOwned>(
+        yaml: &str,
+        expected: &[&str],
+        exactly: bool,
+    ) {
+        let issues = match spec_issues::<T>(yaml) {
+            Ok(issues) => issues,
+            Err(e) => panic!("the input does not read: {e}\n--- input:\n{yaml}"),
+        };
+        let errs = errors(&issues);
+        let missing: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|e| !errs.iter().any(|got| got.starts_with(e)))
+            .collect();
+        let count_differs = exactly && errs.len() != expected.len();
+        if missing.is_empty() && !count_differs {
+            return;
+        }
+        let unexpected: Vec<&String> = errs
+            .iter()
+            .filter(|got| !expected.iter().any(|e| got.starts_with(e)))
+            .collect();
+        let got: Vec<String> = issues
+            .iter()
+            .map(|i| format!("{:?} {}: {}", i.severity, i.path, i.message))
+            .collect();
+        panic!(
+            "{} errors expected{}, {} reported\nmissing: {missing:#?}\nnot expected: {unexpected:#?}\n--- input:\n{yaml}\n--- issues:\n{got:#?}",
+            expected.len(),
+            if exactly { "" } else { " (or more)" },
+            errs.len(),
+        );
+    }
 }

@@ -1,0 +1,77 @@
+use super::*;
+use crate::testing::{assert_errors, assert_errors_include, errors, spec_issues};
+
+#[test]
+fn the_seed_rule_is_valid() {
+    let issues = spec_issues::<DestinationRule>(
+        "host: recommendation-service\nsubsets:\n- name: v1\n  labels: {version: v1}\n- name: v2\n  labels: {version: v2}\n",
+    )
+    .expect("reads");
+    assert!(issues.is_empty(), "{issues:?}");
+}
+
+#[test]
+fn ranges_enums_and_uniqueness() {
+    assert_errors::<DestinationRule>(
+        r#"
+host: reviews
+trafficPolicy:
+  loadBalancer: {simple: ROUND_ROBIN, consistentHash: {httpHeaderName: x-user}}
+  connectionPool:
+    tcp: {maxConnections: -1, connectTimeout: 0s}
+    http: {http1MaxPendingRequests: -2}
+  outlierDetection: {maxEjectionPercent: 150, interval: 0s}
+  tls: {mode: MUTUAL}
+  portLevelSettings:
+  - port: {number: 70000}
+subsets:
+- name: v1
+- name: v1
+"#,
+        &[
+            "spec.trafficPolicy.loadBalancer: only one of simple or consistentHash",
+            "spec.trafficPolicy.connectionPool.tcp.maxConnections: must not be negative (got -1)",
+            "spec.trafficPolicy.connectionPool.tcp.connectTimeout: must be at least 1ms",
+            "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests: must not be negative (got -2)",
+            "spec.trafficPolicy.outlierDetection.interval: must be at least 1ms",
+            "spec.trafficPolicy.outlierDetection.maxEjectionPercent: must be in 0..100 (got 150)",
+            "spec.trafficPolicy.tls: MUTUAL mode needs",
+            "spec.trafficPolicy.portLevelSettings[0].port.number: port number must be in 1..65535",
+            "spec.subsets[1].name: duplicate subset name \"v1\"",
+        ],
+    );
+}
+
+#[test]
+fn secrets_and_revocation_lists_are_refused_by_name() {
+    assert_errors_include::<DestinationRule>(
+        "host: api.example.com\ntrafficPolicy:\n  tls: {mode: SIMPLE, credentialName: api-ca, caCrl: /etc/crl.pem}\n",
+        &[
+            "spec.trafficPolicy.tls.credentialName: not supported",
+            "spec.trafficPolicy.tls.caCrl: not supported",
+        ],
+    );
+}
+
+#[test]
+fn unknown_enum_values_are_read_errors() {
+    let err = spec_issues::<DestinationRule>(
+        "host: a\ntrafficPolicy: {loadBalancer: {simple: ROUND_ROBINN}}\n",
+    )
+    .expect_err("bad enum");
+    assert!(err.contains("did you mean `ROUND_ROBIN`"), "{err}");
+}
+
+#[test]
+fn maglev_table_must_be_prime() {
+    let issues = spec_issues::<DestinationRule>(
+        "host: a\ntrafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 65536}}}}\n",
+    )
+    .expect("reads");
+    assert_eq!(
+        errors(&issues),
+        [
+            "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: must be a prime number (got 65536)"
+        ]
+    );
+}
