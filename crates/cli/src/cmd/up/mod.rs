@@ -165,11 +165,8 @@ impl Starting<'_> {
         self.start_control_plane(&weft)?;
         let vips = self.create_services()?;
         for (i, w) in self.manifest.workloads.iter().enumerate() {
-            let started = if self.namespaces() {
-                self.start_in_namespace(&weft, i, w, &vips)?
-            } else {
-                self.start_on_loopback(&weft, i, w)?
-            };
+            let placement = self.place(i, w, &vips)?;
+            let started = self.start_workload(&weft, w, placement)?;
             println!(
                 "▸ workload {} at {} (app pid {}, sidecar pid {})",
                 w.name, started.address, started.app_pid, started.sidecar_pid
