@@ -11,7 +11,9 @@ use http::Method;
 use super::Starting;
 use super::manifest::Workload;
 use super::netns;
-use super::state::{Started, StartedIngress};
+use super::state::{
+    INGRESS_NAMESPACE, INGRESS_SERVICE_ACCOUNT, INGRESS_WORKLOAD, Started, StartedIngress,
+};
 use crate::client::call;
 
 /// The loopback block of loopback mode's workloads (127.0.10.1, .2, ...).
@@ -194,9 +196,9 @@ impl Starting<'_> {
         // Istio's ingress gateway identity: it calls the mesh over mTLS.
         self.proxy(
             &mut command,
-            "istio-ingressgateway",
-            "istio-system",
-            "istio-ingressgateway-service-account",
+            INGRESS_WORKLOAD,
+            INGRESS_NAMESPACE,
+            INGRESS_SERVICE_ACCOUNT,
             "istio=ingressgateway,app=istio-ingressgateway",
         )?;
         let pid = spawn(
