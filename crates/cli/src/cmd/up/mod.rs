@@ -15,9 +15,9 @@
 //! twice, or after a crash) removes exactly that.
 //!
 //! This module holds the arguments and the order of the steps; each step lives with its
-//! concern: [`control`] (the control plane), [`services`] (their ServiceEntries),
-//! [`workloads`] (apps, sidecars and the ingress gateway), [`status`] (readiness and what
-//! is printed) and [`down`].
+//! concern: [`control`] (the control plane), [`services`] (the services' ServiceEntries),
+//! [`workloads`] (apps, sidecars and the ingress gateway), [`status`](mod@status)
+//! (readiness and what is printed) and [`down`](mod@down).
 
 mod control;
 mod down;
