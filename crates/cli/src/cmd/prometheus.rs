@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use super::up::state::State;
+use super::up::state::{INGRESS_NAMESPACE, INGRESS_WORKLOAD, State};
 
 /// Arguments of `weft prometheus-config`.
 #[derive(clap::Args)]
@@ -58,7 +58,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(i) = state.ingress.as_ref().filter(|i| !i.stats.is_empty()) {
         groups.push(serde_json::json!({
             "targets": [i.stats],
-            "labels": {"weft_workload": "istio-ingressgateway", "weft_namespace": "istio-system", "weft_role": "gateway"},
+            "labels": {"weft_workload": INGRESS_WORKLOAD, "weft_namespace": INGRESS_NAMESPACE, "weft_role": "gateway"},
         }));
     }
     if groups.is_empty() {

@@ -72,6 +72,13 @@ pub struct Started {
     pub netns: Option<String>,
 }
 
+/// The workload name of the ingress gateway `weft up` starts (Istio's).
+pub const INGRESS_WORKLOAD: &str = "istio-ingressgateway";
+/// The namespace of the ingress gateway (Istio's).
+pub const INGRESS_NAMESPACE: &str = "istio-system";
+/// The service account of the ingress gateway, its mTLS identity (Istio's).
+pub const INGRESS_SERVICE_ACCOUNT: &str = "istio-ingressgateway-service-account";
+
 /// The ingress gateway `weft up` started.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StartedIngress {
@@ -166,7 +173,7 @@ impl State {
             .iter()
             .map(|w| weft_proxy::control_source::node_id(false, &w.name, &w.namespace))
             .chain(self.ingress.as_ref().map(|_| {
-                weft_proxy::control_source::node_id(true, "istio-ingressgateway", "istio-system")
+                weft_proxy::control_source::node_id(true, INGRESS_WORKLOAD, INGRESS_NAMESPACE)
             }))
             .collect()
     }

@@ -1,0 +1,107 @@
+//! The control plane of a `weft up` mesh: the one already running on `--api`, or one
+//! started as `weft control` and waited for until its API answers; then the manifest's
+//! resources applied to it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use http::Method;
+
+use super::Starting;
+use super::state::alive;
+use super::status::wait_for_config;
+use super::workloads::spawn;
+use crate::client::call;
+
+impl Starting<'_> {
+    /// Records where the proxies reach the control plane, then uses the one running on
+    /// `--api` (when its proxy stream is reachable there too) or starts one.
+    pub(super) fn start_control_plane(&mut self, weft: &Path) -> anyhow::Result<()> {
+        // The sidecars dial the control plane where they are: the bridge in namespace mode.
+        let xds = self.reachable(self.args.xds);
+        self.state.xds = xds.to_string();
+        let otlp = self.reachable(self.args.otlp);
+        self.state.otlp = otlp.to_string();
+        self.state.query = self.args.query.to_string();
+        self.state.dashboard = self.args.dashboard.to_string();
+        let api = self.args.api;
+        let running = self
+            .runtime
+            .block_on(call(&api.to_string(), Method::GET, "/debug/proxies", None))
+            .is_ok_and(|a| a.status.is_success());
+        if running {
+            println!("▸ using the control plane already running on {api}");
+            if std::net::TcpStream::connect_timeout(&xds, Duration::from_secs(1)).is_err() {
+                bail!(
+                    "the running control plane's proxy stream is not reachable at {xds}, where the sidecars dial it; stop it, or start it with `--xds {xds}`"
+                );
+            }
+            return Ok(());
+        }
+        println!(
+            "▸ starting the control plane on {api} (proxy stream on {xds}, traces in on {otlp}, trace search on {}, dashboard on http://{}/)",
+            self.args.query, self.args.dashboard
+        );
+        let pid = spawn(
+            Command::new(weft)
+                .args([
+                    "control",
+                    "--api",
+                    &api.to_string(),
+                    "--xds",
+                    &xds.to_string(),
+                ])
+                .args(["--otlp", &otlp.to_string()])
+                .args(["--query", &self.args.query.to_string()])
+                .args(["--dashboard", &self.args.dashboard.to_string()])
+                .arg("--state-dir")
+                .arg(self.args.state_dir.join("control")),
+            &self.logs.join("control.log"),
+        )?;
+        self.state.control_pid = Some(pid);
+        self.save()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect_timeout(&api, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline || !alive(pid) {
+                bail!(
+                    "the control plane did not start; see {}",
+                    self.logs.join("control.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Where the workloads reach a control-plane listener given as `addr`: on the bridge
+    /// (same port) in namespace mode, `addr` itself on loopback.
+    fn reachable(&self, addr: SocketAddr) -> SocketAddr {
+        if self.namespaces() {
+            SocketAddr::from((super::netns::BRIDGE_IP, addr.port()))
+        } else {
+            addr
+        }
+    }
+
+    /// Applies the manifest's resource files with `weft apply`, then waits until every
+    /// proxy has acknowledged them.
+    pub(super) fn apply_resources(&self, weft: &Path) -> anyhow::Result<()> {
+        let server = self.args.api.to_string();
+        for file in &self.manifest.resources {
+            let applied = Command::new(weft)
+                .args(["apply", "--server", &server, "-f"])
+                .arg(file)
+                .status()?;
+            if !applied.success() {
+                bail!("applying {} failed", file.display());
+            }
+        }
+        if !self.manifest.resources.is_empty() {
+            wait_for_config(self.runtime, &server, &self.state.proxy_ids());
+        }
+        Ok(())
+    }
+}
