@@ -1,4 +1,5 @@
-//! The admin listener (loopback): `/ready`, `/config_dump`, `/clusters`, `/quitquitquit`.
+//! The admin listener (loopback): `/ready`, `/app-health`, `/config_dump`, `/clusters`,
+//! `/quitquitquit`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -38,6 +39,9 @@ pub async fn serve(
                 let (snapshots, shutdown, identity) =
                     (snapshots.clone(), shutdown.clone(), identity.clone());
                 async move {
+                    if req.method() == Method::GET && req.uri().path() == "/app-health" {
+                        return Ok::<_, Infallible>(app_health(&snapshots).await);
+                    }
                     Ok::<_, Infallible>(handle(
                         &req,
                         &snapshots,
@@ -51,6 +55,27 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// `/app-health`: whether the local app accepts connections, as Istio's agent answers a
+/// rewritten readiness probe: `200`, `503` with the reason, or `404` without a local app.
+async fn app_health(snapshots: &SnapshotCell) -> Response<Body> {
+    let snapshot = snapshots.load();
+    let Some(app) = snapshot
+        .inbound
+        .as_ref()
+        .and_then(|c| c.endpoints.first())
+        .map(|e| e.target.clone())
+    else {
+        return text(StatusCode::NOT_FOUND, "no local application configured");
+    };
+    match crate::pool::connect(&app, std::time::Duration::from_secs(1)).await {
+        Ok(_) => text(StatusCode::OK, "the app accepts connections"),
+        Err(e) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the app at {app} does not accept connections: {e}"),
+        ),
     }
 }
 

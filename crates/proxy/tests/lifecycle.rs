@@ -165,3 +165,21 @@ async fn a_cancelled_request_is_no_longer_counted_in_flight() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_health_tells_whether_the_local_app_accepts_connections() {
+    let app = upstream::named("app").await;
+    let h = Harness::start_with(&service("reviews", 8080, "HTTP", &[]), Some(app.addr)).await;
+    let up = admin_get(h.proxy.admin, "/app-health").await;
+    assert_eq!(up.status, 200, "{}", up.body);
+    // A port nothing listens on: what `weft up` sees before an app has bound its port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let h = Harness::start_with(&service("reviews", 8080, "HTTP", &[]), Some(closed)).await;
+    let down = admin_get(h.proxy.admin, "/app-health").await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert!(down.body.contains(&closed.to_string()), "{}", down.body);
+    let no_app = Harness::start(&service("reviews", 8080, "HTTP", &[])).await;
+    assert_eq!(admin_get(no_app.proxy.admin, "/app-health").await.status, 404);
+}

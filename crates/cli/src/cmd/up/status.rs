@@ -125,18 +125,21 @@ pub fn wait_for_config(runtime: &tokio::runtime::Runtime, api: &str, ids: &[Stri
     }
 }
 
+/// The sidecar has its configuration (and certificate) and its app accepts connections
+/// (asked of the sidecar, which runs where the app does: `/app-health`).
 fn sidecar_ready(runtime: &tokio::runtime::Runtime, w: &Started) -> bool {
-    match &w.netns {
+    let ask = |path: &str| match &w.netns {
         Some(ns) => w
             .admin
             .parse()
             .ok()
-            .and_then(|admin| netns::probe(ns, admin, "/ready"))
-            .is_some_and(|s| s == 200),
+            .and_then(|admin| netns::probe(ns, admin, path)),
         None => runtime
-            .block_on(get_status(&w.admin, "/ready"))
-            .is_ok_and(|s| s.is_success()),
-    }
+            .block_on(get_status(&w.admin, path))
+            .ok()
+            .map(|s| s.as_u16()),
+    };
+    ask("/ready") == Some(200) && matches!(ask("/app-health"), Some(200 | 404))
 }
 
 /// Lists the workloads `weft up` started, their addresses and sidecar readiness.
