@@ -14,7 +14,8 @@ use weft_api::networking::virtual_service::{MESH_GATEWAY, RouteDestination, Virt
 
 use crate::host;
 use crate::route::{HeaderRules, WeightedCluster, WeightedClusters};
-use crate::translate::{ProxyScope, cluster_name};
+use crate::translate::mesh::cluster_name;
+use crate::translate::scope::ProxyScope;
 
 /// Conditions of an L4 rule entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
