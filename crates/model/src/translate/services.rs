@@ -10,6 +10,7 @@ use weft_api::networking::workload_entry::WorkloadEntry;
 use weft_api::{Object, Resource};
 
 use super::scope::{ProxyScope, selects, visible};
+use crate::policy::HealthCheck;
 use crate::service::{Endpoint, EndpointAddress, Protocol, Resolution, Service, ServicePort};
 
 /// The services of the ServiceEntries visible to the proxy, by host (the first entry
@@ -46,12 +47,11 @@ pub(super) fn visible_services(
 }
 
 /// The active health check a resource's annotation asks for.
-pub(super) fn health_check_of(
-    annotations: &BTreeMap<String, String>,
-) -> Option<weft_api::extensions::HealthCheck> {
+pub(super) fn health_check_of(annotations: &BTreeMap<String, String>) -> Option<HealthCheck> {
     annotations
         .get(weft_api::extensions::HEALTH_CHECK_ANNOTATION)
         .and_then(|t| weft_api::extensions::parse_health_check(t).ok())
+        .map(HealthCheck::from)
 }
 
 fn services_of(
