@@ -33,7 +33,7 @@ use crate::service::Service;
 pub use mesh::{
     Cluster, ClusterEndpoint, ServerIdentity, TLS_MODE_LABEL, TranslateError, cluster_name,
 };
-pub use scope::{ProxyScope, ROOT_NAMESPACE, visible};
+pub use scope::{ProxyScope, ROOT_NAMESPACE, SidecarScope, visible};
 
 /// Everything one proxy needs.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
