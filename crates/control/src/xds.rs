@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 use weft_api::Resource;
+use weft_model::translate::scope::{ProxyScope, SidecarScope, egress_hosts, visible};
 use weft_proto::ISTIO_RESOURCE_TYPE;
 use weft_proto::config::IstioResource;
 use weft_proto::discovery::aggregated_discovery_service_server::AggregatedDiscoveryService;
@@ -211,25 +212,7 @@ fn entry(r: &Resource) -> Option<WireEntry> {
         Resource::ServiceEntry(o) => Some(o.spec.export_to.clone()),
         _ => None,
     };
-    let ns = r.namespace();
-    let resolve = |h: &String| {
-        if h.contains('.') || h == "*" {
-            h.to_ascii_lowercase()
-        } else {
-            format!("{h}.{ns}.svc.cluster.local")
-        }
-    };
-    let hosts = match r {
-        Resource::VirtualService(o) => o.spec.hosts.iter().map(resolve).collect(),
-        Resource::DestinationRule(o) => vec![resolve(&o.spec.host)],
-        Resource::ServiceEntry(o) => o
-            .spec
-            .hosts
-            .iter()
-            .map(|h| h.to_ascii_lowercase())
-            .collect(),
-        _ => Vec::new(),
-    };
+    let hosts = egress_hosts(r);
     let json = serde_json::to_string(r).ok()?;
     Some(WireEntry {
         hosts,
@@ -293,81 +276,27 @@ pub fn publish(store: Arc<Store>) -> tokio::sync::watch::Receiver<Arc<WireView>>
     rx
 }
 
-/// What a proxy may see, by its namespace and the `Sidecar` that applies to it.
+/// What a proxy may see: resources `exportTo` makes visible in its namespace, narrowed by
+/// the `Sidecar` that applies to it (the model's [`SidecarScope`], as file mode applies it).
 struct Scope {
     namespace: String,
-    /// Egress hosts `namespace/host` of the applicable Sidecar, if any.
-    egress: Option<Vec<(String, String)>>,
+    sidecar: SidecarScope,
 }
 
 impl Scope {
-    /// The Sidecar for a proxy: one in its namespace selecting its labels, else its
-    /// namespace's Sidecar without a selector, else the root namespace's (Istio's order).
-    fn new(store: &Store, namespace: &str, labels: &BTreeMap<String, String>) -> Scope {
+    fn new(store: &Store, proxy: &ProxyScope) -> Scope {
         let sidecars = store.list(weft_api::Kind::Sidecar, None);
-        let spec = |r: &Resource| {
-            if let Resource::Sidecar(o) = r {
-                Some(o.clone())
-            } else {
-                None
-            }
-        };
-        let all: Vec<_> = sidecars.iter().filter_map(spec).collect();
-        let selecting = all.iter().find(|s| {
-            s.metadata.namespace() == namespace
-                && s.spec
-                    .workload_selector
-                    .as_ref()
-                    .is_some_and(|sel| sel.labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
-        });
-        let chosen = selecting
-            .or_else(|| {
-                all.iter().find(|s| {
-                    s.metadata.namespace() == namespace && s.spec.workload_selector.is_none()
-                })
-            })
-            .or_else(|| {
-                all.iter().find(|s| {
-                    s.metadata.namespace() == "istio-system" && s.spec.workload_selector.is_none()
-                })
-            });
-        let egress = chosen.map(|s| {
-            s.spec
-                .egress
-                .iter()
-                .flat_map(|e| e.hosts.iter())
-                .filter_map(|h| {
-                    h.split_once('/')
-                        .map(|(n, h)| (n.to_string(), h.to_ascii_lowercase()))
-                })
-                .collect()
-        });
         Scope {
-            namespace: namespace.to_string(),
-            egress,
+            namespace: proxy.namespace.clone(),
+            sidecar: SidecarScope::of(&sidecars, proxy),
         }
     }
 
     fn sees(&self, e: &WireEntry) -> bool {
-        if !e
-            .export_to
+        e.export_to
             .as_ref()
-            .is_none_or(|x| weft_model::translate::visible(x, &e.namespace, &self.namespace))
-        {
-            return false;
-        }
-        let (Some(egress), false) = (&self.egress, e.hosts.is_empty()) else {
-            return true;
-        };
-        egress.iter().any(|(ns, pattern)| {
-            let ns_ok = match ns.as_str() {
-                "*" => true,
-                "." => e.namespace == self.namespace,
-                "~" => false,
-                other => e.namespace == other,
-            };
-            ns_ok && e.hosts.iter().any(|h| weft_model::host::covers(pattern, h))
-        })
+            .is_none_or(|x| visible(x, &e.namespace, &self.namespace))
+            && self.sidecar.admits(&e.namespace, &e.hosts)
     }
 }
 
@@ -448,6 +377,12 @@ async fn session(
             .collect(),
         _ => BTreeMap::new(),
     };
+    // A gateway (`router~`) is not scoped by Sidecar resources.
+    let proxy = ProxyScope {
+        namespace: namespace.clone(),
+        labels,
+        gateway: id.starts_with("router~"),
+    };
     // What the proxy has: its versions from a previous stream, so a reconnect resyncs.
     let mut sent: HashMap<Arc<str>, u64> = first
         .initial_resource_versions
@@ -497,12 +432,7 @@ async fn session(
                 let changed_at = pending_since.take();
                 nonce += 1;
                 let view = views.borrow_and_update().clone();
-                // Sidecar resources scope sidecars only; a gateway (`router~`) sees everything visible.
-                let scope = if id.starts_with("router~") {
-                    Scope { namespace: namespace.clone(), egress: None }
-                } else {
-                    Scope::new(&store, &namespace, &labels)
-                };
+                let scope = Scope::new(&store, &proxy);
                 let parts = delta(&view, &scope, &mut sent, nonce);
                 if !parts.is_empty() {
                     proxies.update(&id, |s| s.pushes += 1);

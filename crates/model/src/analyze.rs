@@ -190,7 +190,8 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
             Resource::VirtualService(v) => {
                 destinations(r, v, &known, &mut out);
                 for (i, g) in v.spec.gateways.iter().enumerate() {
-                    let reference = crate::gateway::reference(g, v.metadata.namespace());
+                    let reference =
+                        crate::translate::scope::gateway_reference(g, v.metadata.namespace());
                     if g != weft_api::networking::virtual_service::MESH_GATEWAY
                         && !gateways.contains(&reference)
                     {

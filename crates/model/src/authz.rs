@@ -19,7 +19,7 @@ use weft_api::security::authorization_policy::{
 use weft_api::{Object, Resource};
 
 use crate::matcher::RequestHeaders;
-use crate::translate::{ProxyScope, ROOT_NAMESPACE};
+use crate::translate::scope::{ProxyScope, ROOT_NAMESPACE};
 
 pub mod path;
 #[cfg(test)]
@@ -280,7 +280,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Authz {
         })
         .filter(|p| applies(p, scope))
         .collect();
-    policies.sort_by_key(|p| crate::translate::age(p));
+    policies.sort_by_key(|p| crate::translate::scope::age(p));
     for p in policies {
         let compiled = Policy {
             name: format!("{}/{}", p.metadata.namespace(), p.metadata.name),
@@ -316,7 +316,7 @@ fn applies(p: &Object<AuthorizationPolicy>, scope: &ProxyScope) -> bool {
         Some(sel) if sel.match_labels.is_empty() => ns == ROOT_NAMESPACE || ns == scope.namespace,
         Some(sel) => {
             (ns == scope.namespace || ns == ROOT_NAMESPACE)
-                && crate::translate::selects(&sel.match_labels, &scope.labels)
+                && crate::translate::scope::selects(&sel.match_labels, &scope.labels)
         }
     }
 }

@@ -15,18 +15,9 @@ use weft_api::{Object, Resource};
 use crate::host;
 use crate::route::{RouteTable, VirtualHost};
 use crate::service::Service;
-use crate::translate::{
-    BoundVirtualService, ProxyScope, TranslateError, age, domains, http_routes, selects, visible,
-};
-
-/// A gateway reference in a VirtualService (`name` or `namespace/name`), resolved
-/// relative to the VirtualService's namespace: (namespace, name).
-pub fn reference(gateway: &str, vs_namespace: &str) -> (String, String) {
-    match gateway.split_once('/') {
-        Some((ns, name)) => (ns.to_string(), name.to_string()),
-        None => (vs_namespace.to_string(), gateway.to_string()),
-    }
-}
+use crate::translate::http::{BoundVirtualService, domains, http_routes};
+use crate::translate::mesh::TranslateError;
+use crate::translate::scope::{ProxyScope, age, gateway_reference, selects, visible};
 
 /// The Gateways selecting a proxy with `labels` (an empty selector selects every gateway
 /// proxy), oldest first.
@@ -105,7 +96,7 @@ pub(crate) fn route_tables(
                     .spec
                     .gateways
                     .iter()
-                    .any(|r| reference(r, vs_ns) == gateway)
+                    .any(|r| gateway_reference(r, vs_ns) == gateway)
                 {
                     continue;
                 }
@@ -183,18 +174,6 @@ mod tests {
         assert_eq!(
             served_name("a.example.com", "gw", "default", "b.example.com"),
             None
-        );
-    }
-
-    #[test]
-    fn references_resolve_in_the_virtual_service_namespace() {
-        assert_eq!(
-            reference("bff-gateway", "shop"),
-            ("shop".to_string(), "bff-gateway".to_string())
-        );
-        assert_eq!(
-            reference("istio-system/ingress", "shop"),
-            ("istio-system".to_string(), "ingress".to_string())
         );
     }
 }

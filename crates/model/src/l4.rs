@@ -4,17 +4,19 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Serialize;
 use weft_api::Object;
-use weft_api::extensions::{TCP_FAULT_ANNOTATION, TcpFault, parse_tcp_fault};
+use weft_api::extensions::{TCP_FAULT_ANNOTATION, parse_tcp_fault};
 use weft_api::networking::Destination;
 use weft_api::networking::virtual_service::{MESH_GATEWAY, RouteDestination, VirtualService};
 
 use crate::host;
 use crate::route::{HeaderRules, WeightedCluster, WeightedClusters};
-use crate::translate::{ProxyScope, cluster_name};
+use crate::translate::mesh::cluster_name;
+use crate::translate::scope::ProxyScope;
 
 /// Conditions of an L4 rule entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,6 +56,25 @@ pub struct L4Route {
     /// weft's TCP fault extension.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<TcpFault>,
+}
+
+/// weft's TCP fault extension (annotation `fault.weft.io/tcp`): reset a share of
+/// connections, and/or delay a share before the upstream connection is made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TcpFault {
+    /// Connections reset, per million.
+    pub abort_per_million: u32,
+    /// Delay and connections delayed, per million.
+    pub delay: Option<(Duration, u32)>,
+}
+
+impl From<weft_api::extensions::TcpFault> for TcpFault {
+    fn from(f: weft_api::extensions::TcpFault) -> Self {
+        TcpFault {
+            abort_per_million: f.abort_per_million,
+            delay: f.delay,
+        }
+    }
 }
 
 /// Every L4 rule visible to the proxy, in VirtualService order.
@@ -136,7 +157,7 @@ pub fn build(
             .metadata
             .annotations
             .get(TCP_FAULT_ANNOTATION)
-            .map(|t| parse_tcp_fault(t))
+            .map(|t| parse_tcp_fault(t).map(TcpFault::from))
             .transpose()?;
         let port_for = |m: Option<u32>| {
             m.and_then(|p| u16::try_from(p).ok())

@@ -1,6 +1,7 @@
 //! The normalized mesh model weft's proxy executes, built from Istio resources.
 //!
-//! - [`translate`] turns resources into a [`Mesh`] for one proxy (pure, no IO);
+//! - [`translate`] turns resources into a [`Mesh`] for one proxy (pure, no IO); its
+//!   [`translate::scope`] decides which resources a proxy sees and is shared by the others;
 //! - [`gateway`] builds a gateway proxy's routes from Gateways and the VirtualServices bound to them;
 //! - [`route`] holds the route tables and the per-request decision [`route::route`];
 //! - [`matcher`], [`policy`], [`service`] and [`host`] hold the pieces;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use weft_api::security::peer_authentication::{MtlsMode, PeerAuthentication};
 use weft_api::{Object, Resource};
 
-use crate::translate::{ROOT_NAMESPACE, age, selects};
+use crate::translate::scope::{ROOT_NAMESPACE, age, selects};
 
 /// A resolved mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

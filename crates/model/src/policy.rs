@@ -195,7 +195,34 @@ pub struct ClusterPolicy {
     /// Retry budget, when configured.
     pub retry_budget: Option<RetryBudget>,
     /// weft's active health check, when configured (annotation `health.weft.io/check`).
-    pub health_check: Option<weft_api::extensions::HealthCheck>,
+    pub health_check: Option<HealthCheck>,
+}
+
+/// weft's active health check of a cluster's endpoints (annotation `health.weft.io/check`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthCheck {
+    /// HTTP path to GET (a 2xx answer passes), or `None` for a TCP connect probe.
+    pub http_path: Option<String>,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub timeout: Duration,
+    /// Passing probes in a row to become healthy.
+    pub healthy_threshold: u32,
+    /// Failing probes in a row to become unhealthy.
+    pub unhealthy_threshold: u32,
+}
+
+impl From<weft_api::extensions::HealthCheck> for HealthCheck {
+    fn from(c: weft_api::extensions::HealthCheck) -> Self {
+        HealthCheck {
+            http_path: c.http_path,
+            interval: c.interval,
+            timeout: c.timeout,
+            healthy_threshold: c.healthy_threshold,
+            unhealthy_threshold: c.unhealthy_threshold,
+        }
+    }
 }
 
 impl Default for ClusterPolicy {

@@ -9,7 +9,7 @@ use weft_api::policy::RateLimit;
 use weft_api::{Object, Resource};
 
 use crate::authz::path::PathPattern;
-use crate::translate::{ProxyScope, ROOT_NAMESPACE};
+use crate::translate::scope::{ProxyScope, ROOT_NAMESPACE};
 
 /// What separates buckets.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -82,7 +82,7 @@ fn applies(r: &Object<RateLimit>, scope: &ProxyScope) -> bool {
         None => ns == ROOT_NAMESPACE || ns == scope.namespace,
         Some(sel) => {
             (ns == scope.namespace || ns == ROOT_NAMESPACE)
-                && crate::translate::selects(&sel.match_labels, &scope.labels)
+                && crate::translate::scope::selects(&sel.match_labels, &scope.labels)
         }
     }
 }
@@ -97,7 +97,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Vec<Limit> {
         })
         .filter(|l| applies(l, scope))
         .collect();
-    limits.sort_by_key(|l| crate::translate::age(l));
+    limits.sort_by_key(|l| crate::translate::scope::age(l));
     limits
         .into_iter()
         .filter_map(|l| {

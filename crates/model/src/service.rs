@@ -295,7 +295,7 @@ pub struct Service {
     pub subject_alt_names: Vec<String>,
     /// weft's active health check from the ServiceEntry's annotation.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<weft_api::extensions::HealthCheck>,
+    pub health_check: Option<crate::policy::HealthCheck>,
 }
 
 impl Service {

@@ -11,7 +11,7 @@ use http::Request;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
-use weft_api::extensions::HealthCheck;
+use weft_model::policy::HealthCheck;
 
 use crate::pool;
 use crate::snapshot::SnapshotCell;

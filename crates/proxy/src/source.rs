@@ -10,6 +10,7 @@ use std::time::Duration;
 use weft_api::load::{duplicate_diagnostics, last_wins, load_str};
 use weft_api::{Diagnostic, Loaded};
 use weft_model::ProxyScope;
+use weft_model::translate::SidecarScope;
 
 use crate::snapshot::{Snapshot, SnapshotCell};
 
@@ -105,7 +106,11 @@ impl FileSource {
         for note in replaced {
             tracing::info!("{note}");
         }
-        let resources: Vec<_> = resources.into_iter().map(|r| r.resource).collect();
+        let mut resources: Vec<_> = resources.into_iter().map(|r| r.resource).collect();
+        // The Sidecar applying narrows what a sidecar sees, as the control plane narrows
+        // what it pushes.
+        let sidecar = SidecarScope::of(&resources, &self.scope);
+        resources.retain(|r| sidecar.keeps(r));
         let mesh = weft_model::build(&resources, &self.scope)?;
         let version = previous.map_or(1, |p| p.version + 1);
         let source = self

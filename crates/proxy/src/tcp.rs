@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
-use weft_api::extensions::TcpFault;
 use weft_model::host;
+use weft_model::l4::TcpFault;
 use weft_model::route::MILLION;
 use weft_model::service::Service;
 

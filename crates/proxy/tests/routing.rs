@@ -1,13 +1,15 @@
 //! Routing as a client sees it through `weft proxy`: weights, match kinds, rewrites,
-//! redirects, direct responses, header operations and Envoy's failure answers.
+//! redirects, direct responses, header operations, Envoy's failure answers, and the
+//! `Sidecar` egress hosts that narrow what a file-mode sidecar routes.
 
 mod common;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use common::{Harness, service, subsets, virtual_service};
 use weft_testkit::client::{Send, get, via_proxy};
-use weft_testkit::{binomial_tolerance, upstream};
+use weft_testkit::{binomial_tolerance, eventually, upstream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_10_90_split_lands_within_binomial_tolerance() {
@@ -352,4 +354,52 @@ async fn set_host_rewrites_the_authority_and_resolution_none_goes_where_the_app_
     let url = format!("http://localhost:{port}/");
     let got = get(h.proxy.outbound, &url).await;
     assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "external"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_resource_narrows_what_a_file_mode_sidecar_routes() {
+    let a = upstream::named("a").await;
+    let b = upstream::named("b").await;
+    let services = format!(
+        "{}{}",
+        service("a", 80, "HTTP", &[(a.addr, "v1")]),
+        service("b", 80, "HTTP", &[(b.addr, "v1")])
+    );
+    let h = Harness::start(&services).await;
+    let call = |host: &'static str| {
+        let outbound = h.proxy.outbound;
+        async move {
+            via_proxy(
+                outbound,
+                Send {
+                    url: &format!("http://{host}/"),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+    };
+    assert_eq!(call("a").await.body, "a");
+    assert_eq!(call("b").await.body, "b", "without a Sidecar, b is routed");
+
+    h.write(&format!(
+        "{services}apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: default}}\nspec:\n  egress:\n  - hosts: [\"./a.default.svc.cluster.local\"]\n"
+    ));
+    eventually(
+        "the Sidecar's egress hosts leave b out",
+        Duration::from_secs(10),
+        || async {
+            let gone = call("b").await;
+            (gone.status == 404 && gone.header("x-weft-response-flags") == Some("NR")).then_some(())
+        },
+    )
+    .await;
+    let seen = b.hits();
+    assert_eq!(call("b").await.status, 404);
+    assert_eq!(b.hits(), seen, "b is no longer reached");
+    assert_eq!(
+        call("a").await.body,
+        "a",
+        "the host the Sidecar lists stays"
+    );
 }

@@ -1,0 +1,87 @@
+//! The translation from Istio resources to the mesh model one proxy executes.
+//!
+//! Pure: resources and the proxy's scope in, a [`Mesh`] out. Mirrors what Istio's
+//! Pilot does for a sidecar: services from ServiceEntries, clusters named
+//! `outbound|port|subset|host` from DestinationRules, and per-port route tables
+//! from VirtualServices (or a default route when none applies).
+//!
+//! - [`scope`]: which resources a proxy sees (`exportTo`, selectors, the `Sidecar` that
+//!   applies to it) and Istio's precedence among them; the other model modules share it;
+//! - [`mesh`]: the output types the parts share ([`Cluster`], ...) and [`TranslateError`];
+//!   [`Mesh`], holding every part, is defined here;
+//! - `services`: ServiceEntries and WorkloadEntries into services;
+//! - `clusters`: services and DestinationRules into clusters;
+//! - `http` and `action`: VirtualServices into HTTP route tables.
+
+pub(crate) mod action;
+mod clusters;
+pub(crate) mod http;
+pub mod mesh;
+pub mod scope;
+mod services;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use weft_api::networking::virtual_service::VirtualService;
+use weft_api::{Object, Resource};
+
+use crate::route::RouteTable;
+use crate::service::Service;
+
+pub use mesh::{
+    Cluster, ClusterEndpoint, ServerIdentity, TLS_MODE_LABEL, TranslateError, cluster_name,
+};
+pub use scope::{ProxyScope, ROOT_NAMESPACE, SidecarScope, visible};
+
+/// Everything one proxy needs.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Mesh {
+    /// Services by host.
+    pub services: BTreeMap<String, Service>,
+    /// Clusters by name.
+    pub clusters: BTreeMap<Arc<str>, Arc<Cluster>>,
+    /// HTTP route tables by port.
+    pub http_routes: BTreeMap<u16, RouteTable>,
+    /// TCP and TLS rules.
+    pub l4: crate::l4::L4Routes,
+    /// The AuthorizationPolicies that apply to this proxy.
+    pub authz: crate::authz::Authz,
+    /// The RateLimits this proxy enforces.
+    pub rate_limits: Vec<crate::rate_limit::Limit>,
+    /// The PeerAuthentication mode of this proxy's own workload.
+    pub peer_authn: crate::peer_authn::PeerAuthn,
+}
+
+/// Translates `resources` for a proxy in `scope`.
+pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, TranslateError> {
+    let mut mesh = Mesh {
+        services: services::visible_services(resources, scope),
+        ..Mesh::default()
+    };
+    let peers = crate::peer_authn::PeerPolicies::new(resources);
+    mesh.clusters = clusters::clusters(resources, &mesh.services, &peers, scope);
+    mesh.peer_authn = peers.resolve(&scope.namespace, &scope.labels);
+    mesh.authz = crate::authz::build(resources, scope);
+    mesh.rate_limits = crate::rate_limit::build(resources, scope);
+    if scope.gateway {
+        mesh.http_routes = crate::gateway::route_tables(resources, &mesh.services, scope)?;
+        return Ok(mesh);
+    }
+    let bound = http::bound_virtual_services(resources, scope);
+    mesh.http_routes = http::route_tables(&bound, &mesh.services, scope)?;
+    let objects: Vec<&Object<VirtualService>> = bound.iter().map(|b| b.object).collect();
+    let single_port = |h: &str| {
+        mesh.services.get(h).and_then(|s| match s.ports.as_slice() {
+            [only] => Some(only.number),
+            _ => None,
+        })
+    };
+    mesh.l4 = crate::l4::build(&objects, scope, single_port).map_err(|message| TranslateError {
+        resource: "VirtualService".into(),
+        field: "spec.tcp/tls".into(),
+        message,
+    })?;
+    Ok(mesh)
+}
