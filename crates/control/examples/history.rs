@@ -126,7 +126,7 @@ async fn main() {
     for i in 0..n {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         targets.push((
-            format!("sidecar~w{i}.ns{}", i % 10),
+            weft_proto::node_id(false, &format!("w{i}"), &format!("ns{}", i % 10)),
             listener.local_addr().unwrap().to_string(),
         ));
         let round = round.clone();

@@ -65,8 +65,9 @@ pub struct Ca {
     issued: Mutex<std::collections::BTreeMap<String, Issued>>,
 }
 
-/// The latest certificate issued to a proxy (for `weft describe workload`).
-#[derive(Debug, Clone, serde::Serialize)]
+/// The latest certificate issued to a proxy (for `weft describe workload`; the CLI
+/// reads `/debug/certificates` as these).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Issued {
     /// The proxy's id.
     pub node_id: String,

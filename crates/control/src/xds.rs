@@ -381,7 +381,7 @@ async fn session(
     let proxy = ProxyScope {
         namespace: namespace.clone(),
         labels,
-        gateway: id.starts_with("router~"),
+        gateway: weft_proto::is_gateway_id(&id),
     };
     // What the proxy has: its versions from a previous stream, so a reconnect resyncs.
     let mut sent: HashMap<Arc<str>, u64> = first

@@ -25,3 +25,30 @@ pub mod otlp {
 
 /// The type URL of [`config::IstioResource`].
 pub const ISTIO_RESOURCE_TYPE: &str = "type.googleapis.com/weft.config.v1.IstioResource";
+
+/// A proxy's id on the configuration stream, as Istio names its node types:
+/// `router~<workload>.<namespace>` for a gateway, `sidecar~<workload>.<namespace>` beside
+/// a workload. The proxy, the control plane, `weft up` and the CLI all use this one.
+#[allow(clippy::all)]
+pub fn node_id(gateway: bool, workload: &str, namespace: &str) -> String {
+    let role = if gateway { "router" } else { "sidecar" };
+    format!("{role}~{workload}.{namespace}")
+}
+
+/// True when `id` (made by [`node_id`]) is a gateway's.
+pub fn is_gateway_id(id: &str) -> bool {
+    id.starts_with("router~")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_say_the_role_as_istio_does() {
+        let gw = super::node_id(true, "istio-ingressgateway", "istio-system");
+        assert_eq!(gw, "router~istio-ingressgateway.istio-system");
+        assert!(super::is_gateway_id(&gw));
+        let sidecar = super::node_id(false, "bff", "default");
+        assert_eq!(sidecar, "sidecar~bff.default");
+        assert!(!super::is_gateway_id(&sidecar));
+    }
+}

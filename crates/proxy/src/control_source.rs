@@ -55,14 +55,6 @@ pub struct Registration {
     pub mesh_tls: bool,
 }
 
-/// A proxy's id on the configuration stream, as Istio names its node types:
-/// `router~<workload>.<namespace>` for a gateway, `sidecar~<workload>.<namespace>` beside
-/// a workload. The control plane, `weft up` and `weft proxy-config` all use this one.
-pub fn node_id(gateway: bool, workload: &str, namespace: &str) -> String {
-    let role = if gateway { "router" } else { "sidecar" };
-    format!("{role}~{workload}.{namespace}")
-}
-
 impl ControlSource {
     fn node(&self) -> Node {
         let mut fields = BTreeMap::new();

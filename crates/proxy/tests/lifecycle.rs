@@ -181,5 +181,8 @@ async fn app_health_tells_whether_the_local_app_accepts_connections() {
     assert_eq!(down.status, 503, "{}", down.body);
     assert!(down.body.contains(&closed.to_string()), "{}", down.body);
     let no_app = Harness::start(&service("reviews", 8080, "HTTP", &[])).await;
-    assert_eq!(admin_get(no_app.proxy.admin, "/app-health").await.status, 404);
+    assert_eq!(
+        admin_get(no_app.proxy.admin, "/app-health").await.status,
+        404
+    );
 }

@@ -178,19 +178,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         dashboard: args.dashboard,
     })?;
     let guard = MeshGuard(args.state_dir.clone());
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(args.state_dir.join("state.json"))?)?;
+    let state =
+        super::up::state::State::load(&args.state_dir)?.context("the mesh wrote no state file")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let ids: Vec<String> = super::up::state::State::load(&args.state_dir)?
-        .map(|s| s.proxy_ids())
-        .unwrap_or_default();
+    let ids = state.proxy_ids();
     // Every sidecar has what was just applied before the next calls.
     let settle = || super::up::wait_for_config(&runtime, &server, &ids);
-    let bff = state["ingress"]["address"]
-        .as_str()
-        .map(str::to_string)
+    let bff = state
+        .ingress
+        .as_ref()
+        .map(|i| i.address.clone())
         .context("the mesh has no ingress gateway")?;
 
     step(&format!(

@@ -170,7 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     .context("starting the runtime")?;
     let gateway = !args.gateways.is_empty();
-    let id = weft_proxy::control_source::node_id(gateway, &args.workload, &args.namespace);
+    let id = weft_proto::node_id(gateway, &args.workload, &args.namespace);
     let registration =
         args.address
             .clone()

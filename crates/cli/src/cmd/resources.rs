@@ -347,15 +347,14 @@ pub struct ProxyConfigArgs {
 pub fn proxy_config(args: &ProxyConfigArgs) -> anyhow::Result<ExitCode> {
     let server = client::server(args.server.as_deref());
     runtime()?.block_on(async {
-        let proxies = call(&server, Method::GET, "/debug/proxies", None).await?;
-        let list = proxies.body["proxies"].as_array().cloned().unwrap_or_default();
-        let matching: Vec<&Value> = list.iter().filter(|p| p["id"].as_str().is_some_and(|id| id == args.proxy || id.contains(&args.proxy))).collect();
+        let list = client::proxies(&server).await?;
+        let matching: Vec<_> = list.iter().filter(|p| p.id == args.proxy || p.id.contains(&args.proxy)).collect();
         let proxy = match matching.as_slice() {
             [one] => *one,
             [] => anyhow::bail!("no connected proxy matches {:?} (see weft proxy-status)", args.proxy),
             _ => anyhow::bail!("{:?} matches several proxies; give more of the id", args.proxy),
         };
-        let admin = proxy["admin"].as_str().ok_or_else(|| anyhow::anyhow!("the proxy did not report an admin address"))?;
+        let admin = proxy.admin.as_deref().ok_or_else(|| anyhow::anyhow!("the proxy did not report an admin address"))?;
         let dump = call(admin, Method::GET, "/config_dump", None).await?;
         let view = match args.what.as_str() {
             "routes" => serde_json::json!({"http": dump.body["mesh"]["http_routes"], "l4": dump.body["mesh"]["l4"]}),
@@ -476,7 +475,7 @@ fn describe_workload(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let resources = client::list(&server, &weft_api::Kind::ALL).await?;
         // Registered workloads live with their proxies' connections, not in the store.
-        let node = weft_proxy::control_source::node_id(false, &args.name, &args.namespace);
+        let node = weft_proto::node_id(false, &args.name, &args.namespace);
         let proxies = call(&server, Method::GET, "/debug/proxies", None).await?;
         let registered = proxies.body["proxies"]
             .as_array()
@@ -505,16 +504,17 @@ fn describe_workload(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
         println!("Labels:          {:?}", entry.spec.labels);
         println!("Service account: {sa}");
         let certs = call(&server, Method::GET, "/debug/certificates", None).await?;
-        let cert = certs.body["certificates"]
-            .as_array()
-            .and_then(|list| list.iter().find(|c| c["node_id"] == node.as_str()).cloned());
-        match cert {
+        let issued: Vec<weft_control::ca::Issued> = match certs.body.get("certificates") {
+            Some(list) => serde_json::from_value(list.clone())?,
+            None => Vec::new(),
+        };
+        match issued.into_iter().find(|c| c.node_id == node) {
             Some(c) => {
-                let not_after = c["not_after"].as_i64().unwrap_or(0);
+                let not_after = c.not_after;
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-                println!("Identity:        {}", c["identity"].as_str().unwrap_or("?"));
+                println!("Identity:        {}", c.identity);
                 println!(
                     "Certificate:     expires in {}s (at {not_after} s since the epoch; renewed at 80 % of its life)",
                     not_after - now

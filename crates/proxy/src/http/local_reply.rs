@@ -333,7 +333,10 @@ mod tests {
             .with_flags(ResponseFlags::DELAY_INJECTED);
         let http = r.render(false);
         assert_eq!(http.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let flags = http.headers()[RESPONSE_FLAGS].to_str().expect("ASCII").to_string();
+        let flags = http.headers()[RESPONSE_FLAGS]
+            .to_str()
+            .expect("ASCII")
+            .to_string();
         assert!(flags.contains("FI") && flags.contains("DI"), "{flags}");
         let grpc = LocalReply::from(Reason::NoHealthyUpstream("c".into())).render(true);
         assert_eq!(grpc.status(), StatusCode::OK);

@@ -171,10 +171,12 @@ impl State {
     pub fn proxy_ids(&self) -> Vec<String> {
         self.workloads
             .iter()
-            .map(|w| weft_proxy::control_source::node_id(false, &w.name, &w.namespace))
-            .chain(self.ingress.as_ref().map(|_| {
-                weft_proxy::control_source::node_id(true, INGRESS_WORKLOAD, INGRESS_NAMESPACE)
-            }))
+            .map(|w| weft_proto::node_id(false, &w.name, &w.namespace))
+            .chain(
+                self.ingress
+                    .as_ref()
+                    .map(|_| weft_proto::node_id(true, INGRESS_WORKLOAD, INGRESS_NAMESPACE)),
+            )
             .collect()
     }
 

@@ -193,7 +193,7 @@ pub fn status(args: &StateArgs) -> anyhow::Result<ExitCode> {
     );
     for w in &state.workloads {
         let ready = sidecar_ready(&runtime, w);
-        let id = weft_proxy::control_source::node_id(false, &w.name, &w.namespace);
+        let id = weft_proto::node_id(false, &w.name, &w.namespace);
         let proxy = proxies
             .as_ref()
             .and_then(|list| list.iter().find(|p| p.id == id));
