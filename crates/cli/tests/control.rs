@@ -5,16 +5,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use weft_testkit::client::{Send, via_proxy};
-use weft_testkit::eventually;
+use weft_testkit::{eventually, free_port};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 struct Control {
     child: Child,

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{Down, ROOT, free_port, is_root, weft};
+use common::{Down, ROOT, is_root, weft};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -21,6 +21,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use weft_testkit::free_port;
 
 /// `method path` to `addr` with `headers`: (status, body).
 fn request(

@@ -6,15 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_testkit::client::get;
-use weft_testkit::eventually;
 use weft_testkit::upstream::{self, Reply};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use weft_testkit::{eventually, free_port};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_loses_no_in_flight_request() {

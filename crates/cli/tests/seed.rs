@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use weft_testkit::client::{Send, get, via_proxy};
 use weft_testkit::upstream::{self, Reply};
-use weft_testkit::{binomial_tolerance, eventually};
+use weft_testkit::{binomial_tolerance, eventually, free_port};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
@@ -19,13 +19,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn weft(args: &[&str]) -> std::process::Output {

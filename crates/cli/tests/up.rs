@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Down, free_port, is_root, weft};
+use common::{Down, is_root, weft};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use weft_testkit::binomial_tolerance;
+use weft_testkit::{binomial_tolerance, free_port};
 
 /// The tests use the addresses 127.0.10.N, or the bridge weft0: one mesh at a time.
 static ONE_MESH: std::sync::Mutex<()> = std::sync::Mutex::new(());

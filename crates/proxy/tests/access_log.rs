@@ -9,19 +9,15 @@ use std::time::Duration;
 use weft_proxy::telemetry::access_log::{Format, Target};
 use weft_proxy::{ProxyOptions, RunningProxy};
 use weft_testkit::client::{Send, get, via_proxy};
-use weft_testkit::{eventually, upstream};
+use weft_testkit::{eventually, fresh_dir, mesh, upstream};
 
 async fn proxy(dir: &Path, yaml: &str, app: Option<SocketAddr>, format: Format) -> RunningProxy {
-    std::fs::create_dir_all(dir).expect("dir");
-    std::fs::write(dir.join("mesh.yaml"), yaml).expect("config");
-    weft_proxy::start(ProxyOptions {
-        config: vec![dir.join("mesh.yaml")],
+    mesh::start_proxy(ProxyOptions {
         app,
         access_log: Some((Target::File(dir.join("access.log")), format)),
-        ..ProxyOptions::ephemeral("sidecar~logged.default")
+        ..mesh::file_options(dir, yaml, "sidecar~logged.default")
     })
     .await
-    .expect("proxy starts")
 }
 
 async fn lines(path: &Path, n: usize) -> Vec<String> {
@@ -33,12 +29,6 @@ async fn lines(path: &Path, n: usize) -> Vec<String> {
     .await
 }
 
-fn temp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("weft-access-log-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_logged_as_json_and_as_istio_text() {
     let app = upstream::named("reviews").await;
@@ -46,7 +36,7 @@ async fn requests_are_logged_as_json_and_as_istio_text() {
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 9080, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - name: to-reviews\n    match: [{{uri: {{prefix: /r}}}}]\n    route: [{{destination: {{host: reviews}}}}]\n",
         app.addr.port()
     );
-    let dir = temp("json");
+    let dir = fresh_dir("access-log-json");
     let p = proxy(&dir, &yaml, None, Format::Json).await;
     let got = via_proxy(
         p.outbound,
@@ -93,7 +83,7 @@ async fn requests_are_logged_as_json_and_as_istio_text() {
             .is_some_and(|t| t.ends_with('Z'))
     );
 
-    let dir = temp("text");
+    let dir = fresh_dir("access-log-text");
     let p = proxy(&dir, &yaml, None, Format::Text).await;
     assert_eq!(
         get(p.outbound, "http://reviews:9080/nowhere")
@@ -118,7 +108,7 @@ async fn requests_are_logged_as_json_and_as_istio_text() {
 async fn tcp_connections_are_logged_with_their_bytes() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let echo = upstream::tcp_echo().await;
-    let dir = temp("tcp");
+    let dir = fresh_dir("access-log-tcp");
     let p = proxy(&dir, "", Some(echo), Format::Json).await;
     let mut conn = tokio::net::TcpStream::connect(p.inbound.expect("inbound"))
         .await
@@ -140,7 +130,7 @@ async fn a_request_denied_by_authorization_policy_is_logged_403_rbac() {
     let app = upstream::named("reviews").await;
     // An ALLOW policy without rules allows nothing.
     let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: allow-nothing, namespace: default}\nspec: {action: ALLOW}\n";
-    let dir = temp("rbac");
+    let dir = fresh_dir("access-log-rbac");
     let p = proxy(&dir, yaml, Some(app.addr), Format::Json).await;
     let got = weft_testkit::client::direct(
         p.inbound.expect("inbound"),

@@ -9,26 +9,15 @@ use weft_control::RunningControl;
 use weft_model::ProxyScope;
 use weft_proxy::{ProxyOptions, RunningProxy};
 use weft_testkit::client::{Send, admin_get, get, via_proxy};
-use weft_testkit::{eventually, upstream};
+use weft_testkit::mesh::{self, ControlPlane, apply};
+use weft_testkit::{eventually, fresh_dir, upstream};
 
-fn any() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("addr")
-}
+/// The client sidecar of these tests.
+const CLIENT: &str = "sidecar~client.default";
 
-async fn control(state: &std::path::Path, xds: SocketAddr) -> RunningControl {
-    weft_control::start(weft_control::ControlOptions {
-        xds,
-        registration_grace: Duration::from_millis(300),
-        ..weft_control::ControlOptions::ephemeral(state)
-    })
-    .await
-    .expect("control plane starts")
-}
-
-fn apply(control: &RunningControl, yaml: &str) {
-    for r in weft_api::load_str("test", yaml).resources {
-        control.store.put(r.resource, false).expect("stored");
-    }
+/// A control plane with its state in `state` that forgets a leaving workload soon.
+fn control_plane(state: &std::path::Path) -> ControlPlane {
+    ControlPlane::new(state).registration_grace(Duration::from_millis(300))
 }
 
 /// The reviews service with endpoints v1 and v2 and their subsets.
@@ -43,15 +32,6 @@ fn reviews_v1_v2(control: &RunningControl, v1: SocketAddr, v2: SocketAddr) {
     );
 }
 
-async fn proxy(xds: SocketAddr) -> RunningProxy {
-    weft_proxy::start(ProxyOptions {
-        control: Some(xds.to_string()),
-        ..ProxyOptions::ephemeral("sidecar~client.default")
-    })
-    .await
-    .expect("proxy starts")
-}
-
 async fn bodies(p: &RunningProxy, n: usize) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for _ in 0..n {
@@ -64,12 +44,11 @@ async fn bodies(p: &RunningProxy, n: usize) -> BTreeSet<String> {
 async fn the_control_plane_pushes_configuration_and_changes() {
     let v1 = upstream::named("v1").await;
     let v2 = upstream::named("v2").await;
-    let state = std::env::temp_dir().join(format!("weft-xds-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    let cp = control(&state, any()).await;
+    let state = fresh_dir("xds-test");
+    let cp = control_plane(&state).start().await;
     let xds = cp.xds;
     reviews_v1_v2(&cp, v1.addr, v2.addr);
-    let p = proxy(xds).await;
+    let p = mesh::sidecar(xds, CLIENT, None).await;
     let admin = p.admin;
     eventually(
         "the proxy is ready after its first push",
@@ -154,7 +133,7 @@ async fn the_control_plane_pushes_configuration_and_changes() {
     assert_eq!(bodies(&p, 20).await.into_iter().collect::<Vec<_>>(), ["v2"]);
 
     // It comes back (same state, same address): the proxy reconnects, resyncs and follows changes.
-    let cp = control(&state, xds).await;
+    let cp = control_plane(&state).xds(xds).start().await;
     apply(&cp, &vs.replace("subset: v2", "subset: v1"));
     eventually(
         "the reconnected proxy follows a new rule",
@@ -182,9 +161,8 @@ async fn the_control_plane_pushes_configuration_and_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
     let app = upstream::named("reviews-v1").await;
-    let state = std::env::temp_dir().join(format!("weft-registry-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    let cp = control(&state, any()).await;
+    let state = fresh_dir("registry-test");
+    let cp = control_plane(&state).start().await;
     apply(
         &cp,
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{number: 8080, name: http, protocol: HTTP}]\n  workloadSelector: {labels: {app: reviews}}\n",
@@ -195,14 +173,13 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
     ]
     .into_iter()
     .collect();
-    let server = weft_proxy::start(ProxyOptions {
+    let server = mesh::start_proxy(ProxyOptions {
         scope: ProxyScope {
             namespace: "default".into(),
             labels,
             gateway: false,
         },
         drain: Duration::from_millis(100),
-        control: Some(cp.xds.to_string()),
         registration: Some(weft_proxy::control_source::Registration {
             workload: "reviews-v1".into(),
             service_account: "reviews".into(),
@@ -212,11 +189,10 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
                 .collect(),
             ..Default::default()
         }),
-        ..ProxyOptions::ephemeral("sidecar~reviews-v1.default")
+        ..mesh::sidecar_options(cp.xds, "sidecar~reviews-v1.default", None)
     })
-    .await
-    .expect("server-side proxy");
-    let client = proxy(cp.xds).await;
+    .await;
+    let client = mesh::sidecar(cp.xds, CLIENT, None).await;
     eventually(
         "the registered workload serves the service",
         Duration::from_secs(5),
@@ -246,9 +222,8 @@ async fn proxies_register_their_workloads_and_leave_after_the_grace_period() {
 async fn a_sidecar_resource_narrows_what_a_proxy_receives() {
     let a = upstream::named("a").await;
     let b = upstream::named("b").await;
-    let state = std::env::temp_dir().join(format!("weft-sidecar-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    let cp = control(&state, any()).await;
+    let state = fresh_dir("sidecar-test");
+    let cp = control_plane(&state).start().await;
     let entry = |name: &str, port: u16| {
         format!(
             "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}}}\nspec:\n  hosts: [{name}.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]\n---\n"
@@ -258,7 +233,7 @@ async fn a_sidecar_resource_narrows_what_a_proxy_receives() {
         &cp,
         &format!("{}{}", entry("a", a.addr.port()), entry("b", b.addr.port())),
     );
-    let p = proxy(cp.xds).await;
+    let p = mesh::sidecar(cp.xds, CLIENT, None).await;
     let call = |host: &'static str| {
         let outbound = p.outbound;
         async move {
@@ -304,13 +279,12 @@ async fn a_sidecar_resource_narrows_what_a_proxy_receives() {
 async fn a_change_pushed_with_a_nacked_resource_arrives_once_the_resource_is_fixed() {
     let v1 = upstream::named("v1").await;
     let v2 = upstream::named("v2").await;
-    let state = std::env::temp_dir().join(format!("weft-nack-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    let cp = control(&state, any()).await;
+    let state = fresh_dir("nack-test");
+    let cp = control_plane(&state).start().await;
     reviews_v1_v2(&cp, v1.addr, v2.addr);
     let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v2}}]\n";
     apply(&cp, vs);
-    let p = proxy(cp.xds).await;
+    let p = mesh::sidecar(cp.xds, CLIENT, None).await;
     eventually("v2 only", Duration::from_secs(5), || async {
         (bodies(&p, 10).await.into_iter().collect::<Vec<_>>() == ["v2"]).then_some(())
     })
@@ -355,13 +329,12 @@ async fn a_change_pushed_with_a_nacked_resource_arrives_once_the_resource_is_fix
 async fn an_update_in_parts_with_a_refused_part_applies_nothing() {
     let v1 = upstream::named("v1").await;
     let v2 = upstream::named("v2").await;
-    let state = std::env::temp_dir().join(format!("weft-parts-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    let cp = control(&state, any()).await;
+    let state = fresh_dir("parts-test");
+    let cp = control_plane(&state).start().await;
     reviews_v1_v2(&cp, v1.addr, v2.addr);
     let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v2}}]\n";
     apply(&cp, vs);
-    let p = proxy(cp.xds).await;
+    let p = mesh::sidecar(cp.xds, CLIENT, None).await;
     eventually("v2 only", Duration::from_secs(5), || async {
         (bodies(&p, 10).await.into_iter().collect::<Vec<_>>() == ["v2"]).then_some(())
     })
@@ -406,18 +379,17 @@ async fn an_update_in_parts_with_a_refused_part_applies_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_survives_the_end_of_the_old_stream() {
-    let state = std::env::temp_dir().join(format!("weft-session-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    let cp = control(&state, any()).await;
+    let state = fresh_dir("session-test");
+    let cp = control_plane(&state).start().await;
     // Two streams under one proxy id: the old one ends after the new one started.
-    let old = proxy(cp.xds).await;
+    let old = mesh::sidecar(cp.xds, CLIENT, None).await;
     eventually(
         "the first stream is known",
         Duration::from_secs(5),
         || async { (cp.proxies.list().len() == 1).then_some(()) },
     )
     .await;
-    let new = proxy(cp.xds).await;
+    let new = mesh::sidecar(cp.xds, CLIENT, None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     old.shutdown();
     tokio::time::timeout(Duration::from_secs(5), old.wait())

@@ -3,7 +3,6 @@
 //! certificate for its service account, renewed at 80 % of its life; unknown and reused
 //! tokens get nothing.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -12,45 +11,8 @@ mod common;
 use weft_model::ProxyScope;
 use weft_proxy::{ProxyOptions, RunningProxy};
 use weft_testkit::client::admin_get;
-use weft_testkit::eventually;
-
-fn any() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("addr")
-}
-
-async fn control(dir: &std::path::Path, ttl: Duration) -> weft_control::RunningControl {
-    control_with(dir, ttl, None, Vec::new()).await
-}
-
-async fn control_with(
-    dir: &std::path::Path,
-    ttl: Duration,
-    supplied: Option<weft_control::ca::SuppliedRoot>,
-    extra_roots: Vec<String>,
-) -> weft_control::RunningControl {
-    weft_control::start(weft_control::ControlOptions {
-        trace_spans: 10,
-        ca: Some(weft_control::CaOptions {
-            trust_domain: "cluster.local".into(),
-            ttl,
-            supplied,
-            extra_roots,
-        }),
-        ..weft_control::ControlOptions::ephemeral(dir)
-    })
-    .await
-    .expect("control plane starts")
-}
-
-async fn proxy(xds: SocketAddr, id: &str, token: &str) -> RunningProxy {
-    weft_proxy::start(ProxyOptions {
-        control: Some(xds.to_string()),
-        ca_token: Some(token.into()),
-        ..ProxyOptions::ephemeral(id)
-    })
-    .await
-    .expect("proxy starts")
-}
+use weft_testkit::mesh::{self, ControlPlane, apply};
+use weft_testkit::{any_port, eventually, fresh_dir};
 
 async fn certs(p: &RunningProxy) -> Option<serde_json::Value> {
     let got = admin_get(p.admin, "/certs").await;
@@ -59,9 +21,11 @@ async fn certs(p: &RunningProxy) -> Option<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_gets_and_renews_its_spiffe_certificate() {
-    let dir = std::env::temp_dir().join(format!("weft-ca-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cp = control(&dir, Duration::from_secs(5)).await;
+    let dir = fresh_dir("ca-test");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(5))
+        .start()
+        .await;
     for file in ["root-cert.pem", "root-key.pem"] {
         let mode = std::fs::metadata(dir.join("ca").join(file))
             .expect("CA file")
@@ -71,7 +35,7 @@ async fn a_proxy_gets_and_renews_its_spiffe_certificate() {
     }
     let ca = cp.ca.clone().expect("a CA");
     let token = ca.issue_token("default", "reviews").expect("a token");
-    let p = proxy(cp.xds, "sidecar~reviews-v1.default", &token).await;
+    let p = mesh::sidecar(cp.xds, "sidecar~reviews-v1.default", Some(&token)).await;
     let first = eventually("a certificate", Duration::from_secs(10), || certs(&p)).await;
     assert_eq!(
         first["identity"],
@@ -114,8 +78,8 @@ async fn a_proxy_gets_and_renews_its_spiffe_certificate() {
     .await;
 
     // Unknown tokens and a token another proxy already used get nothing.
-    let stranger = proxy(cp.xds, "sidecar~stranger.default", "not-a-token").await;
-    let thief = proxy(cp.xds, "sidecar~thief.default", &token).await;
+    let stranger = mesh::sidecar(cp.xds, "sidecar~stranger.default", Some("not-a-token")).await;
+    let thief = mesh::sidecar(cp.xds, "sidecar~thief.default", Some(&token)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(certs(&stranger).await.is_none());
     assert!(certs(&thief).await.is_none(), "a reused token was honoured");
@@ -123,33 +87,38 @@ async fn a_proxy_gets_and_renews_its_spiffe_certificate() {
 
     // The root survives a restart.
     let root = ca.root_pem().to_string();
-    let again = control(&dir, Duration::from_secs(5)).await;
+    let again = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(5))
+        .start()
+        .await;
     assert_eq!(again.ca.as_ref().expect("CA").root_pem(), root);
     again.stop();
 
     // Root rotation: the operator's new root signs, the old one stays trusted meanwhile.
     let new_dir = dir.join("new-root");
-    let fresh = control(&new_dir, Duration::from_secs(60)).await;
+    let fresh = ControlPlane::new(&new_dir)
+        .with_ca(Duration::from_secs(60))
+        .start()
+        .await;
     let new_root = fresh.ca.as_ref().expect("CA").root_pem().to_string();
     fresh.stop();
-    let rotated = control_with(
-        &dir.join("rotated"),
-        Duration::from_secs(60),
-        Some(weft_control::ca::SuppliedRoot {
+    let rotated = ControlPlane::new(&dir.join("rotated"))
+        .with_ca(Duration::from_secs(60))
+        .supplied_root(weft_control::ca::SuppliedRoot {
             root: None,
             cert: new_dir.join("ca/root-cert.pem"),
             key: new_dir.join("ca/root-key.pem"),
-        }),
-        weft_control::ca::pem_certificates(&root).expect("old root"),
-    )
-    .await;
+        })
+        .extra_roots(weft_control::ca::pem_certificates(&root).expect("old root"))
+        .start()
+        .await;
     let token = rotated
         .ca
         .as_ref()
         .expect("CA")
         .issue_token("default", "reviews")
         .expect("a token");
-    let p = proxy(rotated.xds, "sidecar~reviews-v2.default", &token).await;
+    let p = mesh::sidecar(rotated.xds, "sidecar~reviews-v2.default", Some(&token)).await;
     let cert = eventually(
         "a certificate from the new root",
         Duration::from_secs(10),
@@ -190,20 +159,19 @@ fn client_identity(ca: &weft_control::ca::Ca, sa: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
-    let dir = std::env::temp_dir().join(format!("weft-mtls-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cp = control(&dir, Duration::from_secs(600)).await;
+    let dir = fresh_dir("mtls-test");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
     let ca = cp.ca.clone().expect("CA");
-    let policy = weft_api::load_str(
-        "policy.yaml",
+    apply(
+        &cp,
         "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: productpage-only, namespace: default}\nspec:\n  selector: {matchLabels: {app: reviews}}\n  rules:\n  - from: [{source: {principals: [cluster.local/ns/default/sa/productpage]}}]\n",
     );
-    for r in policy.resources {
-        cp.store.put(r.resource, true).expect("stored");
-    }
     let app = weft_testkit::upstream::named("reviews").await;
     let token = ca.issue_token("default", "reviews").expect("a token");
-    let server = weft_proxy::start(ProxyOptions {
+    let server = mesh::start_proxy(ProxyOptions {
         app: Some(app.addr),
         scope: ProxyScope {
             namespace: "default".into(),
@@ -212,13 +180,10 @@ async fn mesh_peers_over_mutual_tls_are_authorized_by_identity() {
                 .collect(),
             gateway: false,
         },
-        control: Some(cp.xds.to_string()),
-        stats: Some(any()),
-        ca_token: Some(token),
-        ..ProxyOptions::ephemeral("sidecar~reviews-v1.default")
+        stats: Some(any_port()),
+        ..mesh::sidecar_options(cp.xds, "sidecar~reviews-v1.default", Some(&token))
     })
-    .await
-    .expect("proxy starts");
+    .await;
     eventually(
         "the policy and a certificate",
         Duration::from_secs(10),

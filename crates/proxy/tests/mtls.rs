@@ -15,48 +15,10 @@ mod common;
 use weft_model::ProxyScope;
 use weft_proxy::{ProxyOptions, RunningProxy};
 use weft_testkit::client::{admin_get, get};
-use weft_testkit::eventually;
+use weft_testkit::mesh::{self, ControlPlane, apply};
+use weft_testkit::{any_port, eventually, free_port, fresh_dir};
 
 const SERVICE: &str = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{number: 9080, name: http, protocol: HTTP}]\n  workloadSelector: {labels: {app: reviews}}\n";
-
-fn state_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("weft-mtls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-async fn control(
-    dir: &std::path::Path,
-    ttl: Duration,
-    supplied: Option<weft_control::ca::SuppliedRoot>,
-) -> weft_control::RunningControl {
-    weft_control::start(weft_control::ControlOptions {
-        ca: Some(weft_control::CaOptions {
-            trust_domain: "cluster.local".into(),
-            ttl,
-            supplied,
-            extra_roots: Vec::new(),
-        }),
-        ..weft_control::ControlOptions::ephemeral(dir)
-    })
-    .await
-    .expect("control plane starts")
-}
-
-fn apply(cp: &weft_control::RunningControl, yaml: &str) {
-    let loaded = weft_api::load_str("test.yaml", yaml);
-    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
-    for r in loaded.resources {
-        cp.store.put(r.resource, false).expect("stored");
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 fn labels(app: &str) -> std::collections::BTreeMap<String, String> {
     [("app".to_string(), app.to_string())].into_iter().collect()
@@ -90,8 +52,7 @@ async fn sidecar(
                 labels: labels(app_name),
                 gateway: false,
             },
-            control: Some(cp.xds.to_string()),
-            stats: Some("127.0.0.1:0".parse().expect("addr")),
+            stats: Some(any_port()),
             registration: Some(weft_proxy::control_source::Registration {
                 workload: format!("{app_name}-v1"),
                 service_account: sa.into(),
@@ -101,8 +62,11 @@ async fn sidecar(
                     .collect(),
                 ..Default::default()
             }),
-            ca_token: Some(token),
-            ..ProxyOptions::ephemeral(&format!("sidecar~{app_name}-v1.default"))
+            ..mesh::sidecar_options(
+                cp.xds,
+                &format!("sidecar~{app_name}-v1.default"),
+                Some(&token),
+            )
         })
         .await;
         match started {
@@ -151,8 +115,11 @@ async fn stats(p: &RunningProxy) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecars_speak_mutual_tls_and_peer_authentication_decides_what_the_server_accepts() {
-    let dir = state_dir("peers");
-    let cp = control(&dir, Duration::from_secs(600), None).await;
+    let dir = fresh_dir("mtls-peers");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
     apply(&cp, SERVICE);
     // Only productpage may call reviews: an identity only mTLS can prove.
     apply(
@@ -272,8 +239,11 @@ async fn sidecars_speak_mutual_tls_and_peer_authentication_decides_what_the_serv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_with_another_services_identity_is_refused_by_secure_naming() {
-    let dir = state_dir("naming");
-    let cp = control(&dir, Duration::from_secs(600), None).await;
+    let dir = fresh_dir("mtls-naming");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
     apply(&cp, SERVICE);
     let app = weft_testkit::upstream::named("impostor").await;
     // Registered as reviews' account, but its certificate says ratings.
@@ -440,23 +410,21 @@ async fn tls_server(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_with_expired_untrusted_or_misnamed_certificates_are_refused() {
-    let dir = state_dir("refused");
+    let dir = fresh_dir("mtls-refused");
     // The mesh's root is one this test holds, so it can sign its own server certificates.
     let mesh_ca = TestCa::new("mesh root");
-    std::fs::create_dir_all(&dir).expect("dir");
     let (cert_file, key_file) = (dir.join("root.pem"), dir.join("root-key.pem"));
     std::fs::write(&cert_file, mesh_ca.cert.pem()).expect("write");
     std::fs::write(&key_file, mesh_ca.key.serialize_pem()).expect("write");
-    let cp = control(
-        &dir.join("state"),
-        Duration::from_secs(600),
-        Some(weft_control::ca::SuppliedRoot {
+    let cp = ControlPlane::new(&dir.join("state"))
+        .with_ca(Duration::from_secs(600))
+        .supplied_root(weft_control::ca::SuppliedRoot {
             root: None,
             cert: cert_file,
             key: key_file,
-        }),
-    )
-    .await;
+        })
+        .start()
+        .await;
     apply(&cp, SERVICE);
     let client = sidecar(&cp, "productpage", "productpage", "productpage", None).await;
     let reviews = "spiffe://cluster.local/ns/default/sa/reviews";
@@ -542,9 +510,12 @@ async fn serial(p: &RunningProxy) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_rotate_under_load_without_a_failed_request() {
-    let dir = state_dir("rotation");
+    let dir = fresh_dir("mtls-rotation");
     // 4 s certificates: renewed every 3.2 s.
-    let cp = control(&dir, Duration::from_secs(4), None).await;
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(4))
+        .start()
+        .await;
     apply(&cp, SERVICE);
     let (_app, server, client) = reviews_and_productpage(&cp).await;
     let (server_first, client_first) = (serial(&server).await, serial(&client).await);
@@ -611,9 +582,11 @@ async fn certificates_rotate_under_load_without_a_failed_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destination_rules_originate_simple_and_mutual_tls_to_external_servers() {
-    let dir = state_dir("origination");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let cp = control(&dir.join("state"), Duration::from_secs(600), None).await;
+    let dir = fresh_dir("mtls-origination");
+    let cp = ControlPlane::new(&dir.join("state"))
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
     let server_ca = TestCa::new("api CA");
     let client_ca = TestCa::new("client CA");
     let write = |name: &str, text: &str| {
@@ -673,12 +646,7 @@ async fn destination_rules_originate_simple_and_mutual_tls_to_external_servers()
             ),
         ),
     );
-    let client = weft_proxy::start(ProxyOptions {
-        control: Some(cp.xds.to_string()),
-        ..ProxyOptions::ephemeral("sidecar~productpage-v1.default")
-    })
-    .await
-    .expect("proxy starts");
+    let client = mesh::sidecar(cp.xds, "sidecar~productpage-v1.default", None).await;
     for (url, hits) in [
         ("http://simple.example.test/", &simple_hits),
         ("http://mutual.example.test/", &mutual_hits),
@@ -769,8 +737,11 @@ async fn echo_through(proxy: SocketAddr, authority: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_between_sidecars_is_carried_in_mutual_tls() {
-    let dir = state_dir("tcp");
-    let cp = control(&dir, Duration::from_secs(600), None).await;
+    let dir = fresh_dir("mtls-tcp");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
     apply(
         &cp,
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: echo, namespace: default}\nspec:\n  hosts: [echo.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{number: 7000, name: http, protocol: TCP}]\n  workloadSelector: {labels: {app: echo}}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: productpage-only, namespace: default}\nspec:\n  selector: {matchLabels: {app: echo}}\n  rules:\n  - from: [{source: {principals: [cluster.local/ns/default/sa/productpage]}}]\n",
@@ -819,8 +790,7 @@ async fn tcp_between_sidecars_is_carried_in_mutual_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_intermediate_signs_and_sidecars_trust_its_root() {
-    let dir = state_dir("intermediate");
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("mtls-intermediate");
     let root = TestCa::new("operator root");
     let intermediate = root.intermediate("weft intermediate");
     let write = |name: &str, text: &str| {
@@ -835,28 +805,22 @@ async fn an_operator_intermediate_signs_and_sidecars_trust_its_root() {
     };
     // An intermediate that does not chain to the root named is refused at start.
     let other = TestCa::new("another root");
-    let refused = weft_control::start(weft_control::ControlOptions {
-        ca: Some(weft_control::CaOptions {
-            trust_domain: "cluster.local".into(),
-            ttl: Duration::from_secs(600),
-            supplied: Some(supplied(write("other-root.pem", &other.cert.pem()))),
-            extra_roots: Vec::new(),
-        }),
-        ..weft_control::ControlOptions::ephemeral(&dir.join("refused"))
-    })
-    .await;
+    let refused = ControlPlane::new(&dir.join("refused"))
+        .with_ca(Duration::from_secs(600))
+        .supplied_root(supplied(write("other-root.pem", &other.cert.pem())))
+        .try_start()
+        .await;
     let error = match refused {
         Ok(_) => panic!("an intermediate of another root was accepted"),
         Err(e) => e.to_string(),
     };
     assert!(error.contains("is not signed by"), "{error}");
 
-    let cp = control(
-        &dir.join("state"),
-        Duration::from_secs(600),
-        Some(supplied(write("root-cert.pem", &root.cert.pem()))),
-    )
-    .await;
+    let cp = ControlPlane::new(&dir.join("state"))
+        .with_ca(Duration::from_secs(600))
+        .supplied_root(supplied(write("root-cert.pem", &root.cert.pem())))
+        .start()
+        .await;
     apply(&cp, SERVICE);
     let (_app, server, _client) = reviews_and_productpage(&cp).await;
     let certs: serde_json::Value =
@@ -875,8 +839,11 @@ async fn an_operator_intermediate_signs_and_sidecars_trust_its_root() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destination_rule_tls_modes_decide_what_a_sidecar_sends_to_the_mesh() {
-    let dir = state_dir("dr-modes");
-    let cp = control(&dir, Duration::from_secs(600), None).await;
+    let dir = fresh_dir("mtls-dr-modes");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
     apply(&cp, SERVICE);
     // Only an mTLS-proven productpage gets through: the answer tells how the call came.
     apply(
@@ -909,12 +876,7 @@ async fn destination_rule_tls_modes_decide_what_a_sidecar_sends_to_the_mesh() {
     apply(&cp, &rule("ISTIO_MUTUAL"));
     status_becomes(200).await;
     // ISTIO_MUTUAL from a proxy without a workload certificate fails, and says why.
-    let bare = weft_proxy::start(ProxyOptions {
-        control: Some(cp.xds.to_string()),
-        ..ProxyOptions::ephemeral("sidecar~bare.default")
-    })
-    .await
-    .expect("proxy starts");
+    let bare = mesh::sidecar(cp.xds, "sidecar~bare.default", None).await;
     let got = eventually("the refusal", Duration::from_secs(10), || async {
         let got = get(bare.outbound, "http://reviews:9080/").await;
         (got.status == 503).then_some(got)
@@ -950,8 +912,11 @@ async fn destination_rule_tls_modes_decide_what_a_sidecar_sends_to_the_mesh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_buckets_by_the_mtls_identity_of_the_caller() {
-    let dir = state_dir("rl-principal");
-    let cp = control(&dir, Duration::from_secs(600), None).await;
+    let dir = fresh_dir("mtls-rl-principal");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
     apply(&cp, SERVICE);
     let (_app, _server, productpage) = reviews_and_productpage(&cp).await;
     let ratings = sidecar(&cp, "ratings", "ratings", "ratings", None).await;
@@ -990,8 +955,7 @@ async fn rate_limit_buckets_by_the_mtls_identity_of_the_caller() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_a_root_rotation_certificates_of_both_roots_are_accepted_both_ways() {
-    let dir = state_dir("root-overlap");
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("mtls-root-overlap");
     let (old, new) = (TestCa::new("old root"), TestCa::new("new root"));
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
@@ -999,21 +963,16 @@ async fn during_a_root_rotation_certificates_of_both_roots_are_accepted_both_way
         path
     };
     // The control plane signs with the new root and still trusts the old one.
-    let cp = weft_control::start(weft_control::ControlOptions {
-        ca: Some(weft_control::CaOptions {
-            trust_domain: "cluster.local".into(),
-            ttl: Duration::from_secs(600),
-            supplied: Some(weft_control::ca::SuppliedRoot {
-                cert: write("new.pem", &new.cert.pem()),
-                key: write("new-key.pem", &new.key.serialize_pem()),
-                root: None,
-            }),
-            extra_roots: vec![old.cert.pem()],
-        }),
-        ..weft_control::ControlOptions::ephemeral(&dir.join("state"))
-    })
-    .await
-    .expect("control plane starts");
+    let cp = ControlPlane::new(&dir.join("state"))
+        .with_ca(Duration::from_secs(600))
+        .supplied_root(weft_control::ca::SuppliedRoot {
+            cert: write("new.pem", &new.cert.pem()),
+            key: write("new-key.pem", &new.key.serialize_pem()),
+            root: None,
+        })
+        .extra_roots(vec![old.cert.pem()])
+        .start()
+        .await;
     apply(&cp, SERVICE);
     let (app, server, client) = reviews_and_productpage(&cp).await;
     // A caller still holding a certificate from the old root is served...
@@ -1059,8 +1018,11 @@ async fn during_a_root_rotation_certificates_of_both_roots_are_accepted_both_way
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plaintext_tcp_connection_ends_when_strict_comes_to_apply() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = state_dir("strict-later");
-    let cp = control(&dir, Duration::from_secs(600), None).await;
+    let dir = fresh_dir("mtls-strict-later");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
     let echo = weft_testkit::upstream::tcp_echo().await;
     let server = sidecar(&cp, "echo", "echo", "echo", Some(echo)).await;
     // PERMISSIVE: a plaintext TCP connection is served...
@@ -1087,8 +1049,11 @@ async fn a_plaintext_tcp_connection_ends_when_strict_comes_to_apply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_health_checks_reach_strict_workloads_over_mtls() {
-    let dir = state_dir("health");
-    let cp = control(&dir, Duration::from_secs(600), None).await;
+    let dir = fresh_dir("mtls-health");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
     // Probed every 100 ms; two failures in a row would take the endpoint out.
     apply(
         &cp,
@@ -1123,8 +1088,11 @@ async fn http_health_checks_reach_strict_workloads_over_mtls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_reach_strict_workloads_over_mtls() {
     use futures_util::{SinkExt, StreamExt};
-    let dir = state_dir("websocket");
-    let cp = control(&dir, Duration::from_secs(600), None).await;
+    let dir = fresh_dir("mtls-websocket");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
     apply(
         &cp,
         &format!(

@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::Harness;
 use weft_model::service::WorkloadInfo;
 use weft_testkit::client::{Send, admin_get, get, via_proxy};
-use weft_testkit::{eventually, upstream};
+use weft_testkit::mesh::ControlPlane;
+use weft_testkit::{eventually, fresh_dir, upstream};
 
 fn workload(name: &str, app: &str) -> WorkloadInfo {
     let labels = [
@@ -24,18 +25,10 @@ fn workload(name: &str, app: &str) -> WorkloadInfo {
 }
 
 async fn trace_store() -> weft_control::RunningControl {
-    let dir = std::env::temp_dir().join(format!("weft-tracing-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let any = "127.0.0.1:0".parse().expect("addr");
-    weft_control::start(weft_control::ControlOptions {
-        otlp: Some(any),
-        query: Some(any),
-        trace_spans: 10_000,
-        trace_bytes: 16 << 20,
-        ..weft_control::ControlOptions::ephemeral(&dir)
-    })
-    .await
-    .expect("control plane starts")
+    ControlPlane::new(&fresh_dir("tracing-test"))
+        .trace_store(10_000, 16 << 20)
+        .start()
+        .await
 }
 
 fn tracing_to(otlp: std::net::SocketAddr, sampling: f64) -> Option<weft_proxy::TracingOptions> {

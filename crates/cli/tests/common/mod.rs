@@ -1,5 +1,6 @@
 //! What the `weft up` tests (up.rs, dashboard.rs) share: running the binary from the
-//! repository root, free ports, root detection, and stopping a mesh however a test ends.
+//! repository root, root detection, and stopping a mesh however a test ends (free ports
+//! come from `weft_testkit::free_port`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,14 +15,6 @@ pub fn weft(args: &[&str]) -> std::process::Output {
         .current_dir(ROOT)
         .output()
         .expect("weft runs")
-}
-
-/// A loopback port nothing listens on now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// True when the tests run as root (CI), where nothing they need may be skipped.

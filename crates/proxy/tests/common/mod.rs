@@ -6,29 +6,15 @@ pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use weft_model::ProxyScope;
 use weft_proxy::{ProxyOptions, RunningProxy};
+use weft_testkit::{any_port, fresh_dir, mesh};
 
 /// A running proxy and the directory holding its configuration.
 pub struct Harness {
     pub proxy: RunningProxy,
     pub dir: PathBuf,
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn temp_dir() -> PathBuf {
-    let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("weft-proxy-test-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-fn any_port() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("address")
 }
 
 impl Harness {
@@ -99,10 +85,8 @@ impl Harness {
                 weft_proxy::telemetry::access_log::Format::Text,
             )
         });
-        let dir = temp_dir();
-        std::fs::write(dir.join("mesh.yaml"), yaml).expect("write config");
+        let dir = fresh_dir("proxy-test");
         let opts = ProxyOptions {
-            config: vec![dir.clone()],
             app,
             gateways,
             scope,
@@ -110,17 +94,15 @@ impl Harness {
             identity,
             tracing,
             access_log,
-            ..ProxyOptions::ephemeral("test")
+            ..mesh::file_options(&dir, yaml, "test")
         };
-        let proxy = weft_proxy::start(opts).await.expect("proxy starts");
+        let proxy = mesh::start_proxy(opts).await;
         Harness { proxy, dir }
     }
 
     /// Replaces the configuration file.
     pub fn write(&self, yaml: &str) {
-        let tmp = self.dir.join(".mesh.yaml.tmp");
-        std::fs::write(&tmp, yaml).expect("write");
-        std::fs::rename(&tmp, self.dir.join("mesh.yaml")).expect("rename");
+        mesh::write_config(&self.dir, yaml);
     }
 
     /// The proxy's `/stats/prometheus` text.
