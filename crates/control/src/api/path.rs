@@ -1,0 +1,216 @@
+//! What a request names: the resource (`/apis/{group}/{version}[/namespaces/{ns}]/{plural}[/{name}]`)
+//! and the query parameters of Kubernetes' API conventions.
+
+use std::collections::BTreeMap;
+
+use weft_api::Kind;
+
+/// A parsed resource path.
+#[derive(Debug, PartialEq)]
+pub struct Target {
+    /// The kind the path names.
+    pub kind: Kind,
+    /// The API version in the path.
+    pub version: String,
+    /// The namespace, when the path is namespaced.
+    pub namespace: Option<String>,
+    /// The object, when the path names one.
+    pub name: Option<String>,
+}
+
+impl Target {
+    /// `group/version` of the path.
+    pub fn api_version(&self) -> String {
+        format!("{}/{}", self.kind.group(), self.version)
+    }
+}
+
+/// The resource `path` names, if any.
+pub fn parse(path: &str) -> Option<Target> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match parts.as_slice() {
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    let (namespace, plural, name) = match rest {
+        ["namespaces", ns, plural] => (Some(*ns), *plural, None),
+        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
+        [plural] => (None, *plural, None),
+        _ => return None,
+    };
+    let kind = Kind::ALL
+        .into_iter()
+        .find(|k| k.group() == group && k.plural() == plural)?;
+    kind.api_versions().contains(&version).then(|| Target {
+        kind,
+        version: version.to_string(),
+        namespace: namespace.map(str::to_string),
+        name: name.map(str::to_string),
+    })
+}
+
+/// How unknown or duplicate fields in a write are treated (`fieldValidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    /// Refused with the request (kubectl's default).
+    #[default]
+    Strict,
+    /// Accepted, each reported in a `Warning` header.
+    Warn,
+    /// Accepted silently.
+    Ignore,
+}
+
+/// The query parameters weft reads.
+#[derive(Debug, Default)]
+pub struct Query {
+    /// `watch=true`.
+    pub watch: bool,
+    /// `dryRun=All`: validate and answer, store nothing.
+    pub dry_run: bool,
+    /// `fieldValidation`.
+    pub field_validation: FieldValidation,
+    /// `fieldManager`.
+    pub field_manager: Option<String>,
+    /// `force=true` (server-side apply takes fields other managers own).
+    pub force: bool,
+    /// `labelSelector`.
+    pub label_selector: Option<String>,
+    /// `fieldSelector`.
+    pub field_selector: Option<String>,
+    /// `allowWatchBookmarks=true`.
+    pub bookmarks: bool,
+    /// `resourceVersion` (a watch starts after it).
+    pub resource_version: Option<u64>,
+    /// `timeoutSeconds` of a watch.
+    pub timeout_seconds: Option<u64>,
+    /// Parameters weft does not know, kept for the error message.
+    pub other: BTreeMap<String, String>,
+}
+
+impl Query {
+    /// Reads `query` (`a=b&c=d`, percent-encoded); a bad value is an error naming it.
+    pub fn parse(query: Option<&str>) -> Result<Query, String> {
+        let mut q = Query::default();
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, v) = (decode(k), decode(v));
+            let flag = |v: &str| matches!(v, "true" | "1" | "");
+            match k.as_str() {
+                "watch" => q.watch = flag(&v),
+                "dryRun" => match v.as_str() {
+                    "All" => q.dry_run = true,
+                    "" => {}
+                    other => return Err(format!("dryRun: unsupported value {other:?} (All)")),
+                },
+                "fieldValidation" => {
+                    q.field_validation = match v.as_str() {
+                        "Strict" | "" => FieldValidation::Strict,
+                        "Warn" => FieldValidation::Warn,
+                        "Ignore" => FieldValidation::Ignore,
+                        other => {
+                            return Err(format!(
+                                "fieldValidation: unsupported value {other:?} (Strict, Warn or Ignore)"
+                            ));
+                        }
+                    }
+                }
+                "fieldManager" => q.field_manager = Some(v),
+                "force" => q.force = flag(&v),
+                "labelSelector" => q.label_selector = Some(v).filter(|s| !s.is_empty()),
+                "fieldSelector" => q.field_selector = Some(v).filter(|s| !s.is_empty()),
+                "allowWatchBookmarks" => q.bookmarks = flag(&v),
+                "resourceVersion" => {
+                    q.resource_version = match v.as_str() {
+                        "" | "0" => None,
+                        n => Some(n.parse().map_err(|_| {
+                            format!("resourceVersion: {n:?} is not a resource version")
+                        })?),
+                    }
+                }
+                "timeoutSeconds" => {
+                    q.timeout_seconds = Some(
+                        v.parse()
+                            .map_err(|_| format!("timeoutSeconds: {v:?} is not a number"))?,
+                    )
+                }
+                // Read and answered as Kubernetes does without effect here.
+                "limit"
+                | "continue"
+                | "pretty"
+                | "includeObject"
+                | "propagationPolicy"
+                | "gracePeriodSeconds"
+                | "resourceVersionMatch"
+                | "sendInitialEvents" => {}
+                _ => {
+                    q.other.insert(k, v);
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// Percent-decoding of a query component (`+` is a space).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_kubernetes() {
+        let t = parse("/apis/networking.istio.io/v1/namespaces/shop/virtualservices/reviews")
+            .expect("parses");
+        assert_eq!(t.kind, Kind::VirtualService);
+        assert_eq!(t.namespace.as_deref(), Some("shop"));
+        assert_eq!(t.name.as_deref(), Some("reviews"));
+        let all = parse("/apis/security.istio.io/v1beta1/authorizationpolicies").expect("parses");
+        assert_eq!(all.namespace, None);
+        assert!(parse("/apis/security.istio.io/v1alpha3/authorizationpolicies").is_none());
+        assert!(parse("/apis/networking.istio.io/v1/namespaces/x/widgets").is_none());
+    }
+
+    #[test]
+    fn query_parameters_as_kubectl_sends_them() {
+        let q = Query::parse(Some(
+            "dryRun=All&fieldManager=kubectl&force=true&labelSelector=app%3Dreviews%2Cversion%21%3Dv1&watch=1&resourceVersion=12&allowWatchBookmarks=true&fieldValidation=Warn",
+        ))
+        .expect("parses");
+        assert!(q.dry_run && q.force && q.watch && q.bookmarks);
+        assert_eq!(q.field_manager.as_deref(), Some("kubectl"));
+        assert_eq!(q.label_selector.as_deref(), Some("app=reviews,version!=v1"));
+        assert_eq!(q.resource_version, Some(12));
+        assert_eq!(q.field_validation, FieldValidation::Warn);
+        assert!(Query::parse(Some("dryRun=Some")).is_err());
+        assert!(Query::parse(Some("fieldValidation=Loose")).is_err());
+    }
+}
