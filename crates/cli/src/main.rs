@@ -58,6 +58,8 @@ enum Command {
     Top(cmd::top::Args),
     /// Print the dashboard's URL (graph, traces, metrics, config, traffic) and open it.
     Dashboard(cmd::dashboard::Args),
+    /// Print the path of the kubeconfig `weft up` wrote, for kubectl: `export KUBECONFIG=$(weft kubeconfig)`.
+    Kubeconfig(cmd::kubeconfig::Args),
     /// Write a Prometheus configuration scraping every proxy of the mesh `weft up` started.
     PrometheusConfig(cmd::prometheus::Args),
     /// Print the version.
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(&args),
         Command::Top(args) => cmd::top::run(&args),
         Command::Dashboard(args) => cmd::dashboard::run(&args),
+        Command::Kubeconfig(args) => cmd::kubeconfig::run(&args),
         Command::Version => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

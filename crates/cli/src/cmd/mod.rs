@@ -5,6 +5,7 @@ pub mod check;
 pub mod control;
 pub mod dashboard;
 pub mod demo;
+pub mod kubeconfig;
 pub mod prometheus;
 pub mod proxy;
 pub mod resources;

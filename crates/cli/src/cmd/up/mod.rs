@@ -163,6 +163,9 @@ impl Starting<'_> {
             self.create_bridge(&weft)?;
         }
         self.start_control_plane(&weft)?;
+        let kubeconfig =
+            super::kubeconfig::write(&self.args.state_dir, &self.args.api.to_string())?;
+        println!("▸ kubeconfig for kubectl at {}", kubeconfig.display());
         let vips = self.create_services()?;
         for (i, w) in self.manifest.workloads.iter().enumerate() {
             let placement = self.place(i, w, &vips)?;

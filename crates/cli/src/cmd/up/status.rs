@@ -80,6 +80,7 @@ pub(super) fn print_up(state: &State) {
         "    open http://{}/            # the dashboard: graph, traces, metrics, config, traffic",
         state.dashboard
     );
+    println!("    export KUBECONFIG=$(weft kubeconfig)    kubectl get vs,dr,se -A");
     println!("    weft status    weft get se    weft prometheus-config    weft down");
 }
 
