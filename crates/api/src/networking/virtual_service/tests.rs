@@ -48,7 +48,7 @@ http:
 #[test]
 fn zero_total_weight_needs_several_destinations() {
     let two = spec_issues::<VirtualService>(
-        "hosts: [a]\nhttp:\n- route:\n  - destination: {host: a, subset: x}\n  - destination: {host: a, subset: y}\n",
+        "hosts: [a]\nhttp:\n- route:\n  - destination: {host: a, subset: x}\n  - destination: {host: a, subset: \"y\"}\n",
     )
     .expect("reads");
     assert_eq!(
