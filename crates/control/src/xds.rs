@@ -207,6 +207,9 @@ pub struct WireView {
 
 fn entry(r: &Resource) -> Option<WireEntry> {
     let export_to = match r {
+        // A delegate (no hosts) goes to every proxy: whether a root may use it depends on
+        // the root's namespace, which the proxy's model checks when it merges them.
+        Resource::VirtualService(o) if o.spec.hosts.is_empty() => None,
         Resource::VirtualService(o) => Some(o.spec.export_to.clone()),
         Resource::DestinationRule(o) => Some(o.spec.export_to.clone()),
         Resource::ServiceEntry(o) => Some(o.spec.export_to.clone()),

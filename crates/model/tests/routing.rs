@@ -368,7 +368,7 @@ fn entry_yaml(e: &(Option<&str>, Option<&str>, Option<&str>)) -> String {
         parts.push(format!("method: {{exact: {m}}}"));
     }
     if let Some(h) = e.2 {
-        parts.push(format!("headers: {{x-h: {{exact: {h}}}}}"));
+        parts.push(format!("headers: {{x-h: {{exact: \"{h}\"}}}}"));
     }
     format!("{{{}}}", parts.join(", "))
 }

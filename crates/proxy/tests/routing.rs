@@ -403,3 +403,27 @@ async fn a_sidecar_resource_narrows_what_a_file_mode_sidecar_routes() {
         "the host the Sidecar lists stays"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegating_rule_routes_by_its_delegates_rules() {
+    let v1 = upstream::named("v1").await;
+    let v2 = upstream::named("v2").await;
+    // The root keeps /api for the team's delegate (a VirtualService without hosts).
+    let root = virtual_service(
+        "reviews",
+        "  - match: [{uri: {prefix: /api}}]\n    delegate: {name: reviews-api}\n  - route: [{destination: {host: reviews, subset: v1}}]\n",
+    );
+    let delegate = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews-api}\nspec:\n  http:\n  - match: [{uri: {prefix: /api/v2}}]\n    route: [{destination: {host: reviews, subset: v2}}]\n  - match: [{uri: {prefix: /elsewhere}}]\n    route: [{destination: {host: reviews, subset: v2}}]\n";
+    let yaml = format!(
+        "{}{}{root}{delegate}",
+        service("reviews", 8080, "HTTP", &[(v1.addr, "v1"), (v2.addr, "v2")]),
+        subsets("reviews"),
+    );
+    let h = Harness::start(&yaml).await;
+    assert_eq!(get(h.proxy.outbound, "http://reviews:8080/api/v2/x").await.body, "v2");
+    assert_eq!(get(h.proxy.outbound, "http://reviews:8080/other").await.body, "v1");
+    // Under /api but in no delegate rule: the root's next rules decide, as in Istio.
+    assert_eq!(get(h.proxy.outbound, "http://reviews:8080/api/v1").await.body, "v1");
+    // A delegate rule outside the root's /api is dropped, not routed.
+    assert_eq!(get(h.proxy.outbound, "http://reviews:8080/elsewhere").await.body, "v1");
+}

@@ -74,11 +74,36 @@ impl VirtualService {
 
 impl Validate for VirtualService {
     fn validate(&self, v: &mut Validator) {
-        if self.hosts.is_empty() {
-            v.error_at(
-                "hosts",
-                "at least one host is required (a VirtualService without hosts is a delegate, which weft does not support yet)",
-            );
+        // Without hosts it is a delegate: its rules serve the root VirtualServices that
+        // delegate to it, so it binds to nothing itself (Istio's checks).
+        let delegate = self.hosts.is_empty();
+        if delegate {
+            if !self.gateways.is_empty() {
+                v.error_at(
+                    "gateways",
+                    "a delegate VirtualService (no hosts) must have no gateways",
+                );
+            }
+            if !self.tls.is_empty() {
+                v.error_at(
+                    "tls",
+                    "a delegate VirtualService (no hosts) must have no tls routes",
+                );
+            }
+            if !self.tcp.is_empty() {
+                v.error_at(
+                    "tcp",
+                    "a delegate VirtualService (no hosts) must have no tcp routes",
+                );
+            }
+            v.each("http", &self.http, |v, route| {
+                if route.delegate.is_some() {
+                    v.error_at(
+                        "delegate",
+                        "a delegate VirtualService cannot delegate further (one level only)",
+                    );
+                }
+            });
         }
         let mut seen = BTreeSet::new();
         v.each("hosts", &self.hosts, |v, host| {

@@ -15,6 +15,7 @@
 
 pub(crate) mod action;
 mod clusters;
+pub mod delegate;
 pub(crate) mod http;
 pub mod mesh;
 pub mod scope;
@@ -56,6 +57,8 @@ pub struct Mesh {
 
 /// Translates `resources` for a proxy in `scope`.
 pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, TranslateError> {
+    let resolved = delegate::resolve(resources);
+    let resources: &[Resource] = &resolved;
     let mut mesh = Mesh {
         services: services::visible_services(resources, scope),
         ..Mesh::default()

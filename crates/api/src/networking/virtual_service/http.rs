@@ -194,8 +194,17 @@ impl Validate for HttpRoute {
             1 => {}
             _ => v.error("a rule may have only one of route, redirect, directResponse or delegate"),
         }
-        if self.delegate.is_some() {
-            v.error_at("delegate", "delegation is not supported by weft yet");
+        if let Some(d) = &self.delegate {
+            v.field("delegate", |v| {
+                if d.name.is_empty() {
+                    v.error_at("name", "the delegate VirtualService's name is required");
+                } else if !checks::is_dns1123_subdomain(&d.name) {
+                    v.error_at("name", format!("{:?} is not a valid name", d.name));
+                }
+                if let Some(ns) = &d.namespace {
+                    v.field("namespace", |v| checks::dns_label(v, "namespace", ns));
+                }
+            });
         }
         if self.rewrite.is_some() && self.redirect.is_some() {
             v.error_at("rewrite", "rewrite cannot be combined with redirect");
