@@ -139,6 +139,12 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
         }
         return;
     }
+    if let Some(skipped) = foreign_kind(doc) {
+        let mut d = Diagnostic::new(Severity::Warning, file, doc.pos, skipped);
+        d.resource = document_ref(doc);
+        out.diagnostics.push(d);
+        return;
+    }
     let kind = match resource_kind(doc) {
         Ok(kind) => kind,
         Err((pos, message)) => {
@@ -301,6 +307,23 @@ fn read<S: DeserializeOwned + Default>(
     ctx: &RefCell<ReadContext>,
 ) -> Result<Object<S>, DeError> {
     source::from_node(doc, "", ctx)
+}
+
+/// Why a document of another API group than Istio's (and weft's) is left out, when it is
+/// one: Kubernetes' own kinds (`v1` Service, `apps/v1` Deployment, ConfigMap, ...) travel
+/// in the same files as Istio's and are skipped with a warning, not refused; an unknown
+/// kind in an Istio group stays an error.
+fn foreign_kind(doc: &Node) -> Option<String> {
+    let api = doc.get("apiVersion")?.as_str()?;
+    let kind = doc.get("kind").and_then(Node::as_str).unwrap_or_default();
+    let group = api.rsplit_once('/').map_or("", |(g, _)| g);
+    let ours = group.ends_with(".istio.io") || group == "policy.weft.dev";
+    if ours || kind.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "skipped: weft does not read `{kind}` ({api}) yet; only Istio's kinds are applied"
+    ))
 }
 
 /// The kind named by `apiVersion` and `kind`, or why it is not one weft reads.
@@ -494,7 +517,9 @@ spec:
         let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualServce\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: Bad_Name}\nspec: {host: a}\n";
         let loaded = load_str("f", text);
         let text: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
-        assert!(text[0].starts_with("f:2:7: Service default/a: unsupported kind `Service` (did you mean `ServiceEntry`?)"), "{text:?}");
+        // Kubernetes' own kinds travel with Istio's: skipped with a warning, not refused.
+        assert!(text[0].contains("Service default/a: skipped: weft does not read `Service` (v1) yet"), "{text:?}");
+        assert!(!loaded.diagnostics[0].is_error());
         assert!(
             text[1].starts_with(
                 "f:5:13: Gateway default/a: apiVersion `networking.istio.io/v2` is not one of"
