@@ -1306,10 +1306,31 @@ fn real_kubectl_drives_the_seed_scenario_against_weft_ups_control_plane() {
     assert!(ok && out.contains("(server dry run)"), "{out}{err}");
     assert_eq!(call_bff(ingress).0, 200, "the dry run applied nothing");
 
-    // The fault rule: every call fails with 500.
+    // The fault rule: every call fails with 500; `kubectl get -w` sees the change.
+    let mut watch = Command::new(venv.join("bin/kubectl"))
+        .env("KUBECONFIG", &kubeconfig)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["get", "vs", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl get -w");
+    std::thread::sleep(Duration::from_secs(2));
     let (ok, out, err) = k(&["apply", "-f", fault]);
     assert!(ok && out.contains("configured"), "{out}{err}");
     wait_for("the fault", || call_bff(ingress).0 == 500);
+    let _ = watch.kill();
+    let mut watched = String::new();
+    let _ = watch
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut watched);
+    let _ = watch.wait();
+    assert!(
+        watched.matches("recommendation-service").count() >= 2,
+        "the listed VirtualService, then its change: {watched}"
+    );
 
     // An invalid resource: kubectl's usual message, and nothing changes.
     let bad = s.dir.join("bad.yaml");
@@ -1331,31 +1352,12 @@ fn real_kubectl_drives_the_seed_scenario_against_weft_ups_control_plane() {
         );
     }
 
-    // Server-side apply, with kubectl watching.
-    let mut watch = Command::new(venv.join("bin/kubectl"))
-        .env("KUBECONFIG", &kubeconfig)
-        .arg("--cache-dir")
-        .arg(&cache)
-        .args(["get", "dr", "-w"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl get -w");
-    std::thread::sleep(Duration::from_secs(1));
+    // Server-side apply.
     let dr = "examples/recommendation/destination-rule.yaml";
     let (ok, out, err) = k(&["apply", "--server-side", "--force-conflicts", "-f", dr]);
     assert!(ok && out.contains("serverside-applied"), "{out}{err}");
     let (ok, out, _) = k(&["get", "dr", "-o", "yaml", "--show-managed-fields"]);
     assert!(ok && out.contains("manager: kubectl"), "{out}");
-    std::thread::sleep(Duration::from_secs(1));
-    let _ = watch.kill();
-    let mut watched = String::new();
-    let _ = watch
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut watched);
-    let _ = watch.wait();
-    assert!(watched.contains("recommendation-service"), "{watched}");
 
     // The Kubernetes Python client lists, patches and watches the same resources.
     let script = r#"
