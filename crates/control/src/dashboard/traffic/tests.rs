@@ -172,7 +172,7 @@ fn what_the_editor_cannot_show_it_does_not_touch() {
     };
     for (spec, why) in [
         (
-            "  http:\n  - route: [{destination: {host: recommendation-service, subset: v1}, headers: {request: {set: {x: y}}}}]\n",
+            "  http:\n  - route: [{destination: {host: recommendation-service, subset: v1}, headers: {request: {set: {x: \"y\"}}}}]\n",
             "sets headers on route 0",
         ),
         (
