@@ -10,7 +10,7 @@ use crate::validate::{Validate, Validator, checks};
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// Kubernetes `ObjectMeta`, the fields weft reads and keeps.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
     /// Object name (DNS-1123 subdomain).

@@ -8,7 +8,9 @@ use crate::validate::{Validate, Validator, checks};
 
 /// Istio's `StringMatch`: one of `exact`, `prefix`, `regex` (RE2, whole string).
 /// An empty match `{}` means "present".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct StringMatch {
     /// Exact string match.
@@ -57,7 +59,9 @@ impl Validate for Percent {
 }
 
 /// Istio's `PortSelector`: a port by number.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PortSelector {
     /// The port number.
@@ -87,7 +91,9 @@ impl Validate for WorkloadSelector {
 }
 
 /// Istio's `Destination`: a service host, optional subset and port.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Destination {
     /// Service host (short name, FQDN or ServiceEntry host).

@@ -144,7 +144,9 @@ pub struct ProxyProtocol {
 }
 
 /// PROXY protocol versions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum ProxyProtocolVersion {
     /// Version 1 (text).
     #[default]

@@ -458,7 +458,9 @@ pub struct TlsCertificate {
 }
 
 /// Istio's `ServerTLSSettings.TLSmode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServerTlsMode {
     /// Forward TLS untouched, routed by SNI.
@@ -499,7 +501,9 @@ impl ServerTlsMode {
 }
 
 /// Istio's `ServerTLSSettings.TLSProtocol`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum TlsProtocolVersion {
     /// Envoy's default.
     #[default]

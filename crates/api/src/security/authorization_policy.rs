@@ -45,7 +45,9 @@ pub struct AuthorizationPolicy {
 }
 
 /// Istio's `PolicyTargetReference` (Gateway API GEP-713).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyTargetReference {
     /// API group of the target; empty for the core group.
@@ -63,7 +65,9 @@ pub struct PolicyTargetReference {
 }
 
 /// Istio's `AuthorizationPolicy.Action`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Action {
     /// Allow matching requests; once any ALLOW policy applies, everything else is denied.
@@ -90,7 +94,9 @@ impl Action {
 }
 
 /// Istio's `AuthorizationPolicy.ExtensionProvider`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtensionProvider {
     /// Name of an extension provider declared in MeshConfig.
