@@ -117,6 +117,25 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
+/// A duration is written as text (`"1.5s"`, `"100ms"`, `"1m30s"`), never as a number.
+impl schemars::JsonSchema for Duration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration: a decimal number with a unit (ns, us, ms, s, m, h), possibly several, e.g. \"1.5s\", \"100ms\", \"1m30s\"; \"0\" alone is zero.",
+            "pattern": "^(0|\\+?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))*)$",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ pub const TCP_FAULT_ANNOTATION: &str = "fault.weft.io/tcp";
 
 /// weft's TCP fault injection (Istio has no API for it): reset a share of
 /// connections, and/or delay a share before the upstream connection is made.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpFaultSpec {
     /// Reset connections.
@@ -29,7 +29,7 @@ pub struct TcpFaultSpec {
 }
 
 /// Resets a share of connections.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpAbortSpec {
     /// Percentage of connections reset, 0 to 100.
@@ -37,7 +37,7 @@ pub struct TcpAbortSpec {
 }
 
 /// Delays a share of connections.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpDelaySpec {
     /// How long (Istio duration syntax).
@@ -110,7 +110,7 @@ pub fn validate_tcp_fault_annotation(vs: &Object<VirtualService>, v: &mut Valida
 pub const HEALTH_CHECK_ANNOTATION: &str = "health.weft.io/check";
 
 /// weft's active health check (Istio leaves this to Kubernetes probes).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthCheckSpec {
     /// Probe with an HTTP GET.
@@ -134,7 +134,7 @@ pub struct HealthCheckSpec {
 }
 
 /// An HTTP probe.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpCheckSpec {
     /// Path to GET (default `/`); a 2xx answer passes.
@@ -143,7 +143,7 @@ pub struct HttpCheckSpec {
 }
 
 /// A TCP probe (connect only).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TcpCheckSpec {}
 

@@ -3,7 +3,8 @@
 //! - [`source`] turns YAML or JSON text into positioned trees and typed values;
 //! - [`networking`] and [`security`] hold the resource types, one module per kind;
 //! - [`validate`] checks them as Istio's admission webhook does;
-//! - [`load`] ties these together: text in, resources and located diagnostics out.
+//! - [`load`] ties these together: text in, resources and located diagnostics out;
+//! - [`schema`] publishes the kinds' OpenAPI v3 schemas, as a Kubernetes API server serves them.
 
 pub mod diag;
 pub mod duration;
@@ -15,6 +16,7 @@ pub mod networking;
 pub mod policy;
 pub mod render;
 pub mod resource;
+pub mod schema;
 pub mod security;
 pub mod source;
 pub mod timestamp;

@@ -8,7 +8,9 @@ use crate::validate::{Validate, Validator, checks};
 
 /// Istio's `StringMatch`: one of `exact`, `prefix`, `regex` (RE2, whole string).
 /// An empty match `{}` means "present".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct StringMatch {
     /// Exact string match.
@@ -42,7 +44,7 @@ impl Validate for StringMatch {
 }
 
 /// Istio's `Percent`: a double in [0, 100].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Percent {
     /// The percentage, 0 to 100.
@@ -57,7 +59,9 @@ impl Validate for Percent {
 }
 
 /// Istio's `PortSelector`: a port by number.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PortSelector {
     /// The port number.
@@ -72,7 +76,7 @@ impl Validate for PortSelector {
 }
 
 /// Istio's `WorkloadSelector`: workloads whose labels include all of `matchLabels`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadSelector {
     /// Labels a workload must carry.
@@ -87,7 +91,9 @@ impl Validate for WorkloadSelector {
 }
 
 /// Istio's `Destination`: a service host, optional subset and port.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Destination {
     /// Service host (short name, FQDN or ServiceEntry host).

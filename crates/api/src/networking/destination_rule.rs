@@ -33,7 +33,7 @@ pub use outlier::OutlierDetection;
 pub use tls::{ClientTlsMode, ClientTlsSettings};
 
 /// DestinationRule spec.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationRule {
     /// The service host the rule applies to.
@@ -54,7 +54,7 @@ pub struct DestinationRule {
 }
 
 /// A named subset of endpoints, selected by labels.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Subset {
     /// Subset name (DNS-1123 label).
@@ -69,7 +69,7 @@ pub struct Subset {
 }
 
 /// Load balancing, connection pool, outlier detection and TLS settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficPolicy {
     /// Load balancing.
@@ -99,7 +99,7 @@ pub struct TrafficPolicy {
 }
 
 /// A policy for one port.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortTrafficPolicy {
     /// The port.
@@ -120,7 +120,7 @@ pub struct PortTrafficPolicy {
 }
 
 /// Tunnel settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TunnelSettings {
     /// `CONNECT` or `POST`.
@@ -135,7 +135,7 @@ pub struct TunnelSettings {
 }
 
 /// PROXY protocol settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProxyProtocol {
     /// Protocol version.
@@ -144,7 +144,9 @@ pub struct ProxyProtocol {
 }
 
 /// PROXY protocol versions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum ProxyProtocolVersion {
     /// Version 1 (text).
     #[default]
@@ -156,7 +158,7 @@ pub enum ProxyProtocolVersion {
 }
 
 /// A retry budget: retries allowed as a share of active requests.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetryBudget {
     /// Share of active requests that may be retries (default 20).

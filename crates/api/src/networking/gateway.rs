@@ -13,7 +13,7 @@ use crate::validate::checks::{self, HostScope};
 use crate::validate::{Validate, Validator};
 
 /// Istio's `Gateway`: servers (port, hosts, TLS) for the gateway workloads matching `selector`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Gateway {
     /// The servers (listeners) of the gateway.
@@ -66,7 +66,7 @@ impl Gateway {
 }
 
 /// Istio's `Server`: one listener of a gateway, with the hosts it serves and its TLS settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Server {
     /// The port to listen on.
@@ -201,7 +201,7 @@ fn check_server_bind(v: &mut Validator, bind: &str, port: Option<&Port>) {
 
 /// Istio's `Port` (Gateway), `ServicePort` (ServiceEntry) and `SidecarPort` (Sidecar): the same
 /// four fields, whose rules differ by use, so each kind checks them itself.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Port {
     /// Port number; 0 only for listeners bound to a Unix domain socket.
@@ -392,7 +392,7 @@ impl fmt::Display for Protocol {
 }
 
 /// Istio's `ServerTLSSettings`: how a gateway server (or Sidecar ingress listener) handles TLS.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerTLSSettings {
     /// Answer plain HTTP requests with a 301 redirect to HTTPS.
@@ -443,7 +443,7 @@ pub struct ServerTLSSettings {
 }
 
 /// One entry of `ServerTLSSettings.tlsCertificates`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsCertificate {
     /// Path to the server certificate.
@@ -458,7 +458,9 @@ pub struct TlsCertificate {
 }
 
 /// Istio's `ServerTLSSettings.TLSmode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServerTlsMode {
     /// Forward TLS untouched, routed by SNI.
@@ -499,7 +501,9 @@ impl ServerTlsMode {
 }
 
 /// Istio's `ServerTLSSettings.TLSProtocol`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum TlsProtocolVersion {
     /// Envoy's default.
     #[default]

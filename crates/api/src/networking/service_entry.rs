@@ -14,7 +14,7 @@ use crate::validate::{Validate, Validator, checks};
 pub type ServicePort = Port;
 
 /// Istio's `ServiceEntry`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceEntry {
     /// Host names of the service; `*.` wildcard prefixes allowed.
@@ -47,7 +47,9 @@ pub struct ServiceEntry {
 }
 
 /// Istio's `ServiceEntry.Location`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Location {
     /// Outside the mesh (no mesh mTLS to it).
@@ -58,7 +60,9 @@ pub enum Location {
 }
 
 /// Istio's `ServiceEntry.Resolution`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Resolution {
     /// Forward to the address the client connected to.

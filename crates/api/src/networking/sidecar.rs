@@ -18,7 +18,7 @@ use crate::validate::{Validate, Validator};
 pub type SidecarPort = Port;
 
 /// Istio's `Sidecar`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Sidecar {
     /// Workloads this Sidecar applies to; all of the namespace when absent.
@@ -40,7 +40,7 @@ pub struct Sidecar {
 
 /// Istio's `networking.v1alpha3.WorkloadSelector` (Sidecar, ServiceEntry): workloads whose labels
 /// include all of `labels`. Unlike [`crate::networking::WorkloadSelector`] the field is `labels`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels a workload must carry.
@@ -49,7 +49,7 @@ pub struct LabelSelector {
 }
 
 /// Istio's `IstioIngressListener`: an inbound listener forwarding to the workload.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IstioIngressListener {
     /// The port to listen on.
@@ -73,7 +73,7 @@ pub struct IstioIngressListener {
 }
 
 /// Istio's `IstioEgressListener`: an outbound listener and the hosts reachable through it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IstioEgressListener {
     /// The port to listen on; absent for the catch-all listener.
@@ -91,7 +91,9 @@ pub struct IstioEgressListener {
 }
 
 /// Istio's `CaptureMode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CaptureMode {
     /// The environment's default.
@@ -104,7 +106,7 @@ pub enum CaptureMode {
 }
 
 /// Istio's `OutboundTrafficPolicy`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboundTrafficPolicy {
     /// Whether unknown hosts are reachable.
@@ -116,7 +118,9 @@ pub struct OutboundTrafficPolicy {
 }
 
 /// Istio's `OutboundTrafficPolicy.Mode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OutboundTrafficMode {
     /// Only hosts in the registry are reachable.

@@ -42,7 +42,7 @@ use tcp_tls::{tcp_route, tls_route};
 pub const MESH_GATEWAY: &str = "mesh";
 
 /// VirtualService spec.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualService {
     /// Hosts the rules apply to (short names resolve in the resource's namespace).

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::validate::{Validate, Validator, checks};
 
 /// Istio's `WorkloadEntry`: the address, ports, labels and identity of one workload.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadEntry {
     /// IP address, host name (DNS resolution only) or `unix:///path`; may be empty only with `network`.

@@ -9,7 +9,7 @@ use crate::networking::WorkloadSelector;
 use crate::validate::{Validate, Validator, checks};
 
 /// RateLimit spec.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
     /// Workloads that enforce the limit (on requests they receive); unset: every workload
@@ -28,7 +28,7 @@ pub struct RateLimit {
 }
 
 /// `requests` per `interval`, with `burst` more allowed at once.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Limit {
     /// Requests allowed per interval (the refill).
@@ -43,7 +43,7 @@ pub struct Limit {
 }
 
 /// What separates buckets.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BucketBy {
     /// One bucket per source identity (the mTLS principal; plaintext callers share one).
@@ -55,7 +55,7 @@ pub struct BucketBy {
 }
 
 /// Requests a limit counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestMatch {
     /// Paths, as AuthorizationPolicy writes them (`/api/*`, `*.js`, `/a/{*}/b`), matched

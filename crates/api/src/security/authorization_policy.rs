@@ -21,7 +21,7 @@ pub const TARGET_KINDS: &[(&str, &str)] = &[
 ];
 
 /// AuthorizationPolicy spec.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizationPolicy {
     /// Workloads the policy applies to; with no selector and no target, every workload in scope.
@@ -45,7 +45,9 @@ pub struct AuthorizationPolicy {
 }
 
 /// Istio's `PolicyTargetReference` (Gateway API GEP-713).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyTargetReference {
     /// API group of the target; empty for the core group.
@@ -63,7 +65,9 @@ pub struct PolicyTargetReference {
 }
 
 /// Istio's `AuthorizationPolicy.Action`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Action {
     /// Allow matching requests; once any ALLOW policy applies, everything else is denied.
@@ -90,7 +94,9 @@ impl Action {
 }
 
 /// Istio's `AuthorizationPolicy.ExtensionProvider`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtensionProvider {
     /// Name of an extension provider declared in MeshConfig.
@@ -99,7 +105,7 @@ pub struct ExtensionProvider {
 }
 
 /// Istio's `Rule`: matches when one `from`, one `to` and every `when` match; `{}` matches everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     /// Sources, OR-ed; empty means any source.
@@ -114,7 +120,7 @@ pub struct Rule {
 }
 
 /// Istio's `Rule.From`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleFrom {
     /// The source to match.
@@ -123,7 +129,7 @@ pub struct RuleFrom {
 }
 
 /// Istio's `Rule.To`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleTo {
     /// The operation to match.
@@ -132,7 +138,7 @@ pub struct RuleTo {
 }
 
 /// Istio's `Source`: fields are AND-ed, values within a field OR-ed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
     /// Peer identities from the client certificate (`<trust domain>/ns/<ns>/sa/<sa>`); needs mTLS.
@@ -174,7 +180,7 @@ pub struct Source {
 }
 
 /// Istio's `Operation`: fields are AND-ed, values within a field OR-ed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
     /// Request hosts (case-insensitive); HTTP only.
@@ -204,7 +210,7 @@ pub struct Operation {
 }
 
 /// Istio's `Condition`: an attribute and the values it must (or must not) have.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// Attribute name, e.g. `request.auth.claims[iss]` or `source.ip`.

@@ -10,7 +10,7 @@ use crate::networking::WorkloadSelector;
 use crate::validate::{Validate, Validator};
 
 /// PeerAuthentication spec.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerAuthentication {
     /// Workloads the policy applies to; unset means every workload of the namespace (of the mesh in the root namespace).
@@ -29,7 +29,9 @@ pub struct PeerAuthentication {
 }
 
 /// Istio's `PeerAuthentication.MutualTLS`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct MutualTls {
     /// The mode; `UNSET` inherits from the parent policy.
@@ -38,7 +40,9 @@ pub struct MutualTls {
 }
 
 /// Istio's `PeerAuthentication.MutualTLS.Mode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MtlsMode {
     /// Inherit from the parent policy; `PERMISSIVE` when there is none.

@@ -8,7 +8,7 @@ use crate::duration::Duration;
 use crate::validate::{Validate, Validator, checks};
 
 /// Connection pool settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionPoolSettings {
     /// TCP settings.
@@ -20,7 +20,7 @@ pub struct ConnectionPoolSettings {
 }
 
 /// TCP connection pool settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TcpSettings {
     /// Most connections to the destination.
@@ -41,7 +41,7 @@ pub struct TcpSettings {
 }
 
 /// TCP keepalive.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TcpKeepalive {
     /// Unanswered probes before the connection is dead.
@@ -56,7 +56,7 @@ pub struct TcpKeepalive {
 }
 
 /// HTTP connection pool settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpSettings {
     /// Most requests queued for a connection.
@@ -86,7 +86,9 @@ pub struct HttpSettings {
 }
 
 /// HTTP/2 upgrade policy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum H2UpgradePolicy {
     /// The mesh default.

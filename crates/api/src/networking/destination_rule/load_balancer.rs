@@ -9,7 +9,7 @@ use crate::duration::Duration;
 use crate::validate::{Validate, Validator, checks};
 
 /// Load balancer settings: `simple` or `consistentHash`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerSettings {
     /// A simple algorithm.
@@ -30,7 +30,9 @@ pub struct LoadBalancerSettings {
 }
 
 /// Simple load balancing algorithms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SimpleLb {
     /// Istio's default (LEAST_REQUEST).
@@ -49,7 +51,7 @@ pub enum SimpleLb {
 }
 
 /// Consistent hashing settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsistentHashLb {
     /// Hash on this header.
@@ -76,7 +78,7 @@ pub struct ConsistentHashLb {
 }
 
 /// A hash cookie.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpCookie {
     /// Cookie name.
@@ -94,7 +96,7 @@ pub struct HttpCookie {
 }
 
 /// One cookie attribute.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CookieAttribute {
     /// Attribute name.
@@ -106,7 +108,7 @@ pub struct CookieAttribute {
 }
 
 /// Ring hash settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RingHash {
     /// Minimum ring size (default 1024).
@@ -115,7 +117,7 @@ pub struct RingHash {
 }
 
 /// Maglev settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Maglev {
     /// Table size, a prime (default 65537).
@@ -124,7 +126,7 @@ pub struct Maglev {
 }
 
 /// Locality-aware load balancing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalityLbSetting {
     /// Weighted distribution between localities.
@@ -142,7 +144,7 @@ pub struct LocalityLbSetting {
 }
 
 /// Traffic distribution from one locality.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalityDistribute {
     /// Origin locality.
@@ -154,7 +156,7 @@ pub struct LocalityDistribute {
 }
 
 /// Failover from one region to another.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalityFailover {
     /// Origin region.
@@ -166,7 +168,7 @@ pub struct LocalityFailover {
 }
 
 /// Slow start.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WarmupConfiguration {
     /// Warmup window.

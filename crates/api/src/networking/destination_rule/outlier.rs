@@ -7,7 +7,7 @@ use crate::duration::Duration;
 use crate::validate::{Validate, Validator, checks};
 
 /// Outlier detection (passive health checking).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutlierDetection {
     /// Deprecated: consecutive gateway errors.

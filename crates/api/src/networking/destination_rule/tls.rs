@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::validate::{Validate, Validator, checks};
 
 /// TLS toward the upstream.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientTlsSettings {
     /// TLS mode.
@@ -38,7 +38,9 @@ pub struct ClientTlsSettings {
 }
 
 /// Client TLS modes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClientTlsMode {
     /// Plaintext.

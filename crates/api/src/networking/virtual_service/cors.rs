@@ -7,7 +7,7 @@ use crate::networking::common::StringMatch;
 use crate::validate::{Validate, Validator, checks};
 
 /// CORS policy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CorsPolicy {
     /// Deprecated exact origins.
@@ -37,7 +37,9 @@ pub struct CorsPolicy {
 }
 
 /// Handling of unmatched CORS preflight requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UnmatchedPreflights {
     /// Same as FORWARD.

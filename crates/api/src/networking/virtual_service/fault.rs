@@ -7,7 +7,7 @@ use crate::networking::common::Percent;
 use crate::validate::{Validate, Validator, checks};
 
 /// Fault injection.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpFaultInjection {
     /// Delay requests.
@@ -19,7 +19,7 @@ pub struct HttpFaultInjection {
 }
 
 /// Delay fault.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delay {
     /// Fixed delay.
@@ -37,7 +37,7 @@ pub struct Delay {
 }
 
 /// Abort fault.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Abort {
     /// HTTP status to answer with.

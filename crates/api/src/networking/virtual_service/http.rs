@@ -13,7 +13,7 @@ use crate::networking::common::{Destination, Percent, StringMatch};
 use crate::validate::{Validate, Validator, checks};
 
 /// One HTTP rule: matches and what to do with matching requests.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRoute {
     /// Rule name, used in logs and stats.
@@ -67,7 +67,7 @@ pub struct HttpRoute {
 }
 
 /// The conditions of one match entry, AND-ed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpMatchRequest {
     /// Match name, prefixed to the rule name in logs.
@@ -115,7 +115,7 @@ pub struct HttpMatchRequest {
 }
 
 /// A weighted destination of an HTTP rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRouteDestination {
     /// Where to send the request.
@@ -130,7 +130,7 @@ pub struct HttpRouteDestination {
 }
 
 /// Delegation to another VirtualService.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delegate {
     /// Delegate name.
@@ -142,7 +142,7 @@ pub struct Delegate {
 }
 
 /// One mirror destination.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpMirrorPolicy {
     /// Where copies go.

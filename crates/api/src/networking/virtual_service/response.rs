@@ -8,7 +8,7 @@ use crate::validate::{Validate, Validator, checks};
 pub const MAX_DIRECT_RESPONSE_BODY: usize = 1 << 20;
 
 /// A redirect answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRedirect {
     /// Replace the whole path.
@@ -32,7 +32,9 @@ pub struct HttpRedirect {
 }
 
 /// How a redirect derives its port.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RedirectPortSelection {
     /// 80 for http, 443 for https.
@@ -43,7 +45,7 @@ pub enum RedirectPortSelection {
 }
 
 /// A direct answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpDirectResponse {
     /// Status code.
@@ -55,7 +57,7 @@ pub struct HttpDirectResponse {
 }
 
 /// A direct-response body: text or base64 bytes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpBody {
     /// Text body.

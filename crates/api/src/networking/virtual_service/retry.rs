@@ -26,7 +26,7 @@ pub const RETRY_ON_CONDITIONS: &[&str] = &[
 ];
 
 /// Retry policy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRetry {
     /// Retries after the first try; 0 disables retries.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::validate::{Validate, Validator, checks};
 
 /// Request and response header operations.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Headers {
     /// Operations on the request.
@@ -19,7 +19,7 @@ pub struct Headers {
 }
 
 /// Set, add and remove headers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderOperations {
     /// Overwrite these headers.
@@ -34,7 +34,7 @@ pub struct HeaderOperations {
 }
 
 /// Path and authority rewrite.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRewrite {
     /// Replace the matched prefix (or the whole path for exact/regex matches).
@@ -49,7 +49,7 @@ pub struct HttpRewrite {
 }
 
 /// A regex and its replacement (`\1` style groups).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegexRewrite {
     /// RE2 pattern.

@@ -9,7 +9,7 @@ use crate::networking::common::Destination;
 use crate::validate::{Validate, Validator, checks};
 
 /// A weighted destination of a TCP or TLS rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteDestination {
     /// Where to send the connection.
@@ -21,7 +21,7 @@ pub struct RouteDestination {
 }
 
 /// A TLS rule (SNI routing).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsRoute {
     /// Conditions, OR-ed.
@@ -33,7 +33,7 @@ pub struct TlsRoute {
 }
 
 /// Conditions of a TLS rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsMatchAttributes {
     /// SNI names (required; must fall within the VirtualService hosts).
@@ -57,7 +57,7 @@ pub struct TlsMatchAttributes {
 }
 
 /// A TCP rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TcpRoute {
     /// Conditions, OR-ed.
@@ -69,7 +69,7 @@ pub struct TcpRoute {
 }
 
 /// Conditions of a TCP rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct L4MatchAttributes {
     /// Destination IPs or CIDRs.
