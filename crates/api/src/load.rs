@@ -518,7 +518,10 @@ spec:
         let loaded = load_str("f", text);
         let text: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
         // Kubernetes' own kinds travel with Istio's: skipped with a warning, not refused.
-        assert!(text[0].contains("Service default/a: skipped: weft does not read `Service` (v1) yet"), "{text:?}");
+        assert!(
+            text[0].contains("Service default/a: skipped: weft does not read `Service` (v1) yet"),
+            "{text:?}"
+        );
         assert!(!loaded.diagnostics[0].is_error());
         assert!(
             text[1].starts_with(

@@ -420,10 +420,30 @@ async fn a_delegating_rule_routes_by_its_delegates_rules() {
         subsets("reviews"),
     );
     let h = Harness::start(&yaml).await;
-    assert_eq!(get(h.proxy.outbound, "http://reviews:8080/api/v2/x").await.body, "v2");
-    assert_eq!(get(h.proxy.outbound, "http://reviews:8080/other").await.body, "v1");
+    assert_eq!(
+        get(h.proxy.outbound, "http://reviews:8080/api/v2/x")
+            .await
+            .body,
+        "v2"
+    );
+    assert_eq!(
+        get(h.proxy.outbound, "http://reviews:8080/other")
+            .await
+            .body,
+        "v1"
+    );
     // Under /api but in no delegate rule: the root's next rules decide, as in Istio.
-    assert_eq!(get(h.proxy.outbound, "http://reviews:8080/api/v1").await.body, "v1");
+    assert_eq!(
+        get(h.proxy.outbound, "http://reviews:8080/api/v1")
+            .await
+            .body,
+        "v1"
+    );
     // A delegate rule outside the root's /api is dropped, not routed.
-    assert_eq!(get(h.proxy.outbound, "http://reviews:8080/elsewhere").await.body, "v1");
+    assert_eq!(
+        get(h.proxy.outbound, "http://reviews:8080/elsewhere")
+            .await
+            .body,
+        "v1"
+    );
 }

@@ -4,6 +4,7 @@
 //!
 //! - [`discovery`]: `/version`, `/api`, `/apis`, group and group-version resource lists,
 //!   the core namespaces and (empty) events;
+//! - [`openapi`]: the OpenAPI v3 documents (`kubectl explain`, server-side validation);
 //! - [`path`]: which resource a path names, and the query parameters;
 //! - [`resources`]: list, get, watch ([`watch`]), create, replace, merge patch and
 //!   server-side apply ([`apply`]), delete, with `dryRun` and `fieldValidation`;
@@ -12,6 +13,7 @@
 
 mod apply;
 mod discovery;
+mod openapi;
 mod path;
 mod reply;
 mod resources;
@@ -124,7 +126,7 @@ pub async fn handle(
         );
         return resp;
     }
-    if let Some(answer) = discovery::answer(&path, &store) {
+    if let Some(answer) = discovery::answer(&path, &store).or_else(|| openapi::answer(&path)) {
         return answer;
     }
     let Some(target) = path::parse(&path) else {

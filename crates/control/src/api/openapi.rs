@@ -60,10 +60,7 @@ fn document(group: &str, version: &str) -> Value {
         .into_iter()
         .filter(|k| k.group() == group && k.api_versions().contains(&version))
     {
-        let schema = format!(
-            "#/components/schemas/{}",
-            weft_api::schema::schema_name(kind, version)
-        );
+        let schema = format!("#/components/schemas/{}", component(group, version, kind));
         let gvk = json!({"group": group, "version": version, "kind": kind.name()});
         let op = |action: &str, verb: &str, extra: &[Value]| {
             let mut parameters = vec![
@@ -80,7 +77,10 @@ fn document(group: &str, version: &str) -> Value {
                 "x-kubernetes-group-version-kind": gvk,
             })
         };
-        let base = format!("/apis/{group}/{version}/namespaces/{{namespace}}/{}", kind.plural());
+        let base = format!(
+            "/apis/{group}/{version}/namespaces/{{namespace}}/{}",
+            kind.plural()
+        );
         paths.insert(
             base.clone(),
             json!({"get": op("list", "list", &[]), "post": op("post", "create", &[])}),
@@ -97,6 +97,14 @@ fn document(group: &str, version: &str) -> Value {
     }
     doc["paths"] = Value::Object(paths);
     doc
+}
+
+/// Kubernetes' schema name for a kind: `io.istio.networking.v1.VirtualService`.
+fn component(group: &str, version: &str, kind: Kind) -> String {
+    let mut parts: Vec<&str> = group.split('.').rev().collect();
+    parts.push(version);
+    parts.push(kind.name());
+    parts.join(".")
 }
 
 fn query(name: &str, kind: &str) -> Value {
@@ -119,13 +127,20 @@ mod tests {
         let idx = index();
         for (g, v) in group_versions() {
             let entry = &idx["paths"][format!("apis/{g}/{v}")]["serverRelativeURL"];
-            assert!(entry.as_str().is_some_and(|u| u.contains("?hash=")), "{g}/{v}");
+            assert!(
+                entry.as_str().is_some_and(|u| u.contains("?hash=")),
+                "{g}/{v}"
+            );
         }
         let doc = document("networking.istio.io", "v1");
-        let post = &doc["paths"]["/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices"]["post"];
+        let post = &doc["paths"]["/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices"]
+            ["post"];
         assert_eq!(post["x-kubernetes-action"], "post");
         assert!(post["parameters"].to_string().contains("fieldValidation"));
-        assert_eq!(post["x-kubernetes-group-version-kind"]["kind"], "VirtualService");
+        assert_eq!(
+            post["x-kubernetes-group-version-kind"]["kind"],
+            "VirtualService"
+        );
         assert!(answer("/openapi/v3/apis/networking.istio.io/v9").is_none());
         assert!(answer("/openapi/v2").is_none());
     }

@@ -374,12 +374,16 @@ fn read(
             .unwrap_or_default();
         return Err(Box::new(invalid(target.kind, &name, &errors)));
     }
+    // Warnings as the API server words them: the field, then the message.
     warnings.extend(
         loaded
             .diagnostics
             .iter()
             .filter(|d| !d.is_error())
-            .map(ToString::to_string),
+            .map(|d| match &d.field {
+                Some(field) => format!("{field}: {}", d.message),
+                None => d.message.clone(),
+            }),
     );
     let mut resources = loaded.resources;
     if resources.len() != 1 {
