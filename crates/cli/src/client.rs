@@ -70,6 +70,8 @@ pub async fn call(
         .uri(path)
         .header("host", server)
         .header("content-type", "application/json")
+        // The field manager the API records for weft's own writes.
+        .header("user-agent", concat!("weft/", env!("CARGO_PKG_VERSION")))
         .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
     let resp = sender.send_request(req).await?;
     let status = resp.status();

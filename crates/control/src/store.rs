@@ -437,6 +437,9 @@ fn same_content(a: &Resource, b: &Resource) -> bool {
     spec_json(a) == spec_json(b)
         && a.metadata().labels == b.metadata().labels
         && a.metadata().annotations == b.metadata().annotations
+        // Who manages which field is content too (a server-side apply that takes over
+        // fields changes only this), as in Kubernetes.
+        && a.metadata().managed_fields == b.metadata().managed_fields
 }
 
 fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
