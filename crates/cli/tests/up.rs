@@ -1259,7 +1259,11 @@ fn real_kubectl_drives_the_seed_scenario_against_weft_ups_control_plane() {
     let ingress = s.ingress.as_str();
 
     // The seed's commands, as an Istio user types them.
-    let (ok, out, err) = k(&["apply", "-f", "examples/recommendation/virtual-service.yaml"]);
+    let (ok, out, err) = k(&[
+        "apply",
+        "-f",
+        "examples/recommendation/virtual-service.yaml",
+    ]);
     assert!(ok, "{out}{err}");
     assert!(
         out.contains("virtualservice.networking.istio.io/recommendation-service created"),
@@ -1269,7 +1273,10 @@ fn real_kubectl_drives_the_seed_scenario_against_weft_ups_control_plane() {
     let n = 200;
     let share = v1_share(ingress, n);
     let tolerance = binomial_tolerance(n, 0.1, 4.0) / f64::from(n);
-    assert!((share - 0.1).abs() < tolerance, "v1 share {share} under 10/90");
+    assert!(
+        (share - 0.1).abs() < tolerance,
+        "v1 share {share} under 10/90"
+    );
 
     let (ok, out, err) = k(&["get", "vs", "-A"]);
     assert!(ok, "{err}");
@@ -1277,12 +1284,21 @@ fn real_kubectl_drives_the_seed_scenario_against_weft_ups_control_plane() {
     assert!(out.contains("HOSTS"), "{out}");
     assert!(out.contains(r#"["recommendation-service"]"#), "{out}");
     let (ok, out, _) = k(&["get", "vs", "recommendation-service", "-o", "yaml"]);
-    assert!(ok && out.contains("weight: 90") && out.contains("resourceVersion:"), "{out}");
+    assert!(
+        ok && out.contains("weight: 90") && out.contains("resourceVersion:"),
+        "{out}"
+    );
     let (ok, out, _) = k(&["describe", "vs", "recommendation-service"]);
-    assert!(ok && out.contains("Weight:") && out.contains("Events:"), "{out}");
+    assert!(
+        ok && out.contains("Weight:") && out.contains("Events:"),
+        "{out}"
+    );
     let (ok, out, err) = k(&["explain", "virtualservice.spec.http"]);
     assert!(ok, "{err}");
-    assert!(out.contains("FIELD: http") && out.contains("route"), "{out}");
+    assert!(
+        out.contains("FIELD: http") && out.contains("route"),
+        "{out}"
+    );
 
     // A dry run changes nothing.
     let fault = "examples/recommendation/virtual-service-fault.yaml";
@@ -1308,7 +1324,11 @@ fn real_kubectl_drives_the_seed_scenario_against_weft_ups_control_plane() {
         "{err}"
     );
     for _ in 0..10 {
-        assert_eq!(call_bff(ingress).0, 500, "the invalid resource changed nothing");
+        assert_eq!(
+            call_bff(ingress).0,
+            500,
+            "the invalid resource changed nothing"
+        );
     }
 
     // Server-side apply, with kubectl watching.
@@ -1360,10 +1380,17 @@ for e in watch.Watch().stream(api.list_namespaced_custom_object, g, v, "default"
         .output()
         .expect("python runs");
     let said = String::from_utf8_lossy(&py.stdout);
-    assert!(py.status.success(), "{said}{}", String::from_utf8_lossy(&py.stderr));
+    assert!(
+        py.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     assert!(said.contains("listed ['recommendation-service']"), "{said}");
     assert!(said.contains("label python"), "{said}");
-    assert!(said.contains("event ADDED recommendation-service"), "{said}");
+    assert!(
+        said.contains("event ADDED recommendation-service"),
+        "{said}"
+    );
 
     // Deleting the rules restores the even split.
     let (ok, out, err) = k(&["delete", "-f", fault]);
@@ -1371,5 +1398,8 @@ for e in watch.Watch().stream(api.list_namespaced_custom_object, g, v, "default"
     wait_for("recovery", || call_bff(ingress).0 == 200);
     let share = v1_share(ingress, n);
     let tolerance = binomial_tolerance(n, 0.5, 4.0) / f64::from(n);
-    assert!((share - 0.5).abs() < tolerance, "v1 share {share} after delete");
+    assert!(
+        (share - 0.5).abs() < tolerance,
+        "v1 share {share} after delete"
+    );
 }

@@ -33,8 +33,7 @@ pub fn render(api: &str) -> String {
 /// Writes the kubeconfig for `api` into `state_dir` (readable by its owner only).
 pub fn write(state_dir: &Path, api: &str) -> anyhow::Result<PathBuf> {
     let file = path(state_dir);
-    std::fs::write(&file, render(api))
-        .with_context(|| format!("writing {}", file.display()))?;
+    std::fs::write(&file, render(api)).with_context(|| format!("writing {}", file.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
