@@ -233,7 +233,7 @@ spec:
     let list: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
     let dead_rule = list
         .as_array()
-        .unwrap()
+        .expect("an array of messages")
         .iter()
         .find(|m| m["code"] == "IST0130")
         .expect("IST0130 in JSON");

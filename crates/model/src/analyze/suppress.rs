@@ -105,12 +105,16 @@ mod tests {
 
     #[test]
     fn suppressions_match_code_kind_and_a_glob_on_the_name() {
-        let s: Suppression = "IST0101=VirtualService *.default".parse().unwrap();
+        let s: Suppression = "IST0101=VirtualService *.default"
+            .parse()
+            .expect("a suppression");
         assert!(s.matches(&f("IST0101", "VirtualService", "default", "reviews")));
         assert!(!s.matches(&f("IST0101", "VirtualService", "prod", "reviews")));
         assert!(!s.matches(&f("IST0130", "VirtualService", "default", "reviews")));
         assert!(!s.matches(&f("IST0101", "Gateway", "default", "reviews")));
-        let s: Suppression = "IST0101=VirtualService default/rev*".parse().unwrap();
+        let s: Suppression = "IST0101=VirtualService default/rev*"
+            .parse()
+            .expect("a suppression");
         assert!(s.matches(&f("IST0101", "VirtualService", "default", "reviews")));
         assert!(!s.matches(&f("IST0101", "VirtualService", "default", "ratings")));
     }
