@@ -152,7 +152,8 @@ spec:
   - route: [{destination: {host: reviews}}]
 "#;
     let o = weft(&["analyze", "-f", "-"], Some(&format!("{SERVICE}{rules}")));
-    assert_eq!(o.status.code(), Some(1));
+    // istioctl analyze's exit code for issues at the failure threshold.
+    assert_eq!(o.status.code(), Some(79));
     let out = stdout(&o);
     for expected in [
         "Error [IST0101] (VirtualService default/reviews -:25) Referenced host+subset in destinationrule not found: \"reviews.default.svc.cluster.local+v3\"",
@@ -183,10 +184,10 @@ spec:
     tls: {mode: DISABLE}
 "#;
     let o = weft(&["analyze", "-f", "-"], Some(&format!("{SERVICE}{rules}")));
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(79));
     let out = stdout(&o);
     assert!(
-        out.contains("Error [IST0113] (DestinationRule default/reviews-tls -:")
+        out.contains("Error [WEFT0002] (DestinationRule default/reviews-tls -:")
             && out.contains("sends plaintext to reviews.default.svc.cluster.local")
             && out.contains("PeerAuthentication istio-system/default is STRICT"),
         "{out}"
@@ -197,7 +198,66 @@ spec:
         &["analyze", "-f", "-"],
         Some(&format!("{SERVICE}{agreeing}")),
     );
-    assert!(!stdout(&o).contains("IST0113"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("WEFT0002"), "{}", stdout(&o));
+}
+
+#[test]
+fn analyze_takes_istioctl_output_formats_thresholds_and_suppressions() {
+    let dead = r#"---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews, subset: v1}}]
+  - match: [{uri: {prefix: /dead}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+"#;
+    let input = format!("{SERVICE}{dead}");
+    // Warnings alone are shown but do not fail: the failure threshold is Error.
+    let o = weft(&["analyze", "-f", "-"], Some(&input));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("Warning [IST0130]"), "{}", stdout(&o));
+    let o = weft(
+        &["analyze", "-f", "-", "--failure-threshold", "Warning"],
+        Some(&input),
+    );
+    assert_eq!(o.status.code(), Some(79));
+    let o = weft(
+        &["analyze", "-f", "-", "--output-threshold", "error"],
+        Some(&input),
+    );
+    assert!(!stdout(&o).contains("IST0130"), "{}", stdout(&o));
+    let o = weft(&["analyze", "-f", "-", "-o", "json"], Some(&input));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let dead_rule = list
+        .as_array()
+        .expect("an array of messages")
+        .iter()
+        .find(|m| m["code"] == "IST0130")
+        .expect("IST0130 in JSON");
+    assert_eq!(dead_rule["level"], "Warning");
+    assert_eq!(dead_rule["origin"], "VirtualService default/reviews");
+    assert_eq!(dead_rule["reference"], "-:26");
+    let o = weft(&["analyze", "-f", "-", "-o", "yaml"], Some(&input));
+    assert!(stdout(&o).contains("code: IST0130"), "{}", stdout(&o));
+    for suppress in [
+        "IST0130=VirtualService reviews.default",
+        "IST0130=VirtualService default/*",
+    ] {
+        let o = weft(&["analyze", "-f", "-", "-S", suppress], Some(&input));
+        assert!(
+            !stdout(&o).contains("IST0130"),
+            "{suppress}: {}",
+            stdout(&o)
+        );
+    }
+    let o = weft(
+        &["analyze", "-f", "-", "--suppress", "nonsense"],
+        Some(&input),
+    );
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

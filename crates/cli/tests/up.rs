@@ -1387,7 +1387,10 @@ for e in watch.Watch().stream(api.list_namespaced_custom_object, g, v, "default"
         "{said}{}",
         String::from_utf8_lossy(&py.stderr)
     );
-    assert!(said.contains("listed ['bff-ingress', 'recommendation-service']"), "{said}");
+    assert!(
+        said.contains("listed ['bff-ingress', 'recommendation-service']"),
+        "{said}"
+    );
     assert!(said.contains("label python"), "{said}");
     assert!(
         said.contains("event ADDED recommendation-service"),

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use weft_api::Severity;
 
 use crate::store::Store;
 use crate::xds::Proxies;
@@ -46,10 +45,7 @@ pub fn page(store: &Store, proxies: &Proxies) -> Value {
         );
     }
     for finding in weft_model::analyze::analyze(&located) {
-        let level = match finding.severity {
-            Severity::Error => "Error",
-            Severity::Warning => "Warning",
-        };
+        let level = finding.level.as_str();
         for involved in &finding.resources {
             if let Some(entry) = entries.get_mut(&involved.file) {
                 if let Some(list) = entry["findings"].as_array_mut() {

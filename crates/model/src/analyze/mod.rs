@@ -1,0 +1,327 @@
+//! Cross-resource analysis, as `istioctl analyze` does it: problems no single
+//! resource shows (a route to an undefined subset, a host nobody serves, dead rules,
+//! conflicting VirtualServices, Sidecars or Gateways, unverified server certificates).
+//!
+//! Each analyzer family lives in its own module and adds [`Finding`]s with Istio's
+//! message code, name and level (`pkg/config/analysis/msg/messages.yaml`); weft's own
+//! checks use `WEFT` codes. [`analyze`] runs them all and drops findings a resource
+//! suppresses with `galley.istio.io/analyze-suppress`.
+
+mod annotations;
+mod destinationrule;
+mod gateway;
+mod references;
+mod registry;
+mod serviceentry;
+mod sidecar;
+mod suppress;
+mod virtualservice;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use weft_api::diag::{Diagnostic, ResourceRef, Severity};
+use weft_api::load::LocatedResource;
+
+pub use suppress::{BadSuppression, Suppression};
+
+use registry::Registry;
+
+/// How serious a finding is, as Istio grades its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Level {
+    /// Worth knowing; nothing is wrong yet.
+    Info,
+    /// Accepted, but probably not what the author meant.
+    Warning,
+    /// Traffic will not flow as written.
+    Error,
+}
+
+impl Level {
+    /// Istio's spelling: `Info`, `Warning`, `Error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "Info",
+            Level::Warning => "Warning",
+            Level::Error => "Error",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+
+    /// Case-insensitive `info`, `warning` or `error`, as istioctl's thresholds take them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "info" => Ok(Level::Info),
+            "warning" => Ok(Level::Warning),
+            "error" => Ok(Level::Error),
+            _ => Err(format!("unknown level {s:?}: use Info, Warning or Error")),
+        }
+    }
+}
+
+/// A resource involved in a finding, with where it is written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Involved {
+    /// The resource.
+    pub resource: ResourceRef,
+    /// File.
+    pub file: String,
+    /// Line of the relevant field.
+    pub line: usize,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Istio's message code (`IST0101`) or weft's (`WEFT...`).
+    pub code: &'static str,
+    /// Istio's message name.
+    pub name: &'static str,
+    /// Info, warning or error.
+    pub level: Level,
+    /// What is wrong.
+    pub message: String,
+    /// Resources involved, the first being the one to fix.
+    pub resources: Vec<Involved>,
+}
+
+impl fmt::Display for Finding {
+    /// istioctl's log line: `Error [IST0101] (VirtualService default/reviews f.yaml:3) message`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{}] ", self.level, self.code)?;
+        let places: Vec<String> = self
+            .resources
+            .iter()
+            .map(|r| format!("{} {}:{}", r.resource, r.file, r.line))
+            .collect();
+        if !places.is_empty() {
+            write!(f, "({}) ", places.join(", "))?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// A message type: code, name and level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Code {
+    /// `IST0101` or `WEFT0001`.
+    pub code: &'static str,
+    /// `ReferencedResourceNotFound`.
+    pub name: &'static str,
+    /// The level every finding of this type has.
+    pub level: Level,
+}
+
+const fn code(code: &'static str, name: &'static str, level: Level) -> Code {
+    Code { code, name, level }
+}
+
+/// The message types weft reports, with Istio's codes, names and levels.
+pub mod codes {
+    use super::{Code, Level, code};
+
+    /// A gateway, host, host+subset or egress host that nothing defines.
+    pub const REFERENCED_RESOURCE_NOT_FOUND: Code =
+        code("IST0101", "ReferencedResourceNotFound", Level::Error);
+    /// A validation error in one resource.
+    pub const SCHEMA_VALIDATION_ERROR: Code =
+        code("IST0106", "SchemaValidationError", Level::Error);
+    /// An Istio annotation on a kind it does not apply to.
+    pub const MISPLACED_ANNOTATION: Code = code("IST0107", "MisplacedAnnotation", Level::Warning);
+    /// An `istio.io` annotation Istio does not know.
+    pub const UNKNOWN_ANNOTATION: Code = code("IST0108", "UnknownAnnotation", Level::Warning);
+    /// Two mesh VirtualServices for one host.
+    pub const CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS: Code = code(
+        "IST0109",
+        "ConflictingMeshGatewayVirtualServiceHosts",
+        Level::Error,
+    );
+    /// Two Sidecars selecting one workload.
+    pub const CONFLICTING_SIDECAR_WORKLOAD_SELECTORS: Code = code(
+        "IST0110",
+        "ConflictingSidecarWorkloadSelectors",
+        Level::Error,
+    );
+    /// Two Sidecars without a selector in one namespace.
+    pub const MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS: Code = code(
+        "IST0111",
+        "MultipleSidecarsWithoutWorkloadSelectors",
+        Level::Error,
+    );
+    /// A gateway route to a multi-port service without a port.
+    pub const VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED: Code = code(
+        "IST0112",
+        "VirtualServiceDestinationPortSelectorRequired",
+        Level::Error,
+    );
+    /// Client TLS without CA certificates (whole DestinationRule).
+    pub const NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL: Code = code(
+        "IST0128",
+        "NoServerCertificateVerificationDestinationLevel",
+        Level::Warning,
+    );
+    /// Client TLS without CA certificates (one port).
+    pub const NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL: Code = code(
+        "IST0129",
+        "NoServerCertificateVerificationPortLevel",
+        Level::Warning,
+    );
+    /// A rule that can never match.
+    pub const VIRTUAL_SERVICE_UNREACHABLE_RULE: Code =
+        code("IST0130", "VirtualServiceUnreachableRule", Level::Warning);
+    /// A match that an earlier rule already takes.
+    pub const VIRTUAL_SERVICE_INEFFECTIVE_MATCH: Code =
+        code("IST0131", "VirtualServiceIneffectiveMatch", Level::Info);
+    /// A VirtualService host that none of its Gateways' servers accepts.
+    pub const VIRTUAL_SERVICE_HOST_NOT_FOUND_IN_GATEWAY: Code = code(
+        "IST0132",
+        "VirtualServiceHostNotFoundInGateway",
+        Level::Warning,
+    );
+    /// A validation warning in one resource.
+    pub const SCHEMA_WARNING: Code = code("IST0133", "SchemaWarning", Level::Warning);
+    /// A TCP ServiceEntry without addresses.
+    pub const SERVICE_ENTRY_ADDRESSES_REQUIRED: Code =
+        code("IST0134", "ServiceEntryAddressesRequired", Level::Warning);
+    /// A deprecated Istio annotation.
+    pub const DEPRECATED_ANNOTATION: Code = code("IST0135", "DeprecatedAnnotation", Level::Info);
+    /// One certificate served by several Gateways on the same workloads.
+    pub const GATEWAY_DUPLICATE_CERTIFICATE: Code =
+        code("IST0138", "GatewayDuplicateCertificate", Level::Warning);
+    /// Gateways with one selector, one port and overlapping hosts.
+    pub const CONFLICTING_GATEWAYS: Code = code("IST0145", "ConflictingGateways", Level::Error);
+    /// A subset whose labels select no endpoint of its service.
+    pub const SUBSET_SELECTS_NO_ENDPOINTS: Code =
+        code("WEFT0001", "SubsetSelectsNoEndpoints", Level::Warning);
+    /// A DestinationRule that sends no mesh mTLS to workloads whose PeerAuthentication is STRICT.
+    pub const MTLS_POLICY_CONFLICT: Code = code("WEFT0002", "MTLSPolicyConflict", Level::Error);
+
+    /// Every message type weft reports, in code order.
+    pub const ALL: &[Code] = &[
+        REFERENCED_RESOURCE_NOT_FOUND,
+        SCHEMA_VALIDATION_ERROR,
+        MISPLACED_ANNOTATION,
+        UNKNOWN_ANNOTATION,
+        CONFLICTING_MESH_GATEWAY_VIRTUAL_SERVICE_HOSTS,
+        CONFLICTING_SIDECAR_WORKLOAD_SELECTORS,
+        MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS,
+        VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED,
+        NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
+        NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL,
+        VIRTUAL_SERVICE_UNREACHABLE_RULE,
+        VIRTUAL_SERVICE_INEFFECTIVE_MATCH,
+        VIRTUAL_SERVICE_HOST_NOT_FOUND_IN_GATEWAY,
+        SCHEMA_WARNING,
+        SERVICE_ENTRY_ADDRESSES_REQUIRED,
+        DEPRECATED_ANNOTATION,
+        GATEWAY_DUPLICATE_CERTIFICATE,
+        CONFLICTING_GATEWAYS,
+        SUBSET_SELECTS_NO_ENDPOINTS,
+        MTLS_POLICY_CONFLICT,
+    ];
+}
+
+/// The annotation with which a resource silences codes (comma-separated, `*` for all).
+pub const SUPPRESS_ANNOTATION: &str = "galley.istio.io/analyze-suppress";
+
+/// What every analyzer reads: the resources and the service registry they declare.
+struct Context<'r> {
+    resources: &'r [LocatedResource],
+    registry: Registry<'r>,
+}
+
+fn involved(r: &LocatedResource, path: &str) -> Involved {
+    Involved {
+        resource: r.reference(),
+        file: r.file.clone(),
+        line: r.pos_of(path).line,
+    }
+}
+
+fn finding(code: Code, message: String, resources: Vec<Involved>) -> Finding {
+    Finding {
+        code: code.code,
+        name: code.name,
+        level: code.level,
+        message,
+        resources,
+    }
+}
+
+/// Every finding for `resources` taken together.
+pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
+    let ctx = Context {
+        resources,
+        registry: Registry::new(resources),
+    };
+    let mut out = Vec::new();
+    references::check(&ctx, &mut out);
+    virtualservice::check(&ctx, &mut out);
+    destinationrule::check(&ctx, &mut out);
+    gateway::check(&ctx, &mut out);
+    sidecar::check(&ctx, &mut out);
+    serviceentry::check(&ctx, &mut out);
+    annotations::check(&ctx, &mut out);
+    out.retain(|f| !suppressed_by_annotation(f, resources));
+    out
+}
+
+/// True when the resource to fix carries `galley.istio.io/analyze-suppress` naming the code.
+fn suppressed_by_annotation(f: &Finding, resources: &[LocatedResource]) -> bool {
+    let Some(first) = f.resources.first() else {
+        return false;
+    };
+    resources
+        .iter()
+        .filter(|r| r.reference() == first.resource)
+        .filter_map(|r| r.resource.metadata().annotations.get(SUPPRESS_ANNOTATION))
+        .any(|codes| {
+            codes
+                .split(',')
+                .map(str::trim)
+                .any(|c| c == "*" || c == f.code)
+        })
+}
+
+/// Validation diagnostics about a resource as findings: errors are IST0106
+/// SchemaValidationError, warnings IST0133 SchemaWarning. Diagnostics outside any
+/// resource (YAML syntax, unknown kinds) are not findings and are left out.
+pub fn schema_findings(diagnostics: &[Diagnostic]) -> Vec<Finding> {
+    diagnostics
+        .iter()
+        .filter_map(|d| {
+            let resource = d.resource.clone()?;
+            let (code, prefix) = match d.severity {
+                Severity::Error => (codes::SCHEMA_VALIDATION_ERROR, "Schema validation error"),
+                Severity::Warning => (codes::SCHEMA_WARNING, "Schema validation warning"),
+            };
+            let detail = match &d.field {
+                Some(field) => format!("{field}: {}", d.message),
+                None => d.message.clone(),
+            };
+            Some(finding(
+                code,
+                format!("{prefix}: {detail}"),
+                vec![Involved {
+                    resource,
+                    file: d.file.clone(),
+                    line: d.line,
+                }],
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
