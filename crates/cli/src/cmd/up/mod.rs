@@ -180,7 +180,7 @@ impl Starting<'_> {
         self.start_ingress(&weft)?;
         self.wait_ready()?;
         self.apply_resources(&weft)?;
-        status::print_up(self.state);
+        status::print_up(self.state, &super::kubeconfig::path(&self.args.state_dir));
         Ok(())
     }
 }

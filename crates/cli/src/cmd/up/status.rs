@@ -64,7 +64,7 @@ impl Starting<'_> {
 }
 
 /// Tells what is up and how to use it.
-pub(super) fn print_up(state: &State) {
+pub(super) fn print_up(state: &State, kubeconfig: &std::path::Path) {
     println!(
         "✔ mesh up ({} workloads, {} mode). Try:",
         state.workloads.len(),
@@ -80,7 +80,10 @@ pub(super) fn print_up(state: &State) {
         "    open http://{}/            # the dashboard: graph, traces, metrics, config, traffic",
         state.dashboard
     );
-    println!("    export KUBECONFIG=$(weft kubeconfig)    kubectl get vs,dr,se -A");
+    println!(
+        "    export KUBECONFIG={}    kubectl get vs,dr,se -A",
+        kubeconfig.display()
+    );
     println!("    weft status    weft get se    weft prometheus-config    weft down");
 }
 
