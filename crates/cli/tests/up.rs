@@ -1359,6 +1359,32 @@ fn real_kubectl_drives_the_seed_scenario_against_weft_ups_control_plane() {
     let (ok, out, _) = k(&["get", "dr", "-o", "yaml", "--show-managed-fields"]);
     assert!(ok && out.contains("manager: kubectl"), "{out}");
 
+    // JSON patch, and a label selector that finds what it labelled.
+    let (ok, out, err) = k(&[
+        "patch",
+        "vs",
+        "recommendation-service",
+        "--type=json",
+        "-p",
+        r#"[{"op": "add", "path": "/metadata/labels", "value": {"team": "reco"}}]"#,
+    ]);
+    assert!(ok && out.contains("patched"), "{out}{err}");
+    let (ok, out, _) = k(&["get", "vs", "-l", "team=reco", "-o", "name"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "virtualservice.networking.istio.io/recommendation-service"
+    );
+    let (ok, _, err) = k(&[
+        "patch",
+        "vs",
+        "recommendation-service",
+        "--type=json",
+        "-p",
+        r#"[{"op": "test", "path": "/metadata/labels/team", "value": "other"}]"#,
+    ]);
+    assert!(!ok && err.contains("cannot be applied"), "{err}");
+
     // The Kubernetes Python client lists, patches and watches the same resources.
     let script = r#"
 import sys

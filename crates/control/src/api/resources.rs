@@ -1,6 +1,6 @@
 //! The resource endpoints, as the Kubernetes API serves custom resources: list (JSON or
 //! Table, label and field selectors), get, watch, create, replace, JSON merge patch,
-//! server-side apply, delete and delete-collection; `dryRun=All` on every write;
+//! JSON patch (RFC 6902), server-side apply, delete and delete-collection; `dryRun=All` on every write;
 //! `fieldValidation` (Strict by default, as kubectl asks; Warn and Ignore drop unknown
 //! fields of a JSON body, Warn saying which in `Warning` headers).
 
@@ -153,6 +153,7 @@ enum Change {
     Create,
     Replace,
     MergePatch,
+    JsonPatch,
     Apply,
 }
 
@@ -176,13 +177,14 @@ async fn write(
         (&Method::POST, _) => Change::Create,
         (&Method::PUT, _) => Change::Replace,
         (_, "application/merge-patch+json") => Change::MergePatch,
+        (_, "application/json-patch+json") => Change::JsonPatch,
         (_, "application/apply-patch+yaml" | "application/apply-patch+cbor") => Change::Apply,
         (_, other) => {
             return status(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
                 &format!(
-                    "the body of the request was in an unknown format ({other}) - accepted media types include: application/merge-patch+json, application/apply-patch+yaml"
+                    "the body of the request was in an unknown format ({other}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
                 ),
                 None,
             );
@@ -228,17 +230,34 @@ async fn write(
                 Err(resp) => return *resp,
             }
         }
-        Change::MergePatch => {
+        Change::MergePatch | Change::JsonPatch => {
             let Some(current) = &current else {
                 return not_found(target.kind, &name);
             };
-            let patch: Value = match serde_json::from_str(text) {
-                Ok(p) => p,
-                Err(e) => return bad_request(&format!("the merge patch is not JSON: {e}")),
-            };
             let old = to_value(current);
             let mut merged = old.clone();
-            apply::merge_patch(&mut merged, &patch);
+            if matches!(change, Change::MergePatch) {
+                let patch: Value = match serde_json::from_str(text) {
+                    Ok(p @ Value::Object(_)) => p,
+                    Ok(_) => return bad_request("a merge patch must be a JSON object"),
+                    Err(e) => return bad_request(&format!("the merge patch is not JSON: {e}")),
+                };
+                apply::merge_patch(&mut merged, &patch);
+            } else {
+                // RFC 6902: every operation applies, or none (a failed `test` included).
+                let patch: json_patch::Patch = match serde_json::from_str(text) {
+                    Ok(p) => p,
+                    Err(e) => return bad_request(&format!("the JSON patch does not parse: {e}")),
+                };
+                if let Err(e) = json_patch::patch(&mut merged, &patch) {
+                    return status(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Invalid",
+                        &format!("the JSON patch cannot be applied: {e}"),
+                        None,
+                    );
+                }
+            }
             let mut managers = Managers::of(&old);
             managers.updated(&manager, &target.api_version(), &now, &old, &merged);
             managers.store(&mut merged);
