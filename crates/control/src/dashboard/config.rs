@@ -21,9 +21,13 @@ pub fn page(store: &Store, proxies: &Proxies) -> Value {
     let mut entries: BTreeMap<String, Value> = BTreeMap::new();
     let mut located = Vec::new();
     for r in &resources {
-        let Ok(value) = serde_json::to_value(r) else {
+        let Ok(mut value) = serde_json::to_value(r) else {
             continue;
         };
+        // As `kubectl get -o yaml` shows it: who manages which field is bookkeeping.
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
         let yaml = weft_api::render::to_yaml(&value);
         let file = file_of(r.kind().name(), r.namespace(), r.name());
         // Read back like `weft analyze -f` reads a file, so findings carry lines.
