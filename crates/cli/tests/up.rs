@@ -158,18 +158,21 @@ impl Scratch {
     }
 }
 
+/// Asserts that `n` calls through `ingress` reach v1 with share `p`, within a binomial
+/// tolerance of 4 standard deviations.
+fn assert_v1_share(ingress: &str, n: u32, p: f64, when: &str) {
+    let share = v1_share(ingress, n);
+    let tolerance = binomial_tolerance(n, p, 4.0) / f64::from(n);
+    assert!((share - p).abs() < tolerance, "v1 share {share} {when}");
+}
+
 /// The seed scenario on a mesh that is up: even split, 10/90 after the rule, every call
 /// 500 with the fault, even again after deleting the rules (binomial tolerances).
 fn seed_scenario(s: &Scratch) {
     let (api, ingress) = (&s.api, s.ingress.as_str());
     // No VirtualService: both versions answer, about evenly.
     let n = 200;
-    let share = v1_share(ingress, n);
-    let tolerance = binomial_tolerance(n, 0.5, 4.0) / f64::from(n);
-    assert!(
-        (share - 0.5).abs() < tolerance,
-        "v1 share {share} without rules"
-    );
+    assert_v1_share(ingress, n, 0.5, "without rules");
 
     // 10/90.
     let applied = weft(&[
@@ -185,12 +188,7 @@ fn seed_scenario(s: &Scratch) {
         String::from_utf8_lossy(&applied.stderr)
     );
     wait_for("the 10/90 split", || v1_share(ingress, 20) <= 0.25);
-    let share = v1_share(ingress, n);
-    let tolerance = binomial_tolerance(n, 0.1, 4.0) / f64::from(n);
-    assert!(
-        (share - 0.1).abs() < tolerance,
-        "v1 share {share} under 10/90"
-    );
+    assert_v1_share(ingress, n, 0.1, "under 10/90");
 
     // The fault rule: every call fails with 500, and bff-service passes it on.
     let fault = weft(&[
@@ -225,12 +223,7 @@ fn seed_scenario(s: &Scratch) {
         String::from_utf8_lossy(&deleted.stderr)
     );
     wait_for("recovery", || call_bff(ingress).0 == 200);
-    let share = v1_share(ingress, n);
-    let tolerance = binomial_tolerance(n, 0.5, 4.0) / f64::from(n);
-    assert!(
-        (share - 0.5).abs() < tolerance,
-        "v1 share {share} after delete"
-    );
+    assert_v1_share(ingress, n, 0.5, "after delete");
 }
 
 #[test]
@@ -1271,12 +1264,7 @@ fn real_kubectl_drives_the_seed_scenario_against_weft_ups_control_plane() {
     );
     wait_for("the 10/90 split", || v1_share(ingress, 20) <= 0.25);
     let n = 200;
-    let share = v1_share(ingress, n);
-    let tolerance = binomial_tolerance(n, 0.1, 4.0) / f64::from(n);
-    assert!(
-        (share - 0.1).abs() < tolerance,
-        "v1 share {share} under 10/90"
-    );
+    assert_v1_share(ingress, n, 0.1, "under 10/90");
 
     let (ok, out, err) = k(&["get", "vs", "-A"]);
     assert!(ok, "{err}");
@@ -1427,10 +1415,5 @@ for e in watch.Watch().stream(api.list_namespaced_custom_object, g, v, "default"
     let (ok, out, err) = k(&["delete", "-f", fault]);
     assert!(ok && out.contains("deleted"), "{out}{err}");
     wait_for("recovery", || call_bff(ingress).0 == 200);
-    let share = v1_share(ingress, n);
-    let tolerance = binomial_tolerance(n, 0.5, 4.0) / f64::from(n);
-    assert!(
-        (share - 0.5).abs() < tolerance,
-        "v1 share {share} after delete"
-    );
+    assert_v1_share(ingress, n, 0.5, "after delete");
 }

@@ -9,6 +9,7 @@ pub mod ca;
 pub mod dashboard;
 pub mod history;
 pub mod metrics;
+pub mod query;
 pub mod store;
 pub mod traces;
 pub mod xds;

@@ -175,7 +175,7 @@ pub async fn handle(d: Arc<Dashboard>, req: Request<Incoming>) -> Response<Body>
         );
     }
     let path = req.uri().path().to_string();
-    let params = crate::traces::jaeger::params(req.uri().query());
+    let params = crate::query::params(req.uri().query());
     let method = req.method().clone();
     match (method.clone(), path.as_str()) {
         (Method::GET, "/" | "/index.html") => {

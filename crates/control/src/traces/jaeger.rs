@@ -77,42 +77,6 @@ pub fn parse_duration_us(text: &str) -> Result<u64, String> {
     Ok((n * scale) as u64)
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A URL query's parameters, percent-decoded.
-pub fn params(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 /// `tags` as Jaeger takes them: a JSON object (`{"error":"true"}`), or logfmt-like
 /// `key=value` pairs separated by spaces (the UI's search box form).
 fn parse_tags(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -259,7 +223,7 @@ pub async fn handle(store: Arc<TraceStore>, req: Request<Incoming>) -> Response<
         );
     }
     let path = req.uri().path().trim_end_matches('/').to_string();
-    let params = params(req.uri().query());
+    let params = crate::query::params(req.uri().query());
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
         ["api", "services"] => {
@@ -268,7 +232,7 @@ pub async fn handle(store: Arc<TraceStore>, req: Request<Incoming>) -> Response<
             data(json!(services), n)
         }
         ["api", "services", service, "operations"] => {
-            let ops = store.operations(&decode(service));
+            let ops = store.operations(&crate::query::decode(service));
             let n = ops.len();
             data(json!(ops), n)
         }
@@ -375,6 +339,5 @@ mod tests {
             vec![("error".to_string(), "true".to_string())]
         );
         assert!(query_of(&p(&[("minDuration", "soon")])).is_err());
-        assert_eq!(decode("a%3Db+c"), "a=b c");
     }
 }
