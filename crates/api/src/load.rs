@@ -11,7 +11,8 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::diag::{Diagnostic, ResourceRef, Severity};
-use crate::meta::DEFAULT_NAMESPACE;
+use crate::kube::KubeObject;
+use crate::meta::{DEFAULT_NAMESPACE, ObjectMeta};
 use crate::resource::{Kind, Object, Resource};
 use crate::source::{self, DeError, Node, NodeValue, Pos, ReadContext, suggest};
 use crate::validate::Issue;
@@ -171,6 +172,11 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
             Kind::PeerAuthentication => read::<_>(&tree, &ctx).map(Resource::PeerAuthentication),
             Kind::AuthorizationPolicy => read::<_>(&tree, &ctx).map(Resource::AuthorizationPolicy),
             Kind::RateLimit => read::<_>(&tree, &ctx).map(Resource::RateLimit),
+            Kind::Namespace => read_kube::<_>(&tree, &ctx).map(Resource::Namespace),
+            Kind::Service => read_kube::<_>(&tree, &ctx).map(Resource::Service),
+            Kind::Pod => read_kube::<_>(&tree, &ctx).map(Resource::Pod),
+            Kind::EndpointSlice => read_kube::<_>(&tree, &ctx).map(Resource::EndpointSlice),
+            Kind::Deployment => read_kube::<_>(&tree, &ctx).map(Resource::Deployment),
         };
         match read {
             Ok(r) => break (Some(r), ctx.into_inner()),
@@ -309,6 +315,40 @@ fn read<S: DeserializeOwned + Default>(
     source::from_node(doc, "", ctx)
 }
 
+/// Reads a Kubernetes object: its metadata strictly (as for every kind), the fields weft
+/// reads into the view `T` passing over the others, and the whole object as written.
+fn read_kube<T: DeserializeOwned>(
+    doc: &Node,
+    ctx: &RefCell<ReadContext>,
+) -> Result<KubeObject<T>, DeError> {
+    let metadata: ObjectMeta = match doc.get("metadata") {
+        Some(m) => source::from_node(m, "metadata", ctx)?,
+        None => ObjectMeta::default(),
+    };
+    ctx.borrow_mut().lenient = true;
+    let view = source::from_node::<T>(doc, "", ctx);
+    ctx.borrow_mut().lenient = false;
+    let view = view?;
+    let mut fields = match source::from_node::<serde_json::Value>(doc, "", ctx)? {
+        serde_json::Value::Object(fields) => fields,
+        _ => serde_json::Map::new(),
+    };
+    let text = |v: Option<serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    };
+    let api_version = text(fields.remove("apiVersion"));
+    let kind = text(fields.remove("kind"));
+    fields.remove("metadata");
+    Ok(KubeObject {
+        api_version,
+        kind,
+        metadata,
+        view,
+        fields,
+    })
+}
+
 /// Why a document of another API group than Istio's (and weft's) is left out, when it is
 /// one: Kubernetes' own kinds (`v1` Service, `apps/v1` Deployment, ConfigMap, ...) travel
 /// in the same files as Istio's and are skipped with a warning, not refused; an unknown
@@ -318,11 +358,16 @@ fn foreign_kind(doc: &Node) -> Option<String> {
     let kind = doc.get("kind").and_then(Node::as_str).unwrap_or_default();
     let group = api.rsplit_once('/').map_or("", |(g, _)| g);
     let ours = group.ends_with(".istio.io") || group == "policy.weft.dev";
-    if ours || kind.is_empty() {
+    let read = Kind::KUBERNETES
+        .iter()
+        .any(|k| k.name() == kind && k.group() == group);
+    if ours || read || kind.is_empty() {
         return None;
     }
+    let known: Vec<&str> = Kind::KUBERNETES.iter().map(|k| k.name()).collect();
     Some(format!(
-        "skipped: weft does not read `{kind}` ({api}) yet; only Istio's kinds are applied"
+        "skipped: weft has no use for `{kind}` ({api}); of Kubernetes' kinds it reads {}",
+        known.join(", ")
     ))
 }
 
@@ -349,7 +394,7 @@ fn resource_kind(doc: &Node) -> Result<Kind, (Pos, String)> {
     let expected: Vec<String> = kind
         .api_versions()
         .iter()
-        .map(|v| format!("{}/{v}", kind.group()))
+        .map(|v| kind.api_version(v))
         .collect();
     if !expected.iter().any(|e| e == api) {
         return Err((
@@ -514,12 +559,12 @@ spec:
 
     #[test]
     fn kinds_versions_and_names_are_checked() {
-        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualServce\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: Bad_Name}\nspec: {host: a}\n";
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualServce\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: Bad_Name}\nspec: {host: a}\n";
         let loaded = load_str("f", text);
         let text: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
         // Kubernetes' own kinds travel with Istio's: skipped with a warning, not refused.
         assert!(
-            text[0].contains("Service default/a: skipped: weft does not read `Service` (v1) yet"),
+            text[0].contains("ConfigMap default/a: skipped: weft has no use for `ConfigMap` (v1)"),
             "{text:?}"
         );
         assert!(!loaded.diagnostics[0].is_error());

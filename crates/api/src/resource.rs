@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kube::{self, KubeObject, KubeView};
 use crate::meta::ObjectMeta;
 use crate::networking::{
     DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
@@ -36,11 +37,21 @@ pub enum Kind {
     AuthorizationPolicy,
     /// policy.weft.dev RateLimit (weft's own)
     RateLimit,
+    /// core/v1 Namespace (cluster-scoped)
+    Namespace,
+    /// core/v1 Service
+    Service,
+    /// core/v1 Pod
+    Pod,
+    /// discovery.k8s.io/v1 EndpointSlice
+    EndpointSlice,
+    /// apps/v1 Deployment
+    Deployment,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 14] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -50,6 +61,20 @@ impl Kind {
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
         Kind::RateLimit,
+        Kind::Namespace,
+        Kind::Service,
+        Kind::Pod,
+        Kind::EndpointSlice,
+        Kind::Deployment,
+    ];
+
+    /// Kubernetes' own kinds, which weft reads for its registry and analysis.
+    pub const KUBERNETES: [Kind; 5] = [
+        Kind::Namespace,
+        Kind::Service,
+        Kind::Pod,
+        Kind::EndpointSlice,
+        Kind::Deployment,
     ];
 
     /// The kind's name as written in `kind:`.
@@ -64,16 +89,74 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::RateLimit => "RateLimit",
+            Kind::Namespace => "Namespace",
+            Kind::Service => "Service",
+            Kind::Pod => "Pod",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Deployment => "Deployment",
         }
     }
 
-    /// The API group.
+    /// The API group (`""` for Kubernetes' core group).
     pub fn group(self) -> &'static str {
         match self {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => "security.istio.io",
             Kind::RateLimit => "policy.weft.dev",
+            Kind::Namespace | Kind::Service | Kind::Pod => "",
+            Kind::EndpointSlice => "discovery.k8s.io",
+            Kind::Deployment => "apps",
             _ => "networking.istio.io",
         }
+    }
+
+    /// `apiVersion` for `version`: `group/version`, or `version` alone in the core group.
+    pub fn api_version(self, version: &str) -> String {
+        match self.group() {
+            "" => version.to_string(),
+            group => format!("{group}/{version}"),
+        }
+    }
+
+    /// True for Kubernetes' own kinds (see [`Kind::KUBERNETES`]).
+    pub fn is_kubernetes(self) -> bool {
+        Kind::KUBERNETES.contains(&self)
+    }
+
+    /// The API path of the kind's objects, in Kubernetes' layout: `/apis/<group>/<version>`
+    /// (`/api/v1` for the core group), then `namespaces/<ns>/` for a namespaced kind, the
+    /// plural, and the name. A namespace given for a cluster-scoped kind is not part of it.
+    pub fn api_path(self, namespace: Option<&str>, name: Option<&str>) -> String {
+        let version = self.api_versions()[0];
+        let mut path = match self.group() {
+            "" => format!("/api/{version}"),
+            group => format!("/apis/{group}/{version}"),
+        };
+        if let Some(ns) = namespace.filter(|_| self.is_namespaced()) {
+            path.push_str("/namespaces/");
+            path.push_str(ns);
+        }
+        path.push('/');
+        path.push_str(self.plural());
+        if let Some(name) = name {
+            path.push('/');
+            path.push_str(name);
+        }
+        path
+    }
+
+    /// `word.group`, as Kubernetes names a resource type in messages and kubectl in its
+    /// output (`virtualservices.networking.istio.io`, `deployment.apps`); the core group
+    /// adds nothing (`services`).
+    pub fn qualify(self, word: &str) -> String {
+        match self.group() {
+            "" => word.to_string(),
+            group => format!("{word}.{group}"),
+        }
+    }
+
+    /// False for cluster-scoped kinds (Namespace).
+    pub fn is_namespaced(self) -> bool {
+        self != Kind::Namespace
     }
 
     /// The versions Istio serves for the kind (security.istio.io never had v1alpha3).
@@ -81,6 +164,7 @@ impl Kind {
         match self {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => &API_VERSIONS[..2],
             Kind::RateLimit => &["v1alpha1"],
+            k if k.is_kubernetes() => &["v1"],
             _ => API_VERSIONS,
         }
     }
@@ -97,6 +181,11 @@ impl Kind {
             Kind::PeerAuthentication => "peerauthentications",
             Kind::AuthorizationPolicy => "authorizationpolicies",
             Kind::RateLimit => "ratelimits",
+            Kind::Namespace => "namespaces",
+            Kind::Service => "services",
+            Kind::Pod => "pods",
+            Kind::EndpointSlice => "endpointslices",
+            Kind::Deployment => "deployments",
         }
     }
 
@@ -153,6 +242,16 @@ pub enum Resource {
     AuthorizationPolicy(Object<AuthorizationPolicy>),
     /// A RateLimit (weft's own kind).
     RateLimit(Object<RateLimit>),
+    /// A Kubernetes Namespace.
+    Namespace(KubeObject<kube::Namespace>),
+    /// A Kubernetes Service.
+    Service(KubeObject<kube::Service>),
+    /// A Kubernetes Pod.
+    Pod(KubeObject<kube::Pod>),
+    /// A Kubernetes EndpointSlice.
+    EndpointSlice(KubeObject<kube::EndpointSlice>),
+    /// A Kubernetes Deployment.
+    Deployment(KubeObject<kube::Deployment>),
 }
 
 macro_rules! each_resource {
@@ -167,6 +266,11 @@ macro_rules! each_resource {
             Resource::PeerAuthentication($obj) => $body,
             Resource::AuthorizationPolicy($obj) => $body,
             Resource::RateLimit($obj) => $body,
+            Resource::Namespace($obj) => $body,
+            Resource::Service($obj) => $body,
+            Resource::Pod($obj) => $body,
+            Resource::EndpointSlice($obj) => $body,
+            Resource::Deployment($obj) => $body,
         }
     };
 }
@@ -184,6 +288,11 @@ impl Resource {
             Resource::PeerAuthentication(_) => Kind::PeerAuthentication,
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Resource::RateLimit(_) => Kind::RateLimit,
+            Resource::Namespace(_) => Kind::Namespace,
+            Resource::Service(_) => Kind::Service,
+            Resource::Pod(_) => Kind::Pod,
+            Resource::EndpointSlice(_) => Kind::EndpointSlice,
+            Resource::Deployment(_) => Kind::Deployment,
         }
     }
 
@@ -202,16 +311,51 @@ impl Resource {
         &self.metadata().name
     }
 
-    /// The resource's namespace, defaulted.
+    /// The resource's namespace, defaulted; empty for a cluster-scoped kind.
     pub fn namespace(&self) -> &str {
-        self.metadata().namespace()
+        if self.kind().is_namespaced() {
+            self.metadata().namespace()
+        } else {
+            ""
+        }
     }
 
     /// Every validation issue of this resource (metadata and spec).
     pub fn validate(&self) -> Vec<Issue> {
         let mut v = Validator::new("");
         v.field("metadata", |v| self.metadata().validate(v));
-        v.field("spec", |v| each_resource!(self, o => o.spec.validate(v)));
+        match self {
+            Resource::Namespace(o) => {
+                if let Some(ns) = &o.metadata.namespace {
+                    v.field("metadata", |v| {
+                        v.error_at("namespace", format!("Forbidden: not allowed on this type (a Namespace is cluster-scoped; got {ns:?})"))
+                    });
+                }
+                o.view.validate(&mut v)
+            }
+            Resource::Service(o) => {
+                // A Service's name is a DNS label starting with a letter (RFC 1035).
+                let name = &o.metadata.name;
+                if !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+                    v.field("metadata", |v| {
+                        v.error_at("name", format!("Invalid value: {name:?}: a DNS-1035 label must start with an alphabetic character"))
+                    });
+                }
+                o.view.validate(&mut v)
+            }
+            Resource::Pod(o) => o.view.validate(&mut v),
+            Resource::EndpointSlice(o) => o.view.validate(&mut v),
+            Resource::Deployment(o) => o.view.validate(&mut v),
+            Resource::VirtualService(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::DestinationRule(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::ServiceEntry(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::Gateway(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::Sidecar(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::WorkloadEntry(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::PeerAuthentication(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::AuthorizationPolicy(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::RateLimit(o) => v.field("spec", |v| o.spec.validate(v)),
+        }
         if matches!(
             self,
             Resource::ServiceEntry(_) | Resource::DestinationRule(_)

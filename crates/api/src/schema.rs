@@ -20,6 +20,7 @@ use std::hash::{Hash, Hasher};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
+use crate::kube;
 use crate::networking::{
     DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
 };
@@ -95,6 +96,29 @@ pub fn openapi_v3(group: &str, version: &str) -> Value {
     // (a ServiceEntry's endpoints are WorkloadEntries); it is then named `<Kind>Spec`.
     let definitions = generator.take_definitions(true);
     inline_specs(&mut schemas, &definitions);
+    for kind in kinds.iter().filter(|k| k.is_kubernetes()) {
+        let Some(Value::Object(schema)) = schemas.get_mut(&format!("{prefix}.{}", kind.name()))
+        else {
+            continue;
+        };
+        schema.insert("x-kubernetes-preserve-unknown-fields".into(), true.into());
+        if let Some(Value::Object(spec)) =
+            schema.get_mut("properties").and_then(|p| p.get_mut("spec"))
+        {
+            spec.insert("x-kubernetes-preserve-unknown-fields".into(), true.into());
+        }
+        if *kind == Kind::EndpointSlice {
+            if let Some(Value::Object(props)) = schema.get_mut("properties") {
+                props.remove("spec");
+                props.insert(
+                    "addressType".into(),
+                    json!({ "type": "string", "description": "IPv4, IPv6 or FQDN." }),
+                );
+                props.insert("endpoints".into(), json!({ "type": "array", "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } }));
+                props.insert("ports".into(), json!({ "type": "array", "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } }));
+            }
+        }
+    }
     let mut used = Vec::new();
     collect_refs(&Value::Object(schemas.clone()), &mut used);
     collect_refs(&Value::Object(definitions.clone()), &mut used);
@@ -138,13 +162,21 @@ pub fn openapi_v3_index() -> Value {
         let doc = openapi_v3(group, version);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         doc.to_string().hash(&mut hasher);
-        let path = format!("apis/{group}/{version}");
+        let path = group_version_path(group, version);
         paths.insert(
             path.clone(),
             json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={:016X}", hasher.finish()) }),
         );
     }
     json!({ "paths": paths })
+}
+
+/// `apis/<group>/<version>`, or `api/<version>` for Kubernetes' core group.
+pub fn group_version_path(group: &str, version: &str) -> String {
+    match group {
+        "" => format!("api/{version}"),
+        _ => format!("apis/{group}/{version}"),
+    }
 }
 
 /// Every group/version at least one kind is served at, in a stable order.
@@ -155,8 +187,15 @@ fn served_group_versions() -> BTreeSet<(&'static str, &'static str)> {
         .collect()
 }
 
-/// `networking.istio.io`, `v1` → `io.istio.networking.v1`.
-fn component_prefix(group: &str, version: &str) -> String {
+/// `networking.istio.io`, `v1` → `io.istio.networking.v1`; Kubernetes' own groups as
+/// Kubernetes names them (`io.k8s.api.core.v1`, `io.k8s.api.apps.v1`).
+pub fn component_prefix(group: &str, version: &str) -> String {
+    match group {
+        "" => return format!("io.k8s.api.core.{version}"),
+        "apps" => return format!("io.k8s.api.apps.{version}"),
+        "discovery.k8s.io" => return format!("io.k8s.api.discovery.{version}"),
+        _ => {}
+    }
     let mut parts: Vec<&str> = group.split('.').collect();
     parts.reverse();
     parts.push(version);
@@ -175,6 +214,14 @@ fn spec_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         Kind::PeerAuthentication => generator.subschema_for::<PeerAuthentication>(),
         Kind::AuthorizationPolicy => generator.subschema_for::<AuthorizationPolicy>(),
         Kind::RateLimit => generator.subschema_for::<RateLimit>(),
+        // Of Kubernetes' kinds weft reads a part and keeps the rest: the schema describes the
+        // part and lets every other field through (see [`kube_schema`]).
+        Kind::Service => generator.subschema_for::<kube::service::ServiceSpec>(),
+        Kind::Pod => generator.subschema_for::<kube::pod::PodSpec>(),
+        Kind::Deployment => generator.subschema_for::<kube::deployment::DeploymentSpec>(),
+        Kind::Namespace | Kind::EndpointSlice => {
+            return json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
+        }
     };
     schema.to_value()
 }
@@ -410,8 +457,25 @@ fn add_paths(paths: &mut Map<String, Value>, group: &str, version: &str, kind: K
         "object name and auth scope, such as for teams and projects",
     );
     let object = param("name", format!("name of the {}", kind.name()).as_str());
-    let base = format!("/apis/{group}/{version}");
+    let base = format!("/{}", group_version_path(group, version));
     let plural = kind.plural();
+    if !kind.is_namespaced() {
+        let object = param("name", format!("name of the {}", kind.name()).as_str());
+        paths.insert(
+            format!("{base}/{plural}"),
+            json!({ "get": op("list", "list", &list, false), "post": op("create", "post", &one, true) }),
+        );
+        paths.insert(
+            format!("{base}/{plural}/{{name}}"),
+            json!({
+                "parameters": [object],
+                "get": op("read", "get", &one, false),
+                "put": op("replace", "put", &one, true),
+                "delete": op("delete", "delete", &json!({ "type": "object" }), false),
+            }),
+        );
+        return;
+    }
     paths.insert(
         format!("{base}/{plural}"),
         json!({ "get": op("listAllNamespaces", "list", &list, false) }),

@@ -123,12 +123,7 @@ pub async fn list(server: &str, kinds: &[Kind]) -> anyhow::Result<Vec<weft_api::
 
 /// The API path of a kind, optionally in a namespace and for one name.
 pub fn path(kind: Kind, namespace: Option<&str>, name: Option<&str>) -> String {
-    let base = format!("/apis/{}/{}", kind.group(), kind.api_versions()[0]);
-    match (namespace, name) {
-        (Some(ns), Some(n)) => format!("{base}/namespaces/{ns}/{}/{n}", kind.plural()),
-        (Some(ns), None) => format!("{base}/namespaces/{ns}/{}", kind.plural()),
-        _ => format!("{base}/{}", kind.plural()),
-    }
+    kind.api_path(namespace, name)
 }
 
 /// The kind a user typed: name, plural, singular or short name, any case.
@@ -144,10 +139,17 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
         Kind::PeerAuthentication => "pa",
         Kind::AuthorizationPolicy => "ap",
         Kind::RateLimit => "rl",
+        Kind::Namespace => "ns",
+        Kind::Service => "svc",
+        Kind::Pod => "po",
+        Kind::EndpointSlice => "endpointslice",
+        Kind::Deployment => "deploy",
     };
     for k in Kind::ALL {
         let name = k.name().to_ascii_lowercase();
-        let dotted = format!("{}.{}", k.plural(), k.group());
+        let dotted = format!("{}.{}", k.plural(), k.group())
+            .trim_end_matches('.')
+            .to_string();
         if t == name
             || t == k.plural()
             || t == short(k)
@@ -158,6 +160,6 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
         }
     }
     bail!(
-        "unknown resource type {text:?}; use one of vs, dr, se, gw, sidecar, we, pa, ap (or their full names)"
+        "unknown resource type {text:?}; use one of vs, dr, se, gw, sidecar, we, pa, ap, rl, ns, svc, po, endpointslice, deploy (or their full names)"
     )
 }

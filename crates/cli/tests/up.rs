@@ -117,10 +117,14 @@ fn scratch(name: &str) -> Scratch {
 
 impl Scratch {
     fn up(&self, mode: &str) -> std::process::Output {
+        self.up_with("examples/up/recommendation.yaml", mode)
+    }
+
+    fn up_with(&self, manifest: &str, mode: &str) -> std::process::Output {
         weft(&[
             "up",
             "-f",
-            "examples/up/recommendation.yaml",
+            manifest,
             "--mode",
             mode,
             "--state-dir",
@@ -286,6 +290,82 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
     let twice = weft(&["down", "--state-dir", state_dir]);
     assert!(twice.status.success());
     assert!(String::from_utf8_lossy(&twice.stdout).contains("Nothing to stop"));
+}
+
+#[test]
+fn kubernetes_services_and_deployments_run_the_seed_scenario_without_service_entries() {
+    if !is_root() {
+        eprintln!(
+            "SKIPPED: namespace mode needs root (network namespaces and iptables); run the tests as root to include it"
+        );
+        return;
+    }
+    let s = scratch("up-kube");
+    let up = s.up_with("examples/up/kubernetes.yaml", "namespace");
+    let printed = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        up.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    // The Deployments ran as workloads; the Services were created, each with a cluster IP.
+    assert!(printed.contains("sidecars ready: 3/3"), "{printed}");
+    assert!(
+        printed.contains("▸ service recommendation-service.default (Kubernetes Service, port 8080, cluster IP 198.19."),
+        "{printed}"
+    );
+    for w in ["bff-service", "recommendation-v1", "recommendation-v2"] {
+        assert!(
+            printed.contains(&format!("▸ workload {w} at ")),
+            "{printed}"
+        );
+    }
+    let entries = weft(&["get", "se", "-A", "--server", &s.api]);
+    assert!(
+        !String::from_utf8_lossy(&entries.stdout).contains("recommendation-service"),
+        "no ServiceEntry: {}",
+        String::from_utf8_lossy(&entries.stdout)
+    );
+    let svc = weft(&[
+        "get",
+        "svc",
+        "recommendation-service",
+        "-o",
+        "json",
+        "--server",
+        &s.api,
+    ]);
+    let svc: serde_json::Value = serde_json::from_slice(&svc.stdout).expect("Service JSON");
+    let cluster_ip = svc["spec"]["clusterIP"]
+        .as_str()
+        .expect("a cluster IP")
+        .to_string();
+    // Applying the manifest again (weft up did, at the end) keeps the cluster IP.
+    let reapplied = weft(&[
+        "apply",
+        "-f",
+        "examples/kubernetes/recommendation.yaml",
+        "--server",
+        &s.api,
+    ]);
+    assert!(
+        reapplied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reapplied.stderr)
+    );
+    let svc = weft(&[
+        "get",
+        "svc",
+        "recommendation-service",
+        "-o",
+        "json",
+        "--server",
+        &s.api,
+    ]);
+    let svc: serde_json::Value = serde_json::from_slice(&svc.stdout).expect("Service JSON");
+    assert_eq!(svc["spec"]["clusterIP"], cluster_ip.as_str());
+    // The scenario: even split, 10/90, every call 500, even again.
+    seed_scenario(&s);
 }
 
 #[test]

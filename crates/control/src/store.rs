@@ -266,7 +266,8 @@ impl Store {
     ) -> Result<(Written, Resource), StoreError> {
         let key = Key::of(&r);
         // The key becomes a file path: only what Kubernetes allows, never `..` or `/`.
-        if !weft_api::validate::checks::is_dns1123_label(&key.namespace) {
+        if key.kind.is_namespaced() && !weft_api::validate::checks::is_dns1123_label(&key.namespace)
+        {
             return Err(StoreError::Invalid(format!(
                 "metadata.namespace: {:?} is not a valid namespace (lowercase letters, digits and '-', at most 63)",
                 key.namespace
@@ -280,6 +281,9 @@ impl Store {
         }
         let mut inner = self.lock();
         let existing = inner.resources.get(&key).cloned();
+        if let (Some(Resource::Service(old)), Resource::Service(new)) = (&existing, &mut r) {
+            new.keep_cluster_ips(old).map_err(StoreError::Invalid)?;
+        }
         match (&existing, create_only) {
             (Some(_), true) => return Err(StoreError::AlreadyExists(key)),
             (Some(old), false) => {
@@ -296,7 +300,8 @@ impl Store {
         }
         let version = inner.last_version + 1;
         let meta = r.metadata_mut();
-        meta.namespace = Some(key.namespace.clone());
+        // A cluster-scoped object (a Namespace) has no namespace.
+        meta.namespace = Some(key.namespace.clone()).filter(|_| key.kind.is_namespaced());
         meta.resource_version = Some(version.to_string());
         match &existing {
             Some(old) => {
@@ -388,7 +393,10 @@ impl Store {
     fn path(&self, key: &Key) -> PathBuf {
         self.dir
             .join("resources")
-            .join(key.kind.group())
+            .join(match key.kind.group() {
+                "" => "core",
+                group => group,
+            })
             .join(key.kind.plural())
             .join(&key.namespace)
             .join(format!("{}.json", key.name))
@@ -425,16 +433,35 @@ impl Store {
     }
 }
 
+/// The object's spec (what its generation counts); an object without one (an
+/// EndpointSlice) counts its whole body.
 fn spec_json(r: &Resource) -> serde_json::Value {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| v.get("spec").cloned())
-        .unwrap_or_default()
+    match serde_json::to_value(r) {
+        Ok(serde_json::Value::Object(mut v)) => v.remove("spec").unwrap_or_else(|| {
+            for k in ["apiVersion", "kind", "metadata", "status"] {
+                v.remove(k);
+            }
+            serde_json::Value::Object(v)
+        }),
+        _ => serde_json::Value::Null,
+    }
 }
 
-/// Same spec, labels and annotations (server-set fields aside).
+/// Everything but the metadata: spec and status (a Pod's IP), or the fields of an object
+/// without a spec.
+fn body_json(r: &Resource) -> serde_json::Value {
+    match serde_json::to_value(r) {
+        Ok(serde_json::Value::Object(mut v)) => {
+            v.remove("metadata");
+            serde_json::Value::Object(v)
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// Same body, labels and annotations (server-set fields aside).
 fn same_content(a: &Resource, b: &Resource) -> bool {
-    spec_json(a) == spec_json(b)
+    body_json(a) == body_json(b)
         && a.metadata().labels == b.metadata().labels
         && a.metadata().annotations == b.metadata().annotations
         // Who manages which field is content too (a server-side apply that takes over
@@ -493,6 +520,69 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    fn kube(text: &str) -> Resource {
+        let loaded = weft_api::load_str("t", text);
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        loaded.resources.into_iter().next().expect("one").resource
+    }
+
+    #[test]
+    fn kubernetes_kinds_keep_what_kubernetes_keeps() {
+        let dir = temp();
+        let store = Store::open(&dir).expect("open");
+        // A Namespace is cluster-scoped: no namespace in its key or its metadata.
+        let (_, ns) = store
+            .put(kube("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio-injection: enabled}}\n"), true)
+            .expect("namespace");
+        assert_eq!(ns.metadata().namespace, None);
+        assert_eq!(Key::of(&ns).namespace, "");
+        // A Service keeps its cluster IP through an update that names none; changing it is refused.
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: shop}\nspec: {ports: [{port: 80}]CLUSTER}\n";
+        store
+            .put(
+                kube(&svc.replace("CLUSTER", ", clusterIP: 10.96.0.9")),
+                true,
+            )
+            .expect("created");
+        let (_, updated) = store
+            .put(
+                kube(&svc.replace("CLUSTER", ", selector: {app: reviews}")),
+                false,
+            )
+            .expect("updated");
+        let json = serde_json::to_value(&updated).expect("json");
+        assert_eq!(json["spec"]["clusterIP"], "10.96.0.9");
+        assert_eq!(json["spec"]["selector"]["app"], "reviews");
+        let moved = store.put(
+            kube(&svc.replace("CLUSTER", ", clusterIP: 10.96.0.10")),
+            false,
+        );
+        assert!(
+            matches!(&moved, Err(StoreError::Invalid(m)) if m.contains("field is immutable")),
+            "{moved:?}"
+        );
+        // A Pod's new IP (its status) is a change.
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec: {containers: [{name: c}]}\nstatus: {podIP: ADDR}\n";
+        store
+            .put(kube(&pod.replace("ADDR", "10.0.0.1")), true)
+            .expect("pod");
+        let (written, _) = store
+            .put(kube(&pod.replace("ADDR", "10.0.0.2")), false)
+            .expect("pod");
+        assert_eq!(written, Written::Configured);
+        // Everything reads back after a restart.
+        drop(store);
+        let store = Store::open(&dir).expect("reopen");
+        assert_eq!(store.list(Kind::Namespace, None).len(), 1);
+        assert_eq!(store.list(Kind::Service, Some("shop")).len(), 1);
+        let pods = store.list(Kind::Pod, Some("shop"));
+        assert_eq!(
+            serde_json::to_value(&pods[0]).expect("json")["status"]["podIP"],
+            "10.0.0.2"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

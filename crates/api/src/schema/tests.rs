@@ -120,10 +120,25 @@ fn every_kind_has_a_schema_with_its_gvk() {
                 json!([{ "group": kind.group(), "version": version, "kind": kind.name() }]),
                 "{name}"
             );
-            for field in ["apiVersion", "kind", "metadata", "spec", "status"] {
+            // An EndpointSlice's fields are top-level, not under `spec`.
+            let body = if kind == Kind::EndpointSlice {
+                "endpoints"
+            } else {
+                "spec"
+            };
+            for field in ["apiVersion", "kind", "metadata", body, "status"] {
                 assert!(schema["properties"].get(field).is_some(), "{name}.{field}");
             }
-            assert_eq!(schema["properties"]["spec"]["type"], "object", "{name}");
+            if kind != Kind::EndpointSlice {
+                assert_eq!(schema["properties"]["spec"]["type"], "object", "{name}");
+            }
+            // Of Kubernetes' kinds weft reads a part: the rest passes through.
+            if kind.is_kubernetes() {
+                assert_eq!(
+                    schema["x-kubernetes-preserve-unknown-fields"], true,
+                    "{name}"
+                );
+            }
             let meta = resolve(&doc, &schema["properties"]["metadata"]);
             assert_eq!(
                 meta["properties"]["managedFields"]["items"]["type"],
@@ -133,11 +148,12 @@ fn every_kind_has_a_schema_with_its_gvk() {
                 schema["properties"]["status"]["x-kubernetes-preserve-unknown-fields"],
                 true
             );
-            let list = format!(
-                "/apis/{}/{version}/namespaces/{{namespace}}/{}",
-                kind.group(),
-                kind.plural()
-            );
+            let base = super::group_version_path(kind.group(), version);
+            let list = if kind.is_namespaced() {
+                format!("/{base}/namespaces/{{namespace}}/{}", kind.plural())
+            } else {
+                format!("/{base}/{}/{{name}}", kind.plural())
+            };
             assert!(doc["paths"].get(&list).is_some(), "{list}");
         }
     }
@@ -194,7 +210,7 @@ fn enums_list_their_values() {
 fn index_names_every_served_group_version() {
     let index = openapi_v3_index();
     let paths = index["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 6, "{paths:#?}");
+    assert_eq!(paths.len(), 9, "{paths:#?}");
     let url = paths["apis/networking.istio.io/v1"]["serverRelativeURL"]
         .as_str()
         .expect("url");
@@ -204,6 +220,8 @@ fn index_names_every_served_group_version() {
     );
     assert_eq!(index, openapi_v3_index(), "the hash is stable");
     assert!(paths.contains_key("apis/policy.weft.dev/v1alpha1"));
+    // Kubernetes' core group is served at /api/v1, as Kubernetes serves it.
+    assert!(paths.contains_key("api/v1") && paths.contains_key("apis/apps/v1"));
 }
 
 #[test]

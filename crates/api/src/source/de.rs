@@ -74,6 +74,9 @@ pub struct ReadContext {
     pub positions: HashMap<String, Pos>,
     /// Errors that did not stop reading (unknown fields).
     pub errors: Vec<DeError>,
+    /// Unknown fields are passed over, not reported: for Kubernetes' own kinds, of which
+    /// weft reads a part and keeps the rest as written.
+    pub lenient: bool,
 }
 
 /// Reads `node` (found at `path`) into `T`.
@@ -372,6 +375,9 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
             let key = entry.0.as_str().unwrap_or_default();
             if fields.contains(&key) {
                 known.push(entry);
+                continue;
+            }
+            if self.ctx.borrow().lenient {
                 continue;
             }
             let mut message = format!("unknown field `{key}`");

@@ -86,9 +86,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// `kind.group/name`, as kubectl names a resource.
 fn display_name(r: &Resource) -> String {
     format!(
-        "{}.{}/{}",
-        r.kind().name().to_ascii_lowercase(),
-        r.kind().group(),
+        "{}/{}",
+        r.kind().qualify(&r.kind().name().to_ascii_lowercase()),
         r.name()
     )
 }
@@ -176,11 +175,7 @@ pub fn delete(args: &DeleteArgs) -> anyhow::Result<ExitCode> {
                 None,
             )
             .await?;
-            let shown = format!(
-                "{}.{}/{name}",
-                kind.name().to_ascii_lowercase(),
-                kind.group()
-            );
+            let shown = format!("{}/{name}", kind.qualify(&kind.name().to_ascii_lowercase()));
             if answer.status.is_success() {
                 println!("{shown} deleted");
             } else {

@@ -23,7 +23,11 @@ pub fn short_names(kind: Kind) -> &'static [&'static str] {
         Kind::WorkloadEntry => &["we"],
         Kind::PeerAuthentication => &["pa"],
         Kind::AuthorizationPolicy => &["ap"],
-        Kind::Sidecar | Kind::RateLimit => &[],
+        Kind::Namespace => &["ns"],
+        Kind::Service => &["svc"],
+        Kind::Pod => &["po"],
+        Kind::Deployment => &["deploy"],
+        Kind::Sidecar | Kind::RateLimit | Kind::EndpointSlice => &[],
     }
 }
 
@@ -31,6 +35,9 @@ fn categories(kind: Kind) -> Vec<String> {
     let group = kind.group().split('.').next().unwrap_or_default();
     match kind.group() {
         "policy.weft.dev" => vec!["weft".into()],
+        // Kubernetes' `kubectl get all` covers these.
+        _ if matches!(kind, Kind::Service | Kind::Pod | Kind::Deployment) => vec!["all".into()],
+        _ if kind.is_kubernetes() => Vec::new(),
         g => vec![
             "istio-io".into(),
             format!("{group}-{}", g.replace('.', "-")),
@@ -49,10 +56,10 @@ const VERBS: [&str; 8] = [
     "deletecollection",
 ];
 
-/// The groups weft serves, each with its versions (preferred first).
+/// The named groups weft serves (the core group is `/api`), each with its versions (preferred first).
 fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for kind in Kind::ALL {
+    for kind in Kind::ALL.into_iter().filter(|k| !k.group().is_empty()) {
         let entry = match out.iter_mut().find(|(g, _)| *g == kind.group()) {
             Some(e) => e,
             None => {
@@ -77,8 +84,25 @@ fn group_json(group: &str, versions: &[&str]) -> Value {
     json!({"name": group, "versions": versions, "preferredVersion": versions[0]})
 }
 
-/// The answer for a discovery path, or `None` when `path` is not one.
-pub fn answer(path: &str, store: &Store) -> Option<Response<ApiBody>> {
+/// The resource list of one group/version.
+fn resource_list(group: &str, version: &str) -> Vec<Value> {
+    Kind::ALL
+        .into_iter()
+        .filter(|k| k.group() == group && k.api_versions().contains(&version))
+        .map(|k| {
+            json!({
+                "name": k.plural(), "singularName": k.name().to_ascii_lowercase(),
+                "namespaced": k.is_namespaced(), "kind": k.name(), "verbs": VERBS,
+                "shortNames": short_names(k), "categories": categories(k),
+            })
+        })
+        .collect()
+}
+
+/// The answer for a discovery path, or `None` when `path` is not one. `reading` is true
+/// for a plain GET (not a watch): reads of namespaces are answered here, with the
+/// namespaces resources are in as well as the stored ones; writes go to the resources.
+pub fn answer(path: &str, reading: bool, store: &Store) -> Option<Response<ApiBody>> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let body = match parts.as_slice() {
         ["version"] => json!({
@@ -89,15 +113,16 @@ pub fn answer(path: &str, store: &Store) -> Option<Response<ApiBody>> {
         ["api"] => {
             json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]})
         }
-        ["api", "v1"] => json!({
-            "kind": "APIResourceList", "groupVersion": "v1",
-            "resources": [
-                {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace", "verbs": ["get", "list"], "shortNames": ["ns"]},
-                {"name": "events", "singularName": "event", "namespaced": true, "kind": "Event", "verbs": ["get", "list"], "shortNames": ["ev"]},
-            ],
-        }),
-        ["api", "v1", "namespaces"] => namespaces(store),
-        ["api", "v1", "namespaces", ns] => {
+        ["api", "v1"] => {
+            let mut resources = resource_list("", "v1");
+            resources.push(json!({"name": "events", "singularName": "event", "namespaced": true, "kind": "Event", "verbs": ["get", "list"], "shortNames": ["ev"]}));
+            json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
+        }
+        ["api", "v1", "namespaces"] if reading => namespaces(store),
+        ["api", "v1", "namespaces", ns] if reading => {
+            if let Some(stored) = stored_namespace(store, ns) {
+                return Some(json_response(StatusCode::OK, &stored));
+            }
             if !namespace_names(store).contains(*ns) {
                 return Some(super::reply::status(
                     StatusCode::NOT_FOUND,
@@ -124,17 +149,7 @@ pub fn answer(path: &str, store: &Store) -> Option<Response<ApiBody>> {
             body
         }
         ["apis", group, version] => {
-            let resources: Vec<Value> = Kind::ALL
-                .into_iter()
-                .filter(|k| k.group() == *group && k.api_versions().contains(version))
-                .map(|k| {
-                    json!({
-                        "name": k.plural(), "singularName": k.name().to_ascii_lowercase(),
-                        "namespaced": true, "kind": k.name(), "verbs": VERBS,
-                        "shortNames": short_names(k), "categories": categories(k),
-                    })
-                })
-                .collect();
+            let resources = resource_list(group, version);
             if resources.is_empty() {
                 return None;
             }
@@ -148,7 +163,12 @@ pub fn answer(path: &str, store: &Store) -> Option<Response<ApiBody>> {
 /// Namespaces: `default`, `istio-system` and every namespace a resource is in.
 fn namespace_names(store: &Store) -> BTreeSet<String> {
     let mut names: BTreeSet<String> = ["default", "istio-system"].map(String::from).into();
-    names.extend(store.all().iter().map(|r| r.namespace().to_string()));
+    for r in store.all() {
+        match r.kind() {
+            Kind::Namespace => names.insert(r.name().to_string()),
+            _ => names.insert(r.namespace().to_string()),
+        };
+    }
     names
 }
 
@@ -156,10 +176,20 @@ fn namespace(name: &str) -> Value {
     json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name}, "spec": {}, "status": {"phase": "Active"}})
 }
 
+/// The Namespace object applied under `name`, if one was.
+fn stored_namespace(store: &Store, name: &str) -> Option<Value> {
+    let key = crate::store::Key {
+        kind: Kind::Namespace,
+        namespace: String::new(),
+        name: name.to_string(),
+    };
+    store.get(&key).and_then(|r| serde_json::to_value(r).ok())
+}
+
 fn namespaces(store: &Store) -> Value {
     let items: Vec<Value> = namespace_names(store)
         .iter()
-        .map(|n| namespace(n))
+        .map(|n| stored_namespace(store, n).unwrap_or_else(|| namespace(n)))
         .collect();
     json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": store.version().to_string()}, "items": items})
 }
@@ -169,7 +199,7 @@ mod tests {
     use super::*;
 
     async fn read(path: &str, store: &Store) -> Value {
-        let resp = answer(path, store).unwrap_or_else(|| panic!("{path} answers"));
+        let resp = answer(path, true, store).unwrap_or_else(|| panic!("{path} answers"));
         let body = http_body_util::BodyExt::collect(resp.into_body())
             .await
             .expect("body")
@@ -183,6 +213,19 @@ mod tests {
         let store = Store::open(&dir).expect("store");
         let groups = read("/apis", &store).await;
         for kind in Kind::ALL {
+            // Kubernetes' core group is `/api/v1`, not a named group.
+            if kind.group().is_empty() {
+                let core = read("/api/v1", &store).await;
+                let entry = core["resources"]
+                    .as_array()
+                    .expect("resources")
+                    .iter()
+                    .find(|r| r["kind"] == kind.name())
+                    .unwrap_or_else(|| panic!("{kind} listed"))
+                    .clone();
+                assert_eq!(entry["namespaced"], kind.is_namespaced(), "{kind}");
+                continue;
+            }
             assert!(
                 groups["groups"]
                     .as_array()
@@ -216,7 +259,7 @@ mod tests {
             read("/apis/networking.istio.io", &store).await["preferredVersion"]["version"],
             "v1"
         );
-        assert!(answer("/apis/networking.istio.io/v2", &store).is_none());
+        assert!(answer("/apis/networking.istio.io/v2", true, &store).is_none());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

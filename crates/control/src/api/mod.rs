@@ -126,7 +126,13 @@ pub async fn handle(
         );
         return resp;
     }
-    if let Some(answer) = discovery::answer(&path, &store).or_else(|| openapi::answer(&path)) {
+    let reading = req.method() == Method::GET
+        && !crate::query::params(req.uri().query())
+            .iter()
+            .any(|(k, v)| k == "watch" && v != "false");
+    if let Some(answer) =
+        discovery::answer(&path, reading, &store).or_else(|| openapi::answer(&path))
+    {
         return answer;
     }
     let Some(target) = path::parse(&path) else {
@@ -134,7 +140,7 @@ pub async fn handle(
             StatusCode::NOT_FOUND,
             "NotFound",
             &format!(
-                "the server could not find the requested resource ({path}); resources are at /apis/{{group}}/{{version}}/namespaces/{{ns}}/{{plural}}"
+                "the server could not find the requested resource ({path}); resources are at /apis/{{group}}/{{version}}/namespaces/{{ns}}/{{plural}} (Kubernetes' core kinds at /api/v1/...)"
             ),
             None,
         );

@@ -19,14 +19,18 @@ pub fn answer(path: &str) -> Option<Response<ApiBody>> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match parts.as_slice() {
         ["openapi", "v3"] => Some(json_response(StatusCode::OK, &index())),
-        ["openapi", "v3", "apis", group, version] => {
-            let known = Kind::ALL
-                .iter()
-                .any(|k| k.group() == *group && k.api_versions().contains(version));
-            known.then(|| json_response(StatusCode::OK, &document(group, version)))
-        }
+        ["openapi", "v3", "apis", group, version] => served(group, version),
+        ["openapi", "v3", "api", version] => served("", version),
         _ => None,
     }
+}
+
+/// The document of `group`/`version`, when weft serves kinds there.
+fn served(group: &str, version: &str) -> Option<Response<ApiBody>> {
+    let known = Kind::ALL
+        .iter()
+        .any(|k| k.group() == group && k.api_versions().contains(&version));
+    known.then(|| json_response(StatusCode::OK, &document(group, version)))
 }
 
 /// Every group-version weft serves.
@@ -43,9 +47,10 @@ fn index() -> Value {
         .into_iter()
         .map(|(g, v)| {
             let hash = fnv(&document(g, v).to_string());
+            let path = weft_api::schema::group_version_path(g, v);
             (
-                format!("apis/{g}/{v}"),
-                json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}?hash={hash:016X}")}),
+                path.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash:016X}")}),
             )
         })
         .collect();
@@ -77,10 +82,18 @@ fn document(group: &str, version: &str) -> Value {
                 "x-kubernetes-group-version-kind": gvk,
             })
         };
-        let base = format!(
-            "/apis/{group}/{version}/namespaces/{{namespace}}/{}",
-            kind.plural()
-        );
+        let base = match kind.is_namespaced() {
+            true => format!(
+                "/{}/namespaces/{{namespace}}/{}",
+                weft_api::schema::group_version_path(group, version),
+                kind.plural()
+            ),
+            false => format!(
+                "/{}/{}",
+                weft_api::schema::group_version_path(group, version),
+                kind.plural()
+            ),
+        };
         paths.insert(
             base.clone(),
             json!({"get": op("list", "list", &[]), "post": op("post", "create", &[])}),
@@ -99,12 +112,13 @@ fn document(group: &str, version: &str) -> Value {
     doc
 }
 
-/// Kubernetes' schema name for a kind: `io.istio.networking.v1.VirtualService`.
+/// Kubernetes' schema name for a kind: `io.istio.networking.v1.VirtualService`, `io.k8s.api.core.v1.Service`.
 fn component(group: &str, version: &str, kind: Kind) -> String {
-    let mut parts: Vec<&str> = group.split('.').rev().collect();
-    parts.push(version);
-    parts.push(kind.name());
-    parts.join(".")
+    format!(
+        "{}.{}",
+        weft_api::schema::component_prefix(group, version),
+        kind.name()
+    )
 }
 
 fn query(name: &str, kind: &str) -> Value {
@@ -126,7 +140,8 @@ mod tests {
     fn writes_advertise_field_validation_and_every_document_is_indexed() {
         let idx = index();
         for (g, v) in group_versions() {
-            let entry = &idx["paths"][format!("apis/{g}/{v}")]["serverRelativeURL"];
+            let entry =
+                &idx["paths"][weft_api::schema::group_version_path(g, v)]["serverRelativeURL"];
             assert!(
                 entry.as_str().is_some_and(|u| u.contains("?hash=")),
                 "{g}/{v}"
@@ -142,6 +157,11 @@ mod tests {
             "VirtualService"
         );
         assert!(answer("/openapi/v3/apis/networking.istio.io/v9").is_none());
+        // Kubernetes' core group, with its cluster-scoped Namespace.
+        let core = document("", "v1");
+        assert!(core["paths"]["/api/v1/namespaces/{namespace}/services"]["post"].is_object());
+        assert!(core["paths"]["/api/v1/namespaces/{name}"]["put"].is_object());
+        assert!(answer("/openapi/v3/api/v1").is_some());
         assert!(answer("/openapi/v2").is_none());
     }
 }

@@ -21,7 +21,7 @@ pub struct Target {
 impl Target {
     /// `group/version` of the path.
     pub fn api_version(&self) -> String {
-        format!("{}/{}", self.kind.group(), self.version)
+        self.kind.api_version(&self.version)
     }
 }
 
@@ -30,9 +30,13 @@ pub fn parse(path: &str) -> Option<Target> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match parts.as_slice() {
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        // Kubernetes' core group: `/api/v1/...`.
+        ["api", version, rest @ ..] => ("", *version, rest),
         _ => return None,
     };
     let (namespace, plural, name) = match rest {
+        // A cluster-scoped object: `/api/v1/namespaces/{name}`.
+        [plural, name] => (None, *plural, Some(*name)),
         ["namespaces", ns, plural] => (Some(*ns), *plural, None),
         ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
         [plural] => (None, *plural, None),
@@ -41,6 +45,12 @@ pub fn parse(path: &str) -> Option<Target> {
     let kind = Kind::ALL
         .into_iter()
         .find(|k| k.group() == group && k.plural() == plural)?;
+    // A namespaced kind is not named without its namespace, nor a cluster-scoped one with one.
+    if (kind.is_namespaced() && namespace.is_none() && name.is_some())
+        || (!kind.is_namespaced() && namespace.is_some())
+    {
+        return None;
+    }
     kind.api_versions().contains(&version).then(|| Target {
         kind,
         version: version.to_string(),
@@ -165,6 +175,21 @@ mod tests {
         assert_eq!(all.namespace, None);
         assert!(parse("/apis/security.istio.io/v1alpha3/authorizationpolicies").is_none());
         assert!(parse("/apis/networking.istio.io/v1/namespaces/x/widgets").is_none());
+        // Kubernetes' core group, and a cluster-scoped kind.
+        let svc = parse("/api/v1/namespaces/shop/services/reviews").expect("parses");
+        assert_eq!(
+            (svc.kind, svc.api_version()),
+            (Kind::Service, "v1".to_string())
+        );
+        let ns = parse("/api/v1/namespaces/shop").expect("parses");
+        assert_eq!(
+            (ns.kind, ns.namespace, ns.name.as_deref()),
+            (Kind::Namespace, None, Some("shop"))
+        );
+        assert!(parse("/api/v1/namespaces/shop/namespaces").is_none());
+        assert!(parse("/apis/networking.istio.io/v1/virtualservices/x").is_none());
+        let deploy = parse("/apis/apps/v1/namespaces/shop/deployments").expect("parses");
+        assert_eq!(deploy.kind, Kind::Deployment);
     }
 
     #[test]

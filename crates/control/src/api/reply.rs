@@ -38,7 +38,7 @@ pub fn status(
 
 /// `Kind.group` as Kubernetes names a resource type in messages.
 pub fn qualified(kind: Kind) -> String {
-    format!("{}.{}", kind.name(), kind.group())
+    kind.qualify(kind.name())
 }
 
 /// `404 NotFound` for `name` of `kind`.
@@ -46,7 +46,7 @@ pub fn not_found(kind: Kind, name: &str) -> Response<ApiBody> {
     status(
         StatusCode::NOT_FOUND,
         "NotFound",
-        &format!("{}.{} \"{name}\" not found", kind.plural(), kind.group()),
+        &format!("{} \"{name}\" not found", kind.qualify(kind.plural())),
         Some(json!({"name": name, "group": kind.group(), "kind": kind.plural()})),
     )
 }

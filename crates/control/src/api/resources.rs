@@ -129,7 +129,10 @@ pub async fn serve(
 fn key(target: &Target, name: &str) -> Key {
     Key {
         kind: target.kind,
-        namespace: target.namespace.clone().unwrap_or_else(|| "default".into()),
+        namespace: match target.kind.is_namespaced() {
+            true => target.namespace.clone().unwrap_or_else(|| "default".into()),
+            false => String::new(),
+        },
         name: name.to_string(),
     }
 }
@@ -494,9 +497,8 @@ fn store_error(target: &Target, e: StoreError) -> Response<ApiBody> {
             StatusCode::CONFLICT,
             "AlreadyExists",
             &format!(
-                "{}.{} \"{}\" already exists",
-                k.kind.plural(),
-                k.kind.group(),
+                "{} \"{}\" already exists",
+                k.kind.qualify(k.kind.plural()),
                 k.name
             ),
             Some(json!({"name": k.name, "group": k.kind.group(), "kind": k.kind.plural()})),
@@ -505,9 +507,8 @@ fn store_error(target: &Target, e: StoreError) -> Response<ApiBody> {
             StatusCode::CONFLICT,
             "Conflict",
             &format!(
-                "Operation cannot be fulfilled on {}.{}: the object has been modified; please apply your changes to the latest version and try again (resourceVersion {given} is stale, current is {current})",
-                target.kind.plural(),
-                target.kind.group()
+                "Operation cannot be fulfilled on {}: the object has been modified; please apply your changes to the latest version and try again (resourceVersion {given} is stale, current is {current})",
+                target.kind.qualify(target.kind.plural())
             ),
             None,
         ),

@@ -51,7 +51,19 @@ fn columns(kind: Kind) -> Vec<Column> {
         Kind::WorkloadEntry => vec![col("Address", "string", "Address associated with the network endpoint.", &["spec", "address"][..])],
         Kind::PeerAuthentication => vec![col("Mode", "string", "Defines the mTLS mode used for peer authentication.", &["spec", "mtls", "mode"][..])],
         Kind::AuthorizationPolicy => vec![col("Action", "string", "The operation to take.", &["spec", "action"][..])],
-        Kind::Gateway | Kind::Sidecar | Kind::RateLimit => Vec::new(),
+        // kubectl's columns for Kubernetes' kinds that weft can fill from what it keeps.
+        Kind::Service => vec![
+            col("Type", "string", "The type of the service.", &["spec", "type"][..]),
+            col("Cluster-IP", "string", "The virtual IP of the service.", &["spec", "clusterIP"][..]),
+            col("Ports", "string", "The ports of the service.", &["spec", "ports"][..]),
+        ],
+        Kind::Pod => vec![
+            col("Status", "string", "The phase of the pod.", &["status", "phase"][..]),
+            col("IP", "string", "The IP of the pod.", &["status", "podIP"][..]),
+        ],
+        Kind::Deployment => vec![col("Replicas", "integer", "Desired pods.", &["spec", "replicas"][..])],
+        Kind::EndpointSlice => vec![col("AddressType", "string", "The type of the addresses.", &["addressType"][..])],
+        Kind::Gateway | Kind::Sidecar | Kind::RateLimit | Kind::Namespace => Vec::new(),
     });
     out.push(col(
         "Age",
@@ -81,7 +93,11 @@ pub fn render(kind: Kind, items: &[Resource], resource_version: u64) -> Value {
                 .iter()
                 .map(|c| {
                     let value = c.path.iter().fold(&object, |v, k| &v[*k]);
-                    cell(c.kind, value, now)
+                    match (kind, c.name) {
+                        (Kind::Service, "Ports") => json!(service_ports(value)),
+                        (Kind::Service, "Type") if value.is_null() => json!("ClusterIP"),
+                        _ => cell(c.kind, value, now),
+                    }
                 })
                 .collect();
             json!({
@@ -95,6 +111,22 @@ pub fn render(kind: Kind, items: &[Resource], resource_version: u64) -> Value {
         "metadata": {"resourceVersion": resource_version.to_string()},
         "columnDefinitions": definitions, "rows": rows,
     })
+}
+
+/// A Service's ports as kubectl prints them: `9080/TCP,9090/TCP`.
+fn service_ports(ports: &Value) -> String {
+    let ports: Vec<String> = ports
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
+        .collect();
+    if ports.is_empty() {
+        "<none>".into()
+    } else {
+        ports.join(",")
+    }
 }
 
 /// A cell as the API server prints it: lists joined (`["a","b"]`), dates as ages.

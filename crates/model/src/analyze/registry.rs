@@ -1,5 +1,5 @@
 //! The services the analyzed resources declare (ServiceEntries, with the endpoints of
-//! their WorkloadEntries) and the subsets DestinationRules give them, each with the
+//! their WorkloadEntries; Kubernetes Services, with the Pods and WorkloadEntries they select) and the subsets DestinationRules give them, each with the
 //! namespaces it is exported to, so references can be checked as a proxy would see them.
 
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ pub(super) struct Service<'r> {
     /// The ServiceEntry's namespace.
     pub namespace: &'r str,
     /// Its `exportTo`.
-    pub export_to: &'r [String],
+    pub export_to: std::borrow::Cow<'r, [String]>,
     /// Its port numbers.
     pub ports: Vec<u32>,
     /// Endpoint label sets, when the endpoints are written down.
@@ -85,11 +85,54 @@ impl<'r> Registry<'r> {
                         services.push(Service {
                             host: h.to_ascii_lowercase(),
                             namespace: ns,
-                            export_to: &se.spec.export_to,
+                            export_to: std::borrow::Cow::Borrowed(&se.spec.export_to),
                             ports: se.spec.ports.iter().map(|p| p.number).collect(),
                             endpoints: endpoints.clone(),
                         });
                     }
+                }
+                Resource::Service(svc) => {
+                    let ns = svc.metadata.namespace();
+                    let selector = &svc.view.spec.selector;
+                    let selected: Vec<&BTreeMap<String, String>> = resources
+                        .iter()
+                        .filter_map(|r| match &r.resource {
+                            Resource::Pod(p) if p.metadata.namespace() == ns => {
+                                Some(&p.metadata.labels)
+                            }
+                            Resource::WorkloadEntry(w) if w.metadata.namespace() == ns => {
+                                Some(&w.spec.labels)
+                            }
+                            _ => None,
+                        })
+                        .filter(|labels| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+                        .collect();
+                    let export_to = svc
+                        .metadata
+                        .annotations
+                        .get(crate::translate::kube_services::EXPORT_TO_ANNOTATION)
+                        .map(|v| {
+                            v.split(',')
+                                .map(|e| e.trim().to_string())
+                                .filter(|e| !e.is_empty())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    services.push(Service {
+                        host: crate::translate::kube_services::host(&svc.metadata.name, ns),
+                        namespace: ns,
+                        export_to: std::borrow::Cow::Owned(export_to),
+                        ports: svc
+                            .view
+                            .spec
+                            .ports
+                            .iter()
+                            .filter_map(|p| u32::try_from(p.port).ok())
+                            .collect(),
+                        // Without a selector the endpoints come from EndpointSlices: not checked.
+                        endpoints: (!selector.is_empty() && !selected.is_empty())
+                            .then_some(selected),
+                    });
                 }
                 Resource::DestinationRule(d) => subsets.push(Subsets {
                     host: host::resolve(&d.spec.host, d.metadata.namespace()),
@@ -110,7 +153,7 @@ impl<'r> Registry<'r> {
         client_ns: &str,
     ) -> impl Iterator<Item = &Service<'r>> {
         self.services.iter().filter(move |s| {
-            host::covers(&s.host, hostname) && visible(s.export_to, s.namespace, client_ns)
+            host::covers(&s.host, hostname) && visible(&s.export_to, s.namespace, client_ns)
         })
     }
 

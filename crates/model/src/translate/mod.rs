@@ -9,7 +9,8 @@
 //!   applies to it) and Istio's precedence among them; the other model modules share it;
 //! - [`mesh`]: the output types the parts share ([`Cluster`], ...) and [`TranslateError`];
 //!   [`Mesh`], holding every part, is defined here;
-//! - `services`: ServiceEntries and WorkloadEntries into services;
+//! - `services`: ServiceEntries and WorkloadEntries into services; [`kube_services`]:
+//!   Kubernetes Services, with the Pods, WorkloadEntries or EndpointSlices behind them;
 //! - `clusters`: services and DestinationRules into clusters;
 //! - `http` and `action`: VirtualServices into HTTP route tables.
 
@@ -17,6 +18,7 @@ pub(crate) mod action;
 mod clusters;
 pub mod delegate;
 pub(crate) mod http;
+pub mod kube_services;
 pub mod mesh;
 pub mod scope;
 mod services;

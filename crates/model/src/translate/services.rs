@@ -1,4 +1,4 @@
-//! Services from ServiceEntries: one per host, with the entry's ports and its endpoints
+//! Services from ServiceEntries (and, through `kube_services`, Kubernetes Services): one per host, with the entry's ports and its endpoints
 //! (inline, or the WorkloadEntries its `workloadSelector` picks), as Istio's registry has them.
 
 use std::collections::BTreeMap;
@@ -30,6 +30,10 @@ pub(super) fn visible_services(
         })
         .collect();
     let mut services = BTreeMap::new();
+    // Kubernetes' registry comes first, as in istiod's aggregate registry.
+    for service in super::kube_services::visible_services(resources, scope) {
+        services.entry(service.hostname.clone()).or_insert(service);
+    }
     for r in resources {
         if let Resource::ServiceEntry(se) = r {
             if visible(
@@ -128,7 +132,7 @@ fn services_of(
         .collect()
 }
 
-fn endpoint(w: &WorkloadEntry) -> Endpoint {
+pub(super) fn endpoint(w: &WorkloadEntry) -> Endpoint {
     let address = if let Some(path) = w.address.strip_prefix("unix://") {
         EndpointAddress::Unix(path.to_string())
     } else if let Ok(ip) = w.address.parse::<IpAddr>() {

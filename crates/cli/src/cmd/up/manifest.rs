@@ -15,8 +15,12 @@ pub const MAX_WORKLOADS: usize = 250;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
-    /// The workloads to run.
+    /// The workloads to run (with those of the Deployments among `resources`).
+    #[serde(default)]
     pub workloads: Vec<Workload>,
+    /// The Kubernetes Services and Deployments among `resources`.
+    #[serde(skip)]
+    pub kube: super::kube::KubeResources,
     /// Istio resource files to apply once the mesh is up.
     #[serde(default)]
     pub resources: Vec<PathBuf>,
@@ -78,6 +82,10 @@ pub struct Workload {
     /// Extra environment.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Names of the Kubernetes Service ports that reach this workload (a Deployment's), which
+    /// its sidecar registers besides `http`.
+    #[serde(skip)]
+    pub port_names: Vec<String>,
 }
 
 /// The ingress gateway `weft up` runs: a `weft proxy` labelled `istio: ingressgateway`
@@ -149,7 +157,20 @@ pub fn read(path: &Path) -> anyhow::Result<Manifest> {
     if !errors.is_empty() {
         bail!("invalid manifest:\n  {}", errors.join("\n  "));
     }
-    let manifest = manifest.ok_or_else(|| anyhow::anyhow!("invalid manifest"))?;
+    let mut manifest = manifest.ok_or_else(|| anyhow::anyhow!("invalid manifest"))?;
+    manifest.kube = super::kube::read(&manifest.resources)
+        .map_err(|e| anyhow::anyhow!("{}: resources: {e:#}", path.display()))?;
+    let deployed = manifest
+        .kube
+        .workloads()
+        .map_err(|e| anyhow::anyhow!("{}: resources: {e:#}", path.display()))?;
+    manifest.workloads.extend(deployed);
+    if manifest.workloads.is_empty() {
+        bail!(
+            "{}: workloads: none (list `workloads`, or Deployments among `resources`)",
+            path.display()
+        );
+    }
     check(&manifest).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(manifest)
 }
@@ -208,9 +229,13 @@ fn check(manifest: &Manifest) -> Result<(), String> {
             "workloads: at most {MAX_WORKLOADS} workloads fit one mesh"
         ));
     }
-    // A service's port is its workloads' port: they must agree.
+    // A service's port is its workloads' port: they must agree (a Kubernetes Service says
+    // its own ports).
     let mut ports: BTreeMap<(&str, &str), u16> = BTreeMap::new();
     for w in &manifest.workloads {
+        if manifest.kube.service(&w.namespace, &w.service).is_some() {
+            continue;
+        }
         let port = *ports.entry((&w.namespace, &w.service)).or_insert(w.port);
         if port != w.port {
             return Err(format!(

@@ -21,6 +21,7 @@
 
 mod control;
 mod down;
+pub mod kube;
 pub mod manifest;
 pub mod netns;
 mod services;

@@ -1,12 +1,15 @@
-//! The ServiceEntries `weft up` creates: one per service of the manifest (its workloads
-//! share it), `MESH_INTERNAL` and `STATIC`, with one HTTP port, selecting its workloads by
-//! `app=<service>`; in namespace mode each also gets the virtual IP the hosts files give it.
+//! The services `weft up` creates: one per service of the manifest (its workloads share
+//! it). A Kubernetes Service among the manifest's resources is created as written (with the
+//! virtual IP as its cluster IP); any other service becomes a ServiceEntry, `MESH_INTERNAL`
+//! and `STATIC`, with one HTTP port, selecting its workloads by `app=<service>`. In
+//! namespace mode each gets the virtual IP the hosts files give it.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use anyhow::bail;
 use http::Method;
+use weft_api::kube::KubeObject;
 use weft_api::meta::ObjectMeta;
 use weft_api::networking::ServiceEntry;
 use weft_api::networking::service_entry::{Location, Resolution, ServicePort};
@@ -32,6 +35,9 @@ pub(super) struct Service {
     pub port: u16,
     /// Its virtual IP (used in namespace mode).
     pub vip: Ipv4Addr,
+    /// The Kubernetes Service among the manifest's resources that declares it, if one does:
+    /// created in place of a ServiceEntry.
+    pub kube: Option<KubeObject<weft_api::kube::Service>>,
 }
 
 impl Service {
@@ -42,6 +48,7 @@ impl Service {
             name,
             port,
             vip,
+            ..
         } = self;
         Object {
             api_version: format!("{}/v1", Kind::ServiceEntry.group()),
@@ -75,17 +82,55 @@ impl Service {
             status: None,
         }
     }
+
+    /// The Kubernetes Service to create: as written, with the virtual IP as its `clusterIP`
+    /// when it names none (`with_vip`), as a Kubernetes API server allocates one.
+    pub fn kube_service(&self, with_vip: bool) -> Option<serde_json::Value> {
+        let svc = self.kube.as_ref()?;
+        let mut value = serde_json::to_value(svc).ok()?;
+        if with_vip
+            && svc
+                .view
+                .spec
+                .cluster_ip
+                .as_deref()
+                .is_none_or(str::is_empty)
+        {
+            value["spec"]["clusterIP"] = self.vip.to_string().into();
+        }
+        Some(value)
+    }
+
+    /// The address names resolve to in namespace mode: the Service's own cluster IP when
+    /// it gives one, else the virtual IP.
+    pub fn address(&self) -> Ipv4Addr {
+        self.kube
+            .as_ref()
+            .and_then(|s| s.view.spec.cluster_ip.as_deref())
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or(self.vip)
+    }
 }
 
 /// The manifest's services, in (namespace, name) order, each with the virtual IP of its
-/// place in that order.
+/// place in that order: those its workloads belong to, and the Kubernetes Services among its
+/// resources.
 pub(super) fn services(manifest: &Manifest) -> Vec<Service> {
     // The manifest is checked: the workloads of a service agree on its port.
-    let ports: BTreeMap<(&str, &str), u16> = manifest
+    let mut ports: BTreeMap<(&str, &str), u16> = manifest
         .workloads
         .iter()
         .map(|w| ((w.namespace.as_str(), w.service.as_str()), w.port))
         .collect();
+    for s in &manifest.kube.services {
+        let port = s
+            .view
+            .spec
+            .ports
+            .first()
+            .map_or(0, |p| u16::try_from(p.port).unwrap_or(0));
+        ports.insert((s.metadata.namespace(), s.metadata.name.as_str()), port);
+    }
     ports
         .into_iter()
         .enumerate()
@@ -94,6 +139,7 @@ pub(super) fn services(manifest: &Manifest) -> Vec<Service> {
             name: name.into(),
             port,
             vip: netns::service_vip(i),
+            kube: manifest.kube.service(namespace, name).cloned(),
         })
         .collect()
 }
@@ -106,11 +152,32 @@ impl Starting<'_> {
         let server = self.args.api.to_string();
         let mut vips = Vec::new();
         for service in services(self.manifest) {
+            if let Some(body) = service.kube_service(self.namespaces()) {
+                let (ns, name) = (&service.namespace, &service.name);
+                let path = Kind::Service.api_path(Some(ns), None);
+                let answer = self.runtime.block_on(call(
+                    &server,
+                    Method::POST,
+                    &path,
+                    Some(serde_json::to_vec(&body)?),
+                ))?;
+                if !answer.status.is_success() && answer.status != http::StatusCode::CONFLICT {
+                    bail!("creating the Service {ns}/{name}: {}", answer.message());
+                }
+                let address = service.address();
+                println!(
+                    "▸ service {name}.{ns} (Kubernetes Service, port {}, cluster IP {address})",
+                    service.port
+                );
+                vips.push((ns.clone(), name.clone(), address));
+                continue;
+            }
             let Service {
                 namespace: ns,
                 name,
                 port,
                 vip,
+                ..
             } = &service;
             let body = serde_json::to_vec(&service.entry(self.namespaces()))?;
             let path = crate::client::path(Kind::ServiceEntry, Some(ns), None);

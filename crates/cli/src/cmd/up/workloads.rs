@@ -164,6 +164,9 @@ impl Starting<'_> {
             .args(["--stats", &listen.stats])
             .args(["--address", placement.address()])
             .args(["--port", &format!("http={}", listen.service_port)]);
+        for name in w.port_names.iter().filter(|n| *n != "http") {
+            sidecar.args(["--port", &format!("{name}={}", listen.service_port)]);
+        }
         let sidecar_pid = spawn(
             &mut sidecar,
             &self.logs.join(format!("{}.sidecar.log", w.name)),
@@ -362,6 +365,7 @@ mod tests {
             command: vec!["python3".into(), "app.py".into()],
             port: 8080,
             env: BTreeMap::from([("VERSION".into(), "v1".into())]),
+            port_names: Vec::new(),
         }
     }
 
