@@ -9,8 +9,8 @@ use weft_api::networking::destination_rule::DestinationRule;
 use weft_api::{Object, Resource};
 
 use super::mesh::{Cluster, ClusterEndpoint, ServerIdentity, TLS_MODE_LABEL, cluster_name};
+use super::registry_entries::health_check_of;
 use super::scope::{ProxyScope, ROOT_NAMESPACE, selects, visible};
-use super::services::health_check_of;
 use crate::host;
 use crate::peer_authn::{PeerAuthn, PeerPolicies};
 use crate::policy::{self, ClusterPolicy};

@@ -14,8 +14,8 @@ use weft_api::kube::service::ServicePort as KubePort;
 use weft_api::kube::{EndpointSlice, IntOrString, KubeObject, Pod, Service as KubeService};
 use weft_api::networking::workload_entry::WorkloadEntry;
 
+use super::registry_entries::{endpoint, health_check_of};
 use super::scope::{ProxyScope, selects, visible};
-use super::services::{endpoint, health_check_of};
 use crate::service::{
     Endpoint, EndpointAddress, Protocol, Resolution, Service, ServicePort, WorkloadInfo,
 };

@@ -20,6 +20,7 @@ pub mod delegate;
 pub(crate) mod http;
 pub mod kube_services;
 pub mod mesh;
+mod registry_entries;
 pub mod scope;
 mod services;
 

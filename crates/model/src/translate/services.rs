@@ -2,15 +2,14 @@
 //! (inline, or the WorkloadEntries its `workloadSelector` picks), as Istio's registry has them.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use weft_api::networking::service_entry::{Location, Resolution as ApiResolution, ServiceEntry};
 use weft_api::networking::workload_entry::WorkloadEntry;
 use weft_api::{Object, Resource};
 
+use super::registry_entries::{endpoint, health_check_of};
 use super::scope::{ProxyScope, selects, visible};
-use crate::policy::HealthCheck;
 use crate::service::{Endpoint, EndpointAddress, Protocol, Resolution, Service, ServicePort};
 
 /// The services of the ServiceEntries visible to the proxy, by host (the first entry
@@ -48,14 +47,6 @@ pub(super) fn visible_services(
         }
     }
     services
-}
-
-/// The active health check a resource's annotation asks for.
-pub(super) fn health_check_of(annotations: &BTreeMap<String, String>) -> Option<HealthCheck> {
-    annotations
-        .get(weft_api::extensions::HEALTH_CHECK_ANNOTATION)
-        .and_then(|t| weft_api::extensions::parse_health_check(t).ok())
-        .map(HealthCheck::from)
 }
 
 fn services_of(
@@ -130,27 +121,4 @@ fn services_of(
             health_check: health_check_of(&se.metadata.annotations),
         })
         .collect()
-}
-
-pub(super) fn endpoint(w: &WorkloadEntry) -> Endpoint {
-    let address = if let Some(path) = w.address.strip_prefix("unix://") {
-        EndpointAddress::Unix(path.to_string())
-    } else if let Ok(ip) = w.address.parse::<IpAddr>() {
-        EndpointAddress::Ip(ip)
-    } else {
-        EndpointAddress::Dns(w.address.clone())
-    };
-    Endpoint {
-        address,
-        ports: w
-            .ports
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), u16::try_from(*v).ok()?)))
-            .collect(),
-        labels: w.labels.clone(),
-        weight: if w.weight == 0 { 1 } else { w.weight },
-        locality: w.locality.clone().filter(|l| !l.is_empty()),
-        service_account: w.service_account.clone().filter(|s| !s.is_empty()),
-        workload: None,
-    }
 }
