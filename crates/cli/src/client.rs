@@ -65,14 +65,17 @@ pub async fn call(
         .with_context(|| format!("cannot reach the control plane at {server} (start it with `weft control`, or set --server / WEFT_SERVER)"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
         .uri(path)
         .header("host", server)
         .header("content-type", "application/json")
         // The field manager the API records for weft's own writes.
-        .header("user-agent", concat!("weft/", env!("CARGO_PKG_VERSION")))
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        .header("user-agent", concat!("weft/", env!("CARGO_PKG_VERSION")));
+    if let Some(token) = crate::credentials::token_for(server) {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
     let resp = sender.send_request(req).await?;
     let status = resp.status();
     let result = resp

@@ -4,6 +4,7 @@
 
 mod client;
 mod cmd;
+mod credentials;
 mod input;
 mod logging;
 mod yaml;

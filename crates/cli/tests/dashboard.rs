@@ -192,7 +192,12 @@ fn the_dashboard_shows_and_steers_the_seed_mesh_in_a_real_browser() {
     // A VirtualService naming a subset no DestinationRule defines: the config page's finding.
     let bad = dir.join("bad-subset.yaml");
     std::fs::write(&bad, BAD_SUBSET).expect("written");
-    let applied = weft(&["apply", "--server", &api, "-f", &bad.to_string_lossy()]);
+    let applied = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .args(["apply", "--server", &api, "-f", &bad.to_string_lossy()])
+        .current_dir(ROOT)
+        .output()
+        .expect("weft runs");
     assert!(
         applied.status.success(),
         "{}",

@@ -116,6 +116,16 @@ fn scratch(name: &str) -> Scratch {
 }
 
 impl Scratch {
+    /// Runs weft with this mesh's kubeconfig, whose token writes need.
+    fn weft(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .args(args)
+            .current_dir(common::ROOT)
+            .output()
+            .expect("weft runs")
+    }
+
     fn up(&self, mode: &str) -> std::process::Output {
         self.up_with("examples/up/recommendation.yaml", mode)
     }
@@ -179,7 +189,7 @@ fn seed_scenario(s: &Scratch) {
     assert_v1_share(ingress, n, 0.5, "without rules");
 
     // 10/90.
-    let applied = weft(&[
+    let applied = s.weft(&[
         "apply",
         "--server",
         api,
@@ -195,7 +205,7 @@ fn seed_scenario(s: &Scratch) {
     assert_v1_share(ingress, n, 0.1, "under 10/90");
 
     // The fault rule: every call fails with 500, and bff-service passes it on.
-    let fault = weft(&[
+    let fault = s.weft(&[
         "apply",
         "--server",
         api,
@@ -214,7 +224,7 @@ fn seed_scenario(s: &Scratch) {
     }
 
     // Deleting the rule restores the even split.
-    let deleted = weft(&[
+    let deleted = s.weft(&[
         "delete",
         "--server",
         api,
@@ -341,7 +351,7 @@ fn kubernetes_services_and_deployments_run_the_seed_scenario_without_service_ent
         .expect("a cluster IP")
         .to_string();
     // Applying the manifest again (weft up did, at the end) keeps the cluster IP.
-    let reapplied = weft(&[
+    let reapplied = s.weft(&[
         "apply",
         "-f",
         "examples/kubernetes/recommendation.yaml",
@@ -686,7 +696,7 @@ fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
         (Some(0), "200".to_string()),
         "PERMISSIVE serves plaintext"
     );
-    let strict = weft(&[
+    let strict = s.weft(&[
         "apply",
         "--server",
         &s.api,
@@ -974,7 +984,7 @@ fn a_real_prometheus_sees_the_10_90_split_and_the_injected_faults() {
     );
 
     // 10/90, then calls; Prometheus's per-version counts follow the weights.
-    let applied = weft(&[
+    let applied = s.weft(&[
         "apply",
         "--server",
         &s.api,
@@ -1019,7 +1029,7 @@ fn a_real_prometheus_sees_the_10_90_split_and_the_injected_faults() {
     );
 
     // The fault rule: every call is a 500 flagged FI at bff's sidecar.
-    let fault = weft(&[
+    let fault = s.weft(&[
         "apply",
         "--server",
         &s.api,
@@ -1195,7 +1205,7 @@ fn seed_traces_are_searchable_by_service_tags_and_duration() {
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: recommendation-service}\nspec:\n  hosts: [recommendation-service]\n  http:\n  - fault: {delay: {fixedDelay: 400ms, percentage: {value: 100}}}\n    route: [{destination: {host: recommendation-service}}]\n",
     )
     .expect("write");
-    let applied = weft(&["apply", "--server", &s.api, "-f", &delay.to_string_lossy()]);
+    let applied = s.weft(&["apply", "--server", &s.api, "-f", &delay.to_string_lossy()]);
     assert!(applied.status.success());
     wait_for("the delay", || {
         let started = Instant::now();
@@ -1238,7 +1248,7 @@ fn seed_traces_are_searchable_by_service_tags_and_duration() {
     assert!(fast.contains(&first));
 
     // The fault: 500s are tagged error=true; the first call's trace has no error.
-    let fault = weft(&[
+    let fault = s.weft(&[
         "apply",
         "--server",
         &s.api,
@@ -1489,6 +1499,58 @@ for e in watch.Watch().stream(api.list_namespaced_custom_object, g, v, "default"
     assert!(
         said.contains("event ADDED recommendation-service"),
         "{said}"
+    );
+
+    // Without the token: reads on loopback are open, writes are refused (401). (kubectl
+    // asks for a password over HTTPS without credentials, so it goes by plain HTTP,
+    // which the API also serves.)
+    let tokenless = s.dir.join("kubeconfig-without-token");
+    let text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+    assert!(text.contains("server: https://"), "{text}");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("certificate-authority-data:"))
+        .map(|l| {
+            if l.trim_start().starts_with("token:") {
+                "    {}"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("server: https://", "server: http://")
+        .replace("user:\n    {}", "user: {}");
+    std::fs::write(&tokenless, without).expect("written");
+    let anonymous = |args: &[&str]| kubectl(&venv, &tokenless.to_string_lossy(), &cache, args);
+    let (ok, out, err) = anonymous(&["get", "vs", "recommendation-service"]);
+    assert!(ok && out.contains("recommendation-service"), "{out}{err}");
+    let (ok, out, err) = anonymous(&["delete", "vs", "recommendation-service"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("Unauthorized"), "{err}");
+    let refused = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .env("KUBECONFIG", &tokenless)
+        .env_remove("WEFT_TOKEN")
+        .args([
+            "delete",
+            "--server",
+            &s.api,
+            "virtualservice",
+            "recommendation-service",
+        ])
+        .current_dir(common::ROOT)
+        .output()
+        .expect("weft runs");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        said.contains("writes need the API's bearer token"),
+        "{said}"
+    );
+    assert_eq!(
+        call_bff(ingress).0,
+        500,
+        "the refused deletes changed nothing"
     );
 
     // Deleting the rules restores the even split.

@@ -5,6 +5,7 @@
 //! dashboard ([`dashboard`]).
 
 pub mod api;
+pub mod api_tls;
 pub mod ca;
 pub mod dashboard;
 pub mod history;
@@ -55,6 +56,9 @@ pub struct ControlOptions {
     pub prometheus: Option<String>,
     /// The metrics history's bounds.
     pub history: history::HistoryLimits,
+    /// The API's bearer token: writes (and reads from other hosts) need it; `None`: the
+    /// API is open.
+    pub api_token: Option<api::auth::ApiToken>,
 }
 
 impl ControlOptions {
@@ -76,6 +80,7 @@ impl ControlOptions {
             dashboard_hosts: Vec::new(),
             prometheus: None,
             history: history::HistoryLimits::default(),
+            api_token: None,
         }
     }
 }
@@ -105,6 +110,9 @@ pub enum StartError {
     /// `--prometheus` is not a URL weft can query.
     #[error("{0}")]
     Prometheus(String),
+    /// The API's TLS could not be set up.
+    #[error("{0}")]
+    ApiTls(#[from] api_tls::ApiTlsError),
     /// The API address could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -136,6 +144,8 @@ pub struct RunningControl {
     pub query: Option<SocketAddr>,
     /// The bound dashboard address.
     pub dashboard: Option<SocketAddr>,
+    /// The API's CA certificate (PEM), which its HTTPS certificate chains to.
+    pub api_ca: String,
     /// The metrics history the dashboard reads (when no Prometheus is named).
     pub history: Arc<history::History>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -178,6 +188,9 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             error,
         })?;
     let api = listener.local_addr().unwrap_or(opts.api);
+    let tls = api_tls::ApiTls::open(&opts.state_dir.join("api-tls"), api.ip())?;
+    let api_ca = tls.ca_pem.clone();
+    let token = opts.api_token.clone().map(Arc::new);
     let proxies = Arc::new(xds::Proxies::default());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let xds_listener = TcpListener::bind(opts.xds)
@@ -214,8 +227,8 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
     let (served, known, signer) = (store.clone(), proxies.clone(), authority.clone());
     let task = tokio::spawn(async move {
         loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "API accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -223,13 +236,26 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
                 }
             };
             let (store, proxies, ca) = (served.clone(), known.clone(), signer.clone());
+            let (tls, token) = (tls.clone(), token.clone());
+            let api_ca: Arc<str> = tls.ca_pem.as_str().into();
             tokio::spawn(async move {
+                let stream = match tls.accept(stream).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "API connection: TLS handshake failed");
+                        return;
+                    }
+                };
                 let service = service_fn(move |req| {
                     let (store, proxies, ca) = (store.clone(), proxies.clone(), ca.clone());
+                    let api_ca = api_ca.clone();
+                    let allowed = api::auth::authorize(token.as_deref(), &req, peer.ip());
                     async move {
-                        Ok::<_, std::convert::Infallible>(
-                            api::handle(store, proxies, ca, req).await,
-                        )
+                        Ok::<_, std::convert::Infallible>(match allowed {
+                            Ok(()) if req.uri().path() == "/ca/api" => api::api_ca(&api_ca),
+                            Ok(()) => api::handle(store, proxies, ca, req).await,
+                            Err(refused) => refused.response(),
+                        })
                     }
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
@@ -295,6 +321,7 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
         otlp,
         query,
         dashboard,
+        api_ca,
         history,
         tasks,
         stop,

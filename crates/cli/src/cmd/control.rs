@@ -72,6 +72,11 @@ pub struct Args {
     /// root, so certificates from both stay valid until the old ones expire.
     #[arg(long)]
     ca_extra_roots: Option<PathBuf>,
+    /// A file holding the API's bearer token: writes, and reads from other hosts, need
+    /// `Authorization: Bearer <token>` (kubectl sends it over the API's HTTPS). Without
+    /// it the API is open to anyone who can reach it. `weft up` always passes one.
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
 }
 
 /// An address to listen on, or `off`.
@@ -102,6 +107,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => Vec::new(),
     };
+    let api_token = match &args.api_token_file {
+        Some(path) => {
+            Some(weft_control::api::auth::ApiToken::read(path).map_err(anyhow::Error::msg)?)
+        }
+        None => {
+            tracing::warn!(api = %args.api, "no --api-token-file: the API accepts writes from anyone who can reach it");
+            None
+        }
+    };
     runtime.block_on(async move {
         let control = match weft_control::start(weft_control::ControlOptions {
             state_dir: args.state_dir,
@@ -130,6 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             history: weft_control::history::HistoryLimits {
                 max_series: args.metrics_max_series,
             },
+            api_token,
         })
         .await
         {

@@ -134,6 +134,9 @@ fn tally(bff: &str, calls: u32) -> anyhow::Result<Tally> {
 
 fn weft(args: &[&str], file: Option<&PathBuf>) -> anyhow::Result<()> {
     let mut cmd = Command::new(std::env::current_exe()?);
+    if let Some(token) = crate::credentials::handed_over() {
+        cmd.env("WEFT_TOKEN", token);
+    }
     cmd.args(args);
     if let Some(file) = file {
         cmd.arg(file);

@@ -13,33 +13,53 @@ use super::up::state::State;
 #[derive(clap::Args)]
 pub struct Args {
     /// Where `weft up` keeps its state.
-    #[arg(long, default_value = ".weft/up")]
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
 }
+
+/// `weft up`'s default state directory.
+pub const DEFAULT_STATE_DIR: &str = ".weft/up";
 
 /// The kubeconfig's path in `state_dir`.
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("kubeconfig")
 }
 
-/// The kubeconfig for the API at `api` (`host:port`): one cluster, user and context
-/// named `weft`, namespace `default`.
-pub fn render(api: &str) -> String {
+/// The kubeconfig for the API at `api` (`host:port`, HTTPS with the API's CA `ca_pem`):
+/// one cluster, user (with the API's bearer `token`) and context named `weft`, namespace
+/// `default`.
+pub fn render(api: &str, token: &str, ca_pem: &str) -> String {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: weft\n  cluster:\n    server: http://{api}\ncontexts:\n- name: weft\n  context:\n    cluster: weft\n    user: weft\n    namespace: default\ncurrent-context: weft\nusers:\n- name: weft\n  user: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: weft\n  cluster:\n    server: https://{api}\n    certificate-authority-data: {ca}\ncontexts:\n- name: weft\n  context:\n    cluster: weft\n    user: weft\n    namespace: default\ncurrent-context: weft\nusers:\n- name: weft\n  user:\n    token: {token}\n"
     )
 }
 
-/// Writes the kubeconfig for `api` into `state_dir` (readable by its owner only).
-pub fn write(state_dir: &Path, api: &str) -> anyhow::Result<PathBuf> {
+/// Writes the kubeconfig into `state_dir` (readable by its owner only: it holds the token).
+pub fn write(state_dir: &Path, api: &str, token: &str, ca_pem: &str) -> anyhow::Result<PathBuf> {
     let file = path(state_dir);
-    std::fs::write(&file, render(api)).with_context(|| format!("writing {}", file.display()))?;
+    write_private(&file, &render(api, token, ca_pem))?;
+    Ok(file)
+}
+
+/// Writes `text` to `file`, readable and writable by its owner only from the start.
+pub fn write_private(file: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        if file.exists() {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+        }
     }
-    Ok(file)
+    options
+        .open(file)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", file.display()))
 }
 
 /// Prints the kubeconfig's path when a mesh is up.
@@ -61,8 +81,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 mod tests {
     #[test]
     fn one_context_on_the_api() {
-        let k = super::render("127.0.0.1:15014");
-        assert!(k.contains("server: http://127.0.0.1:15014\n"), "{k}");
+        let k = super::render("127.0.0.1:15014", "0123456789abcdef0123", "PEM");
+        assert!(k.contains("server: https://127.0.0.1:15014\n"), "{k}");
+        assert!(k.contains("certificate-authority-data: UEVN\n"), "{k}");
+        assert!(k.contains("token: 0123456789abcdef0123\n"), "{k}");
         assert!(k.contains("current-context: weft\n"), "{k}");
     }
 }

@@ -8,10 +8,12 @@
 //! - [`path`]: which resource a path names, and the query parameters;
 //! - [`resources`]: list, get, watch ([`watch`]), create, replace, merge patch and
 //!   server-side apply ([`apply`]), delete, with `dryRun` and `fieldValidation`;
+//! - [`auth`]: the bearer token writes need;
 //! - [`table`]: `kubectl get`'s tables with Istio's columns; [`selector`]: label and
 //!   field selectors; [`reply`]: JSON answers and `Status` failures.
 
 mod apply;
+pub mod auth;
 mod discovery;
 mod openapi;
 mod path;
@@ -37,6 +39,12 @@ use crate::store::Store;
 
 /// Response body: a whole document or a stream of watch events.
 pub type ApiBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// `GET /ca/api`: the CA of the API's HTTPS (PEM), for kubeconfigs of a control plane
+/// started elsewhere (`weft up` on a running one).
+pub fn api_ca(pem: &str) -> Response<ApiBody> {
+    json_response(StatusCode::OK, &json!({ "ca": pem }))
+}
 
 /// Answers one API request.
 pub async fn handle(

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use http::Method;
 
 use super::Starting;
@@ -57,6 +57,8 @@ impl Starting<'_> {
                 .args(["--otlp", &otlp.to_string()])
                 .args(["--query", &self.args.query.to_string()])
                 .args(["--dashboard", &self.args.dashboard.to_string()])
+                .arg("--api-token-file")
+                .arg(token_file(&self.args.state_dir))
                 .arg("--state-dir")
                 .arg(self.args.state_dir.join("control")),
             &self.logs.join("control.log"),
@@ -76,6 +78,21 @@ impl Starting<'_> {
         Ok(())
     }
 
+    /// The CA of the API's HTTPS (for the kubeconfig), as the control plane serves it.
+    pub(super) fn api_ca(&self) -> anyhow::Result<String> {
+        let server = self.args.api.to_string();
+        let answer = self
+            .runtime
+            .block_on(call(&server, Method::GET, "/ca/api", None))?;
+        match answer.body["ca"].as_str() {
+            Some(pem) if answer.status.is_success() => Ok(pem.to_string()),
+            _ => bail!(
+                "the control plane on {server} did not give the CA of its HTTPS ({}): is it weft's, and as new as this weft?",
+                answer.message()
+            ),
+        }
+    }
+
     /// Where the workloads reach a control-plane listener given as `addr`: on the bridge
     /// (same port) in namespace mode, `addr` itself on loopback.
     fn reachable(&self, addr: SocketAddr) -> SocketAddr {
@@ -92,6 +109,7 @@ impl Starting<'_> {
         let server = self.args.api.to_string();
         for file in &self.manifest.resources {
             let applied = Command::new(weft)
+                .env("WEFT_TOKEN", &self.token)
                 .args(["apply", "--server", &server, "-f"])
                 .arg(file)
                 .status()?;
@@ -104,4 +122,24 @@ impl Starting<'_> {
         }
         Ok(())
     }
+}
+
+/// Where `weft up` keeps the API's bearer token.
+fn token_file(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("api-token")
+}
+
+/// The API's bearer token: the one in the state directory (a control plane from an
+/// earlier `weft up` there may still run with it), else a new one written there.
+pub(super) fn api_token(state_dir: &Path) -> anyhow::Result<String> {
+    let file = token_file(state_dir);
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        if weft_control::api::auth::ApiToken::new(text.trim()).is_ok() {
+            return Ok(text.trim().to_string());
+        }
+    }
+    let token = weft_control::api::auth::generate_token()
+        .context("reading random bytes for the API token")?;
+    super::super::kubeconfig::write_private(&file, &token)?;
+    Ok(token)
 }

@@ -119,8 +119,11 @@ pub fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let token = control::api_token(&args.state_dir)?;
+    crate::credentials::hand_over(&args.api.to_string(), &token);
     let mut starting = Starting {
         args,
+        token,
         manifest: &manifest,
         logs,
         state: &mut state,
@@ -143,6 +146,8 @@ pub fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
 /// steps are methods defined in the module of their concern.
 struct Starting<'a> {
     args: &'a UpArgs,
+    /// The API's bearer token (in `<state dir>/api-token`).
+    token: String,
     manifest: &'a Manifest,
     logs: PathBuf,
     state: &'a mut State,
@@ -164,8 +169,12 @@ impl Starting<'_> {
             self.create_bridge(&weft)?;
         }
         self.start_control_plane(&weft)?;
-        let kubeconfig =
-            super::kubeconfig::write(&self.args.state_dir, &self.args.api.to_string())?;
+        let kubeconfig = super::kubeconfig::write(
+            &self.args.state_dir,
+            &self.args.api.to_string(),
+            &self.token,
+            &self.api_ca()?,
+        )?;
         println!("▸ kubeconfig for kubectl at {}", kubeconfig.display());
         let vips = self.create_services()?;
         for (i, w) in self.manifest.workloads.iter().enumerate() {

@@ -230,11 +230,15 @@ mod tests {
 
     #[test]
     fn typed_entries_match_the_untyped_ones() {
-        let file = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../examples/up/recommendation.yaml"
-        );
-        let manifest = super::super::manifest::read(std::path::Path::new(file)).expect("reads");
+        // Resource paths are relative to where weft up runs (the repository's root).
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let text = std::fs::read_to_string(format!("{root}/examples/up/recommendation.yaml"))
+            .expect("example")
+            .replace("- examples/", &format!("- {root}/examples/"));
+        let file = std::env::temp_dir().join(format!("weft-typed-{}.yaml", std::process::id()));
+        std::fs::write(&file, text).expect("written");
+        let manifest = super::super::manifest::read(&file).expect("reads");
+        let _ = std::fs::remove_file(&file);
         let services = services(&manifest);
         let names: Vec<_> = services
             .iter()
