@@ -374,6 +374,33 @@ fn kubernetes_services_and_deployments_run_the_seed_scenario_without_service_ent
     ]);
     let svc: serde_json::Value = serde_json::from_slice(&svc.stdout).expect("Service JSON");
     assert_eq!(svc["spec"]["clusterIP"], cluster_ip.as_str());
+    // kubectl sees Kubernetes' kinds with its usual columns, and the API server's rules.
+    if let Some(venv) = kubectl_or_skip() {
+        let kubeconfig = s.dir.join("kubeconfig").to_string_lossy().to_string();
+        let cache = s.dir.join("kube-cache");
+        let k = |args: &[&str]| kubectl(&venv, &kubeconfig, &cache, args);
+        let (ok, out, err) = k(&["get", "svc,deploy", "-n", "default"]);
+        assert!(ok, "{err}");
+        assert!(out.contains("CLUSTER-IP"), "{out}");
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("service/recommendation-service "))
+            .unwrap_or_else(|| panic!("a row for the Service: {out}"));
+        assert!(
+            row.contains(&cluster_ip) && row.contains("8080/TCP"),
+            "{row}"
+        );
+        assert!(out.contains("deployment.apps/recommendation-v2"), "{out}");
+        let (ok, _, err) = k(&[
+            "patch",
+            "svc",
+            "recommendation-service",
+            "--type=merge",
+            "-p",
+            r#"{"spec": {"clusterIP": "198.18.9.9"}}"#,
+        ]);
+        assert!(!ok && err.contains("field is immutable"), "{err}");
+    }
     // The scenario: even split, 10/90, every call 500, even again.
     seed_scenario(&s);
 }
