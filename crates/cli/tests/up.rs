@@ -1585,4 +1585,70 @@ for e in watch.Watch().stream(api.list_namespaced_custom_object, g, v, "default"
     assert!(ok && out.contains("deleted"), "{out}{err}");
     wait_for("recovery", || call_bff(ingress).0 == 200);
     assert_v1_share(ingress, n, 0.5, "after delete");
+
+    // Kubernetes' own kinds: kubectl apply sends strategic merge patches for them, which
+    // merge a Service's ports by `port` (added, renamed, removed by kubectl's directives).
+    let kube = "examples/kubernetes/recommendation.yaml";
+    let (ok, out, err) = k(&["apply", "-f", kube]);
+    assert!(
+        ok && out.contains("service/recommendation-service created"),
+        "{out}{err}"
+    );
+    let changed = s.dir.join("recommendation-two-ports.yaml");
+    let text = std::fs::read_to_string(Path::new(common::ROOT).join(kube)).expect("example");
+    let at = text
+        .find("name: recommendation-service")
+        .expect("the Service");
+    let (head, tail) = text.split_at(at);
+    let tail = tail.replacen(
+        "  - name: http\n",
+        "  - name: grpc\n    port: 9090\n    targetPort: 9090\n  - name: http-web\n",
+        1,
+    );
+    std::fs::write(&changed, format!("{head}{tail}")).expect("written");
+    let ports = || {
+        k(&[
+            "get",
+            "svc",
+            "recommendation-service",
+            "-o",
+            "jsonpath={.spec.ports[*].name}",
+        ])
+        .1
+    };
+    let (ok, out, err) = k(&["apply", "-f", &changed.to_string_lossy()]);
+    assert!(
+        ok && out.contains("service/recommendation-service configured"),
+        "{out}{err}"
+    );
+    assert_eq!(ports(), "grpc http-web");
+    let (ok, out, err) = k(&["apply", "-f", kube]);
+    assert!(
+        ok && out.contains("service/recommendation-service configured"),
+        "{out}{err}"
+    );
+    assert_eq!(
+        ports(),
+        "http",
+        "the port kubectl no longer applies is removed"
+    );
+    let (ok, out, err) = k(&[
+        "patch",
+        "deploy",
+        "bff-service",
+        "-p",
+        r#"{"spec": {"replicas": 3}}"#,
+    ]);
+    assert!(ok && out.contains("patched"), "{out}{err}");
+    let (ok, _, err) = k(&[
+        "patch",
+        "vs",
+        "bff-ingress",
+        "-p",
+        r#"{"metadata": {"labels": {"a": "b"}}}"#,
+    ]);
+    assert!(
+        !ok && err.contains("strategic-merge-patch+json is not supported"),
+        "as for any custom resource: {err}"
+    );
 }

@@ -9,6 +9,7 @@
 //! - [`resources`]: list, get, watch ([`watch`]), create, replace, merge patch and
 //!   server-side apply ([`apply`]), delete, with `dryRun` and `fieldValidation`;
 //! - [`auth`]: the bearer token writes need;
+//! - [`strategic`]: strategic merge patch for Kubernetes' own kinds;
 //! - [`table`]: `kubectl get`'s tables with Istio's columns; [`selector`]: label and
 //!   field selectors; [`reply`]: JSON answers and `Status` failures.
 
@@ -20,6 +21,7 @@ mod path;
 mod reply;
 mod resources;
 mod selector;
+mod strategic;
 mod table;
 mod watch;
 

@@ -157,6 +157,8 @@ enum Change {
     Replace,
     MergePatch,
     JsonPatch,
+    /// Kubernetes' own kinds only, as in Kubernetes.
+    StrategicPatch,
     Apply,
 }
 
@@ -181,6 +183,9 @@ async fn write(
         (&Method::PUT, _) => Change::Replace,
         (_, "application/merge-patch+json") => Change::MergePatch,
         (_, "application/json-patch+json") => Change::JsonPatch,
+        (_, "application/strategic-merge-patch+json") if super::strategic::takes(target.kind) => {
+            Change::StrategicPatch
+        }
         (_, "application/apply-patch+yaml" | "application/apply-patch+cbor") => Change::Apply,
         (_, other) => {
             return status(
@@ -233,7 +238,7 @@ async fn write(
                 Err(resp) => return *resp,
             }
         }
-        Change::MergePatch | Change::JsonPatch => {
+        Change::MergePatch | Change::JsonPatch | Change::StrategicPatch => {
             let Some(current) = &current else {
                 return not_found(target.kind, &name);
             };
@@ -246,6 +251,16 @@ async fn write(
                     Err(e) => return bad_request(&format!("the merge patch is not JSON: {e}")),
                 };
                 apply::merge_patch(&mut merged, &patch);
+            } else if matches!(change, Change::StrategicPatch) {
+                let patch: Value = match serde_json::from_str(text) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return bad_request(&format!("the strategic merge patch is not JSON: {e}"));
+                    }
+                };
+                if let Err(e) = super::strategic::apply(target.kind, &mut merged, &patch) {
+                    return bad_request(&format!("the strategic merge patch: {e}"));
+                }
             } else {
                 // RFC 6902: every operation applies, or none (a failed `test` included).
                 let patch: json_patch::Patch = match serde_json::from_str(text) {
