@@ -113,6 +113,8 @@ async fn rewrites_redirects_direct_responses_and_headers() {
     route: [{destination: {host: reviews, subset: v1}}]
   - match: [{uri: {exact: /moved}}]
     redirect: {uri: /here, redirectCode: 308}
+  - match: [{uri: {prefix: /docs/v1/}}]
+    redirect: {prefixRewrite: /docs/v2/, scheme: https}
   - match: [{uri: {exact: /maintenance}}]
     directResponse: {status: 503, body: {string: "down for maintenance"}}
   - route: [{destination: {host: reviews, subset: v1}}]
@@ -161,6 +163,17 @@ async fn rewrites_redirects_direct_responses_and_headers() {
     let moved = get(h.proxy.outbound, "http://reviews:8080/moved").await;
     assert_eq!(moved.status, 308);
     assert_eq!(moved.header("location"), Some("http://reviews:8080/here"));
+    let renamed = get(
+        h.proxy.outbound,
+        "http://reviews:8080/docs/v1/guide/intro?lang=en",
+    )
+    .await;
+    assert_eq!(renamed.status, 301);
+    assert_eq!(
+        renamed.header("location"),
+        Some("https://reviews:8080/docs/v2/guide/intro?lang=en"),
+        "prefixRewrite replaces the matched prefix only"
+    );
 
     let down = get(h.proxy.outbound, "http://reviews:8080/maintenance").await;
     assert_eq!(

@@ -137,3 +137,16 @@ fn tls_sni_must_be_within_hosts() {
         ]
     );
 }
+
+#[test]
+fn redirect_prefix_rewrite_is_read_and_excludes_uri() {
+    let ok = spec_issues::<VirtualService>(
+        "hosts: [a]\nhttp:\n- match: [{uri: {prefix: /old/}}]\n  redirect: {prefixRewrite: /new/}\n",
+    )
+    .expect("reads");
+    assert!(ok.is_empty(), "{ok:?}");
+    assert_errors::<VirtualService>(
+        "hosts: [a]\nhttp:\n- match: [{uri: {prefix: /old/}}]\n  redirect: {uri: /x, prefixRewrite: /new/}\n",
+        &["spec.http[0].redirect: uri and prefixRewrite cannot both be set"],
+    );
+}
