@@ -422,12 +422,14 @@ fn tls(t: Option<&dr::ClientTlsSettings>) -> UpstreamTls {
     let Some(t) = t else {
         return UpstreamTls::Auto;
     };
+    // SIMPLE sends no client certificate, whatever files it names (as Istio).
+    let mutual = t.mode == dr::ClientTlsMode::Mutual;
     let originate = || OriginateTls {
         sni: t.sni.clone(),
         subject_alt_names: t.subject_alt_names.clone(),
         ca_certificates: t.ca_certificates.clone(),
-        client_certificate: t.client_certificate.clone(),
-        private_key: t.private_key.clone(),
+        client_certificate: t.client_certificate.clone().filter(|_| mutual),
+        private_key: t.private_key.clone().filter(|_| mutual),
         insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
     };
     match t.mode {

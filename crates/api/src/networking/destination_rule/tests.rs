@@ -35,7 +35,8 @@ subsets:
             "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests: must not be negative (got -2)",
             "spec.trafficPolicy.outlierDetection.interval: must be at least 1ms",
             "spec.trafficPolicy.outlierDetection.maxEjectionPercent: must be in 0..100 (got 150)",
-            "spec.trafficPolicy.tls: MUTUAL mode needs",
+            "spec.trafficPolicy.tls: client certificate required for mutual tls",
+            "spec.trafficPolicy.tls: private key required for mutual tls",
             "spec.trafficPolicy.portLevelSettings[0].port.number: port number must be in 1..65535",
             "spec.subsets[1].name: duplicate subset name \"v1\"",
         ],
@@ -73,5 +74,60 @@ fn maglev_table_must_be_prime() {
         [
             "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: must be a prime number (got 65536)"
         ]
+    );
+}
+
+#[test]
+fn simple_tls_with_client_certificate_and_private_key_is_accepted_with_a_warning() {
+    let issues = spec_issues::<DestinationRule>(
+        "host: api.example.com\ntrafficPolicy:\n  tls: {mode: SIMPLE, clientCertificate: /c.pem, privateKey: /k.pem, caCertificates: /ca.pem}\n",
+    )
+    .expect("reads");
+    assert_eq!(errors(&issues), Vec::<String>::new());
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].message.contains("no effect with mode SIMPLE"),
+        "{issues:?}"
+    );
+}
+#[test]
+fn certificate_fields_with_disable_or_istio_mutual_are_accepted_with_a_warning() {
+    for mode in ["DISABLE", "ISTIO_MUTUAL"] {
+        let issues = spec_issues::<DestinationRule>(&format!(
+            "host: a\ntrafficPolicy:\n  tls: {{mode: {mode}, clientCertificate: /c.pem, credentialName: s}}\n"
+        ))
+        .expect("reads");
+        assert_eq!(errors(&issues), Vec::<String>::new(), "{mode}");
+        assert!(
+            issues[0].message.starts_with(&format!(
+                "clientCertificate, credentialName has no effect with mode {mode}"
+            )),
+            "{issues:?}"
+        );
+    }
+}
+#[test]
+fn insecure_skip_verify_conflicts_with_ca_certificates_and_subject_alt_names() {
+    assert_errors_include::<DestinationRule>(
+        "host: a\ntrafficPolicy:\n  tls: {mode: SIMPLE, insecureSkipVerify: true, subjectAltNames: [a]}\n  portLevelSettings:\n  - port: {number: 443}\n    tls: {mode: MUTUAL, insecureSkipVerify: true, caCertificates: /ca.pem, clientCertificate: /c.pem, privateKey: /k.pem}\n",
+        &[
+            "spec.trafficPolicy.tls: cannot specify caCertificates, credentialName or subjectAltNames when insecureSkipVerify is true",
+            "spec.trafficPolicy.portLevelSettings[0].tls: cannot specify caCertificates or subjectAltNames when insecureSkipVerify is true",
+        ],
+    );
+    let fine = spec_issues::<DestinationRule>(
+        "host: a\ntrafficPolicy:\n  tls: {mode: SIMPLE, insecureSkipVerify: true, sni: a.example.com}\n",
+    )
+    .expect("reads");
+    assert!(fine.is_empty(), "{fine:?}");
+}
+#[test]
+fn credential_name_with_certificate_files_is_an_error_as_in_istio() {
+    assert_errors_include::<DestinationRule>(
+        "host: a\ntrafficPolicy:\n  tls: {mode: MUTUAL, credentialName: s, clientCertificate: /c.pem}\n",
+        &[
+            "spec.trafficPolicy.tls: cannot specify client certificates, CA certificate or CA CRL if credentialName is set",
+            "spec.trafficPolicy.tls.credentialName: not supported",
+        ],
     );
 }
