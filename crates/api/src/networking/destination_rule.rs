@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::common::{PortSelector, WorkloadSelector};
+use crate::duration::Duration;
 use crate::validate::{Validate, Validator, checks};
 
 pub use connection_pool::{
@@ -167,6 +168,9 @@ pub struct RetryBudget {
     /// Retries always allowed (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_retry_concurrency: Option<u32>,
+    /// Window over which requests are counted (Istio 1.31); refused by validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_interval: Option<Duration>,
 }
 
 impl DestinationRule {
@@ -229,6 +233,10 @@ impl Validate for TrafficPolicy {
             v.optional("tls", &p.tls);
         });
         if let Some(t) = &self.tunnel {
+            v.error_at(
+                "tunnel",
+                "not supported: weft does not tunnel connections through a proxy (CONNECT or POST); remove tunnel",
+            );
             v.field("tunnel", |v| {
                 if t.protocol != "CONNECT" && t.protocol != "POST" {
                     v.error_at(
@@ -240,8 +248,21 @@ impl Validate for TrafficPolicy {
                 checks::port_number(v, "targetPort", t.target_port);
             });
         }
+        if self.proxy_protocol.is_some() {
+            v.error_at(
+                "proxyProtocol",
+                "not supported: weft does not send a PROXY protocol header upstream; remove proxyProtocol",
+            );
+        }
         if let Some(b) = &self.retry_budget {
             v.field("retryBudget", |v| {
+                if b.budget_interval.is_some() {
+                    v.error_at(
+                        "budgetInterval",
+                        "not supported: weft's budget counts the requests in flight (Istio's behaviour without budgetInterval); remove budgetInterval",
+                    );
+                }
+                checks::duration_at_least(v, "budgetInterval", &b.budget_interval, checks::ONE_MS);
                 if let Some(p) = b.percent {
                     if !(0.0..=100.0).contains(&p) {
                         v.error_at("percent", format!("must be in [0, 100] (got {p})"));

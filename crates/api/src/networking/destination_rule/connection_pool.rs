@@ -83,6 +83,10 @@ pub struct HttpSettings {
     /// Most concurrent streams per HTTP/2 connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_streams: Option<i32>,
+    /// HTTP/2 PING keepalive on upstream connections (Istio 1.31); kept as written,
+    /// refused by validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2_keep_alive: Option<serde_json::Value>,
 }
 
 /// HTTP/2 upgrade policy.
@@ -142,6 +146,12 @@ impl Validate for ConnectionPoolSettings {
                 non_negative(v, "maxRetries", h.max_retries);
                 non_negative(v, "maxConcurrentStreams", h.max_concurrent_streams);
                 checks::duration_at_least(v, "idleTimeout", &h.idle_timeout, checks::ONE_MS);
+                if h.http2_keep_alive.is_some() {
+                    v.error_at(
+                        "http2KeepAlive",
+                        "not supported: weft sends no HTTP/2 PING frames upstream; remove http2KeepAlive (tcpKeepalive keeps idle connections alive)",
+                    );
+                }
             });
         }
     }

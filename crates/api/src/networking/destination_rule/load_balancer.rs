@@ -27,6 +27,9 @@ pub struct LoadBalancerSettings {
     /// Slow start for new endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup: Option<WarmupConfiguration>,
+    /// Zone-aware routing (Istio 1.31); kept as written, refused by validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_aware_lb_setting: Option<serde_json::Value>,
 }
 
 /// Simple load balancing algorithms.
@@ -193,10 +196,27 @@ impl Validate for LoadBalancerSettings {
         if let Some(l) = &self.locality_lb_setting {
             v.field("localityLbSetting", |v| l.validate(v));
         }
+        // What the proxy cannot do is refused by name rather than silently ignored.
+        if self.zone_aware_lb_setting.is_some() {
+            v.error_at(
+                "zoneAwareLbSetting",
+                "not supported: weft proxies have no zone, so zone-aware routing cannot be done; remove zoneAwareLbSetting",
+            );
+        }
         if self.warmup_duration_secs.is_some() {
             v.warn_at(
                 "warmupDurationSecs",
                 "warmupDurationSecs is deprecated; use warmup.duration",
+            );
+            v.error_at(
+                "warmupDurationSecs",
+                "not supported: weft's balancer has no slow start; remove warmupDurationSecs",
+            );
+        }
+        if self.warmup.is_some() {
+            v.error_at(
+                "warmup",
+                "not supported: weft's balancer has no slow start (new endpoints get their full share at once); remove warmup",
             );
         }
         if let Some(w) = &self.warmup {
@@ -284,6 +304,14 @@ fn is_prime(n: u64) -> bool {
 
 impl Validate for LocalityLbSetting {
     fn validate(&self, v: &mut Validator) {
+        // Turning it off is what weft does; anything else asks for locality-aware balancing.
+        let off_only = self.enabled == Some(false)
+            && self.distribute.is_empty()
+            && self.failover.is_empty()
+            && self.failover_priority.is_empty();
+        if !off_only {
+            v.error("not supported: weft proxies have no locality, so locality-aware balancing (distribute, failover, failoverPriority) cannot be done; remove localityLbSetting or set only enabled: false");
+        }
         let used = [!self.distribute.is_empty(), !self.failover.is_empty()];
         if used.iter().all(|u| *u) {
             v.error("only one of distribute or failover may be set");

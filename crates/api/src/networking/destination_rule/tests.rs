@@ -90,6 +90,7 @@ fn simple_tls_with_client_certificate_and_private_key_is_accepted_with_a_warning
         "{issues:?}"
     );
 }
+
 #[test]
 fn certificate_fields_with_disable_or_istio_mutual_are_accepted_with_a_warning() {
     for mode in ["DISABLE", "ISTIO_MUTUAL"] {
@@ -106,6 +107,7 @@ fn certificate_fields_with_disable_or_istio_mutual_are_accepted_with_a_warning()
         );
     }
 }
+
 #[test]
 fn insecure_skip_verify_conflicts_with_ca_certificates_and_subject_alt_names() {
     assert_errors_include::<DestinationRule>(
@@ -121,6 +123,7 @@ fn insecure_skip_verify_conflicts_with_ca_certificates_and_subject_alt_names() {
     .expect("reads");
     assert!(fine.is_empty(), "{fine:?}");
 }
+
 #[test]
 fn credential_name_with_certificate_files_is_an_error_as_in_istio() {
     assert_errors_include::<DestinationRule>(
@@ -130,4 +133,41 @@ fn credential_name_with_certificate_files_is_an_error_as_in_istio() {
             "spec.trafficPolicy.tls.credentialName: not supported",
         ],
     );
+}
+
+#[test]
+fn newest_fields_weft_cannot_implement_are_refused_by_name() {
+    assert_errors::<DestinationRule>(
+        r#"
+host: a
+trafficPolicy:
+  loadBalancer:
+    zoneAwareLbSetting: {enabled: true}
+    warmup: {duration: 60s, minimumPercent: 10, aggression: 1.5}
+  connectionPool:
+    http: {http2KeepAlive: {interval: 30s, timeout: 5s}}
+  retryBudget: {percent: 20, minRetryConcurrency: 3, budgetInterval: 10s}
+  tunnel: {protocol: CONNECT, targetHost: egress.example.com, targetPort: 8443}
+  proxyProtocol: {version: V2}
+  portLevelSettings:
+  - port: {number: 80}
+    loadBalancer:
+      localityLbSetting: {enabled: true, failover: [{from: us-east, to: us-west}]}
+"#,
+        &[
+            "spec.trafficPolicy.loadBalancer.zoneAwareLbSetting: not supported",
+            "spec.trafficPolicy.loadBalancer.warmup: not supported",
+            "spec.trafficPolicy.connectionPool.http.http2KeepAlive: not supported",
+            "spec.trafficPolicy.portLevelSettings[0].loadBalancer.localityLbSetting: not supported",
+            "spec.trafficPolicy.tunnel: not supported",
+            "spec.trafficPolicy.retryBudget.budgetInterval: not supported",
+            "spec.trafficPolicy.proxyProtocol: not supported",
+        ],
+    );
+    // What weft does anyway is accepted: locality balancing turned off, a budget without interval.
+    let off = spec_issues::<DestinationRule>(
+        "host: a\ntrafficPolicy:\n  loadBalancer: {localityLbSetting: {enabled: false}}\n  retryBudget: {percent: 20, minRetryConcurrency: 3}\n",
+    )
+    .expect("reads");
+    assert!(off.is_empty(), "{off:?}");
 }
