@@ -370,7 +370,7 @@ async fn set_host_rewrites_the_authority_and_resolution_none_goes_where_the_app_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sidecar_resource_narrows_what_a_file_mode_sidecar_routes() {
+async fn a_sidecar_resource_narrows_what_a_file_mode_sidecar_routes_and_subtracts_with_tilde() {
     let a = upstream::named("a").await;
     let b = upstream::named("b").await;
     let services = format!(
@@ -415,6 +415,21 @@ async fn a_sidecar_resource_narrows_what_a_file_mode_sidecar_routes() {
         "a",
         "the host the Sidecar lists stays"
     );
+
+    // Istio 1.31's subtraction: everything but a.
+    h.write(&format!(
+        "{services}apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: default}}\nspec:\n  egress:\n  - hosts: [\"*/*\", \"~./a.default.svc.cluster.local\"]\n"
+    ));
+    eventually(
+        "~./a subtracts a from */*",
+        Duration::from_secs(10),
+        || async {
+            let gone = call("a").await;
+            (gone.status == 404 && gone.header("x-weft-response-flags") == Some("NR")).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(call("b").await.body, "b", "*/* imports b again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
