@@ -24,7 +24,8 @@ use crate::duration::Duration;
 use crate::validate::{Validate, Validator, checks};
 
 pub use connection_pool::{
-    ConnectionPoolSettings, H2UpgradePolicy, HttpSettings, TcpKeepalive, TcpSettings,
+    ConnectionPoolSettings, H2UpgradePolicy, Http2KeepAlive, HttpSettings, TcpKeepalive,
+    TcpSettings,
 };
 pub use load_balancer::{
     ConsistentHashLb, CookieAttribute, HttpCookie, LoadBalancerSettings, LocalityDistribute,

@@ -144,8 +144,6 @@ trafficPolicy:
   loadBalancer:
     zoneAwareLbSetting: {enabled: true}
     warmup: {duration: 60s, minimumPercent: 10, aggression: 1.5}
-  connectionPool:
-    http: {http2KeepAlive: {interval: 30s, timeout: 5s}}
   retryBudget: {percent: 20, minRetryConcurrency: 3, budgetInterval: 10s}
   tunnel: {protocol: CONNECT, targetHost: egress.example.com, targetPort: 8443}
   proxyProtocol: {version: V2}
@@ -157,7 +155,6 @@ trafficPolicy:
         &[
             "spec.trafficPolicy.loadBalancer.zoneAwareLbSetting: not supported",
             "spec.trafficPolicy.loadBalancer.warmup: not supported",
-            "spec.trafficPolicy.connectionPool.http.http2KeepAlive: not supported",
             "spec.trafficPolicy.portLevelSettings[0].loadBalancer.localityLbSetting: not supported",
             "spec.trafficPolicy.tunnel: not supported",
             "spec.trafficPolicy.retryBudget.budgetInterval: not supported",
@@ -170,4 +167,20 @@ trafficPolicy:
     )
     .expect("reads");
     assert!(off.is_empty(), "{off:?}");
+}
+
+#[test]
+fn http2_keep_alive_durations_are_checked() {
+    assert_errors::<DestinationRule>(
+        "host: a\ntrafficPolicy:\n  connectionPool:\n    http: {http2KeepAlive: {interval: 0s, timeout: 0.1ms}}\n",
+        &[
+            "spec.trafficPolicy.connectionPool.http.http2KeepAlive.interval: must be at least 1ms",
+            "spec.trafficPolicy.connectionPool.http.http2KeepAlive.timeout: must be at least 1ms",
+        ],
+    );
+    let ok = spec_issues::<DestinationRule>(
+        "host: a\ntrafficPolicy:\n  connectionPool:\n    http: {http2KeepAlive: {interval: 30s, timeout: 5s}}\n",
+    )
+    .expect("reads");
+    assert!(ok.is_empty(), "{ok:?}");
 }
