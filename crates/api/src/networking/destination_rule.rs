@@ -169,7 +169,8 @@ pub struct RetryBudget {
     /// Retries always allowed (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_retry_concurrency: Option<u32>,
-    /// Window over which requests are counted (Istio 1.31); refused by validation.
+    /// Window over which requests are counted (Istio 1.31); 0 (in flight only) is the
+    /// default and the only value weft accepts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_interval: Option<Duration>,
 }
@@ -257,13 +258,13 @@ impl Validate for TrafficPolicy {
         }
         if let Some(b) = &self.retry_budget {
             v.field("retryBudget", |v| {
-                if b.budget_interval.is_some() {
+                // 0 (Istio's default) counts the requests in flight, as weft's budget does.
+                if b.budget_interval.is_some_and(|d| !d.get().is_zero()) {
                     v.error_at(
                         "budgetInterval",
-                        "not supported: weft's budget counts the requests in flight (Istio's behaviour without budgetInterval); remove budgetInterval",
+                        "not supported: weft's budget counts the requests in flight (Istio's behaviour with budgetInterval 0, the default); remove budgetInterval",
                     );
                 }
-                checks::duration_at_least(v, "budgetInterval", &b.budget_interval, checks::ONE_MS);
                 if let Some(p) = b.percent {
                     if !(0.0..=100.0).contains(&p) {
                         v.error_at("percent", format!("must be in [0, 100] (got {p})"));

@@ -197,10 +197,16 @@ impl Validate for LoadBalancerSettings {
             v.field("localityLbSetting", |v| l.validate(v));
         }
         // What the proxy cannot do is refused by name rather than silently ignored.
-        if self.zone_aware_lb_setting.is_some() {
+        // `enabled: false` turns Envoy's zone-aware routing off, which is what weft does.
+        let zone_aware_off = self.zone_aware_lb_setting.as_ref().is_some_and(|z| {
+            z.as_object().is_some_and(|o| {
+                o.len() == 1 && o.get("enabled") == Some(&serde_json::Value::Bool(false))
+            })
+        });
+        if self.zone_aware_lb_setting.is_some() && !zone_aware_off {
             v.error_at(
                 "zoneAwareLbSetting",
-                "not supported: weft proxies have no zone, so zone-aware routing cannot be done; remove zoneAwareLbSetting",
+                "not supported: weft proxies have no zone, so zone-aware routing cannot be done; remove zoneAwareLbSetting or set only enabled: false",
             );
         }
         if self.warmup_duration_secs.is_some() {
@@ -230,9 +236,10 @@ impl Validate for LoadBalancerSettings {
                         v.error_at("minimumPercent", format!("must be in [0, 100] (got {p})"));
                     }
                 }
+                // Istio 1.31 accepts aggression below 1 (istio/api#3395); Envoy needs it positive.
                 if let Some(a) = w.aggression {
-                    if a < 1.0 {
-                        v.error_at("aggression", format!("must be at least 1.0 (got {a})"));
+                    if a <= 0.0 {
+                        v.error_at("aggression", format!("must be greater than 0 (got {a})"));
                     }
                 }
             });

@@ -163,7 +163,7 @@ trafficPolicy:
     );
     // What weft does anyway is accepted: locality balancing turned off, a budget without interval.
     let off = spec_issues::<DestinationRule>(
-        "host: a\ntrafficPolicy:\n  loadBalancer: {localityLbSetting: {enabled: false}}\n  retryBudget: {percent: 20, minRetryConcurrency: 3}\n",
+        "host: a\ntrafficPolicy:\n  loadBalancer: {localityLbSetting: {enabled: false}, zoneAwareLbSetting: {enabled: false}}\n  retryBudget: {percent: 20, minRetryConcurrency: 3, budgetInterval: 0s}\n",
     )
     .expect("reads");
     assert!(off.is_empty(), "{off:?}");
@@ -183,4 +183,23 @@ fn http2_keep_alive_durations_are_checked() {
     )
     .expect("reads");
     assert!(ok.is_empty(), "{ok:?}");
+}
+
+#[test]
+fn warmup_aggression_below_one_is_not_an_error_since_istio_1_31() {
+    let issues = spec_issues::<DestinationRule>(
+        "host: a\ntrafficPolicy:\n  loadBalancer: {warmup: {duration: 10s, aggression: 0.5}}\n",
+    )
+    .expect("reads");
+    // Only the refusal of warmup itself; 0.5 is a valid aggression.
+    assert_eq!(
+        errors(&issues),
+        [
+            "spec.trafficPolicy.loadBalancer.warmup: not supported: weft's balancer has no slow start (new endpoints get their full share at once); remove warmup"
+        ]
+    );
+    assert_errors_include::<DestinationRule>(
+        "host: a\ntrafficPolicy:\n  loadBalancer: {warmup: {duration: 10s, aggression: 0}}\n",
+        &["spec.trafficPolicy.loadBalancer.warmup.aggression: must be greater than 0"],
+    );
 }
