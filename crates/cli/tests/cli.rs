@@ -297,3 +297,33 @@ fn check_authz_explains_the_decision_rule_by_rule() {
     assert_eq!(stranger.status.code(), Some(1));
     assert!(stdout(&stranger).contains("ALLOW policies apply and none matched"));
 }
+
+#[test]
+fn check_authz_takes_the_callers_trust_domain() {
+    let file = "examples/security/trust-domain-authz.yaml";
+    let check = |td: &str| {
+        weft(
+            &[
+                "check",
+                "authz",
+                "-f",
+                file,
+                "--from",
+                "productpage",
+                "--trust-domain",
+                td,
+                "--to",
+                "reviews",
+            ],
+            None,
+        )
+    };
+    let home = check("cluster.local");
+    assert_eq!(home.status.code(), Some(0), "{}", stdout(&home));
+    assert!(stdout(&home).contains("ALLOW default/this-mesh rule 0: matches"));
+    let migrated = check("prod-eu");
+    assert_eq!(migrated.status.code(), Some(0), "{}", stdout(&migrated));
+    let foreign = check("legacy.local");
+    assert_eq!(foreign.status.code(), Some(1), "{}", stdout(&foreign));
+    assert!(stdout(&foreign).contains("legacy.local/ns/default/sa/productpage"));
+}

@@ -4,7 +4,8 @@
 //! DENY (any match denies), then ALLOW (when any ALLOW policy applies, a request must
 //! match one), AUDIT alongside.
 //!
-//! Identity fields (`principals`, `namespaces`, `serviceAccounts`, `source.principal`)
+//! Identity fields (`principals`, `namespaces`, `serviceAccounts`, `trustDomains`,
+//! `source.principal`, `source.trustDomain`)
 //! need a peer proven by mutual TLS; without one they hold no value, as in Istio.
 //! `requestPrincipals` and `request.auth.*` need JWT authentication, which weft does not
 //! read: they hold no value either (validation warns).
@@ -161,6 +162,7 @@ struct SourceMatch {
     request_principals: Field<Pattern>,
     namespaces: Field<Pattern>,
     service_accounts: Field<Pattern>,
+    trust_domains: Field<Pattern>,
     ip_blocks: Field<Cidr>,
     remote_ip_blocks: Field<Cidr>,
 }
@@ -340,6 +342,7 @@ fn source(s: &Source, policy_ns: &str) -> SourceMatch {
             &accounts(&s.not_service_accounts),
             false,
         ),
+        trust_domains: patterns(&s.trust_domains, &s.not_trust_domains, false),
         ip_blocks: cidrs(&s.ip_blocks, &s.not_ip_blocks),
         remote_ip_blocks: cidrs(&s.remote_ip_blocks, &s.not_remote_ip_blocks),
     }
@@ -401,6 +404,12 @@ fn identity(principal: &str) -> Option<(&str, String)> {
     Some((ns, format!("{ns}/{sa}")))
 }
 
+/// The trust domain of a principal: `cluster.local` of `cluster.local/ns/<ns>/sa/<sa>`
+/// (the SPIFFE ID's authority); `None` for an empty one.
+pub fn trust_domain(principal: &str) -> Option<&str> {
+    principal.split('/').next().filter(|td| !td.is_empty())
+}
+
 impl SourceMatch {
     fn matches(&self, r: &AuthzRequest<'_>) -> bool {
         // Split (and the `ns/sa` built) only for rules that name namespaces or accounts.
@@ -415,6 +424,9 @@ impl SourceMatch {
             && self
                 .service_accounts
                 .check(id.as_ref().map(|(_, sa)| sa.as_str()), pat)
+            && self
+                .trust_domains
+                .check(r.principal.and_then(trust_domain), pat)
             && self.ip_blocks.check(Some(&r.source_ip), ip)
             && self.remote_ip_blocks.check(Some(&r.remote_ip), ip)
     }
@@ -462,6 +474,7 @@ impl ConditionMatch {
             "source.principal" => r.principal.map(str::to_string),
             "source.namespace" => r.principal.and_then(identity).map(|(ns, _)| ns.to_string()),
             "source.serviceAccount" => r.principal.and_then(identity).map(|(_, sa)| sa),
+            "source.trustDomain" => r.principal.and_then(trust_domain).map(str::to_string),
             "connection.sni" => r.sni.map(str::to_string),
             // request.auth.* (no JWT authentication) and anything else: no value.
             _ => None,
@@ -531,7 +544,7 @@ impl RuleMatch {
             return Some("an ALLOW rule with HTTP fields never matches TCP".into());
         }
         if !(self.from.is_empty() || self.from.iter().any(|s| s.matches(r))) {
-            return Some("no `from` source matches (principals, namespaces and service accounts need a peer proven by mTLS; ipBlocks the source address)".into());
+            return Some("no `from` source matches (principals, namespaces, service accounts and trust domains need a peer proven by mTLS; ipBlocks the source address)".into());
         }
         if !(self.to.is_empty() || self.to.iter().any(|o| o.matches(r))) {
             return Some("no `to` operation matches (hosts, ports, methods, paths)".into());

@@ -98,6 +98,18 @@ pub struct PoolLimits {
     pub use_client_protocol: bool,
     /// Most concurrent streams per HTTP/2 connection.
     pub max_concurrent_streams: Option<u32>,
+    /// HTTP/2 PING keepalive on upstream connections.
+    pub http2_keepalive: Option<Http2Keepalive>,
+}
+
+/// HTTP/2 PING keepalive: a PING every `interval`; unanswered within `timeout`, the
+/// connection is closed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Http2Keepalive {
+    /// Time between PINGs.
+    pub interval: Duration,
+    /// How long a PING may go unanswered (`None`: the HTTP/2 client's default, 20s).
+    pub timeout: Option<Duration>,
 }
 
 /// TCP keepalive settings.
@@ -393,6 +405,14 @@ fn pool(p: Option<&dr::ConnectionPoolSettings>) -> PoolLimits {
         h2_upgrade: http.and_then(|h| h.h2_upgrade_policy) == Some(dr::H2UpgradePolicy::Upgrade),
         use_client_protocol: http.and_then(|h| h.use_client_protocol).unwrap_or(false),
         max_concurrent_streams: limit(http.and_then(|h| h.max_concurrent_streams)),
+        http2_keepalive: http
+            .and_then(|h| h.http2_keep_alive.as_ref())
+            .and_then(|k| {
+                Some(Http2Keepalive {
+                    interval: dur(&k.interval)?,
+                    timeout: dur(&k.timeout),
+                })
+            }),
     }
 }
 
@@ -422,12 +442,14 @@ fn tls(t: Option<&dr::ClientTlsSettings>) -> UpstreamTls {
     let Some(t) = t else {
         return UpstreamTls::Auto;
     };
+    // SIMPLE sends no client certificate, whatever files it names (as Istio).
+    let mutual = t.mode == dr::ClientTlsMode::Mutual;
     let originate = || OriginateTls {
         sni: t.sni.clone(),
         subject_alt_names: t.subject_alt_names.clone(),
         ca_certificates: t.ca_certificates.clone(),
-        client_certificate: t.client_certificate.clone(),
-        private_key: t.private_key.clone(),
+        client_certificate: t.client_certificate.clone().filter(|_| mutual),
+        private_key: t.private_key.clone().filter(|_| mutual),
         insecure_skip_verify: t.insecure_skip_verify.unwrap_or(false),
     };
     match t.mode {

@@ -222,13 +222,7 @@ impl Rewrite {
             // Istio emits `prefix_rewrite` over the matched prefix; an exact match is a
             // prefix of the whole path, a regex match rewrites the whole path, and a rule
             // without a uri match is a `prefix: /` route.
-            PathRewrite::Prefix(replacement) => match matched.and_then(|m| m.uri.as_ref()) {
-                Some(StringMatcher::Prefix(prefix)) if p.len() >= prefix.len() => {
-                    format!("{replacement}{}", &p[prefix.len()..])
-                }
-                Some(StringMatcher::Exact(_) | StringMatcher::Regex(_)) => replacement.clone(),
-                _ => format!("{replacement}{}", p.strip_prefix('/').unwrap_or(p)),
-            },
+            PathRewrite::Prefix(replacement) => replace_prefix(replacement, p, matched),
             PathRewrite::Regex {
                 pattern,
                 substitution,
@@ -241,6 +235,19 @@ impl Rewrite {
             Some(q) => format!("{new}?{q}"),
             None => new,
         })
+    }
+}
+
+/// Envoy's `prefix_rewrite` of `path` (no query) under the match entry that selected the
+/// route: it replaces the matched prefix; an exact match is a prefix of the whole path, a
+/// regex match rewrites the whole path, and a rule without a uri match is a `prefix: /` route.
+fn replace_prefix(replacement: &str, p: &str, matched: Option<&RequestMatch>) -> String {
+    match matched.and_then(|m| m.uri.as_ref()) {
+        Some(StringMatcher::Prefix(prefix)) if p.len() >= prefix.len() => {
+            format!("{replacement}{}", p.get(prefix.len()..).unwrap_or_default())
+        }
+        Some(StringMatcher::Exact(_) | StringMatcher::Regex(_)) => replacement.to_string(),
+        _ => format!("{replacement}{}", p.strip_prefix('/').unwrap_or(p)),
     }
 }
 
@@ -439,6 +446,9 @@ pub struct Redirect {
     /// New path (replaces the whole path).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Replaces the matched prefix of the path (`redirect.prefixRewrite`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_rewrite: Option<String>,
     /// New authority.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authority: Option<String>,
@@ -452,6 +462,28 @@ pub struct Redirect {
     pub status: u16,
     /// Response header operations.
     pub headers: HeaderOps,
+}
+
+impl Redirect {
+    /// The path (query included) of the `Location` for a request to `path` selected by
+    /// `matched`: `uri` replaces the whole path (the query kept unless it has its own),
+    /// `prefixRewrite` the matched prefix (the query kept); otherwise the path is kept.
+    pub fn location_path(&self, path: &str, matched: Option<&RequestMatch>) -> String {
+        let (p, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        let with_query = |new: String| match query {
+            Some(q) => format!("{new}?{q}"),
+            None => new,
+        };
+        match (&self.path, &self.prefix_rewrite) {
+            (Some(new), _) if new.contains('?') => new.clone(),
+            (Some(new), _) => with_query(new.clone()),
+            (None, Some(replacement)) => with_query(replace_prefix(replacement, p, matched)),
+            (None, None) => path.to_string(),
+        }
+    }
 }
 
 /// The port of a redirect.
@@ -588,6 +620,46 @@ mod tests {
             .collect();
         assert_eq!(picks.iter().filter(|c| **c == "a").count(), 10);
         assert_eq!(picks.iter().filter(|c| **c == "b").count(), 90);
+    }
+
+    #[test]
+    fn redirect_prefix_rewrite_replaces_the_matched_prefix_and_keeps_the_query() {
+        let redirect = |path: Option<&str>, prefix: Option<&str>| Redirect {
+            path: path.map(str::to_string),
+            prefix_rewrite: prefix.map(str::to_string),
+            authority: None,
+            port: None,
+            scheme: None,
+            status: 301,
+            headers: HeaderOps::default(),
+        };
+        let by_prefix = RequestMatch {
+            uri: Some(StringMatcher::Prefix("/old/".into())),
+            ..Default::default()
+        };
+        let r = redirect(None, Some("/new/"));
+        assert_eq!(
+            r.location_path("/old/a/b?x=1", Some(&by_prefix)),
+            "/new/a/b?x=1"
+        );
+        let exact = RequestMatch {
+            uri: Some(StringMatcher::Exact("/old".into())),
+            ..Default::default()
+        };
+        assert_eq!(r.location_path("/old?x=1", Some(&exact)), "/new/?x=1");
+        // No uri match: Istio's `prefix: /` route.
+        assert_eq!(r.location_path("/a", None), "/new/a");
+        // `uri` replaces the whole path; its own query wins.
+        let whole = redirect(Some("/here"), None);
+        assert_eq!(
+            whole.location_path("/old/a?x=1", Some(&by_prefix)),
+            "/here?x=1"
+        );
+        assert_eq!(
+            redirect(Some("/here?y=2"), None).location_path("/a?x=1", None),
+            "/here?y=2"
+        );
+        assert_eq!(redirect(None, None).location_path("/a?x=1", None), "/a?x=1");
     }
 
     #[test]

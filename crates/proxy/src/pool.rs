@@ -13,7 +13,7 @@ use weft_model::policy::PoolLimits;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use crate::io::UpstreamIo;
@@ -354,7 +354,19 @@ impl<B: RequestBody> Pool<B> {
         tls: Option<&Originate>,
     ) -> Result<http2::SendRequest<B>, SendError> {
         let stream = connect_pooled(target, limits, tls).await?;
-        let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        if let Some(k) = &limits.http2_keepalive {
+            // Envoy's connection_keepalive pings whether or not streams are open.
+            builder
+                .timer(TokioTimer::new())
+                .keep_alive_interval(k.interval)
+                .keep_alive_while_idle(true);
+            if let Some(timeout) = k.timeout {
+                builder.keep_alive_timeout(timeout);
+            }
+        }
+        let (sender, conn) = builder
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| SendError::Connect(format!("HTTP/2 handshake: {e}")))?;
         tokio::spawn(self.track(async move {

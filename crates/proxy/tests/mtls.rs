@@ -238,6 +238,75 @@ async fn sidecars_speak_mutual_tls_and_peer_authentication_decides_what_the_serv
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_domains_in_authorization_policies_match_the_callers_spiffe_trust_domain() {
+    let dir = fresh_dir("mtls-trust-domains");
+    let cp = ControlPlane::new(&dir)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
+    apply(&cp, SERVICE);
+    let policy = |from: &str| {
+        format!(
+            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: this-mesh, namespace: default}}\nspec:\n  selector: {{matchLabels: {{app: reviews}}}}\n  rules:\n  - from: [{{source: {from}}}]\n"
+        )
+    };
+    // The CA's trust domain is cluster.local: the caller's identity is
+    // spiffe://cluster.local/ns/default/sa/productpage.
+    apply(
+        &cp,
+        &policy("{trustDomains: [\"cluster.*\"], notTrustDomains: [legacy.local]}"),
+    );
+    let (app, server, client) = reviews_and_productpage(&cp).await;
+    let inbound = server.inbound.expect("inbound");
+    assert_eq!(
+        common::tls::get_status(inbound, None).await,
+        403,
+        "plaintext has no trust domain"
+    );
+    let hits = app.hits();
+
+    // Another trust domain: the same mTLS caller is denied.
+    apply(&cp, &policy("{trustDomains: [other.example]}"));
+    eventually(
+        "other trust domain denied",
+        Duration::from_secs(10),
+        || async {
+            (get(client.outbound, "http://reviews:9080/").await.status == 403).then_some(())
+        },
+    )
+    .await;
+    // notTrustDomains naming the caller's: denied too; the condition key agrees.
+    apply(&cp, &policy("{notTrustDomains: [cluster.local]}"));
+    eventually(
+        "notTrustDomains denied",
+        Duration::from_secs(10),
+        || async {
+            let denied = get(client.outbound, "http://reviews:9080/").await.status == 403;
+            denied.then_some(())
+        },
+    )
+    .await;
+    apply(
+        &cp,
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: this-mesh, namespace: default}\nspec:\n  selector: {matchLabels: {app: reviews}}\n  rules:\n  - when: [{key: source.trustDomain, values: [cluster.local]}]\n",
+    );
+    eventually(
+        "source.trustDomain allows",
+        Duration::from_secs(10),
+        || async {
+            (get(client.outbound, "http://reviews:9080/").await.status == 200).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(common::tls::get_status(inbound, None).await, 403);
+    assert!(app.hits() > hits);
+    client.shutdown();
+    server.shutdown();
+    cp.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_with_another_services_identity_is_refused_by_secure_naming() {
     let dir = fresh_dir("mtls-naming");
     let cp = ControlPlane::new(&dir)

@@ -525,3 +525,85 @@ async fn waiting_for_a_pool_slot_counts_against_the_route_timeout() {
         start.elapsed()
     );
 }
+
+/// An HTTP/2 upstream that completes the connection preface, then answers nothing (no
+/// response, no PING acknowledgement), counting the PING frames it receives.
+async fn silent_h2_upstream() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let pings = Arc::new(AtomicUsize::new(0));
+    let counted = pings.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut preface = [0u8; 24];
+                if s.read_exact(&mut preface).await.is_err() {
+                    return;
+                }
+                // The server's (empty) SETTINGS.
+                let _ = s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
+                loop {
+                    let mut head = [0u8; 9];
+                    if s.read_exact(&mut head).await.is_err() {
+                        return;
+                    }
+                    let len = (usize::from(head[0]) << 16)
+                        | (usize::from(head[1]) << 8)
+                        | usize::from(head[2]);
+                    let mut payload = vec![0u8; len];
+                    if s.read_exact(&mut payload).await.is_err() {
+                        return;
+                    }
+                    let ack = head[4] & 1 == 1;
+                    match head[3] {
+                        // Acknowledge the client's SETTINGS, as any HTTP/2 server does.
+                        4 if !ack => {
+                            let _ = s.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).await;
+                        }
+                        6 if !ack => {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    (addr, pings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_keep_alive_pings_the_upstream_and_drops_a_silent_connection() {
+    let (silent, pings) = silent_h2_upstream().await;
+    let dr = rule(
+        "h2",
+        "    connectionPool:\n      http: {http2KeepAlive: {interval: 100ms, timeout: 200ms}}\n",
+    );
+    let h = Harness::start(&format!(
+        "{}{dr}",
+        service("h2", 8080, "HTTP2", &[(silent, "v1")])
+    ))
+    .await;
+    let started = Instant::now();
+    let got = tokio::time::timeout(
+        Duration::from_secs(5),
+        get(h.proxy.outbound, "http://h2:8080/"),
+    )
+    .await
+    .expect("the unanswered PING ends the request instead of leaving it hanging");
+    assert!(got.status.is_server_error(), "{}", got.status);
+    assert!(
+        pings.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the upstream received PING frames"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -113,6 +113,8 @@ async fn rewrites_redirects_direct_responses_and_headers() {
     route: [{destination: {host: reviews, subset: v1}}]
   - match: [{uri: {exact: /moved}}]
     redirect: {uri: /here, redirectCode: 308}
+  - match: [{uri: {prefix: /docs/v1/}}]
+    redirect: {prefixRewrite: /docs/v2/, scheme: https}
   - match: [{uri: {exact: /maintenance}}]
     directResponse: {status: 503, body: {string: "down for maintenance"}}
   - route: [{destination: {host: reviews, subset: v1}}]
@@ -161,6 +163,17 @@ async fn rewrites_redirects_direct_responses_and_headers() {
     let moved = get(h.proxy.outbound, "http://reviews:8080/moved").await;
     assert_eq!(moved.status, 308);
     assert_eq!(moved.header("location"), Some("http://reviews:8080/here"));
+    let renamed = get(
+        h.proxy.outbound,
+        "http://reviews:8080/docs/v1/guide/intro?lang=en",
+    )
+    .await;
+    assert_eq!(renamed.status, 301);
+    assert_eq!(
+        renamed.header("location"),
+        Some("https://reviews:8080/docs/v2/guide/intro?lang=en"),
+        "prefixRewrite replaces the matched prefix only"
+    );
 
     let down = get(h.proxy.outbound, "http://reviews:8080/maintenance").await;
     assert_eq!(
@@ -357,7 +370,7 @@ async fn set_host_rewrites_the_authority_and_resolution_none_goes_where_the_app_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sidecar_resource_narrows_what_a_file_mode_sidecar_routes() {
+async fn a_sidecar_resource_narrows_what_a_file_mode_sidecar_routes_and_subtracts_with_tilde() {
     let a = upstream::named("a").await;
     let b = upstream::named("b").await;
     let services = format!(
@@ -402,6 +415,21 @@ async fn a_sidecar_resource_narrows_what_a_file_mode_sidecar_routes() {
         "a",
         "the host the Sidecar lists stays"
     );
+
+    // Istio 1.31's subtraction: everything but a.
+    h.write(&format!(
+        "{services}apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: default}}\nspec:\n  egress:\n  - hosts: [\"*/*\", \"~./a.default.svc.cluster.local\"]\n"
+    ));
+    eventually(
+        "~./a subtracts a from */*",
+        Duration::from_secs(10),
+        || async {
+            let gone = call("a").await;
+            (gone.status == 404 && gone.header("x-weft-response-flags") == Some("NR")).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(call("b").await.body, "b", "*/* imports b again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,10 +20,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::common::{PortSelector, WorkloadSelector};
+use crate::duration::Duration;
 use crate::validate::{Validate, Validator, checks};
 
 pub use connection_pool::{
-    ConnectionPoolSettings, H2UpgradePolicy, HttpSettings, TcpKeepalive, TcpSettings,
+    ConnectionPoolSettings, H2UpgradePolicy, Http2KeepAlive, HttpSettings, TcpKeepalive,
+    TcpSettings,
 };
 pub use load_balancer::{
     ConsistentHashLb, CookieAttribute, HttpCookie, LoadBalancerSettings, LocalityDistribute,
@@ -167,6 +169,10 @@ pub struct RetryBudget {
     /// Retries always allowed (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_retry_concurrency: Option<u32>,
+    /// Window over which requests are counted (Istio 1.31); 0 (in flight only) is the
+    /// default and the only value weft accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_interval: Option<Duration>,
 }
 
 impl DestinationRule {
@@ -229,6 +235,10 @@ impl Validate for TrafficPolicy {
             v.optional("tls", &p.tls);
         });
         if let Some(t) = &self.tunnel {
+            v.error_at(
+                "tunnel",
+                "not supported: weft does not tunnel connections through a proxy (CONNECT or POST); remove tunnel",
+            );
             v.field("tunnel", |v| {
                 if t.protocol != "CONNECT" && t.protocol != "POST" {
                     v.error_at(
@@ -240,8 +250,21 @@ impl Validate for TrafficPolicy {
                 checks::port_number(v, "targetPort", t.target_port);
             });
         }
+        if self.proxy_protocol.is_some() {
+            v.error_at(
+                "proxyProtocol",
+                "not supported: weft does not send a PROXY protocol header upstream; remove proxyProtocol",
+            );
+        }
         if let Some(b) = &self.retry_budget {
             v.field("retryBudget", |v| {
+                // 0 (Istio's default) counts the requests in flight, as weft's budget does.
+                if b.budget_interval.is_some_and(|d| !d.get().is_zero()) {
+                    v.error_at(
+                        "budgetInterval",
+                        "not supported: weft's budget counts the requests in flight (Istio's behaviour with budgetInterval 0, the default); remove budgetInterval",
+                    );
+                }
                 if let Some(p) = b.percent {
                     if !(0.0..=100.0).contains(&p) {
                         v.error_at("percent", format!("must be in [0, 100] (got {p})"));

@@ -419,6 +419,10 @@ impl IstioEgressListener {
                 v.index(i, |v| {
                     checks::namespaced_host(v, host, HostScope::Sidecar);
                     let Some((namespace, name)) = host.split_once('/') else { return };
+                    // Subtractions (`~ns/host`) are not imports: no duplicate to report.
+                    if namespace.starts_with('~') {
+                        return;
+                    }
                     let names = by_namespace.entry(namespace).or_default();
                     let covered =
                         if name == "*" { !names.is_empty() } else { names.contains(name) || names.contains("*") };
@@ -431,6 +435,20 @@ impl IstioEgressListener {
                 });
             }
         });
+        let imports = self.hosts.iter().any(|h| {
+            h.split_once('/')
+                .is_some_and(|(ns, _)| !ns.starts_with('~'))
+        });
+        let subtracts_only_some = self.hosts.iter().any(|h| {
+            h.split_once('/')
+                .is_some_and(|(ns, name)| ns.starts_with('~') && (ns != "~" || name != "*"))
+        });
+        if !imports && subtracts_only_some {
+            v.warn_at(
+                "hosts",
+                "hosts starting with \"~\" only subtract from what the listener imports, and it imports nothing: add the hosts to import, e.g. \"*/*\"",
+            );
+        }
         if by_namespace
             .get("*")
             .is_some_and(|names| names.contains("*"))
@@ -508,6 +526,22 @@ outboundTrafficPolicy:
 "#;
         let issues = spec_issues::<Sidecar>(yaml).expect("reads");
         assert!(issues.is_empty(), "{issues:?}");
+    }
+
+    #[test]
+    fn egress_hosts_subtract_with_a_tilde_namespace_as_istio_1_31() {
+        let issues = spec_issues::<Sidecar>(
+            "egress:\n- port: {number: 9000}\n  hosts: [\"~/*\"]\n- hosts: [\"*/*\", \"~kube-system/*\", \"~./internal.example.com\", \"~/legacy.example.com\"]\n",
+        )
+        .expect("reads");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(
+            error_paths("egress:\n- hosts: [\"*/*\", \"~Bad_NS/*\", \"~ops/short\"]\n"),
+            ["spec.egress[0].hosts[1]", "spec.egress[0].hosts[2]"]
+        );
+        let only = spec_issues::<Sidecar>("egress:\n- hosts: [\"~ops/*\"]\n").expect("reads");
+        assert_eq!(only.len(), 1, "{only:?}");
+        assert!(only[0].message.contains("imports nothing"), "{only:?}");
     }
 
     #[test]

@@ -177,6 +177,12 @@ pub struct Source {
     /// Original client addresses that must not match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_remote_ip_blocks: Vec<String>,
+    /// Trust domains of the peer identity (`<trust domain>` of `spiffe://<trust domain>/…`); needs mTLS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_domains: Vec<String>,
+    /// Trust domains that must not match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_trust_domains: Vec<String>,
 }
 
 /// Istio's `Operation`: fields are AND-ed, values within a field OR-ed.
@@ -238,6 +244,8 @@ impl Source {
             &self.not_ip_blocks,
             &self.remote_ip_blocks,
             &self.not_remote_ip_blocks,
+            &self.trust_domains,
+            &self.not_trust_domains,
         ]
         .iter()
         .any(|values| !values.is_empty())
@@ -401,6 +409,8 @@ fn source(v: &mut Validator, src: &Source, action: Action) {
     match_strings(v, "notRequestPrincipals", &src.not_request_principals);
     match_strings(v, "namespaces", &src.namespaces);
     match_strings(v, "notNamespaces", &src.not_namespaces);
+    match_strings(v, "trustDomains", &src.trust_domains);
+    match_strings(v, "notTrustDomains", &src.not_trust_domains);
     service_accounts(v, "serviceAccounts", &src.service_accounts);
     service_accounts(v, "notServiceAccounts", &src.not_service_accounts);
     ip_blocks(v, "ipBlocks", &src.ip_blocks);
@@ -417,6 +427,8 @@ fn source(v: &mut Validator, src: &Source, action: Action) {
             ("notPrincipals", &src.not_principals),
             ("requestPrincipals", &src.request_principals),
             ("notRequestPrincipals", &src.not_request_principals),
+            ("trustDomains", &src.trust_domains),
+            ("notTrustDomains", &src.not_trust_domains),
         ];
         for (name, values) in identity_fields {
             if !values.is_empty() {
@@ -448,7 +460,7 @@ fn condition(v: &mut Validator, c: &Condition, action: Action) {
     }
     let identity_key = matches!(
         key,
-        "source.namespace" | "source.serviceAccount" | "source.principal"
+        "source.namespace" | "source.serviceAccount" | "source.principal" | "source.trustDomain"
     ) || key.starts_with("request.auth.");
     if action == Action::Custom && identity_key {
         v.error_at(
@@ -508,6 +520,7 @@ fn attribute_kind(key: &str) -> Result<AttributeKind, String> {
         "source.serviceAccount" => Ok(AttributeKind::ServiceAccount),
         "source.namespace"
         | "source.principal"
+        | "source.trustDomain"
         | "request.auth.principal"
         | "request.auth.audiences"
         | "request.auth.presenter"

@@ -19,13 +19,15 @@ pub struct PeerAuthentication {
     /// mTLS settings for the selected workloads; unset inherits from the namespace or mesh policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtls: Option<MutualTls>,
-    /// Per-port settings keyed by workload (target) port as written; read them with [`PeerAuthentication::port_level`].
+    /// Per-port settings keyed by workload (target) port as written; read them with
+    /// [`PeerAuthentication::port_level`]. `Some` of an empty map is `portLevelMtls: {}`,
+    /// which Istio refuses.
     #[serde(
         default,
-        skip_serializing_if = "BTreeMap::is_empty",
+        skip_serializing_if = "Option::is_none",
         deserialize_with = "port_keyed"
     )]
-    pub port_level_mtls: BTreeMap<String, MutualTls>,
+    pub port_level_mtls: Option<BTreeMap<String, MutualTls>>,
 }
 
 /// Istio's `PeerAuthentication.MutualTLS`.
@@ -62,6 +64,7 @@ impl PeerAuthentication {
         let mut ports: Vec<(u16, &MutualTls)> = self
             .port_level_mtls
             .iter()
+            .flatten()
             .filter_map(|(key, mtls)| parse_port_key(key).ok().map(|port| (port, mtls)))
             .collect();
         // The map is ordered by key text ("10000" < "8080"); consumers expect numeric order.
@@ -79,14 +82,21 @@ impl Validate for PeerAuthentication {
             .selector
             .as_ref()
             .is_some_and(|s| !s.match_labels.is_empty());
-        if !self.port_level_mtls.is_empty() && !has_labels {
+        let ports = self.port_level_mtls.as_ref();
+        if ports.is_some_and(|p| !p.is_empty()) && !has_labels {
             v.error_at(
                 "portLevelMtls",
                 "port-level mTLS needs a selector with matchLabels: a mesh- or namespace-wide PeerAuthentication cannot set it",
             );
         }
+        if ports.is_some_and(BTreeMap::is_empty) {
+            v.error_at(
+                "portLevelMtls",
+                "port level mTLS, if defined, must have at least one element (remove portLevelMtls: {})",
+            );
+        }
         v.field("portLevelMtls", |v| {
-            for key in self.port_level_mtls.keys() {
+            for key in ports.into_iter().flat_map(BTreeMap::keys) {
                 if let Err(e) = parse_port_key(key) {
                     v.error_at(key, e);
                 }
@@ -116,9 +126,11 @@ fn parse_port_key(key: &str) -> Result<u16, String> {
 }
 
 /// Reads `portLevelMtls`, whose keys YAML users write unquoted (`8080:`) and JSON writes as strings (`"8080":`).
-fn port_keyed<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, MutualTls>, D::Error> {
-    let raw = BTreeMap::<PortKey, MutualTls>::deserialize(d)?;
-    Ok(raw.into_iter().map(|(key, mtls)| (key.0, mtls)).collect())
+fn port_keyed<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, MutualTls>>, D::Error> {
+    let raw = Option::<BTreeMap<PortKey, MutualTls>>::deserialize(d)?;
+    Ok(raw.map(|map| map.into_iter().map(|(key, mtls)| (key.0, mtls)).collect()))
 }
 
 /// A map key taken as text whether it was written as a number or a string; validation parses it.
@@ -202,6 +214,22 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_port_level_mtls_is_refused_as_in_istio() {
+        assert_errors::<PeerAuthentication>(
+            "selector: {matchLabels: {app: a}}\nportLevelMtls: {}\n",
+            &["spec.portLevelMtls: port level mTLS, if defined, must have at least one element"],
+        );
+        // An entry with no mode is UNSET (inherits), which Istio accepts.
+        let unset = spec_issues::<PeerAuthentication>(
+            "selector: {matchLabels: {app: a}}\nportLevelMtls: {8080: {}}\n",
+        )
+        .expect("reads");
+        assert!(unset.is_empty(), "{unset:?}");
+        let absent = spec_issues::<PeerAuthentication>("portLevelMtls: null\n").expect("reads");
+        assert!(absent.is_empty(), "{absent:?}");
+    }
+
+    #[test]
     fn unknown_modes_are_refused_with_a_suggestion() {
         let err =
             spec_issues::<PeerAuthentication>("mtls: {mode: STRIKT}\n").expect_err("unknown mode");
@@ -217,11 +245,11 @@ mod tests {
             mode: MtlsMode::Disable,
         };
         let pa = PeerAuthentication {
-            port_level_mtls: BTreeMap::from([
+            port_level_mtls: Some(BTreeMap::from([
                 ("9090".to_string(), strict),
                 ("10000".to_string(), disable),
                 ("http".to_string(), strict),
-            ]),
+            ])),
             ..PeerAuthentication::default()
         };
         let ports: Vec<(u16, MtlsMode)> = pa.port_level().map(|(p, m)| (p, m.mode)).collect();

@@ -11,7 +11,8 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::node::{Node, NodeValue, Pos, bool_value, is_bool_text, is_null_text};
+use super::node::{Node, NodeValue, Pos};
+use super::scalar::{Number, bool_value, is_bool_text, is_null_text, number};
 
 /// An error met while reading a node into a typed value.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,9 +162,7 @@ impl<'a> NodeDe<'a> {
         match &self.node.value {
             NodeValue::Scalar(s) if !s.plain => Ok(&s.text),
             NodeValue::Scalar(s)
-                if is_null_text(&s.text)
-                    || is_bool_text(&s.text)
-                    || s.text.parse::<f64>().is_ok() =>
+                if is_null_text(&s.text) || is_bool_text(&s.text) || number(&s.text).is_some() =>
             {
                 Err(DeError {
                     message: format!(
@@ -183,10 +182,11 @@ impl<'a> NodeDe<'a> {
     fn integer<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DeError> {
         let text = self.plain().ok_or_else(|| self.fail("an integer"))?;
         let (path, pos) = (self.path.clone(), self.node.pos);
-        if let Ok(v) = text.parse::<i64>() {
+        let value = number(text).and_then(Number::integer);
+        if let Some(v) = value.and_then(|v| i64::try_from(v).ok()) {
             return visitor.visit_i64(v).map_err(|e: DeError| e.at(&path, pos));
         }
-        if let Ok(v) = text.parse::<u64>() {
+        if let Some(v) = value.and_then(|v| u64::try_from(v).ok()) {
             return visitor.visit_u64(v).map_err(|e: DeError| e.at(&path, pos));
         }
         Err(self.fail("an integer"))
@@ -212,15 +212,12 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
             NodeValue::Scalar(s) if is_bool_text(&s.text) => {
                 visitor.visit_bool(bool_value(&s.text).unwrap_or_default())
             }
-            NodeValue::Scalar(s) => {
-                if let Ok(i) = s.text.parse::<i64>() {
-                    visitor.visit_i64(i)
-                } else if let Ok(f) = s.text.parse::<f64>() {
-                    visitor.visit_f64(f)
-                } else {
-                    visitor.visit_str(&s.text)
-                }
-            }
+            NodeValue::Scalar(s) => match number(&s.text) {
+                Some(Number::Int(i)) => visitor.visit_i64(i),
+                Some(Number::Uint(u)) => visitor.visit_u64(u),
+                Some(Number::Float(f)) => visitor.visit_f64(f),
+                None => visitor.visit_str(&s.text),
+            },
             NodeValue::Seq(_) => return self.deserialize_seq(visitor),
             NodeValue::Map(_) => return self.deserialize_map(visitor),
         };
@@ -247,7 +244,7 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
     }
 
     fn deserialize_f64<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match self.plain().and_then(|t| t.parse::<f64>().ok()) {
+        match self.plain().and_then(number).map(Number::float) {
             Some(v) if v.is_finite() => {
                 let (path, pos) = (self.path.clone(), self.node.pos);
                 visitor.visit_f64(v).map_err(|e: DeError| e.at(&path, pos))
@@ -541,6 +538,53 @@ mod tests {
         let (r, _) = read("route:\n- name: on\n");
         let e = r.expect_err("on is a boolean");
         assert!(e.message.contains("quote it"), "{}", e.message);
+    }
+
+    #[test]
+    fn numbers_and_strings_read_as_kubectl_reads_them() {
+        #[derive(Debug, Deserialize)]
+        struct Ports {
+            a: u32,
+            b: u32,
+            c: u32,
+            d: i32,
+            e: f64,
+        }
+        let docs = parse_documents("a: 0x1F90\nb: 1_000\nc: 017\nd: 1e3\ne: .5\n").expect("yaml");
+        let ctx = RefCell::new(ReadContext::default());
+        let p = from_node::<Ports>(&docs[0], "spec", &ctx).expect("go-yaml's integers");
+        assert_eq!((p.a, p.b, p.c, p.d, p.e), (8080, 1000, 15, 1000, 0.5));
+        // Unquoted IPv6 text and clock-like values are strings (YAML 1.1 sexagesimal is
+        // not read by go-yaml), and so are nan and inf.
+        let (r, _) = read(
+            "labels:\n  ip: 001:db8::1\n  net: 2001:db8::/32\n  at: 1:30\n  nan: nan\n  inf: inf\n",
+        );
+        let labels = r.expect("strings").labels;
+        assert_eq!(labels["ip"], "001:db8::1");
+        assert_eq!(labels["net"], "2001:db8::/32");
+        assert_eq!(labels["at"], "1:30");
+        assert_eq!(labels["nan"], "nan");
+        assert_eq!(labels["inf"], "inf");
+        // A `:` ending a plain scalar starts a mapping value, for go-yaml as here: `001:db8::`
+        // must be quoted.
+        assert!(parse_documents("ip: 001:db8::\n").is_err());
+        assert!(parse_documents("ip: '001:db8::'\n").is_ok());
+        // What kubectl sends as a number must be quoted in a string field.
+        for number in ["0x10", "1_000", "1e3", ".5", ".inf"] {
+            let (r, _) = read(&format!("labels: {{v: {number}}}\n"));
+            let e = r.expect_err(number);
+            assert!(e.message.contains("quote it"), "{number}: {}", e.message);
+        }
+        // So must a key kubectl reads as a boolean (`y` is YAML 1.1's true).
+        let (r, _) = read("labels: {y: a}\n");
+        assert!(r.expect_err("y").message.contains("quote it"));
+        // An integer field refuses a fraction.
+        let (r, _) = read("route:\n- weight: 1.5\n");
+        assert!(
+            r.expect_err("fraction")
+                .message
+                .contains("expected an integer")
+        );
     }
 
     #[test]

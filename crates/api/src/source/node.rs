@@ -8,6 +8,8 @@ use std::fmt;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
+use super::scalar::{is_bool_text, is_null_text, number};
+
 /// Deepest nesting accepted; Istio resources are a dozen levels deep at most.
 const MAX_DEPTH: usize = 64;
 /// Most nodes one input may expand to, aliases included.
@@ -98,36 +100,11 @@ impl Node {
             NodeValue::Scalar(s) if !s.plain => "a string",
             NodeValue::Scalar(s) if is_null_text(&s.text) => "null",
             NodeValue::Scalar(s) if is_bool_text(&s.text) => "a boolean",
-            NodeValue::Scalar(s) if s.text.parse::<f64>().is_ok() => "a number",
+            NodeValue::Scalar(s) if number(&s.text).is_some() => "a number",
             NodeValue::Scalar(_) => "a string",
             NodeValue::Seq(_) => "a list",
             NodeValue::Map(_) => "a mapping",
         }
-    }
-}
-
-/// YAML 1.2 core-schema null.
-pub(crate) fn is_null_text(text: &str) -> bool {
-    matches!(text, "" | "~" | "null" | "Null" | "NULL")
-}
-
-/// Booleans as kubectl reads them: its YAML reader (go-yaml, YAML 1.1) takes `yes`, `on`,
-/// `y` and their opposites for booleans too, so a manifest means the same to weft as to
-/// kubectl and the API server behind it.
-pub(crate) fn is_bool_text(text: &str) -> bool {
-    bool_value(text).is_some()
-}
-
-/// The boolean a plain scalar means (YAML 1.1's forms, as go-yaml resolves them).
-pub(crate) fn bool_value(text: &str) -> Option<bool> {
-    match text {
-        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "y" | "Y" | "on" | "On" | "ON" => {
-            Some(true)
-        }
-        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "n" | "N" | "off" | "Off" | "OFF" => {
-            Some(false)
-        }
-        _ => None,
     }
 }
 

@@ -438,7 +438,7 @@ pub fn namespaced_host(v: &mut Validator, host: &str, scope: HostScope) {
             } else if !is_host_namespace(namespace, scope) {
                 let choices = match scope {
                     HostScope::Gateway => "\"*\", \".\"",
-                    HostScope::Sidecar => "\"*\", \".\", \"~\"",
+                    HostScope::Sidecar => "\"*\", \".\", \"~\", \"~<namespace>\"",
                 };
                 v.error(format!("host {host:?}: invalid namespace {namespace:?} (use {choices} or a namespace name)"));
             }
@@ -468,9 +468,15 @@ pub fn namespaced_host(v: &mut Validator, host: &str, scope: HostScope) {
 }
 
 fn is_host_namespace(namespace: &str, scope: HostScope) -> bool {
-    matches!(namespace, "*" | ".")
-        || (scope == HostScope::Sidecar && namespace == "~")
-        || is_dns1123_label(namespace)
+    // Sidecar egress: `~` alone, or `~` before a namespace, subtracts (Istio 1.31).
+    let namespace = match (scope, namespace.strip_prefix('~')) {
+        (HostScope::Sidecar, Some("")) => return true,
+        (HostScope::Sidecar, Some(excluded)) => {
+            return excluded == "." || is_dns1123_label(excluded);
+        }
+        _ => namespace,
+    };
+    matches!(namespace, "*" | ".") || is_dns1123_label(namespace)
 }
 
 #[cfg(test)]

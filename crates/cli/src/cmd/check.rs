@@ -29,9 +29,12 @@ enum What {
 #[derive(clap::Args)]
 struct AuthzArgs {
     /// The caller's service account, `namespace/name` or `name` (in --namespace), taken
-    /// as proven by mutual TLS (principal `cluster.local/ns/<ns>/sa/<name>`).
+    /// as proven by mutual TLS (principal `<trust domain>/ns/<ns>/sa/<name>`).
     #[arg(long)]
     from: Option<String>,
+    /// The trust domain of the caller's identity (with --from).
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
     /// The destination service (`reviews`, `reviews.default`, or its host).
     #[arg(long)]
     to: String,
@@ -120,7 +123,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let authz = weft_model::authz::build(&all, &scope);
     let principal = a.from.as_ref().map(|from| {
         let (ns, sa) = from.split_once('/').unwrap_or((&a.namespace, from));
-        format!("cluster.local/ns/{ns}/sa/{sa}")
+        format!("{}/ns/{ns}/sa/{sa}", a.trust_domain)
     });
     let how = weft_model::authz::path::Normalization::parse(&a.path_normalization).with_context(
         || {

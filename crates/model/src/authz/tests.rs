@@ -201,3 +201,77 @@ fn deny_wins_allow_must_match_and_audit_only_records() {
     assert!(verdict.allowed, "AUDIT never denies");
     assert_eq!(verdict.audited, ["default/watch"]);
 }
+
+#[test]
+fn trust_domains_match_the_peer_identitys_trust_domain_as_match_strings() {
+    let call = |a: &Authz, from: Option<&'static str>| {
+        allowed(
+            a,
+            &Call {
+                from,
+                ..Call::default()
+            },
+        )
+    };
+    let exact = authz(&policy(
+        "ALLOW",
+        "  - from:\n    - source:\n        trustDomains: [cluster.local]\n",
+    ));
+    assert!(call(
+        &exact,
+        Some("cluster.local/ns/default/sa/productpage")
+    ));
+    assert!(!call(&exact, Some("other.local/ns/default/sa/productpage")));
+    assert!(
+        !call(&exact, Some("cluster.localx/ns/default/sa/productpage")),
+        "the whole trust domain, not a prefix of the principal"
+    );
+    assert!(!call(&exact, None), "plaintext: no trust domain");
+
+    let wildcards = authz(&policy(
+        "ALLOW",
+        "  - from:\n    - source:\n        trustDomains: [\"prod-*\", \"*.example.com\"]\n",
+    ));
+    assert!(call(&wildcards, Some("prod-eu/ns/a/sa/b")));
+    assert!(call(&wildcards, Some("mesh.example.com/ns/a/sa/b")));
+    assert!(!call(&wildcards, Some("staging/ns/a/sa/b")));
+
+    let any = authz(&policy(
+        "ALLOW",
+        "  - from:\n    - source:\n        trustDomains: [\"*\"]\n",
+    ));
+    assert!(call(&any, Some("anything/ns/a/sa/b")));
+    assert!(!call(&any, None), "`*` needs an identity, as principals");
+
+    let not = authz(&policy(
+        "DENY",
+        "  - from:\n    - source:\n        notTrustDomains: [cluster.local]\n",
+    ));
+    assert!(call(&not, Some("cluster.local/ns/a/sa/b")));
+    assert!(!call(&not, Some("foreign.org/ns/a/sa/b")));
+    assert!(
+        !call(&not, None),
+        "a plaintext peer has no trust domain, so it holds notTrustDomains (as notPrincipals) and is denied"
+    );
+}
+
+#[test]
+fn the_source_trust_domain_condition_reads_the_peer_identity() {
+    let a = authz(&policy(
+        "ALLOW",
+        "  - when:\n    - key: source.trustDomain\n      values: [\"*.local\"]\n      notValues: [legacy.local]\n",
+    ));
+    let call = |from| {
+        allowed(
+            &a,
+            &Call {
+                from,
+                ..Call::default()
+            },
+        )
+    };
+    assert!(call(Some("cluster.local/ns/a/sa/b")));
+    assert!(!call(Some("legacy.local/ns/a/sa/b")), "notValues");
+    assert!(!call(Some("example.org/ns/a/sa/b")), "values");
+    assert!(!call(None), "plaintext: no value");
+}

@@ -75,6 +75,7 @@ pub(super) fn action(
     if let Some(r) = &rule.redirect {
         return Ok(RouteAction::Redirect(Redirect {
             path: r.uri.clone(),
+            prefix_rewrite: r.prefix_rewrite.clone(),
             authority: r.authority.clone(),
             port: match (r.port, r.derive_port) {
                 (Some(p), _) => Some(RedirectPort::Fixed(

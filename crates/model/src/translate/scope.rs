@@ -12,6 +12,10 @@ use weft_api::{Object, Resource};
 
 use crate::host;
 
+mod egress;
+
+pub use egress::EgressHosts;
+
 /// The namespace whose DestinationRules apply mesh-wide, as in Istio.
 pub const ROOT_NAMESPACE: &str = "istio-system";
 
@@ -80,9 +84,9 @@ pub fn gateway_reference(gateway: &str, vs_namespace: &str) -> (String, String) 
 pub struct SidecarScope {
     /// The proxy's namespace, which `.` in an egress host stands for.
     namespace: String,
-    /// The egress hosts (namespace, dnsName) of the Sidecar applying; `None` when none
-    /// does or it has no egress listeners.
-    egress: Option<Vec<(String, String)>>,
+    /// The hosts of each egress listener of the Sidecar applying; `None` when none does
+    /// or it has no egress listeners.
+    egress: Option<Vec<EgressHosts>>,
 }
 
 impl SidecarScope {
@@ -122,11 +126,7 @@ impl SidecarScope {
             s.spec
                 .egress
                 .iter()
-                .flat_map(|e| e.hosts.iter())
-                .filter_map(|h| {
-                    h.split_once('/')
-                        .map(|(ns, h)| (ns.to_string(), h.to_ascii_lowercase()))
-                })
+                .map(|e| EgressHosts::new(&e.hosts))
                 .collect()
         });
         SidecarScope {
@@ -148,22 +148,17 @@ impl SidecarScope {
         }
     }
 
-    /// True when a host of a resource in `namespace` is one an egress host selects:
-    /// namespace `*` (any), `.` (the proxy's), `~` (none) or a name; dnsName `*`,
-    /// `*.suffix` or exact. Always true when no Sidecar applies.
+    /// True when a host of a resource in `namespace` is one an egress listener selects
+    /// (see [`EgressHosts`]): namespace `*` (any), `.` (the proxy's) or a name, dnsName
+    /// `*`, `*.suffix` or exact, minus the listener's `~` entries. Always true when no
+    /// Sidecar applies.
     pub fn allows(&self, namespace: &str, host: &str) -> bool {
         let Some(egress) = &self.egress else {
             return true;
         };
-        egress.iter().any(|(ns, pattern)| {
-            let namespace_fits = match ns.as_str() {
-                "*" => true,
-                "." => namespace == self.namespace,
-                "~" => false,
-                other => namespace == other,
-            };
-            namespace_fits && host::covers(pattern, host)
-        })
+        egress
+            .iter()
+            .any(|listener| listener.selects(namespace, &self.namespace, host))
     }
 
     /// True when a resource in `namespace` naming `hosts` reaches the proxy: one of its
@@ -263,6 +258,7 @@ mod tests {
                     "ops/b.example.com",
                     "*/c.example.com",
                     "~/d.example.com",
+                    "~ops/c.example.com",
                 ],
             ),
             "shop",
@@ -274,12 +270,30 @@ mod tests {
         // A named namespace, only that one.
         assert!(s.allows("ops", "b.example.com"));
         assert!(!s.allows("shop", "b.example.com"));
-        // `*` is any namespace.
-        assert!(s.allows("ops", "c.example.com"));
+        // `*` is any namespace, minus `~ops/c.example.com`.
+        assert!(!s.allows("ops", "c.example.com"));
         assert!(s.allows("shop", "c.example.com"));
-        // `~` is none.
+        // `~/host` subtracts the host everywhere (nothing imported it here anyway).
         assert!(!s.allows("shop", "d.example.com"));
         assert!(!s.allows("ops", "d.example.com"));
+    }
+
+    #[test]
+    fn subtractions_apply_within_their_listener_and_keep_resources_with_another_host() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: shop}\nspec:\n  egress:\n  - port: {number: 9000}\n    hosts: [\"ops/metrics.example.com\"]\n  - hosts: [\"*/*\", \"~ops/*\"]\n---\n";
+        let s = scope_of(yaml, "shop", &[]);
+        assert!(s.allows("web", "a.example.com"));
+        assert!(!s.allows("ops", "a.example.com"), "subtracted by ~ops/*");
+        assert!(
+            s.allows("ops", "metrics.example.com"),
+            "another listener imports it"
+        );
+        // A resource goes only when every host it names is subtracted.
+        assert!(s.admits(
+            "ops",
+            &["a.example.com".into(), "metrics.example.com".into()]
+        ));
+        assert!(!s.admits("ops", &["a.example.com".into(), "b.example.com".into()]));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Routes answered without an upstream: `directResponse` and `redirect`.
 
 use http::{Response, StatusCode};
+use weft_model::matcher::RequestMatch;
 use weft_model::route::{DirectResponse, Redirect, RedirectPort};
 
 use super::body::Body;
@@ -15,8 +16,14 @@ pub fn response(d: &DirectResponse) -> Response<Body> {
 }
 
 /// A route's `redirect`: `Location` built from the request's authority, path and port
-/// where the rule leaves them.
-pub fn redirect(r: &Redirect, authority: &str, path: &str, request_port: u16) -> Response<Body> {
+/// where the rule leaves them; `matched` is the match entry that selected the route.
+pub fn redirect(
+    r: &Redirect,
+    authority: &str,
+    path: &str,
+    matched: Option<&RequestMatch>,
+    request_port: u16,
+) -> Response<Body> {
     let scheme = r.scheme.as_deref().unwrap_or("http");
     let host = r
         .authority
@@ -34,13 +41,7 @@ pub fn redirect(r: &Redirect, authority: &str, path: &str, request_port: u16) ->
         Some(p) => format!("{host}:{p}"),
         None => host,
     };
-    let new_path = match &r.path {
-        Some(p) => match path.split_once('?') {
-            Some((_, q)) if !p.contains('?') => format!("{p}?{q}"),
-            _ => p.clone(),
-        },
-        None => path.to_string(),
-    };
+    let new_path = r.location_path(path, matched);
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
     if let Ok(v) = http::HeaderValue::from_str(&format!("{scheme}://{host_port}{new_path}")) {

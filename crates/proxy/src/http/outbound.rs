@@ -87,7 +87,7 @@ pub async fn serve(
     }
     match &*route.action {
         RouteAction::DirectResponse(d) => Ok(direct::response(d)),
-        RouteAction::Redirect(r) => Ok(direct::redirect(r, &authority, &path, port)),
+        RouteAction::Redirect(r) => Ok(direct::redirect(r, &authority, &path, matched, port)),
         RouteAction::Forward(f) => {
             let rewritten = f
                 .rewrite

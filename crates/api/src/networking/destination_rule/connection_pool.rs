@@ -83,6 +83,21 @@ pub struct HttpSettings {
     /// Most concurrent streams per HTTP/2 connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_streams: Option<i32>,
+    /// HTTP/2 PING keepalive on upstream connections (Istio 1.31).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2_keep_alive: Option<Http2KeepAlive>,
+}
+
+/// HTTP/2 PING keepalive (Envoy's `connection_keepalive`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Http2KeepAlive {
+    /// Send a PING this often; absent, none is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Close the connection when a PING is not answered within this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
 }
 
 /// HTTP/2 upgrade policy.
@@ -142,6 +157,17 @@ impl Validate for ConnectionPoolSettings {
                 non_negative(v, "maxRetries", h.max_retries);
                 non_negative(v, "maxConcurrentStreams", h.max_concurrent_streams);
                 checks::duration_at_least(v, "idleTimeout", &h.idle_timeout, checks::ONE_MS);
+                if let Some(k) = &h.http2_keep_alive {
+                    v.field("http2KeepAlive", |v| {
+                        checks::duration_at_least(v, "interval", &k.interval, checks::ONE_MS);
+                        checks::duration_at_least(v, "timeout", &k.timeout, checks::ONE_MS);
+                        if k.interval.is_none() {
+                            v.warn(
+                                "http2KeepAlive without interval sends no PING: it has no effect",
+                            );
+                        }
+                    });
+                }
             });
         }
     }

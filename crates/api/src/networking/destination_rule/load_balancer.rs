@@ -27,6 +27,9 @@ pub struct LoadBalancerSettings {
     /// Slow start for new endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup: Option<WarmupConfiguration>,
+    /// Zone-aware routing (Istio 1.31); kept as written, refused by validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_aware_lb_setting: Option<serde_json::Value>,
 }
 
 /// Simple load balancing algorithms.
@@ -193,10 +196,33 @@ impl Validate for LoadBalancerSettings {
         if let Some(l) = &self.locality_lb_setting {
             v.field("localityLbSetting", |v| l.validate(v));
         }
+        // What the proxy cannot do is refused by name rather than silently ignored.
+        // `enabled: false` turns Envoy's zone-aware routing off, which is what weft does.
+        let zone_aware_off = self.zone_aware_lb_setting.as_ref().is_some_and(|z| {
+            z.as_object().is_some_and(|o| {
+                o.len() == 1 && o.get("enabled") == Some(&serde_json::Value::Bool(false))
+            })
+        });
+        if self.zone_aware_lb_setting.is_some() && !zone_aware_off {
+            v.error_at(
+                "zoneAwareLbSetting",
+                "not supported: weft proxies have no zone, so zone-aware routing cannot be done; remove zoneAwareLbSetting or set only enabled: false",
+            );
+        }
         if self.warmup_duration_secs.is_some() {
             v.warn_at(
                 "warmupDurationSecs",
                 "warmupDurationSecs is deprecated; use warmup.duration",
+            );
+            v.error_at(
+                "warmupDurationSecs",
+                "not supported: weft's balancer has no slow start; remove warmupDurationSecs",
+            );
+        }
+        if self.warmup.is_some() {
+            v.error_at(
+                "warmup",
+                "not supported: weft's balancer has no slow start (new endpoints get their full share at once); remove warmup",
             );
         }
         if let Some(w) = &self.warmup {
@@ -210,9 +236,10 @@ impl Validate for LoadBalancerSettings {
                         v.error_at("minimumPercent", format!("must be in [0, 100] (got {p})"));
                     }
                 }
+                // Istio 1.31 accepts aggression below 1 (istio/api#3395); Envoy needs it positive.
                 if let Some(a) = w.aggression {
-                    if a < 1.0 {
-                        v.error_at("aggression", format!("must be at least 1.0 (got {a})"));
+                    if a <= 0.0 {
+                        v.error_at("aggression", format!("must be greater than 0 (got {a})"));
                     }
                 }
             });
@@ -284,6 +311,14 @@ fn is_prime(n: u64) -> bool {
 
 impl Validate for LocalityLbSetting {
     fn validate(&self, v: &mut Validator) {
+        // Turning it off is what weft does; anything else asks for locality-aware balancing.
+        let off_only = self.enabled == Some(false)
+            && self.distribute.is_empty()
+            && self.failover.is_empty()
+            && self.failover_priority.is_empty();
+        if !off_only {
+            v.error("not supported: weft proxies have no locality, so locality-aware balancing (distribute, failover, failoverPriority) cannot be done; remove localityLbSetting or set only enabled: false");
+        }
         let used = [!self.distribute.is_empty(), !self.failover.is_empty()];
         if used.iter().all(|u| *u) {
             v.error("only one of distribute or failover may be set");

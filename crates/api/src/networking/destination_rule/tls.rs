@@ -54,48 +54,87 @@ pub enum ClientTlsMode {
     IstioMutual,
 }
 
+impl ClientTlsSettings {
+    fn mode_name(&self) -> &'static str {
+        match self.mode {
+            ClientTlsMode::Disable => "DISABLE",
+            ClientTlsMode::Simple => "SIMPLE",
+            ClientTlsMode::Mutual => "MUTUAL",
+            ClientTlsMode::IstioMutual => "ISTIO_MUTUAL",
+        }
+    }
+}
+
+// Istio's rules (`validateTLS` in pkg/config/validation): what it refuses is refused, what it
+// accepts but never uses is accepted with a warning saying so.
 impl Validate for ClientTlsSettings {
     fn validate(&self, v: &mut Validator) {
-        let has_files = self.client_certificate.is_some()
-            || self.private_key.is_some()
-            || self.ca_certificates.is_some();
+        let client_files = self.client_certificate.is_some() || self.private_key.is_some();
+        let originates = matches!(self.mode, ClientTlsMode::Simple | ClientTlsMode::Mutual);
+        if self.insecure_skip_verify == Some(true) {
+            match self.mode {
+                ClientTlsMode::Simple
+                    if self.ca_certificates.is_some()
+                        || self.credential_name.is_some()
+                        || !self.subject_alt_names.is_empty() =>
+                {
+                    v.error("cannot specify caCertificates, credentialName or subjectAltNames when insecureSkipVerify is true");
+                }
+                ClientTlsMode::Mutual
+                    if self.ca_certificates.is_some() || !self.subject_alt_names.is_empty() =>
+                {
+                    v.error("cannot specify caCertificates or subjectAltNames when insecureSkipVerify is true");
+                }
+                _ => {}
+            }
+        }
         match self.mode {
             ClientTlsMode::Disable | ClientTlsMode::IstioMutual => {
-                if has_files || self.credential_name.is_some() {
-                    v.error(format!(
-                        "certificates and credentialName cannot be set with mode {}",
-                        if self.mode == ClientTlsMode::Disable {
-                            "DISABLE"
-                        } else {
-                            "ISTIO_MUTUAL"
-                        }
+                let set: Vec<&str> = [
+                    ("clientCertificate", self.client_certificate.is_some()),
+                    ("privateKey", self.private_key.is_some()),
+                    ("caCertificates", self.ca_certificates.is_some()),
+                    ("credentialName", self.credential_name.is_some()),
+                    ("caCrl", self.ca_crl.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(name, set)| set.then_some(name))
+                .collect();
+                if !set.is_empty() {
+                    v.warn(format!(
+                        "{} has no effect with mode {}",
+                        set.join(", "),
+                        self.mode_name()
                     ));
                 }
             }
             ClientTlsMode::Mutual => {
-                if self.credential_name.is_none()
-                    && (self.client_certificate.is_none() || self.private_key.is_none())
-                {
-                    v.error("MUTUAL mode needs clientCertificate and privateKey");
+                if self.credential_name.is_none() {
+                    if self.client_certificate.is_none() {
+                        v.error("client certificate required for mutual tls (clientCertificate)");
+                    }
+                    if self.private_key.is_none() {
+                        v.error("private key required for mutual tls (privateKey)");
+                    }
                 }
             }
             ClientTlsMode::Simple => {
-                if self.client_certificate.is_some() || self.private_key.is_some() {
-                    v.error("SIMPLE mode does not use clientCertificate or privateKey; use MUTUAL");
+                if client_files {
+                    v.warn("clientCertificate and privateKey have no effect with mode SIMPLE (no client certificate is sent); use MUTUAL to send one");
                 }
             }
         }
-        if self.credential_name.is_some() && has_files {
-            v.error("credentialName cannot be combined with certificate files");
-        }
-        // weft reads certificates from files; there are no Kubernetes secrets to name.
-        if self.credential_name.is_some() {
+        if originates && self.credential_name.is_some() {
+            if client_files || self.ca_certificates.is_some() || self.ca_crl.is_some() {
+                v.error("cannot specify client certificates, CA certificate or CA CRL if credentialName is set");
+            }
+            // weft reads certificates from files; there are no Kubernetes secrets to name.
             v.error_at(
                 "credentialName",
                 "not supported: weft has no Kubernetes secrets; give clientCertificate, privateKey and caCertificates as files",
             );
         }
-        if self.ca_crl.is_some() {
+        if originates && self.ca_crl.is_some() {
             v.error_at(
                 "caCrl",
                 "not supported: certificate revocation lists are not checked; remove the field",

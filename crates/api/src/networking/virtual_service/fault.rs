@@ -90,7 +90,8 @@ impl Validate for Delay {
                 "exponentialDelay is not supported (as in Istio); use fixedDelay",
             );
         } else if self.fixed_delay.is_none() {
-            v.error_at("fixedDelay", "a delay needs fixedDelay");
+            // Istio accepts it and leaves the delay out of the route.
+            v.warn("delay configured without fixedDelay: no request is delayed");
         }
         checks::duration_at_least(v, "fixedDelay", &self.fixed_delay, checks::ONE_MS);
         v.optional("percentage", &self.percentage);
@@ -106,7 +107,8 @@ impl Validate for Abort {
             self.http2_error.is_some(),
         ];
         match kinds.iter().filter(|k| **k).count() {
-            0 => v.error("an abort needs httpStatus or grpcStatus"),
+            // Istio's warning; the abort is left out of the route.
+            0 => v.warn("abort configured, but error type not set: no request is aborted (set httpStatus or grpcStatus)"),
             1 => {}
             _ => v.error("only one of httpStatus, grpcStatus or http2Error may be set"),
         }

@@ -14,6 +14,9 @@ pub struct HttpRedirect {
     /// Replace the whole path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
+    /// Replace the matched prefix (or the whole path for exact and regex matches); Istio 1.31+.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_rewrite: Option<String>,
     /// Replace the authority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority: Option<String>,
@@ -71,14 +74,18 @@ pub struct HttpBody {
 impl Validate for HttpRedirect {
     fn validate(&self, v: &mut Validator) {
         if self.uri.is_none()
+            && self.prefix_rewrite.is_none()
             && self.authority.is_none()
             && self.port.is_none()
             && self.scheme.is_none()
             && self.derive_port.is_none()
         {
             v.error(
-                "a redirect must set at least one of uri, authority, port, derivePort or scheme",
+                "a redirect must set at least one of uri, prefixRewrite, authority, port, derivePort or scheme",
             );
+        }
+        if self.uri.is_some() && self.prefix_rewrite.is_some() {
+            v.error("uri and prefixRewrite cannot both be set");
         }
         if let Some(code) = self.redirect_code {
             if !(300..=399).contains(&code) {

@@ -37,7 +37,7 @@ http:
             "spec.http[0].route[1].destination.subset: invalid subset name",
             "spec.http[0].timeout: must be at least 1ms",
             "spec.http[0].retries: attempts is 0",
-            "spec.http[0].retries.retryOn: unknown retry condition \"bogus\"",
+            "spec.http[0].retries.retryOn: \"bogus\" is not a valid retryOn policy",
             "spec.http[0].fault.abort.httpStatus: must be in 200..600 (got 700)",
             "spec.http[0].fault.abort.percentage.value: percentage must be in [0, 100]",
             "spec.http[0]: mirror and mirrors cannot both be set",
@@ -136,4 +136,62 @@ fn tls_sni_must_be_within_hosts() {
             "spec.tls[0].match[0].sniHosts[1]: SNI host \"other.org\" is not within the VirtualService hosts"
         ]
     );
+}
+
+#[test]
+fn redirect_prefix_rewrite_is_read_and_excludes_uri() {
+    let ok = spec_issues::<VirtualService>(
+        "hosts: [a]\nhttp:\n- match: [{uri: {prefix: /old/}}]\n  redirect: {prefixRewrite: /new/}\n",
+    )
+    .expect("reads");
+    assert!(ok.is_empty(), "{ok:?}");
+    assert_errors::<VirtualService>(
+        "hosts: [a]\nhttp:\n- match: [{uri: {prefix: /old/}}]\n  redirect: {uri: /x, prefixRewrite: /new/}\n",
+        &["spec.http[0].redirect: uri and prefixRewrite cannot both be set"],
+    );
+}
+
+#[test]
+fn fault_delay_without_fixed_delay_and_abort_without_status_warn_as_in_istio() {
+    let issues = spec_issues::<VirtualService>(
+        "hosts: [a]\nhttp:\n- route: [{destination: {host: a}}]\n  fault:\n    delay: {percentage: {value: 10}}\n    abort: {percentage: {value: 10}}\n",
+    )
+    .expect("reads");
+    assert_eq!(errors(&issues), Vec::<String>::new());
+    let warned: Vec<String> = issues
+        .iter()
+        .map(|i| format!("{}: {}", i.path, i.message))
+        .collect();
+    assert_eq!(warned.len(), 2, "{warned:?}");
+    assert!(warned[0].starts_with("spec.http[0].fault.delay: delay configured without fixedDelay"));
+    assert!(
+        warned[1].starts_with("spec.http[0].fault.abort: abort configured, but error type not set")
+    );
+    // A fault with neither is still an error, as in Istio.
+    assert_errors::<VirtualService>(
+        "hosts: [a]\nhttp:\n- route: [{destination: {host: a}}]\n  fault: {}\n",
+        &["spec.http[0].fault: a fault needs an abort or a delay"],
+    );
+}
+
+#[test]
+fn retry_on_is_split_on_commas_as_istio_does() {
+    assert_errors::<VirtualService>(
+        "hosts: [a]\nhttp:\n- route: [{destination: {host: a}}]\n  retries: {attempts: 2, retryOn: \"5xx,,gateway-error, reset,599,503,retriable-4xx\"}\n",
+        &[
+            "spec.http[0].retries.retryOn: \"\" is not a valid retryOn policy (remove the empty entry between commas)",
+            "spec.http[0].retries.retryOn: \" reset\" is not a valid retryOn policy (remove the spaces around it)",
+            "spec.http[0].retries.retryOn: 599 is not an HTTP status code Istio accepts in retryOn",
+        ],
+    );
+    assert_errors::<VirtualService>(
+        "hosts: [a]\nhttp:\n- route: [{destination: {host: a}}]\n  retries: {attempts: 2, retryOn: \"5xx,\"}\n",
+        &["spec.http[0].retries.retryOn: \"\" is not a valid retryOn policy"],
+    );
+    // An empty retryOn is unset: not an error, even with attempts 0.
+    let unset = spec_issues::<VirtualService>(
+        "hosts: [a]\nhttp:\n- route: [{destination: {host: a}}]\n  retries: {attempts: 0, retryOn: \"\"}\n",
+    )
+    .expect("reads");
+    assert!(unset.is_empty(), "{unset:?}");
 }

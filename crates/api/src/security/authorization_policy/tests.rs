@@ -255,3 +255,37 @@ fn path_templates_follow_envoys_rules() {
         assert!(check_path_template(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn trust_domains_are_match_strings_like_principals() {
+    let issues = spec_issues::<AuthorizationPolicy>(
+        r#"
+rules:
+- from:
+  - source:
+      trustDomains: ["cluster.local", "*.example.com", "prod-*", "*"]
+      notTrustDomains: ["legacy.local"]
+  when:
+  - {key: source.trustDomain, values: ["cluster.local"], notValues: ["old-*"]}
+"#,
+    )
+    .expect("reads");
+    assert!(issues.is_empty(), "{issues:?}");
+    assert_errors::<AuthorizationPolicy>(
+        "rules:\n- from:\n  - source: {trustDomains: [\"\"], notTrustDomains: [\"\"]}\n  when:\n  - {key: source.trustDomain, values: [\"\"]}\n",
+        &[
+            "spec.rules[0].from[0].source.trustDomains[0]: empty value is not allowed",
+            "spec.rules[0].from[0].source.notTrustDomains[0]: empty value is not allowed",
+            "spec.rules[0].when[0].values[0]: empty value is not allowed",
+        ],
+    );
+    let warned = spec_issues::<AuthorizationPolicy>(
+        "rules:\n- from: [{source: {trustDomains: [\"a*b\"]}}]\n",
+    )
+    .expect("reads");
+    assert_eq!(errors(&warned), Vec::<String>::new());
+    assert_eq!(
+        warned[0].path,
+        "spec.rules[0].from[0].source.trustDomains[0]"
+    );
+}
