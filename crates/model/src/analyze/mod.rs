@@ -8,6 +8,7 @@
 //! suppresses with `galley.istio.io/analyze-suppress`.
 
 mod annotations;
+mod deployment;
 mod destinationrule;
 mod gateway;
 mod references;
@@ -16,6 +17,7 @@ mod serviceentry;
 mod sidecar;
 mod suppress;
 mod virtualservice;
+mod workloads;
 
 use std::fmt;
 use std::str::FromStr;
@@ -165,6 +167,12 @@ pub mod codes {
         "VirtualServiceDestinationPortSelectorRequired",
         Level::Error,
     );
+    /// A Deployment behind Services that use one port with different protocols.
+    pub const DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES: Code = code(
+        "IST0116",
+        "DeploymentAssociatedToMultipleServices",
+        Level::Warning,
+    );
     /// Client TLS without CA certificates (whole DestinationRule).
     pub const NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL: Code = code(
         "IST0128",
@@ -196,6 +204,9 @@ pub mod codes {
         code("IST0134", "ServiceEntryAddressesRequired", Level::Warning);
     /// A deprecated Istio annotation.
     pub const DEPRECATED_ANNOTATION: Code = code("IST0135", "DeprecatedAnnotation", Level::Info);
+    /// A Deployment's target port reached through different service ports.
+    pub const DEPLOYMENT_CONFLICTING_PORTS: Code =
+        code("IST0137", "DeploymentConflictingPorts", Level::Warning);
     /// One certificate served by several Gateways on the same workloads.
     pub const GATEWAY_DUPLICATE_CERTIFICATE: Code =
         code("IST0138", "GatewayDuplicateCertificate", Level::Warning);
@@ -217,6 +228,7 @@ pub mod codes {
         CONFLICTING_SIDECAR_WORKLOAD_SELECTORS,
         MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS,
         VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED,
+        DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES,
         NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
         NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL,
         VIRTUAL_SERVICE_UNREACHABLE_RULE,
@@ -225,6 +237,7 @@ pub mod codes {
         SCHEMA_WARNING,
         SERVICE_ENTRY_ADDRESSES_REQUIRED,
         DEPRECATED_ANNOTATION,
+        DEPLOYMENT_CONFLICTING_PORTS,
         GATEWAY_DUPLICATE_CERTIFICATE,
         CONFLICTING_GATEWAYS,
         SUBSET_SELECTS_NO_ENDPOINTS,
@@ -273,6 +286,7 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     sidecar::check(&ctx, &mut out);
     serviceentry::check(&ctx, &mut out);
     annotations::check(&ctx, &mut out);
+    deployment::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }
