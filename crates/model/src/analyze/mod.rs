@@ -13,6 +13,7 @@ mod destinationrule;
 mod gateway;
 mod references;
 mod registry;
+mod service;
 mod serviceentry;
 mod sidecar;
 mod suppress;
@@ -173,6 +174,9 @@ pub mod codes {
         "DeploymentAssociatedToMultipleServices",
         Level::Warning,
     );
+    /// A Service port whose protocol neither its name nor its `appProtocol` gives.
+    pub const PORT_NAME_IS_NOT_UNDER_NAMING_CONVENTION: Code =
+        code("IST0118", "PortNameIsNotUnderNamingConvention", Level::Info);
     /// Client TLS without CA certificates (whole DestinationRule).
     pub const NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL: Code = code(
         "IST0128",
@@ -212,6 +216,12 @@ pub mod codes {
         code("IST0138", "GatewayDuplicateCertificate", Level::Warning);
     /// Gateways with one selector, one port and overlapping hosts.
     pub const CONFLICTING_GATEWAYS: Code = code("IST0145", "ConflictingGateways", Level::Error);
+    /// An ExternalName Service port named `tcp` or without a protocol.
+    pub const EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME: Code = code(
+        "IST0150",
+        "ExternalNameServiceTypeInvalidPortName",
+        Level::Warning,
+    );
     /// A subset whose labels select no endpoint of its service.
     pub const SUBSET_SELECTS_NO_ENDPOINTS: Code =
         code("WEFT0001", "SubsetSelectsNoEndpoints", Level::Warning);
@@ -229,6 +239,7 @@ pub mod codes {
         MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS,
         VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED,
         DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES,
+        PORT_NAME_IS_NOT_UNDER_NAMING_CONVENTION,
         NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
         NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL,
         VIRTUAL_SERVICE_UNREACHABLE_RULE,
@@ -240,6 +251,7 @@ pub mod codes {
         DEPLOYMENT_CONFLICTING_PORTS,
         GATEWAY_DUPLICATE_CERTIFICATE,
         CONFLICTING_GATEWAYS,
+        EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
         SUBSET_SELECTS_NO_ENDPOINTS,
         MTLS_POLICY_CONFLICT,
     ];
@@ -286,6 +298,7 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     sidecar::check(&ctx, &mut out);
     serviceentry::check(&ctx, &mut out);
     annotations::check(&ctx, &mut out);
+    service::check(&ctx, &mut out);
     deployment::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out

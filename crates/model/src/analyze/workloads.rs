@@ -8,6 +8,14 @@ use weft_api::Resource;
 use weft_api::kube::pod::PodSpec;
 use weft_api::load::LocatedResource;
 
+/// Kubernetes' own namespaces, which Istio's injector and analyzers leave alone.
+pub(super) const SYSTEM_NAMESPACES: &[&str] = &[
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "local-path-storage",
+];
+
 /// The namespace label that turns injection on (`enabled`) or off (anything else).
 pub(super) const INJECTION_LABEL: &str = "istio-injection";
 /// The namespace label that injects with one control-plane revision.
