@@ -8,6 +8,7 @@
 //! suppresses with `galley.istio.io/analyze-suppress`.
 
 mod annotations;
+mod application_uid;
 mod deployment;
 mod destinationrule;
 mod gateway;
@@ -214,6 +215,9 @@ pub mod codes {
     /// One certificate served by several Gateways on the same workloads.
     pub const GATEWAY_DUPLICATE_CERTIFICATE: Code =
         code("IST0138", "GatewayDuplicateCertificate", Level::Warning);
+    /// An application container running as the sidecar's user ID.
+    pub const INVALID_APPLICATION_UID: Code =
+        code("IST0144", "InvalidApplicationUID", Level::Warning);
     /// Gateways with one selector, one port and overlapping hosts.
     pub const CONFLICTING_GATEWAYS: Code = code("IST0145", "ConflictingGateways", Level::Error);
     /// An ExternalName Service port named `tcp` or without a protocol.
@@ -250,6 +254,7 @@ pub mod codes {
         DEPRECATED_ANNOTATION,
         DEPLOYMENT_CONFLICTING_PORTS,
         GATEWAY_DUPLICATE_CERTIFICATE,
+        INVALID_APPLICATION_UID,
         CONFLICTING_GATEWAYS,
         EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
         SUBSET_SELECTS_NO_ENDPOINTS,
@@ -300,6 +305,7 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     annotations::check(&ctx, &mut out);
     service::check(&ctx, &mut out);
     deployment::check(&ctx, &mut out);
+    application_uid::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }
