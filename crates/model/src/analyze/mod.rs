@@ -12,6 +12,7 @@ mod application_uid;
 mod deployment;
 mod destinationrule;
 mod gateway;
+mod injection;
 mod references;
 mod registry;
 mod service;
@@ -138,6 +139,10 @@ pub mod codes {
     /// A gateway, host, host+subset or egress host that nothing defines.
     pub const REFERENCED_RESOURCE_NOT_FOUND: Code =
         code("IST0101", "ReferencedResourceNotFound", Level::Error);
+    /// A Namespace with neither injection label.
+    pub const NAMESPACE_NOT_INJECTED: Code = code("IST0102", "NamespaceNotInjected", Level::Info);
+    /// A Pod in an injected namespace without the sidecar.
+    pub const POD_MISSING_PROXY: Code = code("IST0103", "PodMissingProxy", Level::Warning);
     /// A validation error in one resource.
     pub const SCHEMA_VALIDATION_ERROR: Code =
         code("IST0106", "SchemaValidationError", Level::Error);
@@ -178,6 +183,12 @@ pub mod codes {
     /// A Service port whose protocol neither its name nor its `appProtocol` gives.
     pub const PORT_NAME_IS_NOT_UNDER_NAMING_CONVENTION: Code =
         code("IST0118", "PortNameIsNotUnderNamingConvention", Level::Info);
+    /// A Namespace with both `istio-injection` and `istio.io/rev`.
+    pub const NAMESPACE_MULTIPLE_INJECTION_LABELS: Code = code(
+        "IST0123",
+        "NamespaceMultipleInjectionLabels",
+        Level::Warning,
+    );
     /// Client TLS without CA certificates (whole DestinationRule).
     pub const NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL: Code = code(
         "IST0128",
@@ -235,6 +246,8 @@ pub mod codes {
     /// Every message type weft reports, in code order.
     pub const ALL: &[Code] = &[
         REFERENCED_RESOURCE_NOT_FOUND,
+        NAMESPACE_NOT_INJECTED,
+        POD_MISSING_PROXY,
         SCHEMA_VALIDATION_ERROR,
         MISPLACED_ANNOTATION,
         UNKNOWN_ANNOTATION,
@@ -244,6 +257,7 @@ pub mod codes {
         VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED,
         DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES,
         PORT_NAME_IS_NOT_UNDER_NAMING_CONVENTION,
+        NAMESPACE_MULTIPLE_INJECTION_LABELS,
         NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
         NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL,
         VIRTUAL_SERVICE_UNREACHABLE_RULE,
@@ -306,6 +320,7 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     service::check(&ctx, &mut out);
     deployment::check(&ctx, &mut out);
     application_uid::check(&ctx, &mut out);
+    injection::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }

@@ -24,6 +24,8 @@ pub(super) const REVISION_LABEL: &str = "istio.io/rev";
 pub(super) const INJECT_OVERRIDE: &str = "sidecar.istio.io/inject";
 /// The name of the injected sidecar container.
 pub(super) const PROXY_CONTAINER: &str = "istio-proxy";
+/// The namespace label that puts a namespace in ambient mode (`ambient`).
+pub(super) const DATAPLANE_MODE_LABEL: &str = "istio.io/dataplane-mode";
 /// A Pod, or the pods of a Deployment.
 pub(super) struct Workload<'r> {
     /// The Pod or Deployment, where findings point.
