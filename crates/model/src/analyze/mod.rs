@@ -9,6 +9,7 @@
 
 mod annotations;
 mod application_uid;
+mod authz;
 mod deployment;
 mod destinationrule;
 mod gateway;
@@ -189,6 +190,9 @@ pub mod codes {
         "NamespaceMultipleInjectionLabels",
         Level::Warning,
     );
+    /// A policy that selects no workload.
+    pub const NO_MATCHING_WORKLOADS_FOUND: Code =
+        code("IST0127", "NoMatchingWorkloadsFound", Level::Warning);
     /// Client TLS without CA certificates (whole DestinationRule).
     pub const NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL: Code = code(
         "IST0128",
@@ -258,6 +262,7 @@ pub mod codes {
         DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES,
         PORT_NAME_IS_NOT_UNDER_NAMING_CONVENTION,
         NAMESPACE_MULTIPLE_INJECTION_LABELS,
+        NO_MATCHING_WORKLOADS_FOUND,
         NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
         NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL,
         VIRTUAL_SERVICE_UNREACHABLE_RULE,
@@ -321,6 +326,7 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     deployment::check(&ctx, &mut out);
     application_uid::check(&ctx, &mut out);
     injection::check(&ctx, &mut out);
+    authz::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }

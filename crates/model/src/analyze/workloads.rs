@@ -127,6 +127,15 @@ impl<'r> Namespaces<'r> {
     }
 }
 
+/// `k=v` pairs joined by commas, sorted by key: how Kubernetes prints a label selector.
+pub(super) fn selector_text(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// True when `labels` carry every label of `selector`.
 pub(super) fn selects(
     selector: &BTreeMap<String, String>,
