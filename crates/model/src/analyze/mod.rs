@@ -241,6 +241,9 @@ pub mod codes {
         "ExternalNameServiceTypeInvalidPortName",
         Level::Warning,
     );
+    /// A Gateway port that no Service of its workloads targets.
+    pub const GATEWAY_PORT_NOT_DEFINED_ON_SERVICE: Code =
+        code("IST0162", "GatewayPortNotDefinedOnService", Level::Warning);
     /// A subset whose labels select no endpoint of its service.
     pub const SUBSET_SELECTS_NO_ENDPOINTS: Code =
         code("WEFT0001", "SubsetSelectsNoEndpoints", Level::Warning);
@@ -276,6 +279,7 @@ pub mod codes {
         INVALID_APPLICATION_UID,
         CONFLICTING_GATEWAYS,
         EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
+        GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
         SUBSET_SELECTS_NO_ENDPOINTS,
         MTLS_POLICY_CONFLICT,
     ];
