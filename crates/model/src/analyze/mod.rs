@@ -19,6 +19,7 @@ mod registry;
 mod service;
 mod serviceentry;
 mod sidecar;
+mod subset;
 mod suppress;
 mod virtualservice;
 mod workloads;
@@ -244,6 +245,15 @@ pub mod codes {
     /// A Gateway port that no Service of its workloads targets.
     pub const GATEWAY_PORT_NOT_DEFINED_ON_SERVICE: Code =
         code("IST0162", "GatewayPortNotDefinedOnService", Level::Warning);
+    /// A subset that selects none of its Kubernetes Service's workloads.
+    pub const DESTINATION_RULE_SUBSET_NOT_SELECT_PODS: Code = code(
+        "IST0173",
+        "DestinationRuleSubsetNotSelectPods",
+        Level::Error,
+    );
+    /// A DestinationRule host no service declares.
+    pub const UNKNOWN_DESTINATION_RULE_HOST: Code =
+        code("IST0174", "UnknownDestinationRuleHost", Level::Warning);
     /// A subset whose labels select no endpoint of its service.
     pub const SUBSET_SELECTS_NO_ENDPOINTS: Code =
         code("WEFT0001", "SubsetSelectsNoEndpoints", Level::Warning);
@@ -280,6 +290,8 @@ pub mod codes {
         CONFLICTING_GATEWAYS,
         EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
         GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
+        DESTINATION_RULE_SUBSET_NOT_SELECT_PODS,
+        UNKNOWN_DESTINATION_RULE_HOST,
         SUBSET_SELECTS_NO_ENDPOINTS,
         MTLS_POLICY_CONFLICT,
     ];
@@ -331,6 +343,7 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     application_uid::check(&ctx, &mut out);
     injection::check(&ctx, &mut out);
     authz::check(&ctx, &mut out);
+    subset::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }
