@@ -1,6 +1,8 @@
 //! Cross-resource analysis, as `istioctl analyze` does it: problems no single
 //! resource shows (a route to an undefined subset, a host nobody serves, dead rules,
-//! conflicting VirtualServices, Sidecars or Gateways, unverified server certificates).
+//! conflicting VirtualServices, Sidecars or Gateways, unverified server certificates), and
+//! with Kubernetes kinds among the files, Service ports, Deployments behind several
+//! Services, sidecar injection, and policies or subsets that select no workload.
 //!
 //! Each analyzer family lives in its own module and adds [`Finding`]s with Istio's
 //! message code, name and level (`pkg/config/analysis/msg/messages.yaml`); weft's own
@@ -138,7 +140,7 @@ const fn code(code: &'static str, name: &'static str, level: Level) -> Code {
 pub mod codes {
     use super::{Code, Level, code};
 
-    /// A gateway, host, host+subset or egress host that nothing defines.
+    /// A gateway, host, host:port, host+subset, egress host or Sidecar selector that nothing defines.
     pub const REFERENCED_RESOURCE_NOT_FOUND: Code =
         code("IST0101", "ReferencedResourceNotFound", Level::Error);
     /// A Namespace with neither injection label.
@@ -245,6 +247,8 @@ pub mod codes {
     /// A Gateway port that no Service of its workloads targets.
     pub const GATEWAY_PORT_NOT_DEFINED_ON_SERVICE: Code =
         code("IST0162", "GatewayPortNotDefinedOnService", Level::Warning);
+    /// A policy that applies to nothing (a Sidecar for ambient workloads).
+    pub const INEFFECTIVE_POLICY: Code = code("IST0167", "IneffectivePolicy", Level::Warning);
     /// A subset that selects none of its Kubernetes Service's workloads.
     pub const DESTINATION_RULE_SUBSET_NOT_SELECT_PODS: Code = code(
         "IST0173",
@@ -290,6 +294,7 @@ pub mod codes {
         CONFLICTING_GATEWAYS,
         EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
         GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
+        INEFFECTIVE_POLICY,
         DESTINATION_RULE_SUBSET_NOT_SELECT_PODS,
         UNKNOWN_DESTINATION_RULE_HOST,
         SUBSET_SELECTS_NO_ENDPOINTS,

@@ -26,6 +26,9 @@ pub(super) const INJECT_OVERRIDE: &str = "sidecar.istio.io/inject";
 pub(super) const PROXY_CONTAINER: &str = "istio-proxy";
 /// The namespace label that puts a namespace in ambient mode (`ambient`).
 pub(super) const DATAPLANE_MODE_LABEL: &str = "istio.io/dataplane-mode";
+/// The pod annotation the ambient CNI sets on pods whose traffic ztunnel redirects.
+const AMBIENT_REDIRECTION: &str = "ambient.istio.io/redirection";
+
 /// A Pod, or the pods of a Deployment.
 pub(super) struct Workload<'r> {
     /// The Pod or Deployment, where findings point.
@@ -50,6 +53,13 @@ impl Workload<'_> {
             .iter()
             .chain(&self.spec.init_containers)
             .any(|c| c.name == PROXY_CONTAINER && c.image.as_deref().is_some_and(|i| !i.is_empty()))
+    }
+
+    /// True when the pod runs in ambient mode, without a sidecar.
+    pub(super) fn ambient(&self) -> bool {
+        self.annotations
+            .get(AMBIENT_REDIRECTION)
+            .is_some_and(|v| v == "enabled")
     }
 
     /// The pod's own injection choice: its `sidecar.istio.io/inject` label, else annotation.
@@ -110,6 +120,17 @@ impl<'r> Namespaces<'r> {
         Some(match labels.get(INJECTION_LABEL) {
             Some(v) => v == "enabled",
             None => labels.contains_key(REVISION_LABEL),
+        })
+    }
+
+    /// True when the files declare the namespace in ambient mode (and not injecting sidecars).
+    pub(super) fn ambient(&self, ns: &str) -> bool {
+        self.0.get(ns).is_some_and(|labels| {
+            labels
+                .get(DATAPLANE_MODE_LABEL)
+                .is_some_and(|m| m == "ambient")
+                && labels.get(INJECTION_LABEL).is_none_or(|v| v != "enabled")
+                && labels.get(REVISION_LABEL).is_none_or(String::is_empty)
         })
     }
 
