@@ -15,6 +15,7 @@ mod authz;
 mod deployment;
 mod destinationrule;
 mod gateway;
+mod ingress;
 mod injection;
 mod references;
 mod registry;
@@ -233,6 +234,9 @@ pub mod codes {
     /// One certificate served by several Gateways on the same workloads.
     pub const GATEWAY_DUPLICATE_CERTIFICATE: Code =
         code("IST0138", "GatewayDuplicateCertificate", Level::Warning);
+    /// A gateway route that bypasses another VirtualService's subset split.
+    pub const INGRESS_ROUTE_RULES_NOT_AFFECTED: Code =
+        code("IST0140", "IngressRouteRulesNotAffected", Level::Warning);
     /// An application container running as the sidecar's user ID.
     pub const INVALID_APPLICATION_UID: Code =
         code("IST0144", "InvalidApplicationUID", Level::Warning);
@@ -290,6 +294,7 @@ pub mod codes {
         DEPRECATED_ANNOTATION,
         DEPLOYMENT_CONFLICTING_PORTS,
         GATEWAY_DUPLICATE_CERTIFICATE,
+        INGRESS_ROUTE_RULES_NOT_AFFECTED,
         INVALID_APPLICATION_UID,
         CONFLICTING_GATEWAYS,
         EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
@@ -338,6 +343,7 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     let mut out = Vec::new();
     references::check(&ctx, &mut out);
     virtualservice::check(&ctx, &mut out);
+    ingress::check(&ctx, &mut out);
     destinationrule::check(&ctx, &mut out);
     gateway::check(&ctx, &mut out);
     sidecar::check(&ctx, &mut out);
