@@ -4,12 +4,17 @@
 //! a policy without one needs some workload there. The workloads are the in-mesh Pods and
 //! Deployments, the WorkloadEntries and the ServiceEntries' inline endpoints among the
 //! files; files that declare none are not checked (their workloads are elsewhere).
+//!
+//! And IST0101 ReferencedResourceNotFound for a `from.source.namespaces` or `notNamespaces`
+//! entry (exact, `prefix*`, `*suffix` or `*`) that names no namespace, when the files
+//! declare Namespaces: those, the namespaces the files' resources are in, and the ones
+//! every mesh has (`default`, `istio-system`, Kubernetes' system namespaces).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use weft_api::Resource;
 
-use super::workloads::{Namespaces, selector_text, selects, workloads};
+use super::workloads::{Namespaces, SYSTEM_NAMESPACES, selector_text, selects, workloads};
 use super::{Context, Finding, codes, finding, involved};
 use crate::translate::scope::ROOT_NAMESPACE;
 
@@ -36,7 +41,69 @@ fn workload_labels<'r>(ctx: &Context<'r>) -> Vec<(&'r str, &'r BTreeMap<String, 
     out
 }
 
+/// True when a policy's namespace pattern names `ns`, as Istio matches it.
+fn namespace_matches(pattern: &str, ns: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if let Some(suffix) = pattern.strip_prefix('*') {
+        return ns.ends_with(suffix);
+    }
+    if let Some(prefix) = pattern.strip_suffix('*') {
+        return ns.starts_with(prefix);
+    }
+    pattern.eq_ignore_ascii_case(ns)
+}
+
+/// IST0101 for source namespaces that name no known namespace.
+fn source_namespaces(ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    let mut known: BTreeSet<&str> = ctx
+        .resources
+        .iter()
+        .filter_map(|r| match &r.resource {
+            Resource::Namespace(n) => Some(n.metadata.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if known.is_empty() {
+        return;
+    }
+    known.extend(["default", ROOT_NAMESPACE]);
+    known.extend(SYSTEM_NAMESPACES);
+    known.extend(ctx.resources.iter().map(|r| r.resource.namespace()));
+    for r in ctx.resources {
+        let Resource::AuthorizationPolicy(p) = &r.resource else {
+            continue;
+        };
+        for (i, rule) in p.spec.rules.iter().enumerate() {
+            for (j, from) in rule.from.iter().enumerate() {
+                let Some(source) = &from.source else {
+                    continue;
+                };
+                for (field, list) in [
+                    ("namespaces", &source.namespaces),
+                    ("notNamespaces", &source.not_namespaces),
+                ] {
+                    for (k, pattern) in list.iter().enumerate() {
+                        if !known.iter().any(|ns| namespace_matches(pattern, ns)) {
+                            out.push(finding(
+                                codes::REFERENCED_RESOURCE_NOT_FOUND,
+                                format!("Referenced namespace not found: {pattern:?}"),
+                                vec![involved(
+                                    r,
+                                    &format!("spec.rules[{i}].from[{j}].source.{field}[{k}]"),
+                                )],
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    source_namespaces(ctx, out);
     let all = workload_labels(ctx);
     if all.is_empty() {
         return;
@@ -132,6 +199,32 @@ spec:
             f[1].message,
             "No matching workloads for this resource with the following labels: "
         );
+    }
+
+    #[test]
+    fn a_source_namespace_that_does_not_exist_is_reported() {
+        let yaml = "---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: from, namespace: shop}
+spec:
+  rules: [{from: [{source: {namespaces: [NAMES]}}]}]
+";
+        let f = run(&yaml.replace("NAMES", "shop, 'sh*', '*op', default, frontend"));
+        assert_eq!(codes_of(&f), vec!["IST0101"], "{f:?}");
+        assert_eq!(f[0].message, "Referenced namespace not found: \"frontend\"");
+        assert_eq!(run(&yaml.replace("NAMES", "'*'")), vec![]);
+        // Without Namespaces in the files, which exist is not known.
+        let policy_only = yaml
+            .split("---")
+            .nth(2)
+            .unwrap_or("")
+            .replace("NAMES", "frontend");
+        assert_eq!(run(&policy_only), vec![]);
     }
 
     #[test]
