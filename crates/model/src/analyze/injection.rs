@@ -4,15 +4,62 @@
 //! injected namespace without the `istio-proxy` container, unless it opts out or uses the
 //! host's network). `istio-system`, Kubernetes' system namespaces and ambient namespaces
 //! (`istio.io/dataplane-mode: ambient`) are not expected to inject.
+//!
+//! And the `image: auto` checks: a Pod whose `istio-proxy` container still has the
+//! placeholder image `auto` was never injected (IST0147 ImageAutoWithoutInjectionError); a
+//! Deployment with it whose pods will not be injected (IST0146
+//! ImageAutoWithoutInjectionWarning) opts out with `sidecar.istio.io/inject: "false"` or is
+//! in a Namespace the files declare not injecting (and does not opt in). Istio matches the
+//! injector's webhooks; weft takes the default injector's selectors.
 
 use weft_api::Resource;
 
 use super::workloads::{
-    DATAPLANE_MODE_LABEL, INJECTION_LABEL, Namespaces, REVISION_LABEL, SYSTEM_NAMESPACES, workloads,
+    DATAPLANE_MODE_LABEL, INJECTION_LABEL, Namespaces, PROXY_CONTAINER, REVISION_LABEL,
+    SYSTEM_NAMESPACES, Workload, workloads,
 };
 use super::{Context, Finding, codes, finding, involved};
 
 const ISTIO_SYSTEM: &str = "istio-system";
+
+/// The index of an `istio-proxy` container whose image is the placeholder `auto`.
+fn auto_image(w: &Workload<'_>) -> Option<usize> {
+    w.spec
+        .containers
+        .iter()
+        .position(|c| c.name == PROXY_CONTAINER && c.image.as_deref() == Some("auto"))
+}
+
+fn image_auto(namespaces: &Namespaces<'_>, w: &Workload<'_>, out: &mut Vec<Finding>) {
+    let Some(i) = auto_image(w) else {
+        return;
+    };
+    let (code, kind, prefix) = match &w.resource.resource {
+        Resource::Pod(_) => (codes::IMAGE_AUTO_WITHOUT_INJECTION_ERROR, "Pod", "spec"),
+        _ => {
+            let injected = match w.inject_override() {
+                Some(v) => v == "true",
+                None => namespaces.injects(w.namespace) != Some(false),
+            };
+            if injected {
+                return;
+            }
+            (
+                codes::IMAGE_AUTO_WITHOUT_INJECTION_WARNING,
+                "Deployment",
+                "spec.template.spec",
+            )
+        }
+    };
+    out.push(finding(
+        code,
+        format!(
+            "{kind} {} contains `image: auto` but does not match any Istio injection webhook selectors.",
+            w.name
+        ),
+        vec![involved(w.resource, &format!("{prefix}.containers[{i}].image"))],
+    ));
+}
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     for r in ctx.resources {
@@ -51,6 +98,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     }
     let namespaces = Namespaces::new(ctx.resources);
     for w in workloads(ctx.resources) {
+        image_auto(&namespaces, &w, out);
         let Resource::Pod(p) = &w.resource.resource else {
             continue;
         };
@@ -67,7 +115,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let opted_out = w
             .inject_override()
             .is_some_and(|v| v.eq_ignore_ascii_case("false"));
-        if !opted_out && !host_network && !w.has_proxy() {
+        if !opted_out && !host_network && !w.has_proxy() && auto_image(&w).is_none() {
             out.push(finding(
                 codes::POD_MISSING_PROXY,
                 format!(
@@ -124,6 +172,57 @@ spec:
         }
         assert_eq!(run(&namespace("istio-system", "")), vec![]);
         assert_eq!(run(&namespace("kube-system", "")), vec![]);
+    }
+
+    const AUTO: &str = "[{name: app, image: app:1}, {name: istio-proxy, image: auto}]";
+
+    fn deployment(labels: &str) -> String {
+        format!(
+            "---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: shop}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web{labels}}}}}
+    spec:
+      containers: {AUTO}
+"
+        )
+    }
+
+    #[test]
+    fn a_pod_with_the_auto_proxy_image_was_never_injected() {
+        let f = run(&pod("web-1", "app: web", AUTO));
+        assert_eq!(codes_of(&f), vec!["IST0147"], "{f:?}");
+        assert_eq!(
+            f[0].message,
+            "Pod web-1 contains `image: auto` but does not match any Istio injection webhook selectors."
+        );
+        assert_eq!(f[0].level.as_str(), "Error");
+        assert_eq!(
+            run(&pod("web-1", "app: web", "[{name: app, image: app:1}]")),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_deployment_with_the_auto_proxy_image_that_is_not_injected_is_reported() {
+        let disabled = namespace("shop", "istio-injection: disabled");
+        let f = run(&format!("{disabled}{}", deployment("")));
+        assert_eq!(codes_of(&f), vec!["IST0146"], "{f:?}");
+        assert_eq!(
+            f[0].message,
+            "Deployment web contains `image: auto` but does not match any Istio injection webhook selectors."
+        );
+        let f = run(&deployment(", sidecar.istio.io/inject: 'false'"));
+        assert_eq!(codes_of(&f), vec!["IST0146"], "{f:?}");
+        let enabled = namespace("shop", "istio-injection: enabled");
+        assert_eq!(run(&format!("{enabled}{}", deployment(""))), vec![]);
+        let opt_in = deployment(", sidecar.istio.io/inject: 'true'");
+        assert_eq!(run(&format!("{disabled}{opt_in}")), vec![]);
+        assert_eq!(run(&deployment("")), vec![]);
     }
 
     #[test]

@@ -242,6 +242,15 @@ pub mod codes {
         code("IST0144", "InvalidApplicationUID", Level::Warning);
     /// Gateways with one selector, one port and overlapping hosts.
     pub const CONFLICTING_GATEWAYS: Code = code("IST0145", "ConflictingGateways", Level::Error);
+    /// A Deployment with the `image: auto` sidecar whose pods will not be injected.
+    pub const IMAGE_AUTO_WITHOUT_INJECTION_WARNING: Code = code(
+        "IST0146",
+        "ImageAutoWithoutInjectionWarning",
+        Level::Warning,
+    );
+    /// A Pod with the `image: auto` sidecar, never injected.
+    pub const IMAGE_AUTO_WITHOUT_INJECTION_ERROR: Code =
+        code("IST0147", "ImageAutoWithoutInjectionError", Level::Error);
     /// An ExternalName Service port named `tcp` or without a protocol.
     pub const EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME: Code = code(
         "IST0150",
@@ -297,6 +306,8 @@ pub mod codes {
         INGRESS_ROUTE_RULES_NOT_AFFECTED,
         INVALID_APPLICATION_UID,
         CONFLICTING_GATEWAYS,
+        IMAGE_AUTO_WITHOUT_INJECTION_WARNING,
+        IMAGE_AUTO_WITHOUT_INJECTION_ERROR,
         EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
         GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
         INEFFECTIVE_POLICY,
