@@ -9,6 +9,7 @@
 //! checks use `WEFT` codes. [`analyze`] runs them all and drops findings a resource
 //! suppresses with `galley.istio.io/analyze-suppress`.
 
+mod annotation_values;
 mod annotations;
 mod application_uid;
 mod authz;
@@ -194,6 +195,8 @@ pub mod codes {
         "NamespaceMultipleInjectionLabels",
         Level::Warning,
     );
+    /// An Istio annotation with a value the injector refuses.
+    pub const INVALID_ANNOTATION: Code = code("IST0125", "InvalidAnnotation", Level::Warning);
     /// A policy that selects no workload.
     pub const NO_MATCHING_WORKLOADS_FOUND: Code =
         code("IST0127", "NoMatchingWorkloadsFound", Level::Warning);
@@ -292,6 +295,7 @@ pub mod codes {
         DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES,
         PORT_NAME_IS_NOT_UNDER_NAMING_CONVENTION,
         NAMESPACE_MULTIPLE_INJECTION_LABELS,
+        INVALID_ANNOTATION,
         NO_MATCHING_WORKLOADS_FOUND,
         NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
         NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL,
