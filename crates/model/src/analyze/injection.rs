@@ -266,5 +266,9 @@ spec:
             run(&format!("{disabled}{}", pod("p", "app: web", app))),
             vec![]
         );
+        // An empty istio-injection label leaves the revision label to decide.
+        let revision = namespace("shop", "istio-injection: '', istio.io/rev: canary");
+        let f = run(&format!("{revision}{}", pod("p", "app: web", app)));
+        assert_eq!(codes_of(&f), vec!["IST0103"], "{f:?}");
     }
 }

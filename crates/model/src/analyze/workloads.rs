@@ -114,13 +114,15 @@ impl<'r> Namespaces<'r> {
     }
 
     /// Whether the namespace injects sidecars (`istio-injection=enabled`, or `istio.io/rev`
-    /// without an `istio-injection` label); `None` when the files do not declare it.
+    /// without a non-empty `istio-injection` label); `None` when the files do not declare it.
     pub(super) fn injects(&self, ns: &str) -> Option<bool> {
         let labels = self.0.get(ns)?;
-        Some(match labels.get(INJECTION_LABEL) {
-            Some(v) => v == "enabled",
-            None => labels.contains_key(REVISION_LABEL),
-        })
+        Some(
+            match labels.get(INJECTION_LABEL).filter(|v| !v.is_empty()) {
+                Some(v) => v == "enabled",
+                None => labels.contains_key(REVISION_LABEL),
+            },
+        )
     }
 
     /// True when the files declare the namespace in ambient mode (and not injecting sidecars).
