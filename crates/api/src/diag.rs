@@ -29,6 +29,10 @@ pub struct ResourceRef {
 
 impl fmt::Display for ResourceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            // Cluster-scoped (a Namespace): istioctl's `Namespace bar`.
+            return write!(f, "{} {}", self.kind, self.name);
+        }
         write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
     }
 }

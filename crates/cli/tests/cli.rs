@@ -261,6 +261,97 @@ spec:
 }
 
 #[test]
+fn analyze_reads_kubernetes_and_istio_kinds_together_with_exit_0() {
+    let o = weft(
+        &[
+            "analyze",
+            "-f",
+            "examples/kubernetes/recommendation.yaml",
+            "examples/recommendation/destination-rule.yaml",
+            "examples/recommendation/virtual-service.yaml",
+            "examples/up/bff-gateway.yaml",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("✔ No validation issues found when analyzing 4 files."),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn analyze_reports_kubernetes_findings_with_istios_codes() {
+    let input = r#"apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{name: web, port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web-v1, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web, version: v1}}
+  template:
+    metadata: {labels: {app: web, version: v1}}
+    spec: {containers: [{name: web, image: web:1, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: shop}
+spec:
+  host: web
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+"#;
+    let o = weft(&["analyze", "-f", "-"], Some(input));
+    let out = stdout(&o);
+    for expected in [
+        "Info [IST0102] (Namespace shop -:3) The namespace is not enabled for Istio injection. Run 'kubectl label namespace shop istio-injection=enabled' to enable it",
+        "Info [IST0118] (Service shop/web -:10) Port name web (port: 80, targetPort: 8080) doesn't follow the naming convention of Istio port.",
+        "Error [IST0173] (DestinationRule shop/web -:26) The Subset v2 defined in the DestinationRule does not select any pods.",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+    assert!(!out.contains("Subset v1"), "{out}");
+    assert_eq!(o.status.code(), Some(79), "{out}");
+    // istioctl names a cluster-scoped resource alone, in output and suppressions.
+    let o = weft(
+        &[
+            "analyze",
+            "-f",
+            "-",
+            "-o",
+            "json",
+            "-S",
+            "IST0173=DestinationRule web.shop",
+        ],
+        Some(input),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let namespace = list
+        .as_array()
+        .expect("an array of messages")
+        .iter()
+        .find(|m| m["code"] == "IST0102")
+        .expect("IST0102 in JSON");
+    assert_eq!(namespace["origin"], "Namespace shop");
+    assert_eq!(namespace["level"], "Info");
+    let o = weft(
+        &["analyze", "-f", "-", "-S", "IST0102=Namespace shop"],
+        Some(input),
+    );
+    assert!(!stdout(&o).contains("IST0102"), "{}", stdout(&o));
+}
+
+#[test]
 fn version_prints() {
     let o = weft(&["version"], None);
     assert_eq!(o.status.code(), Some(0));

@@ -1,8 +1,10 @@
 //! Annotation analyzers: IST0108 UnknownAnnotation (an `istio.io` annotation Istio does
 //! not define), IST0107 MisplacedAnnotation (one defined for another kind, such as a Pod
-//! annotation on a VirtualService) and IST0135 DeprecatedAnnotation. The table holds
+//! annotation on a VirtualService), IST0135 DeprecatedAnnotation and IST0125
+//! InvalidAnnotation (a value the injector refuses, see `annotation_values`). The table holds
 //! Istio's annotations; only keys whose prefix is an `istio.io` domain are judged.
 
+use super::annotation_values;
 use super::{Context, Finding, SUPPRESS_ANNOTATION, codes, finding, involved};
 
 /// Where an annotation belongs.
@@ -126,7 +128,7 @@ fn is_istio(key: &str) -> bool {
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     for r in ctx.resources {
         let kind = r.resource.kind().name();
-        for key in r.resource.metadata().annotations.keys() {
+        for (key, value) in &r.resource.metadata().annotations {
             if !is_istio(key) {
                 continue;
             }
@@ -155,7 +157,15 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                         format!("Misplaced annotation: {key} can only be applied to {wanted}"),
                         vec![involved(r, &path)],
                     ));
+                    continue;
                 }
+            }
+            if let Some(problem) = annotation_values::problem(key, value) {
+                out.push(finding(
+                    codes::INVALID_ANNOTATION,
+                    format!("Invalid annotation {key}: {problem}"),
+                    vec![involved(r, &path)],
+                ));
             }
         }
     }
@@ -208,5 +218,22 @@ spec: {{action: DENY, rules: [{{from: [{{source: {{namespaces: [evil]}}}}]}}]}}
         assert!(codes_of(&f).contains(&"IST0135"), "{f:?}");
         let f = run(&policy("sidecar.istio.io/logLevel"));
         assert!(!codes_of(&f).contains(&"IST0135"), "{f:?}");
+    }
+    #[test]
+    fn a_pod_annotation_value_the_injector_refuses_is_invalid() {
+        let pod = "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  annotations: {sidecar.istio.io/interceptionMode: MODE}
+spec: {containers: [{name: web, image: web:1}]}
+";
+        let f = run(&pod.replace("MODE", "ISTIO"));
+        assert_eq!(codes_of(&f), vec!["IST0125"], "{f:?}");
+        assert_eq!(
+            f[0].message,
+            "Invalid annotation sidecar.istio.io/interceptionMode: interceptionMode invalid, use REDIRECT,TPROXY,NONE: ISTIO"
+        );
+        assert_eq!(run(&pod.replace("MODE", "REDIRECT")), vec![]);
     }
 }

@@ -1,21 +1,32 @@
 //! Cross-resource analysis, as `istioctl analyze` does it: problems no single
 //! resource shows (a route to an undefined subset, a host nobody serves, dead rules,
-//! conflicting VirtualServices, Sidecars or Gateways, unverified server certificates).
+//! conflicting VirtualServices, Sidecars or Gateways, unverified server certificates), and
+//! with Kubernetes kinds among the files, Service ports, Deployments behind several
+//! Services, sidecar injection, and policies or subsets that select no workload.
 //!
 //! Each analyzer family lives in its own module and adds [`Finding`]s with Istio's
 //! message code, name and level (`pkg/config/analysis/msg/messages.yaml`); weft's own
 //! checks use `WEFT` codes. [`analyze`] runs them all and drops findings a resource
 //! suppresses with `galley.istio.io/analyze-suppress`.
 
+mod annotation_values;
 mod annotations;
+mod application_uid;
+mod authz;
+mod deployment;
 mod destinationrule;
 mod gateway;
+mod ingress;
+mod injection;
 mod references;
 mod registry;
+mod service;
 mod serviceentry;
 mod sidecar;
+mod subset;
 mod suppress;
 mod virtualservice;
+mod workloads;
 
 use std::fmt;
 use std::str::FromStr;
@@ -131,9 +142,13 @@ const fn code(code: &'static str, name: &'static str, level: Level) -> Code {
 pub mod codes {
     use super::{Code, Level, code};
 
-    /// A gateway, host, host+subset or egress host that nothing defines.
+    /// A gateway, host, host:port, host+subset, egress host or Sidecar selector that nothing defines.
     pub const REFERENCED_RESOURCE_NOT_FOUND: Code =
         code("IST0101", "ReferencedResourceNotFound", Level::Error);
+    /// A Namespace with neither injection label.
+    pub const NAMESPACE_NOT_INJECTED: Code = code("IST0102", "NamespaceNotInjected", Level::Info);
+    /// A Pod in an injected namespace without the sidecar.
+    pub const POD_MISSING_PROXY: Code = code("IST0103", "PodMissingProxy", Level::Warning);
     /// A validation error in one resource.
     pub const SCHEMA_VALIDATION_ERROR: Code =
         code("IST0106", "SchemaValidationError", Level::Error);
@@ -165,6 +180,26 @@ pub mod codes {
         "VirtualServiceDestinationPortSelectorRequired",
         Level::Error,
     );
+    /// A Deployment behind Services that use one port with different protocols.
+    pub const DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES: Code = code(
+        "IST0116",
+        "DeploymentAssociatedToMultipleServices",
+        Level::Warning,
+    );
+    /// A Service port whose protocol neither its name nor its `appProtocol` gives.
+    pub const PORT_NAME_IS_NOT_UNDER_NAMING_CONVENTION: Code =
+        code("IST0118", "PortNameIsNotUnderNamingConvention", Level::Info);
+    /// A Namespace with both `istio-injection` and `istio.io/rev`.
+    pub const NAMESPACE_MULTIPLE_INJECTION_LABELS: Code = code(
+        "IST0123",
+        "NamespaceMultipleInjectionLabels",
+        Level::Warning,
+    );
+    /// An Istio annotation with a value the injector refuses.
+    pub const INVALID_ANNOTATION: Code = code("IST0125", "InvalidAnnotation", Level::Warning);
+    /// A policy that selects no workload.
+    pub const NO_MATCHING_WORKLOADS_FOUND: Code =
+        code("IST0127", "NoMatchingWorkloadsFound", Level::Warning);
     /// Client TLS without CA certificates (whole DestinationRule).
     pub const NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL: Code = code(
         "IST0128",
@@ -196,11 +231,49 @@ pub mod codes {
         code("IST0134", "ServiceEntryAddressesRequired", Level::Warning);
     /// A deprecated Istio annotation.
     pub const DEPRECATED_ANNOTATION: Code = code("IST0135", "DeprecatedAnnotation", Level::Info);
+    /// A Deployment's target port reached through different service ports.
+    pub const DEPLOYMENT_CONFLICTING_PORTS: Code =
+        code("IST0137", "DeploymentConflictingPorts", Level::Warning);
     /// One certificate served by several Gateways on the same workloads.
     pub const GATEWAY_DUPLICATE_CERTIFICATE: Code =
         code("IST0138", "GatewayDuplicateCertificate", Level::Warning);
+    /// A gateway route that bypasses another VirtualService's subset split.
+    pub const INGRESS_ROUTE_RULES_NOT_AFFECTED: Code =
+        code("IST0140", "IngressRouteRulesNotAffected", Level::Warning);
+    /// An application container running as the sidecar's user ID.
+    pub const INVALID_APPLICATION_UID: Code =
+        code("IST0144", "InvalidApplicationUID", Level::Warning);
     /// Gateways with one selector, one port and overlapping hosts.
     pub const CONFLICTING_GATEWAYS: Code = code("IST0145", "ConflictingGateways", Level::Error);
+    /// A Deployment with the `image: auto` sidecar whose pods will not be injected.
+    pub const IMAGE_AUTO_WITHOUT_INJECTION_WARNING: Code = code(
+        "IST0146",
+        "ImageAutoWithoutInjectionWarning",
+        Level::Warning,
+    );
+    /// A Pod with the `image: auto` sidecar, never injected.
+    pub const IMAGE_AUTO_WITHOUT_INJECTION_ERROR: Code =
+        code("IST0147", "ImageAutoWithoutInjectionError", Level::Error);
+    /// An ExternalName Service port named `tcp` or without a protocol.
+    pub const EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME: Code = code(
+        "IST0150",
+        "ExternalNameServiceTypeInvalidPortName",
+        Level::Warning,
+    );
+    /// A Gateway port that no Service of its workloads targets.
+    pub const GATEWAY_PORT_NOT_DEFINED_ON_SERVICE: Code =
+        code("IST0162", "GatewayPortNotDefinedOnService", Level::Warning);
+    /// A policy that applies to nothing (a Sidecar for ambient workloads).
+    pub const INEFFECTIVE_POLICY: Code = code("IST0167", "IneffectivePolicy", Level::Warning);
+    /// A subset that selects none of its Kubernetes Service's workloads.
+    pub const DESTINATION_RULE_SUBSET_NOT_SELECT_PODS: Code = code(
+        "IST0173",
+        "DestinationRuleSubsetNotSelectPods",
+        Level::Error,
+    );
+    /// A DestinationRule host no service declares.
+    pub const UNKNOWN_DESTINATION_RULE_HOST: Code =
+        code("IST0174", "UnknownDestinationRuleHost", Level::Warning);
     /// A subset whose labels select no endpoint of its service.
     pub const SUBSET_SELECTS_NO_ENDPOINTS: Code =
         code("WEFT0001", "SubsetSelectsNoEndpoints", Level::Warning);
@@ -210,6 +283,8 @@ pub mod codes {
     /// Every message type weft reports, in code order.
     pub const ALL: &[Code] = &[
         REFERENCED_RESOURCE_NOT_FOUND,
+        NAMESPACE_NOT_INJECTED,
+        POD_MISSING_PROXY,
         SCHEMA_VALIDATION_ERROR,
         MISPLACED_ANNOTATION,
         UNKNOWN_ANNOTATION,
@@ -217,6 +292,11 @@ pub mod codes {
         CONFLICTING_SIDECAR_WORKLOAD_SELECTORS,
         MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS,
         VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED,
+        DEPLOYMENT_ASSOCIATED_TO_MULTIPLE_SERVICES,
+        PORT_NAME_IS_NOT_UNDER_NAMING_CONVENTION,
+        NAMESPACE_MULTIPLE_INJECTION_LABELS,
+        INVALID_ANNOTATION,
+        NO_MATCHING_WORKLOADS_FOUND,
         NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
         NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL,
         VIRTUAL_SERVICE_UNREACHABLE_RULE,
@@ -225,8 +305,18 @@ pub mod codes {
         SCHEMA_WARNING,
         SERVICE_ENTRY_ADDRESSES_REQUIRED,
         DEPRECATED_ANNOTATION,
+        DEPLOYMENT_CONFLICTING_PORTS,
         GATEWAY_DUPLICATE_CERTIFICATE,
+        INGRESS_ROUTE_RULES_NOT_AFFECTED,
+        INVALID_APPLICATION_UID,
         CONFLICTING_GATEWAYS,
+        IMAGE_AUTO_WITHOUT_INJECTION_WARNING,
+        IMAGE_AUTO_WITHOUT_INJECTION_ERROR,
+        EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
+        GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
+        INEFFECTIVE_POLICY,
+        DESTINATION_RULE_SUBSET_NOT_SELECT_PODS,
+        UNKNOWN_DESTINATION_RULE_HOST,
         SUBSET_SELECTS_NO_ENDPOINTS,
         MTLS_POLICY_CONFLICT,
     ];
@@ -268,11 +358,18 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     let mut out = Vec::new();
     references::check(&ctx, &mut out);
     virtualservice::check(&ctx, &mut out);
+    ingress::check(&ctx, &mut out);
     destinationrule::check(&ctx, &mut out);
     gateway::check(&ctx, &mut out);
     sidecar::check(&ctx, &mut out);
     serviceentry::check(&ctx, &mut out);
     annotations::check(&ctx, &mut out);
+    service::check(&ctx, &mut out);
+    deployment::check(&ctx, &mut out);
+    application_uid::check(&ctx, &mut out);
+    injection::check(&ctx, &mut out);
+    authz::check(&ctx, &mut out);
+    subset::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }

@@ -1,6 +1,7 @@
 //! IST0101 ReferencedResourceNotFound on every reference weft can check: a
-//! VirtualService's gateways, destination hosts and subsets (honouring `exportTo`),
-//! a DestinationRule's host and a Sidecar's egress hosts; and IST0112
+//! VirtualService's gateways, destination hosts (ServiceEntries' and Kubernetes Services':
+//! short names resolve in the VirtualService's namespace, other names are taken as written),
+//! ports and subsets (honouring `exportTo`), and a Sidecar's egress hosts; and IST0112
 //! VirtualServiceDestinationPortSelectorRequired for gateway routes to multi-port services.
 
 use std::collections::BTreeSet;
@@ -41,18 +42,6 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                             vec![involved(r, &format!("spec.gateways[{i}]"))],
                         ));
                     }
-                }
-            }
-            Resource::DestinationRule(d) => {
-                let hostname = host::resolve(&d.spec.host, d.metadata.namespace());
-                if !hostname.contains('*') && !ctx.registry.declared_anywhere(&hostname) {
-                    out.push(finding(
-                        codes::REFERENCED_RESOURCE_NOT_FOUND,
-                        format!(
-                            "Referenced host not found: \"{hostname}\" (no ServiceEntry declares it; the DestinationRule applies to nothing)"
-                        ),
-                        vec![involved(r, "spec.host")],
-                    ));
                 }
             }
             Resource::Sidecar(s) => {
@@ -101,9 +90,9 @@ fn destinations(
         let services: Vec<_> = ctx.registry.services(&hostname, ns).collect();
         if services.is_empty() {
             let why = if ctx.registry.declared_anywhere(&hostname) {
-                "its ServiceEntry is not exported to this namespace"
+                "its ServiceEntry or Service is not exported to this namespace"
             } else {
-                "no ServiceEntry declares it"
+                "no ServiceEntry or Service declares it"
             };
             out.push(finding(
                 codes::REFERENCED_RESOURCE_NOT_FOUND,
@@ -126,6 +115,17 @@ fn destinations(
             }
         }
         let ports = &services[0].ports;
+        if let Some(port) = d.port.as_ref().map(|p| p.number) {
+            if !ports.is_empty() && !services.iter().any(|s| s.ports.contains(&port)) {
+                out.push(finding(
+                    codes::REFERENCED_RESOURCE_NOT_FOUND,
+                    format!(
+                        "Referenced host:port not found: \"{hostname}:{port}\" (the service has ports {ports:?}; requests would fail with 503 NC)"
+                    ),
+                    vec![involved(r, &format!("{path}.port"))],
+                ));
+            }
+        }
         if through_gateway && d.port.is_none() && ports.len() > 1 {
             out.push(finding(
                 codes::VIRTUAL_SERVICE_DESTINATION_PORT_SELECTOR_REQUIRED,
@@ -247,6 +247,58 @@ spec:
     }
 
     #[test]
+    fn kubernetes_services_are_destination_hosts_with_their_ports() {
+        let yaml = "---
+apiVersion: v1
+kind: Service
+metadata: {name: ratings, namespace: shop}
+spec:
+  selector: {app: ratings}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r, namespace: NS}
+spec:
+  hosts: [ratings.shop.svc.cluster.local]
+  http:
+  - route: [{destination: {host: HOST, port: {number: PORT}}}]
+";
+        let case = |ns: &str, host: &str, port: &str| {
+            run(&yaml
+                .replace("NS", ns)
+                .replace("HOST", host)
+                .replace("PORT", port))
+        };
+        for (ns, host) in [
+            ("shop", "ratings"),
+            ("other", "ratings.shop.svc.cluster.local"),
+        ] {
+            let f = case(ns, host, "9080");
+            assert!(!codes_of(&f).contains(&"IST0101"), "{ns} {host}: {f:?}");
+        }
+        // A short name resolves in the VirtualService's namespace; `name.namespace` is taken
+        // as written, as Istio takes it.
+        for (ns, host) in [("other", "ratings"), ("shop", "ratings.shop")] {
+            let f = case(ns, host, "9080");
+            assert!(
+                f.iter()
+                    .any(|f| f.code == "IST0101"
+                        && f.message.starts_with("Referenced host not found")),
+                "{ns} {host}: {f:?}"
+            );
+        }
+        let f = case("shop", "ratings", "9999");
+        let found = f.iter().find(|f| f.code == "IST0101").expect("IST0101");
+        assert!(
+            found.message.starts_with(
+                "Referenced host:port not found: \"ratings.shop.svc.cluster.local:9999\""
+            ),
+            "{f:?}"
+        );
+    }
+
+    #[test]
     fn a_missing_gateway_is_reported() {
         let vs = "---
 apiVersion: networking.istio.io/v1
@@ -256,7 +308,7 @@ spec:
   hosts: [shop.example.com]
   gateways: [ingress]
   http:
-  - route: [{destination: {host: reviews, port: {number: 9080}}}]
+  - route: [{destination: {host: reviews, port: {number: 80}}}]
 ";
         let f = run(&format!("{SERVICE}{vs}"));
         assert!(
@@ -274,25 +326,6 @@ spec:
   servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*']}]
 ";
         let ok = run(&format!("{SERVICE}{vs}{gw}"));
-        assert!(!codes_of(&ok).contains(&"IST0101"), "{ok:?}");
-    }
-
-    #[test]
-    fn a_destination_rule_for_an_undeclared_host_is_reported() {
-        let dr = "---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: d}
-spec:
-  host: HOST
-";
-        let f = run(&format!("{SERVICE}{}", dr.replace("HOST", "nothing")));
-        assert!(
-            f.iter()
-                .any(|f| f.code == "IST0101" && f.message.contains("nothing.default")),
-            "{f:?}"
-        );
-        let ok = run(&format!("{SERVICE}{}", dr.replace("HOST", "reviews")));
         assert!(!codes_of(&ok).contains(&"IST0101"), "{ok:?}");
     }
 

@@ -1,6 +1,7 @@
 //! The services the analyzed resources declare (ServiceEntries, with the endpoints of
-//! their WorkloadEntries; Kubernetes Services, with the Pods and WorkloadEntries they select) and the subsets DestinationRules give them, each with the
-//! namespaces it is exported to, so references can be checked as a proxy would see them.
+//! their WorkloadEntries; Kubernetes Services, with their selector) and the subsets
+//! DestinationRules give them, each with the namespaces it is exported to, so references
+//! can be checked as a proxy would see them.
 
 use std::collections::BTreeMap;
 
@@ -19,8 +20,10 @@ pub(super) struct Service<'r> {
     pub export_to: std::borrow::Cow<'r, [String]>,
     /// Its port numbers.
     pub ports: Vec<u32>,
-    /// Endpoint label sets, when the endpoints are written down.
+    /// A ServiceEntry's endpoint label sets, when the endpoints are written down.
     pub endpoints: Option<Vec<&'r BTreeMap<String, String>>>,
+    /// A Kubernetes Service's selector, when it has one.
+    pub selector: Option<&'r BTreeMap<String, String>>,
 }
 
 /// Subsets a DestinationRule defines for a host.
@@ -88,25 +91,13 @@ impl<'r> Registry<'r> {
                             export_to: std::borrow::Cow::Borrowed(&se.spec.export_to),
                             ports: se.spec.ports.iter().map(|p| p.number).collect(),
                             endpoints: endpoints.clone(),
+                            selector: None,
                         });
                     }
                 }
                 Resource::Service(svc) => {
                     let ns = svc.metadata.namespace();
                     let selector = &svc.view.spec.selector;
-                    let selected: Vec<&BTreeMap<String, String>> = resources
-                        .iter()
-                        .filter_map(|r| match &r.resource {
-                            Resource::Pod(p) if p.metadata.namespace() == ns => {
-                                Some(&p.metadata.labels)
-                            }
-                            Resource::WorkloadEntry(w) if w.metadata.namespace() == ns => {
-                                Some(&w.spec.labels)
-                            }
-                            _ => None,
-                        })
-                        .filter(|labels| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
-                        .collect();
                     let export_to = svc
                         .metadata
                         .annotations
@@ -129,9 +120,10 @@ impl<'r> Registry<'r> {
                             .iter()
                             .filter_map(|p| u32::try_from(p.port).ok())
                             .collect(),
+                        // Its subsets are checked against its workloads (IST0173), not endpoints.
+                        endpoints: None,
                         // Without a selector the endpoints come from EndpointSlices: not checked.
-                        endpoints: (!selector.is_empty() && !selected.is_empty())
-                            .then_some(selected),
+                        selector: (!selector.is_empty()).then_some(selector),
                     });
                 }
                 Resource::DestinationRule(d) => subsets.push(Subsets {
@@ -181,7 +173,18 @@ impl<'r> Registry<'r> {
         })
     }
 
-    /// The endpoint label sets of `hostname`, when written down.
+    /// The namespace and selector of the Kubernetes Service that is `hostname`, if any.
+    pub(super) fn kube_selector(
+        &self,
+        hostname: &str,
+    ) -> Option<(&'r str, &'r BTreeMap<String, String>)> {
+        self.services
+            .iter()
+            .filter(|s| s.host == hostname)
+            .find_map(|s| Some((s.namespace, s.selector?)))
+    }
+
+    /// The ServiceEntry endpoint label sets of `hostname`, when written down.
     pub(super) fn endpoints(&self, hostname: &str) -> Option<&[&'r BTreeMap<String, String>]> {
         self.services
             .iter()

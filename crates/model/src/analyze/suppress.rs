@@ -74,7 +74,8 @@ impl Suppression {
         let r = &first.resource;
         glob(&self.code, finding.code)
             && self.kind.eq_ignore_ascii_case(&r.kind)
-            && (glob(&self.name, &format!("{}.{}", r.name, r.namespace))
+            && ((r.namespace.is_empty() && glob(&self.name, &r.name))
+                || glob(&self.name, &format!("{}.{}", r.name, r.namespace))
                 || glob(&self.name, &format!("{}/{}", r.namespace, r.name)))
     }
 }
@@ -117,6 +118,10 @@ mod tests {
             .expect("a suppression");
         assert!(s.matches(&f("IST0101", "VirtualService", "default", "reviews")));
         assert!(!s.matches(&f("IST0101", "VirtualService", "default", "ratings")));
+        // A cluster-scoped resource is named alone, as in istioctl.
+        let s: Suppression = "IST0102=Namespace frod".parse().expect("a suppression");
+        assert!(s.matches(&f("IST0102", "Namespace", "", "frod")));
+        assert!(!s.matches(&f("IST0102", "Namespace", "", "bar")));
     }
 
     #[test]
