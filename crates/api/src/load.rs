@@ -77,6 +77,10 @@ fn pos_of(positions: &HashMap<String, Pos>, path: &str, fallback: Pos) -> Pos {
 pub struct Loaded {
     /// Resources without errors.
     pub resources: Vec<LocatedResource>,
+    /// Resources read whole whose validation found errors: never applied or served, but
+    /// `weft analyze` analyzes them with the rest, as istioctl analyzes what its schema
+    /// check reports.
+    pub invalid: Vec<LocatedResource>,
     /// Every error and warning.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -90,6 +94,7 @@ impl Loaded {
     /// Adds everything `other` loaded.
     pub fn extend(&mut self, other: Loaded) {
         self.resources.extend(other.resources);
+        self.invalid.extend(other.invalid);
         self.diagnostics.extend(other.diagnostics);
     }
 }
@@ -227,7 +232,8 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
         .into_iter()
         .filter(|i| !echoes(&i.path))
         .collect();
-    let ok = read_errors.is_empty() && !issues.iter().any(|i| i.severity == Severity::Error);
+    let read_errors_none = read_errors.is_empty();
+    let ok = read_errors_none && !issues.iter().any(|i| i.severity == Severity::Error);
     let mut diagnostics = read_errors;
     diagnostics.extend(issues.iter().map(
         |Issue {
@@ -240,6 +246,8 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
     out.diagnostics.extend(diagnostics);
     if ok {
         out.resources.push(located);
+    } else if read_errors_none {
+        out.invalid.push(located);
     }
 }
 

@@ -282,6 +282,53 @@ fn analyze_reads_kubernetes_and_istio_kinds_together_with_exit_0() {
 }
 
 #[test]
+fn analyze_still_analyzes_resources_the_schema_check_reports_as_istioctl_does() {
+    // A Gateway without servers is invalid (IST0106), but it exists: the VirtualService
+    // bound to it references something, and a Service with an invalid port is still the
+    // host its route names.
+    let input = r#"apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {istio: ingressgateway}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [web.example.com]
+  gateways: [gw]
+  http:
+  - route: [{destination: {host: web, subset: v9}}]
+"#;
+    let o = weft(&["analyze", "-f", "-"], Some(input));
+    let out = stdout(&o);
+    assert!(
+        out.contains("Error [IST0106] (Gateway default/gw -:4)"),
+        "{out}"
+    );
+    assert!(out.contains("not found in Gateway default/gw"), "{out}");
+    assert!(
+        out.contains("Error [IST0106] (Service default/web"),
+        "{out}"
+    );
+    assert!(!out.contains("Referenced gateway not found"), "{out}");
+    assert!(!out.contains("Referenced host not found"), "{out}");
+    assert!(
+        out.contains(r#"Referenced host+subset in destinationrule not found: "web.default.svc.cluster.local+v9""#),
+        "the other analyzers ran: {out}"
+    );
+    assert_eq!(o.status.code(), Some(79), "{out}");
+}
+
+#[test]
 fn analyze_reports_kubernetes_findings_with_istios_codes() {
     let input = r#"apiVersion: v1
 kind: Namespace

@@ -105,7 +105,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .filter(|d| d.resource.is_none())
         .collect();
     let mut findings = schema_findings(&loaded.diagnostics);
-    findings.extend(analyze(&loaded.resources));
+    // As istioctl, the other analyzers see the resources the schema check reports too.
+    let mut analyzed = loaded.resources.clone();
+    analyzed.extend(loaded.invalid.iter().cloned());
+    findings.extend(analyze(&analyzed));
     findings.retain(|f| !args.suppress.iter().any(|s| s.matches(f)));
     let failure = Level::from(args.failure_threshold);
     let failed = findings.iter().any(|f| f.level >= failure);
