@@ -14,6 +14,7 @@ mod annotations;
 mod application_uid;
 mod authz;
 mod deployment;
+mod deprecation;
 mod destinationrule;
 mod gateway;
 mod ingress;
@@ -142,6 +143,8 @@ const fn code(code: &'static str, name: &'static str, level: Level) -> Code {
 pub mod codes {
     use super::{Code, Level, code};
 
+    /// A deprecated Istio field.
+    pub const DEPRECATED: Code = code("IST0002", "Deprecated", Level::Warning);
     /// A gateway, host, host:port, host+subset, egress host or Sidecar selector that nothing defines.
     pub const REFERENCED_RESOURCE_NOT_FOUND: Code =
         code("IST0101", "ReferencedResourceNotFound", Level::Error);
@@ -282,6 +285,7 @@ pub mod codes {
 
     /// Every message type weft reports, in code order.
     pub const ALL: &[Code] = &[
+        DEPRECATED,
         REFERENCED_RESOURCE_NOT_FOUND,
         NAMESPACE_NOT_INJECTED,
         POD_MISSING_PROXY,
@@ -370,6 +374,7 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     injection::check(&ctx, &mut out);
     authz::check(&ctx, &mut out);
     subset::check(&ctx, &mut out);
+    deprecation::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }
