@@ -13,10 +13,12 @@ mod annotation_values;
 mod annotations;
 mod application_uid;
 mod authz;
+mod conditions;
 mod deployment;
 mod deprecation;
 mod destinationrule;
 mod gateway;
+mod gateway_selector;
 mod ingress;
 mod injection;
 mod references;
@@ -266,6 +268,11 @@ pub mod codes {
     /// A Gateway port that no Service of its workloads targets.
     pub const GATEWAY_PORT_NOT_DEFINED_ON_SERVICE: Code =
         code("IST0162", "GatewayPortNotDefinedOnService", Level::Warning);
+    /// A policy selector that selects a Kubernetes Gateway's pods.
+    pub const INEFFECTIVE_SELECTOR: Code = code("IST0166", "IneffectiveSelector", Level::Warning);
+    /// A status condition Istio's condition analyzer reports.
+    pub const NEGATIVE_CONDITION_STATUS: Code =
+        code("IST0171", "NegativeConditionStatus", Level::Warning);
     /// A policy that applies to nothing (a Sidecar for ambient workloads).
     pub const INEFFECTIVE_POLICY: Code = code("IST0167", "IneffectivePolicy", Level::Warning);
     /// A subset that selects none of its Kubernetes Service's workloads.
@@ -318,7 +325,9 @@ pub mod codes {
         IMAGE_AUTO_WITHOUT_INJECTION_ERROR,
         EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
         GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
+        INEFFECTIVE_SELECTOR,
         INEFFECTIVE_POLICY,
+        NEGATIVE_CONDITION_STATUS,
         DESTINATION_RULE_SUBSET_NOT_SELECT_PODS,
         UNKNOWN_DESTINATION_RULE_HOST,
         SUBSET_SELECTS_NO_ENDPOINTS,
@@ -375,6 +384,8 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     authz::check(&ctx, &mut out);
     subset::check(&ctx, &mut out);
     deprecation::check(&ctx, &mut out);
+    gateway_selector::check(&ctx, &mut out);
+    conditions::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }
