@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/weft/config/v1/config.proto",
         "proto/otlp/trace.proto",
         "proto/weft/ca/v1/ca.proto",
+        "proto/envoy/service/auth/v3/external_auth.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

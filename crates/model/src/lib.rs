@@ -9,6 +9,7 @@
 
 pub mod analyze;
 pub mod authz;
+pub mod ext_authz;
 pub mod gateway;
 pub mod host;
 pub mod l4;

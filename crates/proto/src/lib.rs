@@ -8,6 +8,11 @@ pub mod discovery {
     tonic::include_proto!("envoy.service.discovery.v3");
 }
 
+/// Envoy's external authorization service (the subset weft uses; field numbers Envoy's).
+pub mod ext_authz {
+    tonic::include_proto!("envoy.service.auth.v3");
+}
+
 /// weft's resource types.
 pub mod config {
     tonic::include_proto!("weft.config.v1");

@@ -16,6 +16,7 @@ pub mod body;
 pub mod call;
 pub mod cors;
 pub mod direct;
+pub mod ext_authz;
 pub mod fault;
 pub mod forward;
 pub mod hash;

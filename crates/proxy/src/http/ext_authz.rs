@@ -1,0 +1,295 @@
+//! Asking an external authorization service (Istio's CUSTOM action) about one request,
+//! as Envoy's ext_authz filter asks it: over HTTP (the request's method and
+//! `<pathPrefix><path>`, its Host, Method, Path and Content-Length headers and those the
+//! provider includes; 200 allows, anything else is the denial the client gets) or over
+//! gRPC (`envoy.service.auth.v3.Authorization/Check`; status OK allows with the headers
+//! the answer sets and removes, any other is a denial). An unreachable service, a timeout
+//! or a malformed answer is an error: the request goes through with `failOpen`, else it is
+//! answered `statusOnError`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use weft_model::ext_authz::{ExtAuthzKind, ExtAuthzProvider, HttpProvider, any_matches};
+use weft_proto::ext_authz as pb;
+
+/// Most bytes of an HTTP authorization service's denial body passed to the client.
+const MAX_DENIAL_BODY: usize = 64 * 1024;
+
+/// What the check is about.
+#[derive(Debug, Clone)]
+pub struct CheckRequest<'a> {
+    /// The request's method.
+    pub method: &'a Method,
+    /// Path and query.
+    pub path: &'a str,
+    /// Host (`:authority`).
+    pub host: &'a str,
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// The request's headers.
+    pub headers: &'a HeaderMap,
+    /// The body (as much as the provider asked for), when it asked for it.
+    pub body: Option<Bytes>,
+    /// The caller's address and mTLS principal (empty without).
+    pub source: (SocketAddr, &'a str),
+    /// The address called.
+    pub destination: SocketAddr,
+}
+
+/// What the service decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Let the request through, changed so.
+    Allow {
+        /// Headers to set on the request sent upstream.
+        upstream: Vec<(HeaderName, HeaderValue)>,
+        /// Headers to remove from it.
+        remove: Vec<HeaderName>,
+        /// Headers to add to the response to the client.
+        downstream: Vec<(HeaderName, HeaderValue)>,
+    },
+    /// Answer the client this instead.
+    Deny {
+        /// The status.
+        status: StatusCode,
+        /// Headers of the answer.
+        headers: Vec<(HeaderName, HeaderValue)>,
+        /// Its body.
+        body: Bytes,
+    },
+}
+
+impl Verdict {
+    fn allow() -> Verdict {
+        Verdict::Allow {
+            upstream: Vec::new(),
+            remove: Vec::new(),
+            downstream: Vec::new(),
+        }
+    }
+}
+
+/// Asks `provider` about `req`.
+pub async fn check(provider: &ExtAuthzProvider, req: CheckRequest<'_>) -> Verdict {
+    let asked = async {
+        match &provider.kind {
+            ExtAuthzKind::Http(http) => check_http(provider, http, &req).await,
+            ExtAuthzKind::Grpc => check_grpc(provider, &req).await,
+        }
+    };
+    let outcome = match tokio::time::timeout(provider.timeout, asked).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(format!("no answer within {:?}", provider.timeout)),
+    };
+    match outcome {
+        Ok(verdict) => verdict,
+        Err(why) => {
+            tracing::warn!(provider = %provider.name, error = %why, fail_open = provider.fail_open, "external authorization failed");
+            if provider.fail_open {
+                Verdict::allow()
+            } else {
+                Verdict::Deny {
+                    status: StatusCode::from_u16(provider.status_on_error)
+                        .unwrap_or(StatusCode::FORBIDDEN),
+                    headers: Vec::new(),
+                    body: Bytes::new(),
+                }
+            }
+        }
+    }
+}
+
+fn copied(headers: &HeaderMap, wanted: impl Fn(&str) -> bool) -> Vec<(HeaderName, HeaderValue)> {
+    headers
+        .iter()
+        .filter(|(n, _)| wanted(n.as_str()))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
+}
+
+async fn check_http(
+    provider: &ExtAuthzProvider,
+    http: &HttpProvider,
+    req: &CheckRequest<'_>,
+) -> Result<Verdict, String> {
+    let target = format!("{}:{}", provider.service, provider.port);
+    let stream = tokio::net::TcpStream::connect(&target)
+        .await
+        .map_err(|e| format!("connecting to {target}: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {target}: {e}"))?;
+    tokio::spawn(conn);
+    let body = req.body.clone().unwrap_or_default();
+    let mut builder = Request::builder()
+        .method(req.method.clone())
+        .uri(format!("{}{}", http.path_prefix, req.path))
+        .header(http::header::HOST, req.host)
+        .header(http::header::CONTENT_LENGTH, body.len());
+    for (name, value) in req.headers {
+        let n = name.as_str();
+        let always = n == "content-length" || n == "host";
+        if !always && any_matches(&http.include_request_headers, n) {
+            builder = builder.header(name, value);
+        }
+    }
+    for (name, value) in &http.include_additional_headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let check = builder
+        .body(Full::new(body))
+        .map_err(|e| format!("building the check request: {e}"))?;
+    let answer = sender
+        .send_request(check)
+        .await
+        .map_err(|e| format!("asking {target}: {e}"))?;
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    if status == StatusCode::OK {
+        return Ok(Verdict::Allow {
+            upstream: copied(&headers, |n| {
+                any_matches(&http.headers_to_upstream_on_allow, n)
+            }),
+            remove: Vec::new(),
+            downstream: copied(&headers, |n| {
+                any_matches(&http.headers_to_downstream_on_allow, n)
+            }),
+        });
+    }
+    let body = http_body_util::Limited::new(answer.into_body(), MAX_DENIAL_BODY)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Ok(Verdict::Deny {
+        status,
+        headers: copied(&headers, |n| {
+            any_matches(&http.headers_to_downstream_on_deny, n)
+        }),
+        body,
+    })
+}
+
+fn address(a: SocketAddr) -> pb::Address {
+    pb::Address {
+        socket_address: Some(pb::SocketAddress {
+            protocol: 0,
+            address: a.ip().to_string(),
+            port_value: u32::from(a.port()),
+        }),
+    }
+}
+
+fn options(list: &[pb::HeaderValueOption]) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    list.iter()
+        .filter_map(|o| o.header.as_ref())
+        .map(|h| {
+            let name = HeaderName::try_from(h.key.as_str())
+                .map_err(|_| format!("the answer names an invalid header {:?}", h.key))?;
+            let value = HeaderValue::try_from(h.value.as_str())
+                .map_err(|_| format!("the answer's header {} has an invalid value", h.key))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+async fn check_grpc(
+    provider: &ExtAuthzProvider,
+    req: &CheckRequest<'_>,
+) -> Result<Verdict, String> {
+    let target = format!("http://{}:{}", provider.service, provider.port);
+    let channel = tonic::transport::Endpoint::from_shared(target.clone())
+        .map_err(|e| format!("{target}: {e}"))?
+        .connect()
+        .await
+        .map_err(|e| format!("connecting to {target}: {e}"))?;
+    let mut client = pb::authorization_client::AuthorizationClient::new(channel);
+    let headers: HashMap<String, String> = req
+        .headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let pack_as_bytes = provider.body.as_ref().is_some_and(|b| b.pack_as_bytes);
+    let body = req.body.clone().unwrap_or_default();
+    let http = pb::attribute_context::HttpRequest {
+        method: req.method.as_str().to_string(),
+        headers,
+        path: req.path.to_string(),
+        host: req.host.to_string(),
+        scheme: req.scheme.to_string(),
+        // Envoy leaves `query` empty: the query is in `path`.
+        size: i64::try_from(body.len()).unwrap_or(i64::MAX),
+        protocol: "HTTP/1.1".to_string(),
+        body: if pack_as_bytes {
+            String::new()
+        } else {
+            String::from_utf8_lossy(&body).into_owned()
+        },
+        raw_body: if pack_as_bytes {
+            body.to_vec()
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
+    };
+    let asked = pb::CheckRequest {
+        attributes: Some(pb::AttributeContext {
+            source: Some(pb::attribute_context::Peer {
+                address: Some(address(req.source.0)),
+                principal: req.source.1.to_string(),
+                ..Default::default()
+            }),
+            destination: Some(pb::attribute_context::Peer {
+                address: Some(address(req.destination)),
+                ..Default::default()
+            }),
+            request: Some(pb::attribute_context::Request { http: Some(http) }),
+            context_extensions: HashMap::new(),
+        }),
+    };
+    let answer = client
+        .check(asked)
+        .await
+        .map_err(|e| format!("Check on {target}: {e}"))?
+        .into_inner();
+    let code = answer.status.as_ref().map_or(0, |s| s.code);
+    if code == 0 {
+        let (upstream, remove) = match &answer.http_response {
+            Some(pb::check_response::HttpResponse::OkResponse(ok)) => (
+                options(&ok.headers)?,
+                ok.headers_to_remove
+                    .iter()
+                    .filter_map(|h| HeaderName::try_from(h.as_str()).ok())
+                    .collect(),
+            ),
+            _ => (Vec::new(), Vec::new()),
+        };
+        return Ok(Verdict::Allow {
+            upstream,
+            remove,
+            downstream: Vec::new(),
+        });
+    }
+    let (status, headers, body) = match &answer.http_response {
+        Some(pb::check_response::HttpResponse::DeniedResponse(d)) => (
+            d.status
+                .as_ref()
+                .and_then(|s| u16::try_from(s.code).ok())
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::FORBIDDEN),
+            options(&d.headers)?,
+            Bytes::from(d.body.clone()),
+        ),
+        _ => (StatusCode::FORBIDDEN, Vec::new(), Bytes::new()),
+    };
+    Ok(Verdict::Deny {
+        status,
+        headers,
+        body,
+    })
+}

@@ -1,0 +1,316 @@
+//! The external authorization client against authorization services written for the
+//! test: an HTTP one (hyper) and a gRPC one (`envoy.service.auth.v3.Authorization`, tonic),
+//! each allowing, denying and stalling as asked.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use weft_model::ext_authz::{
+    BodyInCheck, ExtAuthzKind, ExtAuthzProvider, HeaderPattern, HttpProvider,
+};
+use weft_proto::ext_authz as pb;
+use weft_proxy::http::ext_authz::{CheckRequest, Verdict, check};
+
+/// An HTTP authorization service: `x-ext-authz: allow` → 200 with `x-ext-authz-check-result`
+/// and `x-user`; `x-ext-authz: stall` → no answer for 5 s; else 403 with `x-deny-reason`
+/// and a body naming the path it was asked about and the headers it saw.
+async fn http_service() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    let asked = req
+                        .headers()
+                        .get("x-ext-authz")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    let seen: Vec<String> = req
+                        .headers()
+                        .keys()
+                        .map(|k| k.as_str().to_string())
+                        .collect();
+                    let line = format!("{} {} saw {}", req.method(), req.uri(), seen.join(","));
+                    let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                    let body = String::from_utf8_lossy(&body.unwrap_or_default()).into_owned();
+                    let resp = match asked.as_str() {
+                        "allow" => Response::builder()
+                            .header("x-ext-authz-check-result", "allowed")
+                            .header("x-user", "alice")
+                            .header("x-internal", "secret")
+                            .body(Full::new(Bytes::new())),
+                        "stall" => {
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            Response::builder().body(Full::new(Bytes::new()))
+                        }
+                        _ => Response::builder()
+                            .status(StatusCode::FORBIDDEN)
+                            .header("x-deny-reason", "not on the list")
+                            .header("x-internal", "secret")
+                            .body(Full::new(Bytes::from(format!(
+                                "denied: {line} body {body}"
+                            )))),
+                    };
+                    Ok::<_, Infallible>(resp.expect("response"))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A gRPC authorization service deciding on the request's `x-ext-authz` header.
+struct Grpc;
+
+#[tonic::async_trait]
+impl pb::authorization_server::Authorization for Grpc {
+    async fn check(
+        &self,
+        request: tonic::Request<pb::CheckRequest>,
+    ) -> Result<tonic::Response<pb::CheckResponse>, tonic::Status> {
+        let attributes = request.into_inner().attributes.unwrap_or_default();
+        let http = attributes.request.and_then(|r| r.http).unwrap_or_default();
+        let header = |k: &str, v: &str| pb::HeaderValueOption {
+            header: Some(pb::HeaderValue {
+                key: k.into(),
+                value: v.into(),
+            }),
+            append: None,
+        };
+        let decided = http.headers.get("x-ext-authz").map(String::as_str);
+        if decided == Some("stall") {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        let principal = attributes.source.map(|s| s.principal).unwrap_or_default();
+        let answer = if decided == Some("allow") {
+            pb::CheckResponse {
+                status: Some(pb::RpcStatus {
+                    code: 0,
+                    message: String::new(),
+                }),
+                http_response: Some(pb::check_response::HttpResponse::OkResponse(
+                    pb::OkHttpResponse {
+                        headers: vec![header("x-user", &format!("{} {}", http.method, http.path))],
+                        headers_to_remove: vec!["x-ext-authz".into()],
+                        response_headers_to_add: Vec::new(),
+                    },
+                )),
+            }
+        } else {
+            pb::CheckResponse {
+                status: Some(pb::RpcStatus {
+                    code: 7,
+                    message: "denied".into(),
+                }),
+                http_response: Some(pb::check_response::HttpResponse::DeniedResponse(
+                    pb::DeniedHttpResponse {
+                        status: Some(pb::HttpStatus { code: 401 }),
+                        headers: vec![header("x-deny-reason", "grpc says no")],
+                        body: format!("denied for {principal}, body {:?}", http.body),
+                    },
+                )),
+            }
+        };
+        Ok(tonic::Response::new(answer))
+    }
+}
+
+async fn grpc_service() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let incoming = futures_util::stream::unfold(listener, |l| async move {
+        Some((l.accept().await.map(|(s, _)| s), l))
+    });
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::authorization_server::AuthorizationServer::new(Grpc))
+            .serve_with_incoming(incoming),
+    );
+    addr
+}
+
+fn provider(addr: SocketAddr, kind: ExtAuthzKind) -> ExtAuthzProvider {
+    ExtAuthzProvider {
+        name: "ext".into(),
+        service: addr.ip().to_string(),
+        port: addr.port(),
+        timeout: Duration::from_millis(500),
+        fail_open: false,
+        status_on_error: 403,
+        body: None,
+        kind,
+    }
+}
+
+fn http_provider(addr: SocketAddr) -> ExtAuthzProvider {
+    let patterns = |p: &[&str]| p.iter().map(|s| HeaderPattern::parse(s)).collect();
+    provider(
+        addr,
+        ExtAuthzKind::Http(HttpProvider {
+            path_prefix: "/check".into(),
+            include_request_headers: patterns(&["x-ext-authz"]),
+            include_additional_headers: [("x-added".to_string(), "yes".to_string())].into(),
+            headers_to_upstream_on_allow: patterns(&["x-ext-authz-*", "x-user"]),
+            headers_to_downstream_on_deny: patterns(&["x-deny-*"]),
+            headers_to_downstream_on_allow: Vec::new(),
+        }),
+    )
+}
+
+fn headers(decision: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "x-ext-authz",
+        HeaderValue::from_str(decision).expect("value"),
+    );
+    h.insert("cookie", HeaderValue::from_static("session=1"));
+    h
+}
+
+async fn ask(p: &ExtAuthzProvider, decision: &str, body: Option<&'static str>) -> Verdict {
+    let h = headers(decision);
+    check(
+        p,
+        CheckRequest {
+            method: &Method::POST,
+            path: "/orders?id=7",
+            host: "shop.example.com",
+            scheme: "http",
+            headers: &h,
+            body: body.map(|b| Bytes::from_static(b.as_bytes())),
+            source: (
+                "10.0.0.1:5000".parse().expect("addr"),
+                "spiffe://cluster.local/ns/default/sa/client",
+            ),
+            destination: "10.0.0.2:8080".parse().expect("addr"),
+        },
+    )
+    .await
+}
+
+fn names(list: &[(http::HeaderName, HeaderValue)]) -> Vec<String> {
+    let mut n: Vec<String> = list
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.to_str().unwrap_or("?")))
+        .collect();
+    n.sort();
+    n
+}
+
+#[tokio::test]
+async fn an_http_service_allows_with_headers_for_upstream_and_denies_with_its_answer() {
+    let p = http_provider(http_service().await);
+    let Verdict::Allow { upstream, .. } = ask(&p, "allow", None).await else {
+        panic!("allowed");
+    };
+    assert_eq!(
+        names(&upstream),
+        ["x-ext-authz-check-result=allowed", "x-user=alice"],
+        "only the headers headersToUpstreamOnAllow names"
+    );
+    let Verdict::Deny {
+        status,
+        headers,
+        body,
+    } = ask(&p, "deny", Some("order=1")).await
+    else {
+        panic!("denied");
+    };
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(names(&headers), ["x-deny-reason=not on the list"]);
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.starts_with("denied: POST /check/orders?id=7 saw "),
+        "{body}"
+    );
+    assert!(
+        body.contains("x-ext-authz") && body.contains("x-added"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("cookie"),
+        "headers not included stay out: {body}"
+    );
+}
+
+#[tokio::test]
+async fn a_service_that_does_not_answer_in_time_fails_closed_or_open() {
+    let addr = http_service().await;
+    let mut p = http_provider(addr);
+    p.status_on_error = 503;
+    let Verdict::Deny { status, .. } = ask(&p, "stall", None).await else {
+        panic!("failed closed");
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "statusOnError");
+    p.fail_open = true;
+    assert!(matches!(
+        ask(&p, "stall", None).await,
+        Verdict::Allow { .. }
+    ));
+    // Nobody listening: an error too.
+    let mut gone = provider("127.0.0.1:9".parse().expect("addr"), ExtAuthzKind::Grpc);
+    let Verdict::Deny { status, .. } = ask(&gone, "allow", None).await else {
+        panic!("unreachable fails closed");
+    };
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    gone.fail_open = true;
+    assert!(matches!(
+        ask(&gone, "allow", None).await,
+        Verdict::Allow { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_grpc_service_allows_with_headers_and_denies_with_status_headers_and_body() {
+    let mut p = provider(grpc_service().await, ExtAuthzKind::Grpc);
+    p.body = Some(BodyInCheck {
+        max_request_bytes: 1024,
+        allow_partial_message: false,
+        pack_as_bytes: false,
+    });
+    let Verdict::Allow {
+        upstream, remove, ..
+    } = ask(&p, "allow", None).await
+    else {
+        panic!("allowed");
+    };
+    assert_eq!(names(&upstream), ["x-user=POST /orders?id=7"]);
+    assert_eq!(remove, ["x-ext-authz"]);
+    let Verdict::Deny {
+        status,
+        headers,
+        body,
+    } = ask(&p, "deny", Some("order=1")).await
+    else {
+        panic!("denied");
+    };
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(names(&headers), ["x-deny-reason=grpc says no"]);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "denied for spiffe://cluster.local/ns/default/sa/client, body \"order=1\""
+    );
+    p.status_on_error = 500;
+    let Verdict::Deny { status, .. } = ask(&p, "stall", None).await else {
+        panic!("timed out");
+    };
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
