@@ -303,3 +303,96 @@ fn base64_json(v: &Value) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingress_gateway_verifies_tokens_before_routing() {
+    let key = TestKey::es256("g1");
+    let web = upstream::named("web").await;
+    let yaml = format!(
+        r#"{}apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: web-gateway, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: web, namespace: default}}
+spec:
+  hosts: ["*"]
+  gateways: [web-gateway]
+  http:
+  - route: [{{destination: {{host: web.default.svc.cluster.local}}}}]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: ingress, namespace: istio-system}}
+spec:
+  selector: {{matchLabels: {{istio: ingressgateway}}}}
+  jwtRules:
+  - issuer: {ISS}
+    jwks: '{}'
+    forwardOriginalToken: true
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: ingress, namespace: istio-system}}
+spec:
+  selector: {{matchLabels: {{istio: ingressgateway}}}}
+  rules:
+  - from: [{{source: {{requestPrincipals: ["{ISS}/*"]}}}}]
+---
+"#,
+        common::service("web", 80, "HTTP", &[(web.addr, "v1")]),
+        jwks(&[&key])
+    );
+    let gw = common::Harness::gateway(&yaml, &[("istio", "ingressgateway")]).await;
+    let addr = gw.proxy.gateways[0].1;
+    let token = key.sign(&claims("alice"));
+    let bearer = format!("Bearer {token}");
+    let got = client::direct(
+        addr,
+        Send {
+            url: "http://shop.example.com/",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(got.status, 403, "no token: requestPrincipals denies");
+    let expired = key.sign(&json!({"iss": ISS, "sub": "alice", "exp": now() - 3600}));
+    let got = client::direct(
+        addr,
+        Send {
+            url: "http://shop.example.com/",
+            headers: &[("authorization", &format!("Bearer {expired}"))],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (got.status.as_u16(), got.body.trim()),
+        (401, "Jwt is expired")
+    );
+    assert_eq!(web.hits(), 0);
+    let got = client::direct(
+        addr,
+        Send {
+            url: "http://shop.example.com/",
+            headers: &[("authorization", &bearer)],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "web"));
+    let seen = web.seen().pop().expect("seen");
+    assert_eq!(
+        seen.headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some(bearer.as_str()),
+        "forwardOriginalToken keeps the token"
+    );
+}
