@@ -214,7 +214,7 @@ pub enum JwtError {
     #[error("Jwt payload is an invalid JSON")]
     PayloadJson,
     /// A registered claim of the wrong type.
-    #[error("Jwt payload [{0}] field has the wrong type")]
+    #[error("Jwt payload [{claim}] field is not {kind}", claim = .0, kind = claim_type(.0))]
     ClaimType(&'static str),
     /// The signature is not base64url.
     #[error("Jwt signature is an invalid Base64url encoded")]
@@ -240,6 +240,15 @@ pub enum JwtError {
     /// The keys of a `jwksUri` could not be fetched.
     #[error("Jwks remote fetch is failed")]
     JwksFetchFailed,
+}
+
+/// What Envoy says a registered claim must be.
+fn claim_type(claim: &str) -> &'static str {
+    match claim {
+        "exp" | "nbf" | "iat" => "an integer",
+        "aud" => "a string or string list",
+        _ => "a string",
+    }
 }
 
 impl JwtError {

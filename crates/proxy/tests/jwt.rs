@@ -396,3 +396,38 @@ spec:
         "forwardOriginalToken keeps the token"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_authentication_applied_to_the_control_plane_reaches_the_sidecar() {
+    let key = TestKey::es256("c1");
+    let app = upstream::named("reviews").await;
+    let cp = mesh::ControlPlane::new(&fresh_dir("jwt-xds")).start().await;
+    let proxy = mesh::start_proxy(ProxyOptions {
+        app: Some(app.addr),
+        scope: ProxyScope {
+            namespace: "default".into(),
+            labels: [("app".to_string(), "reviews".to_string())].into(),
+            gateway: false,
+        },
+        ..mesh::sidecar_options(cp.xds, "sidecar~reviews.default", None)
+    })
+    .await;
+    let inbound = proxy.inbound.expect("inbound");
+    let token = key.sign(&claims("alice"));
+    let forged = TestKey::es256("c1").sign(&claims("alice"));
+    mesh::apply(
+        &cp,
+        &format!(
+            "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {{name: users, namespace: default}}\nspec:\n  selector: {{matchLabels: {{app: reviews}}}}\n  jwtRules:\n  - issuer: {ISS}\n    jwks: '{}'\n    timeout: 1500ms\n",
+            jwks(&[&key])
+        ),
+    );
+    eventually(
+        "the pushed rule refuses a forged token",
+        Duration::from_secs(10),
+        || async { (with_token(inbound, "/", &forged).await.status == 401).then_some(()) },
+    )
+    .await;
+    let got = with_token(inbound, "/", &token).await;
+    assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "reviews"));
+}

@@ -242,6 +242,20 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_survives_the_json_the_control_plane_pushes() {
+        let yaml = format!(
+            "apiVersion: security.istio.io/v1beta1\nkind: RequestAuthentication\nmetadata: {{name: r, namespace: shop}}\nspec:\n  jwtRules:\n  - issuer: i\n    jwks: '{JWKS}'\n    fromHeaders: [{{name: x-jwt}}]\n    forwardOriginalToken: true\n    outputClaimToHeaders: [{{header: x-user, claim: sub}}]\n    timeout: 1500ms\n"
+        );
+        let loaded = crate::load_str("r.yaml", &yaml);
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let resource = loaded.resources[0].resource.clone();
+        let json = serde_json::to_string(&resource).expect("json");
+        let again = crate::load_str("r.json", &json);
+        assert!(!again.has_errors(), "{json}: {:?}", again.diagnostics);
+        assert_eq!(again.resources[0].resource, resource);
+    }
+
+    #[test]
     fn unknown_fields_are_refused_by_name() {
         let err = spec_issues::<RequestAuthentication>("jwtRules:\n- issuer: x\n  jwksURI: y\n")
             .expect_err("unknown field");

@@ -20,11 +20,18 @@ struct Tokens<'a>(&'a Request<Incoming>);
 
 impl TokenSource for Tokens<'_> {
     fn header(&self, name: &str) -> Option<String> {
-        self.0
+        let mut values = self
+            .0
             .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let first = values.next()?.to_string();
+        // HTTP/2 clients may send each cookie in its own header.
+        if name == "cookie" {
+            return Some(values.fold(first, |all, v| format!("{all}; {v}")));
+        }
+        Some(first)
     }
 
     fn query(&self) -> Option<&str> {
@@ -63,10 +70,16 @@ pub async fn check(
         Outcome::Unauthenticated => Ok(None),
         Outcome::Refused { error, location } => {
             tracing::debug!(%error, %location, path = %req.uri().path(), "JWT refused");
+            // Envoy's realm is the request's original URL.
             let host = super::headers::authority_of(req).unwrap_or_default();
+            let scheme = req
+                .headers()
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("http");
             Err(Reason::Jwt {
                 error,
-                realm: format!("http://{host}{}", req.uri().path()),
+                realm: format!("{scheme}://{host}{}", req.uri().path()),
             }
             .into())
         }
