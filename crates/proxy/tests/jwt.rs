@@ -305,11 +305,12 @@ fn base64_json(v: &Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_ingress_gateway_verifies_tokens_before_routing() {
+async fn the_ingress_gateway_verifies_tokens_and_routes_on_claims() {
     let key = TestKey::es256("g1");
     let web = upstream::named("web").await;
+    let admin = upstream::named("admin").await;
     let yaml = format!(
-        r#"{}apiVersion: networking.istio.io/v1
+        r#"{}{}apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {{name: web-gateway, namespace: default}}
 spec:
@@ -325,6 +326,8 @@ spec:
   hosts: ["*"]
   gateways: [web-gateway]
   http:
+  - match: [{{headers: {{"@request.auth.claims.groups": {{exact: admin}}}}}}]
+    route: [{{destination: {{host: admin.default.svc.cluster.local}}}}]
   - route: [{{destination: {{host: web.default.svc.cluster.local}}}}]
 ---
 apiVersion: security.istio.io/v1
@@ -347,6 +350,7 @@ spec:
 ---
 "#,
         common::service("web", 80, "HTTP", &[(web.addr, "v1")]),
+        common::service("admin", 80, "HTTP", &[(admin.addr, "v1")]),
         jwks(&[&key])
     );
     let gw = common::Harness::gateway(&yaml, &[("istio", "ingressgateway")]).await;
@@ -376,7 +380,7 @@ spec:
         (got.status.as_u16(), got.body.trim()),
         (401, "Jwt is expired")
     );
-    assert_eq!(web.hits(), 0);
+    assert_eq!(web.hits() + admin.hits(), 0);
     let got = client::direct(
         addr,
         Send {
@@ -386,14 +390,33 @@ spec:
         },
     )
     .await;
-    assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "web"));
-    let seen = web.seen().pop().expect("seen");
+    assert_eq!(
+        (got.status.as_u16(), got.body.as_str()),
+        (200, "admin"),
+        "groups [admin, dev]: the claim route"
+    );
+    let seen = admin.seen().pop().expect("seen");
     assert_eq!(
         seen.headers
             .get("authorization")
             .and_then(|v| v.to_str().ok()),
         Some(bearer.as_str()),
         "forwardOriginalToken keeps the token"
+    );
+    let dev = key.sign(&json!({"iss": ISS, "sub": "bob", "exp": now() + 600, "groups": ["dev"]}));
+    let got = client::direct(
+        addr,
+        Send {
+            url: "http://shop.example.com/",
+            headers: &[("authorization", &format!("Bearer {dev}"))],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (got.status.as_u16(), got.body.as_str()),
+        (200, "web"),
+        "no admin claim"
     );
 }
 

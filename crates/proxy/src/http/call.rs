@@ -79,6 +79,8 @@ pub struct Call<'a> {
     pub upgrade: bool,
     /// A gRPC request (local replies are gRPC trailers-only).
     pub grpc: bool,
+    /// The end-user token a gateway verified, for claim routing.
+    pub auth: Option<&'a weft_model::authn::RequestAuth>,
 }
 
 impl Call<'_> {

@@ -162,6 +162,7 @@ impl HttpProxy {
             principal,
             upgrade,
             grpc,
+            auth: None,
         };
         match self.direction {
             Direction::Inbound => inbound::serve(call, req, obs).await,
@@ -175,6 +176,10 @@ impl HttpProxy {
                     auth: auth.as_ref(),
                 };
                 inbound::admit(call, &req, caller)?;
+                let call = Call {
+                    auth: auth.as_ref(),
+                    ..call
+                };
                 outbound::serve(call, &self.passthrough, req, obs).await
             }
             Direction::Outbound => outbound::serve(call, &self.passthrough, req, obs).await,
