@@ -404,14 +404,6 @@ impl Authn {
         self.providers.is_empty()
     }
 
-    /// The `jwksUri`s the rules need, with their fetch timeouts.
-    pub fn remote_keys(&self) -> impl Iterator<Item = (&str, Duration)> {
-        self.providers.iter().filter_map(|p| match &p.keys {
-            KeySource::Remote { uri, timeout } => Some((uri.as_str(), *timeout)),
-            KeySource::Inline(_) => None,
-        })
-    }
-
     /// Headers an authenticated request gets from the rules (payload and claim outputs):
     /// a client's own copies are removed before anything else, so they cannot be forged.
     pub fn output_headers(&self) -> BTreeSet<&str> {

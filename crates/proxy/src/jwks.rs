@@ -27,6 +27,15 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 /// The first retry after a failed fetch; doubled up to the refresh interval.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
 
+/// What is known of one URI's keys.
+#[derive(Debug, Clone, Default)]
+struct Fetched {
+    /// The last good keys.
+    keys: Option<Arc<Keys>>,
+    /// Whether a fetch has finished (well or not): requests stop waiting then.
+    tried: bool,
+}
+
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -64,7 +73,7 @@ pub enum FetchError {
 
 /// The keys of every `jwksUri` this proxy has needed.
 pub struct JwksCache {
-    entries: ArcSwap<HashMap<String, watch::Receiver<Option<Arc<Keys>>>>>,
+    entries: ArcSwap<HashMap<String, watch::Receiver<Fetched>>>,
     adding: Mutex<()>,
     refresh: Duration,
 }
@@ -98,28 +107,29 @@ impl JwksCache {
         self.entries
             .load()
             .get(uri)
-            .and_then(|rx| rx.borrow().clone())
+            .and_then(|rx| rx.borrow().keys.clone())
     }
 
-    /// Waits (at most `timeout`) until `uri` has keys, starting its refresher if no request
-    /// needed it before.
+    /// Waits (at most `timeout`) until the first fetch of `uri` has finished, starting its
+    /// refresher if no request needed it before; once a fetch failed, requests do not wait
+    /// for the retries.
     pub async fn ready(self: &Arc<Self>, uri: &str, timeout: Duration) {
         let mut rx = match self.entries.load().get(uri) {
             Some(rx) => rx.clone(),
             None => self.start(uri, timeout),
         };
-        if rx.borrow().is_some() {
+        if rx.borrow().tried {
             return;
         }
-        let _ = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|f| f.tried)).await;
     }
 
-    fn start(self: &Arc<Self>, uri: &str, timeout: Duration) -> watch::Receiver<Option<Arc<Keys>>> {
+    fn start(self: &Arc<Self>, uri: &str, timeout: Duration) -> watch::Receiver<Fetched> {
         let _guard = self.adding.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = self.entries.load().get(uri) {
             return rx.clone();
         }
-        let (tx, rx) = watch::channel(None);
+        let (tx, rx) = watch::channel(Fetched::default());
         let mut next = HashMap::clone(&self.entries.load());
         next.insert(uri.to_string(), rx.clone());
         self.entries.store(Arc::new(next));
@@ -138,7 +148,7 @@ async fn refresher(
     cache: Weak<JwksCache>,
     uri: String,
     timeout: Duration,
-    tx: watch::Sender<Option<Arc<Keys>>>,
+    tx: watch::Sender<Fetched>,
 ) {
     let mut backoff = RETRY_AFTER_FAILURE;
     loop {
@@ -148,13 +158,17 @@ async fn refresher(
         let wait = match fetch(&uri, timeout).await {
             Ok(keys) => {
                 tracing::debug!(%uri, keys = keys.len(), "JWKS fetched");
-                tx.send_replace(Some(Arc::new(keys)));
+                tx.send_replace(Fetched {
+                    keys: Some(Arc::new(keys)),
+                    tried: true,
+                });
                 backoff = RETRY_AFTER_FAILURE;
                 refresh
             }
             Err(e) => {
-                let kept = tx.borrow().is_some();
+                let kept = tx.borrow().keys.is_some();
                 tracing::warn!(%uri, error = %e, kept_last_good = kept, "JWKS fetch failed");
+                tx.send_modify(|f| f.tried = true);
                 let wait = backoff.min(refresh);
                 backoff = (backoff * 2).min(refresh);
                 wait

@@ -454,3 +454,37 @@ async fn a_request_authentication_applied_to_the_control_plane_reaches_the_sidec
     let got = with_token(inbound, "/", &token).await;
     assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "reviews"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_that_cannot_be_reached_fails_tokens_fast() {
+    let key = TestKey::es256("k1");
+    let app = upstream::named("reviews").await;
+    let closed = weft_testkit::free_port();
+    let yaml = format!(
+        "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {{name: users, namespace: default}}\nspec:\n  jwtRules:\n  - issuer: {ISS}\n    jwksUri: http://127.0.0.1:{closed}/jwks\n    timeout: 10s\n"
+    );
+    let proxy = mesh::start_proxy(ProxyOptions {
+        app: Some(app.addr),
+        scope: ProxyScope {
+            namespace: "default".into(),
+            ..ProxyScope::default()
+        },
+        ..mesh::file_options(&fresh_dir("jwt-down"), &yaml, "jwt-down")
+    })
+    .await;
+    let inbound = proxy.inbound.expect("inbound");
+    let started = std::time::Instant::now();
+    let got = with_token(inbound, "/", &key.sign(&claims("alice"))).await;
+    assert_eq!(
+        (got.status.as_u16(), got.body.trim()),
+        (401, "Jwks remote fetch is failed")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a refused connection ends the wait: {:?}",
+        started.elapsed()
+    );
+    // Requests without a token do not wait for keys at all.
+    assert_eq!(call(inbound, "/", &[]).await.status, 200);
+    assert_eq!(app.hits(), 1);
+}

@@ -460,11 +460,11 @@ fn remote_keys_come_from_the_cache_and_their_absence_refuses() {
         "jwtRules:\n- issuer: {ISS}\n  jwksUri: https://issuer.example/jwks\n  timeout: 2s\n"
     ));
     assert_eq!(
-        a.remote_keys().collect::<Vec<_>>(),
-        [(
-            "https://issuer.example/jwks",
-            std::time::Duration::from_secs(2)
-        )]
+        a.providers[0].keys,
+        KeySource::Remote {
+            uri: "https://issuer.example/jwks".into(),
+            timeout: std::time::Duration::from_secs(2)
+        }
     );
     let req = Req::bearer(&key.sign(&claims()));
     assert_eq!(refused(&a, &req), JwtError::JwksFetchFailed);

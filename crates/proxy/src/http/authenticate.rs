@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderName, HeaderValue, Request};
 use hyper::body::Incoming;
-use weft_model::authn::{Outcome, RequestAuth, TokenSource};
+use weft_model::authn::{KeySource, Outcome, RequestAuth, TokenSource};
 
 use super::local_reply::{LocalReply, Reason};
 use crate::jwks::JwksCache;
@@ -54,12 +54,17 @@ pub async fn check(
     for name in authn.output_headers() {
         req.headers_mut().remove(name);
     }
-    if authn.find_tokens(&Tokens(req)).is_empty() {
+    let found = authn.find_tokens(&Tokens(req));
+    if found.is_empty() {
         return Ok(None);
     }
-    for (uri, timeout) in authn.remote_keys() {
-        if jwks.get(uri).is_none() {
-            jwks.ready(uri, timeout).await;
+    // Keys not fetched yet are waited for, for the rules that read a token here only.
+    for p in &authn.providers {
+        let KeySource::Remote { uri, timeout } = &p.keys else {
+            continue;
+        };
+        if found.iter().any(|f| p.locations.contains(&f.location)) && jwks.get(uri).is_none() {
+            jwks.ready(uri, *timeout).await;
         }
     }
     let now = SystemTime::now()
