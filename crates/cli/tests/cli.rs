@@ -398,3 +398,57 @@ spec:
         stdout(&forged)
     );
 }
+
+#[test]
+fn check_authz_fetches_the_keys_of_a_jwks_uri() {
+    use std::io::{Read, Write};
+    let (key, jwks) = es256_key();
+    // The issuer: answers every request with the key set.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                jwks.len()
+            );
+        }
+    });
+    let dir = weft_testkit::fresh_dir("check-jwks-uri");
+    let file = dir.join("jwt.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 9080, name: http, protocol: HTTP}}]\n  workloadSelector: {{labels: {{app: reviews}}}}\n---\napiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {{name: users, namespace: default}}\nspec:\n  jwtRules: [{{issuer: \"https://issuer.example\", jwksUri: \"http://{addr}/jwks\"}}]\n"
+        ),
+    )
+    .expect("write");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let claims: serde_json::Value =
+        serde_json::from_str(r#"{"iss":"https://issuer.example","sub":"carol"}"#).expect("json");
+    let token = jsonwebtoken::encode(&header, &claims, &key).expect("signs");
+    let o = weft(
+        &[
+            "check",
+            "authz",
+            "-f",
+            file.to_str().expect("utf-8"),
+            "--to",
+            "reviews",
+            "--jwt",
+            &token,
+        ],
+        None,
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("verified: request principal https://issuer.example/carol"),
+        "{out}"
+    );
+}

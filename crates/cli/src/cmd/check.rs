@@ -56,8 +56,8 @@ struct AuthzArgs {
     /// How the proxy normalizes paths (its --path-normalization).
     #[arg(long, default_value = "DECODE_AND_MERGE_SLASHES")]
     path_normalization: String,
-    /// An end-user JWT, verified as the destination's RequestAuthentications would
-    /// (inline `jwks` only: `jwksUri` keys are fetched by proxies, not by this check).
+    /// An end-user JWT, verified as the destination's RequestAuthentications would (their
+    /// `jwksUri` keys are fetched, as the sidecar fetches them).
     #[arg(long)]
     jwt: Option<String>,
     /// Read resources from these files instead of the control plane.
@@ -274,8 +274,23 @@ fn authenticate(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let no_fetch = |_: &str| None;
-    match authn.authenticate(&Bearer(token.to_string()), &no_fetch, now) {
+    let mut fetched = std::collections::HashMap::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|_| ExitCode::from(2))?;
+    for p in &authn.providers {
+        if let weft_model::authn::KeySource::Remote { uri, timeout } = &p.keys {
+            match runtime.block_on(weft_proxy::jwks::fetch(uri, *timeout)) {
+                Ok(keys) => {
+                    fetched.insert(uri.clone(), std::sync::Arc::new(keys));
+                }
+                Err(e) => println!("  keys of {}: {e}", p.policy),
+            }
+        }
+    }
+    let lookup = |uri: &str| fetched.get(uri).cloned();
+    match authn.authenticate(&Bearer(token.to_string()), &lookup, now) {
         Outcome::Authenticated(ok) => {
             println!("  verified: request principal {}", ok.auth.principal);
             Ok(Some(ok.auth))
@@ -287,13 +302,8 @@ fn authenticate(
             Ok(None)
         }
         Outcome::Refused { error, location } => {
-            let hint = if error == weft_model::authn::JwtError::JwksFetchFailed {
-                " (the rule's keys are at its jwksUri, which only proxies fetch)"
-            } else {
-                ""
-            };
             println!(
-                "REFUSED ({}): {error}, token in the {location}{hint}",
+                "REFUSED ({}): {error}, token in the {location}",
                 error.status()
             );
             Err(ExitCode::from(1))
