@@ -176,6 +176,9 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
             Kind::WorkloadEntry => read::<_>(&tree, &ctx).map(Resource::WorkloadEntry),
             Kind::PeerAuthentication => read::<_>(&tree, &ctx).map(Resource::PeerAuthentication),
             Kind::AuthorizationPolicy => read::<_>(&tree, &ctx).map(Resource::AuthorizationPolicy),
+            Kind::RequestAuthentication => {
+                read::<_>(&tree, &ctx).map(Resource::RequestAuthentication)
+            }
             Kind::RateLimit => read::<_>(&tree, &ctx).map(Resource::RateLimit),
             Kind::Namespace => read_kube::<_>(&tree, &ctx).map(Resource::Namespace),
             Kind::Service => read_kube::<_>(&tree, &ctx).map(Resource::Service),

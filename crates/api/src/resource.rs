@@ -10,7 +10,7 @@ use crate::networking::{
     DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
 };
 use crate::policy::RateLimit;
-use crate::security::{AuthorizationPolicy, PeerAuthentication};
+use crate::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 use crate::validate::{Issue, Validate, Validator};
 
 /// API versions accepted for every kind; all share one schema.
@@ -35,6 +35,8 @@ pub enum Kind {
     PeerAuthentication,
     /// security.istio.io AuthorizationPolicy
     AuthorizationPolicy,
+    /// security.istio.io RequestAuthentication
+    RequestAuthentication,
     /// policy.weft.dev RateLimit (weft's own)
     RateLimit,
     /// core/v1 Namespace (cluster-scoped)
@@ -51,7 +53,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -60,6 +62,7 @@ impl Kind {
         Kind::WorkloadEntry,
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
+        Kind::RequestAuthentication,
         Kind::RateLimit,
         Kind::Namespace,
         Kind::Service,
@@ -88,6 +91,7 @@ impl Kind {
             Kind::WorkloadEntry => "WorkloadEntry",
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::RequestAuthentication => "RequestAuthentication",
             Kind::RateLimit => "RateLimit",
             Kind::Namespace => "Namespace",
             Kind::Service => "Service",
@@ -100,7 +104,9 @@ impl Kind {
     /// The API group (`""` for Kubernetes' core group).
     pub fn group(self) -> &'static str {
         match self {
-            Kind::PeerAuthentication | Kind::AuthorizationPolicy => "security.istio.io",
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
+                "security.istio.io"
+            }
             Kind::RateLimit => "policy.weft.dev",
             Kind::Namespace | Kind::Service | Kind::Pod => "",
             Kind::EndpointSlice => "discovery.k8s.io",
@@ -162,7 +168,9 @@ impl Kind {
     /// The versions Istio serves for the kind (security.istio.io never had v1alpha3).
     pub fn api_versions(self) -> &'static [&'static str] {
         match self {
-            Kind::PeerAuthentication | Kind::AuthorizationPolicy => &API_VERSIONS[..2],
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
+                &API_VERSIONS[..2]
+            }
             Kind::RateLimit => &["v1alpha1"],
             k if k.is_kubernetes() => &["v1"],
             _ => API_VERSIONS,
@@ -180,6 +188,7 @@ impl Kind {
             Kind::WorkloadEntry => "workloadentries",
             Kind::PeerAuthentication => "peerauthentications",
             Kind::AuthorizationPolicy => "authorizationpolicies",
+            Kind::RequestAuthentication => "requestauthentications",
             Kind::RateLimit => "ratelimits",
             Kind::Namespace => "namespaces",
             Kind::Service => "services",
@@ -240,6 +249,8 @@ pub enum Resource {
     PeerAuthentication(Object<PeerAuthentication>),
     /// An AuthorizationPolicy.
     AuthorizationPolicy(Object<AuthorizationPolicy>),
+    /// A RequestAuthentication.
+    RequestAuthentication(Object<RequestAuthentication>),
     /// A RateLimit (weft's own kind).
     RateLimit(Object<RateLimit>),
     /// A Kubernetes Namespace.
@@ -265,6 +276,7 @@ macro_rules! each_resource {
             Resource::WorkloadEntry($obj) => $body,
             Resource::PeerAuthentication($obj) => $body,
             Resource::AuthorizationPolicy($obj) => $body,
+            Resource::RequestAuthentication($obj) => $body,
             Resource::RateLimit($obj) => $body,
             Resource::Namespace($obj) => $body,
             Resource::Service($obj) => $body,
@@ -287,6 +299,7 @@ impl Resource {
             Resource::WorkloadEntry(_) => Kind::WorkloadEntry,
             Resource::PeerAuthentication(_) => Kind::PeerAuthentication,
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
             Resource::RateLimit(_) => Kind::RateLimit,
             Resource::Namespace(_) => Kind::Namespace,
             Resource::Service(_) => Kind::Service,
@@ -354,6 +367,7 @@ impl Resource {
             Resource::WorkloadEntry(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::PeerAuthentication(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::AuthorizationPolicy(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::RequestAuthentication(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::RateLimit(o) => v.field("spec", |v| o.spec.validate(v)),
         }
         if matches!(

@@ -26,7 +26,7 @@ use crate::networking::{
 };
 use crate::policy::RateLimit;
 use crate::resource::Kind;
-use crate::security::{AuthorizationPolicy, PeerAuthentication};
+use crate::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 
 /// Where schemas live in an OpenAPI 3.0 document.
 const COMPONENTS: &str = "#/components/schemas/";
@@ -213,6 +213,7 @@ fn spec_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         Kind::WorkloadEntry => generator.subschema_for::<WorkloadEntry>(),
         Kind::PeerAuthentication => generator.subschema_for::<PeerAuthentication>(),
         Kind::AuthorizationPolicy => generator.subschema_for::<AuthorizationPolicy>(),
+        Kind::RequestAuthentication => generator.subschema_for::<RequestAuthentication>(),
         Kind::RateLimit => generator.subschema_for::<RateLimit>(),
         // Of Kubernetes' kinds weft reads a part and keeps the rest: the schema describes the
         // part and lets every other field through (see [`kube_schema`]).

@@ -141,6 +141,7 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
         Kind::WorkloadEntry => "we",
         Kind::PeerAuthentication => "pa",
         Kind::AuthorizationPolicy => "ap",
+        Kind::RequestAuthentication => "ra",
         Kind::RateLimit => "rl",
         Kind::Namespace => "ns",
         Kind::Service => "svc",

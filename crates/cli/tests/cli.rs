@@ -13,12 +13,15 @@ fn weft(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("weft starts");
     if let Some(text) = stdin {
-        child
+        // weft may exit before reading it all (a usage error): a broken pipe is its answer.
+        let written = child
             .stdin
             .take()
             .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("writes");
+            .write_all(text.as_bytes());
+        if let Err(e) = written {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("weft runs")
@@ -464,4 +467,159 @@ fn check_authz_takes_the_callers_trust_domain() {
     let foreign = check("legacy.local");
     assert_eq!(foreign.status.code(), Some(1), "{}", stdout(&foreign));
     assert!(stdout(&foreign).contains("legacy.local/ns/default/sa/productpage"));
+}
+
+/// An ES256 key made for the test: a token signer and the JWKS with its public key.
+fn es256_key() -> (jsonwebtoken::EncodingKey, String) {
+    use base64::Engine as _;
+    use ring::signature::KeyPair as _;
+    let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("key");
+    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("key");
+    let (x, y) = pair.public_key().as_ref()[1..].split_at(32);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = format!(
+        r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","x":"{}","y":"{}"}}]}}"#,
+        b64(x),
+        b64(y)
+    );
+    (jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()), jwks)
+}
+
+#[test]
+fn check_authz_verifies_a_jwt_and_decides_on_its_identity() {
+    let (key, jwks) = es256_key();
+    let sign = |key: &jsonwebtoken::EncodingKey, sub: &str| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("k1".into());
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs()
+            + 600;
+        let claims = format!(
+            r#"{{"iss":"https://issuer.example","sub":"{sub}","exp":{exp},"groups":["dev"]}}"#
+        );
+        let claims: serde_json::Value = serde_json::from_str(&claims).expect("json");
+        jsonwebtoken::encode(&header, &claims, key).expect("signs")
+    };
+    let dir = weft_testkit::fresh_dir("check-jwt");
+    let file = dir.join("jwt.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  workloadSelector: {{labels: {{app: reviews}}}}
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: users, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: reviews}}}}
+  jwtRules: [{{issuer: "https://issuer.example", jwks: '{jwks}'}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: devs, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: reviews}}}}
+  rules:
+  - from: [{{source: {{requestPrincipals: ["https://issuer.example/*"]}}}}]
+    when: [{{key: "request.auth.claims[groups]", values: [dev]}}]
+"#
+        ),
+    )
+    .expect("write");
+    let file = file.to_str().expect("utf-8 path");
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "authz", "-f", file, "--to", "reviews"];
+        args.extend_from_slice(extra);
+        weft(&args, None)
+    };
+    let good = sign(&key, "alice");
+    let ok = check(&["--jwt", &good]);
+    let out = stdout(&ok);
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(r#""sub":"alice""#),
+        "the claims are shown: {out}"
+    );
+    assert!(
+        out.contains("verified: request principal https://issuer.example/alice"),
+        "{out}"
+    );
+    assert!(out.contains("ALLOWED"), "{out}");
+    let none = check(&[]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(stdout(&none).contains("DENIED (403)"), "{}", stdout(&none));
+    let (other, _) = es256_key();
+    let forged = check(&["--jwt", &sign(&other, "alice")]);
+    assert_eq!(forged.status.code(), Some(1));
+    assert!(
+        stdout(&forged).contains("REFUSED (401): Jwt verification fails"),
+        "{}",
+        stdout(&forged)
+    );
+}
+
+#[test]
+fn check_authz_fetches_the_keys_of_a_jwks_uri() {
+    use std::io::{Read, Write};
+    let (key, jwks) = es256_key();
+    // The issuer: answers every request with the key set.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                jwks.len()
+            );
+        }
+    });
+    let dir = weft_testkit::fresh_dir("check-jwks-uri");
+    let file = dir.join("jwt.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 9080, name: http, protocol: HTTP}}]\n  workloadSelector: {{labels: {{app: reviews}}}}\n---\napiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {{name: users, namespace: default}}\nspec:\n  jwtRules: [{{issuer: \"https://issuer.example\", jwksUri: \"http://{addr}/jwks\"}}]\n"
+        ),
+    )
+    .expect("write");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let claims: serde_json::Value =
+        serde_json::from_str(r#"{"iss":"https://issuer.example","sub":"carol"}"#).expect("json");
+    let token = jsonwebtoken::encode(&header, &claims, &key).expect("signs");
+    let o = weft(
+        &[
+            "check",
+            "authz",
+            "-f",
+            file.to_str().expect("utf-8"),
+            "--to",
+            "reviews",
+            "--jwt",
+            &token,
+        ],
+        None,
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("verified: request principal https://issuer.example/carol"),
+        "{out}"
+    );
 }

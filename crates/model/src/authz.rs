@@ -7,8 +7,8 @@
 //! Identity fields (`principals`, `namespaces`, `serviceAccounts`, `trustDomains`,
 //! `source.principal`, `source.trustDomain`)
 //! need a peer proven by mutual TLS; without one they hold no value, as in Istio.
-//! `requestPrincipals` and `request.auth.*` need JWT authentication, which weft does not
-//! read: they hold no value either (validation warns).
+//! `requestPrincipals` and `request.auth.*` read the token RequestAuthentication verified
+//! ([`crate::authn`]); without one they hold no value.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -19,6 +19,7 @@ use weft_api::security::authorization_policy::{
 };
 use weft_api::{Object, Resource};
 
+use crate::authn::RequestAuth;
 use crate::matcher::RequestHeaders;
 use crate::translate::scope::{ProxyScope, ROOT_NAMESPACE};
 
@@ -92,6 +93,13 @@ impl<T> Field<T> {
     /// missing value matches no `any_of` and no `none_of`.
     fn check<V: ?Sized>(&self, value: Option<&V>, m: impl Fn(&T, &V) -> bool) -> bool {
         let hit = |list: &[T]| value.is_some_and(|v| list.iter().any(|p| m(p, v)));
+        (self.any_of.is_empty() || hit(&self.any_of)) && !hit(&self.none_of)
+    }
+
+    /// As [`Field::check`] for an attribute with several values (a list claim): one value
+    /// must match `any_of`, and none may match `none_of`.
+    fn check_each(&self, values: &[String], m: impl Fn(&T, &str) -> bool) -> bool {
+        let hit = |list: &[T]| values.iter().any(|v| list.iter().any(|p| m(p, v)));
         (self.any_of.is_empty() || hit(&self.any_of)) && !hit(&self.none_of)
     }
 }
@@ -258,6 +266,8 @@ pub struct HttpAttributes<'a> {
     pub path: &'a str,
     /// Headers.
     pub headers: &'a dyn RequestHeaders,
+    /// The token RequestAuthentication verified, if any.
+    pub auth: Option<&'a RequestAuth>,
 }
 
 /// The outcome.
@@ -419,7 +429,14 @@ impl SourceMatch {
         let pat = |p: &Pattern, v: &str| p.matches(v);
         let ip = |c: &Cidr, v: &IpAddr| c.contains(*v);
         self.principals.check(r.principal, pat)
-            && (r.http.is_none() || self.request_principals.check(None, pat))
+            && (r.http.is_none()
+                || self.request_principals.check(
+                    r.http
+                        .as_ref()
+                        .and_then(|h| h.auth)
+                        .map(|a| a.principal.as_str()),
+                    pat,
+                ))
             && self.namespaces.check(id.as_ref().map(|(ns, _)| *ns), pat)
             && self
                 .service_accounts
@@ -454,7 +471,8 @@ impl OperationMatch {
 }
 
 impl ConditionMatch {
-    fn value(&self, r: &AuthzRequest<'_>) -> Option<String> {
+    /// The attribute's values: none when absent, several for a list (audiences, list claims).
+    fn values(&self, r: &AuthzRequest<'_>) -> Vec<String> {
         let key = self.key.as_str();
         if let Some(name) = key
             .strip_prefix("request.headers[")
@@ -464,9 +482,25 @@ impl ConditionMatch {
                 .http
                 .as_ref()
                 .and_then(|h| h.headers.header(&name.to_ascii_lowercase()))
-                .map(|v| v.into_owned());
+                .map(|v| v.into_owned())
+                .into_iter()
+                .collect();
         }
-        match key {
+        if let Some(rest) = key.strip_prefix("request.auth.") {
+            let Some(auth) = r.http.as_ref().and_then(|h| h.auth) else {
+                return Vec::new();
+            };
+            return match rest {
+                "principal" => vec![auth.principal.clone()],
+                "audiences" => auth.audiences.clone(),
+                "presenter" => auth.presenter.clone().into_iter().collect(),
+                _ => match claim_path(rest) {
+                    Some(path) => auth.claim(&path),
+                    None => Vec::new(),
+                },
+            };
+        }
+        let one = match key {
             "source.ip" => Some(r.source_ip.to_string()),
             "remote.ip" => Some(r.remote_ip.to_string()),
             "destination.ip" => r.destination_ip.map(|ip| ip.to_string()),
@@ -476,20 +510,36 @@ impl ConditionMatch {
             "source.serviceAccount" => r.principal.and_then(identity).map(|(_, sa)| sa),
             "source.trustDomain" => r.principal.and_then(trust_domain).map(str::to_string),
             "connection.sni" => r.sni.map(str::to_string),
-            // request.auth.* (no JWT authentication) and anything else: no value.
             _ => None,
-        }
+        };
+        one.into_iter().collect()
     }
 
     fn matches(&self, r: &AuthzRequest<'_>) -> bool {
-        let value = self.value(r);
+        let values = self.values(r);
         if self.ips.is_set() {
-            return self.ips.check(value.as_deref(), |c, v| {
-                v.parse().is_ok_and(|ip| c.contains(ip))
-            });
+            return self
+                .ips
+                .check_each(&values, |c, v| v.parse().is_ok_and(|ip| c.contains(ip)));
         }
-        self.values.check(value.as_deref(), |p, v| p.matches(v))
+        self.values.check_each(&values, |p, v| p.matches(v))
     }
+}
+
+/// `claims[a]` or `claims[a][b]` → `[a, b]`.
+fn claim_path(key: &str) -> Option<Vec<&str>> {
+    let mut rest = key.strip_prefix("claims")?;
+    let mut path = Vec::new();
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[')?;
+        let (name, after) = inner.split_once(']')?;
+        if name.is_empty() {
+            return None;
+        }
+        path.push(name);
+        rest = after;
+    }
+    (!path.is_empty()).then_some(path)
 }
 
 impl RuleMatch {
@@ -544,7 +594,7 @@ impl RuleMatch {
             return Some("an ALLOW rule with HTTP fields never matches TCP".into());
         }
         if !(self.from.is_empty() || self.from.iter().any(|s| s.matches(r))) {
-            return Some("no `from` source matches (principals, namespaces, service accounts and trust domains need a peer proven by mTLS; ipBlocks the source address)".into());
+            return Some("no `from` source matches (principals, namespaces, service accounts and trust domains need a peer proven by mTLS; requestPrincipals a token RequestAuthentication verified; ipBlocks the source address)".into());
         }
         if !(self.to.is_empty() || self.to.iter().any(|o| o.matches(r))) {
             return Some("no `to` operation matches (hosts, ports, methods, paths)".into());

@@ -8,6 +8,7 @@
 //! - [`analyze`] finds cross-resource problems, as `istioctl analyze` does.
 
 pub mod analyze;
+pub mod authn;
 pub mod authz;
 pub mod ext_authz;
 pub mod gateway;

@@ -132,6 +132,26 @@ pub struct NamedMatcher {
 pub trait RequestHeaders {
     /// The value of header `name` (lower-case); several values are joined by `,` as Envoy does.
     fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>>;
+
+    /// The values of the verified JWT's claim at `path` (each string of a list claim), for
+    /// a gateway's claim routing; none without a verified token.
+    fn claim(&self, _path: &[&str]) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Whether header condition `h` holds: a header's (joined) value, or for an
+/// `@request.auth.claims` key one of the claim's values, as Envoy's metadata list match.
+fn header_holds<H: RequestHeaders + ?Sized>(h: &NamedMatcher, headers: &H) -> bool {
+    match weft_api::networking::virtual_service::routing_claim(&h.name) {
+        Some(path) => headers
+            .claim(&path)
+            .iter()
+            .any(|v| h.matcher.matches(v, false)),
+        None => headers
+            .header(&h.name)
+            .is_some_and(|v| h.matcher.matches(&v, false)),
+    }
 }
 
 /// Joins several values of one header with `,`, as Envoy matches them; one value is borrowed.
@@ -236,16 +256,11 @@ impl RequestMatch {
             && opt(&self.method, req.method)
             && opt(&self.scheme, req.scheme)
             && opt(&self.authority, req.authority)
-            && self.headers.iter().all(|h| {
-                req.headers
-                    .header(&h.name)
-                    .is_some_and(|v| h.matcher.matches(&v, false))
-            })
-            && self.without_headers.iter().all(|h| {
-                !req.headers
-                    .header(&h.name)
-                    .is_some_and(|v| h.matcher.matches(&v, false))
-            })
+            && self.headers.iter().all(|h| header_holds(h, req.headers))
+            && self
+                .without_headers
+                .iter()
+                .all(|h| !header_holds(h, req.headers))
             && self.query_params.iter().all(|q| {
                 req.query_param(&q.name)
                     .is_some_and(|v| q.matcher.matches(v, false))

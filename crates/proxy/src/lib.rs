@@ -16,6 +16,7 @@ pub mod health_check;
 pub mod http;
 pub mod identity;
 pub mod io;
+pub mod jwks;
 pub mod listener;
 pub mod orig_dst;
 pub mod outlier;
@@ -89,6 +90,8 @@ pub struct ProxyOptions {
     pub ca_token: Option<String>,
     /// Access log destination and format; `None`: no access log.
     pub access_log: Option<(telemetry::access_log::Target, telemetry::access_log::Format)>,
+    /// How often the keys of RequestAuthentication `jwksUri`s are fetched again.
+    pub jwks_refresh: Duration,
 }
 
 impl ProxyOptions {
@@ -116,6 +119,7 @@ impl ProxyOptions {
             trusted_proxies: 0,
             ca_token: None,
             access_log: None,
+            jwks_refresh: jwks::DEFAULT_REFRESH,
         }
     }
 }
@@ -293,6 +297,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         identity: Some(identity_cell.clone()),
         tls: server_tls.clone(),
     };
+    let jwks_cache = jwks::JwksCache::new(opts.jwks_refresh);
     let http_proxy = |direction| {
         Arc::new(HttpProxy::new(
             snapshots.clone(),
@@ -301,6 +306,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
                 path_normalization: opts.path_normalization,
                 trusted_proxies: opts.trusted_proxies,
                 identity: Some(identity_cell.clone()),
+                jwks: jwks_cache.clone(),
                 ..HttpSettings::default()
             },
             telemetry.clone(),

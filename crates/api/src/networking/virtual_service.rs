@@ -65,6 +65,31 @@ pub struct VirtualService {
     pub export_to: Vec<String>,
 }
 
+/// The claim path of a JWT claim routing key, Istio's `@request.auth.claims.a.b` or
+/// `@request.auth.claims[a][b]` (the bracket form allows dots in names); `None` for other
+/// header names and for a malformed key.
+pub fn routing_claim(key: &str) -> Option<Vec<&str>> {
+    let rest = key.strip_prefix("@request.auth.claims")?;
+    let path: Vec<&str> = if let Some(dotted) = rest.strip_prefix('.') {
+        dotted.split('.').collect()
+    } else {
+        let mut path = Vec::new();
+        let mut rest = rest;
+        while !rest.is_empty() {
+            let (name, after) = rest.strip_prefix('[')?.split_once(']')?;
+            path.push(name);
+            rest = after;
+        }
+        path
+    };
+    (!path.is_empty() && path.iter().all(|p| !p.is_empty())).then_some(path)
+}
+
+/// True when `key` asks for JWT claim routing (well-formed or not).
+pub fn is_routing_claim(key: &str) -> bool {
+    key.starts_with("@request.auth.claims")
+}
+
 impl VirtualService {
     /// True when bound to sidecars (`gateways` absent or containing `mesh`).
     pub fn binds_to_mesh(&self) -> bool {
@@ -121,7 +146,21 @@ impl Validate for VirtualService {
             v.error("at least one of http, tls or tcp routes is required");
         }
         let last = self.http.len().saturating_sub(1);
+        let gateway_only = !self.gateways.is_empty() && !self.binds_to_mesh();
         v.each("http", &self.http, |v, route| {
+            if !gateway_only {
+                for key in route
+                    .matches
+                    .iter()
+                    .flat_map(|m| m.headers.keys().chain(m.without_headers.keys()))
+                    .filter(|k| is_routing_claim(k))
+                {
+                    v.error(format!(
+                        "JWT claim based routing (key: {key}) is only supported for gateway, found no gateways: {:?}",
+                        self.gateways
+                    ));
+                }
+            }
             route.validate(v);
             if route.matches.is_empty() && !std::ptr::eq(route, &self.http[last]) {
                 v.warn("only the last rule can have no match; the rules after it are unreachable");

@@ -315,17 +315,6 @@ impl Validate for AuthorizationPolicy {
                 "targetRef(s) attach a policy to waypoints or Gateway API gateways, which weft does not run: this policy applies to no workload (use selector)",
             );
         }
-        let jwt =
-            self.rules.iter().any(|r| {
-                r.from.iter().filter_map(|f| f.source.as_ref()).any(|s| {
-                    !s.request_principals.is_empty() || !s.not_request_principals.is_empty()
-                }) || r.when.iter().any(|c| c.key.starts_with("request.auth."))
-            });
-        if jwt {
-            v.warn(
-                "requestPrincipals and request.auth.* need JWT authentication (RequestAuthentication), which weft does not read: they never hold a value",
-            );
-        }
         if self.provider.is_some() && self.action != Action::Custom {
             v.error_at(
                 "provider",

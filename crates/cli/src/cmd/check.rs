@@ -59,6 +59,10 @@ struct AuthzArgs {
     /// How the proxy normalizes paths (its --path-normalization).
     #[arg(long, default_value = "DECODE_AND_MERGE_SLASHES")]
     path_normalization: String,
+    /// An end-user JWT, verified as the destination's RequestAuthentications would (their
+    /// `jwksUri` keys are fetched, as the sidecar fetches them).
+    #[arg(long)]
+    jwt: Option<String>,
     /// Read resources from these files instead of the control plane.
     #[arg(short = 'f', long = "filename")]
     files: Vec<std::path::PathBuf>,
@@ -146,6 +150,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         })
         .unwrap_or(80);
     let headers = MapHeaders(a.headers.iter().cloned().collect());
+    let auth = match &a.jwt {
+        None => None,
+        Some(token) => match authenticate(&all, &scope, token) {
+            Ok(auth) => auth,
+            Err(code) => return Ok(code),
+        },
+    };
     let request = AuthzRequest {
         principal: principal.as_deref(),
         source_ip: a.source_ip,
@@ -158,6 +169,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             method: &a.method,
             path: &path,
             headers: &headers,
+            auth: auth.as_ref(),
         }),
     };
     println!(
@@ -215,4 +227,89 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The token as `Authorization: Bearer`.
+struct Bearer(String);
+
+impl weft_model::authn::TokenSource for Bearer {
+    fn header(&self, name: &str) -> Option<String> {
+        (name == "authorization").then(|| format!("Bearer {}", self.0))
+    }
+
+    fn query(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Shows the token's claims and verifies it as the destination's sidecar would: the
+/// verified identity, or the refusal (401/403) as the exit code.
+fn authenticate(
+    all: &[Resource],
+    scope: &weft_model::ProxyScope,
+    token: &str,
+) -> Result<Option<weft_model::authn::RequestAuth>, ExitCode> {
+    use base64::Engine as _;
+    use weft_model::authn::Outcome;
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    match &claims {
+        Some(c) => println!(
+            "token claims (before verification): {}",
+            serde_json::to_string(c).unwrap_or_default()
+        ),
+        None => println!("token: its payload is not base64url JSON"),
+    }
+    let authn = weft_model::authn::build(all, scope);
+    if authn.is_empty() {
+        println!(
+            "  no RequestAuthentication applies: the token is not read, the request is unauthenticated"
+        );
+        return Ok(None);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut fetched = std::collections::HashMap::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|_| ExitCode::from(2))?;
+    for p in &authn.providers {
+        if let weft_model::authn::KeySource::Remote { uri, timeout } = &p.keys {
+            match runtime.block_on(weft_proxy::jwks::fetch(uri, *timeout)) {
+                Ok(keys) => {
+                    fetched.insert(uri.clone(), std::sync::Arc::new(keys));
+                }
+                Err(e) => println!("  keys of {}: {e}", p.policy),
+            }
+        }
+    }
+    let lookup = |uri: &str| fetched.get(uri).cloned();
+    match authn.authenticate(&Bearer(token.to_string()), &lookup, now) {
+        Outcome::Authenticated(ok) => {
+            println!("  verified: request principal {}", ok.auth.principal);
+            Ok(Some(ok.auth))
+        }
+        Outcome::Unauthenticated => {
+            println!(
+                "  the RequestAuthentications read no Authorization header: the request is unauthenticated"
+            );
+            Ok(None)
+        }
+        Outcome::Refused { error, location } => {
+            println!(
+                "REFUSED ({}): {error}, token in the {location}",
+                error.status()
+            );
+            Err(ExitCode::from(1))
+        }
+    }
 }

@@ -93,6 +93,10 @@ pub struct Args {
     /// How long in-flight requests may take to finish on SIGTERM or /quitquitquit.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     drain: Duration,
+    /// How often the keys of RequestAuthentication jwksUris are fetched again (the last
+    /// good keys stay when a fetch fails).
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    jwks_refresh: Duration,
     /// Worker threads (Envoy's --concurrency); default: one per core. 1 runs on the current thread.
     #[arg(long)]
     concurrency: Option<usize>,
@@ -221,6 +225,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             stats: Some(args.stats),
             path_normalization: args.path_normalization,
             trusted_proxies: args.num_trusted_proxies,
+            jwks_refresh: args.jwks_refresh,
             ca_token,
             access_log: args.access_log.map(|path| {
                 use weft_proxy::telemetry::access_log::{Format, Target};

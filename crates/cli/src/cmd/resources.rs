@@ -464,7 +464,8 @@ pub fn describe(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Describes a workload: its registration and labels, its identity and certificate, and
-/// the AuthorizationPolicies, PeerAuthentications and RateLimits that apply to it.
+/// the AuthorizationPolicies, RequestAuthentications, PeerAuthentications and RateLimits
+/// that apply to it.
 fn describe_workload(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
     let server = client::server(args.server.as_deref());
     runtime()?.block_on(async {
@@ -535,6 +536,19 @@ fn describe_workload(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
         }
         if !any {
             println!("  none (every request is allowed)");
+        }
+        let authn = weft_model::authn::build(&resources, &scope);
+        println!("End-user JWTs (RequestAuthentication):");
+        if authn.is_empty() {
+            println!("  none (tokens are not read)");
+        }
+        for p in &authn.providers {
+            let keys = match &p.keys {
+                weft_model::authn::KeySource::Inline(k) => format!("{} inline key(s)", k.len()),
+                weft_model::authn::KeySource::Remote { uri, .. } => format!("keys from {uri}"),
+            };
+            let issuer = if p.issuer.is_empty() { "any issuer" } else { p.issuer.as_str() };
+            println!("  {} {issuer}, {keys}", p.policy);
         }
         // Resolved as the sidecar resolves it: workload over namespace over mesh-wide.
         let peer = weft_model::peer_authn::PeerPolicies::new(&resources)

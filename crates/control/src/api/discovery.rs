@@ -23,6 +23,7 @@ pub fn short_names(kind: Kind) -> &'static [&'static str] {
         Kind::WorkloadEntry => &["we"],
         Kind::PeerAuthentication => &["pa"],
         Kind::AuthorizationPolicy => &["ap"],
+        Kind::RequestAuthentication => &["ra"],
         Kind::Namespace => &["ns"],
         Kind::Service => &["svc"],
         Kind::Pod => &["po"],

@@ -63,7 +63,11 @@ fn columns(kind: Kind) -> Vec<Column> {
         ],
         Kind::Deployment => vec![col("Replicas", "integer", "Desired pods.", &["spec", "replicas"][..])],
         Kind::EndpointSlice => vec![col("AddressType", "string", "The type of the addresses.", &["addressType"][..])],
-        Kind::Gateway | Kind::Sidecar | Kind::RateLimit | Kind::Namespace => Vec::new(),
+        Kind::Gateway
+        | Kind::Sidecar
+        | Kind::RequestAuthentication
+        | Kind::RateLimit
+        | Kind::Namespace => Vec::new(),
     });
     out.push(col(
         "Age",

@@ -39,6 +39,7 @@ struct Call {
     method: &'static str,
     path: &'static str,
     headers: BTreeMap<&'static str, &'static str>,
+    auth: Option<crate::authn::RequestAuth>,
 }
 
 impl Default for Call {
@@ -51,6 +52,7 @@ impl Default for Call {
             method: "GET",
             path: "/reviews/1",
             headers: BTreeMap::new(),
+            auth: None,
         }
     }
 }
@@ -70,6 +72,7 @@ fn allowed(a: &Authz, c: &Call) -> bool {
             method: c.method,
             path: c.path,
             headers: &headers,
+            auth: c.auth.as_ref(),
         }),
     })
     .allowed
@@ -196,6 +199,7 @@ fn deny_wins_allow_must_match_and_audit_only_records() {
             method: delete.method,
             path: delete.path,
             headers: &headers,
+            auth: None,
         }),
     });
     assert!(verdict.allowed, "AUDIT never denies");
@@ -274,4 +278,94 @@ fn the_source_trust_domain_condition_reads_the_peer_identity() {
     assert!(!call(Some("legacy.local/ns/a/sa/b")), "notValues");
     assert!(!call(Some("example.org/ns/a/sa/b")), "values");
     assert!(!call(None), "plaintext: no value");
+}
+
+/// A verified token of `iss`/`alice` with a list claim and a nested claim.
+fn token() -> Option<crate::authn::RequestAuth> {
+    let claims = serde_json::json!({
+        "iss": "https://issuer.example", "sub": "alice", "aud": ["reviews", "ratings"], "azp": "web",
+        "groups": ["admin", "dev"], "org": {"team": "blue"}
+    });
+    Some(crate::authn::RequestAuth {
+        principal: "https://issuer.example/alice".into(),
+        audiences: vec!["reviews".into(), "ratings".into()],
+        presenter: Some("web".into()),
+        claims: claims.as_object().cloned().unwrap_or_default(),
+    })
+}
+
+#[test]
+fn request_principals_need_a_verified_token() {
+    let any = authz(&policy(
+        "ALLOW",
+        "  - from: [{source: {requestPrincipals: [\"*\"]}}]\n",
+    ));
+    assert!(
+        !allowed(&any, &Call::default()),
+        "no token: requestPrincipals [*] denies"
+    );
+    let with_token = Call {
+        auth: token(),
+        ..Default::default()
+    };
+    assert!(allowed(&any, &with_token));
+    let exact = authz(&policy(
+        "ALLOW",
+        "  - from: [{source: {requestPrincipals: [\"https://issuer.example/alice\"]}}]\n",
+    ));
+    assert!(allowed(&exact, &with_token));
+    let prefix = authz(&policy(
+        "ALLOW",
+        "  - from: [{source: {requestPrincipals: [\"https://other.example/*\"]}}]\n",
+    ));
+    assert!(!allowed(&prefix, &with_token));
+    let not = authz(&policy(
+        "DENY",
+        "  - from: [{source: {notRequestPrincipals: [\"*\"]}}]\n",
+    ));
+    assert!(!allowed(&not, &Call::default()), "DENY without a token");
+    assert!(allowed(&not, &with_token));
+}
+
+#[test]
+fn request_auth_conditions_read_the_token() {
+    let with_token = Call {
+        auth: token(),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "request.auth.principal",
+            "values: [\"https://issuer.example/alice\"]",
+            true,
+        ),
+        ("request.auth.principal", "values: [\"*/bob\"]", false),
+        ("request.auth.audiences", "values: [ratings]", true),
+        ("request.auth.audiences", "notValues: [ratings]", false),
+        ("request.auth.presenter", "values: [web]", true),
+        (
+            "request.auth.claims[iss]",
+            "values: [\"https://issuer.example\"]",
+            true,
+        ),
+        ("request.auth.claims[groups]", "values: [dev]", true),
+        ("request.auth.claims[groups]", "values: [ops]", false),
+        ("request.auth.claims[groups]", "notValues: [admin]", false),
+        ("request.auth.claims[org][team]", "values: [blue]", true),
+        ("request.auth.claims[org][team]", "values: [red]", false),
+        ("request.auth.claims[missing]", "notValues: [x]", true),
+    ];
+    for (key, values, want) in cases {
+        let a = authz(&policy(
+            "ALLOW",
+            &format!("  - when:\n    - key: {key}\n      {values}\n"),
+        ));
+        assert_eq!(allowed(&a, &with_token), want, "{key} {values}");
+    }
+    // Without a token every request.auth key is absent.
+    let a = authz(&policy(
+        "ALLOW",
+        "  - when:\n    - key: request.auth.claims[groups]\n      values: [dev]\n",
+    ));
+    assert!(!allowed(&a, &Call::default()));
 }

@@ -276,7 +276,8 @@ fn compile_match(m: &vs::HttpMatchRequest) -> Result<RequestMatch, String> {
                 })
                 .map(|(k, s)| {
                     Ok(NamedMatcher {
-                        name: if lower {
+                        // Claim names are case-sensitive, header names are not.
+                        name: if lower && !vs::is_routing_claim(k) {
                             k.to_ascii_lowercase()
                         } else {
                             k.clone()

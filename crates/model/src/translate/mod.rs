@@ -50,6 +50,8 @@ pub struct Mesh {
     pub http_routes: BTreeMap<u16, RouteTable>,
     /// TCP and TLS rules.
     pub l4: crate::l4::L4Routes,
+    /// The RequestAuthentication rules that apply to this proxy.
+    pub authn: crate::authn::Authn,
     /// The AuthorizationPolicies that apply to this proxy.
     pub authz: crate::authz::Authz,
     /// The RateLimits this proxy enforces.
@@ -69,6 +71,7 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
     let peers = crate::peer_authn::PeerPolicies::new(resources);
     mesh.clusters = clusters::clusters(resources, &mesh.services, &peers, scope);
     mesh.peer_authn = peers.resolve(&scope.namespace, &scope.labels);
+    mesh.authn = crate::authn::build(resources, scope);
     mesh.authz = crate::authz::build(resources, scope);
     mesh.rate_limits = crate::rate_limit::build(resources, scope);
     if scope.gateway {

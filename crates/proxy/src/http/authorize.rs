@@ -77,6 +77,8 @@ pub struct Caller<'a> {
     pub destination: Option<std::net::SocketAddr>,
     /// The port the request was sent to.
     pub port: u16,
+    /// The end-user token RequestAuthentication verified, if any.
+    pub auth: Option<&'a weft_model::authn::RequestAuth>,
 }
 
 /// The AuthorizationPolicy decision for an HTTP request: `403 RBAC` when denied.
@@ -91,6 +93,7 @@ pub fn check(
         principal,
         destination,
         port,
+        auth,
     } = caller;
     let authz = &snapshot.mesh.authz;
     if authz.is_empty() {
@@ -111,6 +114,7 @@ pub fn check(
             method: req.method().as_str(),
             path: req.uri().path(),
             headers: &headers,
+            auth,
         }),
     };
     let verdict = authz.decide(&request);

@@ -35,6 +35,8 @@ pub struct HttpSettings {
     pub trusted_proxies: usize,
     /// The workload certificate, for mesh mTLS toward upstreams.
     pub identity: Option<crate::identity::IdentityCell>,
+    /// The keys of RequestAuthentication `jwksUri`s.
+    pub jwks: std::sync::Arc<crate::jwks::JwksCache>,
 }
 
 impl Default for HttpSettings {
@@ -44,6 +46,7 @@ impl Default for HttpSettings {
             path_normalization: Default::default(),
             trusted_proxies: 0,
             identity: None,
+            jwks: crate::jwks::JwksCache::new(crate::jwks::DEFAULT_REFRESH),
         }
     }
 }
@@ -76,6 +79,8 @@ pub struct Call<'a> {
     pub upgrade: bool,
     /// A gRPC request (local replies are gRPC trailers-only).
     pub grpc: bool,
+    /// The end-user token a gateway verified, for claim routing.
+    pub auth: Option<&'a weft_model::authn::RequestAuth>,
 }
 
 impl Call<'_> {

@@ -152,6 +152,25 @@ impl RequestHeaders for HeaderView<'_> {
     }
 }
 
+/// A request's headers and the end-user token a gateway verified, as routing reads them
+/// (`@request.auth.claims` matches).
+pub struct ClaimView<'a> {
+    /// The headers.
+    pub headers: HeaderView<'a>,
+    /// The verified token, if any.
+    pub auth: Option<&'a weft_model::authn::RequestAuth>,
+}
+
+impl RequestHeaders for ClaimView<'_> {
+    fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        self.headers.header(name)
+    }
+
+    fn claim(&self, path: &[&str]) -> Vec<String> {
+        self.auth.map(|a| a.claim(path)).unwrap_or_default()
+    }
+}
+
 /// The authority of a request: absolute-form URI, then `Host` (HTTP/2's `:authority` is the URI's).
 pub fn authority_of<B>(req: &Request<B>) -> Option<String> {
     req.uri()

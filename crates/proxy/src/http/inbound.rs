@@ -1,5 +1,6 @@
 //! The inbound side: a request from the mesh to the local app. Admission first —
-//! STRICT mTLS, AuthorizationPolicy (`403 RBAC`), RateLimit (`429 RL`) — then the request
+//! STRICT mTLS, RequestAuthentication (`401`), AuthorizationPolicy (`403 RBAC`), RateLimit
+//! (`429 RL`) — then the request
 //! goes to the app as it came, once, in the client's protocol (as Istio configures the
 //! inbound cluster). A gateway admits its requests with the same [`admit`] and then
 //! routes them as the outbound side does.
@@ -13,7 +14,7 @@ use super::forward::{self, Outgoing};
 use super::headers::{self, authority_of};
 use super::local_reply::{LocalReply, Reason};
 use super::respond::{self, Edits};
-use super::{authorize, rate_limit, upgrade};
+use super::{authenticate, authorize, rate_limit, upgrade};
 use crate::telemetry::Observation;
 
 /// Admits the request and sends it to the local app.
@@ -34,11 +35,13 @@ pub async fn serve(
         call.telemetry.metrics.strict_refused();
         return Err(Reason::StrictPlaintext.into());
     }
+    let auth = authenticate::check(snapshot, &call.settings.jwks, &mut req).await?;
     let caller = authorize::Caller {
         peer: call.down.peer.ip(),
         principal: call.principal,
         destination: call.down.original_dst,
         port: cluster.model.port,
+        auth: auth.as_ref(),
     };
     admit(call, &req, caller)?;
     if let Some(span) = &mut obs.details {

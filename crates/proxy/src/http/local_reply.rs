@@ -39,6 +39,14 @@ pub enum Reason {
     /// AuthorizationPolicy denied the request.
     #[error("RBAC: access denied")]
     Denied,
+    /// RequestAuthentication refused the request's token (Envoy's message as the body).
+    #[error("{error}")]
+    Jwt {
+        /// Why the token was refused.
+        error: weft_model::authn::JwtError,
+        /// The request's URL, for `WWW-Authenticate`.
+        realm: String,
+    },
     /// A RateLimit's bucket is empty.
     #[error("local_rate_limited")]
     RateLimited {
@@ -119,6 +127,9 @@ impl Reason {
             | Reason::ConnectTarget => StatusCode::BAD_REQUEST,
             Reason::ConnectNotServed => StatusCode::METHOD_NOT_ALLOWED,
             Reason::StrictPlaintext | Reason::Denied => StatusCode::FORBIDDEN,
+            Reason::Jwt { error, .. } => {
+                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED)
+            }
             Reason::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Reason::NoRoute(_) => StatusCode::NOT_FOUND,
             Reason::FaultAbort(AbortStatus::Http(code)) => {
@@ -144,7 +155,8 @@ impl Reason {
             Reason::MissingHost
             | Reason::ConnectNotServed
             | Reason::ConnectTarget
-            | Reason::StrictPlaintext => ResponseFlags::NONE,
+            | Reason::StrictPlaintext
+            | Reason::Jwt { .. } => ResponseFlags::NONE,
             Reason::BadPath(_) | Reason::RequestBody(_) => ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
             Reason::Denied => ResponseFlags::RBAC_ACCESS_DENIED,
             Reason::RateLimited { .. } => ResponseFlags::RATE_LIMITED,
@@ -233,6 +245,13 @@ impl LocalReply {
             // The connection was accepted before STRICT applied: it gets no more requests.
             Reason::StrictPlaintext => {
                 h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            // As Envoy's jwt_authn filter names the failure for the client.
+            Reason::Jwt { ref realm, .. } => {
+                let value = format!("Bearer realm=\"{realm}\", error=\"invalid_token\"");
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
             }
             // As Envoy's local rate limit filter tells the client when to come back.
             Reason::RateLimited {

@@ -3,7 +3,8 @@
 //!
 //! - framing and the listener's side: [`proxy`], [`call`] (direction, downstream, what
 //!   the stages share);
-//! - inbound: [`inbound`] (STRICT, [`authorize`], [`rate_limit`], then the app);
+//! - inbound: [`inbound`] (STRICT, [`authenticate`] (JWT), [`authorize`], [`rate_limit`],
+//!   then the app);
 //! - outbound: [`outbound`] (route, [`direct`] answers, [`cors`], [`fault`], cluster pick,
 //!   [`hash`], [`mirror`]), [`passthrough`] for destinations outside the registry;
 //! - sending: [`forward`] (endpoint, [`retry`], timeouts, limits), [`upgrade`] (WebSocket
@@ -11,6 +12,7 @@
 //! - answering: [`respond`] (an upstream's response), [`local_reply`] (the proxy's own);
 //! - shared: [`headers`], [`body`].
 
+pub mod authenticate;
 pub mod authorize;
 pub mod body;
 pub mod call;

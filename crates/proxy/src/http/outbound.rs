@@ -25,7 +25,7 @@ use weft_model::{Request as RouteRequest, route};
 use super::body::{self, Body};
 use super::call::{Call, Direction};
 use super::forward::{self, Outgoing, Payload, SendPolicy};
-use super::headers::{self, HeaderView, authority_of, port_of};
+use super::headers::{self, ClaimView, HeaderView, authority_of, port_of};
 use super::local_reply::{LocalReply, Reason};
 use super::passthrough::{self, Passthrough};
 use super::respond::{self, Edits};
@@ -59,7 +59,10 @@ pub async fn serve(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    let view_headers = HeaderView(req.headers());
+    let view_headers = ClaimView {
+        headers: HeaderView(req.headers()),
+        auth: call.auth,
+    };
     let view = RouteRequest {
         authority: &authority,
         path: &path,

@@ -15,7 +15,7 @@ use super::body::Body;
 use super::call::{Call, Direction, Downstream, HttpSettings};
 use super::local_reply::{LocalReply, Reason};
 use super::passthrough::Passthrough;
-use super::{authorize, headers, inbound, outbound, upgrade};
+use super::{authenticate, authorize, headers, inbound, outbound, upgrade};
 use crate::snapshot::SnapshotCell;
 use crate::telemetry::metrics::Reporter;
 use crate::telemetry::spans::Kind as SpanKind;
@@ -162,17 +162,24 @@ impl HttpProxy {
             principal,
             upgrade,
             grpc,
+            auth: None,
         };
         match self.direction {
             Direction::Inbound => inbound::serve(call, req, obs).await,
             Direction::Gateway { port } => {
+                let auth = authenticate::check(&snapshot, &self.settings.jwks, &mut req).await?;
                 let caller = authorize::Caller {
                     peer: down.peer.ip(),
                     principal,
                     destination: None,
                     port,
+                    auth: auth.as_ref(),
                 };
                 inbound::admit(call, &req, caller)?;
+                let call = Call {
+                    auth: auth.as_ref(),
+                    ..call
+                };
                 outbound::serve(call, &self.passthrough, req, obs).await
             }
             Direction::Outbound => outbound::serve(call, &self.passthrough, req, obs).await,

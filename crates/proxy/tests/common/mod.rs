@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod jwt;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -301,6 +301,13 @@ fn header_matches(v: &mut Validator, field: &str, headers: &BTreeMap<String, Str
     v.field(field, |v| {
         for (name, m) in headers {
             v.field(name, |v| {
+                if super::is_routing_claim(name) {
+                    if super::routing_claim(name).is_none() {
+                        v.error(format!("invalid JWT claim routing key {name:?}: use @request.auth.claims.NAME, .A.B or [A][B]"));
+                    }
+                    m.validate(v);
+                    return;
+                }
                 checks::header_name(v, name);
                 if matches!(name.as_str(), "uri" | "scheme" | "method" | "authority") {
                     v.warn(format!("the header key {name:?} is ignored by Istio; use the {name} match field instead"));

@@ -195,3 +195,34 @@ fn retry_on_is_split_on_commas_as_istio_does() {
     .expect("reads");
     assert!(unset.is_empty(), "{unset:?}");
 }
+
+#[test]
+fn jwt_claim_routing_is_for_gateways_only() {
+    let rule = "http:\n- match: [{headers: {\"@request.auth.claims.groups\": {exact: admin}}}]\n  route: [{destination: {host: reviews}}]\n";
+    let at_gateway =
+        spec_issues::<VirtualService>(&format!("hosts: [\"*\"]\ngateways: [web-gateway]\n{rule}"))
+            .expect("reads");
+    assert!(errors(&at_gateway).is_empty(), "{at_gateway:?}");
+    assert_errors::<VirtualService>(
+        &format!("hosts: [reviews]\n{rule}"),
+        &[
+            "spec.http[0]: JWT claim based routing (key: @request.auth.claims.groups) is only supported for gateway, found no gateways: []",
+        ],
+    );
+    assert_errors::<VirtualService>(
+        "hosts: [\"*\"]\ngateways: [gw]\nhttp:\n- match: [{withoutHeaders: {\"@request.auth.claims[\": {exact: a}}}]\n  route: [{destination: {host: reviews}}]\n",
+        &[
+            "spec.http[0].match[0].withoutHeaders.@request.auth.claims[: invalid JWT claim routing key",
+        ],
+    );
+    assert_eq!(
+        routing_claim("@request.auth.claims.org.team"),
+        Some(vec!["org", "team"])
+    );
+    assert_eq!(
+        routing_claim("@request.auth.claims[a.b][c]"),
+        Some(vec!["a.b", "c"])
+    );
+    assert_eq!(routing_claim("@request.auth.claims."), None);
+    assert_eq!(routing_claim("x-user"), None);
+}
