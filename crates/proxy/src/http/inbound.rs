@@ -1,9 +1,8 @@
-//! The inbound side: a request from the mesh to the local app. Admission first —
-//! STRICT mTLS, RequestAuthentication (`401`), AuthorizationPolicy (`403 RBAC`), RateLimit
-//! (`429 RL`) — then the request
-//! goes to the app as it came, once, in the client's protocol (as Istio configures the
-//! inbound cluster). A gateway admits its requests with the same [`admit`] and then
-//! routes them as the outbound side does.
+//! The inbound side: a request from the mesh to the local app. Admission first — STRICT
+//! mTLS, RequestAuthentication (`401`), AuthorizationPolicy (`403 RBAC`), RateLimit
+//! (`429 RL`) — then the request goes to the app as it came, once, in the client's protocol
+//! (as Istio configures the inbound cluster). A gateway authenticates and admits its
+//! requests the same way and then routes them as the outbound side does.
 
 use http::{Request, Response};
 use hyper::body::Incoming;
