@@ -1,7 +1,8 @@
 //! IST0166 IneffectiveSelector: a policy with a `selector` (and no `targetRef`) that selects
 //! the pods of a Kubernetes Gateway (labelled `gateway.networking.k8s.io/gateway-name`).
+//! The policies are AuthorizationPolicies and RequestAuthentications.
 //! Istio does not apply selectors to such gateways: a policy for one names it with
-//! `targetRefs`. The policies are the AuthorizationPolicies among the files; the gateway
+//! `targetRefs`. The gateway
 //! pods are the Pods and Deployments of the policy's namespace.
 
 use weft_api::Resource;
@@ -21,13 +22,18 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         return;
     }
     for r in ctx.resources {
-        let Resource::AuthorizationPolicy(p) = &r.resource else {
-            continue;
+        let (selector, targeted) = match &r.resource {
+            Resource::AuthorizationPolicy(p) => (
+                &p.spec.selector,
+                p.spec.target_ref.is_some() || !p.spec.target_refs.is_empty(),
+            ),
+            Resource::RequestAuthentication(p) => (
+                &p.spec.selector,
+                p.spec.target_ref.is_some() || !p.spec.target_refs.is_empty(),
+            ),
+            _ => continue,
         };
-        if p.spec.target_ref.is_some() || !p.spec.target_refs.is_empty() {
-            continue;
-        }
-        let Some(selector) = &p.spec.selector else {
+        let Some(selector) = selector.as_ref().filter(|_| !targeted) else {
             continue;
         };
         let ns = r.resource.namespace();

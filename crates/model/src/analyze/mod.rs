@@ -21,6 +21,7 @@ mod gateway;
 mod gateway_selector;
 mod ingress;
 mod injection;
+mod jwt_routing;
 mod references;
 mod registry;
 mod service;
@@ -270,6 +271,12 @@ pub mod codes {
         code("IST0162", "GatewayPortNotDefinedOnService", Level::Warning);
     /// A policy selector that selects a Kubernetes Gateway's pods.
     pub const INEFFECTIVE_SELECTOR: Code = code("IST0166", "IneffectiveSelector", Level::Warning);
+    /// Claim-based routing on a gateway no RequestAuthentication covers.
+    pub const JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN: Code = code(
+        "IST0149",
+        "JwtClaimBasedRoutingWithoutRequestAuthN",
+        Level::Error,
+    );
     /// A status condition Istio's condition analyzer reports.
     pub const NEGATIVE_CONDITION_STATUS: Code =
         code("IST0171", "NegativeConditionStatus", Level::Warning);
@@ -328,6 +335,7 @@ pub mod codes {
         INEFFECTIVE_SELECTOR,
         INEFFECTIVE_POLICY,
         NEGATIVE_CONDITION_STATUS,
+        JWT_CLAIM_BASED_ROUTING_WITHOUT_REQUEST_AUTHN,
         DESTINATION_RULE_SUBSET_NOT_SELECT_PODS,
         UNKNOWN_DESTINATION_RULE_HOST,
         SUBSET_SELECTS_NO_ENDPOINTS,
@@ -386,6 +394,7 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     deprecation::check(&ctx, &mut out);
     gateway_selector::check(&ctx, &mut out);
     conditions::check(&ctx, &mut out);
+    jwt_routing::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }
