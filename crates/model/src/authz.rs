@@ -236,6 +236,8 @@ pub struct Authz {
     pub allow: Vec<Policy>,
     /// AUDIT policies.
     pub audit: Vec<Policy>,
+    /// CUSTOM policies, each with the extension provider it delegates to.
+    pub custom: Vec<(Policy, String)>,
 }
 
 /// What the decision sees of a request or connection.
@@ -307,8 +309,10 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Authz {
             Action::Deny => out.deny.push(compiled),
             Action::Allow => out.allow.push(compiled),
             Action::Audit => out.audit.push(compiled),
-            // Refused at validation; never applied.
-            Action::Custom => {}
+            Action::Custom => {
+                let provider = p.spec.provider.as_ref().map(|x| x.name.clone());
+                out.custom.push((compiled, provider.unwrap_or_default()));
+            }
         }
     }
     out
@@ -610,7 +614,9 @@ impl Authz {
     /// Every rule of every applicable policy, in evaluation order, with whether it matched.
     pub fn explain(&self, r: &AuthzRequest<'_>) -> Vec<RuleOutcome> {
         let mut out = Vec::new();
+        let custom: Vec<Policy> = self.custom.iter().map(|(p, _)| p.clone()).collect();
         for (action, policies, deny) in [
+            ("CUSTOM", &custom, false),
             ("DENY", &self.deny, true),
             ("ALLOW", &self.allow, false),
             ("AUDIT", &self.audit, false),
@@ -642,7 +648,24 @@ impl Authz {
 
     /// True when no policy applies.
     pub fn is_empty(&self) -> bool {
-        self.deny.is_empty() && self.allow.is_empty() && self.audit.is_empty()
+        self.deny.is_empty()
+            && self.allow.is_empty()
+            && self.audit.is_empty()
+            && self.custom.is_empty()
+    }
+
+    /// The CUSTOM step, first in Istio's order: the extension provider to ask about `r`,
+    /// when a CUSTOM policy matches it. Istio allows one provider per workload: with
+    /// CUSTOM policies naming several, the answer is an error, and the request is denied.
+    pub fn custom_provider(&self, r: &AuthzRequest<'_>) -> Option<Result<&str, String>> {
+        let (policy, provider) = self.custom.iter().find(|(p, _)| p.matches(r, false))?;
+        if let Some((other, name)) = self.custom.iter().find(|(_, n)| n != provider) {
+            return Some(Err(format!(
+                "CUSTOM policies {} and {} name different providers ({provider}, {name}); Istio allows one per workload",
+                policy.name, other.name
+            )));
+        }
+        Some(Ok(provider.as_str()))
     }
 
     /// Istio's order: any matching DENY denies; then, if ALLOW policies apply, one must

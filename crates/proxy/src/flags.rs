@@ -33,6 +33,7 @@ flags! {
     UPSTREAM_PROTOCOL_ERROR = 14, "UPE", "Upstream HTTP protocol error.";
     RBAC_ACCESS_DENIED = 15, "RBAC", "Denied by an AuthorizationPolicy (403).";
     RATE_LIMITED = 16, "RL", "Refused by a local rate limit (429).";
+    UNAUTHORIZED_EXTERNAL_SERVICE = 17, "UAEX", "Denied by an external authorization service (CUSTOM).";
 }
 
 impl ResponseFlags {

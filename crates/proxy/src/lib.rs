@@ -92,6 +92,9 @@ pub struct ProxyOptions {
     pub access_log: Option<(telemetry::access_log::Target, telemetry::access_log::Format)>,
     /// How often the keys of RequestAuthentication `jwksUri`s are fetched again.
     pub jwks_refresh: Duration,
+    /// The external authorization providers CUSTOM policies may name, until a mesh
+    /// config says otherwise.
+    pub ext_authz: Vec<weft_model::ext_authz::ExtAuthzProvider>,
 }
 
 impl ProxyOptions {
@@ -119,6 +122,7 @@ impl ProxyOptions {
             trusted_proxies: 0,
             ca_token: None,
             access_log: None,
+            ext_authz: Vec::new(),
             jwks_refresh: jwks::DEFAULT_REFRESH,
         }
     }
@@ -298,6 +302,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         tls: server_tls.clone(),
     };
     let jwks_cache = jwks::JwksCache::new(opts.jwks_refresh);
+    let ext_authz = http::ext_authz::Providers::new(opts.ext_authz.clone());
     let http_proxy = |direction| {
         Arc::new(HttpProxy::new(
             snapshots.clone(),
@@ -307,6 +312,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
                 trusted_proxies: opts.trusted_proxies,
                 identity: Some(identity_cell.clone()),
                 jwks: jwks_cache.clone(),
+                ext_authz: ext_authz.clone(),
                 ..HttpSettings::default()
             },
             telemetry.clone(),

@@ -314,3 +314,101 @@ async fn a_grpc_service_allows_with_headers_and_denies_with_status_headers_and_b
     };
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+const CUSTOM: &str = r#"apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  action: CUSTOM
+  provider: {name: PROVIDER}
+  rules:
+  - to: [{operation: {paths: ["/admin/*"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-secrets, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/admin/secrets"]}}]
+"#;
+
+/// `GET path` on `addr` with `x-ext-authz: decision`: (status, head, body).
+async fn get(addr: SocketAddr, path: &str, decision: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nhost: reviews\r\nx-ext-authz: {decision}\r\nconnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_policy_sends_matching_requests_to_its_provider_before_deny_and_allow() {
+    let app = weft_testkit::upstream::named("reviews").await;
+    let authz = http_provider(http_service().await);
+    let dir = weft_testkit::fresh_dir("ext-authz-test");
+    let labels = [("app".to_string(), "reviews".to_string())].into();
+    let proxy = weft_testkit::mesh::start_proxy(weft_proxy::ProxyOptions {
+        app: Some(app.addr),
+        scope: weft_model::ProxyScope {
+            namespace: "default".into(),
+            labels,
+            gateway: false,
+        },
+        ext_authz: vec![authz],
+        ..weft_testkit::mesh::file_options(&dir, &CUSTOM.replace("PROVIDER", "ext"), "ext-authz")
+    })
+    .await;
+    let inbound = proxy.inbound.expect("inbound");
+
+    // Allowed by the provider: the app gets the headers it set.
+    let (status, _, body) = get(inbound, "/admin/users", "allow").await;
+    assert_eq!((status, body.as_str()), (200, "reviews"));
+    let seen = app.seen();
+    let last = seen.last().expect("the app was called");
+    assert_eq!(last.headers["x-user"], "alice");
+    assert_eq!(last.headers["x-ext-authz-check-result"], "allowed");
+    // Denied by the provider: its status, headers and body; the app never sees it.
+    let before = app.seen().len();
+    let (status, head, body) = get(inbound, "/admin/users", "deny").await;
+    assert_eq!(status, 403, "{head}");
+    assert!(head.contains("x-deny-reason: not on the list"), "{head}");
+    assert!(head.contains("x-weft-response-flags: uaex"), "{head}");
+    assert!(
+        !head.contains("x-internal"),
+        "only headersToDownstreamOnDeny: {head}"
+    );
+    assert!(
+        body.starts_with("denied: GET /check/admin/users saw"),
+        "{body}"
+    );
+    // The provider allows, a DENY policy still denies: CUSTOM comes first, not instead.
+    let (status, head, _) = get(inbound, "/admin/secrets", "allow").await;
+    assert_eq!(status, 403);
+    assert!(head.contains("x-weft-response-flags: rbac"), "{head}");
+    // A path no CUSTOM rule matches is not sent to the provider.
+    assert_eq!(get(inbound, "/public", "deny").await.0, 200);
+    assert_eq!(app.seen().len(), before + 1, "only /public reached the app");
+
+    // A provider the mesh config does not define: denied, as Istio fails closed.
+    weft_testkit::mesh::write_config(&dir, &CUSTOM.replace("PROVIDER", "missing"));
+    weft_testkit::eventually("the new policy", Duration::from_secs(10), || async {
+        (get(inbound, "/admin/users", "allow").await.0 == 403).then_some(())
+    })
+    .await;
+    let (_, head, _) = get(inbound, "/admin/users", "allow").await;
+    assert!(head.contains("x-weft-response-flags: rbac"), "{head}");
+}

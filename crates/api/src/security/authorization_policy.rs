@@ -303,13 +303,6 @@ impl Validate for AuthorizationPolicy {
             ),
             _ => {}
         }
-        // What weft's proxy does not enforce is said here, not ignored.
-        if self.action == Action::Custom {
-            v.error_at(
-                "action",
-                "action CUSTOM is not supported: weft has no external authorizer yet (use ALLOW, DENY or AUDIT)",
-            );
-        }
         if self.target_ref.is_some() || !self.target_refs.is_empty() {
             v.warn(
                 "targetRef(s) attach a policy to waypoints or Gateway API gateways, which weft does not run: this policy applies to no workload (use selector)",

@@ -207,6 +207,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         );
     }
+    match authz.custom_provider(&request) {
+        Some(Ok(provider)) => println!(
+            "  CUSTOM: the sidecar asks extension provider {provider} first; its denial is the answer, its allow goes on to DENY and ALLOW below"
+        ),
+        Some(Err(why)) => {
+            println!("DENIED (403): {why}");
+            return Ok(ExitCode::from(1));
+        }
+        None => {}
+    }
     let verdict = authz.decide(&request);
     let reason = match (&verdict.policy, verdict.allowed) {
         (Some(p), false) => format!("DENY policy {p} matched"),

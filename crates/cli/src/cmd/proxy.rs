@@ -226,6 +226,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             path_normalization: args.path_normalization,
             trusted_proxies: args.num_trusted_proxies,
             jwks_refresh: args.jwks_refresh,
+            ext_authz: Vec::new(),
             ca_token,
             access_log: args.access_log.map(|path| {
                 use weft_proxy::telemetry::access_log::{Format, Target};

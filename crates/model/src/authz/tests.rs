@@ -369,3 +369,69 @@ fn request_auth_conditions_read_the_token() {
     ));
     assert!(!allowed(&a, &Call::default()));
 }
+
+fn custom_provider(a: &Authz, c: &Call) -> Option<Result<String, String>> {
+    let headers = Headers(c.headers.clone());
+    let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+    a.custom_provider(&AuthzRequest {
+        principal: c.from,
+        source_ip: ip(c.ip),
+        remote_ip: ip(c.remote),
+        destination_ip: Some(ip("10.0.0.2")),
+        destination_port: c.port,
+        sni: None,
+        http: Some(HttpAttributes {
+            host: "reviews",
+            method: c.method,
+            path: c.path,
+            headers: &headers,
+            auth: c.auth.as_ref(),
+        }),
+    })
+    .map(|r| r.map(str::to_string))
+}
+
+fn custom(name: &str, provider: &str, path: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: {name}}}
+spec:
+  action: CUSTOM
+  provider: {{name: {provider}}}
+  rules: [{{to: [{{operation: {{paths: [\"{path}\"]}}}}]}}]
+---
+"
+    )
+}
+
+#[test]
+fn custom_policies_name_the_provider_to_ask_and_only_one_per_workload() {
+    let a = authz(&custom("ext", "opa", "/admin/*"));
+    let admin = Call {
+        path: "/admin/x",
+        ..Call::default()
+    };
+    assert_eq!(custom_provider(&a, &admin), Some(Ok("opa".to_string())));
+    assert_eq!(
+        custom_provider(&a, &Call::default()),
+        None,
+        "no rule matches"
+    );
+    assert!(
+        allowed(&a, &admin),
+        "CUSTOM alone leaves DENY/ALLOW to allow"
+    );
+    let two = authz(&format!(
+        "{}{}",
+        custom("a", "opa", "/admin/*"),
+        custom("b", "other", "/other")
+    ));
+    let Some(Err(why)) = custom_provider(&two, &admin) else {
+        panic!("two providers on one workload");
+    };
+    assert!(
+        why.contains("name different providers (opa, other)"),
+        "{why}"
+    );
+}

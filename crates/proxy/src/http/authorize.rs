@@ -142,15 +142,126 @@ pub fn check_tcp(
     if authz.is_empty() {
         return true;
     }
-    authz
-        .decide(&AuthzRequest {
-            principal,
-            source_ip: peer,
-            remote_ip: peer,
-            destination_ip: destination.map(|d| d.ip()),
-            destination_port: port,
-            sni,
-            http: None,
-        })
-        .allowed
+    let request = AuthzRequest {
+        principal,
+        source_ip: peer,
+        remote_ip: peer,
+        destination_ip: destination.map(|d| d.ip()),
+        destination_port: port,
+        sni,
+        http: None,
+    };
+    // weft asks external authorizers about HTTP requests only: a TCP connection a CUSTOM
+    // policy matches is refused rather than let through unasked.
+    if let Some(provider) = authz.custom_provider(&request) {
+        tracing::warn!(
+            ?provider,
+            "a CUSTOM policy matches a TCP connection, which weft does not send to an external authorizer: refused"
+        );
+        return false;
+    }
+    authz.decide(&request).allowed
+}
+
+/// The CUSTOM step, before DENY and ALLOW as in Istio: when a CUSTOM policy matches, its
+/// provider decides; an allow may set and remove request headers, a denial is answered
+/// as the provider gave it. A provider no mesh config defines, or CUSTOM policies naming
+/// several, deny the request (Istio fails closed the same way).
+pub async fn custom(
+    snapshot: &Snapshot,
+    providers: &super::ext_authz::Providers,
+    req: &mut Request<Incoming>,
+    caller: Caller<'_>,
+    trusted_proxies: usize,
+) -> Result<(), LocalReply> {
+    let authz = &snapshot.mesh.authz;
+    if authz.custom.is_empty() {
+        return Ok(());
+    }
+    let authority = super::headers::authority_of(req).unwrap_or_default();
+    let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
+    let chosen = {
+        let headers = super::headers::HeaderView(req.headers());
+        let request = AuthzRequest {
+            principal: caller.principal,
+            source_ip: caller.peer,
+            remote_ip: remote_ip(req, caller.peer, trusted_proxies),
+            destination_ip: caller.destination.map(|d| d.ip()),
+            destination_port: caller.port,
+            sni: None,
+            http: Some(HttpAttributes {
+                host: &host,
+                method: req.method().as_str(),
+                path: req.uri().path(),
+                headers: &headers,
+                auth: caller.auth,
+            }),
+        };
+        authz
+            .custom_provider(&request)
+            .map(|r| r.map(str::to_string))
+    };
+    let name = match chosen {
+        None => return Ok(()),
+        Some(Err(conflict)) => {
+            tracing::warn!("{conflict}: denied");
+            return Err(Reason::Denied.into());
+        }
+        Some(Ok(name)) => name,
+    };
+    let Some(provider) = providers.get(&name) else {
+        tracing::warn!(provider = %name, "a CUSTOM policy names an extension provider the mesh config does not define: denied");
+        return Err(Reason::Denied.into());
+    };
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let principal = caller.principal.map(|p| format!("spiffe://{p}"));
+    let verdict = super::ext_authz::check(
+        &provider,
+        super::ext_authz::CheckRequest {
+            method: req.method(),
+            path: &path,
+            host: &authority,
+            scheme: req.uri().scheme_str().unwrap_or("http"),
+            headers: req.headers(),
+            body: None,
+            source: (
+                std::net::SocketAddr::new(caller.peer, 0),
+                principal.as_deref().unwrap_or_default(),
+            ),
+            destination: caller
+                .destination
+                .unwrap_or_else(|| std::net::SocketAddr::new(caller.peer, caller.port)),
+        },
+    )
+    .await;
+    match verdict {
+        super::ext_authz::Verdict::Allow {
+            upstream, remove, ..
+        } => {
+            let h = req.headers_mut();
+            for name in remove {
+                h.remove(name);
+            }
+            for (name, value) in upstream {
+                h.insert(name, value);
+            }
+            Ok(())
+        }
+        super::ext_authz::Verdict::Deny {
+            status,
+            headers,
+            body,
+        } => Err(
+            Reason::ExtAuthzDenied(Box::new(super::local_reply::ExtAuthzDenial {
+                status,
+                headers,
+                body,
+            }))
+            .into(),
+        ),
+    }
 }

@@ -37,6 +37,8 @@ pub struct HttpSettings {
     pub identity: Option<crate::identity::IdentityCell>,
     /// The keys of RequestAuthentication `jwksUri`s.
     pub jwks: std::sync::Arc<crate::jwks::JwksCache>,
+    /// The external authorization providers CUSTOM policies name.
+    pub ext_authz: std::sync::Arc<super::ext_authz::Providers>,
 }
 
 impl Default for HttpSettings {
@@ -47,6 +49,7 @@ impl Default for HttpSettings {
             trusted_proxies: 0,
             identity: None,
             jwks: crate::jwks::JwksCache::new(crate::jwks::DEFAULT_REFRESH),
+            ext_authz: std::sync::Arc::default(),
         }
     }
 }

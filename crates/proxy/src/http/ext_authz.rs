@@ -293,3 +293,32 @@ async fn check_grpc(
         body,
     })
 }
+
+/// The external authorization providers a proxy knows, by name (MeshConfig's
+/// `extensionProviders`), replaced whole when the mesh config changes; a request reads
+/// them with one lock-free load.
+#[derive(Debug, Default)]
+pub struct Providers(arc_swap::ArcSwap<HashMap<String, std::sync::Arc<ExtAuthzProvider>>>);
+
+impl Providers {
+    /// Providers `list` holds.
+    pub fn new(list: Vec<ExtAuthzProvider>) -> std::sync::Arc<Providers> {
+        let p = std::sync::Arc::new(Providers::default());
+        p.set(list);
+        p
+    }
+
+    /// Replaces the providers with `list`.
+    pub fn set(&self, list: Vec<ExtAuthzProvider>) {
+        let map = list
+            .into_iter()
+            .map(|p| (p.name.clone(), std::sync::Arc::new(p)))
+            .collect();
+        self.0.store(std::sync::Arc::new(map));
+    }
+
+    /// The provider named `name`.
+    pub fn get(&self, name: &str) -> Option<std::sync::Arc<ExtAuthzProvider>> {
+        self.0.load().get(name).cloned()
+    }
+}

@@ -42,6 +42,15 @@ pub async fn serve(
         port: cluster.model.port,
         auth: auth.as_ref(),
     };
+    let trusted = call.settings.trusted_proxies;
+    authorize::custom(
+        snapshot,
+        &call.settings.ext_authz,
+        &mut req,
+        caller,
+        trusted,
+    )
+    .await?;
     admit(call, &req, caller)?;
     if let Some(span) = &mut obs.details {
         span.cluster = Some(cluster.model.name.clone());

@@ -39,6 +39,10 @@ pub enum Reason {
     /// AuthorizationPolicy denied the request.
     #[error("RBAC: access denied")]
     Denied,
+    /// An external authorization service (a CUSTOM policy's provider) denied the request,
+    /// or could not be asked: its answer goes to the client as it gave it.
+    #[error("external authorization denied")]
+    ExtAuthzDenied(Box<ExtAuthzDenial>),
     /// RequestAuthentication refused the request's token (Envoy's message as the body).
     #[error("{error}")]
     Jwt {
@@ -107,6 +111,17 @@ pub enum Reason {
     Timeout,
 }
 
+/// What an external authorization service answered a denied request with.
+#[derive(Debug)]
+pub struct ExtAuthzDenial {
+    /// The status.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// Its body.
+    pub body: bytes::Bytes,
+}
+
 fn reset_reason(e: &SendError) -> &'static str {
     match e {
         SendError::Connect(_) | SendError::ConnectTimeout(_) => "connection failure",
@@ -127,6 +142,7 @@ impl Reason {
             | Reason::ConnectTarget => StatusCode::BAD_REQUEST,
             Reason::ConnectNotServed => StatusCode::METHOD_NOT_ALLOWED,
             Reason::StrictPlaintext | Reason::Denied => StatusCode::FORBIDDEN,
+            Reason::ExtAuthzDenied(d) => d.status,
             Reason::Jwt { error, .. } => {
                 StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED)
             }
@@ -159,6 +175,7 @@ impl Reason {
             | Reason::Jwt { .. } => ResponseFlags::NONE,
             Reason::BadPath(_) | Reason::RequestBody(_) => ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
             Reason::Denied => ResponseFlags::RBAC_ACCESS_DENIED,
+            Reason::ExtAuthzDenied(_) => ResponseFlags::UNAUTHORIZED_EXTERNAL_SERVICE,
             Reason::RateLimited { .. } => ResponseFlags::RATE_LIMITED,
             Reason::NoRoute(_) => ResponseFlags::NO_ROUTE,
             Reason::NoLocalApp
@@ -229,8 +246,13 @@ impl LocalReply {
     /// The response, as gRPC trailers-only when the request was gRPC.
     pub fn render(&self, grpc: bool) -> Response<Body> {
         let message = self.reason.to_string();
-        let mut resp = match self.reason {
-            Reason::FaultAbort(AbortStatus::Grpc(code)) => grpc_reply(code, &message),
+        let mut resp = match &self.reason {
+            Reason::ExtAuthzDenied(d) if !grpc => {
+                let mut r = Response::new(Body::from_bytes(d.body.clone()));
+                *r.status_mut() = d.status;
+                r
+            }
+            Reason::FaultAbort(AbortStatus::Grpc(code)) => grpc_reply(*code, &message),
             _ if grpc => grpc_reply(grpc_status_for(self.reason.status()), &message),
             _ => reply(self.reason.status(), &message),
         };
@@ -242,6 +264,12 @@ impl LocalReply {
         }
         let h = resp.headers_mut();
         match self.reason {
+            // The authorization service's headers for the client (headersToDownstreamOnDeny).
+            Reason::ExtAuthzDenied(ref d) => {
+                for (name, value) in &d.headers {
+                    h.append(name.clone(), value.clone());
+                }
+            }
             // The connection was accepted before STRICT applied: it gets no more requests.
             Reason::StrictPlaintext => {
                 h.insert(header::CONNECTION, HeaderValue::from_static("close"));

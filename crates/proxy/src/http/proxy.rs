@@ -175,6 +175,9 @@ impl HttpProxy {
                     port,
                     auth: auth.as_ref(),
                 };
+                let (providers, trusted) =
+                    (&self.settings.ext_authz, self.settings.trusted_proxies);
+                authorize::custom(&snapshot, providers, &mut req, caller, trusted).await?;
                 inbound::admit(call, &req, caller)?;
                 let call = Call {
                     auth: auth.as_ref(),

@@ -96,7 +96,6 @@ rules:
     values: [admin]
 "#,
         &[
-            "spec.action: action CUSTOM is not supported",
             "spec.provider.name: provider name must not be empty",
             "spec.rules[0].from[0].source.requestPrincipals: requestPrincipals is not supported with action CUSTOM",
             "spec.rules[0].when[0].key: condition key \"request.auth.claims[groups]\" is not supported with action CUSTOM",
@@ -110,7 +109,16 @@ rules:
         errs.contains(&"spec.provider: action CUSTOM needs provider.name, an extension provider from MeshConfig".to_string()),
         "{errs:#?}"
     );
-    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let with_provider = spec_issues::<AuthorizationPolicy>(
+        "action: CUSTOM\nprovider: {name: ext-authz}\nrules: [{to: [{operation: {paths: [/admin/*]}}]}]\n",
+    )
+    .expect("reads");
+    assert!(
+        errors(&with_provider).is_empty(),
+        "{:#?}",
+        errors(&with_provider)
+    );
 }
 
 #[test]
@@ -119,12 +127,7 @@ fn deny_and_custom_without_rules_never_trigger() {
         let issues =
             spec_issues::<AuthorizationPolicy>(&format!("action: {action}\n")).expect("reads");
         let errs = errors(&issues);
-        // CUSTOM is also refused as such.
-        assert_eq!(
-            errs.len(),
-            if action == "CUSTOM" { 2 } else { 1 },
-            "{errs:#?}"
-        );
+        assert_eq!(errs.len(), 1, "{errs:#?}");
         assert!(
             errs.iter().any(|e| e.starts_with(&format!(
                 "spec.rules: a {action} policy without rules never triggers"
