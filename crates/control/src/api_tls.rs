@@ -21,6 +21,9 @@ use tokio_rustls::TlsAcceptor;
 /// The first byte of a TLS connection: a handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
+/// How long a new connection may stay silent before it is dropped.
+pub const FIRST_BYTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The API's TLS: its CA and the acceptor for its serving certificate.
 #[derive(Clone)]
 pub struct ApiTls {
@@ -103,10 +106,13 @@ impl ApiTls {
         })
     }
 
-    /// Serves `stream` as TLS when it begins with a handshake, else as plain HTTP.
+    /// Serves `stream` as TLS when it begins with a handshake, else as plain HTTP. A
+    /// client that sends nothing for [`FIRST_BYTE_TIMEOUT`] is dropped.
     pub async fn accept(&self, stream: TcpStream) -> std::io::Result<ApiStream> {
         let mut first = [0u8; 1];
-        let n = stream.peek(&mut first).await?;
+        let n = tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "nothing sent"))??;
         if n == 1 && first[0] == TLS_HANDSHAKE {
             Ok(ApiStream::Tls(Box::new(
                 self.acceptor.accept(stream).await?,
