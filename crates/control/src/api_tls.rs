@@ -107,16 +107,19 @@ impl ApiTls {
     }
 
     /// Serves `stream` as TLS when it begins with a handshake, else as plain HTTP. A
-    /// client that sends nothing for [`FIRST_BYTE_TIMEOUT`] is dropped.
+    /// client that sends nothing, or does not finish its handshake, for [`FIRST_BYTE_TIMEOUT`]
+    /// is dropped.
     pub async fn accept(&self, stream: TcpStream) -> std::io::Result<ApiStream> {
         let mut first = [0u8; 1];
         let n = tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "nothing sent"))??;
         if n == 1 && first[0] == TLS_HANDSHAKE {
-            Ok(ApiStream::Tls(Box::new(
-                self.acceptor.accept(stream).await?,
-            )))
+            let handshake = tokio::time::timeout(FIRST_BYTE_TIMEOUT, self.acceptor.accept(stream));
+            let tls = handshake.await.map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake")
+            })??;
+            Ok(ApiStream::Tls(Box::new(tls)))
         } else {
             Ok(ApiStream::Plain(stream))
         }
