@@ -465,3 +465,21 @@ fn check_authz_takes_the_callers_trust_domain() {
     assert_eq!(foreign.status.code(), Some(1), "{}", stdout(&foreign));
     assert!(stdout(&foreign).contains("legacy.local/ns/default/sa/productpage"));
 }
+
+#[test]
+fn mesh_configs_validate_as_files_or_config_maps_and_refuse_what_weft_lacks_by_name() {
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |-\n    outboundTrafficPolicy:\n      mode: REGISTRY_ONLY\n    defaultProviders:\n      tracing: [jaeger]\n";
+    let v = weft(&["validate", "-f", "-"], Some(text));
+    assert_eq!(v.status.code(), Some(1));
+    let out = stdout(&v);
+    assert!(
+        out.contains("-:6:5: data.mesh: outboundTrafficPolicy: weft does not implement meshConfig.outboundTrafficPolicy"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "-:9:17: data.mesh: defaultProviders.tracing[0]: provider `jaeger` is not defined"
+        ),
+        "{out}"
+    );
+}
