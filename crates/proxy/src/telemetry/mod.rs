@@ -11,6 +11,7 @@
 //! endpoint it picked (registered workloads carry their name and labels).
 
 pub mod access_log;
+pub mod mesh;
 pub mod metrics;
 pub mod spans;
 pub mod stats;
@@ -21,7 +22,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -45,8 +46,11 @@ pub struct Telemetry {
     pub me: Arc<WorkloadInfo>,
     /// Istio's metrics.
     pub metrics: Metrics,
-    /// Spans, when tracing is on.
-    pub tracer: Option<spans::Tracer>,
+    /// Spans, when tracing is on: set at start (`--trace-endpoint`) or replaced when the
+    /// control plane's mesh config changes; requests load it once, lock-free.
+    pub tracer: ArcSwapOption<spans::Tracer>,
+    /// What became of the spans, across tracers.
+    pub spans: Arc<spans::SpanCounters>,
     /// Access log, when on.
     pub access_log: Option<access_log::AccessLog>,
     /// The proxy's id (`node_id` on spans).
@@ -59,11 +63,13 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Telemetry for a proxy serving `me`, with spans going to `tracer`.
+    /// Telemetry for a proxy serving `me`, with spans going to `tracer` (started with
+    /// `spans`' counters).
     pub fn new(
         me: WorkloadInfo,
         node_id: String,
         tracer: Option<spans::Tracer>,
+        spans: Arc<spans::SpanCounters>,
         access_log: Option<access_log::AccessLog>,
     ) -> Self {
         let encoded = format!(
@@ -81,7 +87,8 @@ impl Telemetry {
                 .unwrap_or_else(|_| HeaderValue::from_static("name=unknown")),
             me: Arc::new(me),
             metrics: Metrics::default(),
-            tracer,
+            tracer: ArcSwapOption::from(tracer.map(Arc::new)),
+            spans,
             access_log,
             node_id,
             unknown: Arc::new(WorkloadInfo::unknown()),
@@ -182,7 +189,7 @@ impl Telemetry {
 
     /// True when requests need their details kept (a span or an access log line).
     pub fn wants_details(&self) -> bool {
-        self.tracer.is_some() || self.access_log.is_some()
+        self.access_log.is_some() || self.tracer.load().is_some()
     }
 
     /// Joins (or starts) the request's trace: the next hop gets our span as its parent
@@ -197,7 +204,7 @@ impl Telemetry {
     ) {
         let mut span = None;
         let mut trace_id = None;
-        if let Some(tracer) = &self.tracer {
+        if let Some(tracer) = &*self.tracer.load() {
             let incoming = trace_context::extract(headers);
             let sampled = incoming
                 .as_ref()
@@ -373,7 +380,7 @@ impl Observation {
                     duration,
                 );
             }
-            if let (Some(ids), Some(tracer)) = (details.span, &t.tracer) {
+            if let (Some(ids), Some(tracer)) = (details.span, &*t.tracer.load()) {
                 tracer.record(finished_span(
                     t,
                     ids,
@@ -566,7 +573,13 @@ mod tests {
 
     #[test]
     fn peers_parse_and_are_shared() {
-        let t = Telemetry::new(WorkloadInfo::unknown(), "test".into(), None, None);
+        let t = Telemetry::new(
+            WorkloadInfo::unknown(),
+            "test".into(),
+            None,
+            Default::default(),
+            None,
+        );
         let mut headers = HeaderMap::new();
         headers.insert(
             PEER_HEADER,
