@@ -2,7 +2,7 @@
 //! Istio's ConfigMap (`kind: ConfigMap`, the YAML text under `data.mesh`).
 //!
 //! weft reads the part it implements (tracing, its OpenTelemetry providers, the default
-//! providers, the trust domain and root namespace). Every other field of
+//! providers, the access log, the trust domain and root namespace). Every other field of
 //! Istio's MeshConfig is refused by name ("weft does not implement meshConfig.X"), never
 //! passed over; a field Istio does not have either is an unknown field, with a suggestion.
 
@@ -44,6 +44,13 @@ pub struct MeshConfig {
     /// The providers used when no Telemetry resource says otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_providers: Option<DefaultProviders>,
+    /// Where every proxy writes its access log (`/dev/stdout`, `/dev/stderr` or an
+    /// absolute path); unset or empty: none (Istio's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log_file: Option<String>,
+    /// The access log's encoding (Istio's default: TEXT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log_encoding: Option<AccessLogEncoding>,
     /// The mesh's trust domain (Istio's default: `cluster.local`): the control plane's CA
     /// issues identities in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,6 +155,18 @@ pub struct DefaultProviders {
     pub access_logging: Vec<String>,
 }
 
+/// `accessLogEncoding`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessLogEncoding {
+    /// Istio's default text format.
+    #[default]
+    #[serde(rename = "TEXT")]
+    Text,
+    /// One JSON object per line.
+    #[serde(rename = "JSON")]
+    Json,
+}
+
 /// Where a proxy sends spans, as the mesh config decides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceExport {
@@ -177,6 +196,14 @@ impl MeshConfig {
     /// The provider named `name`.
     pub fn provider(&self, name: &str) -> Option<&ExtensionProvider> {
         self.extension_providers.iter().find(|p| p.name == name)
+    }
+
+    /// The access log file, when one is set (`accessLogFile` not empty).
+    pub fn access_log(&self) -> Option<(&str, AccessLogEncoding)> {
+        self.access_log_file
+            .as_deref()
+            .filter(|f| !f.is_empty())
+            .map(|f| (f, self.access_log_encoding.unwrap_or_default()))
     }
 
     /// The default tracing provider's name, when one is set.
@@ -255,6 +282,15 @@ impl Validate for MeshConfig {
         });
         if let Some(d) = &self.default_providers {
             v.field("defaultProviders", |v| d.check(self, v));
+        }
+        if let Some(file) = &self.access_log_file
+            && !file.is_empty()
+            && !file.starts_with('/')
+        {
+            v.error_at(
+                "accessLogFile",
+                format!("must be /dev/stdout, /dev/stderr or an absolute path (got {file:?})"),
+            );
         }
         if let Some(td) = &self.trust_domain
             && !checks::is_dns1123_subdomain(td)
@@ -362,7 +398,7 @@ impl DefaultProviders {
                 v.error(undefined(name, mesh));
             } else {
                 v.error(format!(
-                    "provider `{name}` is not an access log provider: weft implements none yet; use weft proxy --access-log"
+                    "provider `{name}` is not an access log provider: weft implements none yet; use accessLogFile"
                 ));
             }
         });
@@ -567,7 +603,7 @@ const LEVELS: &[Level] = &[
                 "skywalking",
                 "weft exports traces as OTLP only: use opentelemetry",
             ),
-            ("envoyFileAccessLog", "use weft proxy --access-log"),
+            ("envoyFileAccessLog", "use accessLogFile"),
             ("envoyHttpAls", NOT_YET),
             ("envoyTcpAls", NOT_YET),
             ("envoyOtelAls", NOT_YET),

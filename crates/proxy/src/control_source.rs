@@ -19,7 +19,7 @@ use weft_proto::discovery::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node,
 use weft_proto::{ISTIO_RESOURCE_TYPE, MESH_CONFIG_RESOURCE};
 
 use crate::snapshot::{Snapshot, SnapshotCell};
-use crate::telemetry::mesh::{MeshTelemetry, trace_settings};
+use crate::telemetry::mesh::{MeshSettings, MeshTelemetry};
 
 /// Where the control plane is and who this proxy is.
 #[derive(Debug, Clone)]
@@ -266,11 +266,12 @@ impl ControlSource {
             Pushed::Mesh(m) => Some(m.clone()),
             Pushed::Resource(_) => None,
         });
-        let tracing = match &mesh_config {
-            Some(m) => trace_settings(m)?,
-            None => None,
+        let settings = match &mesh_config {
+            Some(m) => MeshSettings::of(m)?,
+            None => MeshSettings::default(),
         };
         let mesh = weft_model::build(&all, &self.scope).map_err(|e| e.to_string())?;
+        let telemetry = self.mesh_telemetry.prepare(settings)?;
         let current = cell.load();
         let version = current.version + 1;
         cell.store(Snapshot::build(
@@ -281,7 +282,7 @@ impl ControlSource {
             self.app,
             Some(&current),
         ));
-        self.mesh_telemetry.apply(tracing);
+        self.mesh_telemetry.commit(telemetry);
         *resources = next;
         Ok(version)
     }

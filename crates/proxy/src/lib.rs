@@ -378,6 +378,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
                 mesh_telemetry: Arc::new(telemetry::mesh::MeshTelemetry::new(
                     telemetry.clone(),
                     opts.tracing.is_some(),
+                    opts.access_log.is_some(),
                     span_resource,
                 )),
             };

@@ -180,3 +180,37 @@ async fn a_proxy_started_with_a_trace_endpoint_keeps_it() {
     traced_call(&p, trace_id).await;
     eventually_spans(&collector, trace_id, "the span at the flag's endpoint").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_is_written_where_the_mesh_config_says() {
+    let app = upstream::named("reviews").await;
+    let dir = fresh_dir("mesh-config-access-log");
+    let file = dir.join("access.log");
+    let control = ControlPlane::new(&dir.join("state"))
+        .mesh_config(&format!(
+            "accessLogFile: {}\naccessLogEncoding: JSON\n",
+            file.display()
+        ))
+        .start()
+        .await;
+    reviews(&control, app.addr);
+    let p = sidecar(&control).await;
+    let got = via_proxy(
+        p.outbound,
+        Send {
+            url: "http://reviews:8080/logged",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(got.status.as_u16(), 200);
+    let line = eventually("the request's line", Duration::from_secs(5), || async {
+        let text = std::fs::read_to_string(&file).ok()?;
+        let line = text.lines().find(|l| l.contains("/logged"))?.to_string();
+        Some(line)
+    })
+    .await;
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(entry["path"], "/logged");
+    assert_eq!(entry["response_code"], 200);
+}

@@ -23,6 +23,8 @@ extensionProviders:
 defaultProviders:
   tracing: [otel]
   metrics: [prometheus]
+accessLogFile: /dev/stdout
+accessLogEncoding: JSON
 trustDomain: cluster.local
 rootNamespace: istio-system
 ";
@@ -41,12 +43,18 @@ fn istio_mesh_config_reads_with_its_defaults_applied() {
         })
     );
 
+    assert_eq!(
+        mesh.access_log(),
+        Some(("/dev/stdout", AccessLogEncoding::Json))
+    );
+
     let empty = load_mesh_config("mesh.yaml", "")
         .config
         .expect("as written");
     assert!(empty.tracing_enabled());
     assert_eq!(empty.sampling(), DEFAULT_SAMPLING);
     assert_eq!(empty.trace_export(), None);
+    assert_eq!(empty.access_log(), None);
 
     let off = load_mesh_config(
         "mesh.yaml",
@@ -169,10 +177,10 @@ defaultProviders:
 }
 
 #[test]
-fn trust_domain_and_root_namespace_are_checked() {
+fn access_log_file_trust_domain_and_root_namespace_are_checked() {
     let loaded = load_mesh_config(
         "mesh.yaml",
-        "trustDomain: Not_A_Domain\nrootNamespace: mesh-root\n",
+        "accessLogFile: logs/access.log\ntrustDomain: Not_A_Domain\nrootNamespace: mesh-root\n",
     );
     let fields: Vec<String> = loaded
         .diagnostics
@@ -182,6 +190,7 @@ fn trust_domain_and_root_namespace_are_checked() {
     assert_eq!(
         fields,
         [
+            "accessLogFile: must be /dev/stdout, /dev/stderr or an absolute path (got \"logs/access.log\")",
             "trustDomain: must be a DNS name like cluster.local (got \"Not_A_Domain\")",
             "rootNamespace: weft does not implement a root namespace other than istio-system (got \"mesh-root\")",
         ]

@@ -1,14 +1,55 @@
 //! What the control plane's mesh config (Istio's MeshConfig) changes in a proxy's
-//! telemetry: where spans go and how many are sampled. Flags win: a proxy started with
-//! `--trace-endpoint` keeps it whatever the mesh config says.
+//! telemetry: where spans go and how many are sampled, and the access log. Flags win: a
+//! proxy started with `--trace-endpoint` (or `--access-log`) keeps it whatever the mesh
+//! config says.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderName, HeaderValue, Uri};
-use weft_api::mesh_config::MeshConfig;
+use weft_api::mesh_config::{AccessLogEncoding, MeshConfig};
 
 use super::Telemetry;
+use super::access_log::{AccessLog, Format, Target};
 use super::spans::{Exporter, Tracer};
+
+/// A proxy's telemetry settings, as a mesh config decides.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeshSettings {
+    /// Tracing; `None`: off.
+    pub tracing: Option<TraceSettings>,
+    /// The access log; `None`: off.
+    pub access_log: Option<(Target, Format)>,
+}
+
+impl MeshSettings {
+    /// What `mesh` asks for (see [`trace_settings`]).
+    pub fn of(mesh: &MeshConfig) -> Result<MeshSettings, String> {
+        Ok(MeshSettings {
+            tracing: trace_settings(mesh)?,
+            access_log: mesh.access_log().map(|(file, encoding)| {
+                let target = match file {
+                    "/dev/stdout" => Target::Stdout,
+                    path => Target::File(PathBuf::from(path)),
+                };
+                let format = match encoding {
+                    AccessLogEncoding::Text => Format::Text,
+                    AccessLogEncoding::Json => Format::Json,
+                };
+                (target, format)
+            }),
+        })
+    }
+}
+
+/// Settings made ready by [`MeshTelemetry::prepare`] (the access log file is open), to be
+/// put in force by [`MeshTelemetry::commit`] once the whole update is accepted.
+#[derive(Debug)]
+pub struct Prepared {
+    settings: MeshSettings,
+    /// A new access log to put in force (`Some(None)`: turn it off); `None`: unchanged.
+    access_log: Option<Option<Arc<AccessLog>>>,
+}
 
 /// How a proxy traces, as a mesh config decides.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,58 +96,83 @@ pub fn trace_settings(mesh: &MeshConfig) -> Result<Option<TraceSettings>, String
     }))
 }
 
-/// Applies pushed mesh configs to one proxy's tracer.
+/// Applies pushed mesh configs to one proxy's tracer and access log.
 #[derive(Debug)]
 pub struct MeshTelemetry {
     telemetry: Arc<Telemetry>,
     /// The proxy was started with `--trace-endpoint`: the mesh config does not change it.
-    flag_wins: bool,
+    trace_flag: bool,
+    /// The proxy was started with `--access-log`: the mesh config does not change it.
+    access_log_flag: bool,
     /// The span resource (service name, workload, node id).
     resource: Vec<(&'static str, String)>,
-    /// The settings of the tracer in force, so an unchanged push keeps it.
-    in_force: Mutex<Option<TraceSettings>>,
+    /// The settings in force, so an unchanged push keeps the tracer and the log.
+    in_force: Mutex<MeshSettings>,
 }
 
 impl MeshTelemetry {
-    /// Applies mesh configs to `telemetry`, whose spans carry `resource`; `flag_wins`
-    /// when the proxy's own flags set tracing.
+    /// Applies mesh configs to `telemetry`, whose spans carry `resource`; `trace_flag` and
+    /// `access_log_flag` when the proxy's own flags set them.
     pub fn new(
         telemetry: Arc<Telemetry>,
-        flag_wins: bool,
+        trace_flag: bool,
+        access_log_flag: bool,
         resource: Vec<(&'static str, String)>,
     ) -> MeshTelemetry {
         MeshTelemetry {
             telemetry,
-            flag_wins,
+            trace_flag,
+            access_log_flag,
             resource,
-            in_force: Mutex::new(None),
+            in_force: Mutex::new(MeshSettings::default()),
         }
     }
 
-    /// Makes `settings` (from [`trace_settings`]; `None`: no tracing) the tracing in force,
-    /// unless flags set it. Requests already started finish with the tracer they had.
-    pub fn apply(&self, settings: Option<TraceSettings>) {
-        if self.flag_wins {
-            return;
-        }
+    /// Readies `settings`: opens a new access log file when it changes (an error refuses
+    /// the update). Nothing changes until [`MeshTelemetry::commit`].
+    pub fn prepare(&self, settings: MeshSettings) -> Result<Prepared, String> {
+        let in_force = self.in_force.lock().unwrap_or_else(|e| e.into_inner());
+        let access_log = match &settings.access_log {
+            _ if self.access_log_flag => None,
+            wanted if *wanted == in_force.access_log => None,
+            None => Some(None),
+            Some((target, format)) => {
+                let log = AccessLog::start(target, *format)
+                    .map_err(|e| format!("meshConfig.accessLogFile: {target:?}: {e}"))?;
+                Some(Some(Arc::new(log)))
+            }
+        };
+        Ok(Prepared {
+            settings,
+            access_log,
+        })
+    }
+
+    /// Puts prepared settings in force. Requests already started finish with the tracer
+    /// and access log they had.
+    pub fn commit(&self, prepared: Prepared) {
         let mut in_force = self.in_force.lock().unwrap_or_else(|e| e.into_inner());
-        if *in_force == settings {
-            return;
+        if let Some(log) = prepared.access_log {
+            tracing::info!(access_log = ?prepared.settings.access_log, "access log as the mesh config says");
+            self.telemetry.access_log.store(log);
         }
-        let tracer = settings.as_ref().map(|s| {
-            tracing::info!(endpoint = %s.exporter.endpoint, sampling = s.sampling, "tracing as the mesh config says");
-            Arc::new(Tracer::start(
-                s.exporter.clone(),
-                s.sampling,
-                self.resource.clone(),
-                self.telemetry.spans.clone(),
-            ))
-        });
-        if tracer.is_none() {
-            tracing::info!("the mesh config turns tracing off");
+        let tracing = &prepared.settings.tracing;
+        if !self.trace_flag && *tracing != in_force.tracing {
+            let tracer = tracing.as_ref().map(|s| {
+                tracing::info!(endpoint = %s.exporter.endpoint, sampling = s.sampling, "tracing as the mesh config says");
+                Arc::new(Tracer::start(
+                    s.exporter.clone(),
+                    s.sampling,
+                    self.resource.clone(),
+                    self.telemetry.spans.clone(),
+                ))
+            });
+            if tracer.is_none() {
+                tracing::info!("the mesh config turns tracing off");
+            }
+            self.telemetry.tracer.store(tracer);
         }
-        self.telemetry.tracer.store(tracer);
-        *in_force = settings;
+        *in_force = prepared.settings;
     }
 }
 

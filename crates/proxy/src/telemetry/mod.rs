@@ -51,8 +51,9 @@ pub struct Telemetry {
     pub tracer: ArcSwapOption<spans::Tracer>,
     /// What became of the spans, across tracers.
     pub spans: Arc<spans::SpanCounters>,
-    /// Access log, when on.
-    pub access_log: Option<access_log::AccessLog>,
+    /// Access log, when on: set at start (`--access-log`) or replaced when the control
+    /// plane's mesh config changes; requests load it once, lock-free.
+    pub access_log: ArcSwapOption<access_log::AccessLog>,
     /// The proxy's id (`node_id` on spans).
     pub node_id: String,
     unknown: Arc<WorkloadInfo>,
@@ -89,7 +90,7 @@ impl Telemetry {
             metrics: Metrics::default(),
             tracer: ArcSwapOption::from(tracer.map(Arc::new)),
             spans,
-            access_log,
+            access_log: ArcSwapOption::from(access_log.map(Arc::new)),
             node_id,
             unknown: Arc::new(WorkloadInfo::unknown()),
             unknown_service: Arc::from("unknown"),
@@ -189,7 +190,7 @@ impl Telemetry {
 
     /// True when requests need their details kept (a span or an access log line).
     pub fn wants_details(&self) -> bool {
-        self.access_log.is_some() || self.tracer.load().is_some()
+        self.access_log.load().is_some() || self.tracer.load().is_some()
     }
 
     /// Joins (or starts) the request's trace: the next hop gets our span as its parent
@@ -204,6 +205,7 @@ impl Telemetry {
     ) {
         let mut span = None;
         let mut trace_id = None;
+        let logged = self.access_log.load().is_some();
         if let Some(tracer) = &*self.tracer.load() {
             let incoming = trace_context::extract(headers);
             let sampled = incoming
@@ -227,10 +229,10 @@ impl Telemetry {
                     kind,
                 });
             }
-        } else if self.access_log.is_some() {
+        } else if logged {
             trace_id = trace_context::extract(headers).map(|c| c.trace_id);
         }
-        if span.is_none() && self.access_log.is_none() {
+        if span.is_none() && !logged {
             return;
         }
         let header = |name: &str| {
@@ -370,7 +372,7 @@ impl Observation {
         let t = &self.telemetry;
         if let Some(details) = self.details.take() {
             let duration = self.start.elapsed();
-            if let Some(log) = &t.access_log {
+            if let Some(log) = &*t.access_log.load() {
                 log.request(
                     &details,
                     status,
