@@ -81,11 +81,11 @@ async fn without_a_mesh_config_proxies_trace_into_the_control_planes_store() {
     eventually(
         "the pushed mesh config turns tracing on",
         Duration::from_secs(5),
-        || async { p.telemetry.tracer.load().is_some().then_some(()) },
+        || async { p.telemetry.sinks.load().tracer.is_some().then_some(()) },
     )
     .await;
     assert_eq!(
-        p.telemetry.tracer.load().as_ref().map(|t| t.sampling),
+        p.telemetry.sinks.load().tracer.as_ref().map(|t| t.sampling),
         Some(1.0),
         "Istio's default sampling"
     );
@@ -112,11 +112,11 @@ async fn spans_go_to_the_default_provider_and_stop_with_enable_tracing_false() {
     eventually(
         "the pushed mesh config turns tracing on",
         Duration::from_secs(5),
-        || async { p.telemetry.tracer.load().is_some().then_some(()) },
+        || async { p.telemetry.sinks.load().tracer.is_some().then_some(()) },
     )
     .await;
     assert_eq!(
-        p.telemetry.tracer.load().as_ref().map(|t| t.sampling),
+        p.telemetry.sinks.load().tracer.as_ref().map(|t| t.sampling),
         Some(100.0)
     );
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
@@ -140,7 +140,10 @@ async fn spans_go_to_the_default_provider_and_stop_with_enable_tracing_false() {
         .await;
     reviews(&off, app.addr);
     let quiet = sidecar(&off).await;
-    assert!(quiet.telemetry.tracer.load().is_none(), "tracing is off");
+    assert!(
+        quiet.telemetry.sinks.load().tracer.is_none(),
+        "tracing is off"
+    );
     let trace_id = "5b8aa5a2d2c872e8321cf37308d69df2";
     traced_call(&quiet, trace_id).await;
     // The call still propagates the caller's context to the app.

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderName, HeaderValue, Uri};
 use weft_api::mesh_config::{AccessLogEncoding, MeshConfig};
 
-use super::Telemetry;
 use super::access_log::{AccessLog, Format, Target};
 use super::spans::{Exporter, Tracer};
+use super::{Sinks, Telemetry};
 
 /// A proxy's telemetry settings, as a mesh config decides.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -152,26 +152,37 @@ impl MeshTelemetry {
     /// and access log they had.
     pub fn commit(&self, prepared: Prepared) {
         let mut in_force = self.in_force.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(log) = prepared.access_log {
-            tracing::info!(access_log = ?prepared.settings.access_log, "access log as the mesh config says");
-            self.telemetry.access_log.store(log);
-        }
-        let tracing = &prepared.settings.tracing;
-        if !self.trace_flag && *tracing != in_force.tracing {
-            let tracer = tracing.as_ref().map(|s| {
-                tracing::info!(endpoint = %s.exporter.endpoint, sampling = s.sampling, "tracing as the mesh config says");
-                Arc::new(Tracer::start(
-                    s.exporter.clone(),
-                    s.sampling,
-                    self.resource.clone(),
-                    self.telemetry.spans.clone(),
-                ))
-            });
-            if tracer.is_none() {
-                tracing::info!("the mesh config turns tracing off");
+        let current = self.telemetry.sinks.load_full();
+        let access_log = match prepared.access_log {
+            Some(log) => {
+                tracing::info!(access_log = ?prepared.settings.access_log, "access log as the mesh config says");
+                log
             }
-            self.telemetry.tracer.store(tracer);
-        }
+            None => current.access_log.clone(),
+        };
+        let tracing = &prepared.settings.tracing;
+        let tracer = if !self.trace_flag && *tracing != in_force.tracing {
+            match tracing {
+                Some(s) => {
+                    tracing::info!(endpoint = %s.exporter.endpoint, sampling = s.sampling, "tracing as the mesh config says");
+                    Some(Arc::new(Tracer::start(
+                        s.exporter.clone(),
+                        s.sampling,
+                        self.resource.clone(),
+                        self.telemetry.spans.clone(),
+                    )))
+                }
+                None => {
+                    tracing::info!("the mesh config turns tracing off");
+                    None
+                }
+            }
+        } else {
+            current.tracer.clone()
+        };
+        self.telemetry
+            .sinks
+            .store(Arc::new(Sinks { tracer, access_log }));
         *in_force = prepared.settings;
     }
 }

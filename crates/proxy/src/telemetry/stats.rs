@@ -55,7 +55,7 @@ fn handle(
             let mut out = String::with_capacity(64 * 1024);
             telemetry.metrics.render(&mut out);
             internals(&mut out, snapshots);
-            if telemetry.tracer.load().is_some() {
+            if telemetry.sinks.load().tracer.is_some() {
                 use std::sync::atomic::Ordering::Relaxed;
                 family(
                     &mut out,
