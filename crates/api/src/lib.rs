@@ -12,6 +12,7 @@ pub mod extensions;
 pub mod files;
 pub mod kube;
 pub mod load;
+pub mod mesh_config;
 pub mod meta;
 pub mod networking;
 pub mod policy;

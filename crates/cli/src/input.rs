@@ -29,6 +29,8 @@ pub struct Inputs {
     pub read: usize,
     /// One note per definition replaced by a later file's.
     pub replaced: Vec<String>,
+    /// How many files were Istio's mesh config ConfigMap (read as a mesh config).
+    pub mesh_configs: usize,
 }
 
 /// Loads every resource from `paths`, in order. A resource defined twice in one
@@ -46,6 +48,7 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
         );
     }
     let mut loaded = Loaded::default();
+    let mut mesh_configs = 0;
     for f in &files {
         let (name, text) = if f.as_os_str() == "-" {
             let mut text = String::new();
@@ -59,6 +62,12 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
                 .with_context(|| format!("{} is not UTF-8 text", f.display()))?;
             (f.display().to_string(), text)
         };
+        if weft_api::mesh_config::is_mesh_config_map(&text) {
+            mesh_configs += 1;
+            let mesh = weft_api::mesh_config::load_mesh_config(&name, &text);
+            loaded.diagnostics.extend(mesh.diagnostics);
+            continue;
+        }
         loaded.extend(load_str(&name, &text));
     }
     loaded
@@ -72,5 +81,6 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Inputs> {
         files: files.len(),
         read,
         replaced,
+        mesh_configs,
     })
 }

@@ -571,6 +571,31 @@ spec:
 }
 
 #[test]
+fn mesh_configs_validate_as_files_or_config_maps_and_refuse_what_weft_lacks_by_name() {
+    let example = "examples/mesh-config/istio-configmap.yaml";
+    let v = weft(&["validate", "--mesh-config", example], None);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    assert!(stdout(&v).contains("and a mesh config"), "{}", stdout(&v));
+    let v = weft(&["validate", "-f", example], None);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |-\n    outboundTrafficPolicy:\n      mode: REGISTRY_ONLY\n    defaultProviders:\n      tracing: [jaeger]\n";
+    let v = weft(&["validate", "-f", "-"], Some(text));
+    assert_eq!(v.status.code(), Some(1));
+    let out = stdout(&v);
+    assert!(
+        out.contains("-:6:5: data.mesh: outboundTrafficPolicy: weft does not implement meshConfig.outboundTrafficPolicy"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "-:9:17: data.mesh: defaultProviders.tracing[0]: provider `jaeger` is not defined"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
 fn check_authz_fetches_the_keys_of_a_jwks_uri() {
     use std::io::{Read, Write};
     let (key, jwks) = es256_key();
@@ -621,5 +646,33 @@ fn check_authz_fetches_the_keys_of_a_jwks_uri() {
     assert!(
         out.contains("verified: request principal https://issuer.example/carol"),
         "{out}"
+    );
+}
+
+#[test]
+fn the_control_plane_refuses_to_start_on_a_bad_mesh_config() {
+    let dir = std::env::temp_dir().join(format!("weft-mesh-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("mesh.yaml");
+    std::fs::write(
+        &file,
+        "enableTracing: true\ndefaultConfig:\n  discoveryAddress: istiod:15012\n",
+    )
+    .expect("written");
+    let o = weft(
+        &[
+            "control",
+            "--mesh-config",
+            file.to_str().expect("path"),
+            "--state-dir",
+            dir.join("state").to_str().expect("path"),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mesh.yaml:3:3: defaultConfig.discoveryAddress: weft does not implement meshConfig.defaultConfig.discoveryAddress"),
+        "{err}"
     );
 }

@@ -9,6 +9,7 @@ pub mod api_tls;
 pub mod ca;
 pub mod dashboard;
 pub mod history;
+pub mod mesh;
 pub mod metrics;
 pub mod query;
 pub mod store;
@@ -59,6 +60,9 @@ pub struct ControlOptions {
     /// The API's bearer token: writes (and reads from other hosts) need it; `None`: the
     /// API is open.
     pub api_token: Option<api::auth::ApiToken>,
+    /// The operator's mesh config (`--mesh-config`); `None`: Istio's defaults. Either way
+    /// proxies trace into the trace store unless it names a default tracing provider.
+    pub mesh_config: Option<weft_api::mesh_config::MeshConfig>,
 }
 
 impl ControlOptions {
@@ -81,6 +85,7 @@ impl ControlOptions {
             prometheus: None,
             history: history::HistoryLimits::default(),
             api_token: None,
+            mesh_config: None,
         }
     }
 }
@@ -113,6 +118,9 @@ pub enum StartError {
     /// The API's TLS could not be set up.
     #[error("{0}")]
     ApiTls(#[from] api_tls::ApiTlsError),
+    /// The mesh config cannot be used.
+    #[error("mesh config: {0}")]
+    MeshConfig(#[from] mesh::MeshConfigError),
     /// The API address could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {
@@ -200,8 +208,26 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             error,
         })?;
     let xds_addr = xds_listener.local_addr().unwrap_or(opts.xds);
+    let mut tasks = Vec::new();
+    let trace_store = Arc::new(traces::TraceStore::new(opts.trace_spans, opts.trace_bytes));
+    let otlp = match opts.otlp {
+        Some(addr) => {
+            let (bound, t) =
+                serve_http(addr, trace_store.clone(), traces::receiver::handle).await?;
+            tasks.push(t);
+            Some(bound)
+        }
+        None => None,
+    };
+    let mesh_config = mesh::effective(opts.mesh_config.as_ref(), otlp)?;
     let service = weft_proto::discovery::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer::new(
-        xds::Xds::new(store.clone(), proxies.clone(), stop_rx, opts.registration_grace),
+        xds::Xds::new(
+            store.clone(),
+            proxies.clone(),
+            stop_rx,
+            opts.registration_grace,
+            &mesh_config,
+        ),
     );
     let ca_service = authority.clone().map(ca::Service);
     let xds_task = tokio::spawn(async move {
@@ -264,17 +290,8 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             });
         }
     });
-    let mut tasks = vec![task, xds_task];
-    let trace_store = Arc::new(traces::TraceStore::new(opts.trace_spans, opts.trace_bytes));
-    let otlp = match opts.otlp {
-        Some(addr) => {
-            let (bound, t) =
-                serve_http(addr, trace_store.clone(), traces::receiver::handle).await?;
-            tasks.push(t);
-            Some(bound)
-        }
-        None => None,
-    };
+    tasks.push(task);
+    tasks.push(xds_task);
     let query = match opts.query {
         Some(addr) => {
             let (bound, t) = serve_http(addr, trace_store.clone(), traces::jaeger::handle).await?;

@@ -14,13 +14,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 use weft_api::Resource;
+use weft_api::mesh_config::MeshConfig;
 use weft_model::translate::scope::{ProxyScope, SidecarScope, egress_hosts, visible};
-use weft_proto::ISTIO_RESOURCE_TYPE;
 use weft_proto::config::IstioResource;
 use weft_proto::discovery::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use weft_proto::discovery::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as XdsResource,
 };
+use weft_proto::{ISTIO_RESOURCE_TYPE, MESH_CONFIG_RESOURCE};
 
 use crate::store::Store;
 
@@ -134,8 +135,9 @@ impl Xds {
         proxies: Arc<Proxies>,
         stop: tokio::sync::watch::Receiver<bool>,
         grace: Duration,
+        mesh_config: &MeshConfig,
     ) -> Self {
-        let views = publish(store.clone());
+        let views = publish(store.clone(), Arc::new(mesh_entry(mesh_config)));
         Xds {
             store,
             proxies,
@@ -231,12 +233,32 @@ fn entry(r: &Resource) -> Option<WireEntry> {
     })
 }
 
-fn full_view(store: &Store) -> WireView {
+/// The mesh config as it goes on the wire: to every proxy, versioned by its content (so
+/// a proxy reconnecting to a control plane started with another one gets it again).
+fn mesh_entry(mesh: &MeshConfig) -> WireEntry {
+    let json = serde_json::to_string(mesh).unwrap_or_else(|_| "{}".into());
+    let version = json.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    WireEntry {
+        version,
+        namespace: String::new(),
+        export_to: None,
+        hosts: Vec::new(),
+        payload: prost::Message::encode_to_vec(&IstioResource { json }).into(),
+    }
+}
+
+fn full_view(store: &Store, mesh: &Arc<WireEntry>) -> WireView {
     let entries = store
         .all()
         .into_iter()
         .chain(store.registered())
         .filter_map(|r| Some((Arc::from(wire_name(&r)), Arc::new(entry(&r)?))))
+        .chain(std::iter::once((
+            Arc::from(MESH_CONFIG_RESOURCE),
+            mesh.clone(),
+        )))
         .collect();
     WireView {
         version: store.version(),
@@ -246,9 +268,12 @@ fn full_view(store: &Store) -> WireView {
 
 /// Keeps the shared wire view current: one task encodes each change once, then wakes
 /// every session through the watch channel.
-pub fn publish(store: Arc<Store>) -> tokio::sync::watch::Receiver<Arc<WireView>> {
+pub fn publish(
+    store: Arc<Store>,
+    mesh: Arc<WireEntry>,
+) -> tokio::sync::watch::Receiver<Arc<WireView>> {
     let mut changes = store.watch();
-    let (tx, rx) = tokio::sync::watch::channel(Arc::new(full_view(&store)));
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(full_view(&store, &mesh)));
     tokio::spawn(async move {
         loop {
             let next = match changes.recv().await {
@@ -268,7 +293,9 @@ pub fn publish(store: Arc<Store>) -> tokio::sync::watch::Receiver<Arc<WireView>>
                     }
                     view
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => full_view(&store),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    full_view(&store, &mesh)
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             if tx.send(Arc::new(next)).is_err() {

@@ -31,6 +31,11 @@ pub mod otlp {
 /// The type URL of [`config::IstioResource`].
 pub const ISTIO_RESOURCE_TYPE: &str = "type.googleapis.com/weft.config.v1.IstioResource";
 
+/// The stream name of the mesh config (Istio's MeshConfig, as the control plane has it in
+/// force): one more [`config::IstioResource`] on the same stream, its JSON a MeshConfig.
+/// Resources are named `Kind/namespace/name`, so this name never collides with one.
+pub const MESH_CONFIG_RESOURCE: &str = "MeshConfig";
+
 /// A proxy's id on the configuration stream, as Istio names its node types:
 /// `router~<workload>.<namespace>` for a gateway, `sidecar~<workload>.<namespace>` beside
 /// a workload. The proxy, the control plane, `weft up` and the CLI all use this one.

@@ -6,17 +6,20 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use weft_api::Resource;
+use weft_api::mesh_config::{MeshConfig, load_mesh_config};
 use weft_model::ProxyScope;
-use weft_proto::ISTIO_RESOURCE_TYPE;
 use weft_proto::config::IstioResource;
 use weft_proto::discovery::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use weft_proto::discovery::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Status};
+use weft_proto::{ISTIO_RESOURCE_TYPE, MESH_CONFIG_RESOURCE};
 
 use crate::snapshot::{Snapshot, SnapshotCell};
+use crate::telemetry::mesh::{MeshSettings, MeshTelemetry};
 
 /// Where the control plane is and who this proxy is.
 #[derive(Debug, Clone)]
@@ -36,7 +39,19 @@ pub struct ControlSource {
     /// The proxy's stats address (`/stats/prometheus`), so the control plane can collect
     /// its metrics for the dashboard.
     pub stats: Option<SocketAddr>,
+    /// Where the pushed mesh config's telemetry settings go.
+    pub mesh_telemetry: Arc<MeshTelemetry>,
 }
+
+/// One item of the stream: a resource, or the mesh config ([`MESH_CONFIG_RESOURCE`]).
+#[derive(Debug, Clone)]
+enum Pushed {
+    Resource(Resource),
+    Mesh(Arc<MeshConfig>),
+}
+
+/// What the proxy holds from the stream, by name: (version, item).
+type Held = BTreeMap<String, (String, Pushed)>;
 
 /// A workload as the proxy registers it (the control plane keeps it as a WorkloadEntry
 /// while the proxy is connected, and for a grace period after).
@@ -119,7 +134,7 @@ impl ControlSource {
 
     /// Follows the control plane until `stop` fires, storing each accepted configuration.
     pub async fn run(self, cell: SnapshotCell, mut stop: watch::Receiver<bool>) {
-        let mut resources: BTreeMap<String, (String, Resource)> = BTreeMap::new();
+        let mut resources: Held = BTreeMap::new();
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = tokio::time::Instant::now();
@@ -146,11 +161,7 @@ impl ControlSource {
         }
     }
 
-    async fn session(
-        &self,
-        cell: &SnapshotCell,
-        resources: &mut BTreeMap<String, (String, Resource)>,
-    ) -> Result<(), String> {
+    async fn session(&self, cell: &SnapshotCell, resources: &mut Held) -> Result<(), String> {
         // Keepalive pings notice a control plane that vanished without closing the
         // connection; the proxy then reconnects instead of waiting forever.
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.address))
@@ -188,7 +199,7 @@ impl ControlSource {
         // Parts of one update (all but the last marked partial) are gathered, then applied together.
         // Once one part of an update is refused, the rest of that update (up to and
         // including its last part) is refused too: nothing of it is applied.
-        let mut pending: Option<BTreeMap<String, (String, Resource)>> = None;
+        let mut pending: Option<Held> = None;
         let mut refused_part = false;
         while let Some(resp) = stream.message().await.map_err(|e| e.to_string())? {
             let nonce = resp.nonce.clone();
@@ -241,16 +252,26 @@ impl ControlSource {
         Ok(())
     }
 
-    /// Translates `next` (the resources after an update) and, when that works, makes it
-    /// the configuration in force.
-    fn apply(
-        &self,
-        cell: &SnapshotCell,
-        resources: &mut BTreeMap<String, (String, Resource)>,
-        next: BTreeMap<String, (String, Resource)>,
-    ) -> Result<u64, String> {
-        let all: Vec<Resource> = next.values().map(|(_, r)| r.clone()).collect();
+    /// Translates `next` (the resources and mesh config after an update) and, when that
+    /// works, makes it the configuration in force.
+    fn apply(&self, cell: &SnapshotCell, resources: &mut Held, next: Held) -> Result<u64, String> {
+        let all: Vec<Resource> = next
+            .values()
+            .filter_map(|(_, p)| match p {
+                Pushed::Resource(r) => Some(r.clone()),
+                Pushed::Mesh(_) => None,
+            })
+            .collect();
+        let mesh_config = next.values().find_map(|(_, p)| match p {
+            Pushed::Mesh(m) => Some(m.clone()),
+            Pushed::Resource(_) => None,
+        });
+        let settings = match &mesh_config {
+            Some(m) => MeshSettings::of(m)?,
+            None => MeshSettings::default(),
+        };
         let mesh = weft_model::build(&all, &self.scope).map_err(|e| e.to_string())?;
+        let telemetry = self.mesh_telemetry.prepare(settings)?;
         let current = cell.load();
         let version = current.version + 1;
         cell.store(Snapshot::build(
@@ -261,16 +282,15 @@ impl ControlSource {
             self.app,
             Some(&current),
         ));
+        self.mesh_telemetry.commit(telemetry);
         *resources = next;
         Ok(version)
     }
 }
 
-/// Applies one response's removals and resources to `base`; every resource must validate.
-fn merge(
-    mut next: BTreeMap<String, (String, Resource)>,
-    resp: &DeltaDiscoveryResponse,
-) -> Result<BTreeMap<String, (String, Resource)>, String> {
+/// Applies one response's removals and resources to `base`; every resource (and the mesh
+/// config) must validate.
+fn merge(mut next: Held, resp: &DeltaDiscoveryResponse) -> Result<Held, String> {
     for name in &resp.removed_resources {
         next.remove(name);
     }
@@ -284,6 +304,23 @@ fn merge(
         }
         let payload: IstioResource =
             prost::Message::decode(any.value.as_slice()).map_err(|e| format!("{}: {e}", r.name))?;
+        if r.name == MESH_CONFIG_RESOURCE {
+            let loaded = load_mesh_config(&r.name, &payload.json);
+            let Some(config) = loaded.config else {
+                let errors: Vec<String> = loaded
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(ToString::to_string)
+                    .collect();
+                return Err(errors.join("; "));
+            };
+            next.insert(
+                r.name.clone(),
+                (r.version.clone(), Pushed::Mesh(Arc::new(config))),
+            );
+            continue;
+        }
         let loaded = weft_api::load_str(&r.name, &payload.json);
         if loaded.has_errors() {
             let errors: Vec<String> = loaded
@@ -300,7 +337,10 @@ fn merge(
             .next()
             .map(|l| l.resource)
             .ok_or_else(|| format!("{}: empty", r.name))?;
-        next.insert(r.name.clone(), (r.version.clone(), resource));
+        next.insert(
+            r.name.clone(),
+            (r.version.clone(), Pushed::Resource(resource)),
+        );
     }
     Ok(next)
 }

@@ -251,18 +251,23 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
     let identity = opts.identity.clone().unwrap_or_else(|| {
         weft_model::service::WorkloadInfo::new("", &opts.scope.namespace, "", &opts.scope.labels)
     });
+    // Jaeger's service name is Istio's canonical service: `<app>.<namespace>`.
+    let span_resource = vec![
+        (
+            "service.name",
+            format!("{}.{}", identity.canonical_service, identity.namespace),
+        ),
+        ("istio.namespace", identity.namespace.clone()),
+        ("istio.workload", identity.name.clone()),
+        ("node_id", opts.id.clone()),
+    ];
+    let span_counters = Arc::new(telemetry::spans::SpanCounters::default());
     let tracer = opts.tracing.as_ref().map(|t| {
-        // Jaeger's service name is Istio's canonical service: `<app>.<namespace>`.
-        let service = format!("{}.{}", identity.canonical_service, identity.namespace);
         telemetry::spans::Tracer::start(
-            t.endpoint.clone(),
+            telemetry::spans::Exporter::new(t.endpoint.clone()),
             t.sampling,
-            vec![
-                ("service.name", service),
-                ("istio.namespace", identity.namespace.clone()),
-                ("istio.workload", identity.name.clone()),
-                ("node_id", opts.id.clone()),
-            ],
+            span_resource.clone(),
+            span_counters.clone(),
         )
     });
     let access_log = match &opts.access_log {
@@ -280,6 +285,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         identity,
         opts.id.clone(),
         tracer,
+        span_counters,
         access_log,
     ));
     let mut stats_addr = None;
@@ -381,6 +387,12 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
                 }),
                 admin: Some(admin_addr),
                 stats: stats_addr,
+                mesh_telemetry: Arc::new(telemetry::mesh::MeshTelemetry::new(
+                    telemetry.clone(),
+                    opts.tracing.is_some(),
+                    opts.access_log.is_some(),
+                    span_resource,
+                )),
             };
             tasks.spawn(control.run(snapshots.clone(), rx));
         }

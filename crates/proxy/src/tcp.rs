@@ -229,7 +229,7 @@ pub async fn proxy_stream<S: TcpDownstream>(
     )
     .await;
     telemetry.metrics.tcp_closed(&peers, sent, received);
-    if let Some(log) = &telemetry.access_log {
+    if let Some(log) = &telemetry.sinks.load().access_log {
         let show =
             |a: Option<std::net::SocketAddr>| a.map_or_else(|| "-".into(), |a| a.to_string());
         log.connection(&crate::telemetry::access_log::Connection {

@@ -76,6 +76,26 @@ impl ControlPlane {
         self
     }
 
+    /// Pushes the mesh config in `yaml` (Istio's mesh config YAML or its ConfigMap) to the
+    /// proxies; panics, naming every diagnostic, when it does not read without errors.
+    pub fn mesh_config(mut self, yaml: &str) -> ControlPlane {
+        let loaded = weft_api::mesh_config::load_mesh_config("mesh.yaml", yaml);
+        let Some(config) = loaded.config else {
+            let diagnostics: Vec<String> =
+                loaded.diagnostics.iter().map(|d| d.to_string()).collect();
+            panic!(
+                "the mesh config does not load:
+{}",
+                diagnostics.join(
+                    "
+"
+                )
+            );
+        };
+        self.options.mesh_config = Some(config);
+        self
+    }
+
     /// Starts it; panics with the reason when it cannot.
     pub async fn start(self) -> RunningControl {
         match self.try_start().await {

@@ -34,9 +34,10 @@ pub struct Args {
     /// Most memory the trace store uses, in MiB (the oldest spans go first).
     #[arg(long, default_value_t = 256)]
     trace_store_mib: usize,
-    /// The certificate authority's trust domain (`spiffe://<trust domain>/ns/..`).
-    #[arg(long, default_value = "cluster.local")]
-    trust_domain: String,
+    /// The certificate authority's trust domain (`spiffe://<trust domain>/ns/..`); default:
+    /// the mesh config's `trustDomain`, else `cluster.local`.
+    #[arg(long)]
+    trust_domain: Option<String>,
     /// Lifetime of the workload certificates issued (renewed at 80 %).
     #[arg(long, value_parser = weft_api::duration::parse_duration, default_value = "24h")]
     cert_ttl: std::time::Duration,
@@ -77,6 +78,12 @@ pub struct Args {
     /// it the API is open to anyone who can reach it. `weft up` always passes one.
     #[arg(long)]
     api_token_file: Option<PathBuf>,
+    /// Istio's mesh config (its YAML, or Istio's ConfigMap with it under `data.mesh`),
+    /// pushed to every proxy: tracing, its providers, the default providers. Without
+    /// it, or without a default tracing provider in it, proxies trace into the trace store
+    /// (at Istio's default 1 % unless `defaultConfig.tracing.sampling` says otherwise).
+    #[arg(long)]
+    mesh_config: Option<PathBuf>,
 }
 
 /// An address to listen on, or `off`.
@@ -107,6 +114,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => Vec::new(),
     };
+    let mesh_config = match &args.mesh_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let loaded =
+                weft_api::mesh_config::load_mesh_config(&path.display().to_string(), &text);
+            for d in &loaded.diagnostics {
+                eprintln!("{d}");
+            }
+            match loaded.config {
+                Some(config) => Some(config),
+                None => {
+                    tracing::error!(file = %path.display(), "the mesh config has errors; not starting");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        None => None,
+    };
+    let from_mesh = mesh_config.as_ref().and_then(|m| m.trust_domain.clone());
+    let trust_domain = match (args.trust_domain, from_mesh) {
+        (Some(flag), Some(mesh)) if flag != mesh => {
+            tracing::error!(
+                "--trust-domain {flag} and the mesh config's trustDomain {mesh} differ; give one"
+            );
+            return Ok(ExitCode::from(1));
+        }
+        (flag, mesh) => flag.or(mesh).unwrap_or_else(|| "cluster.local".into()),
+    };
     let api_token = match &args.api_token_file {
         Some(path) => {
             Some(weft_control::api::auth::ApiToken::read(path).map_err(anyhow::Error::msg)?)
@@ -127,7 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             trace_spans: args.trace_store_spans,
             trace_bytes: args.trace_store_mib.saturating_mul(1 << 20),
             ca: Some(weft_control::CaOptions {
-                trust_domain: args.trust_domain,
+                trust_domain,
                 ttl: args.cert_ttl,
                 supplied: args.ca_cert.zip(args.ca_key).map(|(cert, key)| {
                     weft_control::ca::SuppliedRoot {
@@ -145,6 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 max_series: args.metrics_max_series,
             },
             api_token,
+            mesh_config,
         })
         .await
         {

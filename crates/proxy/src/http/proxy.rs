@@ -80,7 +80,7 @@ impl HttpProxy {
             Direction::Inbound => SpanKind::Server,
             _ => SpanKind::Client,
         };
-        if self.telemetry.wants_details() {
+        if let Some(sinks) = self.telemetry.detail_sinks() {
             // Cheap clones (shared bytes); the strings are built only when needed.
             let (method, uri, version) = (req.method().clone(), req.uri().clone(), req.version());
             let host = req.headers().get(HOST).cloned();
@@ -115,7 +115,7 @@ impl HttpProxy {
                 }
             };
             self.telemetry
-                .begin(&mut obs, req.headers_mut(), kind, line);
+                .begin(&mut obs, req.headers_mut(), kind, sinks, line);
         }
         obs.mutual_tls = principal.is_some();
         let response = self

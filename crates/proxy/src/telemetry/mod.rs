@@ -11,6 +11,7 @@
 //! endpoint it picked (registered workloads carry their name and labels).
 
 pub mod access_log;
+pub mod mesh;
 pub mod metrics;
 pub mod spans;
 pub mod stats;
@@ -38,6 +39,15 @@ pub const PEER_HEADER: &str = "x-weft-peer";
 /// Most distinct callers remembered (each becomes one shared `Arc`).
 const MAX_PEERS: usize = 1024;
 
+/// Where requests' telemetry goes besides metrics.
+#[derive(Debug, Default)]
+pub struct Sinks {
+    /// Spans, when tracing is on.
+    pub tracer: Option<Arc<spans::Tracer>>,
+    /// Access log lines, when on.
+    pub access_log: Option<Arc<access_log::AccessLog>>,
+}
+
 /// One proxy's telemetry.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -45,10 +55,12 @@ pub struct Telemetry {
     pub me: Arc<WorkloadInfo>,
     /// Istio's metrics.
     pub metrics: Metrics,
-    /// Spans, when tracing is on.
-    pub tracer: Option<spans::Tracer>,
-    /// Access log, when on.
-    pub access_log: Option<access_log::AccessLog>,
+    /// The tracer and the access log: set at start (`--trace-endpoint`, `--access-log`) or
+    /// replaced when the control plane's mesh config changes; a request loads them once,
+    /// lock-free, and keeps what it loaded to its end.
+    pub sinks: ArcSwap<Sinks>,
+    /// What became of the spans, across tracers.
+    pub spans: Arc<spans::SpanCounters>,
     /// The proxy's id (`node_id` on spans).
     pub node_id: String,
     unknown: Arc<WorkloadInfo>,
@@ -59,11 +71,13 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Telemetry for a proxy serving `me`, with spans going to `tracer`.
+    /// Telemetry for a proxy serving `me`, with spans going to `tracer` (started with
+    /// `spans`' counters).
     pub fn new(
         me: WorkloadInfo,
         node_id: String,
         tracer: Option<spans::Tracer>,
+        spans: Arc<spans::SpanCounters>,
         access_log: Option<access_log::AccessLog>,
     ) -> Self {
         let encoded = format!(
@@ -81,8 +95,11 @@ impl Telemetry {
                 .unwrap_or_else(|_| HeaderValue::from_static("name=unknown")),
             me: Arc::new(me),
             metrics: Metrics::default(),
-            tracer,
-            access_log,
+            sinks: ArcSwap::from_pointee(Sinks {
+                tracer: tracer.map(Arc::new),
+                access_log: access_log.map(Arc::new),
+            }),
+            spans,
             node_id,
             unknown: Arc::new(WorkloadInfo::unknown()),
             unknown_service: Arc::from("unknown"),
@@ -180,24 +197,30 @@ impl Telemetry {
         }
     }
 
-    /// True when requests need their details kept (a span or an access log line).
-    pub fn wants_details(&self) -> bool {
-        self.tracer.is_some() || self.access_log.is_some()
+    /// The sinks in force when requests need their details kept (a span or an access log
+    /// line); `None` when neither is on. One lock-free load per request.
+    pub fn detail_sinks(&self) -> Option<Arc<Sinks>> {
+        let sinks = self.sinks.load();
+        (sinks.tracer.is_some() || sinks.access_log.is_some())
+            .then(|| arc_swap::Guard::into_inner(sinks))
     }
 
     /// Joins (or starts) the request's trace: the next hop gets our span as its parent
     /// in `headers`. A sampled request's span, and with access logs every request's
-    /// details, are kept in `obs` until it ends.
+    /// details, are kept in `obs` until it ends, with the `sinks` (from
+    /// [`Telemetry::detail_sinks`]) they go to.
     pub fn begin(
         &self,
         obs: &mut Observation,
         headers: &mut HeaderMap,
         kind: spans::Kind,
+        sinks: Arc<Sinks>,
         request: impl FnOnce() -> RequestLine,
     ) {
         let mut span = None;
         let mut trace_id = None;
-        if let Some(tracer) = &self.tracer {
+        let logged = sinks.access_log.is_some();
+        if let Some(tracer) = &sinks.tracer {
             let incoming = trace_context::extract(headers);
             let sampled = incoming
                 .as_ref()
@@ -220,10 +243,10 @@ impl Telemetry {
                     kind,
                 });
             }
-        } else if self.access_log.is_some() {
+        } else if logged {
             trace_id = trace_context::extract(headers).map(|c| c.trace_id);
         }
-        if span.is_none() && self.access_log.is_none() {
+        if span.is_none() && !logged {
             return;
         }
         let header = |name: &str| {
@@ -234,6 +257,7 @@ impl Telemetry {
                 .to_string()
         };
         obs.details = Some(Box::new(Details {
+            sinks,
             span,
             trace_id,
             start: std::time::SystemTime::now(),
@@ -281,6 +305,7 @@ pub struct RequestLine {
 /// What a span or an access log line tells about a request, gathered on its way.
 #[derive(Debug)]
 pub struct Details {
+    sinks: Arc<Sinks>,
     span: Option<SpanIds>,
     trace_id: Option<trace_context::TraceId>,
     start: std::time::SystemTime,
@@ -363,7 +388,7 @@ impl Observation {
         let t = &self.telemetry;
         if let Some(details) = self.details.take() {
             let duration = self.start.elapsed();
-            if let Some(log) = &t.access_log {
+            if let Some(log) = &details.sinks.access_log {
                 log.request(
                     &details,
                     status,
@@ -373,7 +398,7 @@ impl Observation {
                     duration,
                 );
             }
-            if let (Some(ids), Some(tracer)) = (details.span, &t.tracer) {
+            if let (Some(ids), Some(tracer)) = (details.span, details.sinks.tracer.clone()) {
                 tracer.record(finished_span(
                     t,
                     ids,
@@ -566,7 +591,13 @@ mod tests {
 
     #[test]
     fn peers_parse_and_are_shared() {
-        let t = Telemetry::new(WorkloadInfo::unknown(), "test".into(), None, None);
+        let t = Telemetry::new(
+            WorkloadInfo::unknown(),
+            "test".into(),
+            None,
+            Default::default(),
+            None,
+        );
         let mut headers = HeaderMap::new();
         headers.insert(
             PEER_HEADER,

@@ -6,11 +6,12 @@
 //! queue is full, or the collector is slow, absent or refuses a batch, spans are dropped
 //! and counted (`weft_tracing_spans_dropped_total`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{Request, Uri};
+use http::{HeaderName, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use prost::Message;
@@ -71,37 +72,63 @@ pub struct FinishedSpan {
     pub error: bool,
 }
 
-/// Where spans go, and what became of them.
+/// Where spans are exported and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exporter {
+    /// The OTLP/HTTP endpoint, `http://host:port/v1/traces`.
+    pub endpoint: Uri,
+    /// Headers sent with every export.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// How long one export may take.
+    pub timeout: Duration,
+}
+
+impl Exporter {
+    /// Exports to `endpoint`, without extra headers, within the default timeout.
+    pub fn new(endpoint: Uri) -> Exporter {
+        Exporter {
+            endpoint,
+            headers: Vec::new(),
+            timeout: EXPORT_TIMEOUT,
+        }
+    }
+}
+
+/// What became of the spans, counted across tracers (the mesh config may replace the
+/// tracer at runtime; the counters go on).
+#[derive(Debug, Default)]
+pub struct SpanCounters {
+    /// Spans dropped (queue full, export failed).
+    pub dropped: AtomicU64,
+    /// Spans the collector accepted.
+    pub exported: AtomicU64,
+}
+
+/// Where spans go, and how many.
 #[derive(Debug)]
 pub struct Tracer {
     /// Share of new traces sampled, in percent (a caller's decision wins).
     pub sampling: f64,
     queue: mpsc::Sender<FinishedSpan>,
-    /// Spans dropped (queue full, export failed).
-    pub dropped: std::sync::Arc<AtomicU64>,
-    /// Spans the collector accepted.
-    pub exported: std::sync::Arc<AtomicU64>,
+    counters: Arc<SpanCounters>,
 }
 
 impl Tracer {
-    /// A tracer exporting to `endpoint` (`http://host:port/v1/traces`) spans of a proxy
-    /// whose resource is `resource`; the exporter runs on the current runtime.
-    pub fn start(endpoint: Uri, sampling: f64, resource: Vec<(&'static str, String)>) -> Tracer {
+    /// A tracer exporting through `exporter` spans of a proxy whose resource is
+    /// `resource`, counting into `counters`; the exporter runs on the current runtime
+    /// and ends (after its last batch) when the tracer is dropped.
+    pub fn start(
+        exporter: Exporter,
+        sampling: f64,
+        resource: Vec<(&'static str, String)>,
+        counters: Arc<SpanCounters>,
+    ) -> Tracer {
         let (queue, rx) = mpsc::channel(QUEUE);
-        let dropped = std::sync::Arc::new(AtomicU64::new(0));
-        let exported = std::sync::Arc::new(AtomicU64::new(0));
-        tokio::spawn(export(
-            rx,
-            endpoint,
-            resource,
-            dropped.clone(),
-            exported.clone(),
-        ));
+        tokio::spawn(export(rx, exporter, resource, counters.clone()));
         Tracer {
             sampling: sampling.clamp(0.0, 100.0),
             queue,
-            dropped,
-            exported,
+            counters,
         }
     }
 
@@ -113,18 +140,18 @@ impl Tracer {
     /// Queues a finished span; never waits.
     pub fn record(&self, span: FinishedSpan) {
         if self.queue.try_send(span).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
 async fn export(
     mut rx: mpsc::Receiver<FinishedSpan>,
-    endpoint: Uri,
+    exporter: Exporter,
     resource: Vec<(&'static str, String)>,
-    dropped: std::sync::Arc<AtomicU64>,
-    exported: std::sync::Arc<AtomicU64>,
+    counters: Arc<SpanCounters>,
 ) {
+    let endpoint = &exporter.endpoint;
     let resource = otlp::Resource {
         attributes: resource
             .into_iter()
@@ -159,23 +186,25 @@ async fn export(
                 schema_url: String::new(),
             }],
         };
-        match tokio::time::timeout(EXPORT_TIMEOUT, post(&endpoint, request.encode_to_vec())).await {
+        let sent = post(&exporter, request.encode_to_vec());
+        match tokio::time::timeout(exporter.timeout, sent).await {
             Ok(Ok(())) => {
-                exported.fetch_add(n, Ordering::Relaxed);
+                counters.exported.fetch_add(n, Ordering::Relaxed);
             }
             Ok(Err(e)) => {
                 tracing::debug!(%endpoint, error = %e, spans = n, "span export failed; spans dropped");
-                dropped.fetch_add(n, Ordering::Relaxed);
+                counters.dropped.fetch_add(n, Ordering::Relaxed);
             }
             Err(_) => {
                 tracing::debug!(%endpoint, spans = n, "span export timed out; spans dropped");
-                dropped.fetch_add(n, Ordering::Relaxed);
+                counters.dropped.fetch_add(n, Ordering::Relaxed);
             }
         }
     }
 }
 
-async fn post(endpoint: &Uri, body: Vec<u8>) -> Result<(), String> {
+async fn post(exporter: &Exporter, body: Vec<u8>) -> Result<(), String> {
+    let endpoint = &exporter.endpoint;
     let authority = endpoint
         .authority()
         .ok_or("the trace endpoint has no host")?
@@ -191,11 +220,14 @@ async fn post(endpoint: &Uri, body: Vec<u8>) -> Result<(), String> {
     let path = endpoint
         .path_and_query()
         .map_or("/v1/traces", |p| p.as_str());
-    let req = Request::post(path)
+    let mut req = Request::post(path)
         .header(http::header::HOST, authority.as_str())
         .header(http::header::CONTENT_TYPE, "application/x-protobuf")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
+    for (name, value) in &exporter.headers {
+        req.headers_mut().insert(name.clone(), value.clone());
+    }
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let _ = resp.into_body().collect().await;

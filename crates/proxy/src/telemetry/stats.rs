@@ -55,7 +55,7 @@ fn handle(
             let mut out = String::with_capacity(64 * 1024);
             telemetry.metrics.render(&mut out);
             internals(&mut out, snapshots);
-            if let Some(tracer) = &telemetry.tracer {
+            if telemetry.sinks.load().tracer.is_some() {
                 use std::sync::atomic::Ordering::Relaxed;
                 family(
                     &mut out,
@@ -66,7 +66,7 @@ fn handle(
                 let _ = writeln!(
                     out,
                     "weft_tracing_spans_exported_total {}",
-                    tracer.exported.load(Relaxed)
+                    telemetry.spans.exported.load(Relaxed)
                 );
                 family(
                     &mut out,
@@ -77,7 +77,7 @@ fn handle(
                 let _ = writeln!(
                     out,
                     "weft_tracing_spans_dropped_total {}",
-                    tracer.dropped.load(Relaxed)
+                    telemetry.spans.dropped.load(Relaxed)
                 );
             }
             reply(

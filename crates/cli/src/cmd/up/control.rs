@@ -14,6 +14,11 @@ use super::Starting;
 use super::state::alive;
 use super::status::wait_for_config;
 use super::workloads::spawn;
+use weft_api::mesh_config::{
+    DefaultProviders, ExtensionProvider, MeshConfig, OpenTelemetryProvider, OtlpHttp, ProxyConfig,
+    TracingConfig,
+};
+
 use crate::client::call;
 
 impl Starting<'_> {
@@ -45,6 +50,10 @@ impl Starting<'_> {
             "▸ starting the control plane on {api} (proxy stream on {xds}, traces in on {otlp}, trace search on {}, dashboard on http://{}/)",
             self.args.query, self.args.dashboard
         );
+        let mesh_config = self.args.state_dir.join("mesh-config.json");
+        let text = serde_json::to_string_pretty(&mesh_config_of(&self.manifest.tracing)?)?;
+        std::fs::write(&mesh_config, text)
+            .with_context(|| format!("writing {}", mesh_config.display()))?;
         let pid = spawn(
             Command::new(weft)
                 .args([
@@ -59,11 +68,14 @@ impl Starting<'_> {
                 .args(["--dashboard", &self.args.dashboard.to_string()])
                 .arg("--api-token-file")
                 .arg(token_file(&self.args.state_dir))
+                .arg("--mesh-config")
+                .arg(&mesh_config)
                 .arg("--state-dir")
                 .arg(self.args.state_dir.join("control")),
             &self.logs.join("control.log"),
         )?;
         self.state.control_pid = Some(pid);
+        self.mesh_config_pushed = true;
         self.save()?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect_timeout(&api, Duration::from_millis(200)).is_err() {
@@ -142,4 +154,76 @@ pub(super) fn api_token(state_dir: &Path) -> anyhow::Result<String> {
         .context("reading random bytes for the API token")?;
     super::super::kubeconfig::write_private(&file, &token)?;
     Ok(token)
+}
+
+/// The name of the manifest's `tracing.endpoint` in the mesh config `weft up` gives the
+/// control plane.
+const MANIFEST_COLLECTOR: &str = "manifest-collector";
+
+/// The mesh config for the manifest's tracing: its sampling and, with `tracing.endpoint`,
+/// that collector as the default tracing provider (without it, the control plane's own
+/// trace store is).
+fn mesh_config_of(tracing: &super::manifest::Tracing) -> anyhow::Result<MeshConfig> {
+    let mut mesh = MeshConfig {
+        default_config: Some(ProxyConfig {
+            tracing: Some(TracingConfig {
+                sampling: Some(tracing.sampling),
+            }),
+        }),
+        ..MeshConfig::default()
+    };
+    if let Some(endpoint) = &tracing.endpoint {
+        let uri: http::Uri = endpoint
+            .parse()
+            .with_context(|| format!("tracing.endpoint {endpoint:?}"))?;
+        let host = uri
+            .host()
+            .with_context(|| format!("tracing.endpoint {endpoint:?} has no host"))?;
+        mesh.extension_providers.push(ExtensionProvider {
+            name: MANIFEST_COLLECTOR.into(),
+            opentelemetry: Some(OpenTelemetryProvider {
+                service: host.trim_start_matches('[').trim_end_matches(']').into(),
+                port: u32::from(uri.port_u16().unwrap_or(80)),
+                http: Some(OtlpHttp {
+                    path: Some(uri.path().to_string()),
+                    ..OtlpHttp::default()
+                }),
+            }),
+            prometheus: None,
+        });
+        mesh.default_providers = Some(DefaultProviders {
+            tracing: vec![MANIFEST_COLLECTOR.into()],
+            ..DefaultProviders::default()
+        });
+    }
+    Ok(mesh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifests_tracing_becomes_the_mesh_config() {
+        let mut tracing = super::super::manifest::Tracing {
+            sampling: 100.0,
+            endpoint: None,
+        };
+        let mesh = mesh_config_of(&tracing).expect("built");
+        assert_eq!(mesh.sampling(), 100.0);
+        assert_eq!(
+            mesh.trace_export(),
+            None,
+            "the control plane adds its trace store"
+        );
+
+        tracing.endpoint = Some("http://127.0.0.1:4318/v1/traces".into());
+        let mesh = mesh_config_of(&tracing).expect("built");
+        let export = mesh.trace_export().expect("a provider");
+        assert_eq!(export.endpoint, "http://127.0.0.1:4318/v1/traces");
+        // What the control plane reads back.
+        let json = serde_json::to_string(&mesh).expect("json");
+        let read = weft_api::mesh_config::load_mesh_config("mesh-config.json", &json);
+        assert!(read.diagnostics.is_empty(), "{:?}", read.diagnostics);
+    }
 }

@@ -128,6 +128,7 @@ pub fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
         logs,
         state: &mut state,
         runtime: &runtime,
+        mesh_config_pushed: false,
     };
     match starting.run() {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -152,6 +153,10 @@ struct Starting<'a> {
     logs: PathBuf,
     state: &'a mut State,
     runtime: &'a tokio::runtime::Runtime,
+    /// The control plane was started here with the manifest's tracing as its mesh config,
+    /// so the proxies take tracing from it (one already running keeps its own: the proxies
+    /// then get the manifest's tracing as flags).
+    mesh_config_pushed: bool,
 }
 
 impl Starting<'_> {

@@ -52,22 +52,26 @@ impl Starting<'_> {
         created
     }
 
-    /// Where the proxies send spans, and how many; their access logs go to their log file.
-    fn tracing_args(&self) -> [String; 6] {
+    /// Where the proxies send spans, and how many (unless the control plane started here
+    /// pushes it in its mesh config); their access logs go to their log file.
+    fn tracing_args(&self) -> Vec<String> {
+        let mut args = vec!["--access-log".into(), "-".into()];
+        if self.mesh_config_pushed {
+            return args;
+        }
         let endpoint = self
             .manifest
             .tracing
             .endpoint
             .clone()
             .unwrap_or_else(|| format!("http://{}/v1/traces", self.state.otlp));
-        [
+        args.extend([
             "--trace-endpoint".into(),
             endpoint,
             "--trace-sampling".into(),
             self.manifest.tracing.sampling.to_string(),
-            "--access-log".into(),
-            "-".into(),
-        ]
+        ]);
+        args
     }
 
     /// A bootstrap token for the workload's identity from the control plane's CA (none

@@ -1,0 +1,227 @@
+use super::*;
+
+fn lines(loaded: &LoadedMeshConfig) -> Vec<String> {
+    loaded.diagnostics.iter().map(ToString::to_string).collect()
+}
+
+const MESH: &str = "\
+enableTracing: true
+defaultConfig:
+  tracing:
+    sampling: 25
+extensionProviders:
+- name: otel
+  opentelemetry:
+    service: otel-collector.observability.svc.cluster.local
+    port: 4318
+    http:
+      path: /v1/traces
+      timeout: 2s
+      headers:
+      - name: x-tenant
+        value: shop
+defaultProviders:
+  tracing: [otel]
+  metrics: [prometheus]
+accessLogFile: /dev/stdout
+accessLogEncoding: JSON
+trustDomain: cluster.local
+rootNamespace: istio-system
+";
+
+#[test]
+fn istio_mesh_config_reads_with_its_defaults_applied() {
+    let loaded = load_mesh_config("mesh.yaml", MESH);
+    assert!(loaded.diagnostics.is_empty(), "{:?}", lines(&loaded));
+    let mesh = loaded.config.expect("as written");
+    assert_eq!(
+        mesh.trace_export(),
+        Some(TraceExport {
+            provider: "otel".into(),
+            endpoint: "http://otel-collector.observability.svc.cluster.local:4318/v1/traces".into(),
+            sampling: 25.0,
+        })
+    );
+
+    assert_eq!(
+        mesh.access_log(),
+        Some(("/dev/stdout", AccessLogEncoding::Json))
+    );
+
+    let empty = load_mesh_config("mesh.yaml", "")
+        .config
+        .expect("as written");
+    assert!(empty.tracing_enabled());
+    assert_eq!(empty.sampling(), DEFAULT_SAMPLING);
+    assert_eq!(empty.trace_export(), None);
+    assert_eq!(empty.access_log(), None);
+
+    let off = load_mesh_config(
+        "mesh.yaml",
+        &MESH.replace("enableTracing: true", "enableTracing: false"),
+    );
+    assert_eq!(off.config.expect("as written").trace_export(), None);
+}
+
+#[test]
+fn istio_config_map_form_reads_with_positions_in_the_file() {
+    let indented: String = MESH.lines().map(|l| format!("    {l}\n")).collect();
+    let map = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio\n  namespace: istio-system\ndata:\n  mesh: |-\n{indented}"
+    );
+    assert!(is_mesh_config_map(&map));
+    let loaded = load_mesh_config("istio.yaml", &map);
+    assert!(loaded.diagnostics.is_empty(), "{:?}", lines(&loaded));
+    assert_eq!(loaded.config.expect("as written").sampling(), 25.0);
+
+    // Line 8 of the file is line 1 of the mesh text; its errors point into the file.
+    let bad = map.replace("sampling: 25", "sampling: 250");
+    let loaded = load_mesh_config("istio.yaml", &bad);
+    assert_eq!(
+        lines(&loaded),
+        [
+            "istio.yaml:11:9: data.mesh: defaultConfig.tracing.sampling: must be a percentage in [0, 100] (got 250)"
+        ]
+    );
+    assert!(loaded.config.is_none());
+}
+
+#[test]
+fn istio_fields_weft_does_not_implement_are_refused_by_name() {
+    let text = "\
+outboundTrafficPolicy:
+  mode: REGISTRY_ONLY
+defaultConfig:
+  discoveryAddress: istiod.istio-system.svc:15012
+  tracing:
+    zipkin: {address: zipkin:9411}
+extensionProviders:
+- name: zipkin
+  zipkin: {service: zipkin, port: 9411}
+- name: authz
+  envoyExtAuthzGrpc: {service: authz, port: 9000}
+";
+    let loaded = load_mesh_config("mesh.yaml", text);
+    let got = lines(&loaded);
+    assert_eq!(got.len(), 5, "{got:#?}");
+    assert!(got[0].starts_with(
+        "mesh.yaml:1:1: outboundTrafficPolicy: weft does not implement meshConfig.outboundTrafficPolicy"
+    ), "{got:#?}");
+    assert!(got[1].starts_with(
+        "mesh.yaml:4:3: defaultConfig.discoveryAddress: weft does not implement meshConfig.defaultConfig.discoveryAddress (use weft proxy --control)"
+    ), "{got:#?}");
+    assert!(
+        got[2].contains("meshConfig.defaultConfig.tracing.zipkin"),
+        "{got:#?}"
+    );
+    assert!(got[3].starts_with(
+        "mesh.yaml:9:3: extensionProviders[0].zipkin: weft does not implement meshConfig.extensionProviders[0].zipkin (weft exports traces as OTLP only"
+    ), "{got:#?}");
+    assert!(
+        got[4].contains("meshConfig.extensionProviders[1].envoyExtAuthzGrpc"),
+        "{got:#?}"
+    );
+    assert!(loaded.config.is_none());
+}
+
+#[test]
+fn fields_istio_does_not_have_are_unknown_with_a_suggestion() {
+    let loaded = load_mesh_config(
+        "mesh.yaml",
+        "enableTraceing: false\nrootNamespace: istio-system\n",
+    );
+    assert_eq!(
+        lines(&loaded),
+        [
+            "mesh.yaml:1:1: enableTraceing: unknown field `enableTraceing` (did you mean `enableTracing`?)"
+        ]
+    );
+}
+
+#[test]
+fn providers_are_checked() {
+    let text = "\
+extensionProviders:
+- name: otel
+  opentelemetry: {service: '', port: 70000}
+- name: otel
+  opentelemetry: {service: collector, port: 4318, http: {path: traces}}
+- name: metrics
+  prometheus: {}
+- name: nothing
+defaultProviders:
+  tracing: [jaeger]
+  metrics: [prometheus, otel]
+  accessLogging: [envoy]
+";
+    let loaded = load_mesh_config("mesh.yaml", text);
+    let fields: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}: {}", d.field.clone().unwrap_or_default(), d.message))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "extensionProviders[0].opentelemetry.service: the collector's host is required (e.g. otel-collector.observability.svc.cluster.local)",
+            "extensionProviders[0].opentelemetry.port: port number must be in 1..65535 (got 70000)",
+            "extensionProviders[1].name: provider `otel` is defined twice (first in extensionProviders[0])",
+            "extensionProviders[1].opentelemetry.http.path: must start with / (got \"traces\")",
+            "extensionProviders[3]: provider `nothing` names no kind: weft implements opentelemetry and prometheus",
+            "defaultProviders.tracing[0]: provider `jaeger` is not defined in extensionProviders (defined: otel, otel, metrics, nothing)",
+            "defaultProviders.metrics[1]: provider `otel` is not a metrics provider (a prometheus one)",
+            "defaultProviders.accessLogging[0]: provider `envoy` is not defined in extensionProviders (defined: otel, otel, metrics, nothing)",
+        ]
+    );
+    assert!(loaded.config.is_none());
+}
+
+#[test]
+fn access_log_file_trust_domain_and_root_namespace_are_checked() {
+    let loaded = load_mesh_config(
+        "mesh.yaml",
+        "accessLogFile: logs/access.log\ntrustDomain: Not_A_Domain\nrootNamespace: mesh-root\n",
+    );
+    let fields: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}: {}", d.field.clone().unwrap_or_default(), d.message))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "accessLogFile: must be /dev/stdout, /dev/stderr or an absolute path (got \"logs/access.log\")",
+            "trustDomain: must be a DNS name like cluster.local (got \"Not_A_Domain\")",
+            "rootNamespace: weft does not implement a root namespace other than istio-system (got \"mesh-root\")",
+        ]
+    );
+}
+
+#[test]
+fn what_is_pushed_reads_back_as_json() {
+    let mesh = load_mesh_config("mesh.yaml", MESH)
+        .config
+        .expect("as written");
+    let json = serde_json::to_string(&mesh).expect("as written");
+    let again = load_mesh_config("pushed", &json);
+    assert!(again.diagnostics.is_empty(), "{:?}", lines(&again));
+    assert_eq!(again.config.expect("as written"), mesh);
+}
+
+#[test]
+fn a_file_holds_one_mesh_config() {
+    let loaded = load_mesh_config(
+        "mesh.yaml",
+        "enableTracing: true\n---\nenableTracing: false\n",
+    );
+    assert!(
+        lines(&loaded)[0].contains("holds one document"),
+        "{:?}",
+        lines(&loaded)
+    );
+    let loaded = load_mesh_config(
+        "mesh.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: a}\n",
+    );
+    assert!(lines(&loaded)[0].contains("a ConfigMap with the mesh config under data.mesh"));
+}
