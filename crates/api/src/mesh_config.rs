@@ -16,6 +16,8 @@ use crate::duration::Duration;
 use crate::source::{self, Node, NodeValue, Pos, ReadContext};
 use crate::validate::{Issue, Validate, Validator, checks};
 
+pub mod ext_authz;
+
 /// Istio's default share of new traces sampled, in percent (`defaultConfig.tracing.sampling`).
 pub const DEFAULT_SAMPLING: f64 = 1.0;
 
@@ -92,6 +94,12 @@ pub struct ExtensionProvider {
     /// Prometheus metrics (what the proxies' `/stats/prometheus` serves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusProvider>,
+    /// An external authorization service over HTTP (for CUSTOM policies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envoy_ext_authz_http: Option<ext_authz::ExtAuthzHttp>,
+    /// An external authorization service over gRPC (for CUSTOM policies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envoy_ext_authz_grpc: Option<ext_authz::ExtAuthzGrpc>,
 }
 
 /// Istio's `OpenTelemetryTracingProvider`, the part weft implements.
@@ -318,15 +326,23 @@ impl Validate for ExtensionProvider {
         if self.name.is_empty() {
             v.error_at("name", "a provider needs a name");
         }
-        let kinds =
-            usize::from(self.opentelemetry.is_some()) + usize::from(self.prometheus.is_some());
+        let kinds = usize::from(self.opentelemetry.is_some())
+            + usize::from(self.prometheus.is_some())
+            + usize::from(self.envoy_ext_authz_http.is_some())
+            + usize::from(self.envoy_ext_authz_grpc.is_some());
         match kinds {
             0 => v.error(format!(
-                "provider `{}` names no kind: weft implements opentelemetry and prometheus",
+                "provider `{}` names no kind: weft implements opentelemetry, prometheus, envoyExtAuthzHttp and envoyExtAuthzGrpc",
                 self.name
             )),
             1 => {}
-            _ => v.error("a provider has exactly one kind (opentelemetry or prometheus)"),
+            _ => v.error("a provider has exactly one kind (opentelemetry, prometheus, envoyExtAuthzHttp or envoyExtAuthzGrpc)"),
+        }
+        if let Some(h) = &self.envoy_ext_authz_http {
+            v.field("envoyExtAuthzHttp", |v| h.check(v));
+        }
+        if let Some(g) = &self.envoy_ext_authz_grpc {
+            v.field("envoyExtAuthzGrpc", |v| g.check(v));
         }
         if let Some(o) = &self.opentelemetry {
             v.field("opentelemetry", |v| {
@@ -580,8 +596,6 @@ const LEVELS: &[Level] = &[
     Level {
         path: "extensionProviders[]",
         refused: &[
-            ("envoyExtAuthzHttp", NOT_YET),
-            ("envoyExtAuthzGrpc", NOT_YET),
             (
                 "zipkin",
                 "weft exports traces as OTLP only: use opentelemetry",
@@ -609,6 +623,14 @@ const LEVELS: &[Level] = &[
             ("envoyOtelAls", NOT_YET),
             ("sds", NOT_YET),
         ],
+    },
+    Level {
+        path: "extensionProviders[].envoyExtAuthzHttp",
+        refused: ext_authz::REFUSED,
+    },
+    Level {
+        path: "extensionProviders[].envoyExtAuthzGrpc",
+        refused: ext_authz::REFUSED,
     },
     Level {
         path: "extensionProviders[].opentelemetry",

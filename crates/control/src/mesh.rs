@@ -50,7 +50,7 @@ pub fn effective(
             port: u32::from(addr.port()),
             http: None,
         }),
-        prometheus: None,
+        ..ExtensionProvider::default()
     });
     let defaults = mesh
         .default_providers

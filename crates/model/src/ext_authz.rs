@@ -105,9 +105,81 @@ pub fn any_matches(patterns: &[HeaderPattern], name: &str) -> bool {
     patterns.iter().any(|p| p.matches(name))
 }
 
+/// The external authorization providers `mesh` defines.
+pub fn providers(mesh: &weft_api::mesh_config::MeshConfig) -> Vec<ExtAuthzProvider> {
+    use weft_api::mesh_config::ext_authz::status_on_error;
+    let timeout = |t: &Option<weft_api::Duration>| t.map_or(DEFAULT_TIMEOUT, |d| d.get());
+    let patterns = |list: &[String]| list.iter().map(|p| HeaderPattern::parse(p)).collect();
+    mesh.extension_providers
+        .iter()
+        .filter_map(|p| {
+            if let Some(h) = &p.envoy_ext_authz_http {
+                return Some(ExtAuthzProvider {
+                    name: p.name.clone(),
+                    service: h.service.clone(),
+                    port: u16::try_from(h.port).ok()?,
+                    timeout: timeout(&h.timeout),
+                    fail_open: h.fail_open,
+                    status_on_error: status_on_error(&h.status_on_error).ok()?,
+                    body: None,
+                    kind: ExtAuthzKind::Http(HttpProvider {
+                        path_prefix: h.path_prefix.clone(),
+                        include_request_headers: patterns(&h.include_request_headers_in_check),
+                        include_additional_headers: h.include_additional_headers_in_check.clone(),
+                        headers_to_upstream_on_allow: patterns(&h.headers_to_upstream_on_allow),
+                        headers_to_downstream_on_deny: patterns(&h.headers_to_downstream_on_deny),
+                        headers_to_downstream_on_allow: Vec::new(),
+                    }),
+                });
+            }
+            let g = p.envoy_ext_authz_grpc.as_ref()?;
+            Some(ExtAuthzProvider {
+                name: p.name.clone(),
+                service: g.service.clone(),
+                port: u16::try_from(g.port).ok()?,
+                timeout: timeout(&g.timeout),
+                fail_open: g.fail_open,
+                status_on_error: status_on_error(&g.status_on_error).ok()?,
+                body: None,
+                kind: ExtAuthzKind::Grpc,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mesh_configs_ext_authz_providers_with_istios_defaults() {
+        let loaded = weft_api::mesh_config::load_mesh_config(
+            "mesh.yaml",
+            "extensionProviders:
+- name: opa
+  envoyExtAuthzGrpc: {service: opa, port: 9191}
+- name: web
+  envoyExtAuthzHttp: {service: authz, port: 8000, timeout: 250ms, statusOnError: '503', headersToUpstreamOnAllow: [x-user]}
+",
+        );
+        let got = providers(&loaded.config.expect("valid"));
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (
+                got[0].name.as_str(),
+                got[0].timeout,
+                got[0].status_on_error,
+                &got[0].kind
+            ),
+            ("opa", DEFAULT_TIMEOUT, 403, &ExtAuthzKind::Grpc)
+        );
+        assert_eq!(got[1].timeout, Duration::from_millis(250));
+        assert_eq!(got[1].status_on_error, 503);
+        let ExtAuthzKind::Http(h) = &got[1].kind else {
+            panic!("http");
+        };
+        assert!(any_matches(&h.headers_to_upstream_on_allow, "x-user"));
+    }
 
     #[test]
     fn header_patterns_are_exact_prefix_or_suffix_and_ignore_case() {

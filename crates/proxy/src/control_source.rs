@@ -41,6 +41,8 @@ pub struct ControlSource {
     pub stats: Option<SocketAddr>,
     /// Where the pushed mesh config's telemetry settings go.
     pub mesh_telemetry: Arc<MeshTelemetry>,
+    /// The external authorization providers, replaced by each mesh config's.
+    pub ext_authz: Arc<crate::http::ext_authz::Providers>,
 }
 
 /// One item of the stream: a resource, or the mesh config ([`MESH_CONFIG_RESOURCE`]).
@@ -283,6 +285,9 @@ impl ControlSource {
             Some(&current),
         ));
         self.mesh_telemetry.commit(telemetry);
+        if let Some(m) = &mesh_config {
+            self.ext_authz.set(weft_model::ext_authz::providers(m));
+        }
         *resources = next;
         Ok(version)
     }

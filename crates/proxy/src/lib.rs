@@ -387,6 +387,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
                 }),
                 admin: Some(admin_addr),
                 stats: stats_addr,
+                ext_authz: ext_authz.clone(),
                 mesh_telemetry: Arc::new(telemetry::mesh::MeshTelemetry::new(
                     telemetry.clone(),
                     opts.tracing.is_some(),

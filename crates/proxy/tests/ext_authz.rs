@@ -412,3 +412,48 @@ async fn a_custom_policy_sends_matching_requests_to_its_provider_before_deny_and
     let (_, head, _) = get(inbound, "/admin/users", "allow").await;
     assert!(head.contains("x-weft-response-flags: rbac"), "{head}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_planes_mesh_config_defines_the_providers_custom_policies_name() {
+    let app = weft_testkit::upstream::named("reviews").await;
+    let authz = http_service().await;
+    let mesh_config = format!(
+        "extensionProviders:
+- name: ext
+  envoyExtAuthzHttp:
+    service: 127.0.0.1
+    port: {}
+    pathPrefix: /check
+    includeRequestHeadersInCheck: [x-ext-authz]
+    headersToUpstreamOnAllow: [x-user]
+    headersToDownstreamOnDeny: [x-deny-reason]
+",
+        authz.port()
+    );
+    let control = weft_testkit::mesh::ControlPlane::new(&weft_testkit::fresh_dir("ext-authz-mesh"))
+        .mesh_config(&mesh_config)
+        .start()
+        .await;
+    weft_testkit::mesh::apply(&control, &CUSTOM.replace("PROVIDER", "ext"));
+    let labels = [("app".to_string(), "reviews".to_string())].into();
+    let proxy = weft_testkit::mesh::start_proxy(weft_proxy::ProxyOptions {
+        app: Some(app.addr),
+        scope: weft_model::ProxyScope {
+            namespace: "default".into(),
+            labels,
+            gateway: false,
+        },
+        ..weft_testkit::mesh::sidecar_options(control.xds, "sidecar~reviews-v1.default", None)
+    })
+    .await;
+    let inbound = proxy.inbound.expect("inbound");
+    weft_testkit::eventually("the pushed policy", Duration::from_secs(10), || async {
+        (get(inbound, "/admin/users", "deny").await.0 == 403).then_some(())
+    })
+    .await;
+    let (_, head, _) = get(inbound, "/admin/users", "deny").await;
+    assert!(head.contains("x-deny-reason: not on the list"), "{head}");
+    let (status, _, _) = get(inbound, "/admin/users", "allow").await;
+    assert_eq!(status, 200);
+    assert_eq!(app.seen().last().expect("seen").headers["x-user"], "alice");
+}

@@ -99,7 +99,7 @@ extensionProviders:
 - name: zipkin
   zipkin: {service: zipkin, port: 9411}
 - name: authz
-  envoyExtAuthzGrpc: {service: authz, port: 9000}
+  envoyExtAuthzGrpc: {service: authz, port: 9000, includeRequestBodyInCheck: {maxRequestBytes: 10}}
 ";
     let loaded = load_mesh_config("mesh.yaml", text);
     let got = lines(&loaded);
@@ -118,7 +118,7 @@ extensionProviders:
         "mesh.yaml:9:3: extensionProviders[0].zipkin: weft does not implement meshConfig.extensionProviders[0].zipkin (weft exports traces as OTLP only"
     ), "{got:#?}");
     assert!(
-        got[4].contains("meshConfig.extensionProviders[1].envoyExtAuthzGrpc"),
+        got[4].contains("meshConfig.extensionProviders[1].envoyExtAuthzGrpc.includeRequestBodyInCheck (weft does not send the request body"),
         "{got:#?}"
     );
     assert!(loaded.config.is_none());
@@ -167,7 +167,7 @@ defaultProviders:
             "extensionProviders[0].opentelemetry.port: port number must be in 1..65535 (got 70000)",
             "extensionProviders[1].name: provider `otel` is defined twice (first in extensionProviders[0])",
             "extensionProviders[1].opentelemetry.http.path: must start with / (got \"traces\")",
-            "extensionProviders[3]: provider `nothing` names no kind: weft implements opentelemetry and prometheus",
+            "extensionProviders[3]: provider `nothing` names no kind: weft implements opentelemetry, prometheus, envoyExtAuthzHttp and envoyExtAuthzGrpc",
             "defaultProviders.tracing[0]: provider `jaeger` is not defined in extensionProviders (defined: otel, otel, metrics, nothing)",
             "defaultProviders.metrics[1]: provider `otel` is not a metrics provider (a prometheus one)",
             "defaultProviders.accessLogging[0]: provider `envoy` is not defined in extensionProviders (defined: otel, otel, metrics, nothing)",
@@ -224,4 +224,58 @@ fn a_file_holds_one_mesh_config() {
         "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: a}\n",
     );
     assert!(lines(&loaded)[0].contains("a ConfigMap with the mesh config under data.mesh"));
+}
+
+#[test]
+fn ext_authz_providers_are_read_and_checked() {
+    let loaded = load_mesh_config(
+        "mesh.yaml",
+        "extensionProviders:
+- name: opa
+  envoyExtAuthzGrpc: {service: opa.opa.svc.cluster.local, port: 9191, timeout: 2s, failOpen: true}
+- name: http-authz
+  envoyExtAuthzHttp:
+    service: authz.foo.svc.cluster.local
+    port: 8000
+    pathPrefix: /check
+    statusOnError: \"503\"
+    includeRequestHeadersInCheck: [x-ext-authz, \"x-auth-*\"]
+    headersToUpstreamOnAllow: [x-user]
+    headersToDownstreamOnDeny: [x-reason]
+",
+    );
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", lines(&loaded));
+    let config = loaded.config.expect("valid");
+    let grpc = config.extension_providers[0]
+        .envoy_ext_authz_grpc
+        .as_ref()
+        .expect("grpc");
+    assert!(grpc.fail_open);
+    assert_eq!(
+        config.extension_providers[1]
+            .envoy_ext_authz_http
+            .as_ref()
+            .expect("http")
+            .status_on_error,
+        "503"
+    );
+    let bad = load_mesh_config(
+        "mesh.yaml",
+        "extensionProviders:
+- name: a
+  envoyExtAuthzHttp: {service: 'http://authz', port: 0, statusOnError: nope, pathPrefix: check}
+",
+    );
+    let got = lines(&bad);
+    for expected in [
+        "extensionProviders[0].envoyExtAuthzHttp.service: must be a host name or IP address, not a URL",
+        "extensionProviders[0].envoyExtAuthzHttp.port:",
+        "extensionProviders[0].envoyExtAuthzHttp.statusOnError: must be an HTTP status code such as 403 (got \"nope\")",
+        "extensionProviders[0].envoyExtAuthzHttp.pathPrefix: must start with / (got \"check\")",
+    ] {
+        assert!(
+            got.iter().any(|l| l.contains(expected)),
+            "{expected}: {got:#?}"
+        );
+    }
 }
