@@ -123,7 +123,7 @@ impl ExtAuthzHttp {
                 format!("must start with / (got {:?})", self.path_prefix),
             );
         }
-        for (name, _) in &self.include_additional_headers_in_check {
+        for name in self.include_additional_headers_in_check.keys() {
             let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
             if name.is_empty() || !name.chars().all(token) {
                 v.error_at(
