@@ -189,7 +189,7 @@ fn mesh_config_of(tracing: &super::manifest::Tracing) -> anyhow::Result<MeshConf
                     ..OtlpHttp::default()
                 }),
             }),
-            prometheus: None,
+            ..ExtensionProvider::default()
         });
         mesh.default_providers = Some(DefaultProviders {
             tracing: vec![MANIFEST_COLLECTOR.into()],
