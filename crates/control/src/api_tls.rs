@@ -181,16 +181,7 @@ impl tokio::io::AsyncWrite for ApiStream {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), ApiTlsError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(text.as_bytes()).map_err(io(path))
+    crate::ca::write_private_file(path, text).map_err(io(path))
 }
 
 fn validity(params: &mut CertificateParams, days: i64) {

@@ -121,6 +121,12 @@ pub fn pem_certificates(bundle: &str) -> Result<Vec<String>, CaError> {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), CaError> {
+    write_private_file(path, text).map_err(io(path))
+}
+
+/// Writes `text` to `path` readable by its owner only, atomically (a temporary file,
+/// synced, then renamed over `path`).
+pub fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -129,11 +135,10 @@ fn write_private(path: &Path, text: &str) -> Result<(), CaError> {
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 impl Ca {

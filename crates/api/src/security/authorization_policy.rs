@@ -271,21 +271,45 @@ impl Rule {
     }
 }
 
+/// A security policy's attachment: at most one of `selector`, `targetRef`, `targetRefs`,
+/// each checked.
+pub(super) fn check_attachment(
+    v: &mut Validator,
+    selector: &Option<WorkloadSelector>,
+    target_ref: &Option<PolicyTargetReference>,
+    target_refs: &[PolicyTargetReference],
+) {
+    let set = [
+        selector.is_some(),
+        target_ref.is_some(),
+        !target_refs.is_empty(),
+    ];
+    if set.iter().filter(|s| **s).count() > 1 {
+        v.error("only one of selector, targetRef and targetRefs may be set");
+    }
+    if let Some(selector) = selector {
+        v.field("selector", |v| check_selector(v, selector));
+    }
+    v.optional("targetRef", target_ref);
+    v.list("targetRefs", target_refs);
+}
+
+/// The warning for a policy attached by `targetRef(s)`, which weft applies to nothing.
+pub(super) fn warn_target_refs(
+    v: &mut Validator,
+    target_ref: &Option<PolicyTargetReference>,
+    target_refs: &[PolicyTargetReference],
+) {
+    if target_ref.is_some() || !target_refs.is_empty() {
+        v.warn(
+            "targetRef(s) attach a policy to waypoints or Gateway API gateways, which weft does not run: this policy applies to no workload (use selector)",
+        );
+    }
+}
+
 impl Validate for AuthorizationPolicy {
     fn validate(&self, v: &mut Validator) {
-        let targets = [
-            self.selector.is_some(),
-            self.target_ref.is_some(),
-            !self.target_refs.is_empty(),
-        ];
-        if targets.iter().filter(|set| **set).count() > 1 {
-            v.error("only one of selector, targetRef and targetRefs may be set");
-        }
-        if let Some(selector) = &self.selector {
-            v.field("selector", |v| check_selector(v, selector));
-        }
-        v.optional("targetRef", &self.target_ref);
-        v.list("targetRefs", &self.target_refs);
+        check_attachment(v, &self.selector, &self.target_ref, &self.target_refs);
 
         match self.action {
             Action::Custom if self.rules.is_empty() => v.error_at(
@@ -303,11 +327,7 @@ impl Validate for AuthorizationPolicy {
             ),
             _ => {}
         }
-        if self.target_ref.is_some() || !self.target_refs.is_empty() {
-            v.warn(
-                "targetRef(s) attach a policy to waypoints or Gateway API gateways, which weft does not run: this policy applies to no workload (use selector)",
-            );
-        }
+        warn_target_refs(v, &self.target_ref, &self.target_refs);
         if self.provider.is_some() && self.action != Action::Custom {
             v.error_at(
                 "provider",

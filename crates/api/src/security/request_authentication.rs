@@ -3,8 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::authorization_policy::PolicyTargetReference;
-use super::peer_authentication::check_selector;
+use super::authorization_policy::{PolicyTargetReference, check_attachment, warn_target_refs};
 use crate::Duration;
 use crate::networking::WorkloadSelector;
 use crate::validate::{Validate, Validator, checks};
@@ -92,24 +91,8 @@ pub struct ClaimToHeader {
 
 impl Validate for RequestAuthentication {
     fn validate(&self, v: &mut Validator) {
-        let targets = [
-            self.selector.is_some(),
-            self.target_ref.is_some(),
-            !self.target_refs.is_empty(),
-        ];
-        if targets.iter().filter(|set| **set).count() > 1 {
-            v.error("only one of selector, targetRef and targetRefs may be set");
-        }
-        if let Some(selector) = &self.selector {
-            v.field("selector", |v| check_selector(v, selector));
-        }
-        v.optional("targetRef", &self.target_ref);
-        v.list("targetRefs", &self.target_refs);
-        if self.target_ref.is_some() || !self.target_refs.is_empty() {
-            v.warn(
-                "targetRef(s) attach a policy to waypoints or Gateway API gateways, which weft does not run: this policy applies to no workload (use selector)",
-            );
-        }
+        check_attachment(v, &self.selector, &self.target_ref, &self.target_refs);
+        warn_target_refs(v, &self.target_ref, &self.target_refs);
         v.list("jwtRules", &self.jwt_rules);
     }
 }

@@ -43,22 +43,9 @@ pub fn write(state_dir: &Path, api: &str, token: &str, ca_pem: &str) -> anyhow::
     Ok(file)
 }
 
-/// Writes `text` to `file`, readable and writable by its owner only from the start.
+/// Writes `text` to `file`, readable and writable by its owner only, atomically.
 pub fn write_private(file: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        if file.exists() {
-            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
-        }
-    }
-    options
-        .open(file)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
+    weft_control::ca::write_private_file(file, text)
         .with_context(|| format!("writing {}", file.display()))
 }
 

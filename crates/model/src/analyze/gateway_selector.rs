@@ -7,7 +7,7 @@
 
 use weft_api::Resource;
 
-use super::workloads::workloads;
+use super::workloads::{selects, workloads};
 use super::{Context, Finding, codes, finding, involved};
 
 /// The label the Gateway API's deployments put on a gateway's pods.
@@ -38,11 +38,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         };
         let ns = r.resource.namespace();
         for (_, labels, gateway) in gateways.iter().filter(|(n, _, _)| *n == ns) {
-            let selected = selector
-                .match_labels
-                .iter()
-                .all(|(k, v)| labels.get(k) == Some(v));
-            if selected {
+            if selects(&selector.match_labels, labels) {
                 out.push(finding(
                     codes::INEFFECTIVE_SELECTOR,
                     format!(

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use weft_api::Resource;
 use weft_api::networking::virtual_service::VirtualService;
 
-use super::workloads::workloads;
+use super::workloads::{selects, workloads};
 use super::{Context, Finding, codes, finding, involved};
 
 const CLAIM_PREFIX: &str = "@request.auth.claims";
@@ -24,10 +24,6 @@ fn claim_key(vs: &VirtualService) -> Option<&str> {
             .find(|k| k.starts_with(CLAIM_PREFIX))
             .map(String::as_str)
     })
-}
-
-fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {

@@ -57,10 +57,11 @@ impl Default for Call {
     }
 }
 
-fn allowed(a: &Authz, c: &Call) -> bool {
+/// `f` of the request `c` describes.
+fn with_request<T>(c: &Call, f: impl FnOnce(&AuthzRequest<'_>) -> T) -> T {
     let headers = Headers(c.headers.clone());
     let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-    a.decide(&AuthzRequest {
+    f(&AuthzRequest {
         principal: c.from,
         source_ip: ip(c.ip),
         remote_ip: ip(c.remote),
@@ -75,7 +76,10 @@ fn allowed(a: &Authz, c: &Call) -> bool {
             auth: c.auth.as_ref(),
         }),
     })
-    .allowed
+}
+
+fn allowed(a: &Authz, c: &Call) -> bool {
+    with_request(c, |r| a.decide(r).allowed)
 }
 
 fn policy(action: &str, rules: &str) -> String {
@@ -371,24 +375,7 @@ fn request_auth_conditions_read_the_token() {
 }
 
 fn custom_provider(a: &Authz, c: &Call) -> Option<Result<String, String>> {
-    let headers = Headers(c.headers.clone());
-    let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-    a.custom_provider(&AuthzRequest {
-        principal: c.from,
-        source_ip: ip(c.ip),
-        remote_ip: ip(c.remote),
-        destination_ip: Some(ip("10.0.0.2")),
-        destination_port: c.port,
-        sni: None,
-        http: Some(HttpAttributes {
-            host: "reviews",
-            method: c.method,
-            path: c.path,
-            headers: &headers,
-            auth: c.auth.as_ref(),
-        }),
-    })
-    .map(|r| r.map(str::to_string))
+    with_request(c, |r| a.custom_provider(r).map(|p| p.map(str::to_string)))
 }
 
 fn custom(name: &str, provider: &str, path: &str) -> String {

@@ -81,6 +81,32 @@ pub struct Caller<'a> {
     pub auth: Option<&'a weft_model::authn::RequestAuth>,
 }
 
+/// What the decision sees of `req` from `caller`; the caller makes `host` and `headers`
+/// from the request so they outlive the borrow.
+fn http_request<'a>(
+    req: &'a Request<Incoming>,
+    caller: Caller<'a>,
+    trusted_proxies: usize,
+    host: &'a str,
+    headers: &'a super::headers::HeaderView<'a>,
+) -> AuthzRequest<'a> {
+    AuthzRequest {
+        principal: caller.principal,
+        source_ip: caller.peer,
+        remote_ip: remote_ip(req, caller.peer, trusted_proxies),
+        destination_ip: caller.destination.map(|d| d.ip()),
+        destination_port: caller.port,
+        sni: None,
+        http: Some(HttpAttributes {
+            host,
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            headers,
+            auth: caller.auth,
+        }),
+    }
+}
+
 /// The AuthorizationPolicy decision for an HTTP request: `403 RBAC` when denied.
 pub fn check(
     snapshot: &Snapshot,
@@ -88,13 +114,6 @@ pub fn check(
     caller: Caller<'_>,
     trusted_proxies: usize,
 ) -> Result<(), LocalReply> {
-    let Caller {
-        peer,
-        principal,
-        destination,
-        port,
-        auth,
-    } = caller;
     let authz = &snapshot.mesh.authz;
     if authz.is_empty() {
         return Ok(());
@@ -102,21 +121,7 @@ pub fn check(
     let authority = super::headers::authority_of(req).unwrap_or_default();
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
     let headers = super::headers::HeaderView(req.headers());
-    let request = AuthzRequest {
-        principal,
-        source_ip: peer,
-        remote_ip: remote_ip(req, peer, trusted_proxies),
-        destination_ip: destination.map(|d| d.ip()),
-        destination_port: port,
-        sni: None,
-        http: Some(HttpAttributes {
-            host: &host,
-            method: req.method().as_str(),
-            path: req.uri().path(),
-            headers: &headers,
-            auth,
-        }),
-    };
+    let request = http_request(req, caller, trusted_proxies, &host, &headers);
     let verdict = authz.decide(&request);
     for audited in &verdict.audited {
         tracing::info!(policy = %audited, path = %req.uri().path(), "AUDIT policy matched");
@@ -182,21 +187,7 @@ pub async fn custom(
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
     let chosen = {
         let headers = super::headers::HeaderView(req.headers());
-        let request = AuthzRequest {
-            principal: caller.principal,
-            source_ip: caller.peer,
-            remote_ip: remote_ip(req, caller.peer, trusted_proxies),
-            destination_ip: caller.destination.map(|d| d.ip()),
-            destination_port: caller.port,
-            sni: None,
-            http: Some(HttpAttributes {
-                host: &host,
-                method: req.method().as_str(),
-                path: req.uri().path(),
-                headers: &headers,
-                auth: caller.auth,
-            }),
-        };
+        let request = http_request(req, caller, trusted_proxies, &host, &headers);
         authz
             .custom_provider(&request)
             .map(|r| r.map(str::to_string))
