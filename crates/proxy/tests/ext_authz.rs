@@ -4,6 +4,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +17,7 @@ use weft_model::ext_authz::{
     BodyInCheck, ExtAuthzKind, ExtAuthzProvider, HeaderPattern, HttpProvider,
 };
 use weft_proto::ext_authz as pb;
-use weft_proxy::http::ext_authz::{CheckRequest, Verdict, check};
+use weft_proxy::http::ext_authz::{Authorizer, CheckRequest, Verdict, check};
 
 /// An HTTP authorization service: `x-ext-authz: allow` → 200 with `x-ext-authz-check-result`
 /// and `x-user`; `x-ext-authz: stall` → no answer for 5 s; else 403 with `x-deny-reason`
@@ -132,19 +134,31 @@ impl pb::authorization_server::Authorization for Grpc {
 }
 
 async fn grpc_service() -> SocketAddr {
+    grpc_service_counting().await.0
+}
+
+/// The gRPC service, and how many connections it accepted.
+async fn grpc_service_counting() -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let incoming = futures_util::stream::unfold(listener, |l| async move {
-        Some((l.accept().await.map(|(s, _)| s), l))
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let incoming = futures_util::stream::unfold(listener, move |l| {
+        let counter = counter.clone();
+        async move {
+            let next = l.accept().await.map(|(s, _)| s);
+            counter.fetch_add(1, Ordering::Relaxed);
+            Some((next, l))
+        }
     });
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(pb::authorization_server::AuthorizationServer::new(Grpc))
             .serve_with_incoming(incoming),
     );
-    addr
+    (addr, accepted)
 }
 
 fn provider(addr: SocketAddr, kind: ExtAuthzKind) -> ExtAuthzProvider {
@@ -188,7 +202,7 @@ fn headers(decision: &str) -> HeaderMap {
 async fn ask(p: &ExtAuthzProvider, decision: &str, body: Option<&'static str>) -> Verdict {
     let h = headers(decision);
     check(
-        p,
+        &Authorizer::new(p.clone()),
         CheckRequest {
             method: &Method::POST,
             path: "/orders?id=7",
@@ -456,4 +470,29 @@ async fn the_control_planes_mesh_config_defines_the_providers_custom_policies_na
     let (status, _, _) = get(inbound, "/admin/users", "allow").await;
     assert_eq!(status, 200);
     assert_eq!(app.seen().last().expect("seen").headers["x-user"], "alice");
+}
+
+#[tokio::test]
+async fn checks_of_one_grpc_provider_share_one_connection() {
+    let (addr, accepted) = grpc_service_counting().await;
+    let authorizer = Authorizer::new(provider(addr, ExtAuthzKind::Grpc));
+    let h = headers("allow");
+    for _ in 0..3 {
+        let verdict = check(
+            &authorizer,
+            CheckRequest {
+                method: &Method::GET,
+                path: "/",
+                host: "shop",
+                scheme: "http",
+                headers: &h,
+                body: None,
+                source: ("10.0.0.1:5000".parse().expect("addr"), ""),
+                destination: "10.0.0.2:8080".parse().expect("addr"),
+            },
+        )
+        .await;
+        assert!(matches!(verdict, Verdict::Allow { .. }), "{verdict:?}");
+    }
+    assert_eq!(accepted.load(Ordering::Relaxed), 1);
 }

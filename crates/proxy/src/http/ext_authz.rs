@@ -74,12 +74,43 @@ impl Verdict {
     }
 }
 
-/// Asks `provider` about `req`.
-pub async fn check(provider: &ExtAuthzProvider, req: CheckRequest<'_>) -> Verdict {
+/// A provider, with the gRPC channel its checks share (made on first use; it reconnects
+/// by itself), so a check costs a request on an open connection, not a new one.
+#[derive(Debug)]
+pub struct Authorizer {
+    /// The provider.
+    pub provider: ExtAuthzProvider,
+    grpc: std::sync::OnceLock<tonic::transport::Channel>,
+}
+
+impl Authorizer {
+    /// An authorizer asking `provider`.
+    pub fn new(provider: ExtAuthzProvider) -> Authorizer {
+        Authorizer {
+            provider,
+            grpc: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn channel(&self) -> Result<tonic::transport::Channel, String> {
+        if let Some(c) = self.grpc.get() {
+            return Ok(c.clone());
+        }
+        let target = format!("http://{}:{}", self.provider.service, self.provider.port);
+        let channel = tonic::transport::Endpoint::from_shared(target.clone())
+            .map_err(|e| format!("{target}: {e}"))?
+            .connect_lazy();
+        Ok(self.grpc.get_or_init(|| channel).clone())
+    }
+}
+
+/// Asks `authorizer`'s provider about `req`.
+pub async fn check(authorizer: &Authorizer, req: CheckRequest<'_>) -> Verdict {
+    let provider = &authorizer.provider;
     let asked = async {
         match &provider.kind {
             ExtAuthzKind::Http(http) => check_http(provider, http, &req).await,
-            ExtAuthzKind::Grpc => check_grpc(provider, &req).await,
+            ExtAuthzKind::Grpc => check_grpc(authorizer, &req).await,
         }
     };
     let outcome = match tokio::time::timeout(provider.timeout, asked).await {
@@ -198,17 +229,10 @@ fn options(list: &[pb::HeaderValueOption]) -> Result<Vec<(HeaderName, HeaderValu
         .collect()
 }
 
-async fn check_grpc(
-    provider: &ExtAuthzProvider,
-    req: &CheckRequest<'_>,
-) -> Result<Verdict, String> {
-    let target = format!("http://{}:{}", provider.service, provider.port);
-    let channel = tonic::transport::Endpoint::from_shared(target.clone())
-        .map_err(|e| format!("{target}: {e}"))?
-        .connect()
-        .await
-        .map_err(|e| format!("connecting to {target}: {e}"))?;
-    let mut client = pb::authorization_client::AuthorizationClient::new(channel);
+async fn check_grpc(authorizer: &Authorizer, req: &CheckRequest<'_>) -> Result<Verdict, String> {
+    let provider = &authorizer.provider;
+    let target = format!("{}:{}", provider.service, provider.port);
+    let mut client = pb::authorization_client::AuthorizationClient::new(authorizer.channel()?);
     let headers: HashMap<String, String> = req
         .headers
         .iter()
@@ -298,7 +322,7 @@ async fn check_grpc(
 /// `extensionProviders`), replaced whole when the mesh config changes; a request reads
 /// them with one lock-free load.
 #[derive(Debug, Default)]
-pub struct Providers(arc_swap::ArcSwap<HashMap<String, std::sync::Arc<ExtAuthzProvider>>>);
+pub struct Providers(arc_swap::ArcSwap<HashMap<String, std::sync::Arc<Authorizer>>>);
 
 impl Providers {
     /// Providers `list` holds.
@@ -312,13 +336,13 @@ impl Providers {
     pub fn set(&self, list: Vec<ExtAuthzProvider>) {
         let map = list
             .into_iter()
-            .map(|p| (p.name.clone(), std::sync::Arc::new(p)))
+            .map(|p| (p.name.clone(), std::sync::Arc::new(Authorizer::new(p))))
             .collect();
         self.0.store(std::sync::Arc::new(map));
     }
 
     /// The provider named `name`.
-    pub fn get(&self, name: &str) -> Option<std::sync::Arc<ExtAuthzProvider>> {
+    pub fn get(&self, name: &str) -> Option<std::sync::Arc<Authorizer>> {
         self.0.load().get(name).cloned()
     }
 }
