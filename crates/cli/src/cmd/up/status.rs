@@ -81,8 +81,12 @@ pub(super) fn print_up(state: &State, kubeconfig: &std::path::Path) {
         state.dashboard
     );
     println!(
-        "    export KUBECONFIG={}    kubectl get vs,dr,se -A",
-        kubeconfig.display()
+        "    export KUBECONFIG={}    kubectl get vs,dr,se,svc -A",
+        // Absolute, so the line works from any directory.
+        kubeconfig
+            .canonicalize()
+            .unwrap_or_else(|_| kubeconfig.to_path_buf())
+            .display()
     );
     println!("    weft status    weft get se    weft prometheus-config    weft down");
 }
