@@ -178,6 +178,9 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
         )),
         None => None,
     };
+    if let (Some(mesh), Some(ca)) = (&opts.mesh_config, &opts.ca) {
+        mesh::check_trust_domain(mesh, &ca.trust_domain)?;
+    }
     let store = Arc::new(Store::open(&opts.state_dir)?);
     let authority = match &opts.ca {
         Some(c) => Some(Arc::new(ca::Ca::open(

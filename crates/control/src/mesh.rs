@@ -19,6 +19,28 @@ pub enum MeshConfigError {
         "extensionProviders: the name `{TRACE_STORE_PROVIDER}` is reserved for the control plane's trace store; rename the provider"
     )]
     ReservedName,
+    /// The mesh config's trust domain is not the CA's.
+    #[error(
+        "trustDomain {mesh} is not the certificate authority's trust domain {ca}; make them agree"
+    )]
+    TrustDomain {
+        /// The mesh config's.
+        mesh: String,
+        /// The CA's.
+        ca: String,
+    },
+}
+
+/// Checks that the mesh config's `trustDomain`, when set, is the CA's `ca` (the CA issues
+/// the identities the mesh config names).
+pub fn check_trust_domain(mesh: &MeshConfig, ca: &str) -> Result<(), MeshConfigError> {
+    match &mesh.trust_domain {
+        Some(td) if td != ca => Err(MeshConfigError::TrustDomain {
+            mesh: td.clone(),
+            ca: ca.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The mesh config pushed to proxies: `operator`'s (Istio's defaults without one) and,
@@ -112,5 +134,10 @@ mod tests {
 
         let taken = read(&text.replace("otel", TRACE_STORE_PROVIDER));
         assert!(effective(Some(&taken), None).is_err());
+
+        let domain = read("trustDomain: prod.example\n");
+        assert!(check_trust_domain(&domain, "prod.example").is_ok());
+        assert!(check_trust_domain(&domain, "cluster.local").is_err());
+        assert!(check_trust_domain(&MeshConfig::default(), "cluster.local").is_ok());
     }
 }
