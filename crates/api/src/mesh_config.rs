@@ -2,7 +2,8 @@
 //! Istio's ConfigMap (`kind: ConfigMap`, the YAML text under `data.mesh`).
 //!
 //! weft reads the part it implements (tracing, its OpenTelemetry providers, the default
-//! providers, the access log, the trust domain and root namespace). Every other field of
+//! providers, the access log, the trust domain and root namespace, the outbound traffic
+//! policy and the default HTTP retry policy). Every other field of
 //! Istio's MeshConfig is refused by name ("weft does not implement meshConfig.X"), never
 //! passed over; a field Istio does not have either is an unknown field, with a suggestion.
 
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::diag::{Diagnostic, Severity};
 use crate::duration::Duration;
+use crate::networking::sidecar::OutboundTrafficMode;
+use crate::networking::virtual_service::HttpRetry;
 use crate::source::{self, Node, NodeValue, Pos, ReadContext};
 use crate::validate::{Issue, Validate, Validator, checks};
 
@@ -61,6 +64,24 @@ pub struct MeshConfig {
     /// `istio-system`, and no other value is accepted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_namespace: Option<String>,
+    /// Whether sidecars reach destinations outside the registry (Istio's default when
+    /// unset: `ALLOW_ANY`). A Sidecar's own `outboundTrafficPolicy` replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_traffic_policy: Option<MeshOutboundTrafficPolicy>,
+    /// The retry policy of HTTP routes that set no `retries` (Istio's default when unset:
+    /// 2 attempts on connect-failure, refused-stream, unavailable, cancelled and
+    /// retriable-status-codes); `attempts: 0` turns default retries off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_http_retry_policy: Option<HttpRetry>,
+}
+
+/// MeshConfig's `outboundTrafficPolicy` (only a mode: `egressProxy` is a Sidecar field).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshOutboundTrafficPolicy {
+    /// `ALLOW_ANY` or `REGISTRY_ONLY`; unset keeps Istio's mesh default, `ALLOW_ANY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<OutboundTrafficMode>,
 }
 
 /// Istio's ProxyConfig (`defaultConfig`), the part weft implements.
@@ -308,6 +329,7 @@ impl Validate for MeshConfig {
                 format!("must be a DNS name like cluster.local (got {td:?})"),
             );
         }
+        v.optional("defaultHttpRetryPolicy", &self.default_http_retry_policy);
         if let Some(ns) = &self.root_namespace
             && ns != ROOT_NAMESPACE
         {
@@ -473,7 +495,6 @@ const LEVELS: &[Level] = &[
             ),
             ("enableEnvoyAccessLogService", NOT_YET),
             ("disableEnvoyListenerLog", NOT_YET),
-            ("outboundTrafficPolicy", NOT_YET),
             ("inboundTrafficPolicy", NOT_YET),
             ("configSources", NOT_YET),
             ("enableAutoMtls", NOT_YET),
@@ -498,7 +519,6 @@ const LEVELS: &[Level] = &[
             ("ca", "use weft control --ca-cert"),
             ("discoverySelectors", NOT_YET),
             ("pathNormalization", NOT_YET),
-            ("defaultHttpRetryPolicy", NOT_YET),
             ("meshMTLS", NOT_YET),
             ("tlsDefaults", NOT_YET),
             ("serviceScopeConfigs", NOT_YET),

@@ -579,12 +579,12 @@ fn mesh_configs_validate_as_files_or_config_maps_and_refuse_what_weft_lacks_by_n
     let v = weft(&["validate", "-f", example], None);
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
 
-    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |-\n    outboundTrafficPolicy:\n      mode: REGISTRY_ONLY\n    defaultProviders:\n      tracing: [jaeger]\n";
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |-\n    meshMTLS:\n      minProtocolVersion: TLSV1_3\n    defaultProviders:\n      tracing: [jaeger]\n";
     let v = weft(&["validate", "-f", "-"], Some(text));
     assert_eq!(v.status.code(), Some(1));
     let out = stdout(&v);
     assert!(
-        out.contains("-:6:5: data.mesh: outboundTrafficPolicy: weft does not implement meshConfig.outboundTrafficPolicy"),
+        out.contains("-:6:5: data.mesh: meshMTLS: weft does not implement meshConfig.meshMTLS"),
         "{out}"
     );
     assert!(

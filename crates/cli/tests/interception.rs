@@ -50,6 +50,16 @@ impl Namespace {
         self.children.push(child);
     }
 
+    /// What `args` print, run in the namespace.
+    fn output(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .expect("runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn curl(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.name, "curl", "-s", "--max-time", "3"])
@@ -240,4 +250,41 @@ spec:
     let (ok, body) = ns.curl(&["http://198.18.0.99:81/who"]);
     assert!(ok, "passthrough failed");
     assert_eq!(body, "outside the mesh\n");
+    // Opaque TCP outside the registry passes through too: the server answers the bytes.
+    let tcp = |ns: &Namespace| {
+        ns.output(&[
+            "python3",
+            "-c",
+            "import socket\ns = socket.create_connection(('198.18.0.99', 81), 3)\ns.settimeout(3)\ns.sendall(b'\\x00\\x01 / HTTP/1.0\\r\\n\\r\\n')\ntry:\n    print(s.recv(12) or 'closed')\nexcept ConnectionResetError:\n    print('closed')\nexcept OSError as e:\n    print('error', e)\n",
+        ])
+    };
+    assert_eq!(tcp(&ns).trim(), "b'HTTP/1.0 501'", "TCP passthrough");
+
+    // REGISTRY_ONLY (a Sidecar's outboundTrafficPolicy without a mode): HTTP to a host
+    // outside the registry gets 502 and opaque TCP is closed, as Istio's BlackHoleCluster;
+    // the registry's services are still reached. The file change applies without a restart.
+    let status =
+        |ns: &Namespace, url: &str| ns.curl(&["-o", "/dev/null", "-w", "%{http_code}", url]).1;
+    let sidecar = "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default}\nspec:\n  outboundTrafficPolicy: {}\n";
+    std::fs::write(&config, format!("{mesh}{sidecar}")).expect("config");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&ns, "http://198.18.0.99:81/who") != "502" {
+        assert!(Instant::now() < deadline, "REGISTRY_ONLY did not apply");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(tcp(&ns).trim(), "closed", "TCP outside the registry");
+    let (ok, body) = ns.curl(&["http://198.18.0.10/who"]);
+    assert!(ok && body == "web v1\n", "the registry's service: {body:?}");
+
+    // ALLOW_ANY with an egressProxy: what is outside the registry goes to that service.
+    let egress = sidecar.replace(
+        "outboundTrafficPolicy: {}",
+        "outboundTrafficPolicy:\n    mode: ALLOW_ANY\n    egressProxy: {host: web, port: {number: 80}}",
+    );
+    std::fs::write(&config, format!("{mesh}{egress}")).expect("config");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ns.curl(&["http://198.18.0.99:81/who"]).1 != "web v1\n" {
+        assert!(Instant::now() < deadline, "the egress proxy did not apply");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

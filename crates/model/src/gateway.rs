@@ -13,7 +13,7 @@ use weft_api::networking::virtual_service::VirtualService;
 use weft_api::{Object, Resource};
 
 use crate::host;
-use crate::route::{RouteTable, VirtualHost};
+use crate::route::{RetryPolicy, RouteTable, VirtualHost};
 use crate::service::Service;
 use crate::translate::http::{BoundVirtualService, domains, http_routes};
 use crate::translate::mesh::TranslateError;
@@ -69,6 +69,7 @@ pub(crate) fn route_tables(
     resources: &[Resource],
     services: &BTreeMap<String, Service>,
     scope: &ProxyScope,
+    default_retry: &RetryPolicy,
 ) -> Result<BTreeMap<u16, RouteTable>, TranslateError> {
     let mut virtual_services: Vec<&Object<VirtualService>> = resources
         .iter()
@@ -123,7 +124,7 @@ pub(crate) fn route_tables(
                 if names.is_empty() {
                     continue;
                 }
-                let routes = http_routes(&bound, port, services, scope)?;
+                let routes = http_routes(&bound, port, services, scope, default_retry)?;
                 let table = vhosts.entry(port).or_default();
                 for name in names {
                     match index.get(&(port, name.clone())) {

@@ -4,6 +4,7 @@
 //!   [`translate::scope`] decides which resources a proxy sees and is shared by the others;
 //! - [`gateway`] builds a gateway proxy's routes from Gateways and the VirtualServices bound to them;
 //! - [`route`] holds the route tables and the per-request decision [`route::route`];
+//! - [`outbound`] decides what happens to traffic for destinations outside the registry;
 //! - [`matcher`], [`policy`], [`service`] and [`host`] hold the pieces;
 //! - [`analyze`] finds cross-resource problems, as `istioctl analyze` does.
 
@@ -15,6 +16,7 @@ pub mod gateway;
 pub mod host;
 pub mod l4;
 pub mod matcher;
+pub mod outbound;
 pub mod peer_authn;
 pub mod policy;
 pub mod rate_limit;
@@ -24,4 +26,4 @@ pub mod translate;
 
 pub use matcher::{Request, RequestHeaders};
 pub use route::{Decision, RouteTable, route};
-pub use translate::{Cluster, Mesh, ProxyScope, build, cluster_name};
+pub use translate::{Cluster, Mesh, ProxyScope, build, build_with_mesh_config, cluster_name};

@@ -272,7 +272,13 @@ impl ControlSource {
             Some(m) => MeshSettings::of(m)?,
             None => MeshSettings::default(),
         };
-        let mesh = weft_model::build(&all, &self.scope).map_err(|e| e.to_string())?;
+        let defaults = MeshConfig::default();
+        let mesh = weft_model::build_with_mesh_config(
+            &all,
+            &self.scope,
+            mesh_config.as_deref().unwrap_or(&defaults),
+        )
+        .map_err(|e| e.to_string())?;
         let telemetry = self.mesh_telemetry.prepare(settings)?;
         let current = cell.load();
         let version = current.version + 1;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, copy_bidirectional};
 use weft_model::host;
 use weft_model::l4::TcpFault;
+use weft_model::outbound::Outbound;
 use weft_model::route::MILLION;
 use weft_model::service::Service;
 
@@ -97,7 +98,16 @@ pub fn decide(
         }
         return endpoint_of(default_cluster(snapshot, service, port)?, None);
     }
-    original.map(|dst| TcpDecision {
+    let dst = original?;
+    match &snapshot.mesh.outbound {
+        Outbound::AllowAny => {}
+        Outbound::RegistryOnly => {
+            tracing::debug!(%dst, "connection outside the registry closed: REGISTRY_ONLY (BlackHoleCluster)");
+            return None;
+        }
+        Outbound::EgressProxy(name) => return endpoint_of(snapshot.cluster(name)?, None),
+    }
+    Some(TcpDecision {
         target: Target::Socket(dst),
         connect_timeout: PASSTHROUGH_CONNECT_TIMEOUT,
         cluster: None,

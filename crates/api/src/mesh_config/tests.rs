@@ -89,8 +89,8 @@ fn istio_config_map_form_reads_with_positions_in_the_file() {
 #[test]
 fn istio_fields_weft_does_not_implement_are_refused_by_name() {
     let text = "\
-outboundTrafficPolicy:
-  mode: REGISTRY_ONLY
+meshMTLS:
+  minProtocolVersion: TLSV1_3
 defaultConfig:
   discoveryAddress: istiod.istio-system.svc:15012
   tracing:
@@ -104,9 +104,10 @@ extensionProviders:
     let loaded = load_mesh_config("mesh.yaml", text);
     let got = lines(&loaded);
     assert_eq!(got.len(), 5, "{got:#?}");
-    assert!(got[0].starts_with(
-        "mesh.yaml:1:1: outboundTrafficPolicy: weft does not implement meshConfig.outboundTrafficPolicy"
-    ), "{got:#?}");
+    assert!(
+        got[0].starts_with("mesh.yaml:1:1: meshMTLS: weft does not implement meshConfig.meshMTLS"),
+        "{got:#?}"
+    );
     assert!(got[1].starts_with(
         "mesh.yaml:4:3: defaultConfig.discoveryAddress: weft does not implement meshConfig.defaultConfig.discoveryAddress (use weft proxy --control)"
     ), "{got:#?}");
@@ -278,4 +279,37 @@ fn ext_authz_providers_are_read_and_checked() {
             "{expected}: {got:#?}"
         );
     }
+}
+
+#[test]
+fn the_outbound_policy_and_the_default_retry_policy_are_read() {
+    let text = "\
+outboundTrafficPolicy:
+  mode: REGISTRY_ONLY
+defaultHttpRetryPolicy:
+  attempts: 3
+  retryOn: 5xx,connect-failure
+  perTryTimeout: 2s
+";
+    let loaded = load_mesh_config("mesh.yaml", text);
+    let config = loaded.config.expect("valid");
+    assert_eq!(
+        config.outbound_traffic_policy.and_then(|p| p.mode),
+        Some(crate::networking::sidecar::OutboundTrafficMode::RegistryOnly)
+    );
+    let retry = config.default_http_retry_policy.expect("read");
+    assert_eq!(retry.attempts, 3);
+    assert_eq!(retry.retry_on.as_deref(), Some("5xx,connect-failure"));
+    // The retry policy is checked as a VirtualService's `retries`, with positions.
+    let bad = load_mesh_config(
+        "mesh.yaml",
+        "defaultHttpRetryPolicy:\n  attempts: -1\n  retryOn: sometimes\n",
+    );
+    assert_eq!(
+        lines(&bad),
+        [
+            "mesh.yaml:2:3: defaultHttpRetryPolicy.attempts: must not be negative (got -1)",
+            "mesh.yaml:3:3: defaultHttpRetryPolicy.retryOn: \"sometimes\" is not a valid retryOn policy",
+        ]
+    );
 }

@@ -70,6 +70,7 @@ pub(super) fn action(
     ns: &str,
     port: u16,
     services: &BTreeMap<String, Service>,
+    default_retry: &RetryPolicy,
 ) -> Result<RouteAction, String> {
     let headers = header_rules(rule.headers.as_ref());
     if let Some(r) = &rule.redirect {
@@ -157,7 +158,10 @@ pub(super) fn action(
             .timeout
             .map(weft_api::Duration::get)
             .filter(|d| !d.is_zero()),
-        retry: retry(rule.retries.as_ref()),
+        retry: match &rule.retries {
+            Some(r) => retry(r),
+            None => default_retry.clone(),
+        },
         fault: rule.fault.as_ref().map(fault),
         mirrors,
         headers,
@@ -181,12 +185,15 @@ fn rewrite(r: &vs::HttpRewrite) -> Result<Rewrite, String> {
     })
 }
 
-fn retry(r: Option<&vs::HttpRetry>) -> RetryPolicy {
-    let Some(r) = r else {
-        return RetryPolicy::istio_default();
-    };
+/// The policy `r` writes (a VirtualService's `retries`, or the mesh config's
+/// `defaultHttpRetryPolicy`): `attempts: 0` turns retries off; no `retryOn` means
+/// Istio's default conditions.
+pub(crate) fn retry(r: &vs::HttpRetry) -> RetryPolicy {
     if r.attempts <= 0 {
-        return RetryPolicy::disabled();
+        return RetryPolicy {
+            explicit: true,
+            ..RetryPolicy::disabled()
+        };
     }
     let mut retry_on = Vec::new();
     let mut codes = Vec::new();

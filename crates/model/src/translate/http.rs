@@ -85,6 +85,7 @@ pub(super) fn route_tables(
     bound: &[BoundVirtualService<'_>],
     services: &BTreeMap<String, Service>,
     scope: &ProxyScope,
+    default_retry: &RetryPolicy,
 ) -> Result<BTreeMap<u16, RouteTable>, TranslateError> {
     // Which VirtualService owns each host: exact hosts first, then the most specific wildcard.
     let owner = |hostname: &str| -> Option<usize> {
@@ -107,8 +108,8 @@ pub(super) fn route_tables(
     for service in services.values() {
         for port in service.ports.iter().filter(|p| p.protocol.is_http()) {
             let routes = match owner(&service.hostname) {
-                Some(i) => http_routes(&bound[i], port.number, services, scope)?,
-                None => vec![default_route(&service.hostname, port.number)],
+                Some(i) => http_routes(&bound[i], port.number, services, scope, default_retry)?,
+                None => vec![default_route(&service.hostname, port.number, default_retry)],
             };
             // Clients may also address a service by its virtual IP, as Istio's domains allow.
             let mut names = host::aliases(&service.hostname, &scope.namespace);
@@ -143,7 +144,7 @@ pub(super) fn route_tables(
                 if !claimed.insert((*port, h.clone())) {
                     continue;
                 }
-                let routes = http_routes(v, *port, services, scope)?;
+                let routes = http_routes(v, *port, services, scope, default_retry)?;
                 vhosts.entry(*port).or_default().push(VirtualHost {
                     name: format!("{h}:{port}"),
                     domains: domains(std::slice::from_ref(h), *port),
@@ -168,7 +169,7 @@ pub(crate) fn domains(names: &[String], port: u16) -> Vec<String> {
     out
 }
 
-fn default_route(hostname: &str, port: u16) -> Route {
+fn default_route(hostname: &str, port: u16, default_retry: &RetryPolicy) -> Route {
     let cluster: Arc<str> = cluster_name(port, None, hostname).into();
     Route {
         name: "default".into(),
@@ -185,7 +186,7 @@ fn default_route(hostname: &str, port: u16) -> Route {
             },
             rewrite: None,
             timeout: None,
-            retry: RetryPolicy::istio_default(),
+            retry: default_retry.clone(),
             fault: None,
             mirrors: Vec::new(),
             headers: HeaderRules::default(),
@@ -202,6 +203,7 @@ pub(crate) fn http_routes(
     port: u16,
     services: &BTreeMap<String, Service>,
     scope: &ProxyScope,
+    default_retry: &RetryPolicy,
 ) -> Result<Vec<Route>, TranslateError> {
     let ns = v.object.metadata.namespace();
     let mut routes = Vec::new();
@@ -221,7 +223,8 @@ pub(crate) fn http_routes(
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| v.error(format!("{path}.match"), e))?;
         let catch_all = matches.is_empty() || matches.iter().any(RequestMatch::is_catch_all);
-        let action = action(rule, ns, port, services).map_err(|e| v.error(path.clone(), e))?;
+        let action = action(rule, ns, port, services, default_retry)
+            .map_err(|e| v.error(path.clone(), e))?;
         routes.push(Route {
             name: rule
                 .name

@@ -28,10 +28,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
+use weft_api::mesh_config::MeshConfig;
 use weft_api::networking::virtual_service::VirtualService;
 use weft_api::{Object, Resource};
 
-use crate::route::RouteTable;
+use crate::route::{RetryPolicy, RouteTable};
 use crate::service::Service;
 
 pub use mesh::{
@@ -58,10 +59,26 @@ pub struct Mesh {
     pub rate_limits: Vec<crate::rate_limit::Limit>,
     /// The PeerAuthentication mode of this proxy's own workload.
     pub peer_authn: crate::peer_authn::PeerAuthn,
+    /// What happens to traffic for destinations outside the registry.
+    pub outbound: crate::outbound::Outbound,
 }
 
-/// Translates `resources` for a proxy in `scope`.
+/// Translates `resources` for a proxy in `scope`, under Istio's default mesh config.
 pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, TranslateError> {
+    build_with_mesh_config(resources, scope, &MeshConfig::default())
+}
+
+/// Translates `resources` for a proxy in `scope` under the mesh config `mesh_config`
+/// (its outbound traffic policy and default HTTP retry policy).
+pub fn build_with_mesh_config(
+    resources: &[Resource],
+    scope: &ProxyScope,
+    mesh_config: &MeshConfig,
+) -> Result<Mesh, TranslateError> {
+    let default_retry = match &mesh_config.default_http_retry_policy {
+        Some(r) => action::retry(r),
+        None => RetryPolicy::istio_default(),
+    };
     let resolved = delegate::resolve(resources);
     let resources: &[Resource] = &resolved;
     let mut mesh = Mesh {
@@ -74,12 +91,14 @@ pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, Transla
     mesh.authn = crate::authn::build(resources, scope);
     mesh.authz = crate::authz::build(resources, scope);
     mesh.rate_limits = crate::rate_limit::build(resources, scope);
+    mesh.outbound = crate::outbound::resolve(resources, scope, mesh_config);
     if scope.gateway {
-        mesh.http_routes = crate::gateway::route_tables(resources, &mesh.services, scope)?;
+        mesh.http_routes =
+            crate::gateway::route_tables(resources, &mesh.services, scope, &default_retry)?;
         return Ok(mesh);
     }
     let bound = http::bound_virtual_services(resources, scope);
-    mesh.http_routes = http::route_tables(&bound, &mesh.services, scope)?;
+    mesh.http_routes = http::route_tables(&bound, &mesh.services, scope, &default_retry)?;
     let objects: Vec<&Object<VirtualService>> = bound.iter().map(|b| b.object).collect();
     let single_port = |h: &str| {
         mesh.services.get(h).and_then(|s| match s.ports.as_slice() {

@@ -98,29 +98,7 @@ impl SidecarScope {
         namespace: &str,
         labels: &BTreeMap<String, String>,
     ) -> SidecarScope {
-        let sidecars: Vec<&Object<Sidecar>> = resources
-            .iter()
-            .filter_map(|r| match r {
-                Resource::Sidecar(s) => Some(s),
-                _ => None,
-            })
-            .collect();
-        let unselective = |ns: &str| {
-            sidecars
-                .iter()
-                .find(|s| s.metadata.namespace() == ns && s.spec.workload_selector.is_none())
-        };
-        let chosen = sidecars
-            .iter()
-            .find(|s| {
-                s.metadata.namespace() == namespace
-                    && s.spec
-                        .workload_selector
-                        .as_ref()
-                        .is_some_and(|sel| selects(&sel.labels, labels))
-            })
-            .or_else(|| unselective(namespace))
-            .or_else(|| unselective(ROOT_NAMESPACE));
+        let chosen = applying_sidecar(resources, namespace, labels);
         // A Sidecar without egress listeners exposes every host, as Istio's default `*/*` one.
         let egress = chosen.filter(|s| !s.spec.egress.is_empty()).map(|s| {
             s.spec
@@ -171,6 +149,41 @@ impl SidecarScope {
     pub fn keeps(&self, resource: &Resource) -> bool {
         self.admits(resource.namespace(), &egress_hosts(resource))
     }
+}
+
+/// The Sidecar resource applying to a sidecar in `namespace` with `labels`: the first in
+/// its namespace selecting its labels, else its namespace's Sidecar without a selector,
+/// else the root namespace's (Istio's order).
+pub fn applying_sidecar<'r>(
+    resources: &'r [Resource],
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Option<&'r Object<Sidecar>> {
+    let sidecars: Vec<&Object<Sidecar>> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Sidecar(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let unselective = |ns: &str| {
+        sidecars
+            .iter()
+            .find(|s| s.metadata.namespace() == ns && s.spec.workload_selector.is_none())
+            .copied()
+    };
+    sidecars
+        .iter()
+        .find(|s| {
+            s.metadata.namespace() == namespace
+                && s.spec
+                    .workload_selector
+                    .as_ref()
+                    .is_some_and(|sel| selects(&sel.labels, labels))
+        })
+        .copied()
+        .or_else(|| unselective(namespace))
+        .or_else(|| unselective(ROOT_NAMESPACE))
 }
 
 /// The hosts egress hosts are matched against: a VirtualService's `hosts` and a

@@ -64,6 +64,10 @@ pub enum Reason {
     /// No VirtualService route matched (a known host, or no passthrough possible).
     #[error("no route for {0}")]
     NoRoute(String),
+    /// A destination outside the registry under `REGISTRY_ONLY` (Istio's `block_all`
+    /// virtual host, a 502).
+    #[error("{0} is not in the registry (outboundTrafficPolicy REGISTRY_ONLY)")]
+    RegistryOnly(String),
     /// The inbound listener has no local application.
     #[error("no local application configured")]
     NoLocalApp,
@@ -148,6 +152,7 @@ impl Reason {
             }
             Reason::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Reason::NoRoute(_) => StatusCode::NOT_FOUND,
+            Reason::RegistryOnly(_) => StatusCode::BAD_GATEWAY,
             Reason::FaultAbort(AbortStatus::Http(code)) => {
                 StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -172,6 +177,7 @@ impl Reason {
             | Reason::ConnectNotServed
             | Reason::ConnectTarget
             | Reason::StrictPlaintext
+            | Reason::RegistryOnly(_)
             | Reason::Jwt { .. } => ResponseFlags::NONE,
             Reason::BadPath(_) | Reason::RequestBody(_) => ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
             Reason::Denied => ResponseFlags::RBAC_ACCESS_DENIED,

@@ -19,6 +19,7 @@ use http::{HeaderValue, Request, Response, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use tokio::time::Instant;
+use weft_model::outbound::Outbound;
 use weft_model::route::{Decision, Forward, RouteAction, WeightedCluster};
 use weft_model::{Request as RouteRequest, route};
 
@@ -80,7 +81,7 @@ pub async fn serve(
         // it (Istio's ALLOW_ANY); a known host without a matching route is a 404, as in Istio.
         Decision::NoVirtualHost | Decision::NoRoute => {
             if let (Decision::NoVirtualHost, Some(dst)) = (decision, call.down.original_dst) {
-                return pass_through(call, passthrough, Target::Socket(dst), authority, req).await;
+                return outside_registry(call, passthrough, dst, authority, req).await;
             }
             return Err(Reason::NoRoute(format!("{authority}{path}")).into());
         }
@@ -333,6 +334,36 @@ fn send_mirrors(call: Call<'_>, f: &Forward, prepared: &Prepared, payload: &Payl
                 prepared.http2,
                 call.settings.identity.clone(),
             );
+        }
+    }
+}
+
+/// A request for a host outside the registry, as the outbound traffic policy says:
+/// to where the app sent it (`ALLOW_ANY`), through the Sidecar's `egressProxy`, or
+/// refused with 502 (`REGISTRY_ONLY`).
+async fn outside_registry(
+    call: Call<'_>,
+    passthrough: &Passthrough,
+    dst: std::net::SocketAddr,
+    authority: String,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, LocalReply> {
+    match &call.snapshot.mesh.outbound {
+        Outbound::AllowAny => {
+            pass_through(call, passthrough, Target::Socket(dst), authority, req).await
+        }
+        Outbound::RegistryOnly => Err(Reason::RegistryOnly(authority).into()),
+        Outbound::EgressProxy(name) => {
+            let cluster = call
+                .snapshot
+                .cluster(name)
+                .ok_or_else(|| Reason::NoCluster(name.clone()))?;
+            let out = Outgoing::from_request(&mut req, authority, None);
+            if call.upgrade {
+                return upgrade::websocket(cluster, out, req, call.identity()).await;
+            }
+            let up = forward::send_once(cluster, &out, req, call.identity()).await?;
+            Ok(respond::respond(up, Edits::default()))
         }
     }
 }
