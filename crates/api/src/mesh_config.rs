@@ -20,6 +20,7 @@ use crate::source::{self, Node, NodeValue, Pos, ReadContext};
 use crate::validate::{Issue, Validate, Validator, checks};
 
 pub mod ext_authz;
+pub mod zipkin;
 
 /// Istio's default share of new traces sampled, in percent (`defaultConfig.tracing.sampling`).
 pub const DEFAULT_SAMPLING: f64 = 1.0;
@@ -112,6 +113,9 @@ pub struct ExtensionProvider {
     /// An OpenTelemetry collector (traces over OTLP/HTTP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opentelemetry: Option<OpenTelemetryProvider>,
+    /// A Zipkin collector (traces as Zipkin JSON v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zipkin: Option<zipkin::ZipkinProvider>,
     /// Prometheus metrics (what the proxies' `/stats/prometheus` serves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusProvider>,
@@ -203,8 +207,38 @@ pub struct TraceExport {
     pub provider: String,
     /// `http://<service>:<port><path>`.
     pub endpoint: String,
+    /// How spans are encoded.
+    pub protocol: TraceProtocol,
     /// Percent of new traces sampled.
     pub sampling: f64,
+}
+
+/// How a tracing provider takes spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceProtocol {
+    /// OTLP over HTTP, protobuf.
+    Otlp,
+    /// Zipkin's JSON v2, tag values cut at this length.
+    Zipkin {
+        /// `maxTagLength`.
+        max_tag_length: u32,
+    },
+}
+
+impl ExtensionProvider {
+    /// Where and how a tracing provider takes spans; `None` for other kinds.
+    pub fn trace_endpoint(&self) -> Option<(String, TraceProtocol)> {
+        if let Some(o) = &self.opentelemetry {
+            return Some((o.endpoint(), TraceProtocol::Otlp));
+        }
+        let z = self.zipkin.as_ref()?;
+        Some((
+            z.endpoint(),
+            TraceProtocol::Zipkin {
+                max_tag_length: z.max_tag_length(),
+            },
+        ))
+    }
 }
 
 impl MeshConfig {
@@ -243,17 +277,18 @@ impl MeshConfig {
             .map(String::as_str)
     }
 
-    /// Where spans go: the default tracing provider's OTLP endpoint at the configured
+    /// Where spans go: the default tracing provider's endpoint at the configured
     /// sampling; `None` with `enableTracing: false` or without a default tracing provider.
     pub fn trace_export(&self) -> Option<TraceExport> {
         if !self.tracing_enabled() {
             return None;
         }
         let name = self.default_tracing_provider()?;
-        let otel = self.provider(name)?.opentelemetry.as_ref()?;
+        let (endpoint, protocol) = self.provider(name)?.trace_endpoint()?;
         Some(TraceExport {
             provider: name.to_string(),
-            endpoint: otel.endpoint(),
+            endpoint,
+            protocol,
             sampling: self.sampling(),
         })
     }
@@ -268,13 +303,33 @@ impl OpenTelemetryProvider {
             .and_then(|h| h.path.as_deref())
             .filter(|p| !p.is_empty())
             .unwrap_or(DEFAULT_OTLP_PATH);
-        let slash = if path.starts_with('/') { "" } else { "/" };
-        let host = if self.service.contains(':') {
-            format!("[{}]", self.service)
-        } else {
-            self.service.clone()
-        };
-        format!("http://{host}:{}{slash}{path}", self.port)
+        http_endpoint(&self.service, self.port, path)
+    }
+}
+
+/// `http://<host>:<port><path>`, an IPv6 host in brackets.
+fn http_endpoint(service: &str, port: u32, path: &str) -> String {
+    let slash = if path.starts_with('/') { "" } else { "/" };
+    let host = if service.contains(':') {
+        format!("[{service}]")
+    } else {
+        service.to_string()
+    };
+    format!("http://{host}:{port}{slash}{path}")
+}
+
+/// A provider's `service`: a host name or IP address, not a URL.
+fn check_service(v: &mut Validator, service: &str, example: &str) {
+    if service.trim().is_empty() {
+        v.error_at(
+            "service",
+            format!("the collector's host is required (e.g. {example})"),
+        );
+    } else if service.contains(['/', ' ']) {
+        v.error_at(
+            "service",
+            format!("must be a host name or IP address, not a URL (got {service:?})"),
+        );
     }
 }
 
@@ -349,16 +404,17 @@ impl Validate for ExtensionProvider {
             v.error_at("name", "a provider needs a name");
         }
         let kinds = usize::from(self.opentelemetry.is_some())
+            + usize::from(self.zipkin.is_some())
             + usize::from(self.prometheus.is_some())
             + usize::from(self.envoy_ext_authz_http.is_some())
             + usize::from(self.envoy_ext_authz_grpc.is_some());
         match kinds {
             0 => v.error(format!(
-                "provider `{}` names no kind: weft implements opentelemetry, prometheus, envoyExtAuthzHttp and envoyExtAuthzGrpc",
+                "provider `{}` names no kind: weft implements opentelemetry, zipkin, prometheus, envoyExtAuthzHttp and envoyExtAuthzGrpc",
                 self.name
             )),
             1 => {}
-            _ => v.error("a provider has exactly one kind (opentelemetry, prometheus, envoyExtAuthzHttp or envoyExtAuthzGrpc)"),
+            _ => v.error("a provider has exactly one kind (opentelemetry, zipkin, prometheus, envoyExtAuthzHttp or envoyExtAuthzGrpc)"),
         }
         if let Some(h) = &self.envoy_ext_authz_http {
             v.field("envoyExtAuthzHttp", |v| h.check(v));
@@ -366,19 +422,16 @@ impl Validate for ExtensionProvider {
         if let Some(g) = &self.envoy_ext_authz_grpc {
             v.field("envoyExtAuthzGrpc", |v| g.check(v));
         }
+        if let Some(z) = &self.zipkin {
+            v.field("zipkin", |v| z.check(v));
+        }
         if let Some(o) = &self.opentelemetry {
             v.field("opentelemetry", |v| {
-                if o.service.trim().is_empty() {
-                    v.error_at(
-                        "service",
-                        "the collector's host is required (e.g. otel-collector.observability.svc.cluster.local)",
-                    );
-                } else if o.service.contains(['/', ' ']) {
-                    v.error_at(
-                        "service",
-                        format!("must be a host name or IP address, not a URL (got {:?})", o.service),
-                    );
-                }
+                check_service(
+                    v,
+                    &o.service,
+                    "otel-collector.observability.svc.cluster.local",
+                );
                 checks::port_number(v, "port", o.port);
                 if let Some(h) = &o.http {
                     v.field("http", |v| {
@@ -415,8 +468,8 @@ impl DefaultProviders {
         v.each("tracing", &self.tracing, |v, name| {
             match mesh.provider(name) {
                 None => v.error(undefined(name, mesh)),
-                Some(p) if p.opentelemetry.is_none() => v.error(format!(
-                    "provider `{name}` is not a tracing provider (an opentelemetry one)"
+                Some(p) if p.opentelemetry.is_none() && p.zipkin.is_none() => v.error(format!(
+                    "provider `{name}` is not a tracing provider (an opentelemetry or zipkin one)"
                 )),
                 Some(_) => {}
             }
@@ -548,7 +601,7 @@ const LEVELS: &[Level] = &[
             ("discoveryRefreshDelay", NOT_YET),
             (
                 "zipkinAddress",
-                "weft exports OTLP: use an opentelemetry extension provider",
+                "use a zipkin extension provider named in defaultProviders.tracing",
             ),
             ("statsdUdpAddress", NOT_YET),
             ("envoyMetricsServiceAddress", NOT_YET),
@@ -589,23 +642,23 @@ const LEVELS: &[Level] = &[
         refused: &[
             (
                 "zipkin",
-                "weft exports OTLP: use an opentelemetry extension provider",
+                "use a zipkin extension provider named in defaultProviders.tracing",
             ),
             (
                 "lightstep",
-                "weft exports OTLP: use an opentelemetry extension provider",
+                "weft exports OTLP or Zipkin: use an opentelemetry or zipkin extension provider",
             ),
             (
                 "datadog",
-                "weft exports OTLP: use an opentelemetry extension provider",
+                "weft exports OTLP or Zipkin: use an opentelemetry or zipkin extension provider",
             ),
             (
                 "stackdriver",
-                "weft exports OTLP: use an opentelemetry extension provider",
+                "weft exports OTLP or Zipkin: use an opentelemetry or zipkin extension provider",
             ),
             (
                 "openCensusAgent",
-                "weft exports OTLP: use an opentelemetry extension provider",
+                "weft exports OTLP or Zipkin: use an opentelemetry or zipkin extension provider",
             ),
             ("tlsSettings", NOT_YET),
             ("customTags", NOT_YET),
@@ -617,25 +670,21 @@ const LEVELS: &[Level] = &[
         path: "extensionProviders[]",
         refused: &[
             (
-                "zipkin",
-                "weft exports traces as OTLP only: use opentelemetry",
-            ),
-            (
                 "lightstep",
-                "weft exports traces as OTLP only: use opentelemetry",
+                "weft exports traces as OTLP or Zipkin only: use opentelemetry",
             ),
             (
                 "datadog",
-                "weft exports traces as OTLP only: use opentelemetry",
+                "weft exports traces as OTLP or Zipkin only: use opentelemetry or zipkin",
             ),
             ("stackdriver", NOT_YET),
             (
                 "opencensus",
-                "weft exports traces as OTLP only: use opentelemetry",
+                "weft exports traces as OTLP or Zipkin only: use opentelemetry or zipkin",
             ),
             (
                 "skywalking",
-                "weft exports traces as OTLP only: use opentelemetry",
+                "weft exports traces as OTLP or Zipkin only: use opentelemetry or zipkin",
             ),
             ("envoyFileAccessLog", "use accessLogFile"),
             ("envoyHttpAls", NOT_YET),

@@ -217,3 +217,48 @@ async fn the_access_log_is_written_where_the_mesh_config_says() {
     assert_eq!(entry["path"], "/logged");
     assert_eq!(entry["response_code"], 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_go_to_a_zipkin_provider_as_zipkin_json() {
+    let app = upstream::named("reviews").await;
+    // The collector: another control plane, whose receiver also serves Zipkin's span API.
+    let collector = with_store("mesh-config-zipkin-collector").start().await;
+    let port = collector.otlp.expect("receiver").port();
+    let mesh_config = format!(
+        "defaultConfig: {{tracing: {{sampling: 100}}}}\nextensionProviders:\n- name: zipkin\n  zipkin: {{service: 127.0.0.1, port: {port}, maxTagLength: 12}}\ndefaultProviders: {{tracing: [zipkin]}}\n"
+    );
+    let control = with_store("mesh-config-zipkin")
+        .mesh_config(&mesh_config)
+        .start()
+        .await;
+    reviews(&control, app.addr);
+    let p = sidecar(&control).await;
+    eventually("the zipkin tracer", Duration::from_secs(5), || async {
+        p.telemetry.sinks.load().tracer.is_some().then_some(())
+    })
+    .await;
+    let trace_id = "7a3f5c2b9d1e4f60a1b2c3d4e5f60718";
+    traced_call(&p, trace_id).await;
+    eventually_spans(&collector, trace_id, "the span at the zipkin provider").await;
+    let query = collector.query.expect("query API");
+    let got = admin_get(query, &format!("/api/traces/{trace_id}")).await;
+    let body: serde_json::Value = serde_json::from_str(&got.body).expect("json");
+    let span = &body["data"][0]["spans"][0];
+    let tags = span["tags"].as_array().expect("tags");
+    let tag = |key: &str| {
+        tags.iter()
+            .find(|t| t["key"] == key)
+            .map(|t| t["value"].to_string())
+    };
+    assert_eq!(tag("span.kind").as_deref(), Some("\"client\""));
+    // Tag values are cut at the provider's maxTagLength (12 bytes).
+    let url = tag("http.url").expect("http.url");
+    assert_eq!(url, "\"http://revie\"", "{tags:?}");
+    // The parent is the caller's span, as the traceparent said.
+    assert_eq!(span["references"][0]["spanID"], "00f067aa0ba902b7");
+    assert_eq!(
+        spans(&control, trace_id).await,
+        0,
+        "not in the proxy's own control plane"
+    );
+}

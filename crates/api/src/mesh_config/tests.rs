@@ -39,6 +39,7 @@ fn istio_mesh_config_reads_with_its_defaults_applied() {
         Some(TraceExport {
             provider: "otel".into(),
             endpoint: "http://otel-collector.observability.svc.cluster.local:4318/v1/traces".into(),
+            protocol: TraceProtocol::Otlp,
             sampling: 25.0,
         })
     );
@@ -96,8 +97,8 @@ defaultConfig:
   tracing:
     zipkin: {address: zipkin:9411}
 extensionProviders:
-- name: zipkin
-  zipkin: {service: zipkin, port: 9411}
+- name: ls
+  lightstep: {address: lightstep:8080}
 - name: authz
   envoyExtAuthzGrpc: {service: authz, port: 9000, includeRequestBodyInCheck: {maxRequestBytes: 10}}
 ";
@@ -116,7 +117,7 @@ extensionProviders:
         "{got:#?}"
     );
     assert!(got[3].starts_with(
-        "mesh.yaml:9:3: extensionProviders[0].zipkin: weft does not implement meshConfig.extensionProviders[0].zipkin (weft exports traces as OTLP only"
+        "mesh.yaml:9:3: extensionProviders[0].lightstep: weft does not implement meshConfig.extensionProviders[0].lightstep (weft exports traces as OTLP or Zipkin only"
     ), "{got:#?}");
     assert!(
         got[4].contains("meshConfig.extensionProviders[1].envoyExtAuthzGrpc.includeRequestBodyInCheck (weft does not send the request body"),
@@ -168,7 +169,7 @@ defaultProviders:
             "extensionProviders[0].opentelemetry.port: port number must be in 1..65535 (got 70000)",
             "extensionProviders[1].name: provider `otel` is defined twice (first in extensionProviders[0])",
             "extensionProviders[1].opentelemetry.http.path: must start with / (got \"traces\")",
-            "extensionProviders[3]: provider `nothing` names no kind: weft implements opentelemetry, prometheus, envoyExtAuthzHttp and envoyExtAuthzGrpc",
+            "extensionProviders[3]: provider `nothing` names no kind: weft implements opentelemetry, zipkin, prometheus, envoyExtAuthzHttp and envoyExtAuthzGrpc",
             "defaultProviders.tracing[0]: provider `jaeger` is not defined in extensionProviders (defined: otel, otel, metrics, nothing)",
             "defaultProviders.metrics[1]: provider `otel` is not a metrics provider (a prometheus one)",
             "defaultProviders.accessLogging[0]: provider `envoy` is not defined in extensionProviders (defined: otel, otel, metrics, nothing)",
@@ -311,5 +312,53 @@ defaultHttpRetryPolicy:
             "mesh.yaml:2:3: defaultHttpRetryPolicy.attempts: must not be negative (got -1)",
             "mesh.yaml:3:3: defaultHttpRetryPolicy.retryOn: \"sometimes\" is not a valid retryOn policy",
         ]
+    );
+}
+
+#[test]
+fn a_zipkin_provider_is_a_tracing_provider() {
+    let text = "\
+extensionProviders:
+- name: zipkin
+  zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411, maxTagLength: 64}
+defaultProviders: {tracing: [zipkin]}
+";
+    let loaded = load_mesh_config("mesh.yaml", text);
+    let export = loaded
+        .config
+        .expect("valid")
+        .trace_export()
+        .expect("tracing");
+    assert_eq!(
+        export.endpoint,
+        "http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans"
+    );
+    assert_eq!(
+        export.protocol,
+        TraceProtocol::Zipkin { max_tag_length: 64 }
+    );
+    let bad = load_mesh_config(
+        "mesh.yaml",
+        "extensionProviders:\n- name: z\n  zipkin: {service: 'http://zipkin', port: 0, path: spans, enable64bitTraceId: true}\n",
+    );
+    let got = lines(&bad);
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert!(
+        got[0].contains(
+            "extensionProviders[0].zipkin.service: must be a host name or IP address, not a URL"
+        ),
+        "{got:#?}"
+    );
+    assert!(got.iter().any(|l| l.contains("zipkin.port")), "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|l| l.contains("zipkin.path: must start with /")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|l| l
+                .contains("zipkin.enable64bitTraceId: weft does not implement 64-bit trace ids")),
+        "{got:#?}"
     );
 }

@@ -1,9 +1,11 @@
-//! The embedded trace store: spans arrive as OTLP ([`receiver`]), are kept in a bounded
+//! The embedded trace store: spans arrive as OTLP ([`receiver`]) or Zipkin JSON
+//! ([`zipkin`]), are kept in a bounded
 //! in-memory store (by span count and bytes; the oldest go first), and are searched the
 //! way Jaeger's query service searches them ([`jaeger`]).
 
 pub mod jaeger;
 pub mod receiver;
+pub mod zipkin;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};

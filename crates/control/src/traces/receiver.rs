@@ -1,5 +1,6 @@
-//! The OTLP/HTTP trace receiver (`POST /v1/traces`, protobuf), as an OpenTelemetry
-//! collector serves it on 4318.
+//! The trace receiver: OTLP/HTTP (`POST /v1/traces`, protobuf), as an OpenTelemetry
+//! collector serves it on 4318, and Zipkin's span API (`POST /api/v2/spans`, JSON v2),
+//! as Zipkin and Jaeger serve it on 9411.
 
 use std::sync::Arc;
 
@@ -31,16 +32,65 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
     reply(status, "text/plain", format!("{message}\n").into_bytes())
 }
 
+/// Zipkin's span API.
+pub const ZIPKIN_PATH: &str = "/api/v2/spans";
+
+/// A Zipkin v2 JSON report: 202 as Zipkin answers; 400 when it is not a span list.
+async fn zipkin(store: Arc<TraceStore>, req: Request<Incoming>) -> Response<Body> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    if !content_type.starts_with("application/json") {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!(
+                "content-type {content_type:?}: only Zipkin's JSON v2 (application/json) is accepted"
+            ),
+        );
+    }
+    let body = match Limited::new(req.into_body(), MAX_REQUEST).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("reading the spans (at most {MAX_REQUEST} bytes): {e}"),
+            );
+        }
+    };
+    match super::zipkin::from_zipkin(&body) {
+        Ok((spans, rejected)) => {
+            store.add(spans);
+            if rejected > 0 {
+                return text(
+                    StatusCode::ACCEPTED,
+                    &format!(
+                        "{rejected} spans refused: trace ids of 16 or 32 hex digits and span ids of 16 are required"
+                    ),
+                );
+            }
+            reply(StatusCode::ACCEPTED, "text/plain", Vec::new())
+        }
+        Err(e) => text(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
 /// Handles one request to the receiver.
 pub async fn handle(store: Arc<TraceStore>, req: Request<Incoming>) -> Response<Body> {
-    if req.uri().path() != "/v1/traces" {
+    let path = req.uri().path().to_string();
+    if path != "/v1/traces" && path != ZIPKIN_PATH {
         return text(
             StatusCode::NOT_FOUND,
-            "the OTLP trace receiver serves POST /v1/traces",
+            "the trace receiver serves POST /v1/traces (OTLP) and POST /api/v2/spans (Zipkin)",
         );
     }
     if req.method() != Method::POST {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "use POST /v1/traces");
+        return text(StatusCode::METHOD_NOT_ALLOWED, &format!("use POST {path}"));
+    }
+    if path == ZIPKIN_PATH {
+        return zipkin(store, req).await;
     }
     let content_type = req
         .headers()

@@ -74,6 +74,7 @@ pub fn trace_settings(mesh: &MeshConfig) -> Result<Option<TraceSettings>, String
         )
     })?;
     let mut exporter = Exporter::new(endpoint);
+    exporter.protocol = export.protocol;
     let http = mesh
         .provider(&export.provider)
         .and_then(|p| p.opentelemetry.as_ref())

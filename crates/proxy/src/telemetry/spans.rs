@@ -1,6 +1,6 @@
 //! Spans: one per sampled request and proxy (a server span on the inbound side, a
-//! client span on the outbound side and at gateways), exported as OTLP over HTTP
-//! (protobuf) in batches.
+//! client span on the outbound side and at gateways), exported in batches as OTLP over
+//! HTTP (protobuf) or as Zipkin's JSON v2 ([`zipkin`]).
 //!
 //! Requests only push a finished span onto a bounded queue and never wait: when the
 //! queue is full, or the collector is slow, absent or refuses a batch, spans are dropped
@@ -19,6 +19,9 @@ use tokio::sync::mpsc;
 use weft_proto::otlp;
 
 use super::trace_context::{SpanId, TraceId};
+
+mod zipkin;
+pub use weft_api::mesh_config::TraceProtocol;
 
 /// Spans waiting for export, at most.
 pub const QUEUE: usize = 4096;
@@ -81,15 +84,18 @@ pub struct Exporter {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// How long one export may take.
     pub timeout: Duration,
+    /// How spans are encoded.
+    pub protocol: TraceProtocol,
 }
 
 impl Exporter {
-    /// Exports to `endpoint`, without extra headers, within the default timeout.
+    /// Exports OTLP to `endpoint`, without extra headers, within the default timeout.
     pub fn new(endpoint: Uri) -> Exporter {
         Exporter {
             endpoint,
             headers: Vec::new(),
             timeout: EXPORT_TIMEOUT,
+            protocol: TraceProtocol::Otlp,
         }
     }
 }
@@ -152,6 +158,10 @@ async fn export(
     counters: Arc<SpanCounters>,
 ) {
     let endpoint = &exporter.endpoint;
+    let service = resource
+        .iter()
+        .find(|(k, _)| *k == "service.name")
+        .map_or_else(|| "unknown_service".to_string(), |(_, v)| v.clone());
     let resource = otlp::Resource {
         attributes: resource
             .into_iter()
@@ -171,22 +181,17 @@ async fn export(
             }
         }
         let n = batch.len() as u64;
-        let request = otlp::ExportTraceServiceRequest {
-            resource_spans: vec![otlp::ResourceSpans {
-                resource: Some(resource.clone()),
-                scope_spans: vec![otlp::ScopeSpans {
-                    scope: Some(otlp::InstrumentationScope {
-                        name: "weft-proxy".into(),
-                        version: env!("CARGO_PKG_VERSION").into(),
-                        ..Default::default()
-                    }),
-                    spans: batch.drain(..).map(to_otlp).collect(),
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            }],
+        let (body, content_type) = match exporter.protocol {
+            TraceProtocol::Otlp => (
+                otlp_request(&resource, batch.drain(..)).encode_to_vec(),
+                "application/x-protobuf",
+            ),
+            TraceProtocol::Zipkin { max_tag_length } => (
+                zipkin::encode(&service, batch.drain(..), max_tag_length),
+                "application/json",
+            ),
         };
-        let sent = post(&exporter, request.encode_to_vec());
+        let sent = post(&exporter, body, content_type);
         match tokio::time::timeout(exporter.timeout, sent).await {
             Ok(Ok(())) => {
                 counters.exported.fetch_add(n, Ordering::Relaxed);
@@ -203,7 +208,29 @@ async fn export(
     }
 }
 
-async fn post(exporter: &Exporter, body: Vec<u8>) -> Result<(), String> {
+/// One OTLP export request holding `spans` of `resource`.
+fn otlp_request(
+    resource: &otlp::Resource,
+    spans: impl Iterator<Item = FinishedSpan>,
+) -> otlp::ExportTraceServiceRequest {
+    otlp::ExportTraceServiceRequest {
+        resource_spans: vec![otlp::ResourceSpans {
+            resource: Some(resource.clone()),
+            scope_spans: vec![otlp::ScopeSpans {
+                scope: Some(otlp::InstrumentationScope {
+                    name: "weft-proxy".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
+                spans: spans.map(to_otlp).collect(),
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+async fn post(exporter: &Exporter, body: Vec<u8>, content_type: &str) -> Result<(), String> {
     let endpoint = &exporter.endpoint;
     let authority = endpoint
         .authority()
@@ -222,7 +249,7 @@ async fn post(exporter: &Exporter, body: Vec<u8>) -> Result<(), String> {
         .map_or("/v1/traces", |p| p.as_str());
     let mut req = Request::post(path)
         .header(http::header::HOST, authority.as_str())
-        .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+        .header(http::header::CONTENT_TYPE, content_type)
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     for (name, value) in &exporter.headers {
