@@ -9,6 +9,7 @@ pub mod api_tls;
 pub mod ca;
 pub mod dashboard;
 pub mod history;
+pub mod jwks;
 pub mod mesh;
 pub mod metrics;
 pub mod query;
@@ -63,6 +64,9 @@ pub struct ControlOptions {
     /// The operator's mesh config (`--mesh-config`); `None`: Istio's defaults. Either way
     /// proxies trace into the trace store unless it names a default tracing provider.
     pub mesh_config: Option<weft_api::mesh_config::MeshConfig>,
+    /// How often the keys of RequestAuthentication `jwksUri`s are fetched again (istiod's
+    /// 20 minutes by default).
+    pub jwks_refresh: std::time::Duration,
 }
 
 impl ControlOptions {
@@ -86,6 +90,7 @@ impl ControlOptions {
             history: history::HistoryLimits::default(),
             api_token: None,
             mesh_config: None,
+            jwks_refresh: jwks::DEFAULT_REFRESH,
         }
     }
 }
@@ -230,6 +235,7 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             stop_rx,
             opts.registration_grace,
             &mesh_config,
+            jwks::JwksResolver::new(opts.jwks_refresh),
         ),
     );
     let ca_service = authority.clone().map(ca::Service);

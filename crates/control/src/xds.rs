@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 use weft_api::Resource;
 use weft_api::mesh_config::MeshConfig;
+use weft_model::authn::DEFAULT_FETCH_TIMEOUT;
 use weft_model::translate::scope::{ProxyScope, SidecarScope, egress_hosts, visible};
 use weft_proto::config::IstioResource;
 use weft_proto::discovery::aggregated_discovery_service_server::AggregatedDiscoveryService;
@@ -23,6 +24,7 @@ use weft_proto::discovery::{
 };
 use weft_proto::{ISTIO_RESOURCE_TYPE, MESH_CONFIG_RESOURCE};
 
+use crate::jwks::JwksResolver;
 use crate::store::Store;
 
 /// Quiet period before a push: changes arriving together go out together.
@@ -136,8 +138,9 @@ impl Xds {
         stop: tokio::sync::watch::Receiver<bool>,
         grace: Duration,
         mesh_config: &MeshConfig,
+        jwks: Arc<JwksResolver>,
     ) -> Self {
-        let views = publish(store.clone(), Arc::new(mesh_entry(mesh_config)));
+        let views = publish(store.clone(), Arc::new(mesh_entry(mesh_config)), jwks);
         Xds {
             store,
             proxies,
@@ -205,6 +208,8 @@ pub struct WireView {
     /// The store version it reflects.
     version: u64,
     entries: BTreeMap<Arc<str>, Arc<WireEntry>>,
+    /// False until the first complete view is built.
+    ready: bool,
 }
 
 fn entry(r: &Resource) -> Option<WireEntry> {
@@ -237,9 +242,7 @@ fn entry(r: &Resource) -> Option<WireEntry> {
 /// a proxy reconnecting to a control plane started with another one gets it again).
 fn mesh_entry(mesh: &MeshConfig) -> WireEntry {
     let json = serde_json::to_string(mesh).unwrap_or_else(|_| "{}".into());
-    let version = json.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let version = fnv(FNV_OFFSET, json.as_bytes());
     WireEntry {
         version,
         namespace: String::new(),
@@ -249,54 +252,116 @@ fn mesh_entry(mesh: &MeshConfig) -> WireEntry {
     }
 }
 
-fn full_view(store: &Store, mesh: &Arc<WireEntry>) -> WireView {
-    let entries = store
-        .all()
-        .into_iter()
-        .chain(store.registered())
-        .filter_map(|r| Some((Arc::from(wire_name(&r)), Arc::new(entry(&r)?))))
-        .chain(std::iter::once((
-            Arc::from(MESH_CONFIG_RESOURCE),
-            mesh.clone(),
-        )))
-        .collect();
+/// `r` as it goes on the wire: a RequestAuthentication's `jwksUri` keys resolved and
+/// inlined (the resource in the store keeps its URI), versioned by resourceVersion and
+/// keys together, so new keys reach the proxies as a change.
+async fn wire_entry(r: &Resource, jwks: &Arc<JwksResolver>) -> Option<WireEntry> {
+    let Resource::RequestAuthentication(o) = r else {
+        return entry(r);
+    };
+    let mut inlined = o.clone();
+    let mut keys_hash = None;
+    for rule in &mut inlined.spec.jwt_rules {
+        if rule.jwks.is_empty() && !rule.jwks_uri.is_empty() {
+            let timeout = rule.timeout.map_or(DEFAULT_FETCH_TIMEOUT, |t| t.get());
+            rule.jwks = jwks.resolve(&rule.jwks_uri, timeout).await;
+            keys_hash = Some(fnv(keys_hash.unwrap_or(FNV_OFFSET), rule.jwks.as_bytes()));
+        }
+    }
+    let mut e = entry(&Resource::RequestAuthentication(inlined))?;
+    if let Some(h) = keys_hash {
+        e.version = fnv(h, &e.version.to_le_bytes());
+    }
+    Some(e)
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
+
+async fn full_view(store: &Store, mesh: &Arc<WireEntry>, jwks: &Arc<JwksResolver>) -> WireView {
+    let mut entries = BTreeMap::new();
+    for r in store.all().into_iter().chain(store.registered()) {
+        if let Some(e) = wire_entry(&r, jwks).await {
+            entries.insert(Arc::from(wire_name(&r)), Arc::new(e));
+        }
+    }
+    entries.insert(Arc::from(MESH_CONFIG_RESOURCE), mesh.clone());
     WireView {
         version: store.version(),
         entries,
+        ready: true,
     }
 }
 
 /// Keeps the shared wire view current: one task encodes each change once, then wakes
-/// every session through the watch channel.
+/// every session through the watch channel. The first view is ready once every
+/// `jwksUri` in the store had its first fetch; sessions push nothing before.
 pub fn publish(
     store: Arc<Store>,
     mesh: Arc<WireEntry>,
+    jwks: Arc<JwksResolver>,
 ) -> tokio::sync::watch::Receiver<Arc<WireView>> {
     let mut changes = store.watch();
-    let (tx, rx) = tokio::sync::watch::channel(Arc::new(full_view(&store, &mesh)));
+    let mut keys = jwks.changes();
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(WireView::default()));
     tokio::spawn(async move {
+        if tx
+            .send(Arc::new(full_view(&store, &mesh, &jwks).await))
+            .is_err()
+        {
+            return;
+        }
         loop {
-            let next = match changes.recv().await {
-                Ok(event) => {
+            let next = tokio::select! {
+                event = changes.recv() => match event {
+                    Ok(event) => {
+                        let mut view = WireView {
+                            version: store.version(),
+                            entries: tx.borrow().entries.clone(),
+                            ready: true,
+                        };
+                        let name: Arc<str> = Arc::from(wire_name(&event.object));
+                        let e = match event.kind {
+                            "DELETED" => None,
+                            _ => wire_entry(&event.object, &jwks).await,
+                        };
+                        match e {
+                            None => {
+                                view.entries.remove(&name);
+                            }
+                            Some(e) => {
+                                view.entries.insert(name, Arc::new(e));
+                            }
+                        }
+                        view
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        full_view(&store, &mesh, &jwks).await
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                changed = keys.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    keys.borrow_and_update();
                     let mut view = WireView {
                         version: store.version(),
                         entries: tx.borrow().entries.clone(),
+                        ready: true,
                     };
-                    let name: Arc<str> = Arc::from(wire_name(&event.object));
-                    match (event.kind, entry(&event.object)) {
-                        ("DELETED", _) | (_, None) => {
-                            view.entries.remove(&name);
-                        }
-                        (_, Some(e)) => {
-                            view.entries.insert(name, Arc::new(e));
+                    for r in store.list(weft_api::Kind::RequestAuthentication, None) {
+                        if let Some(e) = wire_entry(&r, &jwks).await {
+                            view.entries.insert(Arc::from(wire_name(&r)), Arc::new(e));
                         }
                     }
                     view
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    full_view(&store, &mesh)
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             if tx.send(Arc::new(next)).is_err() {
                 return;
@@ -459,6 +524,12 @@ async fn session(
                 pending_since.get_or_insert_with(Instant::now);
             },
             _ = sleep_until(wake) => {
+                // Nothing goes out before the first complete view (its jwksUris fetched
+                // once); its arrival wakes the loop again.
+                if !views.borrow().ready {
+                    pending_since = None;
+                    continue;
+                }
                 let changed_at = pending_since.take();
                 nonce += 1;
                 let view = views.borrow_and_update().clone();

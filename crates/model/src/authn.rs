@@ -43,7 +43,7 @@ pub const DEFAULT_PARAM: &str = "access_token";
 pub enum KeySource {
     /// `jwks`, parsed once.
     Inline(Arc<Keys>),
-    /// `jwksUri`, fetched by the proxy.
+    /// `jwksUri`, fetched by the proxy (file mode: the control plane pushes keys inline).
     Remote {
         /// The URL.
         uri: String,

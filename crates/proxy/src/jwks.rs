@@ -1,8 +1,8 @@
-//! The keys behind RequestAuthentication `jwksUri`s, fetched by the proxy itself (istiod
-//! fetches them and pushes them inline; weft's control plane does not yet, so every proxy
-//! fetches): each URI is fetched when a request first needs it, then refreshed in the
-//! background every [`JwksCache::refresh`]; a failed fetch (timeout, error status, a body
-//! over [`MAX_JWKS_BYTES`], no usable key) keeps the last good keys.
+//! The keys behind RequestAuthentication `jwksUri`s, fetched by the proxy itself when it
+//! runs from files (connected to a control plane, the rules arrive with their keys inline,
+//! as istiod pushes them): each URI is fetched when a request first needs it, then
+//! refreshed in the background every [`JwksCache::refresh`]; a failed fetch (timeout,
+//! error status, a body over [`MAX_JWKS_BYTES`], no usable key) keeps the last good keys.
 //!
 //! Requests read the keys without a lock (a copy-on-write map of watch channels); only the
 //! first request for a URI takes a mutex, to start its refresher.
@@ -12,9 +12,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use weft_model::authn::Keys;
 
@@ -36,40 +33,7 @@ struct Fetched {
     tried: bool,
 }
 
-/// Why a fetch failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    /// The URI is not an http(s) URL with a host.
-    #[error("jwksUri {0} is not an http or https URL with a host")]
-    BadUri(String),
-    /// Connecting, TLS or HTTP failed.
-    #[error("fetching {uri}: {error}")]
-    Transport {
-        /// The URI.
-        uri: String,
-        /// What failed.
-        error: String,
-    },
-    /// The fetch took longer than the rule's `timeout`.
-    #[error("fetching {0}: timed out")]
-    Timeout(String),
-    /// The server answered with another status than 200.
-    #[error("fetching {uri}: status {status}")]
-    Status {
-        /// The URI.
-        uri: String,
-        /// The status.
-        status: u16,
-    },
-    /// The body is too large or not a usable key set.
-    #[error("{uri}: {error}")]
-    Body {
-        /// The URI.
-        uri: String,
-        /// What is wrong.
-        error: String,
-    },
-}
+pub use weft_fetch::FetchError;
 
 /// The keys of every `jwksUri` this proxy has needed.
 pub struct JwksCache {
@@ -180,96 +144,9 @@ async fn refresher(
 
 /// One GET of `uri`, read as a key set.
 pub async fn fetch(uri: &str, timeout: Duration) -> Result<Keys, FetchError> {
-    match tokio::time::timeout(timeout, fetch_once(uri)).await {
-        Ok(result) => result,
-        Err(_) => Err(FetchError::Timeout(uri.to_string())),
-    }
-}
-
-async fn fetch_once(uri: &str) -> Result<Keys, FetchError> {
-    let parsed: http::Uri = uri
-        .parse()
-        .map_err(|_| FetchError::BadUri(uri.to_string()))?;
-    let https = match parsed.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => return Err(FetchError::BadUri(uri.to_string())),
-    };
-    let host = parsed
-        .host()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| FetchError::BadUri(uri.to_string()))?
-        .to_string();
-    let port = parsed.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let transport = |error: String| FetchError::Transport {
-        uri: uri.to_string(),
-        error,
-    };
-    let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
-        .await
-        .map_err(|e| transport(format!("connect: {e}")))?;
-    let path = parsed
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let authority = parsed
-        .authority()
-        .map_or(host.clone(), |a| a.as_str().to_string());
-    let req = http::Request::get(path)
-        .header(http::header::HOST, authority)
-        .header(http::header::ACCEPT, "application/json")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| transport(e.to_string()))?;
-    let resp = if https {
-        let config = crate::tls::web_client_config().map_err(&transport)?;
-        let name =
-            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-                .map_err(|e| transport(format!("server name: {e}")))?;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| transport(format!("TLS: {e}")))?;
-        send(TokioIo::new(tls), req).await
-    } else {
-        send(TokioIo::new(tcp), req).await
-    }
-    .map_err(transport)?;
-    if resp.status() != http::StatusCode::OK {
-        return Err(FetchError::Status {
-            uri: uri.to_string(),
-            status: resp.status().as_u16(),
-        });
-    }
-    let body = Limited::new(resp.into_body(), MAX_JWKS_BYTES)
-        .collect()
-        .await
-        .map_err(|e| FetchError::Body {
-            uri: uri.to_string(),
-            error: format!("reading the body (at most {MAX_JWKS_BYTES} bytes): {e}"),
-        })?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&body);
-    Keys::parse(&text).map_err(|error| FetchError::Body {
+    let body = weft_fetch::get(uri, timeout, MAX_JWKS_BYTES).await?;
+    Keys::parse(&String::from_utf8_lossy(&body)).map_err(|error| FetchError::Body {
         uri: uri.to_string(),
         error,
     })
-}
-
-async fn send<IO>(
-    io: IO,
-    req: http::Request<Empty<Bytes>>,
-) -> Result<http::Response<hyper::body::Incoming>, String>
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("HTTP: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("HTTP: {e}"))
 }

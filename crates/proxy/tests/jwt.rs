@@ -488,3 +488,108 @@ async fn an_issuer_that_cannot_be_reached_fails_tokens_fast() {
     assert_eq!(call(inbound, "/", &[]).await.status, 200);
     assert_eq!(app.hits(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_fetches_jwks_uris_and_pushes_the_keys_inline() {
+    let first = TestKey::es256("k1");
+    let second = TestKey::ed25519("k2");
+    // The issuer is down when the rule arrives, then serves keys, rotates, and fails again.
+    let served: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let answer = served.clone();
+    let issuer = upstream::http(Arc::new(move |_, _| {
+        match answer.lock().expect("lock").clone() {
+            Some(body) => Reply::ok(body),
+            None => Reply::status(503, "down"),
+        }
+    }))
+    .await;
+    let serve = |keys: Option<String>| *served.lock().expect("lock") = keys;
+    let app = upstream::named("reviews").await;
+    let cp = mesh::ControlPlane::new(&fresh_dir("jwt-xds-fetch"))
+        .jwks_refresh(Duration::from_millis(300))
+        .start()
+        .await;
+    let proxy = mesh::start_proxy(ProxyOptions {
+        app: Some(app.addr),
+        scope: ProxyScope {
+            namespace: "default".into(),
+            labels: [("app".to_string(), "reviews".to_string())].into(),
+            gateway: false,
+        },
+        ..mesh::sidecar_options(cp.xds, "sidecar~reviews.default", None)
+    })
+    .await;
+    let inbound = proxy.inbound.expect("inbound");
+    let admin = proxy.admin;
+    mesh::apply(
+        &cp,
+        &format!(
+            "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {{name: users, namespace: default}}\nspec:\n  selector: {{matchLabels: {{app: reviews}}}}\n  jwtRules:\n  - issuer: {ISS}\n    jwksUri: http://{}/jwks\n    timeout: 1s\n",
+            issuer.addr
+        ),
+    );
+    let alice = first.sign(&claims("alice"));
+    let bob = second.sign(&claims("bob"));
+    // No keys could be fetched yet: the rule carries a key nobody holds, so tokens fail
+    // and requests without one still reach the app.
+    let got = eventually("the rule is pushed", Duration::from_secs(10), || async {
+        let got = with_token(inbound, "/", &alice).await;
+        (got.status == 401).then_some(got)
+    })
+    .await;
+    assert_eq!(
+        got.body.trim(),
+        "Jwks doesn't have key to match kid or alg from Jwt"
+    );
+    let before = app.hits();
+    assert_eq!(with_token(inbound, "/", &alice).await.status, 401);
+    assert_eq!(call(inbound, "/", &[]).await.status, 200);
+    assert_eq!(
+        app.hits(),
+        before + 1,
+        "only the request without a token arrives"
+    );
+
+    // The issuer comes up: the control plane's retry picks the keys up and pushes them.
+    serve(Some(jwks(&[&first])));
+    eventually(
+        "the fetched key is pushed",
+        Duration::from_secs(10),
+        || async { (with_token(inbound, "/", &alice).await.status == 200).then_some(()) },
+    )
+    .await;
+    // The proxy got the keys inline: it never fetches the URI itself.
+    let dump = client::admin_get(admin, "/config_dump").await.body;
+    assert!(dump.contains("\"Inline\""), "{dump}");
+    assert!(!dump.contains("\"Remote\""), "{dump}");
+
+    // Rotation: the new key is added, then the old one removed.
+    serve(Some(jwks(&[&first, &second])));
+    eventually(
+        "the added key is pushed",
+        Duration::from_secs(10),
+        || async { (with_token(inbound, "/", &bob).await.status == 200).then_some(()) },
+    )
+    .await;
+    assert_eq!(with_token(inbound, "/", &alice).await.status, 200);
+    serve(Some(jwks(&[&second])));
+    eventually(
+        "the removed key stops working",
+        Duration::from_secs(10),
+        || async { (with_token(inbound, "/", &alice).await.status == 401).then_some(()) },
+    )
+    .await;
+    assert_eq!(with_token(inbound, "/", &bob).await.status, 200);
+
+    // The issuer fails: the last good keys stay.
+    serve(None);
+    let fetched = issuer.hits();
+    eventually(
+        "the control plane keeps trying",
+        Duration::from_secs(10),
+        || async { (issuer.hits() > fetched + 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(with_token(inbound, "/", &bob).await.status, 200);
+    assert_eq!(with_token(inbound, "/", &alice).await.status, 401);
+}

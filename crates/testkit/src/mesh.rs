@@ -40,6 +40,12 @@ impl ControlPlane {
         self
     }
 
+    /// Fetches RequestAuthentication `jwksUri`s again every `every` (after the first fetch).
+    pub fn jwks_refresh(mut self, every: Duration) -> ControlPlane {
+        self.options.jwks_refresh = every;
+        self
+    }
+
     /// With a CA for trust domain `cluster.local`, its root generated in the state
     /// directory, issuing certificates that live `ttl`.
     pub fn with_ca(mut self, ttl: Duration) -> ControlPlane {

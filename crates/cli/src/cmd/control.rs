@@ -84,6 +84,10 @@ pub struct Args {
     /// (at Istio's default 1 % unless `defaultConfig.tracing.sampling` says otherwise).
     #[arg(long)]
     mesh_config: Option<PathBuf>,
+    /// How often the keys of RequestAuthentication jwksUris are fetched again; the control
+    /// plane pushes them inline, and the last good keys stay when a fetch fails.
+    #[arg(long, value_parser = weft_api::duration::parse_duration, default_value = "20m")]
+    jwks_refresh: std::time::Duration,
 }
 
 /// An address to listen on, or `off`.
@@ -182,6 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
             api_token,
             mesh_config,
+            jwks_refresh: args.jwks_refresh,
         })
         .await
         {

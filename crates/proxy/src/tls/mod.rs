@@ -34,34 +34,6 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         .clone()
 }
 
-/// A client configuration for servers outside the mesh (a `jwksUri`), verified against
-/// the system's roots; built once.
-pub fn web_client_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
-    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
-        std::sync::OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let pem =
-                std::fs::read(SYSTEM_ROOTS).map_err(|e| format!("reading {SYSTEM_ROOTS}: {e}"))?;
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&pem).flatten() {
-                // The bundle holds a few certificates webpki cannot use; skip those.
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err(format!("{SYSTEM_ROOTS} holds no usable CA certificate"));
-            }
-            let config = rustls::ClientConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Ok(Arc::new(config))
-        })
-        .clone()
-}
-
 /// The certificate chain and key of a workload identity.
 fn certified(
     id: &Identity,
