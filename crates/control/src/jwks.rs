@@ -185,6 +185,12 @@ mod tests {
         assert_eq!(got, FAKE_JWKS);
         let known = &resolver.snapshot()[uri];
         assert_eq!((known.fetches, known.failures), (0, 1));
-        assert!(known.last_error.as_deref().expect("an error").contains("connect"));
+        assert!(
+            known
+                .last_error
+                .as_deref()
+                .expect("an error")
+                .contains("connect")
+        );
     }
 }

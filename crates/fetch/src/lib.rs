@@ -169,7 +169,9 @@ mod tests {
     #[tokio::test]
     async fn refuses_what_is_not_an_http_url() {
         for uri in ["ftp://keys.example/jwks", "not a url", "http:///jwks"] {
-            let e = get(uri, Duration::from_secs(1), 10).await.expect_err("refused");
+            let e = get(uri, Duration::from_secs(1), 10)
+                .await
+                .expect_err("refused");
             assert!(matches!(e, FetchError::BadUri(_)), "{uri}: {e:?}");
         }
     }
@@ -177,7 +179,9 @@ mod tests {
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_and_a_silent_server_times_out() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let mut n = 0;
@@ -197,9 +201,13 @@ mod tests {
             }
         });
         let uri = format!("http://{addr}/jwks");
-        let e = get(&uri, Duration::from_secs(2), 10).await.expect_err("refused");
+        let e = get(&uri, Duration::from_secs(2), 10)
+            .await
+            .expect_err("refused");
         assert!(matches!(e, FetchError::Body { .. }), "{e:?}");
-        let e = get(&uri, Duration::from_millis(200), 10).await.expect_err("refused");
+        let e = get(&uri, Duration::from_millis(200), 10)
+            .await
+            .expect_err("refused");
         assert_eq!(e, FetchError::Timeout(uri));
     }
 }

@@ -105,6 +105,14 @@ pub fn any_matches(patterns: &[HeaderPattern], name: &str) -> bool {
     patterns.iter().any(|p| p.matches(name))
 }
 
+fn body(b: &Option<weft_api::mesh_config::ext_authz::BodyInCheck>) -> Option<BodyInCheck> {
+    b.as_ref().map(|b| BodyInCheck {
+        max_request_bytes: b.max_request_bytes,
+        allow_partial_message: b.allow_partial_message,
+        pack_as_bytes: b.pack_as_bytes,
+    })
+}
+
 /// The external authorization providers `mesh` defines.
 pub fn providers(mesh: &weft_api::mesh_config::MeshConfig) -> Vec<ExtAuthzProvider> {
     use weft_api::mesh_config::ext_authz::status_on_error;
@@ -121,14 +129,14 @@ pub fn providers(mesh: &weft_api::mesh_config::MeshConfig) -> Vec<ExtAuthzProvid
                     timeout: timeout(&h.timeout),
                     fail_open: h.fail_open,
                     status_on_error: status_on_error(&h.status_on_error).ok()?,
-                    body: None,
+                    body: body(&h.include_request_body_in_check),
                     kind: ExtAuthzKind::Http(HttpProvider {
                         path_prefix: h.path_prefix.clone(),
                         include_request_headers: patterns(&h.include_request_headers_in_check),
                         include_additional_headers: h.include_additional_headers_in_check.clone(),
                         headers_to_upstream_on_allow: patterns(&h.headers_to_upstream_on_allow),
                         headers_to_downstream_on_deny: patterns(&h.headers_to_downstream_on_deny),
-                        headers_to_downstream_on_allow: Vec::new(),
+                        headers_to_downstream_on_allow: patterns(&h.headers_to_downstream_on_allow),
                     }),
                 });
             }
@@ -140,7 +148,7 @@ pub fn providers(mesh: &weft_api::mesh_config::MeshConfig) -> Vec<ExtAuthzProvid
                 timeout: timeout(&g.timeout),
                 fail_open: g.fail_open,
                 status_on_error: status_on_error(&g.status_on_error).ok()?,
-                body: None,
+                body: body(&g.include_request_body_in_check),
                 kind: ExtAuthzKind::Grpc,
             })
         })

@@ -17,21 +17,29 @@ use weft_model::ext_authz::{
     BodyInCheck, ExtAuthzKind, ExtAuthzProvider, HeaderPattern, HttpProvider,
 };
 use weft_proto::ext_authz as pb;
-use weft_proxy::http::ext_authz::{Authorizer, CheckRequest, Verdict, check};
+use weft_proxy::http::ext_authz::{Authorizer, CheckBody, CheckRequest, Verdict, check};
 
 /// An HTTP authorization service: `x-ext-authz: allow` → 200 with `x-ext-authz-check-result`
 /// and `x-user`; `x-ext-authz: stall` → no answer for 5 s; else 403 with `x-deny-reason`
 /// and a body naming the path it was asked about and the headers it saw.
 async fn http_service() -> SocketAddr {
+    http_service_counting().await.0
+}
+
+/// The HTTP service, and how many connections it accepted.
+async fn http_service_counting() -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
                     let asked = req
@@ -46,9 +54,22 @@ async fn http_service() -> SocketAddr {
                         .map(|k| k.as_str().to_string())
                         .collect();
                     let line = format!("{} {} saw {}", req.method(), req.uri(), seen.join(","));
+                    let partial = req
+                        .headers()
+                        .get("x-envoy-auth-partial-body")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("absent")
+                        .to_string();
                     let body = req.into_body().collect().await.map(|b| b.to_bytes());
                     let body = String::from_utf8_lossy(&body.unwrap_or_default()).into_owned();
                     let resp = match asked.as_str() {
+                        // With the body in the check: what of it came, and whether cut.
+                        "allow" if partial != "absent" => Response::builder()
+                            .header("x-ext-authz-body", body.clone())
+                            .header("x-ext-authz-partial", partial)
+                            .header("x-internal", "secret")
+                            .header("x-authz-note", "checked")
+                            .body(Full::new(Bytes::new())),
                         "allow" => Response::builder()
                             .header("x-ext-authz-check-result", "allowed")
                             .header("x-user", "alice")
@@ -74,7 +95,7 @@ async fn http_service() -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, accepted)
 }
 
 /// A gRPC authorization service deciding on the request's `x-ext-authz` header.
@@ -108,9 +129,22 @@ impl pb::authorization_server::Authorization for Grpc {
                 }),
                 http_response: Some(pb::check_response::HttpResponse::OkResponse(
                     pb::OkHttpResponse {
-                        headers: vec![header("x-user", &format!("{} {}", http.method, http.path))],
+                        headers: vec![
+                            header("x-user", &format!("{} {}", http.method, http.path)),
+                            header(
+                                "x-checked-body",
+                                &format!(
+                                    "text {:?} bytes {:?} partial {}",
+                                    http.body,
+                                    String::from_utf8_lossy(&http.raw_body),
+                                    http.headers
+                                        .get("x-envoy-auth-partial-body")
+                                        .map_or("absent", String::as_str)
+                                ),
+                            ),
+                        ],
                         headers_to_remove: vec!["x-ext-authz".into()],
-                        response_headers_to_add: Vec::new(),
+                        response_headers_to_add: vec![header("x-grpc-note", "checked")],
                     },
                 )),
             }
@@ -209,7 +243,10 @@ async fn ask(p: &ExtAuthzProvider, decision: &str, body: Option<&'static str>) -
             host: "shop.example.com",
             scheme: "http",
             headers: &h,
-            body: body.map(|b| Bytes::from_static(b.as_bytes())),
+            body: body.map(|b| CheckBody {
+                bytes: Bytes::from_static(b.as_bytes()),
+                partial: false,
+            }),
             source: (
                 "10.0.0.1:5000".parse().expect("addr"),
                 "spiffe://cluster.local/ns/default/sa/client",
@@ -306,7 +343,13 @@ async fn a_grpc_service_allows_with_headers_and_denies_with_status_headers_and_b
     else {
         panic!("allowed");
     };
-    assert_eq!(names(&upstream), ["x-user=POST /orders?id=7"]);
+    assert_eq!(
+        names(&upstream),
+        [
+            "x-checked-body=text \"\" bytes \"\" partial absent",
+            "x-user=POST /orders?id=7"
+        ]
+    );
     assert_eq!(remove, ["x-ext-authz"]);
     let Verdict::Deny {
         status,
@@ -473,6 +516,40 @@ async fn the_control_planes_mesh_config_defines_the_providers_custom_policies_na
 }
 
 #[tokio::test]
+async fn checks_of_one_http_provider_reuse_their_connection() {
+    let (addr, accepted) = http_service_counting().await;
+    let authorizer = Authorizer::new(http_provider(addr));
+    let h = headers("allow");
+    for decision in ["allow", "deny", "allow"] {
+        let h2 = headers(decision);
+        let verdict = check(
+            &authorizer,
+            CheckRequest {
+                method: &Method::GET,
+                path: "/",
+                host: "shop",
+                scheme: "http",
+                headers: if decision == "allow" { &h } else { &h2 },
+                body: None,
+                source: ("10.0.0.1:5000".parse().expect("addr"), ""),
+                destination: "10.0.0.2:8080".parse().expect("addr"),
+            },
+        )
+        .await;
+        assert_eq!(
+            matches!(verdict, Verdict::Allow { .. }),
+            decision == "allow",
+            "{verdict:?}"
+        );
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one connection for all checks"
+    );
+}
+
+#[tokio::test]
 async fn checks_of_one_grpc_provider_share_one_connection() {
     let (addr, accepted) = grpc_service_counting().await;
     let authorizer = Authorizer::new(provider(addr, ExtAuthzKind::Grpc));
@@ -495,4 +572,139 @@ async fn checks_of_one_grpc_provider_share_one_connection() {
         assert!(matches!(verdict, Verdict::Allow { .. }), "{verdict:?}");
     }
     assert_eq!(accepted.load(Ordering::Relaxed), 1);
+}
+
+/// `POST path` on `addr` with `x-ext-authz: decision` and `body`: (status, head, body).
+async fn post(addr: SocketAddr, path: &str, decision: &str, body: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: reviews\r\nx-ext-authz: {decision}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), rest.to_string())
+}
+
+async fn proxy_with(
+    name: &str,
+    app: SocketAddr,
+    authz: ExtAuthzProvider,
+) -> (weft_proxy::RunningProxy, SocketAddr) {
+    let dir = weft_testkit::fresh_dir(name);
+    let labels = [("app".to_string(), "reviews".to_string())].into();
+    let proxy = weft_testkit::mesh::start_proxy(weft_proxy::ProxyOptions {
+        app: Some(app),
+        scope: weft_model::ProxyScope {
+            namespace: "default".into(),
+            labels,
+            gateway: false,
+        },
+        ext_authz: vec![authz],
+        ..weft_testkit::mesh::file_options(&dir, &CUSTOM.replace("PROVIDER", "ext"), name)
+    })
+    .await;
+    let inbound = proxy.inbound.expect("inbound");
+    (proxy, inbound)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_body_goes_into_the_check_and_an_allowing_answer_adds_response_headers() {
+    let app = weft_testkit::upstream::named("reviews").await;
+    let mut authz = http_provider(http_service().await);
+    authz.body = Some(BodyInCheck {
+        max_request_bytes: 10,
+        allow_partial_message: false,
+        pack_as_bytes: false,
+    });
+    if let ExtAuthzKind::Http(h) = &mut authz.kind {
+        h.headers_to_downstream_on_allow = vec![HeaderPattern::parse("x-authz-*")];
+    }
+    let (_proxy, inbound) = proxy_with("ext-authz-body", app.addr, authz.clone()).await;
+
+    // Within the limit: the service sees the whole body, the app gets it too, and the
+    // client gets the header the service named for the response.
+    let (status, head, _) = post(inbound, "/admin/orders", "allow", "order=7").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("x-authz-note: checked"), "{head}");
+    assert!(
+        !head.contains("x-internal"),
+        "only the allowed headers: {head}"
+    );
+    let seen = app.seen();
+    let last = seen.last().expect("the app was called");
+    assert_eq!(last.headers["x-ext-authz-body"], "order=7");
+    assert_eq!(last.headers["x-ext-authz-partial"], "false");
+    assert_eq!(last.body, "order=7");
+    // Exactly the limit is still whole.
+    let (status, _, _) = post(inbound, "/admin/orders", "allow", "0123456789").await;
+    assert_eq!(status, 200);
+    assert_eq!(app.seen().last().expect("seen").body, "0123456789");
+
+    // Over the limit without allowPartialMessage: 413, and neither the service nor the
+    // app sees the request.
+    let before = app.seen().len();
+    let (status, head, body) = post(inbound, "/admin/orders", "allow", "0123456789A").await;
+    assert_eq!((status, body.trim()), (413, "Payload Too Large"), "{head}");
+    assert_eq!(app.seen().len(), before);
+
+    // With allowPartialMessage the service gets the first bytes, flagged partial, and the
+    // app still gets the whole body.
+    let app = weft_testkit::upstream::named("reviews").await;
+    if let Some(b) = &mut authz.body {
+        b.max_request_bytes = 4;
+        b.allow_partial_message = true;
+    }
+    let (_partial, inbound) = proxy_with("ext-authz-partial", app.addr, authz).await;
+    let long = "x".repeat(100_000);
+    let (status, head, _) = post(inbound, "/admin/orders", "allow", &long).await;
+    assert_eq!(status, 200, "{head}");
+    let seen = app.seen();
+    let last = seen.last().expect("the app was called");
+    assert_eq!(last.headers["x-ext-authz-body"], "xxxx");
+    assert_eq!(last.headers["x-ext-authz-partial"], "true");
+    assert_eq!(last.body.len(), long.len(), "the app gets the whole body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_check_carries_the_body_as_text_or_bytes_and_adds_response_headers() {
+    let app = weft_testkit::upstream::named("reviews").await;
+    let mut authz = provider(grpc_service().await, ExtAuthzKind::Grpc);
+    authz.body = Some(BodyInCheck {
+        max_request_bytes: 64,
+        allow_partial_message: true,
+        pack_as_bytes: false,
+    });
+    let (_proxy, inbound) = proxy_with("ext-authz-grpc-body", app.addr, authz.clone()).await;
+    let (status, head, _) = post(inbound, "/admin/orders", "allow", "order=7").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("x-grpc-note: checked"), "{head}");
+    let seen = app.seen();
+    let last = seen.last().expect("the app was called");
+    assert_eq!(
+        last.headers["x-checked-body"],
+        "text \"order=7\" bytes \"\" partial false"
+    );
+    assert_eq!(last.body, "order=7");
+
+    let app = weft_testkit::upstream::named("reviews").await;
+    if let Some(b) = &mut authz.body {
+        b.pack_as_bytes = true;
+    }
+    let (_bytes, inbound) = proxy_with("ext-authz-grpc-bytes", app.addr, authz).await;
+    let (status, _, _) = post(inbound, "/admin/orders", "allow", "order=8").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.seen().last().expect("seen").headers["x-checked-body"],
+        "text \"\" bytes \"order=8\" partial false"
+    );
 }

@@ -42,6 +42,40 @@ pub struct ExtAuthzHttp {
     /// Headers of a denying answer passed to the client.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers_to_downstream_on_deny: Vec<String>,
+    /// Headers of an allowing answer added to the response to the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers_to_downstream_on_allow: Vec<String>,
+    /// Whether, and how much of, the request body goes into the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_request_body_in_check: Option<BodyInCheck>,
+}
+
+/// Istio's `EnvoyExternalAuthorizationRequestBody`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BodyInCheck {
+    /// Most body bytes held for the check; a longer body is answered 413 unless
+    /// `allowPartialMessage`.
+    #[serde(default)]
+    pub max_request_bytes: u32,
+    /// Send the first `maxRequestBytes` of a longer body instead of refusing it.
+    #[serde(default)]
+    pub allow_partial_message: bool,
+    /// gRPC: the body goes as bytes (`raw_body`), not as UTF-8 text (`body`). HTTP sends
+    /// the bytes as they are either way.
+    #[serde(default)]
+    pub pack_as_bytes: bool,
+}
+
+impl BodyInCheck {
+    fn check(&self, v: &mut Validator) {
+        if self.max_request_bytes == 0 {
+            v.error_at(
+                "includeRequestBodyInCheck.maxRequestBytes",
+                "must be at least 1 (Envoy refuses 0): the most body bytes held for the check",
+            );
+        }
+    }
 }
 
 /// Istio's `EnvoyExternalAuthorizationGrpcProvider`, the part weft implements.
@@ -63,23 +97,20 @@ pub struct ExtAuthzGrpc {
     /// On an error, the status answered (default 403).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub status_on_error: String,
+    /// Whether, and how much of, the request body goes into the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_request_body_in_check: Option<BodyInCheck>,
+    /// Recompute the route after the check changed headers. weft always routes after the
+    /// check, so a route sees the headers the service set either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clear_route_cache: bool,
 }
 
-/// The fields of both provider kinds weft refuses (they are not implemented yet).
-pub(super) const REFUSED: &[(&str, &str)] = &[
-    (
-        "includeRequestBodyInCheck",
-        "weft does not send the request body to external authorizers yet",
-    ),
-    (
-        "headersToDownstreamOnAllow",
-        "weft does not add an allowing answer's headers to the response yet",
-    ),
-    (
-        "includeHeadersInCheck",
-        "deprecated in Istio: use includeRequestHeadersInCheck",
-    ),
-];
+/// The fields of both provider kinds weft refuses.
+pub(super) const REFUSED: &[(&str, &str)] = &[(
+    "includeHeadersInCheck",
+    "deprecated in Istio: use includeRequestHeadersInCheck",
+)];
 
 fn service_and_port(v: &mut Validator, service: &str, port: u32) {
     if service.trim().is_empty() {
@@ -132,6 +163,9 @@ impl ExtAuthzHttp {
                 );
             }
         }
+        if let Some(b) = &self.include_request_body_in_check {
+            b.check(v);
+        }
     }
 }
 
@@ -139,5 +173,8 @@ impl ExtAuthzGrpc {
     pub(super) fn check(&self, v: &mut Validator) {
         service_and_port(v, &self.service, self.port);
         check_status(v, &self.status_on_error);
+        if let Some(b) = &self.include_request_body_in_check {
+            b.check(v);
+        }
     }
 }

@@ -100,7 +100,7 @@ extensionProviders:
 - name: ls
   lightstep: {address: lightstep:8080}
 - name: authz
-  envoyExtAuthzGrpc: {service: authz, port: 9000, includeRequestBodyInCheck: {maxRequestBytes: 10}}
+  envoyExtAuthzHttp: {service: authz, port: 9000, includeHeadersInCheck: [x-user]}
 ";
     let loaded = load_mesh_config("mesh.yaml", text);
     let got = lines(&loaded);
@@ -120,7 +120,7 @@ extensionProviders:
         "mesh.yaml:9:3: extensionProviders[0].lightstep: weft does not implement meshConfig.extensionProviders[0].lightstep (weft exports traces as OTLP or Zipkin only"
     ), "{got:#?}");
     assert!(
-        got[4].contains("meshConfig.extensionProviders[1].envoyExtAuthzGrpc.includeRequestBodyInCheck (weft does not send the request body"),
+        got[4].contains("meshConfig.extensionProviders[1].envoyExtAuthzHttp.includeHeadersInCheck (deprecated in Istio: use includeRequestHeadersInCheck)"),
         "{got:#?}"
     );
     assert!(loaded.config.is_none());
@@ -360,5 +360,38 @@ defaultProviders: {tracing: [zipkin]}
             .any(|l| l
                 .contains("zipkin.enable64bitTraceId: weft does not implement 64-bit trace ids")),
         "{got:#?}"
+    );
+}
+
+#[test]
+fn the_body_in_a_check_needs_a_size_limit() {
+    let text = "extensionProviders:
+- name: grpc
+  envoyExtAuthzGrpc: {service: authz, port: 9000, clearRouteCache: true, includeRequestBodyInCheck: {maxRequestBytes: 0}}
+- name: http
+  envoyExtAuthzHttp:
+    service: authz
+    port: 8000
+    headersToDownstreamOnAllow: [x-note]
+    includeRequestBodyInCheck: {maxRequestBytes: 4096, allowPartialMessage: true}
+";
+    let loaded = load_mesh_config("mesh.yaml", text);
+    let got = lines(&loaded);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains("extensionProviders[0].envoyExtAuthzGrpc.includeRequestBodyInCheck.maxRequestBytes: must be at least 1"),
+        "{got:#?}"
+    );
+    let fixed = text.replace("maxRequestBytes: 0", "maxRequestBytes: 1");
+    let config = load_mesh_config("mesh.yaml", &fixed).config.expect("valid");
+    let http = config.extension_providers[1]
+        .envoy_ext_authz_http
+        .as_ref()
+        .expect("http");
+    assert_eq!(http.headers_to_downstream_on_allow, ["x-note"]);
+    let body = http.include_request_body_in_check.as_ref().expect("body");
+    assert_eq!(
+        (body.max_request_bytes, body.allow_partial_message),
+        (4096, true)
     );
 }

@@ -168,20 +168,26 @@ pub fn check_tcp(
     authz.decide(&request).allowed
 }
 
+/// Headers an external authorizer's allowing answer adds to the response to the client.
+pub type ResponseHeaders = Vec<(http::HeaderName, http::HeaderValue)>;
+
 /// The CUSTOM step, before DENY and ALLOW as in Istio: when a CUSTOM policy matches, its
-/// provider decides; an allow may set and remove request headers, a denial is answered
-/// as the provider gave it. A provider no mesh config defines, or CUSTOM policies naming
-/// several, deny the request (Istio fails closed the same way).
+/// provider decides; an allow may set and remove request headers (and name headers for
+/// the response, returned), a denial is answered as the provider gave it. A provider no
+/// mesh config defines, or CUSTOM policies naming several, deny the request (Istio fails
+/// closed the same way). With `includeRequestBodyInCheck` the body is read first, up to
+/// `maxRequestBytes` (a longer one is refused with 413 unless `allowPartialMessage`), and
+/// goes on to the upstream whole.
 pub async fn custom(
     snapshot: &Snapshot,
     providers: &super::ext_authz::Providers,
     req: &mut Request<Incoming>,
     caller: Caller<'_>,
     trusted_proxies: usize,
-) -> Result<(), LocalReply> {
+) -> Result<ResponseHeaders, LocalReply> {
     let authz = &snapshot.mesh.authz;
     if authz.custom.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let authority = super::headers::authority_of(req).unwrap_or_default();
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
@@ -193,7 +199,7 @@ pub async fn custom(
             .map(|r| r.map(str::to_string))
     };
     let name = match chosen {
-        None => return Ok(()),
+        None => return Ok(Vec::new()),
         Some(Err(conflict)) => {
             tracing::warn!("{conflict}: denied");
             return Err(Reason::Denied.into());
@@ -210,6 +216,10 @@ pub async fn custom(
         .map_or("/", |p| p.as_str())
         .to_string();
     let principal = caller.principal.map(|p| format!("spiffe://{p}"));
+    let body = match &provider.provider.body {
+        Some(limits) => Some(body_for_check(req, limits).await?),
+        None => None,
+    };
     let verdict = super::ext_authz::check(
         &provider,
         super::ext_authz::CheckRequest {
@@ -218,7 +228,7 @@ pub async fn custom(
             host: &authority,
             scheme: req.uri().scheme_str().unwrap_or("http"),
             headers: req.headers(),
-            body: None,
+            body,
             source: (
                 std::net::SocketAddr::new(caller.peer, 0),
                 principal.as_deref().unwrap_or_default(),
@@ -231,7 +241,9 @@ pub async fn custom(
     .await;
     match verdict {
         super::ext_authz::Verdict::Allow {
-            upstream, remove, ..
+            upstream,
+            remove,
+            downstream,
         } => {
             let h = req.headers_mut();
             for name in remove {
@@ -240,7 +252,7 @@ pub async fn custom(
             for (name, value) in upstream {
                 h.insert(name, value);
             }
-            Ok(())
+            Ok(downstream)
         }
         super::ext_authz::Verdict::Deny {
             status,
@@ -255,4 +267,32 @@ pub async fn custom(
             .into(),
         ),
     }
+}
+
+/// The body an external authorizer's check carries: at most `maxRequestBytes` of it,
+/// read ahead of forwarding (the request keeps it), and whether it was cut.
+async fn body_for_check(
+    req: &mut Request<Incoming>,
+    limits: &weft_model::ext_authz::BodyInCheck,
+) -> Result<super::ext_authz::CheckBody, LocalReply> {
+    let max = limits.max_request_bytes as usize;
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if !limits.allow_partial_message && declared.is_some_and(|n| n > max as u64) {
+        return Err(Reason::PayloadTooLarge.into());
+    }
+    // One byte past the limit tells a body that is exactly `max` long from a longer one.
+    let (read, whole) = super::body::read_ahead(req, max.saturating_add(1))
+        .await
+        .map_err(Reason::RequestBody)?;
+    let longer = !whole || read.len() > max;
+    if longer && !limits.allow_partial_message {
+        return Err(Reason::PayloadTooLarge.into());
+    }
+    Ok(super::ext_authz::CheckBody {
+        bytes: read.slice(..read.len().min(max)),
+        partial: longer,
+    })
 }

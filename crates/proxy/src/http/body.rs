@@ -91,15 +91,99 @@ impl Body {
     }
 }
 
-/// Reads `body` into memory when it is at most `limit` bytes. Otherwise returns a
+/// Request body bytes read before the request is forwarded (what an external
+/// authorizer's check carries), kept in the request's extensions: whatever sends the
+/// request on sends them first ([`request_body`]).
+#[derive(Debug, Clone, Default)]
+pub struct ReadAhead {
+    chunks: VecDeque<Bytes>,
+    trailers: Option<HeaderMap>,
+    /// The whole body was read.
+    finished: bool,
+}
+
+/// Reads `req`'s body until at least `limit` bytes or its end, keeping what was read in
+/// the request. Returns the bytes read (possibly more than `limit`: whole chunks) and
+/// whether that is the whole body.
+pub async fn read_ahead(
+    req: &mut http::Request<Incoming>,
+    limit: usize,
+) -> Result<(Bytes, bool), hyper::Error> {
+    use http_body_util::BodyExt;
+    let mut ahead = req
+        .extensions_mut()
+        .remove::<ReadAhead>()
+        .unwrap_or_default();
+    let mut size: usize = ahead.chunks.iter().map(Bytes::len).sum();
+    while !ahead.finished && size < limit {
+        match req.body_mut().frame().await {
+            None => ahead.finished = true,
+            Some(frame) => match frame?.into_data() {
+                Ok(data) => {
+                    size += data.len();
+                    ahead.chunks.push_back(data);
+                }
+                Err(frame) => {
+                    ahead.trailers = frame.into_trailers().ok();
+                    ahead.finished = true;
+                }
+            },
+        }
+    }
+    if !ahead.finished && req.body().is_end_stream() {
+        ahead.finished = true;
+    }
+    let mut all = bytes::BytesMut::with_capacity(size);
+    for c in &ahead.chunks {
+        all.extend_from_slice(c);
+    }
+    let finished = ahead.finished;
+    req.extensions_mut().insert(ahead);
+    Ok((all.freeze(), finished))
+}
+
+/// The body to send for `req`: what was read ahead of it, then the rest as it arrives.
+pub fn request_body(req: http::Request<Incoming>) -> Body {
+    let (mut parts, incoming) = req.into_parts();
+    match parts.extensions.remove::<ReadAhead>() {
+        None => Body::Streaming(incoming),
+        Some(ahead) if ahead.finished => Body::Buffered(Buffered {
+            chunks: ahead.chunks,
+            trailers: ahead.trailers,
+        }),
+        Some(ahead) => Body::Prefixed {
+            prefix: ahead.chunks,
+            rest: incoming,
+        },
+    }
+}
+
+/// True when `req` has no body left to send.
+pub fn request_ended(req: &http::Request<Incoming>) -> bool {
+    match req.extensions().get::<ReadAhead>() {
+        Some(ahead) if ahead.finished => ahead.chunks.is_empty() && ahead.trailers.is_none(),
+        _ => req.body().is_end_stream(),
+    }
+}
+
+/// Reads `req`'s body into memory when it is at most `limit` bytes. Otherwise returns a
 /// body that replays what was read and streams the rest, and `None` as the copy.
 pub async fn buffer(
-    mut body: Incoming,
+    req: http::Request<Incoming>,
     limit: usize,
 ) -> Result<(Body, Option<Buffered>), hyper::Error> {
     use http_body_util::BodyExt;
-    let mut chunks = VecDeque::new();
-    let mut size = 0usize;
+    let (mut parts, mut body) = req.into_parts();
+    let ahead = parts.extensions.remove::<ReadAhead>().unwrap_or_default();
+    let mut chunks = ahead.chunks;
+    if ahead.finished {
+        let buffered = Buffered {
+            chunks,
+            trailers: ahead.trailers,
+        };
+        return Ok((Body::Buffered(buffered.clone()), Some(buffered)));
+    }
+    let mut size: usize = chunks.iter().map(Bytes::len).sum();
     loop {
         if size > limit {
             return Ok((

@@ -1,9 +1,10 @@
 //! Asking an external authorization service (Istio's CUSTOM action) about one request,
 //! as Envoy's ext_authz filter asks it: over HTTP (the request's method and
 //! `<pathPrefix><path>`, its Host, Method, Path and Content-Length headers and those the
-//! provider includes; 200 allows, anything else is the denial the client gets) or over
-//! gRPC (`envoy.service.auth.v3.Authorization/Check`; status OK allows with the headers
-//! the answer sets and removes, any other is a denial). An unreachable service, a timeout
+//! provider includes, and the body when it asks for it; 200 allows, anything else is the
+//! denial the client gets) or over gRPC (`envoy.service.auth.v3.Authorization/Check`;
+//! status OK allows with the headers the answer sets, removes and adds to the response,
+//! any other is a denial). An unreachable service, a timeout
 //! or a malformed answer is an error: the request goes through with `failOpen`, else it is
 //! answered `statusOnError`.
 
@@ -17,7 +18,8 @@ use hyper_util::rt::TokioIo;
 use weft_model::ext_authz::{ExtAuthzKind, ExtAuthzProvider, HttpProvider, any_matches};
 use weft_proto::ext_authz as pb;
 
-/// Most bytes of an HTTP authorization service's denial body passed to the client.
+/// Most bytes of an HTTP authorization service's denial body passed to the client (and
+/// read of an allowing answer's, which is dropped).
 const MAX_DENIAL_BODY: usize = 64 * 1024;
 
 /// What the check is about.
@@ -34,12 +36,24 @@ pub struct CheckRequest<'a> {
     /// The request's headers.
     pub headers: &'a HeaderMap,
     /// The body (as much as the provider asked for), when it asked for it.
-    pub body: Option<Bytes>,
+    pub body: Option<CheckBody>,
     /// The caller's address and mTLS principal (empty without).
     pub source: (SocketAddr, &'a str),
     /// The address called.
     pub destination: SocketAddr,
 }
+
+/// The request body as a check carries it.
+#[derive(Debug, Clone)]
+pub struct CheckBody {
+    /// At most the provider's `maxRequestBytes`.
+    pub bytes: Bytes,
+    /// The body is longer (`allowPartialMessage`): Envoy's `x-envoy-auth-partial-body`.
+    pub partial: bool,
+}
+
+/// The header telling the service whether the body it got is cut (Envoy's name).
+const PARTIAL_BODY: &str = "x-envoy-auth-partial-body";
 
 /// What the service decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,13 +88,21 @@ impl Verdict {
     }
 }
 
-/// A provider, with the gRPC channel its checks share (made on first use; it reconnects
-/// by itself), so a check costs a request on an open connection, not a new one.
+/// Most idle HTTP/1.1 connections kept to one HTTP provider.
+const MAX_IDLE_HTTP: usize = 32;
+
+type HttpSender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// A provider, with the connections its checks share: the gRPC channel (made on first
+/// use; it reconnects by itself) or idle HTTP/1.1 connections, so a check costs a request
+/// on an open connection, not a new one.
 #[derive(Debug)]
 pub struct Authorizer {
     /// The provider.
     pub provider: ExtAuthzProvider,
     grpc: std::sync::OnceLock<tonic::transport::Channel>,
+    /// Idle HTTP connections; the lock is this provider's, held only to push or pop.
+    idle: std::sync::Mutex<Vec<HttpSender>>,
 }
 
 impl Authorizer {
@@ -89,6 +111,39 @@ impl Authorizer {
         Authorizer {
             provider,
             grpc: std::sync::OnceLock::new(),
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An idle HTTP connection still open, else a new one.
+    async fn http_sender(&self, target: &str) -> Result<HttpSender, String> {
+        loop {
+            let popped = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match popped {
+                Some(s) if s.is_ready() => return Ok(s),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let stream = tokio::net::TcpStream::connect(target)
+            .await
+            .map_err(|e| format!("connecting to {target}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP handshake with {target}: {e}"))?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    /// Keeps `sender` for the next check when it can take one.
+    fn http_done(&self, sender: HttpSender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_HTTP {
+            idle.push(sender);
         }
     }
 
@@ -109,7 +164,7 @@ pub async fn check(authorizer: &Authorizer, req: CheckRequest<'_>) -> Verdict {
     let provider = &authorizer.provider;
     let asked = async {
         match &provider.kind {
-            ExtAuthzKind::Http(http) => check_http(provider, http, &req).await,
+            ExtAuthzKind::Http(http) => check_http(authorizer, http, &req).await,
             ExtAuthzKind::Grpc => check_grpc(authorizer, &req).await,
         }
     };
@@ -144,19 +199,18 @@ fn copied(headers: &HeaderMap, wanted: impl Fn(&str) -> bool) -> Vec<(HeaderName
 }
 
 async fn check_http(
-    provider: &ExtAuthzProvider,
+    authorizer: &Authorizer,
     http: &HttpProvider,
     req: &CheckRequest<'_>,
 ) -> Result<Verdict, String> {
+    let provider = &authorizer.provider;
     let target = format!("{}:{}", provider.service, provider.port);
-    let stream = tokio::net::TcpStream::connect(&target)
-        .await
-        .map_err(|e| format!("connecting to {target}: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake with {target}: {e}"))?;
-    tokio::spawn(conn);
-    let body = req.body.clone().unwrap_or_default();
+    let mut sender = authorizer.http_sender(&target).await?;
+    let body = req
+        .body
+        .as_ref()
+        .map(|b| b.bytes.clone())
+        .unwrap_or_default();
     let mut builder = Request::builder()
         .method(req.method.clone())
         .uri(format!("{}{}", http.path_prefix, req.path))
@@ -172,6 +226,9 @@ async fn check_http(
     for (name, value) in &http.include_additional_headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
+    if let Some(b) = &req.body {
+        builder = builder.header(PARTIAL_BODY, if b.partial { "true" } else { "false" });
+    }
     let check = builder
         .body(Full::new(body))
         .map_err(|e| format!("building the check request: {e}"))?;
@@ -182,6 +239,11 @@ async fn check_http(
     let status = answer.status();
     let headers = answer.headers().clone();
     if status == StatusCode::OK {
+        // The connection is free again once the answer's body is read.
+        let rest = http_body_util::Limited::new(answer.into_body(), MAX_DENIAL_BODY);
+        if rest.collect().await.is_ok() {
+            authorizer.http_done(sender);
+        }
         return Ok(Verdict::Allow {
             upstream: copied(&headers, |n| {
                 any_matches(&http.headers_to_upstream_on_allow, n)
@@ -192,11 +254,16 @@ async fn check_http(
             }),
         });
     }
-    let body = http_body_util::Limited::new(answer.into_body(), MAX_DENIAL_BODY)
+    let body = match http_body_util::Limited::new(answer.into_body(), MAX_DENIAL_BODY)
         .collect()
         .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    {
+        Ok(b) => {
+            authorizer.http_done(sender);
+            b.to_bytes()
+        }
+        Err(_) => Bytes::new(),
+    };
     Ok(Verdict::Deny {
         status,
         headers: copied(&headers, |n| {
@@ -233,13 +300,20 @@ async fn check_grpc(authorizer: &Authorizer, req: &CheckRequest<'_>) -> Result<V
     let provider = &authorizer.provider;
     let target = format!("{}:{}", provider.service, provider.port);
     let mut client = pb::authorization_client::AuthorizationClient::new(authorizer.channel()?);
-    let headers: HashMap<String, String> = req
+    let mut headers: HashMap<String, String> = req
         .headers
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
+    if let Some(b) = &req.body {
+        headers.insert(PARTIAL_BODY.into(), b.partial.to_string());
+    }
     let pack_as_bytes = provider.body.as_ref().is_some_and(|b| b.pack_as_bytes);
-    let body = req.body.clone().unwrap_or_default();
+    let body = req
+        .body
+        .as_ref()
+        .map(|b| b.bytes.clone())
+        .unwrap_or_default();
     let http = pb::attribute_context::HttpRequest {
         method: req.method.as_str().to_string(),
         headers,
@@ -283,20 +357,21 @@ async fn check_grpc(authorizer: &Authorizer, req: &CheckRequest<'_>) -> Result<V
         .into_inner();
     let code = answer.status.as_ref().map_or(0, |s| s.code);
     if code == 0 {
-        let (upstream, remove) = match &answer.http_response {
+        let (upstream, remove, downstream) = match &answer.http_response {
             Some(pb::check_response::HttpResponse::OkResponse(ok)) => (
                 options(&ok.headers)?,
                 ok.headers_to_remove
                     .iter()
                     .filter_map(|h| HeaderName::try_from(h.as_str()).ok())
                     .collect(),
+                options(&ok.response_headers_to_add)?,
             ),
-            _ => (Vec::new(), Vec::new()),
+            _ => (Vec::new(), Vec::new(), Vec::new()),
         };
         return Ok(Verdict::Allow {
             upstream,
             remove,
-            downstream: Vec::new(),
+            downstream,
         });
     }
     let (status, headers, body) = match &answer.http_response {

@@ -110,10 +110,10 @@ pub async fn send_once(
     identity: Option<&crate::identity::IdentityCell>,
 ) -> Result<Upstream, LocalReply> {
     let http2 = req.version() == Version::HTTP_2;
-    let payload = if http_body::Body::is_end_stream(req.body()) {
+    let payload = if super::body::request_ended(&req) {
         Payload::Replayable(Default::default())
     } else {
-        Payload::Once(Some(Body::Streaming(req.into_body())))
+        Payload::Once(Some(super::body::request_body(req)))
     };
     let policy = SendPolicy {
         retry: &RetryPolicy::disabled(),

@@ -43,7 +43,7 @@ pub async fn serve(
         auth: auth.as_ref(),
     };
     let trusted = call.settings.trusted_proxies;
-    authorize::custom(
+    let allowed = authorize::custom(
         snapshot,
         &call.settings.ext_authz,
         &mut req,
@@ -58,11 +58,21 @@ pub async fn serve(
     }
     let authority = authority_of(&req).unwrap_or_default();
     let out = Outgoing::from_request(&mut req, authority, None);
-    if call.upgrade {
-        return upgrade::websocket(cluster, out, req, call.identity()).await;
+    let resp = if call.upgrade {
+        upgrade::websocket(cluster, out, req, call.identity()).await?
+    } else {
+        let up = forward::send_once(cluster, &out, req, call.identity()).await?;
+        respond::respond(up, Edits::default())
+    };
+    Ok(with_headers(resp, allowed))
+}
+
+/// `resp` with the headers an external authorizer's allowing answer named for it.
+pub fn with_headers(mut resp: Response<Body>, add: authorize::ResponseHeaders) -> Response<Body> {
+    for (name, value) in add {
+        resp.headers_mut().append(name, value);
     }
-    let up = forward::send_once(cluster, &out, req, call.identity()).await?;
-    Ok(respond::respond(up, Edits::default()))
+    resp
 }
 
 /// The server side's admission: AuthorizationPolicy, then RateLimit.

@@ -43,6 +43,10 @@ pub enum Reason {
     /// or could not be asked: its answer goes to the client as it gave it.
     #[error("external authorization denied")]
     ExtAuthzDenied(Box<ExtAuthzDenial>),
+    /// The body is longer than an external authorizer's `maxRequestBytes`, without
+    /// `allowPartialMessage` (Envoy's buffer limit reply).
+    #[error("Payload Too Large")]
+    PayloadTooLarge,
     /// RequestAuthentication refused the request's token (Envoy's message as the body).
     #[error("{error}")]
     Jwt {
@@ -151,6 +155,7 @@ impl Reason {
                 StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED)
             }
             Reason::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Reason::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reason::NoRoute(_) => StatusCode::NOT_FOUND,
             Reason::RegistryOnly(_) => StatusCode::BAD_GATEWAY,
             Reason::FaultAbort(AbortStatus::Http(code)) => {
@@ -178,6 +183,7 @@ impl Reason {
             | Reason::ConnectTarget
             | Reason::StrictPlaintext
             | Reason::RegistryOnly(_)
+            | Reason::PayloadTooLarge
             | Reason::Jwt { .. } => ResponseFlags::NONE,
             Reason::BadPath(_) | Reason::RequestBody(_) => ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
             Reason::Denied => ResponseFlags::RBAC_ACCESS_DENIED,

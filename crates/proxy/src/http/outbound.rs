@@ -16,7 +16,6 @@
 //! 7. [`super::respond`]: the response made the downstream's, with the route's edits.
 
 use http::{HeaderValue, Request, Response, Version};
-use http_body::Body as _;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use weft_model::outbound::Outbound;
@@ -306,13 +305,13 @@ async fn payload(
     req: Request<Incoming>,
 ) -> Result<Payload, LocalReply> {
     let needs_copy = f.retry.attempts > 0 || !f.mirrors.is_empty();
-    if req.body().is_end_stream() {
+    if body::request_ended(&req) {
         return Ok(Payload::Replayable(Default::default()));
     }
     if !needs_copy {
-        return Ok(Payload::Once(Some(Body::Streaming(req.into_body()))));
+        return Ok(Payload::Once(Some(body::request_body(req))));
     }
-    match body::buffer(req.into_body(), call.settings.retry_buffer_limit).await {
+    match body::buffer(req, call.settings.retry_buffer_limit).await {
         Ok((_, Some(buffered))) => Ok(Payload::Replayable(buffered)),
         Ok((partial, None)) => Ok(Payload::Once(Some(partial))),
         Err(e) => Err(Reason::RequestBody(e).into()),

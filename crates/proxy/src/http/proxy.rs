@@ -177,13 +177,15 @@ impl HttpProxy {
                 };
                 let (providers, trusted) =
                     (&self.settings.ext_authz, self.settings.trusted_proxies);
-                authorize::custom(&snapshot, providers, &mut req, caller, trusted).await?;
+                let allowed =
+                    authorize::custom(&snapshot, providers, &mut req, caller, trusted).await?;
                 inbound::admit(call, &req, caller)?;
                 let call = Call {
                     auth: auth.as_ref(),
                     ..call
                 };
-                outbound::serve(call, &self.passthrough, req, obs).await
+                let resp = outbound::serve(call, &self.passthrough, req, obs).await?;
+                Ok(inbound::with_headers(resp, allowed))
             }
             Direction::Outbound => outbound::serve(call, &self.passthrough, req, obs).await,
         }

@@ -44,7 +44,7 @@ pub async fn websocket(
         .await
         .map_err(|e| failed(SendError::Connect(format!("HTTP/1.1 handshake: {e}"))))?;
     tokio::spawn(conn.with_upgrades());
-    let upstream_req = build_request(&out, Body::Streaming(req.into_body()), false);
+    let upstream_req = build_request(&out, super::body::request_body(req), false);
     let mut resp = sender
         .send_request(upstream_req)
         .await
