@@ -72,9 +72,52 @@ pub async fn detect(stream: &TcpStream, timeout: Duration) -> Detected {
     }
 }
 
+/// True when the first request's head, as far as it has arrived, carries both
+/// `Content-Length` and `Transfer-Encoding`: the request-smuggling ambiguity Envoy refuses
+/// with 400. hyper resolves it silently (it drops `Content-Length` and closes after the
+/// request), so the bytes are looked at before hyper sees them.
+pub fn ambiguous_length(head: &[u8]) -> bool {
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(head.len());
+    let (mut te, mut cl) = (false, false);
+    for line in head[..end].split(|b| *b == b'\n').skip(1) {
+        let name = line.split(|b| *b == b':').next().unwrap_or_default();
+        te |= name.eq_ignore_ascii_case(b"transfer-encoding");
+        cl |= name.eq_ignore_ascii_case(b"content-length");
+    }
+    te && cl
+}
+
+/// Whether the first request already buffered on `stream` has an ambiguous length
+/// ([`ambiguous_length`]); what has not arrived yet is not waited for.
+pub fn first_request_ambiguous(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 8192];
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match stream.poll_peek(&mut cx, &mut tokio::io::ReadBuf::new(&mut buf)) {
+        std::task::Poll::Ready(Ok(n)) => ambiguous_length(&buf[..n]),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_with_both_lengths_is_ambiguous() {
+        let both = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert!(ambiguous_length(both));
+        let te_first =
+            b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-LENGTH: 5\r\n\r\n";
+        assert!(ambiguous_length(te_first));
+        assert!(!ambiguous_length(
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nTransfer-Encoding: x"
+        ));
+        assert!(!ambiguous_length(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!ambiguous_length(b""));
+    }
 
     #[test]
     fn classifies_protocols() {

@@ -95,6 +95,8 @@ pub struct ProxyOptions {
     /// The external authorization providers CUSTOM policies may name, until a mesh
     /// config says otherwise.
     pub ext_authz: Vec<weft_model::ext_authz::ExtAuthzProvider>,
+    /// Timeouts and limits of downstream connections (every listener).
+    pub limits: listener::ConnectionLimits,
 }
 
 impl ProxyOptions {
@@ -124,6 +126,7 @@ impl ProxyOptions {
             access_log: None,
             ext_authz: Vec::new(),
             jwks_refresh: jwks::DEFAULT_REFRESH,
+            limits: listener::ConnectionLimits::default(),
         }
     }
 }
@@ -184,10 +187,22 @@ pub struct RunningProxy {
     tasks: JoinSet<()>,
 }
 
+/// Connections the kernel queues for a listener before they are accepted (Linux caps it at
+/// `net.core.somaxconn`): a burst of clients waits in the queue instead of being reset.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|error| StartError::Bind { addr, error })
+    let bound = (|| {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    })();
+    bound.map_err(|error| StartError::Bind { addr, error })
 }
 
 /// Loads the configuration (refusing to start on an invalid one), binds the listeners and serves.
@@ -306,6 +321,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         telemetry: telemetry.clone(),
         identity: Some(identity_cell.clone()),
         tls: server_tls.clone(),
+        limits: opts.limits,
     };
     let jwks_cache = jwks::JwksCache::new(opts.jwks_refresh);
     let ext_authz = http::ext_authz::Providers::new(opts.ext_authz.clone());

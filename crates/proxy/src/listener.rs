@@ -20,6 +20,10 @@ use crate::snapshot::SnapshotCell;
 use crate::{orig_dst, tcp};
 use weft_model::peer_authn::Mode;
 
+pub mod limits;
+
+pub use limits::ConnectionLimits;
+
 /// The longest an inbound mTLS handshake may take (a stalled client holds nothing longer).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -37,6 +41,8 @@ pub struct ListenerSettings {
     pub identity: Option<crate::identity::IdentityCell>,
     /// The TLS server configuration, rebuilt when the certificate changes.
     pub tls: Arc<crate::tls::ServerTls>,
+    /// Timeouts and limits of downstream connections.
+    pub limits: ConnectionLimits,
 }
 
 /// Accepts connections on `listener` until `shutdown` turns true, then drains for at most `drain`.
@@ -50,12 +56,32 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let settings = Arc::new(settings);
+    let slots = settings
+        .limits
+        .max_connections
+        .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over the limit, a new connection is closed at once; those open go on.
+                    let slot = match &slots {
+                        Some(s) => match s.clone().try_acquire_owned() {
+                            Ok(permit) => Some(permit),
+                            Err(_) => {
+                                settings.telemetry.metrics.connection_overflow();
+                                tracing::debug!(%peer, "connection limit reached: closed");
+                                drop(stream);
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
                     let conn = connection(stream, peer, snapshots.clone(), http.clone(), settings.clone(), &graceful);
-                    tokio::spawn(conn);
+                    tokio::spawn(async move {
+                        conn.await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -155,11 +181,22 @@ fn connection(
             }
         }
         let sni = hello.as_deref().and_then(crate::sni::server_name);
+        // A gateway's ports serve HTTP only: whatever else a client sends is answered as a
+        // malformed HTTP/1 request (400), as Envoy's HTTP listener answers it.
+        let detected = match (settings.direction, detected) {
+            (Direction::Gateway { .. }, Detected::Tcp | Detected::Tls) => Detected::Http1,
+            (_, d) => d,
+        };
+        if detected == Detected::Http1 && crate::detect::first_request_ambiguous(&stream) {
+            refuse_ambiguous(stream).await;
+            return;
+        }
         match detected {
             Detected::Http1 | Detected::Http2 => {
                 let down = Downstream { peer, original_dst };
                 let h2 = detected == Detected::Http2;
-                serve_http(TokioIo::new(stream), down, None, http, h2, watcher).await;
+                let limits = settings.limits;
+                serve_http(stream, down, None, http, h2, watcher, limits).await;
             }
             Detected::Tcp | Detected::Tls => {
                 let decision = match settings.direction {
@@ -211,6 +248,29 @@ fn connection(
     }
 }
 
+/// Answers a first request carrying both `Content-Length` and `Transfer-Encoding` with
+/// 400 and closes, as Envoy's codec does (nothing after it on the connection is trusted).
+async fn refuse_ambiguous(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const BODY: &str =
+        "both Content-Length and Transfer-Encoding: the request's length is ambiguous\n";
+    let reply = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-weft-response-flags: DPE\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    // Read what the client already sent, so closing does not reset the reply away.
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        while matches!(
+            tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await,
+            Ok(n) if n > 0
+        ) {}
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
 /// What one accepted connection carries along to the code that serves it.
 struct Accepted {
     peer: SocketAddr,
@@ -232,6 +292,7 @@ async fn serve_mesh_tls(
     mode: Mode,
 ) {
     let reporter = a.reporter;
+    let limits = a.settings.limits;
     let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
     let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
         Ok(Ok(tls)) => tls,
@@ -256,10 +317,10 @@ async fn serve_mesh_tls(
     };
     match alpn.as_deref() {
         Some(crate::tls::ALPN_H2) => {
-            serve_http(TokioIo::new(tls), down, principal, a.http, true, a.watcher).await
+            serve_http(tls, down, principal, a.http, true, a.watcher, limits).await
         }
         Some(crate::tls::ALPN_HTTP1) => {
-            serve_http(TokioIo::new(tls), down, principal, a.http, false, a.watcher).await
+            serve_http(tls, down, principal, a.http, false, a.watcher, limits).await
         }
         // `istio` (TCP): what the bytes inside say decides, as on plaintext,
         // so HTTP never escapes HTTP's policies by asking for a tunnel.
@@ -273,7 +334,7 @@ async fn serve_mesh_tls(
             }
             if matches!(inner, Detected::Http1 | Detected::Http2) {
                 let h2 = inner == Detected::Http2;
-                serve_http(TokioIo::new(tls), down, principal, a.http, h2, a.watcher).await;
+                serve_http(tls, down, principal, a.http, h2, a.watcher, limits).await;
                 return;
             }
             if !crate::http::authorize::check_tcp(
@@ -297,7 +358,8 @@ async fn serve_mesh_tls(
     }
 }
 
-/// Serves HTTP on `io` (the protocol is known, so hyper need not sniff it again).
+/// Serves HTTP on `io` (the protocol is known, so hyper need not sniff it again), within
+/// the listener's `limits`.
 async fn serve_http<I>(
     io: I,
     down: Downstream,
@@ -305,22 +367,56 @@ async fn serve_http<I>(
     http: Arc<HttpProxy>,
     h2: bool,
     watcher: hyper_util::server::graceful::Watcher,
+    limits: ConnectionLimits,
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = down.peer;
+    let telemetry = http.telemetry().clone();
+    // HTTP/1 request heads are timed here, from their first byte (hyper's own timer
+    // would also cut idle keep-alive connections).
+    let activity = limits::Activity::new(!h2);
+    let marks = activity.clone();
     let service = service_fn(move |req| {
-        let (http, principal) = (http.clone(), principal.clone());
-        async move { Ok::<_, std::convert::Infallible>(http.handle(down, principal, req).await) }
+        let (http, principal, marks) = (http.clone(), principal.clone(), marks.clone());
+        async move {
+            marks.request_started();
+            let resp = http.handle(down, principal, req).await;
+            marks.request_answered(resp.status() == http::StatusCode::SWITCHING_PROTOCOLS);
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let io = TokioIo::new(limits::Active::new(io, activity.clone()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(limits::MAX_REQUEST_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(limits::MAX_REQUEST_HEADER_BYTES as u32)
+        .max_concurrent_streams(limits::MAX_CONCURRENT_STREAMS);
     let builder = if h2 {
         builder.http2_only()
     } else {
         builder.http1_only()
     };
     let conn = builder.serve_connection_with_upgrades(io, service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
+    let served = watcher.watch(conn.into_owned());
+    let mut result = None;
+    let cut = limits::watch(async { result = Some(served.await) }, &activity, limits).await;
+    match cut {
+        Some(limits::Cut::Idle) => {
+            telemetry.metrics.idle_timeout();
+            tracing::debug!(%peer, idle = ?limits.idle_timeout, "idle downstream connection closed");
+        }
+        Some(limits::Cut::SlowHead) => {
+            telemetry.metrics.header_timeout();
+            tracing::debug!(%peer, timeout = ?limits.header_timeout, "request headers too slow: connection closed");
+        }
+        None => {}
+    }
+    if let Some(Err(e)) = result {
         tracing::debug!(%peer, error = %e, "downstream connection ended");
     }
 }

@@ -42,12 +42,19 @@ pub enum SendError {
     /// closed it as idle while the request was on its way (the keep-alive race).
     #[error("reused connection closed before any response: {0}")]
     Stale(String),
+    /// The client's request body broke off (a bad chunk, a reset) while it was sent on:
+    /// the client's fault, answered 400, never retried.
+    #[error("the request body from the client failed: {0}")]
+    RequestBody(String),
 }
 
 impl SendError {
     /// True when the upstream provably never saw the request, so any request may be retried.
     pub fn never_reached_upstream(&self) -> bool {
-        !matches!(self, SendError::Reset(_) | SendError::Stale(_))
+        !matches!(
+            self,
+            SendError::Reset(_) | SendError::Stale(_) | SendError::RequestBody(_)
+        )
     }
 }
 
@@ -284,6 +291,9 @@ impl<B: RequestBody> Pool<B> {
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if !fresh => req = unsent,
                     Some(_) => return Err(SendError::ResetBeforeRequest(e.error().to_string())),
+                    None if e.error().is_user() => {
+                        return Err(SendError::RequestBody(e.error().to_string()));
+                    }
                     None if !fresh && closed_under_us(e.error()) => {
                         return Err(SendError::Stale(e.error().to_string()));
                     }
@@ -340,6 +350,9 @@ impl<B: RequestBody> Pool<B> {
                             return Err(SendError::ResetBeforeRequest(e.error().to_string()));
                         }
                         None if refused => return Err(SendError::RefusedStream),
+                        None if e.error().is_user() => {
+                            return Err(SendError::RequestBody(e.error().to_string()));
+                        }
                         None => return Err(SendError::Reset(e.error().to_string())),
                     }
                 }

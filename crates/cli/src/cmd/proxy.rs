@@ -97,6 +97,18 @@ pub struct Args {
     /// good keys stay when a fetch fails).
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     jwks_refresh: Duration,
+    /// How long a request's headers may take to arrive, from their first byte; a slower
+    /// client is disconnected.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    request_header_timeout: Duration,
+    /// A downstream connection that moves no byte for this long is closed (Envoy's
+    /// idle_timeout).
+    #[arg(long, value_parser = parse_duration, default_value = "1h")]
+    idle_timeout: Duration,
+    /// Most connections open at once on each listener; more are closed as soon as they are
+    /// accepted and counted in weft_downstream_cx_overflow_total. Default: no limit.
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Worker threads (Envoy's --concurrency); default: one per core. 1 runs on the current thread.
     #[arg(long)]
     concurrency: Option<usize>,
@@ -226,6 +238,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             path_normalization: args.path_normalization,
             trusted_proxies: args.num_trusted_proxies,
             jwks_refresh: args.jwks_refresh,
+            limits: weft_proxy::listener::ConnectionLimits {
+                header_timeout: args.request_header_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections: args.max_connections,
+            },
             ext_authz: Vec::new(),
             ca_token,
             access_log: args.access_log.map(|path| {

@@ -262,6 +262,14 @@ pub async fn send(
                 tried.pop();
                 continue;
             }
+            // The client's body broke off: the client's fault, not the endpoint's.
+            Some(Err(e @ SendError::RequestBody(_))) => {
+                return Err(Reason::Upstream {
+                    endpoint: endpoint.key.clone(),
+                    error: e,
+                }
+                .into());
+            }
             Some(Err(e)) => {
                 endpoint.stats.failures.fetch_add(1, Ordering::Relaxed);
                 observe(cluster, &endpoint, Outcome::LocalFailure);

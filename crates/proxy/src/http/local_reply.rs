@@ -27,6 +27,10 @@ pub enum Reason {
     /// The request body could not be read from the client.
     #[error("reading request body: {0}")]
     RequestBody(hyper::Error),
+    /// The request's framing is ambiguous or incomplete (Envoy's codec refusals): the
+    /// reply closes the connection, since what follows on it cannot be trusted.
+    #[error("{0}")]
+    BadFraming(&'static str),
     /// `CONNECT` on a listener that does not tunnel.
     #[error("CONNECT is served only by the outbound listener")]
     ConnectNotServed,
@@ -137,6 +141,7 @@ fn reset_reason(e: &SendError) -> &'static str {
         SendError::ResetBeforeRequest(_) | SendError::Reset(_) | SendError::Stale(_) => {
             "connection termination"
         }
+        SendError::RequestBody(_) => "downstream protocol error",
     }
 }
 
@@ -147,6 +152,11 @@ impl Reason {
             Reason::MissingHost
             | Reason::BadPath(_)
             | Reason::RequestBody(_)
+            | Reason::BadFraming(_)
+            | Reason::Upstream {
+                error: SendError::RequestBody(_),
+                ..
+            }
             | Reason::ConnectTarget => StatusCode::BAD_REQUEST,
             Reason::ConnectNotServed => StatusCode::METHOD_NOT_ALLOWED,
             Reason::StrictPlaintext | Reason::Denied => StatusCode::FORBIDDEN,
@@ -185,7 +195,9 @@ impl Reason {
             | Reason::RegistryOnly(_)
             | Reason::PayloadTooLarge
             | Reason::Jwt { .. } => ResponseFlags::NONE,
-            Reason::BadPath(_) | Reason::RequestBody(_) => ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+            Reason::BadPath(_) | Reason::RequestBody(_) | Reason::BadFraming(_) => {
+                ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR
+            }
             Reason::Denied => ResponseFlags::RBAC_ACCESS_DENIED,
             Reason::ExtAuthzDenied(_) => ResponseFlags::UNAUTHORIZED_EXTERNAL_SERVICE,
             Reason::RateLimited { .. } => ResponseFlags::RATE_LIMITED,
@@ -207,6 +219,7 @@ impl Reason {
                 SendError::ResetBeforeRequest(_) | SendError::Reset(_) | SendError::Stale(_) => {
                     ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
                 }
+                SendError::RequestBody(_) => ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
             },
         }
     }
@@ -282,8 +295,16 @@ impl LocalReply {
                     h.append(name.clone(), value.clone());
                 }
             }
-            // The connection was accepted before STRICT applied: it gets no more requests.
-            Reason::StrictPlaintext => {
+            // The connection was accepted before STRICT applied: it gets no more requests;
+            // after a framing error, or a body that broke off, nothing more on it is read.
+            Reason::StrictPlaintext
+            | Reason::BadFraming(_)
+            | Reason::RequestBody(_)
+            | Reason::Upstream {
+                error: SendError::RequestBody(_),
+                ..
+            }
+            | Reason::MissingHost => {
                 h.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             // As Envoy's jwt_authn filter names the failure for the client.

@@ -49,6 +49,11 @@ impl HttpProxy {
         }
     }
 
+    /// The listener's telemetry.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
     /// Handles one request; never fails (failures become local replies). The response
     /// body records the request's telemetry when it ends.
     /// `principal` is the caller's identity when it came over mutual TLS.
@@ -134,6 +139,9 @@ impl HttpProxy {
         grpc: bool,
         obs: &mut Observation,
     ) -> Result<Response<Body>, LocalReply> {
+        if req.version() < Version::HTTP_2 {
+            check_http1_framing(&req)?;
+        }
         let snapshot = self.snapshots.load();
         if req.method() == Method::CONNECT {
             // Only the app's own sidecar tunnels for it: on a gateway or the inbound side a
@@ -190,4 +198,25 @@ impl HttpProxy {
             Direction::Outbound => outbound::serve(call, &self.passthrough, req, obs).await,
         }
     }
+}
+
+/// What Envoy's HTTP/1 codec refuses and hyper lets through: a request carrying both
+/// `Content-Length` and `Transfer-Encoding` (the request-smuggling ambiguity, RFC 9112
+/// §6.3), and HTTP/1.1 naming no host (neither `Host` nor an absolute-form target).
+fn check_http1_framing<B>(req: &Request<B>) -> Result<(), Reason> {
+    let h = req.headers();
+    if h.contains_key(http::header::TRANSFER_ENCODING)
+        && h.contains_key(http::header::CONTENT_LENGTH)
+    {
+        return Err(Reason::BadFraming(
+            "both Content-Length and Transfer-Encoding: the request's length is ambiguous",
+        ));
+    }
+    if req.version() == http::Version::HTTP_11 && req.uri().authority().is_none() {
+        let host = h.get(HOST).map(|v| v.as_bytes());
+        if host.is_none_or(<[u8]>::is_empty) {
+            return Err(Reason::MissingHost);
+        }
+    }
+    Ok(())
 }

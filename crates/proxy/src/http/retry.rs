@@ -38,6 +38,8 @@ pub fn idempotent(method: &Method) -> bool {
 pub fn should_retry(policy: &RetryPolicy, outcome: TryOutcome<'_>, method: &Method) -> bool {
     let on = |c: RetryOn| policy.retry_on.contains(&c);
     let (matched, upstream_saw_it) = match outcome {
+        // The client's body broke off: nothing is left to send again.
+        TryOutcome::Failed(SendError::RequestBody(_)) => (false, true),
         TryOutcome::Failed(e) => {
             // Envoy counts connection failures and resets under 5xx, gateway-error and reset too.
             let any_failure =
@@ -51,7 +53,7 @@ pub fn should_retry(policy: &RetryPolicy, outcome: TryOutcome<'_>, method: &Meth
                         on(RetryOn::RefusedStream) || on(RetryOn::ResetBeforeRequest)
                     }
                     SendError::ResetBeforeRequest(_) => on(RetryOn::ResetBeforeRequest),
-                    SendError::Reset(_) | SendError::Stale(_) => false,
+                    SendError::Reset(_) | SendError::Stale(_) | SendError::RequestBody(_) => false,
                 };
             (matched, !e.never_reached_upstream())
         }

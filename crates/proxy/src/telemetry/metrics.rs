@@ -167,6 +167,9 @@ pub struct Metrics {
     tcp: Family<Peers, TcpSeries>,
     overflow: AtomicU64,
     strict_refused: AtomicU64,
+    connection_overflow: AtomicU64,
+    idle_timeouts: AtomicU64,
+    header_timeouts: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -176,6 +179,9 @@ impl Default for Metrics {
             tcp: Family::new(),
             overflow: AtomicU64::new(0),
             strict_refused: AtomicU64::new(0),
+            connection_overflow: AtomicU64::new(0),
+            idle_timeouts: AtomicU64::new(0),
+            header_timeouts: AtomicU64::new(0),
         }
     }
 }
@@ -197,6 +203,22 @@ impl Metrics {
     /// Counts a plaintext connection refused because PeerAuthentication is STRICT.
     pub fn strict_refused(&self) {
         self.strict_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closed on accept because its listener was at `--max-connections`.
+    pub fn connection_overflow(&self) {
+        self.connection_overflow.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a downstream connection closed after the idle timeout.
+    pub fn idle_timeout(&self) {
+        self.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a downstream connection closed because a request's headers took longer
+    /// than the header timeout.
+    pub fn header_timeout(&self) {
+        self.header_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records one request.
@@ -335,6 +357,39 @@ impl Metrics {
             out,
             "weft_inbound_plaintext_refused_total {}",
             self.strict_refused.load(Ordering::Relaxed)
+        );
+        family(
+            out,
+            "weft_downstream_cx_overflow_total",
+            "counter",
+            "Connections closed on accept because their listener had --max-connections open (Envoy's downstream_cx_overflow).",
+        );
+        let _ = writeln!(
+            out,
+            "weft_downstream_cx_overflow_total {}",
+            self.connection_overflow.load(Ordering::Relaxed)
+        );
+        family(
+            out,
+            "weft_downstream_cx_idle_timeout_total",
+            "counter",
+            "Downstream connections closed after moving no byte for the idle timeout (Envoy's downstream_cx_idle_timeout).",
+        );
+        let _ = writeln!(
+            out,
+            "weft_downstream_cx_idle_timeout_total {}",
+            self.idle_timeouts.load(Ordering::Relaxed)
+        );
+        family(
+            out,
+            "weft_downstream_rq_header_timeout_total",
+            "counter",
+            "Downstream connections closed because a request's headers took longer than --request-header-timeout.",
+        );
+        let _ = writeln!(
+            out,
+            "weft_downstream_rq_header_timeout_total {}",
+            self.header_timeouts.load(Ordering::Relaxed)
         );
     }
 }
