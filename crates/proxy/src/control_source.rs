@@ -299,6 +299,15 @@ impl ControlSource {
     }
 }
 
+/// Decodes `bytes` as a pushed update (a protobuf `DeltaDiscoveryResponse`) and checks it
+/// as the proxy checks every push: how many resources it would hold, or why the update
+/// is refused (NACKed). For the fuzz targets.
+pub fn check_update(bytes: &[u8]) -> Result<usize, String> {
+    let resp: DeltaDiscoveryResponse =
+        prost::Message::decode(bytes).map_err(|e| format!("undecodable update: {e}"))?;
+    merge(Held::new(), &resp).map(|held| held.len())
+}
+
 /// Applies one response's removals and resources to `base`; every resource (and the mesh
 /// config) must validate.
 fn merge(mut next: Held, resp: &DeltaDiscoveryResponse) -> Result<Held, String> {

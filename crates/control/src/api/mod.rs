@@ -13,7 +13,7 @@
 //! - [`table`]: `kubectl get`'s tables with Istio's columns; [`selector`]: label and
 //!   field selectors; [`reply`]: JSON answers and `Status` failures.
 
-mod apply;
+pub mod apply;
 pub mod auth;
 mod discovery;
 mod openapi;
@@ -21,7 +21,7 @@ mod path;
 mod reply;
 mod resources;
 mod selector;
-mod strategic;
+pub mod strategic;
 mod table;
 mod watch;
 
