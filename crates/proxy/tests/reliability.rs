@@ -376,3 +376,195 @@ async fn connections_over_max_connections_are_closed_and_counted() {
     })
     .await;
 }
+
+/// HTTP/2 frames written by hand, for the floods a well-behaved client never sends.
+mod h2_frames {
+    pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    pub const DATA: u8 = 0;
+    pub const HEADERS: u8 = 1;
+    pub const RST_STREAM: u8 = 3;
+    pub const SETTINGS: u8 = 4;
+    pub const PING: u8 = 6;
+    pub const CONTINUATION: u8 = 9;
+    pub const END_STREAM: u8 = 1;
+    pub const END_HEADERS: u8 = 4;
+
+    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = len.to_be_bytes()[1..].to_vec();
+        f.push(kind);
+        f.push(flags);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// `GET http://x/` in HPACK: static-table method, scheme and path, a literal authority.
+    pub fn get_block() -> Vec<u8> {
+        vec![0x82, 0x86, 0x84, 0x41, 0x01, b'x']
+    }
+
+    /// A literal header field without indexing, `name: <value_len bytes>`.
+    pub fn literal(name: &str, value_len: usize) -> Vec<u8> {
+        let mut b = vec![0x00];
+        b.extend(int(name.len(), 7));
+        b.extend_from_slice(name.as_bytes());
+        b.extend(int(value_len, 7));
+        b.extend(std::iter::repeat_n(b'a', value_len));
+        b
+    }
+
+    fn int(mut n: usize, prefix: u8) -> Vec<u8> {
+        let max = (1usize << prefix) - 1;
+        if n < max {
+            return vec![n as u8];
+        }
+        let mut out = vec![max as u8];
+        n -= max;
+        while n >= 128 {
+            out.push((n % 128 + 128) as u8);
+            n /= 128;
+        }
+        out.push(n as u8);
+        out
+    }
+}
+
+/// What a flood did to its connection: closed by the proxy (GOAWAY or EOF), or still
+/// open when the flood was over.
+async fn flood(addr: SocketAddr, frames: impl Iterator<Item = Vec<u8>>) -> bool {
+    use h2_frames::*;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let (mut rd, mut wr) = s.split();
+    let mut start = PREFACE.to_vec();
+    start.extend(frame(SETTINGS, 0, 0, &[]));
+    let write = async {
+        wr.write_all(&start).await?;
+        for f in frames {
+            wr.write_all(&f).await?;
+        }
+        wr.flush().await
+    };
+    let read = async {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::select! {
+        closed = read => closed,
+        written = write => {
+            if written.is_err() {
+                return true;
+            }
+            // Give the proxy a moment to answer the end of the flood.
+            let mut buf = vec![0u8; 65536];
+            let mut closed = false;
+            while let Ok(n) = tokio::time::timeout(Duration::from_millis(500), rd.read(&mut buf)).await {
+                if matches!(n, Ok(0) | Err(_)) {
+                    closed = true;
+                    break;
+                }
+            }
+            closed
+        }
+    }
+}
+
+/// A normal HTTP/2 request on a new connection: its status.
+async fn h2_get(addr: SocketAddr) -> u16 {
+    let got = weft_testkit::client::h2(
+        addr,
+        weft_testkit::client::Send {
+            url: "http://x/",
+            ..Default::default()
+        },
+    )
+    .await;
+    got.status.as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_floods_leave_the_proxy_serving() {
+    use h2_frames::*;
+    let app = upstream::named("app").await;
+    let (_proxy, gateway) = gateway(app.addr, ConnectionLimits::default()).await;
+    assert_eq!(h2_get(gateway).await, 200);
+    let get = get_block();
+    // (name, frames, must the proxy close the connection?)
+    let floods: Vec<(&str, Box<dyn Iterator<Item = Vec<u8>> + Send>, bool)> = vec![
+        (
+            "rapid reset: 20000 streams opened and reset at once",
+            Box::new((0..20_000u32).flat_map(move |i| {
+                let id = 2 * i + 1;
+                let mut f = frame(HEADERS, END_HEADERS | END_STREAM, id, &get_block());
+                f.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+                [f]
+            })),
+            true,
+        ),
+        (
+            "CONTINUATION without end: 100000 frames of one header block",
+            Box::new(
+                std::iter::once(frame(HEADERS, END_STREAM, 1, &get))
+                    .chain((0..100_000).map(|_| frame(CONTINUATION, 0, 1, &literal("x-c", 20)))),
+            ),
+            true,
+        ),
+        (
+            "a 1 MB header block",
+            Box::new(std::iter::once(frame(
+                HEADERS,
+                END_HEADERS | END_STREAM,
+                1,
+                &[get.clone(), literal("x-big", 1 << 20)].concat(),
+            ))),
+            false,
+        ),
+        (
+            "SETTINGS: 100000 frames",
+            Box::new((0..100_000).map(|_| frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]))),
+            false,
+        ),
+        (
+            "PING: 100000 frames",
+            Box::new((0..100_000u64).map(|i| frame(PING, 0, 0, &i.to_be_bytes()))),
+            false,
+        ),
+        (
+            "empty DATA: 100000 frames on one stream",
+            Box::new(
+                std::iter::once(frame(
+                    HEADERS,
+                    END_HEADERS,
+                    1,
+                    &[0x83, 0x86, 0x84, 0x41, 1, b'x'],
+                ))
+                .chain((0..100_000).map(|_| frame(DATA, 0, 1, &[]))),
+            ),
+            false,
+        ),
+    ];
+    for (name, frames, must_close) in floods {
+        let started = std::time::Instant::now();
+        let closed = tokio::time::timeout(Duration::from_secs(60), flood(gateway, frames))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the flood did not end"));
+        if must_close {
+            assert!(closed, "{name}: the proxy keeps the connection");
+        }
+        // Whatever it did to that connection, the proxy serves others, promptly.
+        let status = tokio::time::timeout(Duration::from_secs(5), h2_get(gateway))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: no answer after the flood"));
+        assert_eq!(
+            status,
+            200,
+            "{name} (closed: {closed}, {:?})",
+            started.elapsed()
+        );
+    }
+}
