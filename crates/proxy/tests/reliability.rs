@@ -487,6 +487,9 @@ async fn h2_get(addr: SocketAddr) -> u16 {
     got.status.as_u16()
 }
 
+/// A flood: its name, its frames, and whether the proxy must close the connection.
+type Flood = (&'static str, Box<dyn Iterator<Item = Vec<u8>> + Send>, bool);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_floods_leave_the_proxy_serving() {
     use h2_frames::*;
@@ -494,8 +497,7 @@ async fn http2_floods_leave_the_proxy_serving() {
     let (_proxy, gateway) = gateway(app.addr, ConnectionLimits::default()).await;
     assert_eq!(h2_get(gateway).await, 200);
     let get = get_block();
-    // (name, frames, must the proxy close the connection?)
-    let floods: Vec<(&str, Box<dyn Iterator<Item = Vec<u8>> + Send>, bool)> = vec![
+    let floods: Vec<Flood> = vec![
         (
             "rapid reset: 20000 streams opened and reset at once",
             Box::new((0..20_000u32).flat_map(move |i| {
