@@ -15,6 +15,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use weft_model::service::WorkloadInfo;
 
+use weft_api::telemetry::IstioMetric;
+use weft_model::telemetry::{MetricOverride, TagChange};
+
+use super::policy::TelemetryPolicy;
 use crate::flags::ResponseFlags;
 
 /// Envoy's default histogram bounds, which Istio uses for its three histograms
@@ -74,6 +78,8 @@ pub struct RequestKey {
     pub grpc: Option<u16>,
     /// Response flags.
     pub flags: ResponseFlags,
+    /// Labels a Telemetry's tagOverrides UPSERT, with this request's values.
+    pub extra: Vec<(Arc<str>, String)>,
 }
 
 /// One histogram: cumulative counts are computed when rendered.
@@ -233,85 +239,140 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every series.
-    pub fn render(&self, out: &mut String) {
-        // Each series' labels are formatted once for its four families.
-        let requests: Vec<(String, Arc<RequestSeries>)> = self
-            .requests
-            .sorted()
-            .into_iter()
-            .map(|(k, s)| (request_labels(&k), s))
-            .collect();
-        family(
-            out,
-            "istio_requests_total",
-            "counter",
-            "Requests, by source and destination workload, service, and response.",
-        );
-        for (labels, s) in &requests {
-            let _ = writeln!(
+    /// The Prometheus text exposition of every series, as the Telemetry `policy` in force
+    /// shapes it: a disabled metric is left out, labels are removed or set, and series
+    /// that a removed label no longer tells apart are added together.
+    pub fn render(&self, out: &mut String, policy: &TelemetryPolicy) {
+        let requests = self.requests.sorted();
+        let on = |metric: IstioMetric| {
+            policy.client.metrics.enabled(metric) || policy.server.metrics.enabled(metric)
+        };
+        let side = |r: Reporter| policy.side(r == Reporter::Source);
+        // Each series' labels are formatted once for the families no override changes.
+        let plain: Vec<String> = requests.iter().map(|(k, _)| request_labels(k)).collect();
+        let labels_of = |i: usize, k: &RequestKey, metric: IstioMetric| match side(k.peers.reporter)
+            .metric(metric)
+        {
+            Some(o) if !o.tags.is_empty() => {
+                let mut pairs = peer_label_pairs(&k.peers);
+                pairs.extend(request_only_pairs(k));
+                overridden(pairs, o, &k.extra)
+            }
+            _ => plain[i].clone(),
+        };
+        let count = IstioMetric::RequestCount;
+        if on(count) {
+            family(
                 out,
-                "istio_requests_total{{{labels}}} {}",
-                s.count.load(Ordering::Relaxed)
+                "istio_requests_total",
+                "counter",
+                "Requests, by source and destination workload, service, and response.",
             );
+            let mut series = Merged::default();
+            for (i, (k, s)) in requests.iter().enumerate() {
+                if side(k.peers.reporter).metrics.enabled(count) {
+                    series.counter(labels_of(i, k, count), s.count.load(Ordering::Relaxed));
+                }
+            }
+            for (labels, n) in series.counters() {
+                let _ = writeln!(out, "istio_requests_total{{{labels}}} {n}");
+            }
         }
-        for (name, help, pick) in [
+        for (metric, name, help, pick) in [
             (
+                IstioMetric::RequestDuration,
                 "istio_request_duration_milliseconds",
                 "Request duration, from the request's arrival to the end of the response.",
                 (|s: &RequestSeries| &s.duration_ms) as fn(&RequestSeries) -> &Histogram,
             ),
             (
+                IstioMetric::RequestSize,
                 "istio_request_bytes",
                 "Request body sizes.",
                 |s: &RequestSeries| &s.request_bytes,
             ),
             (
+                IstioMetric::ResponseSize,
                 "istio_response_bytes",
                 "Response body sizes.",
                 |s: &RequestSeries| &s.response_bytes,
             ),
         ] {
+            if !on(metric) {
+                continue;
+            }
             family(out, name, "histogram", help);
-            for (labels, s) in &requests {
-                histogram(out, name, labels, pick(s), s.count.load(Ordering::Relaxed));
+            let mut series = Merged::default();
+            for (i, (k, s)) in requests.iter().enumerate() {
+                if side(k.peers.reporter).metrics.enabled(metric) {
+                    series.histogram(
+                        labels_of(i, k, metric),
+                        pick(s),
+                        s.count.load(Ordering::Relaxed),
+                    );
+                }
+            }
+            for (labels, h) in series.histograms() {
+                histogram(out, name, labels, h);
             }
         }
-        let tcp: Vec<(String, Arc<TcpSeries>)> = self
-            .tcp
-            .sorted()
-            .into_iter()
-            .map(|(k, s)| (peer_labels(&k), s))
-            .collect();
-        for (name, help, pick) in [
+        let tcp = self.tcp.sorted();
+        let tcp_plain: Vec<String> = tcp.iter().map(|(k, _)| peer_labels(k)).collect();
+        for (metric, name, help, pick) in [
             (
+                IstioMetric::TcpOpenedConnections,
                 "istio_tcp_connections_opened_total",
                 "TCP connections opened.",
                 (|s: &TcpSeries| &s.opened) as fn(&TcpSeries) -> &AtomicU64,
             ),
             (
+                IstioMetric::TcpClosedConnections,
                 "istio_tcp_connections_closed_total",
                 "TCP connections closed.",
                 |s: &TcpSeries| &s.closed,
             ),
             (
+                IstioMetric::TcpSentBytes,
                 "istio_tcp_sent_bytes_total",
                 "Bytes sent to the client on TCP connections (counted when they close).",
                 |s: &TcpSeries| &s.sent,
             ),
             (
+                IstioMetric::TcpReceivedBytes,
                 "istio_tcp_received_bytes_total",
                 "Bytes received from the client on TCP connections (counted when they close).",
                 |s: &TcpSeries| &s.received,
             ),
         ] {
+            if !on(metric) {
+                continue;
+            }
             family(out, name, "counter", help);
-            for (labels, s) in &tcp {
-                let _ = writeln!(
-                    out,
-                    "{name}{{{labels},request_protocol=\"tcp\",response_flags=\"-\"}} {}",
-                    pick(s).load(Ordering::Relaxed)
-                );
+            let mut series = Merged::default();
+            for (i, (k, s)) in tcp.iter().enumerate() {
+                let side = side(k.reporter);
+                if !side.metrics.enabled(metric) {
+                    continue;
+                }
+                let tail = [
+                    ("request_protocol".to_string(), "tcp".to_string()),
+                    ("response_flags".to_string(), "-".to_string()),
+                ];
+                let labels = match side.metric(metric) {
+                    Some(o) if !o.tags.is_empty() => {
+                        let mut pairs = peer_label_pairs(k);
+                        pairs.extend(tail);
+                        overridden(pairs, o, &[])
+                    }
+                    _ => format!(
+                        "{},request_protocol=\"tcp\",response_flags=\"-\"",
+                        tcp_plain[i]
+                    ),
+                };
+                series.counter(labels, pick(s).load(Ordering::Relaxed));
+            }
+            for (labels, n) in series.counters() {
+                let _ = writeln!(out, "{name}{{{labels}}} {n}");
             }
         }
         family(
@@ -345,16 +406,156 @@ pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram, count: u64) {
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Summed) {
     let mut cumulative = 0;
     for (bound, n) in BUCKETS.iter().zip(&h.buckets) {
-        cumulative += n.load(Ordering::Relaxed);
+        cumulative += n;
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
     }
+    let count = h.count;
     let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-    let sum = h.sum_milli.load(Ordering::Relaxed) as f64 / 1000.0;
+    let sum = h.sum_milli as f64 / 1000.0;
     let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
     let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+}
+
+/// A histogram's values read once (and added up across series that render alike).
+#[derive(Debug, Default)]
+struct Summed {
+    buckets: [u64; BUCKETS.len()],
+    sum_milli: u64,
+    count: u64,
+}
+
+/// Series by their rendered labels, in first-seen order: series a removed label no
+/// longer tells apart become one.
+#[derive(Debug, Default)]
+struct Merged {
+    index: HashMap<String, usize>,
+    counters: Vec<(String, u64)>,
+    histograms: Vec<(String, Summed)>,
+}
+
+impl Merged {
+    fn slot(&mut self, labels: String, len: usize) -> (usize, bool) {
+        match self.index.get(&labels) {
+            Some(i) => (*i, false),
+            None => {
+                self.index.insert(labels, len);
+                (len, true)
+            }
+        }
+    }
+
+    fn counter(&mut self, labels: String, n: u64) {
+        let (i, new) = self.slot(labels.clone(), self.counters.len());
+        if new {
+            self.counters.push((labels, 0));
+        }
+        self.counters[i].1 += n;
+    }
+
+    fn histogram(&mut self, labels: String, h: &Histogram, count: u64) {
+        let (i, new) = self.slot(labels.clone(), self.histograms.len());
+        if new {
+            self.histograms.push((labels, Summed::default()));
+        }
+        let s = &mut self.histograms[i].1;
+        for (sum, b) in s.buckets.iter_mut().zip(&h.buckets) {
+            *sum += b.load(Ordering::Relaxed);
+        }
+        s.sum_milli += h.sum_milli.load(Ordering::Relaxed);
+        s.count += count;
+    }
+
+    fn counters(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.counters.iter().map(|(l, n)| (l.as_str(), *n))
+    }
+
+    fn histograms(&self) -> impl Iterator<Item = (&str, &Summed)> {
+        self.histograms.iter().map(|(l, h)| (l.as_str(), h))
+    }
+}
+
+/// `pairs` (name, escaped value) changed by `o`'s tagOverrides, rendered: REMOVE drops a
+/// label, UPSERT sets it to the request's value in `extra` (`unknown` when there is none,
+/// as for TCP connections, which have no request to evaluate).
+fn overridden(
+    mut pairs: Vec<(String, String)>,
+    o: &MetricOverride,
+    extra: &[(Arc<str>, String)],
+) -> String {
+    for (tag, change) in &o.tags {
+        match change {
+            TagChange::Remove => pairs.retain(|(name, _)| name != tag),
+            TagChange::Upsert(_) => {
+                let value = extra
+                    .iter()
+                    .find(|(label, _)| &**label == tag.as_str())
+                    .map_or_else(|| "unknown".to_string(), |(_, v)| escape(v).into_owned());
+                match pairs.iter_mut().find(|(name, _)| name == tag) {
+                    Some(pair) => pair.1 = value,
+                    None => pairs.push((tag.clone(), value)),
+                }
+            }
+        }
+    }
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name}=\"{value}\""))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn peer_label_pairs(p: &Peers) -> Vec<(String, String)> {
+    let (src, dst) = (&p.source, &p.destination);
+    let (service_name, service_namespace) = match p.service.split_once('.') {
+        Some((name, rest)) => (name, rest.split('.').next().unwrap_or("unknown")),
+        None => (&*p.service, "unknown"),
+    };
+    [
+        ("reporter", p.reporter.as_str().to_string()),
+        ("source_workload", src.name.clone()),
+        ("source_workload_namespace", src.namespace.clone()),
+        ("source_principal", src.principal()),
+        ("source_app", src.app.clone()),
+        ("source_version", src.version.clone()),
+        ("source_canonical_service", src.canonical_service.clone()),
+        ("source_canonical_revision", src.canonical_revision.clone()),
+        ("destination_workload", dst.name.clone()),
+        ("destination_workload_namespace", dst.namespace.clone()),
+        ("destination_principal", dst.principal()),
+        ("destination_app", dst.app.clone()),
+        ("destination_version", dst.version.clone()),
+        (
+            "destination_canonical_service",
+            dst.canonical_service.clone(),
+        ),
+        (
+            "destination_canonical_revision",
+            dst.canonical_revision.clone(),
+        ),
+        ("destination_service", p.service.to_string()),
+        ("destination_service_name", service_name.to_string()),
+        (
+            "destination_service_namespace",
+            service_namespace.to_string(),
+        ),
+        ("connection_security_policy", p.security.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), escape(&v).into_owned()))
+    .collect()
+}
+
+fn request_only_pairs(k: &RequestKey) -> [(String, String); 4] {
+    let grpc = k.grpc.map_or_else(|| "-".to_string(), |g| g.to_string());
+    [
+        ("request_protocol".into(), k.protocol.to_string()),
+        ("response_code".into(), k.code.to_string()),
+        ("grpc_response_status".into(), grpc),
+        ("response_flags".into(), k.flags.to_string()),
+    ]
 }
 
 /// A label value escaped as the text format requires.
@@ -371,6 +572,7 @@ fn escape(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// One series' shared labels, rendered (the hot form of [`peer_label_pairs`]).
 fn peer_labels(p: &Peers) -> String {
     let (src, dst) = (&p.source, &p.destination);
     let service = escape(&p.service);
@@ -439,6 +641,7 @@ mod tests {
             code: 200,
             grpc: None,
             flags: ResponseFlags::NONE,
+            extra: Vec::new(),
         };
         for ms in [0.3, 3.0, 3.0, 7000.0] {
             m.request(&RequestSample {
@@ -449,7 +652,7 @@ mod tests {
             });
         }
         let mut out = String::new();
-        m.render(&mut out);
+        m.render(&mut out, &TelemetryPolicy::default());
         let labels = request_labels(&key);
         assert!(out.contains(&format!("istio_requests_total{{{labels}}} 4\n")));
         assert!(out.contains(&format!(
@@ -467,6 +670,54 @@ mod tests {
         ));
         assert!(labels.contains("source_principal=\"cluster.local/ns/default/sa/bff\""));
         assert_eq!(out.matches("istio_requests_total{").count(), 1);
+    }
+
+    #[test]
+    fn overrides_remove_and_set_labels_and_merge_what_they_no_longer_tell_apart() {
+        let m = Metrics::default();
+        for (code, flags) in [
+            (200, ResponseFlags::NONE),
+            (503, ResponseFlags::parse("UF")),
+        ] {
+            m.request(&RequestSample {
+                key: RequestKey {
+                    peers: peers(),
+                    protocol: "http",
+                    code,
+                    grpc: None,
+                    flags,
+                    extra: vec![(Arc::from("team"), "shop".into())],
+                },
+                duration: Duration::from_millis(3),
+                request_bytes: 0,
+                response_bytes: 1,
+            });
+        }
+        let yaml = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: m, namespace: istio-system}\nspec:\n  metrics:\n  - overrides:\n    - match: {metric: REQUEST_COUNT}\n      tagOverrides: {response_code: {operation: REMOVE}, response_flags: {operation: REMOVE}, team: {value: \"'x'\"}}\n    - match: {metric: REQUEST_SIZE}\n      disabled: true\n";
+        let loaded = weft_api::load_str("t.yaml", yaml);
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let resources: Vec<_> = loaded.resources.into_iter().map(|l| l.resource).collect();
+        let resolved = weft_model::telemetry::resolve(
+            &resources,
+            &weft_model::ProxyScope::default(),
+            &Default::default(),
+        );
+        let policy = TelemetryPolicy::compile(&resolved).expect("compiles");
+        let mut out = String::new();
+        m.render(&mut out, &policy);
+        let counts: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("istio_requests_total{"))
+            .collect();
+        assert_eq!(counts.len(), 1, "{out}");
+        assert!(counts[0].ends_with(",team=\"shop\"} 2"), "{}", counts[0]);
+        assert!(!counts[0].contains("response_code"), "{}", counts[0]);
+        assert!(!out.contains("istio_request_bytes"), "disabled");
+        assert_eq!(
+            out.matches("istio_response_bytes_count{").count(),
+            2,
+            "untouched metrics keep their labels"
+        );
     }
 
     #[test]
