@@ -478,8 +478,9 @@ impl Merged {
 }
 
 /// `pairs` (name, escaped value) changed by `o`'s tagOverrides, rendered: REMOVE drops a
-/// label, UPSERT sets it to the request's value in `extra` (`unknown` when there is none,
-/// as for TCP connections, which have no request to evaluate).
+/// label, UPSERT sets it to the request's value in `extra`. A series without one (recorded
+/// before the override, or a TCP connection, which has no request to evaluate) keeps its
+/// labels as they were.
 fn overridden(
     mut pairs: Vec<(String, String)>,
     o: &MetricOverride,
@@ -489,10 +490,11 @@ fn overridden(
         match change {
             TagChange::Remove => pairs.retain(|(name, _)| name != tag),
             TagChange::Upsert(_) => {
-                let value = extra
-                    .iter()
-                    .find(|(label, _)| &**label == tag.as_str())
-                    .map_or_else(|| "unknown".to_string(), |(_, v)| escape(v).into_owned());
+                let Some((_, value)) = extra.iter().find(|(label, _)| &**label == tag.as_str())
+                else {
+                    continue;
+                };
+                let value = escape(value).into_owned();
                 match pairs.iter_mut().find(|(name, _)| name == tag) {
                     Some(pair) => pair.1 = value,
                     None => pairs.push((tag.clone(), value)),
