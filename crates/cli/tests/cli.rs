@@ -131,6 +131,9 @@ spec:
         Some(&good.replace("telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1")),
     );
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = weft(&["validate", "-f", "examples/telemetry/"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("2 resources"), "{}", stdout(&o));
 }
 
 #[test]

@@ -64,11 +64,21 @@ impl Sinks {
 
     /// True when some access log of `policy` is open.
     fn logs_on(&self, policy: &weft_model::telemetry::AccessLogPolicy) -> bool {
-        (policy.legacy && self.access_log.is_some())
-            || policy
-                .providers
-                .iter()
-                .any(|p| self.file_logs.contains_key(p))
+        self.logs_for(policy).next().is_some()
+    }
+
+    /// The open access logs `policy` writes to: the mesh's file (or the proxy's flag's)
+    /// and the named providers'.
+    pub fn logs_for<'s>(
+        &'s self,
+        policy: &'s weft_model::telemetry::AccessLogPolicy,
+    ) -> impl Iterator<Item = &'s Arc<access_log::AccessLog>> {
+        let legacy = policy.legacy.then_some(self.access_log.as_ref()).flatten();
+        let named = policy
+            .providers
+            .iter()
+            .filter_map(|p| self.file_logs.get(p));
+        legacy.into_iter().chain(named)
     }
 }
 
@@ -509,17 +519,7 @@ impl Observation {
                 (None, _) => true,
             };
             if logged {
-                let legacy = side
-                    .access_log
-                    .legacy
-                    .then_some(details.sinks.access_log.as_ref())
-                    .flatten();
-                let named = side
-                    .access_log
-                    .providers
-                    .iter()
-                    .filter_map(|p| details.sinks.file_logs.get(p));
-                for log in legacy.into_iter().chain(named) {
+                for log in details.sinks.logs_for(&side.access_log) {
                     log.request(
                         &details,
                         status,
