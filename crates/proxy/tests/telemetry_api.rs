@@ -417,3 +417,70 @@ async fn metric_overrides_disable_a_metric_and_change_labels() {
         assert!(!series.contains("team="), "{series}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_reading_files_takes_telemetry_edits_and_its_trace_endpoint_takes_every_provider() {
+    let app = app().await;
+    let collector = ControlPlane::new(&fresh_dir("telemetry-api-files-collector"))
+        .trace_store(10_000, 16 << 20)
+        .start()
+        .await;
+    let service = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 8080, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n---\n",
+        app.addr.port()
+    );
+    let with = |percent: u32| {
+        format!(
+            "{service}{}",
+            telemetry(
+                "default",
+                "tracing",
+                &format!(
+                    "  tracing:\n  - providers: [{{name: some-provider}}]\n    randomSamplingPercentage: {percent}\n    customTags: {{team: {{literal: {{value: files}}}}}}\n"
+                ),
+            )
+        )
+    };
+    let dir = fresh_dir("telemetry-api-files");
+    let mut opts = mesh::file_options(&dir, &with(0), CLIENT);
+    opts.tracing = Some(weft_proxy::TracingOptions {
+        endpoint: format!("http://{}/v1/traces", collector.otlp.expect("otlp"))
+            .parse()
+            .expect("uri"),
+        sampling: 100.0,
+    });
+    let p = mesh::start_proxy(opts).await;
+    assert_eq!(call(&p, "/files-zero", &[]).await, 200);
+    assert!(
+        !trace_of(&app, "/files-zero").1,
+        "the Telemetry's 0 percent"
+    );
+
+    mesh::write_config(&dir, &with(100));
+    eventually(
+        "the edited file in force",
+        Duration::from_secs(10),
+        || async {
+            (p.snapshots.load().mesh.telemetry.client.tracing.sampling == Some(100.0)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(call(&p, "/files-hundred", &[]).await, 200);
+    let (trace_id, sampled) = trace_of(&app, "/files-hundred");
+    assert!(sampled);
+    let found = eventually(
+        "the span at the flag's endpoint",
+        Duration::from_secs(10),
+        || async {
+            let s = spans(&collector, &trace_id).await;
+            (!s.is_empty()).then_some(s)
+        },
+    )
+    .await;
+    let tags = found[0]["tags"].as_array().expect("tags");
+    assert!(
+        tags.iter()
+            .any(|t| t["key"] == "team" && t["value"] == "files"),
+        "{tags:?}"
+    );
+}

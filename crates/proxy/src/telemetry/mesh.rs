@@ -201,7 +201,9 @@ impl MeshTelemetry {
         };
         let current = self.telemetry.sinks.load();
         let mut file_logs = HashMap::new();
-        for (name, (target, format)) in &settings.file_logs {
+        // With `--access-log` the flag's log takes every provider's lines.
+        let named = (!self.access_log_flag).then_some(&settings.file_logs);
+        for (name, (target, format)) in named.into_iter().flatten() {
             let log = match current.file_logs.get(name) {
                 Some(log) if in_force.file_logs.get(name) == Some(&(target.clone(), *format)) => {
                     log.clone()
@@ -252,29 +254,25 @@ impl MeshTelemetry {
         } else {
             current.tracer.clone()
         };
-        let tracers = prepared
-            .settings
-            .tracers
-            .iter()
-            .filter_map(|(name, s)| {
-                let tracer = if self.trace_flag {
-                    // The proxy's own endpoint takes every provider's spans.
-                    tracer.clone()?
-                } else {
-                    match current.tracers.get(name) {
-                        Some(t) if in_force.tracers.get(name) == Some(s) => t.clone(),
-                        _ => {
-                            tracing::info!(provider = %name, endpoint = %s.exporter.endpoint, "tracing to a provider a Telemetry names");
-                            Arc::new(Tracer::start(
-                                s.exporter.clone(),
-                                s.sampling,
-                                self.resource.clone(),
-                                self.telemetry.spans.clone(),
-                            ))
-                        }
+        // With `--trace-endpoint` the flag's tracer takes every provider's spans.
+        let named = (!self.trace_flag).then_some(&prepared.settings.tracers);
+        let tracers = named
+            .into_iter()
+            .flatten()
+            .map(|(name, s)| {
+                let tracer = match current.tracers.get(name) {
+                    Some(t) if in_force.tracers.get(name) == Some(s) => t.clone(),
+                    _ => {
+                        tracing::info!(provider = %name, endpoint = %s.exporter.endpoint, "tracing to a provider a Telemetry names");
+                        Arc::new(Tracer::start(
+                            s.exporter.clone(),
+                            s.sampling,
+                            self.resource.clone(),
+                            self.telemetry.spans.clone(),
+                        ))
                     }
                 };
-                Some((name.clone(), tracer))
+                (name.clone(), tracer)
             })
             .collect();
         self.telemetry.sinks.store(Arc::new(Sinks {
@@ -282,6 +280,8 @@ impl MeshTelemetry {
             access_log,
             tracers,
             file_logs: prepared.file_logs,
+            flag_tracer: self.trace_flag,
+            flag_log: self.access_log_flag,
         }));
         *in_force = prepared.settings;
     }

@@ -51,6 +51,10 @@ pub struct Sinks {
     pub tracers: HashMap<String, Arc<spans::Tracer>>,
     /// Access logs of the providers Telemetry resources name, by provider.
     pub file_logs: HashMap<String, Arc<access_log::AccessLog>>,
+    /// `tracer` is the proxy's `--trace-endpoint`: it takes every provider's spans.
+    pub flag_tracer: bool,
+    /// `access_log` is the proxy's `--access-log`: it takes every provider's lines.
+    pub flag_log: bool,
 }
 
 impl Sinks {
@@ -58,6 +62,7 @@ impl Sinks {
     pub fn tracer_for(&self, provider: Option<&str>) -> Option<&Arc<spans::Tracer>> {
         match provider {
             None => self.tracer.as_ref(),
+            Some(_) if self.flag_tracer => self.tracer.as_ref(),
             Some(name) => self.tracers.get(name),
         }
     }
@@ -73,10 +78,15 @@ impl Sinks {
         &'s self,
         policy: &'s weft_model::telemetry::AccessLogPolicy,
     ) -> impl Iterator<Item = &'s Arc<access_log::AccessLog>> {
-        let legacy = policy.legacy.then_some(self.access_log.as_ref()).flatten();
+        // The proxy's flag takes the lines of every provider, once.
+        let flag = self.flag_log && !policy.providers.is_empty();
+        let legacy = (policy.legacy || flag)
+            .then_some(self.access_log.as_ref())
+            .flatten();
         let named = policy
             .providers
             .iter()
+            .filter(|_| !self.flag_log)
             .filter_map(|p| self.file_logs.get(p));
         legacy.into_iter().chain(named)
     }
@@ -130,6 +140,8 @@ impl Telemetry {
             me: Arc::new(me),
             metrics: Metrics::default(),
             sinks: ArcSwap::from_pointee(Sinks {
+                flag_tracer: tracer.is_some(),
+                flag_log: access_log.is_some(),
                 tracer: tracer.map(Arc::new),
                 access_log: access_log.map(Arc::new),
                 ..Sinks::default()
