@@ -78,7 +78,8 @@ pub struct RequestKey {
     pub grpc: Option<u16>,
     /// Response flags.
     pub flags: ResponseFlags,
-    /// Labels a Telemetry's tagOverrides UPSERT, with this request's values.
+    /// The values of a Telemetry's tagOverrides UPSERT expressions for this request, by
+    /// expression text.
     pub extra: Vec<(Arc<str>, String)>,
 }
 
@@ -489,8 +490,8 @@ fn overridden(
     for (tag, change) in &o.tags {
         match change {
             TagChange::Remove => pairs.retain(|(name, _)| name != tag),
-            TagChange::Upsert(_) => {
-                let Some((_, value)) = extra.iter().find(|(label, _)| &**label == tag.as_str())
+            TagChange::Upsert(expr) => {
+                let Some((_, value)) = extra.iter().find(|(text, _)| &**text == expr.as_str())
                 else {
                     continue;
                 };
@@ -688,14 +689,17 @@ mod tests {
                     code,
                     grpc: None,
                     flags,
-                    extra: vec![(Arc::from("team"), "shop".into())],
+                    extra: vec![
+                        (Arc::from("'x'"), "shop".into()),
+                        (Arc::from("'y'"), "yes".into()),
+                    ],
                 },
                 duration: Duration::from_millis(3),
                 request_bytes: 0,
                 response_bytes: 1,
             });
         }
-        let yaml = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: m, namespace: istio-system}\nspec:\n  metrics:\n  - overrides:\n    - match: {metric: REQUEST_COUNT}\n      tagOverrides: {response_code: {operation: REMOVE}, response_flags: {operation: REMOVE}, team: {value: \"'x'\"}}\n    - match: {metric: REQUEST_SIZE}\n      disabled: true\n";
+        let yaml = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: m, namespace: istio-system}\nspec:\n  metrics:\n  - overrides:\n    - match: {metric: REQUEST_COUNT}\n      tagOverrides: {response_code: {operation: REMOVE}, response_flags: {operation: REMOVE}, team: {value: \"'x'\"}}\n    - match: {metric: REQUEST_SIZE}\n      disabled: true\n    - match: {metric: REQUEST_DURATION}\n      tagOverrides: {team: {value: \"'y'\"}}\n";
         let loaded = weft_api::load_str("t.yaml", yaml);
         assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
         let resources: Vec<_> = loaded.resources.into_iter().map(|l| l.resource).collect();
@@ -715,6 +719,15 @@ mod tests {
         assert!(counts[0].ends_with(",team=\"shop\"} 2"), "{}", counts[0]);
         assert!(!counts[0].contains("response_code"), "{}", counts[0]);
         assert!(!out.contains("istio_request_bytes"), "disabled");
+        let durations: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("istio_request_duration_milliseconds_count{"))
+            .collect();
+        assert_eq!(durations.len(), 2, "response_code kept: {durations:?}");
+        assert!(
+            durations.iter().all(|l| l.contains("team=\"yes\"")),
+            "each metric its own expression: {durations:?}"
+        );
         assert_eq!(
             out.matches("istio_response_bytes_count{").count(),
             2,

@@ -525,8 +525,9 @@ impl Observation {
                     destination: &destination,
                     service: &self.service,
                 });
-            let logged = match (&side.log_filter, &attributes) {
-                (Some(filter), Some(a)) => policy.holds(filter, a),
+            let bound = attributes.as_ref().and_then(|a| policy.bind(a));
+            let logged = match (&side.log_filter, &bound) {
+                (Some(filter), Some(b)) => b.holds(filter),
                 (Some(_), None) => false,
                 (None, _) => true,
             };
@@ -542,13 +543,14 @@ impl Observation {
                     );
                 }
             }
-            if let Some(a) = &attributes {
+            if let Some(b) = &bound {
                 extra = side
                     .upserts
                     .iter()
-                    .map(|(label, e)| (label.clone(), policy.label(e, a)))
+                    .map(|(text, e)| (text.clone(), b.label(e)))
                     .collect();
             }
+            drop(bound);
             drop(attributes);
             if let (Some(ids), Some(tracer), false) = (
                 details.span,

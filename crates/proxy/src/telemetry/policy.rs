@@ -8,7 +8,7 @@
 //! `.grpc_status`; `connection.mtls`; `source.address`, `.workload`, `.namespace`,
 //! `.principal`, `destination.workload`, `.namespace`, `.service`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +56,8 @@ pub struct SidePolicy {
     pub log_filter: Option<Expression>,
     /// Which metrics are recorded and their label changes.
     pub metrics: MetricsPolicy,
-    /// The UPSERT label values of request metrics, evaluated once per request.
+    /// The UPSERT value expressions of request metrics, by their text, evaluated once per
+    /// request (the text keys the value in the series).
     pub upserts: Vec<(Arc<str>, Expression)>,
 }
 
@@ -109,13 +110,29 @@ impl TelemetryPolicy {
         if client { &self.client } else { &self.server }
     }
 
-    /// Evaluates `e` over `attributes`; an evaluation error (a missing header, a type
-    /// mismatch) is `None`.
-    pub fn eval(&self, e: &Expression, attributes: &Attributes<'_>) -> Option<cel::Value> {
+    /// `attributes` made readable by this policy's expressions, once per request;
+    /// `None` when the policy has no expression.
+    pub fn bind(&self, attributes: &Attributes<'_>) -> Option<Bound> {
         let env = self.env.as_ref()?;
         let mut ctx = cel::Context::with_env(env.clone());
         attributes.bind(&mut ctx);
-        match e.program.execute(&ctx) {
+        Some(Bound(ctx))
+    }
+}
+
+/// One request's attributes, bound for evaluation.
+pub struct Bound(cel::Context<'static, 'static>);
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bound")
+    }
+}
+
+impl Bound {
+    /// Evaluates `e`; an evaluation error (a missing header, a type mismatch) is `None`.
+    pub fn eval(&self, e: &Expression) -> Option<cel::Value> {
+        match e.program.execute(&self.0) {
             Ok(v) => Some(v),
             Err(error) => {
                 tracing::debug!(expression = %e.text, %error, "telemetry expression did not evaluate");
@@ -124,14 +141,14 @@ impl TelemetryPolicy {
         }
     }
 
-    /// True when `e` holds for `attributes` (an error or a non-boolean is false).
-    pub fn holds(&self, e: &Expression, attributes: &Attributes<'_>) -> bool {
-        matches!(self.eval(e, attributes), Some(cel::Value::Bool(true)))
+    /// True when `e` holds (an error or a non-boolean is false).
+    pub fn holds(&self, e: &Expression) -> bool {
+        matches!(self.eval(e), Some(cel::Value::Bool(true)))
     }
 
     /// `e` as a label value (`unknown` when it does not evaluate).
-    pub fn label(&self, e: &Expression, attributes: &Attributes<'_>) -> String {
-        match self.eval(e, attributes) {
+    pub fn label(&self, e: &Expression) -> String {
+        match self.eval(e) {
             Some(cel::Value::String(s)) => s.to_string(),
             Some(cel::Value::Int(i)) => i.to_string(),
             Some(cel::Value::UInt(u)) => u.to_string(),
@@ -171,22 +188,20 @@ fn side(t: &SideTelemetry) -> Result<SidePolicy, String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     let log_filter = t.access_log.filter.as_deref().map(compile).transpose()?;
-    let mut upserts: BTreeMap<&str, &str> = BTreeMap::new();
-    for (metric, o) in &t.metrics.overrides {
-        if !REQUEST_METRICS.contains(metric) {
-            continue;
-        }
-        for (label, change) in &o.tags {
-            if let TagChange::Upsert(expr) = change {
-                // One value per label and request: the first metric's expression (Istio
-                // evaluates per metric; they differ only when one label is set twice).
-                upserts.entry(label.as_str()).or_insert(expr.as_str());
-            }
-        }
-    }
+    let upserts: BTreeSet<&str> = t
+        .metrics
+        .overrides
+        .iter()
+        .filter(|(metric, _)| REQUEST_METRICS.contains(metric))
+        .flat_map(|(_, o)| o.tags.values())
+        .filter_map(|change| match change {
+            TagChange::Upsert(expr) => Some(expr.as_str()),
+            TagChange::Remove => None,
+        })
+        .collect();
     let upserts = upserts
         .into_iter()
-        .map(|(label, expr)| Ok((Arc::from(label), compile(expr)?)))
+        .map(|expr| Ok((Arc::from(expr), compile(expr)?)))
         .collect::<Result<Vec<_>, String>>()?;
     Ok(SidePolicy {
         tracing_provider: t.tracing.provider.clone(),
@@ -404,23 +419,24 @@ mod tests {
         );
         let side = p.side(true);
         let filter = side.log_filter.as_ref().expect("a filter");
-        assert!(p.holds(filter, &attributes(&request, 503, &w)));
-        assert!(!p.holds(filter, &attributes(&request, 200, &w)));
-        let (label, value) = &side.upserts[0];
-        assert_eq!(&**label, "path");
-        assert_eq!(p.label(value, &attributes(&request, 200, &w)), "/cart");
+        let bound = |code| {
+            p.bind(&attributes(&request, code, &w))
+                .expect("expressions")
+        };
+        assert!(bound(503).holds(filter));
+        assert!(!bound(200).holds(filter));
+        let (text, value) = &side.upserts[0];
+        assert_eq!(&**text, "request.url_path");
+        assert_eq!(bound(200).label(value), "/cart");
         let missing = policy("request.headers['nope'] == 'x'", "'literal'");
         let side = missing.side(false);
+        let bound = missing
+            .bind(&attributes(&request, 200, &w))
+            .expect("expressions");
         assert!(
-            !missing.holds(
-                side.log_filter.as_ref().expect("filter"),
-                &attributes(&request, 200, &w)
-            ),
+            !bound.holds(side.log_filter.as_ref().expect("filter")),
             "a missing header makes the expression false, not an error"
         );
-        assert_eq!(
-            missing.label(&side.upserts[0].1, &attributes(&request, 200, &w)),
-            "literal"
-        );
+        assert_eq!(bound.label(&side.upserts[0].1), "literal");
     }
 }
