@@ -233,7 +233,10 @@ pub async fn proxy_stream<S: TcpDownstream>(
         decision.endpoint.as_deref(),
         caller,
     );
-    telemetry.metrics.tcp_opened(&peers);
+    let side_policy = side
+        .policy
+        .side(reporter == crate::telemetry::metrics::Reporter::Source);
+    telemetry.metrics.tcp_opened(&peers, &side_policy.metrics);
     let started = (std::time::SystemTime::now(), tokio::time::Instant::now());
     let addresses = (
         downstream.tcp().peer_addr().ok(),
@@ -249,11 +252,11 @@ pub async fn proxy_stream<S: TcpDownstream>(
         stop,
     )
     .await;
-    telemetry.metrics.tcp_closed(&peers, sent, received);
+    telemetry
+        .metrics
+        .tcp_closed(&peers, sent, received, &side_policy.metrics);
     let sinks = telemetry.sinks.load();
-    let log_policy = side
-        .policy
-        .side(reporter == crate::telemetry::metrics::Reporter::Source);
+    let log_policy = side_policy;
     // A filter reads a request's attributes: a connection has none to satisfy it (Envoy's
     // evaluation fails, and the line is not written).
     let logs = sinks

@@ -3,6 +3,8 @@
 //! percent), custom span tags at a real OTLP collector, access logs filtered by a CEL
 //! expression, and metric overrides in `/stats/prometheus`.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -410,12 +412,24 @@ async fn metric_overrides_disable_a_metric_and_change_labels() {
     };
     control.store.delete(&key).expect("deleted");
     in_force(&p, &[]).await;
+    assert_eq!(call(&p, "/restored", &[]).await, 200);
     let restored = lines(&p, "istio_requests_total{").await;
-    assert_eq!(restored.len(), 2, "the 200s and the 404: {restored:?}");
-    for series in &restored {
-        assert!(series.contains("response_flags=\"-\""), "{series}");
-        assert!(!series.contains("team="), "{series}");
-    }
+    assert_eq!(
+        restored.len(),
+        1,
+        "the calls made while REQUEST_COUNT was off were not counted: {restored:?}"
+    );
+    assert!(
+        restored[0].contains("response_flags=\"-\""),
+        "{}",
+        restored[0]
+    );
+    assert!(!restored[0].contains("team="), "{}", restored[0]);
+    assert!(
+        restored[0].ends_with(" 2"),
+        "/before and /restored: {}",
+        restored[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,5 +496,111 @@ async fn a_proxy_reading_files_takes_telemetry_edits_and_its_trace_endpoint_take
         tags.iter()
             .any(|t| t["key"] == "team" && t["value"] == "files"),
         "{tags:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_mode_applies_to_the_inbound_side_and_client_mode_to_the_outbound_side() {
+    let app = app().await;
+    let labels = |name: &str, app: &str| {
+        let labels = [("app", app), ("version", "v1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        weft_model::service::WorkloadInfo::new(name, "default", name, &labels)
+    };
+    let entry = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 9080, name: http, protocol: HTTP}]\n  workloadSelector: {labels: {app: reviews}}\n---\n";
+    let disable = |mode: &str| {
+        telemetry(
+            "istio-system",
+            "mesh-default",
+            &format!(
+                "  metrics:\n  - overrides:\n    - match: {{metric: REQUEST_COUNT, mode: {mode}}}\n      disabled: true\n"
+            ),
+        )
+    };
+    let server = common::Harness::sidecar(
+        &format!("{entry}{}", disable("SERVER")),
+        Some(app.addr),
+        labels("reviews-v1", "reviews"),
+        &[("app", "reviews"), ("version", "v1")],
+    )
+    .await;
+    let inbound = server.proxy.inbound.expect("inbound listener");
+    let client_yaml = format!(
+        "{entry}apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: reviews-v1}}\nspec:\n  address: 127.0.0.1\n  ports: {{http: {}}}\n  labels: {{app: reviews, version: v1}}\n---\n{}",
+        inbound.port(),
+        disable("SERVER")
+    );
+    let client = common::Harness::sidecar(
+        &client_yaml,
+        None,
+        labels("productpage-v1", "productpage"),
+        &[("app", "productpage"), ("version", "v1")],
+    )
+    .await;
+    let call = |path: &'static str| {
+        let outbound = client.proxy.outbound;
+        async move {
+            weft_testkit::client::get(outbound, &format!("http://reviews:9080{path}"))
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    let count = |text: &str, metric: &str| text.lines().filter(|l| l.starts_with(metric)).count();
+    assert_eq!(call("/one").await, 200);
+    let (client_stats, server_stats) = (client.stats().await, server.stats().await);
+    assert_eq!(
+        count(&client_stats, "istio_requests_total{reporter=\"source\""),
+        1
+    );
+    assert_eq!(
+        count(&server_stats, "istio_requests_total{"),
+        0,
+        "SERVER: the inbound side does not count"
+    );
+    assert_eq!(
+        count(
+            &server_stats,
+            "istio_request_duration_milliseconds_count{reporter=\"destination\""
+        ),
+        1,
+        "the other metrics remain"
+    );
+
+    // Edited in place: now the client side stops counting and the server side counts.
+    let version = server.version();
+    server.write(&format!("{entry}{}", disable("CLIENT")));
+    client.write(&client_yaml.replace("mode: SERVER", "mode: CLIENT"));
+    eventually("both edits in force", Duration::from_secs(10), || async {
+        let sides = |h: &common::Harness| {
+            h.proxy
+                .snapshots
+                .load()
+                .telemetry
+                .client
+                .metrics
+                .enabled(weft_api::telemetry::IstioMetric::RequestCount)
+        };
+        (server.version() > version && !sides(&server) && !sides(&client)).then_some(())
+    })
+    .await;
+    assert_eq!(call("/two").await, 200);
+    let server_stats = server.stats().await;
+    let served: Vec<&str> = server_stats
+        .lines()
+        .filter(|l| l.starts_with("istio_requests_total{reporter=\"destination\""))
+        .collect();
+    assert_eq!(served.len(), 1, "{served:?}");
+    assert!(
+        served[0].ends_with(" 1"),
+        "only the call made while the count was on: {}",
+        served[0]
+    );
+    assert_eq!(
+        count(&client.stats().await, "istio_requests_total{"),
+        0,
+        "CLIENT: the outbound side's count is left out"
     );
 }

@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 use weft_model::service::WorkloadInfo;
 
 use weft_api::telemetry::IstioMetric;
-use weft_model::telemetry::{MetricOverride, TagChange};
+use weft_model::telemetry::{MetricOverride, MetricsPolicy, TagChange};
 
 use super::policy::TelemetryPolicy;
 use crate::flags::ResponseFlags;
@@ -89,10 +89,13 @@ struct Histogram {
     buckets: [AtomicU64; BUCKETS.len()],
     /// Sum in thousandths of the unit (microseconds, millibytes), to stay integral.
     sum_milli: AtomicU64,
+    /// Values observed.
+    count: AtomicU64,
 }
 
 impl Histogram {
     fn observe(&self, value: f64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
         if let Some(i) = BUCKETS.iter().position(|b| value <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
@@ -206,21 +209,32 @@ impl Metrics {
         self.strict_refused.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records one request.
-    pub fn request(&self, sample: &RequestSample) {
+    /// Records one request in the metrics `policy` leaves on.
+    pub fn request(&self, sample: &RequestSample, policy: &MetricsPolicy) {
         let Some(s) = self.requests.get(&sample.key) else {
             self.overflow.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        s.count.fetch_add(1, Ordering::Relaxed);
-        s.duration_ms
-            .observe(sample.duration.as_secs_f64() * 1000.0);
-        s.request_bytes.observe(sample.request_bytes as f64);
-        s.response_bytes.observe(sample.response_bytes as f64);
+        if policy.enabled(IstioMetric::RequestCount) {
+            s.count.fetch_add(1, Ordering::Relaxed);
+        }
+        if policy.enabled(IstioMetric::RequestDuration) {
+            s.duration_ms
+                .observe(sample.duration.as_secs_f64() * 1000.0);
+        }
+        if policy.enabled(IstioMetric::RequestSize) {
+            s.request_bytes.observe(sample.request_bytes as f64);
+        }
+        if policy.enabled(IstioMetric::ResponseSize) {
+            s.response_bytes.observe(sample.response_bytes as f64);
+        }
     }
 
-    /// Counts a TCP connection opened.
-    pub fn tcp_opened(&self, peers: &Peers) {
+    /// Counts a TCP connection opened, when `policy` leaves the count on.
+    pub fn tcp_opened(&self, peers: &Peers, policy: &MetricsPolicy) {
+        if !policy.enabled(IstioMetric::TcpOpenedConnections) {
+            return;
+        }
         match self.tcp.get(peers) {
             Some(s) => {
                 s.opened.fetch_add(1, Ordering::Relaxed);
@@ -231,12 +245,30 @@ impl Metrics {
         }
     }
 
-    /// Counts a TCP connection closed after `sent` bytes to the client and `received` from it.
-    pub fn tcp_closed(&self, peers: &Peers, sent: u64, received: u64) {
+    /// Counts a TCP connection closed after `sent` bytes to the client and `received` from
+    /// it, in the metrics `policy` leaves on.
+    pub fn tcp_closed(&self, peers: &Peers, sent: u64, received: u64, policy: &MetricsPolicy) {
+        let on = |m: IstioMetric| policy.enabled(m);
+        let any = [
+            IstioMetric::TcpClosedConnections,
+            IstioMetric::TcpSentBytes,
+            IstioMetric::TcpReceivedBytes,
+        ]
+        .into_iter()
+        .any(on);
+        if !any {
+            return;
+        }
         if let Some(s) = self.tcp.get(peers) {
-            s.closed.fetch_add(1, Ordering::Relaxed);
-            s.sent.fetch_add(sent, Ordering::Relaxed);
-            s.received.fetch_add(received, Ordering::Relaxed);
+            if on(IstioMetric::TcpClosedConnections) {
+                s.closed.fetch_add(1, Ordering::Relaxed);
+            }
+            if on(IstioMetric::TcpSentBytes) {
+                s.sent.fetch_add(sent, Ordering::Relaxed);
+            }
+            if on(IstioMetric::TcpReceivedBytes) {
+                s.received.fetch_add(received, Ordering::Relaxed);
+            }
         }
     }
 
@@ -271,8 +303,10 @@ impl Metrics {
             );
             let mut series = Merged::default();
             for (i, (k, s)) in requests.iter().enumerate() {
-                if side(k.peers.reporter).metrics.enabled(count) {
-                    series.counter(labels_of(i, k, count), s.count.load(Ordering::Relaxed));
+                // A series only the disabled metric saw is not exported.
+                let n = s.count.load(Ordering::Relaxed);
+                if n > 0 && side(k.peers.reporter).metrics.enabled(count) {
+                    series.counter(labels_of(i, k, count), n);
                 }
             }
             for (labels, n) in series.counters() {
@@ -305,12 +339,11 @@ impl Metrics {
             family(out, name, "histogram", help);
             let mut series = Merged::default();
             for (i, (k, s)) in requests.iter().enumerate() {
-                if side(k.peers.reporter).metrics.enabled(metric) {
-                    series.histogram(
-                        labels_of(i, k, metric),
-                        pick(s),
-                        s.count.load(Ordering::Relaxed),
-                    );
+                let h = pick(s);
+                if h.count.load(Ordering::Relaxed) > 0
+                    && side(k.peers.reporter).metrics.enabled(metric)
+                {
+                    series.histogram(labels_of(i, k, metric), h);
                 }
             }
             for (labels, h) in series.histograms() {
@@ -456,7 +489,7 @@ impl Merged {
         self.counters[i].1 += n;
     }
 
-    fn histogram(&mut self, labels: String, h: &Histogram, count: u64) {
+    fn histogram(&mut self, labels: String, h: &Histogram) {
         let (i, new) = self.slot(labels.clone(), self.histograms.len());
         if new {
             self.histograms.push((labels, Summed::default()));
@@ -466,7 +499,7 @@ impl Merged {
             *sum += b.load(Ordering::Relaxed);
         }
         s.sum_milli += h.sum_milli.load(Ordering::Relaxed);
-        s.count += count;
+        s.count += h.count.load(Ordering::Relaxed);
     }
 
     fn counters(&self) -> impl Iterator<Item = (&str, u64)> {
@@ -647,12 +680,15 @@ mod tests {
             extra: Vec::new(),
         };
         for ms in [0.3, 3.0, 3.0, 7000.0] {
-            m.request(&RequestSample {
-                key: key.clone(),
-                duration: Duration::from_secs_f64(ms / 1000.0),
-                request_bytes: 0,
-                response_bytes: 12,
-            });
+            m.request(
+                &RequestSample {
+                    key: key.clone(),
+                    duration: Duration::from_secs_f64(ms / 1000.0),
+                    request_bytes: 0,
+                    response_bytes: 12,
+                },
+                &MetricsPolicy::default(),
+            );
         }
         let mut out = String::new();
         m.render(&mut out, &TelemetryPolicy::default());
@@ -682,22 +718,25 @@ mod tests {
             (200, ResponseFlags::NONE),
             (503, ResponseFlags::parse("UF")),
         ] {
-            m.request(&RequestSample {
-                key: RequestKey {
-                    peers: peers(),
-                    protocol: "http",
-                    code,
-                    grpc: None,
-                    flags,
-                    extra: vec![
-                        (Arc::from("'x'"), "shop".into()),
-                        (Arc::from("'y'"), "yes".into()),
-                    ],
+            m.request(
+                &RequestSample {
+                    key: RequestKey {
+                        peers: peers(),
+                        protocol: "http",
+                        code,
+                        grpc: None,
+                        flags,
+                        extra: vec![
+                            (Arc::from("'x'"), "shop".into()),
+                            (Arc::from("'y'"), "yes".into()),
+                        ],
+                    },
+                    duration: Duration::from_millis(3),
+                    request_bytes: 0,
+                    response_bytes: 1,
                 },
-                duration: Duration::from_millis(3),
-                request_bytes: 0,
-                response_bytes: 1,
-            });
+                &MetricsPolicy::default(),
+            );
         }
         let yaml = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: m, namespace: istio-system}\nspec:\n  metrics:\n  - overrides:\n    - match: {metric: REQUEST_COUNT}\n      tagOverrides: {response_code: {operation: REMOVE}, response_flags: {operation: REMOVE}, team: {value: \"'x'\"}}\n    - match: {metric: REQUEST_SIZE}\n      disabled: true\n    - match: {metric: REQUEST_DURATION}\n      tagOverrides: {team: {value: \"'y'\"}}\n";
         let loaded = weft_api::load_str("t.yaml", yaml);

@@ -584,12 +584,15 @@ impl Observation {
             flags,
             extra,
         };
-        t.metrics.request(&RequestSample {
-            key,
-            duration: self.start.elapsed(),
-            request_bytes: self.request_bytes,
-            response_bytes,
-        });
+        t.metrics.request(
+            &RequestSample {
+                key,
+                duration: self.start.elapsed(),
+                request_bytes: self.request_bytes,
+                response_bytes,
+            },
+            &side.metrics,
+        );
     }
 }
 
