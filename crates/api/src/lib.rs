@@ -21,6 +21,7 @@ pub mod resource;
 pub mod schema;
 pub mod security;
 pub mod source;
+pub mod telemetry;
 pub mod timestamp;
 pub mod validate;
 

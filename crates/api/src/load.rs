@@ -179,6 +179,7 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
             Kind::RequestAuthentication => {
                 read::<_>(&tree, &ctx).map(Resource::RequestAuthentication)
             }
+            Kind::Telemetry => read::<_>(&tree, &ctx).map(Resource::Telemetry),
             Kind::RateLimit => read::<_>(&tree, &ctx).map(Resource::RateLimit),
             Kind::Namespace => read_kube::<_>(&tree, &ctx).map(Resource::Namespace),
             Kind::Service => read_kube::<_>(&tree, &ctx).map(Resource::Service),

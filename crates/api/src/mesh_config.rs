@@ -119,6 +119,9 @@ pub struct ExtensionProvider {
     /// Prometheus metrics (what the proxies' `/stats/prometheus` serves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusProvider>,
+    /// An access log file (for Telemetry `accessLogging`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envoy_file_access_log: Option<FileAccessLogProvider>,
     /// An external authorization service over HTTP (for CUSTOM policies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envoy_ext_authz_http: Option<ext_authz::ExtAuthzHttp>,
@@ -126,6 +129,20 @@ pub struct ExtensionProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envoy_ext_authz_grpc: Option<ext_authz::ExtAuthzGrpc>,
 }
+
+/// Istio's `EnvoyFileAccessLogProvider`: access log lines appended to a file, in the
+/// mesh's `accessLogEncoding`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileAccessLogProvider {
+    /// `/dev/stdout`, `/dev/stderr` or an absolute path.
+    #[serde(default)]
+    pub path: String,
+}
+
+/// The access log provider every mesh has unless it defines its own of that name, as
+/// Istio's default mesh config does: a file access log to `/dev/stdout`.
+pub const ENVOY_ACCESS_LOG_PROVIDER: &str = "envoy";
 
 /// Istio's `OpenTelemetryTracingProvider`, the part weft implements.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -259,6 +276,16 @@ impl MeshConfig {
     /// The provider named `name`.
     pub fn provider(&self, name: &str) -> Option<&ExtensionProvider> {
         self.extension_providers.iter().find(|p| p.name == name)
+    }
+
+    /// The file of access log provider `name` (the built-in `envoy` is `/dev/stdout`);
+    /// `None` when `name` is no access log provider.
+    pub fn access_log_provider_path(&self, name: &str) -> Option<&str> {
+        match self.provider(name) {
+            Some(p) => p.envoy_file_access_log.as_ref().map(|f| f.path.as_str()),
+            None if name == ENVOY_ACCESS_LOG_PROVIDER => Some("/dev/stdout"),
+            None => None,
+        }
     }
 
     /// The access log file, when one is set (`accessLogFile` not empty).
@@ -406,15 +433,16 @@ impl Validate for ExtensionProvider {
         let kinds = usize::from(self.opentelemetry.is_some())
             + usize::from(self.zipkin.is_some())
             + usize::from(self.prometheus.is_some())
+            + usize::from(self.envoy_file_access_log.is_some())
             + usize::from(self.envoy_ext_authz_http.is_some())
             + usize::from(self.envoy_ext_authz_grpc.is_some());
         match kinds {
             0 => v.error(format!(
-                "provider `{}` names no kind: weft implements opentelemetry, zipkin, prometheus, envoyExtAuthzHttp and envoyExtAuthzGrpc",
+                "provider `{}` names no kind: weft implements opentelemetry, zipkin, prometheus, envoyFileAccessLog, envoyExtAuthzHttp and envoyExtAuthzGrpc",
                 self.name
             )),
             1 => {}
-            _ => v.error("a provider has exactly one kind (opentelemetry, zipkin, prometheus, envoyExtAuthzHttp or envoyExtAuthzGrpc)"),
+            _ => v.error("a provider has exactly one kind (opentelemetry, zipkin, prometheus, envoyFileAccessLog, envoyExtAuthzHttp or envoyExtAuthzGrpc)"),
         }
         if let Some(h) = &self.envoy_ext_authz_http {
             v.field("envoyExtAuthzHttp", |v| h.check(v));
@@ -424,6 +452,19 @@ impl Validate for ExtensionProvider {
         }
         if let Some(z) = &self.zipkin {
             v.field("zipkin", |v| z.check(v));
+        }
+        if let Some(f) = &self.envoy_file_access_log
+            && f.path != "/dev/stdout"
+            && f.path != "/dev/stderr"
+            && !f.path.starts_with('/')
+        {
+            v.error_at(
+                "envoyFileAccessLog.path",
+                format!(
+                    "must be /dev/stdout, /dev/stderr or an absolute path (got {:?})",
+                    f.path
+                ),
+            );
         }
         if let Some(o) = &self.opentelemetry {
             v.field("opentelemetry", |v| {
@@ -484,15 +525,18 @@ impl DefaultProviders {
                 Some(_) => {}
             }
         });
-        v.each("accessLogging", &self.access_logging, |v, name| {
-            if mesh.provider(name).is_none() {
-                v.error(undefined(name, mesh));
-            } else {
-                v.error(format!(
-                    "provider `{name}` is not an access log provider: weft implements none yet; use accessLogFile"
-                ));
-            }
-        });
+        v.each(
+            "accessLogging",
+            &self.access_logging,
+            |v, name| match mesh.provider(name) {
+                None if name == ENVOY_ACCESS_LOG_PROVIDER => {}
+                None => v.error(undefined(name, mesh)),
+                Some(p) if p.envoy_file_access_log.is_none() => v.error(format!(
+                    "provider `{name}` is not an access log provider (an envoyFileAccessLog one)"
+                )),
+                Some(_) => {}
+            },
+        );
     }
 }
 
@@ -686,12 +730,18 @@ const LEVELS: &[Level] = &[
                 "skywalking",
                 "weft exports traces as OTLP or Zipkin only: use opentelemetry or zipkin",
             ),
-            ("envoyFileAccessLog", "use accessLogFile"),
             ("envoyHttpAls", NOT_YET),
             ("envoyTcpAls", NOT_YET),
             ("envoyOtelAls", NOT_YET),
             ("sds", NOT_YET),
         ],
+    },
+    Level {
+        path: "extensionProviders[].envoyFileAccessLog",
+        refused: &[(
+            "logFormat",
+            "weft writes Istio's default format, as text or JSON: set accessLogEncoding",
+        )],
     },
     Level {
         path: "extensionProviders[].envoyExtAuthzHttp",

@@ -11,6 +11,7 @@ use crate::networking::{
 };
 use crate::policy::RateLimit;
 use crate::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
+use crate::telemetry::Telemetry;
 use crate::validate::{Issue, Validate, Validator};
 
 /// API versions accepted for every kind; all share one schema.
@@ -37,6 +38,8 @@ pub enum Kind {
     AuthorizationPolicy,
     /// security.istio.io RequestAuthentication
     RequestAuthentication,
+    /// telemetry.istio.io Telemetry
+    Telemetry,
     /// policy.weft.dev RateLimit (weft's own)
     RateLimit,
     /// core/v1 Namespace (cluster-scoped)
@@ -53,7 +56,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -63,6 +66,7 @@ impl Kind {
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
         Kind::RequestAuthentication,
+        Kind::Telemetry,
         Kind::RateLimit,
         Kind::Namespace,
         Kind::Service,
@@ -92,6 +96,7 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::RequestAuthentication => "RequestAuthentication",
+            Kind::Telemetry => "Telemetry",
             Kind::RateLimit => "RateLimit",
             Kind::Namespace => "Namespace",
             Kind::Service => "Service",
@@ -107,6 +112,7 @@ impl Kind {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 "security.istio.io"
             }
+            Kind::Telemetry => "telemetry.istio.io",
             Kind::RateLimit => "policy.weft.dev",
             Kind::Namespace | Kind::Service | Kind::Pod => "",
             Kind::EndpointSlice => "discovery.k8s.io",
@@ -171,6 +177,7 @@ impl Kind {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 &API_VERSIONS[..2]
             }
+            Kind::Telemetry => &["v1", "v1alpha1"],
             Kind::RateLimit => &["v1alpha1"],
             k if k.is_kubernetes() => &["v1"],
             _ => API_VERSIONS,
@@ -189,6 +196,7 @@ impl Kind {
             Kind::PeerAuthentication => "peerauthentications",
             Kind::AuthorizationPolicy => "authorizationpolicies",
             Kind::RequestAuthentication => "requestauthentications",
+            Kind::Telemetry => "telemetries",
             Kind::RateLimit => "ratelimits",
             Kind::Namespace => "namespaces",
             Kind::Service => "services",
@@ -251,6 +259,8 @@ pub enum Resource {
     AuthorizationPolicy(Object<AuthorizationPolicy>),
     /// A RequestAuthentication.
     RequestAuthentication(Object<RequestAuthentication>),
+    /// A Telemetry.
+    Telemetry(Object<Telemetry>),
     /// A RateLimit (weft's own kind).
     RateLimit(Object<RateLimit>),
     /// A Kubernetes Namespace.
@@ -277,6 +287,7 @@ macro_rules! each_resource {
             Resource::PeerAuthentication($obj) => $body,
             Resource::AuthorizationPolicy($obj) => $body,
             Resource::RequestAuthentication($obj) => $body,
+            Resource::Telemetry($obj) => $body,
             Resource::RateLimit($obj) => $body,
             Resource::Namespace($obj) => $body,
             Resource::Service($obj) => $body,
@@ -300,6 +311,7 @@ impl Resource {
             Resource::PeerAuthentication(_) => Kind::PeerAuthentication,
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
+            Resource::Telemetry(_) => Kind::Telemetry,
             Resource::RateLimit(_) => Kind::RateLimit,
             Resource::Namespace(_) => Kind::Namespace,
             Resource::Service(_) => Kind::Service,
@@ -368,6 +380,7 @@ impl Resource {
             Resource::PeerAuthentication(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::AuthorizationPolicy(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::RequestAuthentication(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::Telemetry(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::RateLimit(o) => v.field("spec", |v| o.spec.validate(v)),
         }
         if matches!(

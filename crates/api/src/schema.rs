@@ -27,6 +27,7 @@ use crate::networking::{
 use crate::policy::RateLimit;
 use crate::resource::Kind;
 use crate::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
+use crate::telemetry::Telemetry;
 
 /// Where schemas live in an OpenAPI 3.0 document.
 const COMPONENTS: &str = "#/components/schemas/";
@@ -214,6 +215,7 @@ fn spec_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         Kind::PeerAuthentication => generator.subschema_for::<PeerAuthentication>(),
         Kind::AuthorizationPolicy => generator.subschema_for::<AuthorizationPolicy>(),
         Kind::RequestAuthentication => generator.subschema_for::<RequestAuthentication>(),
+        Kind::Telemetry => generator.subschema_for::<Telemetry>(),
         Kind::RateLimit => generator.subschema_for::<RateLimit>(),
         // Of Kubernetes' kinds weft reads a part and keeps the rest: the schema describes the
         // part and lets every other field through (see [`kube_schema`]).

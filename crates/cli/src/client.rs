@@ -142,6 +142,7 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
         Kind::PeerAuthentication => "pa",
         Kind::AuthorizationPolicy => "ap",
         Kind::RequestAuthentication => "ra",
+        Kind::Telemetry => "telemetry",
         Kind::RateLimit => "rl",
         Kind::Namespace => "ns",
         Kind::Service => "svc",

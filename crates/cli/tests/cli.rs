@@ -94,6 +94,49 @@ spec:
 }
 
 #[test]
+fn a_bad_telemetry_is_reported_with_file_line_and_field() {
+    let text = r#"apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: shop, namespace: shop}
+spec:
+  tracing:
+  - randomSamplingPercentage: 150
+  accessLogging:
+  - filter:
+      expression: "response.code >="
+  metrics:
+  - overrides:
+    - match: {metric: REQUEST_COUNT}
+      tagOverrides:
+        response_flags: {operation: REMOVE, value: x}
+"#;
+    let o = weft(&["validate", "-f", "-"], Some(text));
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    for expected in [
+        "-:6:5: Telemetry shop/shop: spec.tracing[0].randomSamplingPercentage: must be a percentage in [0, 100] (got 150)",
+        "-:9:7: Telemetry shop/shop: spec.accessLogging[0].filter.expression: must be a valid CEL expression: at 1:17: Syntax error: mismatched input '<EOF>'",
+        "Telemetry shop/shop: spec.metrics[0].overrides[0].tagOverrides.response_flags.value: may only be set when operation is UPSERT",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+    let good = text
+        .replace("150", "100")
+        .replace("response.code >=", "response.code >= 400")
+        .replace(", value: x", "");
+    let o = weft(&["validate", "-f", "-"], Some(&good));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = weft(
+        &["validate", "-f", "-"],
+        Some(&good.replace("telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1")),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = weft(&["validate", "-f", "examples/telemetry/"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("2 resources"), "{}", stdout(&o));
+}
+
+#[test]
 fn json_output_for_machines() {
     let o = weft(&["validate", "-o", "json", "-f", "-"], Some("a: [1,\n"));
     assert_eq!(o.status.code(), Some(1));

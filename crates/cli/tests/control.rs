@@ -240,3 +240,52 @@ async fn apply_get_delete_validation_conflicts_and_durability() {
     drop(control);
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_resources_are_served_like_istios_crd() {
+    let state = std::env::temp_dir().join(format!(
+        "weft-control-telemetry-test-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&state);
+    let control = start_control(&state, free_port()).await;
+    let server = control.addr;
+    let applied = weft(server, &["apply", "-f", "examples/telemetry/"]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert!(
+        text(&applied).contains("telemetry.telemetry.istio.io/mesh-default created"),
+        "{}",
+        text(&applied)
+    );
+    let listed = weft(server, &["get", "telemetry", "-A"]);
+    let out = text(&listed);
+    assert!(
+        out.contains("istio-system") && out.contains("mesh-default"),
+        "{out}"
+    );
+    assert!(out.contains("recommendation-tracing"), "{out}");
+    // Discovery as Istio's CRD publishes it: both versions, the short name, the categories.
+    let group = weft_testkit::client::admin_get(server, "/apis/telemetry.istio.io/v1alpha1").await;
+    let body: serde_json::Value = serde_json::from_str(&group.body).expect("json");
+    let resource = &body["resources"][0];
+    assert_eq!(resource["name"], "telemetries", "{body}");
+    assert_eq!(resource["kind"], "Telemetry");
+    assert_eq!(resource["shortNames"][0], "telemetry");
+    // A filter that does not compile is refused with the field and the parser's position.
+    let bad = std::env::temp_dir().join(format!("weft-bad-telemetry-{}.yaml", std::process::id()));
+    std::fs::write(
+        &bad,
+        "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: bad}\nspec:\n  accessLogging:\n  - filter: {expression: 'response.code >='}\n",
+    )
+    .expect("write");
+    let refused = weft(server, &["apply", "-f", bad.to_str().expect("path")]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("spec.accessLogging[0].filter.expression")
+            && text(&refused).contains("at 1:17"),
+        "{}",
+        text(&refused)
+    );
+    let _ = std::fs::remove_file(&bad);
+    let _ = std::fs::remove_dir_all(&state);
+}

@@ -5,6 +5,7 @@
 //! - [`gateway`] builds a gateway proxy's routes from Gateways and the VirtualServices bound to them;
 //! - [`route`] holds the route tables and the per-request decision [`route::route`];
 //! - [`outbound`] decides what happens to traffic for destinations outside the registry;
+//! - [`telemetry`] resolves the Telemetry resources that apply to a proxy;
 //! - [`matcher`], [`policy`], [`service`] and [`host`] hold the pieces;
 //! - [`analyze`] finds cross-resource problems, as `istioctl analyze` does.
 
@@ -22,6 +23,7 @@ pub mod policy;
 pub mod rate_limit;
 pub mod route;
 pub mod service;
+pub mod telemetry;
 pub mod translate;
 
 pub use matcher::{Request, RequestHeaders};

@@ -268,10 +268,6 @@ impl ControlSource {
             Pushed::Mesh(m) => Some(m.clone()),
             Pushed::Resource(_) => None,
         });
-        let settings = match &mesh_config {
-            Some(m) => MeshSettings::of(m)?,
-            None => MeshSettings::default(),
-        };
         let defaults = MeshConfig::default();
         let mesh = weft_model::build_with_mesh_config(
             &all,
@@ -279,6 +275,12 @@ impl ControlSource {
             mesh_config.as_deref().unwrap_or(&defaults),
         )
         .map_err(|e| e.to_string())?;
+        // Refused here, so a bad expression is NACKed rather than dropped.
+        crate::telemetry::policy::TelemetryPolicy::compile(&mesh.telemetry)?;
+        let settings = match &mesh_config {
+            Some(m) => MeshSettings::of(m, &mesh.telemetry)?,
+            None => MeshSettings::of(&defaults, &mesh.telemetry)?,
+        };
         let telemetry = self.mesh_telemetry.prepare(settings)?;
         let current = cell.load();
         let version = current.version + 1;

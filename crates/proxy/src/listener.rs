@@ -238,8 +238,11 @@ fn connection(
                             telemetry.metrics.strict_refused();
                         };
                         let telemetry = &settings.telemetry;
-                        tcp::proxy_stream(stream, d, telemetry, reporter, identity, stop, None)
-                            .await
+                        let side = tcp::TcpSide {
+                            reporter,
+                            policy: snapshot.telemetry.clone(),
+                        };
+                        tcp::proxy_stream(stream, d, telemetry, side, identity, stop, None).await
                     }
                     None => tracing::debug!(%peer, "TCP connection with no destination closed"),
                 }
@@ -352,7 +355,11 @@ async fn serve_mesh_tls(
                 let stop = std::future::pending();
                 let caller = principal.as_deref();
                 let telemetry = &a.settings.telemetry;
-                tcp::proxy_stream(tls, d, telemetry, reporter, None, stop, caller).await
+                let side = tcp::TcpSide {
+                    reporter,
+                    policy: a.snapshot.telemetry.clone(),
+                };
+                tcp::proxy_stream(tls, d, telemetry, side, None, stop, caller).await
             }
         }
     }

@@ -150,6 +150,9 @@ pub struct Snapshot {
     pub local_service: Option<Arc<str>>,
     /// Rate limits with their buckets (kept across reloads while a limit is unchanged).
     pub rate_limits: Vec<Arc<crate::ratelimit::Limiter>>,
+    /// The Telemetry API's decisions (sampling, tags, access log filters, metric
+    /// overrides), compiled once for this configuration.
+    pub telemetry: Arc<crate::telemetry::policy::TelemetryPolicy>,
 }
 
 impl Snapshot {
@@ -228,7 +231,15 @@ impl Snapshot {
             &mesh.rate_limits,
             previous.map(|p| p.rate_limits.as_slice()),
         );
+        // Expressions were compiled when their resources were validated (and again by the
+        // control source before it accepts an update); this cannot fail for those.
+        let telemetry = crate::telemetry::policy::TelemetryPolicy::compile(&mesh.telemetry)
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "telemetry policy left at its defaults");
+                Default::default()
+            });
         Snapshot {
+            telemetry: Arc::new(telemetry),
             service_names,
             local_service,
             rate_limits,

@@ -180,6 +180,16 @@ impl TcpDownstream for crate::io::Rewound<tokio_rustls::server::TlsStream<tokio:
     }
 }
 
+/// Which side a TCP connection is on, and the Telemetry policy of the configuration it
+/// was decided under.
+#[derive(Debug, Clone)]
+pub struct TcpSide {
+    /// Source (outbound) or destination (inbound).
+    pub reporter: crate::telemetry::metrics::Reporter,
+    /// The configuration's Telemetry decisions.
+    pub policy: Arc<crate::telemetry::policy::TelemetryPolicy>,
+}
+
 /// Proxies a TCP connection per `decision`, applying its fault and the cluster's
 /// `maxConnections` (over the limit the connection is reset: `UO`). Toward a mesh
 /// endpoint the connection is carried in mesh mTLS (`identity` is the certificate).
@@ -187,7 +197,7 @@ pub async fn proxy_stream<S: TcpDownstream>(
     downstream: S,
     decision: TcpDecision,
     telemetry: &crate::telemetry::Telemetry,
-    reporter: crate::telemetry::metrics::Reporter,
+    side: TcpSide,
     identity: Option<&crate::identity::IdentityCell>,
     stop: impl std::future::Future<Output = ()>,
     caller: Option<&str>,
@@ -216,13 +226,17 @@ pub async fn proxy_stream<S: TcpDownstream>(
         }
     };
     let idle = idle_timeout(&decision);
+    let reporter = side.reporter;
     let peers = telemetry.tcp_peers(
         reporter,
         decision.cluster.as_deref(),
         decision.endpoint.as_deref(),
         caller,
     );
-    telemetry.metrics.tcp_opened(&peers);
+    let side_policy = side
+        .policy
+        .side(reporter == crate::telemetry::metrics::Reporter::Source);
+    telemetry.metrics.tcp_opened(&peers, &side_policy.metrics);
     let started = (std::time::SystemTime::now(), tokio::time::Instant::now());
     let addresses = (
         downstream.tcp().peer_addr().ok(),
@@ -238,8 +252,17 @@ pub async fn proxy_stream<S: TcpDownstream>(
         stop,
     )
     .await;
-    telemetry.metrics.tcp_closed(&peers, sent, received);
-    if let Some(log) = &telemetry.sinks.load().access_log {
+    telemetry
+        .metrics
+        .tcp_closed(&peers, sent, received, &side_policy.metrics);
+    let sinks = telemetry.sinks.load();
+    let log_policy = side_policy;
+    // A filter reads a request's attributes: a connection has none to satisfy it (Envoy's
+    // evaluation fails, and the line is not written).
+    let logs = sinks
+        .logs_for(&log_policy.access_log)
+        .filter(|_| log_policy.log_filter.is_none());
+    for log in logs {
         let show =
             |a: Option<std::net::SocketAddr>| a.map_or_else(|| "-".into(), |a| a.to_string());
         log.connection(&crate::telemetry::access_log::Connection {

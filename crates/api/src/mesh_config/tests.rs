@@ -154,7 +154,7 @@ extensionProviders:
 defaultProviders:
   tracing: [jaeger]
   metrics: [prometheus, otel]
-  accessLogging: [envoy]
+  accessLogging: [envoy, otel, files]
 ";
     let loaded = load_mesh_config("mesh.yaml", text);
     let fields: Vec<String> = loaded
@@ -169,10 +169,11 @@ defaultProviders:
             "extensionProviders[0].opentelemetry.port: port number must be in 1..65535 (got 70000)",
             "extensionProviders[1].name: provider `otel` is defined twice (first in extensionProviders[0])",
             "extensionProviders[1].opentelemetry.http.path: must start with / (got \"traces\")",
-            "extensionProviders[3]: provider `nothing` names no kind: weft implements opentelemetry, zipkin, prometheus, envoyExtAuthzHttp and envoyExtAuthzGrpc",
+            "extensionProviders[3]: provider `nothing` names no kind: weft implements opentelemetry, zipkin, prometheus, envoyFileAccessLog, envoyExtAuthzHttp and envoyExtAuthzGrpc",
             "defaultProviders.tracing[0]: provider `jaeger` is not defined in extensionProviders (defined: otel, otel, metrics, nothing)",
             "defaultProviders.metrics[1]: provider `otel` is not a metrics provider (a prometheus one)",
-            "defaultProviders.accessLogging[0]: provider `envoy` is not defined in extensionProviders (defined: otel, otel, metrics, nothing)",
+            "defaultProviders.accessLogging[1]: provider `otel` is not an access log provider (an envoyFileAccessLog one)",
+            "defaultProviders.accessLogging[2]: provider `files` is not defined in extensionProviders (defined: otel, otel, metrics, nothing)",
         ]
     );
     assert!(loaded.config.is_none());
@@ -394,4 +395,32 @@ fn the_body_in_a_check_needs_a_size_limit() {
         (body.max_request_bytes, body.allow_partial_message),
         (4096, true)
     );
+}
+
+#[test]
+fn file_access_log_providers_are_read() {
+    let loaded = load_mesh_config(
+        "mesh.yaml",
+        "extensionProviders:\n- name: file\n  envoyFileAccessLog: {path: /var/log/access.log}\n- name: bad\n  envoyFileAccessLog: {path: logs/a.log}\n- name: fmt\n  envoyFileAccessLog: {path: /dev/stdout, logFormat: {text: x}}\ndefaultProviders: {accessLogging: [file]}\n",
+    );
+    let fields: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}: {}", d.field.clone().unwrap_or_default(), d.message))
+        .collect();
+    assert_eq!(fields.len(), 2, "{fields:#?}");
+    assert!(fields[0].starts_with("extensionProviders[1].envoyFileAccessLog.path: must be"));
+    assert!(fields[1].contains("logFormat"), "{fields:#?}");
+    let ok = load_mesh_config(
+        "mesh.yaml",
+        "extensionProviders:\n- name: file\n  envoyFileAccessLog: {path: /var/log/access.log}\n",
+    )
+    .config
+    .expect("valid");
+    assert_eq!(
+        ok.access_log_provider_path("file"),
+        Some("/var/log/access.log")
+    );
+    assert_eq!(ok.access_log_provider_path("envoy"), Some("/dev/stdout"));
+    assert_eq!(ok.access_log_provider_path("otel"), None);
 }

@@ -273,7 +273,7 @@ impl Rule {
 
 /// A security policy's attachment: at most one of `selector`, `targetRef`, `targetRefs`,
 /// each checked.
-pub(super) fn check_attachment(
+pub(crate) fn check_attachment(
     v: &mut Validator,
     selector: &Option<WorkloadSelector>,
     target_ref: &Option<PolicyTargetReference>,
@@ -295,7 +295,7 @@ pub(super) fn check_attachment(
 }
 
 /// The warning for a policy attached by `targetRef(s)`, which weft applies to nothing.
-pub(super) fn warn_target_refs(
+pub(crate) fn warn_target_refs(
     v: &mut Validator,
     target_ref: &Option<PolicyTargetReference>,
     target_refs: &[PolicyTargetReference],

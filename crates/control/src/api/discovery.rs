@@ -24,6 +24,7 @@ pub fn short_names(kind: Kind) -> &'static [&'static str] {
         Kind::PeerAuthentication => &["pa"],
         Kind::AuthorizationPolicy => &["ap"],
         Kind::RequestAuthentication => &["ra"],
+        Kind::Telemetry => &["telemetry"],
         Kind::Namespace => &["ns"],
         Kind::Service => &["svc"],
         Kind::Pod => &["po"],

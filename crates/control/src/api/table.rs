@@ -66,6 +66,7 @@ fn columns(kind: Kind) -> Vec<Column> {
         Kind::Gateway
         | Kind::Sidecar
         | Kind::RequestAuthentication
+        | Kind::Telemetry
         | Kind::RateLimit
         | Kind::Namespace => Vec::new(),
     });

@@ -1,6 +1,6 @@
 //! IST0166 IneffectiveSelector: a policy with a `selector` (and no `targetRef`) that selects
 //! the pods of a Kubernetes Gateway (labelled `gateway.networking.k8s.io/gateway-name`).
-//! The policies are AuthorizationPolicies and RequestAuthentications.
+//! The policies are AuthorizationPolicies, RequestAuthentications and Telemetries.
 //! Istio does not apply selectors to such gateways: a policy for one names it with
 //! `targetRefs`. The gateway
 //! pods are the Pods and Deployments of the policy's namespace.
@@ -28,6 +28,10 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 p.spec.target_ref.is_some() || !p.spec.target_refs.is_empty(),
             ),
             Resource::RequestAuthentication(p) => (
+                &p.spec.selector,
+                p.spec.target_ref.is_some() || !p.spec.target_refs.is_empty(),
+            ),
+            Resource::Telemetry(p) => (
                 &p.spec.selector,
                 p.spec.target_ref.is_some() || !p.spec.target_refs.is_empty(),
             ),
@@ -79,6 +83,17 @@ spec:
             f[0].message,
             "Ineffective selector on Kubernetes Gateway bookinfo-gateway. Use the TargetRef field instead."
         );
+    }
+
+    #[test]
+    fn a_telemetry_selecting_a_kubernetes_gateways_pods_is_ineffective() {
+        let telemetry = GATEWAY_POD
+            .replace("security.istio.io/v1", "telemetry.istio.io/v1")
+            .replace("kind: AuthorizationPolicy", "kind: Telemetry");
+        let f = run(&format!(
+            "{telemetry}  selector: {{matchLabels: {{app: gw}}}}\n  tracing: [{{randomSamplingPercentage: 1}}]\n"
+        ));
+        assert_eq!(codes_of(&f), vec!["IST0166"], "{f:?}");
     }
 
     #[test]

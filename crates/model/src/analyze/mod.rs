@@ -29,6 +29,7 @@ mod serviceentry;
 mod sidecar;
 mod subset;
 mod suppress;
+mod telemetry;
 mod virtualservice;
 mod workloads;
 
@@ -288,6 +289,18 @@ pub mod codes {
         "DestinationRuleSubsetNotSelectPods",
         Level::Error,
     );
+    /// Telemetries of one namespace selecting the same workload.
+    pub const CONFLICTING_TELEMETRY_WORKLOAD_SELECTORS: Code = code(
+        "IST0159",
+        "ConflictingTelemetryWorkloadSelectors",
+        Level::Error,
+    );
+    /// Several Telemetries without a selector in one namespace.
+    pub const MULTIPLE_TELEMETRIES_WITHOUT_WORKLOAD_SELECTORS: Code = code(
+        "IST0160",
+        "MultipleTelemetriesWithoutWorkloadSelectors",
+        Level::Error,
+    );
     /// A DestinationRule host no service declares.
     pub const UNKNOWN_DESTINATION_RULE_HOST: Code =
         code("IST0174", "UnknownDestinationRuleHost", Level::Warning);
@@ -331,6 +344,8 @@ pub mod codes {
         IMAGE_AUTO_WITHOUT_INJECTION_WARNING,
         IMAGE_AUTO_WITHOUT_INJECTION_ERROR,
         EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
+        CONFLICTING_TELEMETRY_WORKLOAD_SELECTORS,
+        MULTIPLE_TELEMETRIES_WITHOUT_WORKLOAD_SELECTORS,
         GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
         INEFFECTIVE_SELECTOR,
         INEFFECTIVE_POLICY,
@@ -395,6 +410,7 @@ pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
     gateway_selector::check(&ctx, &mut out);
     conditions::check(&ctx, &mut out);
     jwt_routing::check(&ctx, &mut out);
+    telemetry::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }

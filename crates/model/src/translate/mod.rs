@@ -61,6 +61,8 @@ pub struct Mesh {
     pub peer_authn: crate::peer_authn::PeerAuthn,
     /// What happens to traffic for destinations outside the registry.
     pub outbound: crate::outbound::Outbound,
+    /// The traces, access logs and metrics the Telemetry resources ask of this proxy.
+    pub telemetry: crate::telemetry::ProxyTelemetry,
 }
 
 /// Translates `resources` for a proxy in `scope`, under Istio's default mesh config.
@@ -92,6 +94,7 @@ pub fn build_with_mesh_config(
     mesh.authz = crate::authz::build(resources, scope);
     mesh.rate_limits = crate::rate_limit::build(resources, scope);
     mesh.outbound = crate::outbound::resolve(resources, scope, mesh_config);
+    mesh.telemetry = crate::telemetry::resolve(resources, scope, mesh_config);
     if scope.gateway {
         mesh.http_routes =
             crate::gateway::route_tables(resources, &mesh.services, scope, &default_retry)?;

@@ -70,7 +70,9 @@ impl HttpProxy {
             Direction::Inbound => Reporter::Destination,
             _ => Reporter::Source,
         };
-        let mut obs = self.telemetry.observe(reporter, grpc);
+        // The Telemetry policy of the configuration in force now; the request keeps it.
+        let policy = self.snapshots.load().telemetry.clone();
+        let mut obs = self.telemetry.observe(reporter, grpc, policy);
         if reporter == Reporter::Source {
             // Only this proxy says who is calling; never what the client claims.
             req.headers_mut().remove(PEER_HEADER);
@@ -85,7 +87,7 @@ impl HttpProxy {
             Direction::Inbound => SpanKind::Server,
             _ => SpanKind::Client,
         };
-        if let Some(sinks) = self.telemetry.detail_sinks() {
+        if let Some(sinks) = self.telemetry.detail_sinks(&obs) {
             // Cheap clones (shared bytes); the strings are built only when needed.
             let (method, uri, version) = (req.method().clone(), req.uri().clone(), req.version());
             let host = req.headers().get(HOST).cloned();

@@ -124,7 +124,9 @@ pub async fn connect(
         decision.endpoint.as_deref(),
         None,
     );
-    telemetry.metrics.tcp_opened(&peers);
+    // A tunnel is the app's own outbound connection: the client side's metrics.
+    let policy = snapshot.telemetry.clone();
+    telemetry.metrics.tcp_opened(&peers, &policy.client.metrics);
     tokio::spawn(async move {
         let (received, sent) = match hyper::upgrade::on(req).await {
             Ok(d) => {
@@ -136,7 +138,9 @@ pub async fn connect(
                 (0, 0)
             }
         };
-        telemetry.metrics.tcp_closed(&peers, sent, received);
+        telemetry
+            .metrics
+            .tcp_closed(&peers, sent, received, &policy.client.metrics);
     });
     Ok(Response::new(Body::empty()))
 }

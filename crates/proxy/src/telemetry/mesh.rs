@@ -3,11 +3,13 @@
 //! proxy started with `--trace-endpoint` (or `--access-log`) keeps it whatever the mesh
 //! config says.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderName, HeaderValue, Uri};
 use weft_api::mesh_config::{AccessLogEncoding, MeshConfig};
+use weft_model::telemetry::ProxyTelemetry;
 
 use super::access_log::{AccessLog, Format, Target};
 use super::spans::{Exporter, Tracer};
@@ -20,24 +22,50 @@ pub struct MeshSettings {
     pub tracing: Option<TraceSettings>,
     /// The access log; `None`: off.
     pub access_log: Option<(Target, Format)>,
+    /// The tracing providers Telemetry resources name, by name.
+    pub tracers: BTreeMap<String, TraceSettings>,
+    /// The access log providers Telemetry resources name, by name.
+    pub file_logs: BTreeMap<String, (Target, Format)>,
+}
+
+fn log_target(file: &str, encoding: AccessLogEncoding) -> (Target, Format) {
+    let target = match file {
+        "/dev/stdout" => Target::Stdout,
+        path => Target::File(PathBuf::from(path)),
+    };
+    let format = match encoding {
+        AccessLogEncoding::Text => Format::Text,
+        AccessLogEncoding::Json => Format::Json,
+    };
+    (target, format)
 }
 
 impl MeshSettings {
-    /// What `mesh` asks for (see [`trace_settings`]).
-    pub fn of(mesh: &MeshConfig) -> Result<MeshSettings, String> {
+    /// What `mesh` asks for (see [`trace_settings`]), with the providers that the
+    /// resolved Telemetry `telemetry` names.
+    pub fn of(mesh: &MeshConfig, telemetry: &ProxyTelemetry) -> Result<MeshSettings, String> {
+        let encoding = mesh.access_log_encoding.unwrap_or_default();
+        let mut tracers = BTreeMap::new();
+        let mut file_logs = BTreeMap::new();
+        for side in [&telemetry.client, &telemetry.server] {
+            if let Some(name) = &side.tracing.provider
+                && let Some(s) = provider_trace_settings(mesh, name)?
+            {
+                tracers.insert(name.clone(), s);
+            }
+            for name in &side.access_log.providers {
+                if let Some(path) = mesh.access_log_provider_path(name) {
+                    file_logs.insert(name.clone(), log_target(path, encoding));
+                }
+            }
+        }
         Ok(MeshSettings {
             tracing: trace_settings(mesh)?,
-            access_log: mesh.access_log().map(|(file, encoding)| {
-                let target = match file {
-                    "/dev/stdout" => Target::Stdout,
-                    path => Target::File(PathBuf::from(path)),
-                };
-                let format = match encoding {
-                    AccessLogEncoding::Text => Format::Text,
-                    AccessLogEncoding::Json => Format::Json,
-                };
-                (target, format)
-            }),
+            access_log: mesh
+                .access_log()
+                .map(|(file, encoding)| log_target(file, encoding)),
+            tracers,
+            file_logs,
         })
     }
 }
@@ -49,6 +77,8 @@ pub struct Prepared {
     settings: MeshSettings,
     /// A new access log to put in force (`Some(None)`: turn it off); `None`: unchanged.
     access_log: Option<Option<Arc<AccessLog>>>,
+    /// The providers' access logs (those unchanged kept open).
+    file_logs: HashMap<String, Arc<AccessLog>>,
 }
 
 /// How a proxy traces, as a mesh config decides.
@@ -64,9 +94,35 @@ pub struct TraceSettings {
 /// default tracing provider. An endpoint or header that is not valid HTTP is an error
 /// (the update is refused).
 pub fn trace_settings(mesh: &MeshConfig) -> Result<Option<TraceSettings>, String> {
-    let Some(export) = mesh.trace_export() else {
+    match mesh.trace_export() {
+        Some(export) => exporter_settings(mesh, export).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The trace settings of provider `name`, which a Telemetry resource names (tracing on
+/// whatever `enableTracing` says, as in Istio); `None` when it is no tracing provider.
+fn provider_trace_settings(mesh: &MeshConfig, name: &str) -> Result<Option<TraceSettings>, String> {
+    let Some((endpoint, protocol)) = mesh.provider(name).and_then(|p| p.trace_endpoint()) else {
+        tracing::warn!(
+            provider = name,
+            "a Telemetry names a provider that is no tracing provider of the mesh config"
+        );
         return Ok(None);
     };
+    let export = weft_api::mesh_config::TraceExport {
+        provider: name.to_string(),
+        endpoint,
+        protocol,
+        sampling: mesh.sampling(),
+    };
+    exporter_settings(mesh, export).map(Some)
+}
+
+fn exporter_settings(
+    mesh: &MeshConfig,
+    export: weft_api::mesh_config::TraceExport,
+) -> Result<TraceSettings, String> {
     let endpoint: Uri = export.endpoint.parse().map_err(|e| {
         format!(
             "meshConfig: tracing provider `{}`: endpoint {}: {e}",
@@ -91,10 +147,10 @@ pub fn trace_settings(mesh: &MeshConfig) -> Result<Option<TraceSettings>, String
             exporter.headers.push((name, value));
         }
     }
-    Ok(Some(TraceSettings {
+    Ok(TraceSettings {
         exporter,
         sampling: export.sampling,
-    }))
+    })
 }
 
 /// Applies pushed mesh configs to one proxy's tracer and access log.
@@ -143,9 +199,26 @@ impl MeshTelemetry {
                 Some(Some(Arc::new(log)))
             }
         };
+        let current = self.telemetry.sinks.load();
+        let mut file_logs = HashMap::new();
+        // With `--access-log` the flag's log takes every provider's lines.
+        let named = (!self.access_log_flag).then_some(&settings.file_logs);
+        for (name, (target, format)) in named.into_iter().flatten() {
+            let log = match current.file_logs.get(name) {
+                Some(log) if in_force.file_logs.get(name) == Some(&(target.clone(), *format)) => {
+                    log.clone()
+                }
+                _ => Arc::new(
+                    AccessLog::start(target, *format)
+                        .map_err(|e| format!("access log provider `{name}`: {target:?}: {e}"))?,
+                ),
+            };
+            file_logs.insert(name.clone(), log);
+        }
         Ok(Prepared {
             settings,
             access_log,
+            file_logs,
         })
     }
 
@@ -181,9 +254,35 @@ impl MeshTelemetry {
         } else {
             current.tracer.clone()
         };
-        self.telemetry
-            .sinks
-            .store(Arc::new(Sinks { tracer, access_log }));
+        // With `--trace-endpoint` the flag's tracer takes every provider's spans.
+        let named = (!self.trace_flag).then_some(&prepared.settings.tracers);
+        let tracers = named
+            .into_iter()
+            .flatten()
+            .map(|(name, s)| {
+                let tracer = match current.tracers.get(name) {
+                    Some(t) if in_force.tracers.get(name) == Some(s) => t.clone(),
+                    _ => {
+                        tracing::info!(provider = %name, endpoint = %s.exporter.endpoint, "tracing to a provider a Telemetry names");
+                        Arc::new(Tracer::start(
+                            s.exporter.clone(),
+                            s.sampling,
+                            self.resource.clone(),
+                            self.telemetry.spans.clone(),
+                        ))
+                    }
+                };
+                (name.clone(), tracer)
+            })
+            .collect();
+        self.telemetry.sinks.store(Arc::new(Sinks {
+            tracer,
+            access_log,
+            tracers,
+            file_logs: prepared.file_logs,
+            flag_tracer: self.trace_flag,
+            flag_log: self.access_log_flag,
+        }));
         *in_force = prepared.settings;
     }
 }

@@ -15,6 +15,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use weft_model::service::WorkloadInfo;
 
+use weft_api::telemetry::IstioMetric;
+use weft_model::telemetry::{MetricOverride, MetricsPolicy, TagChange};
+
+use super::policy::TelemetryPolicy;
 use crate::flags::ResponseFlags;
 
 /// Envoy's default histogram bounds, which Istio uses for its three histograms
@@ -74,6 +78,9 @@ pub struct RequestKey {
     pub grpc: Option<u16>,
     /// Response flags.
     pub flags: ResponseFlags,
+    /// The values of a Telemetry's tagOverrides UPSERT expressions for this request, by
+    /// expression text.
+    pub extra: Vec<(Arc<str>, String)>,
 }
 
 /// One histogram: cumulative counts are computed when rendered.
@@ -82,10 +89,13 @@ struct Histogram {
     buckets: [AtomicU64; BUCKETS.len()],
     /// Sum in thousandths of the unit (microseconds, millibytes), to stay integral.
     sum_milli: AtomicU64,
+    /// Values observed.
+    count: AtomicU64,
 }
 
 impl Histogram {
     fn observe(&self, value: f64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
         if let Some(i) = BUCKETS.iter().position(|b| value <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
@@ -221,21 +231,32 @@ impl Metrics {
         self.header_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records one request.
-    pub fn request(&self, sample: &RequestSample) {
+    /// Records one request in the metrics `policy` leaves on.
+    pub fn request(&self, sample: &RequestSample, policy: &MetricsPolicy) {
         let Some(s) = self.requests.get(&sample.key) else {
             self.overflow.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        s.count.fetch_add(1, Ordering::Relaxed);
-        s.duration_ms
-            .observe(sample.duration.as_secs_f64() * 1000.0);
-        s.request_bytes.observe(sample.request_bytes as f64);
-        s.response_bytes.observe(sample.response_bytes as f64);
+        if policy.enabled(IstioMetric::RequestCount) {
+            s.count.fetch_add(1, Ordering::Relaxed);
+        }
+        if policy.enabled(IstioMetric::RequestDuration) {
+            s.duration_ms
+                .observe(sample.duration.as_secs_f64() * 1000.0);
+        }
+        if policy.enabled(IstioMetric::RequestSize) {
+            s.request_bytes.observe(sample.request_bytes as f64);
+        }
+        if policy.enabled(IstioMetric::ResponseSize) {
+            s.response_bytes.observe(sample.response_bytes as f64);
+        }
     }
 
-    /// Counts a TCP connection opened.
-    pub fn tcp_opened(&self, peers: &Peers) {
+    /// Counts a TCP connection opened, when `policy` leaves the count on.
+    pub fn tcp_opened(&self, peers: &Peers, policy: &MetricsPolicy) {
+        if !policy.enabled(IstioMetric::TcpOpenedConnections) {
+            return;
+        }
         match self.tcp.get(peers) {
             Some(s) => {
                 s.opened.fetch_add(1, Ordering::Relaxed);
@@ -246,94 +267,168 @@ impl Metrics {
         }
     }
 
-    /// Counts a TCP connection closed after `sent` bytes to the client and `received` from it.
-    pub fn tcp_closed(&self, peers: &Peers, sent: u64, received: u64) {
+    /// Counts a TCP connection closed after `sent` bytes to the client and `received` from
+    /// it, in the metrics `policy` leaves on.
+    pub fn tcp_closed(&self, peers: &Peers, sent: u64, received: u64, policy: &MetricsPolicy) {
+        let on = |m: IstioMetric| policy.enabled(m);
+        let any = [
+            IstioMetric::TcpClosedConnections,
+            IstioMetric::TcpSentBytes,
+            IstioMetric::TcpReceivedBytes,
+        ]
+        .into_iter()
+        .any(on);
+        if !any {
+            return;
+        }
         if let Some(s) = self.tcp.get(peers) {
-            s.closed.fetch_add(1, Ordering::Relaxed);
-            s.sent.fetch_add(sent, Ordering::Relaxed);
-            s.received.fetch_add(received, Ordering::Relaxed);
+            if on(IstioMetric::TcpClosedConnections) {
+                s.closed.fetch_add(1, Ordering::Relaxed);
+            }
+            if on(IstioMetric::TcpSentBytes) {
+                s.sent.fetch_add(sent, Ordering::Relaxed);
+            }
+            if on(IstioMetric::TcpReceivedBytes) {
+                s.received.fetch_add(received, Ordering::Relaxed);
+            }
         }
     }
 
-    /// The Prometheus text exposition of every series.
-    pub fn render(&self, out: &mut String) {
-        // Each series' labels are formatted once for its four families.
-        let requests: Vec<(String, Arc<RequestSeries>)> = self
-            .requests
-            .sorted()
-            .into_iter()
-            .map(|(k, s)| (request_labels(&k), s))
-            .collect();
-        family(
-            out,
-            "istio_requests_total",
-            "counter",
-            "Requests, by source and destination workload, service, and response.",
-        );
-        for (labels, s) in &requests {
-            let _ = writeln!(
+    /// The Prometheus text exposition of every series, as the Telemetry `policy` in force
+    /// shapes it: a disabled metric is left out, labels are removed or set, and series
+    /// that a removed label no longer tells apart are added together.
+    pub fn render(&self, out: &mut String, policy: &TelemetryPolicy) {
+        let requests = self.requests.sorted();
+        let on = |metric: IstioMetric| {
+            policy.client.metrics.enabled(metric) || policy.server.metrics.enabled(metric)
+        };
+        let side = |r: Reporter| policy.side(r == Reporter::Source);
+        // Each series' labels are formatted once for the families no override changes.
+        let plain: Vec<String> = requests.iter().map(|(k, _)| request_labels(k)).collect();
+        let labels_of = |i: usize, k: &RequestKey, metric: IstioMetric| match side(k.peers.reporter)
+            .metric(metric)
+        {
+            Some(o) if !o.tags.is_empty() => {
+                let mut pairs = peer_label_pairs(&k.peers);
+                pairs.extend(request_only_pairs(k));
+                overridden(pairs, o, &k.extra)
+            }
+            _ => plain[i].clone(),
+        };
+        let count = IstioMetric::RequestCount;
+        if on(count) {
+            family(
                 out,
-                "istio_requests_total{{{labels}}} {}",
-                s.count.load(Ordering::Relaxed)
+                "istio_requests_total",
+                "counter",
+                "Requests, by source and destination workload, service, and response.",
             );
+            let mut series = Merged::default();
+            for (i, (k, s)) in requests.iter().enumerate() {
+                // A series only the disabled metric saw is not exported.
+                let n = s.count.load(Ordering::Relaxed);
+                if n > 0 && side(k.peers.reporter).metrics.enabled(count) {
+                    series.counter(labels_of(i, k, count), n);
+                }
+            }
+            for (labels, n) in series.counters() {
+                let _ = writeln!(out, "istio_requests_total{{{labels}}} {n}");
+            }
         }
-        for (name, help, pick) in [
+        for (metric, name, help, pick) in [
             (
+                IstioMetric::RequestDuration,
                 "istio_request_duration_milliseconds",
                 "Request duration, from the request's arrival to the end of the response.",
                 (|s: &RequestSeries| &s.duration_ms) as fn(&RequestSeries) -> &Histogram,
             ),
             (
+                IstioMetric::RequestSize,
                 "istio_request_bytes",
                 "Request body sizes.",
                 |s: &RequestSeries| &s.request_bytes,
             ),
             (
+                IstioMetric::ResponseSize,
                 "istio_response_bytes",
                 "Response body sizes.",
                 |s: &RequestSeries| &s.response_bytes,
             ),
         ] {
+            if !on(metric) {
+                continue;
+            }
             family(out, name, "histogram", help);
-            for (labels, s) in &requests {
-                histogram(out, name, labels, pick(s), s.count.load(Ordering::Relaxed));
+            let mut series = Merged::default();
+            for (i, (k, s)) in requests.iter().enumerate() {
+                let h = pick(s);
+                if h.count.load(Ordering::Relaxed) > 0
+                    && side(k.peers.reporter).metrics.enabled(metric)
+                {
+                    series.histogram(labels_of(i, k, metric), h);
+                }
+            }
+            for (labels, h) in series.histograms() {
+                histogram(out, name, labels, h);
             }
         }
-        let tcp: Vec<(String, Arc<TcpSeries>)> = self
-            .tcp
-            .sorted()
-            .into_iter()
-            .map(|(k, s)| (peer_labels(&k), s))
-            .collect();
-        for (name, help, pick) in [
+        let tcp = self.tcp.sorted();
+        let tcp_plain: Vec<String> = tcp.iter().map(|(k, _)| peer_labels(k)).collect();
+        for (metric, name, help, pick) in [
             (
+                IstioMetric::TcpOpenedConnections,
                 "istio_tcp_connections_opened_total",
                 "TCP connections opened.",
                 (|s: &TcpSeries| &s.opened) as fn(&TcpSeries) -> &AtomicU64,
             ),
             (
+                IstioMetric::TcpClosedConnections,
                 "istio_tcp_connections_closed_total",
                 "TCP connections closed.",
                 |s: &TcpSeries| &s.closed,
             ),
             (
+                IstioMetric::TcpSentBytes,
                 "istio_tcp_sent_bytes_total",
                 "Bytes sent to the client on TCP connections (counted when they close).",
                 |s: &TcpSeries| &s.sent,
             ),
             (
+                IstioMetric::TcpReceivedBytes,
                 "istio_tcp_received_bytes_total",
                 "Bytes received from the client on TCP connections (counted when they close).",
                 |s: &TcpSeries| &s.received,
             ),
         ] {
+            if !on(metric) {
+                continue;
+            }
             family(out, name, "counter", help);
-            for (labels, s) in &tcp {
-                let _ = writeln!(
-                    out,
-                    "{name}{{{labels},request_protocol=\"tcp\",response_flags=\"-\"}} {}",
-                    pick(s).load(Ordering::Relaxed)
-                );
+            let mut series = Merged::default();
+            for (i, (k, s)) in tcp.iter().enumerate() {
+                let side = side(k.reporter);
+                if !side.metrics.enabled(metric) {
+                    continue;
+                }
+                let tail = [
+                    ("request_protocol".to_string(), "tcp".to_string()),
+                    ("response_flags".to_string(), "-".to_string()),
+                ];
+                let labels = match side.metric(metric) {
+                    Some(o) if !o.tags.is_empty() => {
+                        let mut pairs = peer_label_pairs(k);
+                        pairs.extend(tail);
+                        overridden(pairs, o, &[])
+                    }
+                    _ => format!(
+                        "{},request_protocol=\"tcp\",response_flags=\"-\"",
+                        tcp_plain[i]
+                    ),
+                };
+                series.counter(labels, pick(s).load(Ordering::Relaxed));
+            }
+            for (labels, n) in series.counters() {
+                let _ = writeln!(out, "{name}{{{labels}}} {n}");
             }
         }
         family(
@@ -400,16 +495,158 @@ pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram, count: u64) {
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Summed) {
     let mut cumulative = 0;
     for (bound, n) in BUCKETS.iter().zip(&h.buckets) {
-        cumulative += n.load(Ordering::Relaxed);
+        cumulative += n;
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
     }
+    let count = h.count;
     let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-    let sum = h.sum_milli.load(Ordering::Relaxed) as f64 / 1000.0;
+    let sum = h.sum_milli as f64 / 1000.0;
     let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
     let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+}
+
+/// A histogram's values read once (and added up across series that render alike).
+#[derive(Debug, Default)]
+struct Summed {
+    buckets: [u64; BUCKETS.len()],
+    sum_milli: u64,
+    count: u64,
+}
+
+/// Series by their rendered labels, in first-seen order: series a removed label no
+/// longer tells apart become one.
+#[derive(Debug, Default)]
+struct Merged {
+    index: HashMap<String, usize>,
+    counters: Vec<(String, u64)>,
+    histograms: Vec<(String, Summed)>,
+}
+
+impl Merged {
+    fn slot(&mut self, labels: String, len: usize) -> (usize, bool) {
+        match self.index.get(&labels) {
+            Some(i) => (*i, false),
+            None => {
+                self.index.insert(labels, len);
+                (len, true)
+            }
+        }
+    }
+
+    fn counter(&mut self, labels: String, n: u64) {
+        let (i, new) = self.slot(labels.clone(), self.counters.len());
+        if new {
+            self.counters.push((labels, 0));
+        }
+        self.counters[i].1 += n;
+    }
+
+    fn histogram(&mut self, labels: String, h: &Histogram) {
+        let (i, new) = self.slot(labels.clone(), self.histograms.len());
+        if new {
+            self.histograms.push((labels, Summed::default()));
+        }
+        let s = &mut self.histograms[i].1;
+        for (sum, b) in s.buckets.iter_mut().zip(&h.buckets) {
+            *sum += b.load(Ordering::Relaxed);
+        }
+        s.sum_milli += h.sum_milli.load(Ordering::Relaxed);
+        s.count += h.count.load(Ordering::Relaxed);
+    }
+
+    fn counters(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.counters.iter().map(|(l, n)| (l.as_str(), *n))
+    }
+
+    fn histograms(&self) -> impl Iterator<Item = (&str, &Summed)> {
+        self.histograms.iter().map(|(l, h)| (l.as_str(), h))
+    }
+}
+
+/// `pairs` (name, escaped value) changed by `o`'s tagOverrides, rendered: REMOVE drops a
+/// label, UPSERT sets it to the request's value in `extra`. A series without one (recorded
+/// before the override, or a TCP connection, which has no request to evaluate) keeps its
+/// labels as they were.
+fn overridden(
+    mut pairs: Vec<(String, String)>,
+    o: &MetricOverride,
+    extra: &[(Arc<str>, String)],
+) -> String {
+    for (tag, change) in &o.tags {
+        match change {
+            TagChange::Remove => pairs.retain(|(name, _)| name != tag),
+            TagChange::Upsert(expr) => {
+                let Some((_, value)) = extra.iter().find(|(text, _)| &**text == expr.as_str())
+                else {
+                    continue;
+                };
+                let value = escape(value).into_owned();
+                match pairs.iter_mut().find(|(name, _)| name == tag) {
+                    Some(pair) => pair.1 = value,
+                    None => pairs.push((tag.clone(), value)),
+                }
+            }
+        }
+    }
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name}=\"{value}\""))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn peer_label_pairs(p: &Peers) -> Vec<(String, String)> {
+    let (src, dst) = (&p.source, &p.destination);
+    let (service_name, service_namespace) = match p.service.split_once('.') {
+        Some((name, rest)) => (name, rest.split('.').next().unwrap_or("unknown")),
+        None => (&*p.service, "unknown"),
+    };
+    [
+        ("reporter", p.reporter.as_str().to_string()),
+        ("source_workload", src.name.clone()),
+        ("source_workload_namespace", src.namespace.clone()),
+        ("source_principal", src.principal()),
+        ("source_app", src.app.clone()),
+        ("source_version", src.version.clone()),
+        ("source_canonical_service", src.canonical_service.clone()),
+        ("source_canonical_revision", src.canonical_revision.clone()),
+        ("destination_workload", dst.name.clone()),
+        ("destination_workload_namespace", dst.namespace.clone()),
+        ("destination_principal", dst.principal()),
+        ("destination_app", dst.app.clone()),
+        ("destination_version", dst.version.clone()),
+        (
+            "destination_canonical_service",
+            dst.canonical_service.clone(),
+        ),
+        (
+            "destination_canonical_revision",
+            dst.canonical_revision.clone(),
+        ),
+        ("destination_service", p.service.to_string()),
+        ("destination_service_name", service_name.to_string()),
+        (
+            "destination_service_namespace",
+            service_namespace.to_string(),
+        ),
+        ("connection_security_policy", p.security.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), escape(&v).into_owned()))
+    .collect()
+}
+
+fn request_only_pairs(k: &RequestKey) -> [(String, String); 4] {
+    let grpc = k.grpc.map_or_else(|| "-".to_string(), |g| g.to_string());
+    [
+        ("request_protocol".into(), k.protocol.to_string()),
+        ("response_code".into(), k.code.to_string()),
+        ("grpc_response_status".into(), grpc),
+        ("response_flags".into(), k.flags.to_string()),
+    ]
 }
 
 /// A label value escaped as the text format requires.
@@ -426,6 +663,7 @@ fn escape(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// One series' shared labels, rendered (the hot form of [`peer_label_pairs`]).
 fn peer_labels(p: &Peers) -> String {
     let (src, dst) = (&p.source, &p.destination);
     let service = escape(&p.service);
@@ -494,17 +732,21 @@ mod tests {
             code: 200,
             grpc: None,
             flags: ResponseFlags::NONE,
+            extra: Vec::new(),
         };
         for ms in [0.3, 3.0, 3.0, 7000.0] {
-            m.request(&RequestSample {
-                key: key.clone(),
-                duration: Duration::from_secs_f64(ms / 1000.0),
-                request_bytes: 0,
-                response_bytes: 12,
-            });
+            m.request(
+                &RequestSample {
+                    key: key.clone(),
+                    duration: Duration::from_secs_f64(ms / 1000.0),
+                    request_bytes: 0,
+                    response_bytes: 12,
+                },
+                &MetricsPolicy::default(),
+            );
         }
         let mut out = String::new();
-        m.render(&mut out);
+        m.render(&mut out, &TelemetryPolicy::default());
         let labels = request_labels(&key);
         assert!(out.contains(&format!("istio_requests_total{{{labels}}} 4\n")));
         assert!(out.contains(&format!(
@@ -522,6 +764,69 @@ mod tests {
         ));
         assert!(labels.contains("source_principal=\"cluster.local/ns/default/sa/bff\""));
         assert_eq!(out.matches("istio_requests_total{").count(), 1);
+    }
+
+    #[test]
+    fn overrides_remove_and_set_labels_and_merge_what_they_no_longer_tell_apart() {
+        let m = Metrics::default();
+        for (code, flags) in [
+            (200, ResponseFlags::NONE),
+            (503, ResponseFlags::parse("UF")),
+        ] {
+            m.request(
+                &RequestSample {
+                    key: RequestKey {
+                        peers: peers(),
+                        protocol: "http",
+                        code,
+                        grpc: None,
+                        flags,
+                        extra: vec![
+                            (Arc::from("'x'"), "shop".into()),
+                            (Arc::from("'y'"), "yes".into()),
+                        ],
+                    },
+                    duration: Duration::from_millis(3),
+                    request_bytes: 0,
+                    response_bytes: 1,
+                },
+                &MetricsPolicy::default(),
+            );
+        }
+        let yaml = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: m, namespace: istio-system}\nspec:\n  metrics:\n  - overrides:\n    - match: {metric: REQUEST_COUNT}\n      tagOverrides: {response_code: {operation: REMOVE}, response_flags: {operation: REMOVE}, team: {value: \"'x'\"}}\n    - match: {metric: REQUEST_SIZE}\n      disabled: true\n    - match: {metric: REQUEST_DURATION}\n      tagOverrides: {team: {value: \"'y'\"}}\n";
+        let loaded = weft_api::load_str("t.yaml", yaml);
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let resources: Vec<_> = loaded.resources.into_iter().map(|l| l.resource).collect();
+        let resolved = weft_model::telemetry::resolve(
+            &resources,
+            &weft_model::ProxyScope::default(),
+            &Default::default(),
+        );
+        let policy = TelemetryPolicy::compile(&resolved).expect("compiles");
+        let mut out = String::new();
+        m.render(&mut out, &policy);
+        let counts: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("istio_requests_total{"))
+            .collect();
+        assert_eq!(counts.len(), 1, "{out}");
+        assert!(counts[0].ends_with(",team=\"shop\"} 2"), "{}", counts[0]);
+        assert!(!counts[0].contains("response_code"), "{}", counts[0]);
+        assert!(!out.contains("istio_request_bytes"), "disabled");
+        let durations: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("istio_request_duration_milliseconds_count{"))
+            .collect();
+        assert_eq!(durations.len(), 2, "response_code kept: {durations:?}");
+        assert!(
+            durations.iter().all(|l| l.contains("team=\"yes\"")),
+            "each metric its own expression: {durations:?}"
+        );
+        assert_eq!(
+            out.matches("istio_response_bytes_count{").count(),
+            2,
+            "untouched metrics keep their labels"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod access_log;
 pub mod mesh;
 pub mod metrics;
+pub mod policy;
 pub mod spans;
 pub mod stats;
 pub mod trace_context;
@@ -42,10 +43,53 @@ const MAX_PEERS: usize = 1024;
 /// Where requests' telemetry goes besides metrics.
 #[derive(Debug, Default)]
 pub struct Sinks {
-    /// Spans, when tracing is on.
+    /// Spans, when tracing is on: the mesh's default provider, or the proxy's flag.
     pub tracer: Option<Arc<spans::Tracer>>,
-    /// Access log lines, when on.
+    /// Access log lines, when on: the mesh's `accessLogFile`, or the proxy's flag.
     pub access_log: Option<Arc<access_log::AccessLog>>,
+    /// Tracers of the providers Telemetry resources name, by provider.
+    pub tracers: HashMap<String, Arc<spans::Tracer>>,
+    /// Access logs of the providers Telemetry resources name, by provider.
+    pub file_logs: HashMap<String, Arc<access_log::AccessLog>>,
+    /// `tracer` is the proxy's `--trace-endpoint`: it takes every provider's spans.
+    pub flag_tracer: bool,
+    /// `access_log` is the proxy's `--access-log`: it takes every provider's lines.
+    pub flag_log: bool,
+}
+
+impl Sinks {
+    /// The tracer for `provider` (`None`: the default one).
+    pub fn tracer_for(&self, provider: Option<&str>) -> Option<&Arc<spans::Tracer>> {
+        match provider {
+            None => self.tracer.as_ref(),
+            Some(_) if self.flag_tracer => self.tracer.as_ref(),
+            Some(name) => self.tracers.get(name),
+        }
+    }
+
+    /// True when some access log of `policy` is open.
+    fn logs_on(&self, policy: &weft_model::telemetry::AccessLogPolicy) -> bool {
+        self.logs_for(policy).next().is_some()
+    }
+
+    /// The open access logs `policy` writes to: the mesh's file (or the proxy's flag's)
+    /// and the named providers'.
+    pub fn logs_for<'s>(
+        &'s self,
+        policy: &'s weft_model::telemetry::AccessLogPolicy,
+    ) -> impl Iterator<Item = &'s Arc<access_log::AccessLog>> {
+        // The proxy's flag takes the lines of every provider, once.
+        let flag = self.flag_log && !policy.providers.is_empty();
+        let legacy = (policy.legacy || flag)
+            .then_some(self.access_log.as_ref())
+            .flatten();
+        let named = policy
+            .providers
+            .iter()
+            .filter(|_| !self.flag_log)
+            .filter_map(|p| self.file_logs.get(p));
+        legacy.into_iter().chain(named)
+    }
 }
 
 /// One proxy's telemetry.
@@ -96,8 +140,11 @@ impl Telemetry {
             me: Arc::new(me),
             metrics: Metrics::default(),
             sinks: ArcSwap::from_pointee(Sinks {
+                flag_tracer: tracer.is_some(),
+                flag_log: access_log.is_some(),
                 tracer: tracer.map(Arc::new),
                 access_log: access_log.map(Arc::new),
+                ..Sinks::default()
             }),
             spans,
             node_id,
@@ -181,10 +228,17 @@ impl Telemetry {
         }
     }
 
-    /// Starts observing a request that arrived now.
-    pub fn observe(self: &Arc<Self>, reporter: Reporter, grpc: bool) -> Observation {
+    /// Starts observing a request that arrived now, under the Telemetry `policy` of the
+    /// configuration in force.
+    pub fn observe(
+        self: &Arc<Self>,
+        reporter: Reporter,
+        grpc: bool,
+        policy: Arc<policy::TelemetryPolicy>,
+    ) -> Observation {
         Observation {
             telemetry: self.clone(),
+            policy,
             start: Instant::now(),
             reporter,
             protocol: if grpc { "grpc" } else { "http" },
@@ -197,12 +251,16 @@ impl Telemetry {
         }
     }
 
-    /// The sinks in force when requests need their details kept (a span or an access log
-    /// line); `None` when neither is on. One lock-free load per request.
-    pub fn detail_sinks(&self) -> Option<Arc<Sinks>> {
+    /// The sinks in force when the request `obs` needs its details kept (a span, an access
+    /// log line, or attributes for an expression); `None` otherwise. One lock-free load
+    /// per request.
+    pub fn detail_sinks(&self, obs: &Observation) -> Option<Arc<Sinks>> {
         let sinks = self.sinks.load();
-        (sinks.tracer.is_some() || sinks.access_log.is_some())
-            .then(|| arc_swap::Guard::into_inner(sinks))
+        let side = obs.side();
+        (sinks.tracer_for(side.tracing_provider.as_deref()).is_some()
+            || sinks.logs_on(&side.access_log)
+            || side.needs_attributes())
+        .then(|| arc_swap::Guard::into_inner(sinks))
     }
 
     /// Joins (or starts) the request's trace: the next hop gets our span as its parent
@@ -219,14 +277,19 @@ impl Telemetry {
     ) {
         let mut span = None;
         let mut trace_id = None;
-        let logged = sinks.access_log.is_some();
-        if let Some(tracer) = &sinks.tracer {
+        let side = obs.side();
+        let logged = sinks.logs_on(&side.access_log);
+        let tracer = sinks.tracer_for(side.tracing_provider.as_deref()).cloned();
+        if let Some(tracer) = &tracer {
             let incoming = trace_context::extract(headers);
             let sampled = incoming
                 .as_ref()
                 .and_then(|c| c.sampled)
                 .or_else(|| trace_context::decision_only(headers))
-                .unwrap_or_else(|| tracer.sample());
+                .unwrap_or_else(|| match side.sampling {
+                    Some(percent) => spans::sample_at(percent),
+                    None => tracer.sample(),
+                });
             let id = incoming
                 .as_ref()
                 .map_or_else(trace_context::new_trace_id, |c| c.trace_id);
@@ -246,7 +309,7 @@ impl Telemetry {
         } else if logged {
             trace_id = trace_context::extract(headers).map(|c| c.trace_id);
         }
-        if span.is_none() && !logged {
+        if span.is_none() && !logged && !side.needs_attributes() {
             return;
         }
         let header = |name: &str| {
@@ -256,12 +319,48 @@ impl Telemetry {
                 .unwrap_or_default()
                 .to_string()
         };
+        let custom_tags = match span {
+            Some(_) if !side.disable_span_reporting => side
+                .tags
+                .iter()
+                .map(|(name, tag)| {
+                    let value = match tag {
+                        policy::SpanTag::Fixed(v) => v.clone(),
+                        policy::SpanTag::Header(h, default) => headers
+                            .get(h)
+                            .and_then(|v| v.to_str().ok())
+                            .map_or_else(|| default.clone(), str::to_string),
+                    };
+                    (name.clone(), value)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let request = request();
+        let attributes = side.needs_attributes().then(|| {
+            Box::new(policy::RequestAttributes {
+                method: request.method.clone(),
+                path: request.path.clone(),
+                host: request.authority.clone(),
+                scheme: request
+                    .url
+                    .split_once("://")
+                    .map_or("http", |(s, _)| s)
+                    .to_string(),
+                protocol: request.protocol,
+                headers: headers.clone(),
+                peer: request.peer.clone(),
+            })
+        });
         obs.details = Some(Box::new(Details {
             sinks,
+            tracer,
             span,
+            custom_tags,
+            attributes,
             trace_id,
             start: std::time::SystemTime::now(),
-            request: request(),
+            request,
             request_id: header("x-request-id"),
             forwarded_for: header("x-forwarded-for"),
             cluster: None,
@@ -306,7 +405,13 @@ pub struct RequestLine {
 #[derive(Debug)]
 pub struct Details {
     sinks: Arc<Sinks>,
+    /// The tracer of this request's side.
+    tracer: Option<Arc<spans::Tracer>>,
     span: Option<SpanIds>,
+    /// The Telemetry API's custom tags, for the span.
+    custom_tags: Vec<(String, String)>,
+    /// What expressions read, when the side has any.
+    attributes: Option<Box<policy::RequestAttributes>>,
     trace_id: Option<trace_context::TraceId>,
     start: std::time::SystemTime,
     request: RequestLine,
@@ -356,6 +461,7 @@ fn parse_peer(text: &str) -> WorkloadInfo {
 #[derive(Debug)]
 pub struct Observation {
     telemetry: Arc<Telemetry>,
+    policy: Arc<policy::TelemetryPolicy>,
     start: Instant,
     reporter: Reporter,
     protocol: &'static str,
@@ -374,6 +480,11 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// The Telemetry policy of this request's side.
+    fn side(&self) -> &policy::SidePolicy {
+        self.policy.side(self.reporter == Reporter::Source)
+    }
+
     /// Records the request (once).
     fn finish(
         &mut self,
@@ -385,22 +496,69 @@ impl Observation {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let t = &self.telemetry;
-        if let Some(details) = self.details.take() {
-            let duration = self.start.elapsed();
-            if let Some(log) = &details.sinks.access_log {
-                log.request(
-                    &details,
-                    status,
-                    flags,
-                    self.request_bytes,
-                    response_bytes,
-                    duration,
-                );
+        let t = self.telemetry.clone();
+        let (source, destination, security) = match self.reporter {
+            Reporter::Source => (t.me.clone(), self.peer.clone(), "unknown"),
+            Reporter::Destination if self.mutual_tls => {
+                (self.peer.clone(), t.me.clone(), "mutual_tls")
             }
-            if let (Some(ids), Some(tracer)) = (details.span, details.sinks.tracer.clone()) {
+            Reporter::Destination => (self.peer.clone(), t.me.clone(), "none"),
+        };
+        let duration = self.start.elapsed();
+        let policy = self.policy.clone();
+        let side = policy.side(self.reporter == Reporter::Source);
+        let mut extra = Vec::new();
+        if let Some(details) = self.details.take() {
+            let attributes = details
+                .attributes
+                .as_ref()
+                .map(|request| policy::Attributes {
+                    request,
+                    code: status,
+                    flags: flags.to_string(),
+                    grpc,
+                    duration,
+                    response_bytes,
+                    request_bytes: self.request_bytes,
+                    mtls: self.mutual_tls,
+                    source: &source,
+                    destination: &destination,
+                    service: &self.service,
+                });
+            let bound = attributes.as_ref().and_then(|a| policy.bind(a));
+            let logged = match (&side.log_filter, &bound) {
+                (Some(filter), Some(b)) => b.holds(filter),
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            if logged {
+                for log in details.sinks.logs_for(&side.access_log) {
+                    log.request(
+                        &details,
+                        status,
+                        flags,
+                        self.request_bytes,
+                        response_bytes,
+                        duration,
+                    );
+                }
+            }
+            if let Some(b) = &bound {
+                extra = side
+                    .upserts
+                    .iter()
+                    .map(|(text, e)| (text.clone(), b.label(e)))
+                    .collect();
+            }
+            drop(bound);
+            drop(attributes);
+            if let (Some(ids), Some(tracer), false) = (
+                details.span,
+                details.tracer.clone(),
+                side.disable_span_reporting,
+            ) {
                 tracer.record(finished_span(
-                    t,
+                    &t,
                     ids,
                     *details,
                     &self.service,
@@ -409,13 +567,9 @@ impl Observation {
                 ));
             }
         }
-        let (source, destination, security) = match self.reporter {
-            Reporter::Source => (t.me.clone(), self.peer.clone(), "unknown"),
-            Reporter::Destination if self.mutual_tls => {
-                (self.peer.clone(), t.me.clone(), "mutual_tls")
-            }
-            Reporter::Destination => (self.peer.clone(), t.me.clone(), "none"),
-        };
+        if side.metrics.requests_off() {
+            return;
+        }
         let key = RequestKey {
             peers: Peers {
                 reporter: self.reporter,
@@ -428,13 +582,17 @@ impl Observation {
             code: status,
             grpc,
             flags,
+            extra,
         };
-        t.metrics.request(&RequestSample {
-            key,
-            duration: self.start.elapsed(),
-            request_bytes: self.request_bytes,
-            response_bytes,
-        });
+        t.metrics.request(
+            &RequestSample {
+                key,
+                duration: self.start.elapsed(),
+                request_bytes: self.request_bytes,
+                response_bytes,
+            },
+            &side.metrics,
+        );
     }
 }
 
@@ -492,6 +650,7 @@ fn finished_span(
         start: span.start,
         end: std::time::SystemTime::now(),
         attributes,
+        custom_tags: span.custom_tags,
         error,
     }
 }
@@ -598,6 +757,7 @@ mod tests {
             Default::default(),
             None,
         );
+        assert!(t.sinks.load().tracer_for(Some("otel")).is_none());
         let mut headers = HeaderMap::new();
         headers.insert(
             PEER_HEADER,

@@ -71,6 +71,8 @@ pub struct FinishedSpan {
     pub end: SystemTime,
     /// Tags.
     pub attributes: Vec<(&'static str, Value)>,
+    /// The Telemetry API's custom tags.
+    pub custom_tags: Vec<(String, String)>,
     /// True for 5xx and failures (`error=true`).
     pub error: bool,
 }
@@ -140,7 +142,7 @@ impl Tracer {
 
     /// True when a new trace (no caller decision) is sampled.
     pub fn sample(&self) -> bool {
-        self.sampling >= 100.0 || fastrand::f64() * 100.0 < self.sampling
+        sample_at(self.sampling)
     }
 
     /// Queues a finished span; never waits.
@@ -149,6 +151,11 @@ impl Tracer {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// True in `percent` of the calls (a Telemetry's `randomSamplingPercentage`).
+pub fn sample_at(percent: f64) -> bool {
+    percent >= 100.0 || (percent > 0.0 && fastrand::f64() * 100.0 < percent)
 }
 
 async fn export(
@@ -293,6 +300,11 @@ fn to_otlp(s: FinishedSpan) -> otlp::Span {
         .attributes
         .into_iter()
         .map(|(k, v)| attribute(k, v))
+        .chain(
+            s.custom_tags
+                .into_iter()
+                .map(|(k, v)| attribute(&k, Value::Text(v))),
+        )
         .collect();
     if s.error {
         attributes.push(attribute("error", Value::Bool(true)));

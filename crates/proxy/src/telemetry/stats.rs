@@ -53,7 +53,9 @@ fn handle(
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/stats/prometheus") => {
             let mut out = String::with_capacity(64 * 1024);
-            telemetry.metrics.render(&mut out);
+            telemetry
+                .metrics
+                .render(&mut out, &snapshots.load().telemetry);
             internals(&mut out, snapshots);
             if telemetry.sinks.load().tracer.is_some() {
                 use std::sync::atomic::Ordering::Relaxed;

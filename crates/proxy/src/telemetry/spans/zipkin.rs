@@ -30,6 +30,9 @@ fn span(service: &str, s: FinishedSpan, max: usize) -> Json {
         };
         tags.insert(k.to_string(), Json::String(cut(text, max)));
     }
+    for (k, v) in s.custom_tags {
+        tags.insert(k, Json::String(cut(v, max)));
+    }
     if s.error {
         tags.insert("error".into(), Json::String("true".into()));
     }
@@ -96,6 +99,7 @@ mod tests {
                 ("http.status_code", Value::Int(503)),
                 ("http.url", Value::Text("http://reviews/é".repeat(4))),
             ],
+            custom_tags: vec![("team".into(), "shop".into())],
             error: true,
         };
         let body = encode("client.default", std::iter::once(span), 20);
@@ -108,6 +112,7 @@ mod tests {
         assert_eq!(s["timestamp"], 1_700_000_000_000_000u64);
         assert_eq!(s["duration"], 2500);
         assert_eq!(s["localEndpoint"]["serviceName"], "client.default");
+        assert_eq!(s["tags"]["team"], "shop");
         assert_eq!(s["tags"]["http.status_code"], "503");
         assert_eq!(s["tags"]["error"], "true");
         let url = s["tags"]["http.url"].as_str().expect("text");
