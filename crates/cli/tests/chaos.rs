@@ -420,3 +420,86 @@ async fn a_full_disk_refuses_the_apply_and_loses_nothing_stored() {
         .expect("weft get runs");
     assert!(text(&list).contains("reviews"), "{}", text(&list));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_state_directory_refuses_the_apply_and_loses_nothing_stored() {
+    if !is_root() {
+        eprintln!("SKIPPED: a read-only mount needs root; run the tests as root to include it");
+        return;
+    }
+    let dir = weft_testkit::fresh_dir("chaos-readonly");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("dir");
+    let (api, xds) = (free_port(), free_port());
+    let cp = control(&state, api, xds);
+    listening(format!("127.0.0.1:{api}").parse().expect("addr")).await;
+    let route = dir.join("route.yaml");
+    std::fs::write(&route, route_to("v1")).expect("write");
+    assert!(apply(api, &route).status.success());
+    // The state directory turns read-only under the running control plane.
+    let mount = |args: &[&str]| {
+        let ok = Command::new("mount")
+            .args(args)
+            .arg(&state)
+            .arg(&state)
+            .status()
+            .expect("mount runs")
+            .success();
+        assert!(ok, "mount {args:?}");
+    };
+    mount(&["--bind"]);
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let unmount = Unmount(state.clone());
+    let ok = Command::new("mount")
+        .args(["-o", "remount,ro,bind"])
+        .arg(&state)
+        .status()
+        .expect("mount runs")
+        .success();
+    assert!(ok, "remount read-only");
+    let change = dir.join("change.yaml");
+    std::fs::write(&change, route_to("v2")).expect("write");
+    let refused = apply(api, &change);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("Read-only file system"),
+        "the reason is named: {}",
+        text(&refused)
+    );
+    let get = |api: u16| {
+        weft()
+            .args([
+                "get",
+                "virtualservice",
+                "reviews",
+                "-n",
+                "default",
+                "-o",
+                "yaml",
+            ])
+            .args(["--server", &format!("127.0.0.1:{api}")])
+            .output()
+            .expect("weft get runs")
+    };
+    assert!(
+        text(&get(api)).contains("subset: v1"),
+        "{}",
+        text(&get(api))
+    );
+    // Writable again and restarted: the stored route is there, unchanged.
+    drop(cp);
+    drop(unmount);
+    let _cp = control(&state, api, xds);
+    listening(format!("127.0.0.1:{api}").parse().expect("addr")).await;
+    let got = get(api);
+    assert!(
+        text(&got).contains("subset: v1"),
+        "after the restart: {}",
+        text(&got)
+    );
+}
