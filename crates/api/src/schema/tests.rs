@@ -210,7 +210,7 @@ fn enums_list_their_values() {
 fn index_names_every_served_group_version() {
     let index = openapi_v3_index();
     let paths = index["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 9, "{paths:#?}");
+    assert_eq!(paths.len(), 11, "{paths:#?}");
     let url = paths["apis/networking.istio.io/v1"]["serverRelativeURL"]
         .as_str()
         .expect("url");
@@ -220,6 +220,10 @@ fn index_names_every_served_group_version() {
     );
     assert_eq!(index, openapi_v3_index(), "the hash is stable");
     assert!(paths.contains_key("apis/policy.weft.dev/v1alpha1"));
+    assert!(
+        paths.contains_key("apis/telemetry.istio.io/v1")
+            && paths.contains_key("apis/telemetry.istio.io/v1alpha1")
+    );
     // Kubernetes' core group is served at /api/v1, as Kubernetes serves it.
     assert!(paths.contains_key("api/v1") && paths.contains_key("apis/apps/v1"));
 }
