@@ -342,6 +342,9 @@ impl Telemetry {
         };
         let request = request();
         let attributes = side.needs_attributes().then(|| {
+            // What the app's request carries: the caller's identity header is the mesh's.
+            let mut headers = headers.clone();
+            headers.remove(PEER_HEADER);
             Box::new(policy::RequestAttributes {
                 method: request.method.clone(),
                 path: request.path.clone(),
@@ -352,7 +355,7 @@ impl Telemetry {
                     .map_or("http", |(s, _)| s)
                     .to_string(),
                 protocol: request.protocol,
-                headers: headers.clone(),
+                headers,
                 peer: request.peer.clone(),
             })
         });
