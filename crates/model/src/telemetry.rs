@@ -82,22 +82,38 @@ pub enum TagSource {
     },
 }
 
-/// Which access logs a request is written to.
+/// Which access logs a request is written to, each under its own rule.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct AccessLogPolicy {
     /// The mesh's `accessLogFile` (or the proxy's `--access-log`) takes the lines.
-    pub legacy: bool,
+    pub legacy: Option<LogRule>,
     /// Access log providers (`envoyFileAccessLog`, the built-in `envoy`) by name.
-    pub providers: Vec<String>,
-    /// A CEL expression: only requests for which it is true are logged.
-    pub filter: Option<String>,
+    pub providers: BTreeMap<String, LogRule>,
 }
 
 impl AccessLogPolicy {
+    /// Every log on, without filter (no Telemetry says anything).
+    fn unfiltered(legacy: bool, providers: impl IntoIterator<Item = String>) -> AccessLogPolicy {
+        AccessLogPolicy {
+            legacy: legacy.then(LogRule::default),
+            providers: providers
+                .into_iter()
+                .map(|p| (p, LogRule::default()))
+                .collect(),
+        }
+    }
+
     /// True when no request is logged.
     pub fn is_off(&self) -> bool {
-        !self.legacy && self.providers.is_empty()
+        self.legacy.is_none() && self.providers.is_empty()
     }
+}
+
+/// What one access log takes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct LogRule {
+    /// A CEL expression: only requests for which it is true are logged.
+    pub filter: Option<String>,
 }
 
 /// Which metrics are recorded, and their labels.
@@ -256,34 +272,50 @@ fn access_log(
     let known = |name: &String| mesh.access_log_provider_path(name).is_some();
     if entries.is_empty() {
         // No Telemetry says anything: the mesh config's file and default providers.
-        return AccessLogPolicy {
-            legacy: true,
-            providers: defaults.iter().filter(|n| known(n)).cloned().collect(),
-            filter: None,
-        };
+        return AccessLogPolicy::unfiltered(true, defaults.iter().filter(|n| known(n)).cloned());
     }
-    let (mut providers, mut disabled, mut filter) = (None, false, None);
+    // As Istio merges them: the providers in scope are the last ones named (the default
+    // ones until then); an entry's `disabled` and `filter` apply to the providers in scope
+    // when it is read, the more specific entry winning. With no provider anywhere, the
+    // mesh's accessLogFile (`None` below) takes the entry, as Istio's built-in log.
+    let mut names: Vec<String> = defaults.to_vec();
+    let mut rules: BTreeMap<Option<String>, (bool, Option<String>)> = BTreeMap::new();
+    let targets = |names: &[String]| -> Vec<Option<String>> {
+        if names.is_empty() {
+            vec![None]
+        } else {
+            names.iter().cloned().map(Some).collect()
+        }
+    };
     for a in entries {
         if !a.providers.is_empty() {
-            providers = Some(a.providers.iter().map(|p| p.name.clone()).collect());
+            names = a.providers.iter().map(|p| p.name.clone()).collect();
         }
-        if let Some(d) = a.disabled {
-            disabled = d;
-        }
-        if let Some(f) = &a.filter {
-            filter = Some(f.expression.clone());
+        for target in targets(&names) {
+            let rule = rules.entry(target).or_default();
+            if let Some(d) = a.disabled {
+                rule.0 = d;
+            }
+            if let Some(f) = &a.filter {
+                rule.1 = Some(f.expression.clone());
+            }
         }
     }
-    if disabled {
-        return AccessLogPolicy::default();
+    let mut out = AccessLogPolicy::default();
+    for target in targets(&names) {
+        let (disabled, filter) = rules.get(&target).cloned().unwrap_or_default();
+        if disabled {
+            continue;
+        }
+        match target {
+            None => out.legacy = Some(LogRule { filter }),
+            Some(name) if known(&name) => {
+                out.providers.insert(name, LogRule { filter });
+            }
+            Some(_) => {}
+        }
     }
-    let providers: Vec<String> = providers.unwrap_or_else(|| defaults.to_vec());
-    AccessLogPolicy {
-        // No provider named anywhere: the mesh's accessLogFile, as Istio's built-in one.
-        legacy: providers.is_empty(),
-        providers: providers.into_iter().filter(|n| known(n)).collect(),
-        filter,
-    }
+    out
 }
 
 fn metrics(

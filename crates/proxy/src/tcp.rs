@@ -257,12 +257,14 @@ pub async fn proxy_stream<S: TcpDownstream>(
         .tcp_closed(&peers, sent, received, &side_policy.metrics);
     let sinks = telemetry.sinks.load();
     let log_policy = side_policy;
-    // A filter reads a request's attributes: a connection has none to satisfy it (Envoy's
-    // evaluation fails, and the line is not written).
-    let logs = sinks
-        .logs_for(&log_policy.access_log)
-        .filter(|_| log_policy.log_filter.is_none());
-    for log in logs {
+    // A filter reads a request's attributes: a connection has none to satisfy it (the
+    // evaluation fails, and the line is not written there).
+    let mut written: Vec<&Arc<crate::telemetry::access_log::AccessLog>> = Vec::new();
+    for (log, _) in sinks.logs_for(log_policy).filter(|(_, f)| f.is_none()) {
+        if written.iter().any(|w| Arc::ptr_eq(w, log)) {
+            continue;
+        }
+        written.push(log);
         let show =
             |a: Option<std::net::SocketAddr>| a.map_or_else(|| "-".into(), |a| a.to_string());
         log.connection(&crate::telemetry::access_log::Connection {

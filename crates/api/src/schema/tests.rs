@@ -226,6 +226,10 @@ fn index_names_every_served_group_version() {
     );
     assert_eq!(index, openapi_v3_index(), "the hash is stable");
     assert!(paths.contains_key("apis/policy.weft.dev/v1alpha1"));
+    assert!(
+        paths.contains_key("apis/telemetry.istio.io/v1")
+            && paths.contains_key("apis/telemetry.istio.io/v1alpha1")
+    );
     // Kubernetes' core group is served at /api/v1, as Kubernetes serves it.
     assert!(paths.contains_key("api/v1") && paths.contains_key("apis/apps/v1"));
 }

@@ -81,14 +81,14 @@ fn workload_overrides_namespace_overrides_root_field_by_field() {
         ProxyTelemetry {
             client: SideTelemetry {
                 access_log: AccessLogPolicy {
-                    legacy: true,
+                    legacy: Some(LogRule::default()),
                     ..Default::default()
                 },
                 ..Default::default()
             },
             server: SideTelemetry {
                 access_log: AccessLogPolicy {
-                    legacy: true,
+                    legacy: Some(LogRule::default()),
                     ..Default::default()
                 },
                 ..Default::default()
@@ -110,7 +110,7 @@ fn modes_pick_the_side() {
     assert_eq!(t.client.tracing.sampling, Some(0.0));
     assert_eq!(t.server.tracing.sampling, Some(100.0));
     assert!(t.client.access_log.is_off());
-    assert!(t.server.access_log.legacy);
+    assert_eq!(t.server.access_log.legacy, Some(LogRule::default()));
     assert!(t.client.metrics.enabled(IstioMetric::RequestCount));
     assert!(!t.server.metrics.enabled(IstioMetric::RequestCount));
     assert!(t.server.metrics.enabled(IstioMetric::RequestDuration));
@@ -125,8 +125,14 @@ fn providers_default_to_the_mesh_config() {
     .config
     .expect("valid");
     let none = resolve(&[], &scope("shop", &[]), &mesh);
-    assert_eq!(none.client.access_log.providers, ["file"]);
-    assert!(none.client.access_log.legacy);
+    let unfiltered = |names: &[&str]| -> BTreeMap<String, LogRule> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), LogRule::default()))
+            .collect()
+    };
+    assert_eq!(none.client.access_log.providers, unfiltered(&["file"]));
+    assert!(none.client.access_log.legacy.is_some());
     let all = resources(&[
         telemetry(
             "istio-system",
@@ -142,16 +148,21 @@ fn providers_default_to_the_mesh_config() {
     .concat());
     let bank = resolve(&all, &scope("bank", &[]), &mesh);
     let log = &bank.server.access_log;
-    assert_eq!(log.providers, ["file"], "defaultProviders.accessLogging");
-    assert!(!log.legacy);
-    assert_eq!(log.filter.as_deref(), Some("response.code >= 400"));
+    let filtered = LogRule {
+        filter: Some("response.code >= 400".into()),
+    };
+    assert_eq!(
+        log.providers,
+        [("file".to_string(), filtered.clone())].into(),
+        "defaultProviders.accessLogging, with the root's filter"
+    );
+    assert_eq!(log.legacy, None);
     assert!(!bank.server.metrics.disabled_all);
     let shop = resolve(&all, &scope("shop", &[]), &mesh);
-    assert_eq!(shop.server.access_log.providers, ["envoy"]);
     assert_eq!(
-        shop.server.access_log.filter.as_deref(),
-        Some("response.code >= 400"),
-        "the root's filter stays: the namespace sets none"
+        shop.server.access_log.providers,
+        unfiltered(&["envoy"]),
+        "the root's filter was for the providers in scope then (file), not envoy"
     );
     assert!(
         shop.server.metrics.disabled_all,
@@ -234,4 +245,47 @@ fn of_two_at_one_level_the_oldest_applies_and_target_refs_apply_to_no_sidecar() 
         .is_empty(),
         "a selector in the root namespace selects the root namespace's workloads only"
     );
+}
+
+#[test]
+fn access_log_rules_are_per_provider_as_istio_merges_them() {
+    let mesh = weft_api::mesh_config::load_mesh_config(
+        "mesh.yaml",
+        "extensionProviders:\n- {name: a, envoyFileAccessLog: {path: /tmp/a.log}}\n- {name: b, envoyFileAccessLog: {path: /tmp/b.log}}\n",
+    )
+    .config
+    .expect("valid");
+    let all = resources(&[
+        telemetry(
+            "istio-system",
+            "mesh",
+            "{accessLogging: [{providers: [{name: a}, {name: b}], filter: {expression: 'response.code >= 500'}}]}",
+        ),
+        telemetry(
+            "shop",
+            "ns",
+            "{accessLogging: [{filter: {expression: 'response.code >= 400'}}, {match: {mode: SERVER}, providers: [{name: b}], disabled: true}]}",
+        ),
+    ]
+    .concat());
+    let t = resolve(&all, &scope("shop", &[]), &mesh);
+    let rule = |f: &str| LogRule {
+        filter: Some(f.into()),
+    };
+    assert_eq!(
+        t.client.access_log.providers,
+        [
+            ("a".to_string(), rule("response.code >= 400")),
+            ("b".to_string(), rule("response.code >= 400")),
+        ]
+        .into(),
+        "the namespace's filter applies to the providers the root named"
+    );
+    assert_eq!(
+        t.server.access_log.providers,
+        BTreeMap::new(),
+        "SERVER: the namespace names b alone, and disables it"
+    );
+    assert!(t.server.access_log.is_off());
+    assert_eq!(t.client.access_log.legacy, None);
 }

@@ -53,7 +53,7 @@ impl MeshSettings {
             {
                 tracers.insert(name.clone(), s);
             }
-            for name in &side.access_log.providers {
+            for name in side.access_log.providers.keys() {
                 if let Some(path) = mesh.access_log_provider_path(name) {
                     file_logs.insert(name.clone(), log_target(path, encoding));
                 }

@@ -67,28 +67,32 @@ impl Sinks {
         }
     }
 
-    /// True when some access log of `policy` is open.
-    fn logs_on(&self, policy: &weft_model::telemetry::AccessLogPolicy) -> bool {
-        self.logs_for(policy).next().is_some()
+    /// True when some access log of `side` is open.
+    fn logs_on(&self, side: &policy::SidePolicy) -> bool {
+        self.logs_for(side).next().is_some()
     }
 
-    /// The open access logs `policy` writes to: the mesh's file (or the proxy's flag's)
-    /// and the named providers'.
+    /// The open access logs `side` writes to, each with its filter: the mesh's file (or
+    /// the proxy's flag's, which takes every provider's lines) and the named providers'.
+    /// One log may come more than once (the flag's, or two providers on one file): write
+    /// a line to it once.
     pub fn logs_for<'s>(
         &'s self,
-        policy: &'s weft_model::telemetry::AccessLogPolicy,
-    ) -> impl Iterator<Item = &'s Arc<access_log::AccessLog>> {
-        // The proxy's flag takes the lines of every provider, once.
-        let flag = self.flag_log && !policy.providers.is_empty();
-        let legacy = (policy.legacy || flag)
-            .then_some(self.access_log.as_ref())
-            .flatten();
-        let named = policy
-            .providers
-            .iter()
-            .filter(|_| !self.flag_log)
-            .filter_map(|p| self.file_logs.get(p));
-        legacy.into_iter().chain(named)
+        side: &'s policy::SidePolicy,
+    ) -> impl Iterator<
+        Item = (
+            &'s Arc<access_log::AccessLog>,
+            Option<&'s policy::Expression>,
+        ),
+    > {
+        side.logs.iter().filter_map(|(target, filter)| {
+            let log = match target {
+                policy::LogTarget::Mesh => self.access_log.as_ref()?,
+                policy::LogTarget::Provider(_) if self.flag_log => self.access_log.as_ref()?,
+                policy::LogTarget::Provider(name) => self.file_logs.get(name)?,
+            };
+            Some((log, filter.as_ref()))
+        })
     }
 }
 
@@ -258,7 +262,7 @@ impl Telemetry {
         let sinks = self.sinks.load();
         let side = obs.side();
         (sinks.tracer_for(side.tracing_provider.as_deref()).is_some()
-            || sinks.logs_on(&side.access_log)
+            || sinks.logs_on(side)
             || side.needs_attributes())
         .then(|| arc_swap::Guard::into_inner(sinks))
     }
@@ -278,7 +282,7 @@ impl Telemetry {
         let mut span = None;
         let mut trace_id = None;
         let side = obs.side();
-        let logged = sinks.logs_on(&side.access_log);
+        let logged = sinks.logs_on(side);
         let tracer = sinks.tracer_for(side.tracing_provider.as_deref()).cloned();
         if let Some(tracer) = &tracer {
             let incoming = trace_context::extract(headers);
@@ -338,6 +342,9 @@ impl Telemetry {
         };
         let request = request();
         let attributes = side.needs_attributes().then(|| {
+            // What the app's request carries: the caller's identity header is the mesh's.
+            let mut headers = headers.clone();
+            headers.remove(PEER_HEADER);
             Box::new(policy::RequestAttributes {
                 method: request.method.clone(),
                 path: request.path.clone(),
@@ -348,7 +355,7 @@ impl Telemetry {
                     .map_or("http", |(s, _)| s)
                     .to_string(),
                 protocol: request.protocol,
-                headers: headers.clone(),
+                headers,
                 peer: request.peer.clone(),
             })
         });
@@ -526,23 +533,27 @@ impl Observation {
                     service: &self.service,
                 });
             let bound = attributes.as_ref().and_then(|a| policy.bind(a));
-            let logged = match (&side.log_filter, &bound) {
-                (Some(filter), Some(b)) => b.holds(filter),
-                (Some(_), None) => false,
-                (None, _) => true,
-            };
-            if logged {
-                for log in details.sinks.logs_for(&side.access_log) {
-                    log.request(
-                        &details,
-                        status,
-                        flags,
-                        self.request_bytes,
-                        response_bytes,
-                        duration,
-                    );
+            let mut written: Vec<&Arc<access_log::AccessLog>> = Vec::new();
+            for (log, filter) in details.sinks.logs_for(side) {
+                let logged = match (filter, &bound) {
+                    (Some(filter), Some(b)) => b.holds(filter),
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                };
+                if !logged || written.iter().any(|w| Arc::ptr_eq(w, log)) {
+                    continue;
                 }
+                written.push(log);
+                log.request(
+                    &details,
+                    status,
+                    flags,
+                    self.request_bytes,
+                    response_bytes,
+                    duration,
+                );
             }
+            drop(written);
             if let Some(b) = &bound {
                 extra = side
                     .upserts

@@ -16,8 +16,7 @@ use http::{HeaderMap, HeaderName};
 use weft_api::telemetry::IstioMetric;
 use weft_model::service::WorkloadInfo;
 use weft_model::telemetry::{
-    AccessLogPolicy, MetricOverride, MetricsPolicy, ProxyTelemetry, SideTelemetry, TagChange,
-    TagSource,
+    MetricOverride, MetricsPolicy, ProxyTelemetry, SideTelemetry, TagChange, TagSource,
 };
 
 /// One configuration's telemetry decisions, per side.
@@ -50,10 +49,9 @@ pub struct SidePolicy {
     pub disable_span_reporting: bool,
     /// Custom span tags.
     pub tags: Vec<(String, SpanTag)>,
-    /// Which access logs take lines.
-    pub access_log: AccessLogPolicy,
-    /// Only requests for which this is true are logged.
-    pub log_filter: Option<Expression>,
+    /// The access logs that take lines, each with its filter (only requests for which it
+    /// is true are logged there).
+    pub logs: Vec<(LogTarget, Option<Expression>)>,
     /// Which metrics are recorded and their label changes.
     pub metrics: MetricsPolicy,
     /// The UPSERT value expressions of request metrics, by their text, evaluated once per
@@ -64,13 +62,22 @@ pub struct SidePolicy {
 impl SidePolicy {
     /// True when requests need their attributes kept for an expression.
     pub fn needs_attributes(&self) -> bool {
-        self.log_filter.is_some() || !self.upserts.is_empty()
+        self.logs.iter().any(|(_, f)| f.is_some()) || !self.upserts.is_empty()
     }
 
     /// The override of `metric`, if any.
     pub fn metric(&self, metric: IstioMetric) -> Option<&MetricOverride> {
         self.metrics.overrides.get(&metric)
     }
+}
+
+/// An access log a side writes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// The mesh config's `accessLogFile`, or the proxy's `--access-log`.
+    Mesh,
+    /// An access log provider, by name.
+    Provider(String),
 }
 
 /// A custom span tag's value, as resolved when the configuration is built.
@@ -187,7 +194,14 @@ fn side(t: &SideTelemetry) -> Result<SidePolicy, String> {
             Ok((name.clone(), tag))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let log_filter = t.access_log.filter.as_deref().map(compile).transpose()?;
+    let rule = |filter: &Option<String>| filter.as_deref().map(compile).transpose();
+    let mut logs = Vec::new();
+    if let Some(r) = &t.access_log.legacy {
+        logs.push((LogTarget::Mesh, rule(&r.filter)?));
+    }
+    for (name, r) in &t.access_log.providers {
+        logs.push((LogTarget::Provider(name.clone()), rule(&r.filter)?));
+    }
     let upserts: BTreeSet<&str> = t
         .metrics
         .overrides
@@ -208,8 +222,7 @@ fn side(t: &SideTelemetry) -> Result<SidePolicy, String> {
         sampling: t.tracing.sampling,
         disable_span_reporting: t.tracing.disable_span_reporting,
         tags,
-        access_log: t.access_log.clone(),
-        log_filter,
+        logs,
         metrics: t.metrics.clone(),
         upserts,
     })
@@ -354,15 +367,16 @@ impl Attributes<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_model::telemetry::TracingPolicy;
+    use weft_model::telemetry::{AccessLogPolicy, LogRule, TracingPolicy};
 
     fn policy(filter: &str, upsert: &str) -> TelemetryPolicy {
         let mut side = SideTelemetry {
             tracing: TracingPolicy::default(),
             access_log: AccessLogPolicy {
-                legacy: true,
-                providers: vec![],
-                filter: Some(filter.into()),
+                legacy: Some(LogRule {
+                    filter: Some(filter.into()),
+                }),
+                providers: Default::default(),
             },
             metrics: MetricsPolicy::default(),
         };
@@ -418,7 +432,7 @@ mod tests {
             "request.url_path",
         );
         let side = p.side(true);
-        let filter = side.log_filter.as_ref().expect("a filter");
+        let filter = side.logs[0].1.as_ref().expect("a filter");
         let bound = |code| {
             p.bind(&attributes(&request, code, &w))
                 .expect("expressions")
@@ -434,7 +448,7 @@ mod tests {
             .bind(&attributes(&request, 200, &w))
             .expect("expressions");
         assert!(
-            !bound.holds(side.log_filter.as_ref().expect("filter")),
+            !bound.holds(side.logs[0].1.as_ref().expect("filter")),
             "a missing header makes the expression false, not an error"
         );
         assert_eq!(bound.label(&side.upserts[0].1), "literal");
