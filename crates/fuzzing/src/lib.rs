@@ -127,7 +127,7 @@ pub fn path_normalization(data: &[u8]) {
 /// A connection's first bytes: protocol detection and the request-smuggling check.
 pub fn protocol_detection(data: &[u8]) {
     let _ = weft_proxy::detect::classify(data);
-    let _ = weft_proxy::detect::ambiguous_length(data);
+    let _ = weft_proxy::detect::head_refusal(data);
 }
 
 /// A TLS ClientHello: whether it is complete, its SNI and its ALPN.

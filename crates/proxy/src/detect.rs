@@ -72,32 +72,53 @@ pub async fn detect(stream: &TcpStream, timeout: Duration) -> Detected {
     }
 }
 
-/// True when the first request's head, as far as it has arrived, carries both
-/// `Content-Length` and `Transfer-Encoding`: the request-smuggling ambiguity Envoy refuses
-/// with 400. hyper resolves it silently (it drops `Content-Length` and closes after the
-/// request), so the bytes are looked at before hyper sees them.
-pub fn ambiguous_length(head: &[u8]) -> bool {
+/// What Envoy's codec refuses in a request's head that hyper, weft's codec, answers
+/// otherwise: hyper resolves both lengths silently (it drops `Content-Length` and closes
+/// after the request) and answers 400 where Envoy answers 501, so the first request's bytes
+/// are looked at before hyper sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadRefusal {
+    /// Both `Content-Length` and `Transfer-Encoding`: the request-smuggling ambiguity (400).
+    AmbiguousLength,
+    /// A `Transfer-Encoding` whose last coding is not `chunked` (501 Not Implemented).
+    UnsupportedTransferEncoding,
+}
+
+/// The refusal the head in `head` (as far as it has arrived) calls for, if any.
+pub fn head_refusal(head: &[u8]) -> Option<HeadRefusal> {
     let end = head
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or(head.len());
-    let (mut te, mut cl) = (false, false);
+    let (mut te, mut cl, mut last_coding_chunked) = (false, false, false);
     for line in head[..end].split(|b| *b == b'\n').skip(1) {
-        let name = line.split(|b| *b == b':').next().unwrap_or_default();
-        te |= name.eq_ignore_ascii_case(b"transfer-encoding");
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let (name, value) = match line.iter().position(|b| *b == b':') {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (line, &b""[..]),
+        };
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te = true;
+            let last = value.rsplit(|b| *b == b',').next().unwrap_or_default();
+            last_coding_chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        }
         cl |= name.eq_ignore_ascii_case(b"content-length");
     }
-    te && cl
+    match (te, cl) {
+        (true, true) => Some(HeadRefusal::AmbiguousLength),
+        (true, false) if !last_coding_chunked => Some(HeadRefusal::UnsupportedTransferEncoding),
+        _ => None,
+    }
 }
 
-/// Whether the first request already buffered on `stream` has an ambiguous length
-/// ([`ambiguous_length`]); what has not arrived yet is not waited for.
-pub fn first_request_ambiguous(stream: &TcpStream) -> bool {
+/// The refusal the first request already buffered on `stream` calls for
+/// ([`head_refusal`]); what has not arrived yet is not waited for.
+pub fn first_request_refusal(stream: &TcpStream) -> Option<HeadRefusal> {
     let mut buf = [0u8; 8192];
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match stream.poll_peek(&mut cx, &mut tokio::io::ReadBuf::new(&mut buf)) {
-        std::task::Poll::Ready(Ok(n)) => ambiguous_length(&buf[..n]),
-        _ => false,
+        std::task::Poll::Ready(Ok(n)) => head_refusal(&buf[..n]),
+        _ => None,
     }
 }
 
@@ -106,17 +127,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_head_with_both_lengths_is_ambiguous() {
+    fn heads_envoy_refuses_are_recognized() {
+        let ambiguous = Some(HeadRefusal::AmbiguousLength);
+        let unsupported = Some(HeadRefusal::UnsupportedTransferEncoding);
         let both = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-        assert!(ambiguous_length(both));
+        assert_eq!(head_refusal(both), ambiguous);
         let te_first =
             b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-LENGTH: 5\r\n\r\n";
-        assert!(ambiguous_length(te_first));
-        assert!(!ambiguous_length(
-            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nTransfer-Encoding: x"
-        ));
-        assert!(!ambiguous_length(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-        assert!(!ambiguous_length(b""));
+        assert_eq!(head_refusal(te_first), ambiguous);
+        let gzip = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n";
+        assert_eq!(head_refusal(gzip), unsupported);
+        let chunked_last = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked \r\n\r\n";
+        assert_eq!(head_refusal(chunked_last), None);
+        let identity_last = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n";
+        assert_eq!(head_refusal(identity_last), unsupported);
+        // A header after the head is body, not a header.
+        let in_body = b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nTransfer-Encoding: x";
+        assert_eq!(head_refusal(in_body), None);
+        assert_eq!(head_refusal(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(head_refusal(b""), None);
     }
 
     #[test]

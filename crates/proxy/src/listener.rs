@@ -187,9 +187,11 @@ fn connection(
             (Direction::Gateway { .. }, Detected::Tcp | Detected::Tls) => Detected::Http1,
             (_, d) => d,
         };
-        if detected == Detected::Http1 && crate::detect::first_request_ambiguous(&stream) {
-            refuse_ambiguous(stream).await;
-            return;
+        if detected == Detected::Http1 {
+            if let Some(refusal) = crate::detect::first_request_refusal(&stream) {
+                refuse_head(stream, refusal).await;
+                return;
+            }
         }
         match detected {
             Detected::Http1 | Detected::Http2 => {
@@ -251,15 +253,23 @@ fn connection(
     }
 }
 
-/// Answers a first request carrying both `Content-Length` and `Transfer-Encoding` with
-/// 400 and closes, as Envoy's codec does (nothing after it on the connection is trusted).
-async fn refuse_ambiguous(mut stream: TcpStream) {
+/// Answers a first request whose head Envoy's codec refuses as Envoy does, and closes
+/// (nothing after it on the connection is trusted).
+async fn refuse_head(mut stream: TcpStream, refusal: crate::detect::HeadRefusal) {
     use tokio::io::AsyncWriteExt;
-    const BODY: &str =
-        "both Content-Length and Transfer-Encoding: the request's length is ambiguous\n";
+    let (status, body) = match refusal {
+        crate::detect::HeadRefusal::AmbiguousLength => (
+            "400 Bad Request",
+            "both Content-Length and Transfer-Encoding: the request's length is ambiguous\n",
+        ),
+        crate::detect::HeadRefusal::UnsupportedTransferEncoding => (
+            "501 Not Implemented",
+            "Transfer-Encoding other than chunked is not supported\n",
+        ),
+    };
     let reply = format!(
-        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-weft-response-flags: DPE\r\nconnection: close\r\n\r\n{BODY}",
-        BODY.len()
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-weft-response-flags: DPE\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     );
     let _ = stream.write_all(reply.as_bytes()).await;
     let _ = stream.shutdown().await;
