@@ -69,6 +69,8 @@ pub fn normalize(path: &str, how: Normalization) -> Result<String, BadPath> {
     // Percent-decoding of what RFC 3986 says is equivalent, plus slashes when asked.
     let decode_slashes = how == Normalization::DecodeAndMergeSlashes;
     let mut decoded = Vec::with_capacity(bytes.len());
+    // Where a `%` that starts no escape was kept as it is.
+    let mut stray = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
@@ -87,10 +89,24 @@ pub fn normalize(path: &str, how: Normalization) -> Result<String, BadPath> {
                 continue;
             }
         }
+        if bytes[i] == b'%' {
+            stray.push(decoded.len());
+        }
         // A raw backslash is a separator to many servers: it is one here too.
         let b = bytes[i];
         decoded.push(if b == b'\\' { b'/' } else { b });
         i += 1;
+    }
+    // A kept `%` that decoding made the start of an escape (`%4%41` -> `%4A`) is written
+    // `%25`: a second decoder (the app's) would otherwise see another path than the
+    // policies saw. One that still starts no escape stays as it came, as Envoy keeps it.
+    for at in stray.into_iter().rev() {
+        let pairs = decoded
+            .get(at + 1..at + 3)
+            .is_some_and(|n| n.iter().all(|b| hex(*b).is_some()));
+        if pairs {
+            decoded.splice(at + 1..at + 1, *b"25");
+        }
     }
     let text = String::from_utf8_lossy(&decoded).into_owned();
     if !text.starts_with('/') {
@@ -209,6 +225,27 @@ impl PathPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `path_normalization` fuzz target (fuzz/regressions/path_normalization).
+    #[test]
+    fn a_bare_percent_cannot_pair_with_a_decoded_escape() {
+        for how in [
+            Normalization::Base,
+            Normalization::MergeSlashes,
+            Normalization::DecodeAndMergeSlashes,
+        ] {
+            let once = normalize("/%7Eus+r/%4%412", how).expect("normalizes");
+            assert_eq!(once, "/~us+r/%254A2", "{how:?}");
+            assert_eq!(
+                normalize(&once, how).as_deref(),
+                Ok(once.as_str()),
+                "{how:?}"
+            );
+            // A `%` that still starts no escape stays as it came, as Envoy keeps it.
+            assert_eq!(normalize("/a%", how).as_deref(), Ok("/a%"), "{how:?}");
+            assert_eq!(normalize("/a%zz", how).as_deref(), Ok("/a%zz"), "{how:?}");
+        }
+    }
 
     #[test]
     fn the_bypass_table_normalizes_to_the_protected_path() {
