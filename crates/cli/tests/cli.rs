@@ -214,6 +214,42 @@ spec:
 }
 
 #[test]
+fn analyze_against_a_mesh_config_finds_telemetry_entries_without_providers() {
+    let dir = std::env::temp_dir().join(format!("weft-analyze-mesh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mesh = dir.join("mesh.yaml");
+    std::fs::write(&mesh, "enableTracing: true\n").expect("write");
+    let telemetry = "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: sampling, namespace: istio-system}\nspec:\n  tracing: [{randomSamplingPercentage: 5}]\n";
+    let mesh_arg = mesh.display().to_string();
+    let o = weft(
+        &["analyze", "-f", "-", "--mesh-config", &mesh_arg],
+        Some(telemetry),
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "a warning: {out}");
+    assert!(
+        out.contains("Warning [IST0157] (Telemetry istio-system/sampling -:5)")
+            && out.contains("names no tracing provider"),
+        "{out}"
+    );
+    // Without the mesh config the analyzer cannot know the defaults: it stays silent.
+    let o = weft(&["analyze", "-f", "-"], Some(telemetry));
+    assert!(!stdout(&o).contains("IST0157"), "{}", stdout(&o));
+    // A mesh config with errors is refused, naming them.
+    std::fs::write(&mesh, "enableTracing: maybe\n").expect("write");
+    let o = weft(
+        &["analyze", "-f", "-", "--mesh-config", &mesh_arg],
+        Some(telemetry),
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("enableTracing"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
 fn analyze_finds_a_destination_rule_that_contradicts_strict_mtls() {
     let rules = r#"---
 apiVersion: security.istio.io/v1

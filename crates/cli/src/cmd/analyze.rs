@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use serde_json::{Value, json};
 use weft_api::Diagnostic;
-use weft_model::analyze::{Finding, Level, Suppression, analyze, schema_findings};
+use weft_model::analyze::{Finding, Level, Suppression, analyze_with_mesh, schema_findings};
 
 use crate::input;
 
@@ -69,6 +69,10 @@ pub struct Args {
     /// `name.namespace` or `namespace/name` (e.g. "IST0101=VirtualService *.default"). Repeatable.
     #[arg(short = 'S', long = "suppress", value_name = "CODE=Kind name")]
     pub suppress: Vec<Suppression>,
+    /// Istio's mesh config (its YAML, or Istio's ConfigMap) the resources are analyzed
+    /// against, as istioctl analyzes against the cluster's: enables IST0157.
+    #[arg(long)]
+    pub mesh_config: Option<std::path::PathBuf>,
 }
 
 /// A finding as istioctl's JSON and YAML outputs give it.
@@ -108,7 +112,24 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // As istioctl, the other analyzers see the resources the schema check reports too.
     let mut analyzed = loaded.resources.clone();
     analyzed.extend(loaded.invalid.iter().cloned());
-    findings.extend(analyze(&analyzed));
+    let mesh = match &args.mesh_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            let loaded =
+                weft_api::mesh_config::load_mesh_config(&path.display().to_string(), &text);
+            match loaded.config {
+                Some(config) => Some(config),
+                None => {
+                    let errors: Vec<String> =
+                        loaded.diagnostics.iter().map(|d| d.to_string()).collect();
+                    anyhow::bail!("the mesh config has errors:\n{}", errors.join("\n"));
+                }
+            }
+        }
+        None => None,
+    };
+    findings.extend(analyze_with_mesh(&analyzed, mesh.as_ref()));
     findings.retain(|f| !args.suppress.iter().any(|s| s.matches(f)));
     let failure = Level::from(args.failure_threshold);
     let failed = findings.iter().any(|f| f.level >= failure);

@@ -295,6 +295,9 @@ pub mod codes {
         "ConflictingTelemetryWorkloadSelectors",
         Level::Error,
     );
+    /// A Telemetry entry naming no provider where the mesh config has no default one.
+    pub const INVALID_TELEMETRY_PROVIDER: Code =
+        code("IST0157", "InvalidTelemetryProvider", Level::Warning);
     /// Several Telemetries without a selector in one namespace.
     pub const MULTIPLE_TELEMETRIES_WITHOUT_WORKLOAD_SELECTORS: Code = code(
         "IST0160",
@@ -344,6 +347,7 @@ pub mod codes {
         IMAGE_AUTO_WITHOUT_INJECTION_WARNING,
         IMAGE_AUTO_WITHOUT_INJECTION_ERROR,
         EXTERNAL_NAME_SERVICE_TYPE_INVALID_PORT_NAME,
+        INVALID_TELEMETRY_PROVIDER,
         CONFLICTING_TELEMETRY_WORKLOAD_SELECTORS,
         MULTIPLE_TELEMETRIES_WITHOUT_WORKLOAD_SELECTORS,
         GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
@@ -365,6 +369,8 @@ pub const SUPPRESS_ANNOTATION: &str = "galley.istio.io/analyze-suppress";
 struct Context<'r> {
     resources: &'r [LocatedResource],
     registry: Registry<'r>,
+    /// The mesh config the resources are analyzed against, when one was given.
+    mesh: Option<&'r weft_api::mesh_config::MeshConfig>,
 }
 
 fn involved(r: &LocatedResource, path: &str) -> Involved {
@@ -387,9 +393,19 @@ fn finding(code: Code, message: String, resources: Vec<Involved>) -> Finding {
 
 /// Every finding for `resources` taken together.
 pub fn analyze(resources: &[LocatedResource]) -> Vec<Finding> {
+    analyze_with_mesh(resources, None)
+}
+
+/// Every finding for `resources` taken together, with the analyzers that need the mesh
+/// config (IST0157) when `mesh` is given.
+pub fn analyze_with_mesh(
+    resources: &[LocatedResource],
+    mesh: Option<&weft_api::mesh_config::MeshConfig>,
+) -> Vec<Finding> {
     let ctx = Context {
         resources,
         registry: Registry::new(resources),
+        mesh,
     };
     let mut out = Vec::new();
     references::check(&ctx, &mut out);

@@ -3,7 +3,9 @@
 //! (two selector-less Telemetries in one namespace), and IST0101 ReferencedResourceNotFound
 //! for a selector that selects no workload of its namespace among the files. Of such
 //! conflicting resources weft applies the oldest, as Istio does; the finding says which
-//! were written to no effect.
+//! were written to no effect. With a mesh config, IST0157 InvalidTelemetryProvider: an
+//! entry naming no provider where the mesh config has no default provider of its kind
+//! does nothing.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +19,9 @@ use super::{Context, Finding, codes, finding, involved};
 type Candidate<'r> = (&'r str, &'r BTreeMap<String, String>);
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    if let Some(mesh) = ctx.mesh {
+        providers(ctx, mesh, out);
+    }
     let mut by_ns: BTreeMap<&str, Vec<Candidate<'_>>> = BTreeMap::new();
     for w in workloads(ctx.resources) {
         by_ns
@@ -101,6 +106,53 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// IST0157: entries without providers, of a kind the mesh config has no default for.
+fn providers(ctx: &Context<'_>, mesh: &weft_api::mesh_config::MeshConfig, out: &mut Vec<Finding>) {
+    let defaults = mesh.default_providers.clone().unwrap_or_default();
+    for r in ctx.resources {
+        let Resource::Telemetry(t) = &r.resource else {
+            continue;
+        };
+        let empty =
+            |kind: &str, count: usize, unnamed: &dyn Fn(usize) -> bool, defaults: &[String]| {
+                (0..count)
+                    .filter(|i| unnamed(*i) && defaults.is_empty())
+                    .map(|i| (kind.to_string(), i))
+                    .collect::<Vec<_>>()
+            };
+        let spec = &t.spec;
+        let mut found = empty(
+            "tracing",
+            spec.tracing.len(),
+            &|i| spec.tracing[i].providers.is_empty(),
+            &defaults.tracing,
+        );
+        found.extend(empty(
+            "accessLogging",
+            spec.access_logging.len(),
+            &|i| spec.access_logging[i].providers.is_empty(),
+            &defaults.access_logging,
+        ));
+        found.extend(empty(
+            "metrics",
+            spec.metrics.len(),
+            &|i| spec.metrics[i].providers.is_empty(),
+            &defaults.metrics,
+        ));
+        for (kind, i) in found {
+            out.push(finding(
+                codes::INVALID_TELEMETRY_PROVIDER,
+                format!(
+                    "The Telemetry {} in namespace \"{}\" names no {kind} provider and the mesh config has no default {kind} provider (defaultProviders.{kind}): the entry will be ignored.",
+                    t.metadata.name,
+                    t.metadata.namespace()
+                ),
+                vec![involved(r, &format!("spec.{kind}[{i}]"))],
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::{codes_of, run};
@@ -123,6 +175,46 @@ kind: WorkloadEntry
 metadata: {name: vm1}
 spec: {address: 10.0.0.9, labels: {app: reviews, version: v1}}
 ";
+
+    #[test]
+    fn entries_without_providers_need_a_default_provider_in_the_mesh_config() {
+        let yaml = "apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing: [{randomSamplingPercentage: 10}]
+  accessLogging: [{providers: [{name: envoy}]}, {disabled: true}]
+  metrics: [{overrides: [{match: {metric: REQUEST_COUNT}, disabled: true}]}]
+";
+        let loaded = weft_api::load_str("t.yaml", yaml);
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let mesh = |text: &str| {
+            weft_api::mesh_config::load_mesh_config("mesh.yaml", text)
+                .config
+                .expect("valid")
+        };
+        let none = mesh("{}\n");
+        let f = super::super::analyze_with_mesh(&loaded.resources, Some(&none));
+        let f: Vec<_> = f.iter().filter(|f| f.code == "IST0157").collect();
+        // Every entry without providers: tracing (line 5), the disabled log entry (line 6:
+        // with no provider in force there is nothing to disable) and metrics (line 7).
+        let lines: Vec<usize> = f.iter().map(|f| f.resources[0].line).collect();
+        assert_eq!(lines, [5, 6, 7], "{f:#?}");
+        assert!(
+            f[0].message.starts_with(
+                "The Telemetry mesh-default in namespace \"istio-system\" names no tracing provider"
+            ),
+            "{}",
+            f[0].message
+        );
+        let with_defaults = mesh(
+            "defaultProviders: {tracing: [otel], accessLogging: [envoy], metrics: [prometheus]}\nextensionProviders:\n- name: otel\n  opentelemetry: {service: otel.istio-system, port: 4318, http: {path: /v1/traces}}\n",
+        );
+        let f = super::super::analyze_with_mesh(&loaded.resources, Some(&with_defaults));
+        assert!(!f.iter().any(|f| f.code == "IST0157"), "{f:?}");
+        // Without a mesh config the analyzer does not run.
+        assert!(!run(yaml).iter().any(|f| f.code == "IST0157"));
+    }
 
     #[test]
     fn two_telemetries_selecting_one_workload_conflict() {
