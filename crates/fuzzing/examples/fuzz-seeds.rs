@@ -1,7 +1,7 @@
 //! Writes the seed corpus of every fuzz target into `fuzz/corpus/<target>/`: the mesh's
 //! own examples, and small valid inputs of each format (requests, ClientHellos, pushed
 //! updates, OTLP and Zipkin spans, tokens). Run from the repository's root:
-//! `cargo run -p weft-fuzzing --bin fuzz-seeds`.
+//! `cargo run -p weft-fuzzing --example fuzz-seeds`.
 
 use std::path::Path;
 
