@@ -27,10 +27,6 @@ pub enum Reason {
     /// The request body could not be read from the client.
     #[error("reading request body: {0}")]
     RequestBody(hyper::Error),
-    /// The request's framing is ambiguous or incomplete (Envoy's codec refusals): the
-    /// reply closes the connection, since what follows on it cannot be trusted.
-    #[error("{0}")]
-    BadFraming(&'static str),
     /// `CONNECT` on a listener that does not tunnel.
     #[error("CONNECT is served only by the outbound listener")]
     ConnectNotServed,
@@ -152,7 +148,6 @@ impl Reason {
             Reason::MissingHost
             | Reason::BadPath(_)
             | Reason::RequestBody(_)
-            | Reason::BadFraming(_)
             | Reason::Upstream {
                 error: SendError::RequestBody(_),
                 ..
@@ -195,9 +190,7 @@ impl Reason {
             | Reason::RegistryOnly(_)
             | Reason::PayloadTooLarge
             | Reason::Jwt { .. } => ResponseFlags::NONE,
-            Reason::BadPath(_) | Reason::RequestBody(_) | Reason::BadFraming(_) => {
-                ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR
-            }
+            Reason::BadPath(_) | Reason::RequestBody(_) => ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
             Reason::Denied => ResponseFlags::RBAC_ACCESS_DENIED,
             Reason::ExtAuthzDenied(_) => ResponseFlags::UNAUTHORIZED_EXTERNAL_SERVICE,
             Reason::RateLimited { .. } => ResponseFlags::RATE_LIMITED,
@@ -296,9 +289,8 @@ impl LocalReply {
                 }
             }
             // The connection was accepted before STRICT applied: it gets no more requests;
-            // after a framing error, or a body that broke off, nothing more on it is read.
+            // after a body that broke off, nothing more on it is read.
             Reason::StrictPlaintext
-            | Reason::BadFraming(_)
             | Reason::RequestBody(_)
             | Reason::Upstream {
                 error: SendError::RequestBody(_),

@@ -70,8 +70,9 @@ impl HttpProxy {
             Direction::Inbound => Reporter::Destination,
             _ => Reporter::Source,
         };
-        // The Telemetry policy of the configuration in force now; the request keeps it.
-        let policy = self.snapshots.load().telemetry.clone();
+        // The configuration in force now: the request keeps it (and its Telemetry policy).
+        let snapshot = self.snapshots.load();
+        let policy = snapshot.telemetry.clone();
         let mut obs = self.telemetry.observe(reporter, grpc, policy);
         if reporter == Reporter::Source {
             // Only this proxy says who is calling; never what the client claims.
@@ -126,7 +127,7 @@ impl HttpProxy {
         }
         obs.mutual_tls = principal.is_some();
         let response = self
-            .serve(down, principal.as_deref(), req, grpc, &mut obs)
+            .serve(snapshot, down, principal.as_deref(), req, grpc, &mut obs)
             .await
             .unwrap_or_else(|reply| reply.render(grpc));
         ObservedBody::wrap(response, Some(obs))
@@ -135,6 +136,7 @@ impl HttpProxy {
     /// Frames the request and hands it to the listener's side.
     async fn serve(
         &self,
+        snapshot: Arc<crate::snapshot::Snapshot>,
         down: Downstream,
         principal: Option<&str>,
         mut req: Request<Incoming>,
@@ -144,7 +146,6 @@ impl HttpProxy {
         if req.version() < Version::HTTP_2 {
             check_http1_framing(&req)?;
         }
-        let snapshot = self.snapshots.load();
         if req.method() == Method::CONNECT {
             // Only the app's own sidecar tunnels for it: on a gateway or the inbound side a
             // tunnel would reach past the routes and the AuthorizationPolicies.
@@ -202,18 +203,12 @@ impl HttpProxy {
     }
 }
 
-/// What Envoy's HTTP/1 codec refuses and hyper lets through: a request carrying both
-/// `Content-Length` and `Transfer-Encoding` (the request-smuggling ambiguity, RFC 9112
-/// §6.3), and HTTP/1.1 naming no host (neither `Host` nor an absolute-form target).
+/// What Envoy's HTTP/1 codec refuses and hyper lets through once it has parsed the
+/// head: HTTP/1.1 naming no host (neither `Host` nor an absolute-form target). Both lengths
+/// never get here (hyper drops `Content-Length`): the listener refuses them from the raw
+/// head (`detect::head_refusal`).
 fn check_http1_framing<B>(req: &Request<B>) -> Result<(), Reason> {
     let h = req.headers();
-    if h.contains_key(http::header::TRANSFER_ENCODING)
-        && h.contains_key(http::header::CONTENT_LENGTH)
-    {
-        return Err(Reason::BadFraming(
-            "both Content-Length and Transfer-Encoding: the request's length is ambiguous",
-        ));
-    }
     if req.version() == http::Version::HTTP_11 && req.uri().authority().is_none() {
         let host = h.get(HOST).map(|v| v.as_bytes());
         if host.is_none_or(<[u8]>::is_empty) {
