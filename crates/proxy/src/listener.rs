@@ -172,7 +172,7 @@ fn connection(
                     watcher,
                     reporter,
                 };
-                return serve_mesh_tls(stream, config, accepted, port, mode).await;
+                return Box::pin(serve_mesh_tls(stream, config, accepted, port, mode)).await;
             }
             if mode == Mode::Strict {
                 tracing::debug!(%peer, port, "plaintext connection refused: PeerAuthentication STRICT");
@@ -198,7 +198,8 @@ fn connection(
                 let down = Downstream { peer, original_dst };
                 let h2 = detected == Detected::Http2;
                 let limits = settings.limits;
-                serve_http(stream, down, None, http, h2, watcher, limits).await;
+                // Boxed: until the protocol is known the task holds only detection's state.
+                Box::pin(serve_http(stream, down, None, http, h2, watcher, limits)).await;
             }
             Detected::Tcp | Detected::Tls => {
                 let decision = match settings.direction {
@@ -244,7 +245,10 @@ fn connection(
                             reporter,
                             policy: snapshot.telemetry.clone(),
                         };
-                        tcp::proxy_stream(stream, d, telemetry, side, identity, stop, None).await
+                        Box::pin(tcp::proxy_stream(
+                            stream, d, telemetry, side, identity, stop, None,
+                        ))
+                        .await
                     }
                     None => tracing::debug!(%peer, "TCP connection with no destination closed"),
                 }
@@ -394,7 +398,7 @@ async fn serve_http<I>(
     // would also cut idle keep-alive connections).
     let activity = limits::Activity::new(!h2);
     let marks = activity.clone();
-    let service = service_fn(move |req| {
+    let handle = move |req| {
         let (http, principal, marks) = (http.clone(), principal.clone(), marks.clone());
         async move {
             marks.request_started();
@@ -402,7 +406,7 @@ async fn serve_http<I>(
             marks.request_answered(resp.status() == http::StatusCode::SWITCHING_PROTOCOLS);
             Ok::<_, std::convert::Infallible>(resp)
         }
-    });
+    };
     let io = TokioIo::new(limits::Active::new(io, activity.clone()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -413,15 +417,27 @@ async fn serve_http<I>(
         .timer(hyper_util::rt::TokioTimer::new())
         .max_header_list_size(limits::MAX_REQUEST_HEADER_BYTES as u32)
         .max_concurrent_streams(limits::MAX_CONCURRENT_STREAMS);
-    let builder = if h2 {
-        builder.http2_only()
+    // One connection served with `service`, cut by the listener's limits.
+    macro_rules! serve_with {
+        ($builder:expr, $service:expr) => {{
+            let builder = $builder;
+            let conn = builder.serve_connection_with_upgrades(io, $service);
+            let served = watcher.watch(conn.into_owned());
+            let mut result = None;
+            let cut = limits::watch(async { result = Some(served.await) }, &activity, limits).await;
+            (cut, result)
+        }};
+    }
+    // HTTP/2 runs each stream as a task of its own, which tokio moves whole: with the
+    // request's (large) future boxed the task stays small (bench/callgrind: half the
+    // instructions per request). HTTP/1 keeps the future inline, where boxing would only
+    // add a copy of it per request.
+    let (cut, result) = if h2 {
+        let service = service_fn(move |req| Box::pin(handle(req)));
+        serve_with!(builder.http2_only(), service)
     } else {
-        builder.http1_only()
+        serve_with!(builder.http1_only(), service_fn(handle))
     };
-    let conn = builder.serve_connection_with_upgrades(io, service);
-    let served = watcher.watch(conn.into_owned());
-    let mut result = None;
-    let cut = limits::watch(async { result = Some(served.await) }, &activity, limits).await;
     match cut {
         Some(limits::Cut::Idle) => {
             telemetry.metrics.idle_timeout();
