@@ -11,8 +11,9 @@
 //!       connections share RPS messages per second, each on its own fixed schedule (open
 //!       loop). --connect first sends `CONNECT AUTHORITY HTTP/1.1` on each connection and
 //!       waits for a 2xx: how an app reaches a TCP service through an explicit-proxy
-//!       listener (weft's outbound listener without iptables redirection); the tunnels are
-//!       set up before the clock starts, so only the opaque round trips are measured.
+//!       listener (weft's outbound listener without iptables redirection). Every
+//!       connection (with its tunnel) makes one round trip before the clock starts, so
+//!       only round trips on established connections are measured, for every proxy alike.
 //!
 //! Prints one line for bench/mesh:
 //!   BENCH requests=.. duration_us=.. rps=.. p50_us=.. p99_us=.. p999_us=.. errors=..
@@ -119,7 +120,15 @@ fn connection(load: Arc<Load>, index: usize, start: Arc<Barrier>, t0: Arc<std::s
         .map(|i| if i + 1 == load.size { b'\n' } else { b"0123456789abcdef"[(i + index) % 16] })
         .collect();
     let mut back = vec![0u8; load.size];
-    let stream = open(&load);
+    // One round trip before the clock starts, so every hop of the path (TLS handshakes
+    // between the sidecars, their connections to the app) is set up for every proxy alike.
+    let stream = open(&load).and_then(|mut s| {
+        if round_trip(&mut s, &msg, &mut back) {
+            Ok(s)
+        } else {
+            Err("the first round trip failed".to_string())
+        }
+    });
     start.wait();
     let mut s = match stream {
         Ok(s) => s,
