@@ -111,17 +111,6 @@ pub fn head_refusal(head: &[u8]) -> Option<HeadRefusal> {
     }
 }
 
-/// The refusal the first request already buffered on `stream` calls for
-/// ([`head_refusal`]); what has not arrived yet is not waited for.
-pub fn first_request_refusal(stream: &TcpStream) -> Option<HeadRefusal> {
-    let mut buf = [0u8; 8192];
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match stream.poll_peek(&mut cx, &mut tokio::io::ReadBuf::new(&mut buf)) {
-        std::task::Poll::Ready(Ok(n)) => head_refusal(&buf[..n]),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

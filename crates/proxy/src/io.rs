@@ -97,6 +97,17 @@ impl<S> Rewound<S> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    /// Whether every byte of the prefix has been read again.
+    pub fn is_rewound(&self) -> bool {
+        self.read >= self.prefix.len()
+    }
+
+    /// The prefix's bytes not read yet, and the connection underneath.
+    pub fn into_parts(mut self) -> (Vec<u8>, S) {
+        self.prefix.drain(..self.read.min(self.prefix.len()));
+        (self.prefix, self.inner)
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Rewound<S> {

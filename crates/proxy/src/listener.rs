@@ -20,8 +20,10 @@ use crate::snapshot::SnapshotCell;
 use crate::{orig_dst, tcp};
 use weft_model::peer_authn::Mode;
 
+mod http1;
 pub mod limits;
 
+pub use http1::HAND_BACK_AFTER;
 pub use limits::ConnectionLimits;
 
 /// The longest an inbound mTLS handshake may take (a stalled client holds nothing longer).
@@ -77,7 +79,7 @@ pub async fn serve(
                         },
                         None => None,
                     };
-                    let conn = connection(stream, peer, snapshots.clone(), http.clone(), settings.clone(), &graceful);
+                    let conn = connection(stream, peer, snapshots.clone(), http.clone(), settings.clone(), &graceful, shutdown.clone());
                     tokio::spawn(async move {
                         conn.await;
                         drop(slot);
@@ -107,6 +109,7 @@ fn connection(
     http: Arc<HttpProxy>,
     settings: Arc<ListenerSettings>,
     graceful: &GracefulShutdown,
+    drain: watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let watcher = graceful.watcher();
     async move {
@@ -183,23 +186,22 @@ fn connection(
         let sni = hello.as_deref().and_then(crate::sni::server_name);
         // A gateway's ports serve HTTP only: whatever else a client sends is answered as a
         // malformed HTTP/1 request (400), as Envoy's HTTP listener answers it.
+        let looks_http1 = detected == Detected::Http1;
         let detected = match (settings.direction, detected) {
             (Direction::Gateway { .. }, Detected::Tcp | Detected::Tls) => Detected::Http1,
             (_, d) => d,
         };
-        if detected == Detected::Http1 {
-            if let Some(refusal) = crate::detect::first_request_refusal(&stream) {
-                refuse_head(stream, refusal).await;
-                return;
-            }
-        }
         match detected {
-            Detected::Http1 | Detected::Http2 => {
+            Detected::Http1 => {
                 let down = Downstream { peer, original_dst };
-                let h2 = detected == Detected::Http2;
                 let limits = settings.limits;
                 // Boxed: until the protocol is known the task holds only detection's state.
-                Box::pin(serve_http(stream, down, None, http, h2, watcher, limits)).await;
+                Box::pin(http1::serve(stream, down, http, drain, limits, looks_http1)).await;
+            }
+            Detected::Http2 => {
+                let down = Downstream { peer, original_dst };
+                let limits = settings.limits;
+                Box::pin(serve_http(stream, down, None, http, true, watcher, limits)).await;
             }
             Detected::Tcp | Detected::Tls => {
                 let decision = match settings.direction {
@@ -403,7 +405,10 @@ async fn serve_http<I>(
         async move {
             marks.request_started();
             let resp = http.handle(down, principal, req).await;
-            marks.request_answered(resp.status() == http::StatusCode::SWITCHING_PROTOCOLS);
+            marks.request_answered(
+                resp.status() == http::StatusCode::SWITCHING_PROTOCOLS,
+                false,
+            );
             Ok::<_, std::convert::Infallible>(resp)
         }
     };
@@ -438,19 +443,30 @@ async fn serve_http<I>(
     } else {
         serve_with!(builder.http1_only(), service_fn(handle))
     };
-    match cut {
-        Some(limits::Cut::Idle) => {
-            telemetry.metrics.idle_timeout();
-            tracing::debug!(%peer, idle = ?limits.idle_timeout, "idle downstream connection closed");
-        }
-        Some(limits::Cut::SlowHead) => {
-            telemetry.metrics.header_timeout();
-            tracing::debug!(%peer, timeout = ?limits.header_timeout, "request headers too slow: connection closed");
-        }
-        None => {}
+    if let Some(cut) = cut {
+        report_cut(&telemetry, peer, cut, &limits);
     }
     if let Some(Err(e)) = result {
         tracing::debug!(%peer, error = %e, "downstream connection ended");
+    }
+}
+
+/// Counts and logs a connection the listener's `limits` cut.
+fn report_cut(
+    telemetry: &crate::telemetry::Telemetry,
+    peer: SocketAddr,
+    cut: limits::Cut,
+    limits: &ConnectionLimits,
+) {
+    match cut {
+        limits::Cut::Idle => {
+            telemetry.metrics.idle_timeout();
+            tracing::debug!(%peer, idle = ?limits.idle_timeout, "idle downstream connection closed");
+        }
+        limits::Cut::SlowHead => {
+            telemetry.metrics.header_timeout();
+            tracing::debug!(%peer, timeout = ?limits.header_timeout, "request headers too slow: connection closed");
+        }
     }
 }
 

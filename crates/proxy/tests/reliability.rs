@@ -569,3 +569,138 @@ async fn http2_floods_leave_the_proxy_serving() {
         );
     }
 }
+
+/// Reads from `s` until `count` whole responses (head and `ok` body) have come.
+async fn responses(s: &mut TcpStream, count: usize) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while String::from_utf8_lossy(&got)
+        .matches("HTTP/1.1 200")
+        .count()
+        < count
+        || !got.ends_with(b"app")
+    {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answers in time")
+            .expect("read");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A keep-alive connection quiet for longer than the hand-back delay (hyper gives it back
+/// and it waits for its next head holding only its socket) goes on being served: a single
+/// request, two pipelined in one write, a head that arrives in two parts; the idle
+/// timeout still counts from the last byte moved, and the header timeout from a head's
+/// first byte while it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_connections_handed_back_while_idle_go_on_serving() {
+    let app = upstream::named("app").await;
+    let limits = ConnectionLimits {
+        idle_timeout: Duration::from_millis(3000),
+        header_timeout: Duration::from_millis(2000),
+        ..ConnectionLimits::default()
+    };
+    let (proxy, gateway) = gateway(app.addr, limits).await;
+    let quiet = weft_proxy::listener::HAND_BACK_AFTER + Duration::from_millis(500);
+    let request = format!("GET / HTTP/1.1\r\n{H}\r\n");
+    let mut s = TcpStream::connect(gateway).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    responses(&mut s, 1).await;
+    tokio::time::sleep(quiet).await;
+    s.write_all(format!("{request}{request}").as_bytes())
+        .await
+        .expect("write");
+    let two = responses(&mut s, 2).await;
+    assert_eq!(two.matches("HTTP/1.1 200").count(), 2, "{two}");
+    tokio::time::sleep(quiet).await;
+    let (first, rest) = request.split_at(10);
+    s.write_all(first.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.write_all(rest.as_bytes()).await.expect("write");
+    responses(&mut s, 1).await;
+    assert_eq!(app.hits(), 4, "every request reached the app");
+    // Silent from here: closed at the idle timeout after the last byte, not before.
+    let last = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    let took = last.elapsed();
+    assert!(
+        took >= Duration::from_millis(2800) && took < Duration::from_millis(4500),
+        "idle connection closed after {took:?}"
+    );
+    // A head started after a hand-back is cut at the header timeout from its first byte.
+    let mut slow = TcpStream::connect(gateway).await.expect("connect");
+    slow.write_all(request.as_bytes()).await.expect("write");
+    responses(&mut slow, 1).await;
+    tokio::time::sleep(quiet).await;
+    let started = std::time::Instant::now();
+    slow.write_all(b"GET / HTTP/1.1\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let n = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buf))
+        .await
+        .expect("cut in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "cut without an answer");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_millis(3500),
+        "slow head cut after {took:?}"
+    );
+    let s = stats(&proxy).await;
+    assert_eq!(
+        counter(&s, "weft_downstream_cx_idle_timeout_total"),
+        1,
+        "{s}"
+    );
+    assert_eq!(
+        counter(&s, "weft_downstream_rq_header_timeout_total"),
+        1,
+        "{s}"
+    );
+}
+
+/// Draining closes a keep-alive connection waiting for its next request at once, and
+/// lets one whose request is under way finish it, answered with `Connection: close`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_closes_waiting_connections_and_finishes_requests_under_way() {
+    let slow = upstream::http(std::sync::Arc::new(|_, _| upstream::Reply {
+        delay: Duration::from_millis(800),
+        ..upstream::Reply::ok("app")
+    }))
+    .await;
+    let (proxy, gateway) = gateway(slow.addr, ConnectionLimits::default()).await;
+    let request = format!("GET / HTTP/1.1\r\n{H}\r\n");
+    // One connection handed back and waiting, one served by hyper and idle, one busy.
+    let mut waiting = TcpStream::connect(gateway).await.expect("connect");
+    waiting.write_all(request.as_bytes()).await.expect("write");
+    responses(&mut waiting, 1).await;
+    tokio::time::sleep(weft_proxy::listener::HAND_BACK_AFTER + Duration::from_millis(500)).await;
+    let mut served = TcpStream::connect(gateway).await.expect("connect");
+    served.write_all(request.as_bytes()).await.expect("write");
+    responses(&mut served, 1).await;
+    let mut busy = TcpStream::connect(gateway).await.expect("connect");
+    busy.write_all(request.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.shutdown();
+    let mut buf = [0u8; 64];
+    for (name, s) in [("waiting", &mut waiting), ("served", &mut served)] {
+        let n = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("the {name} connection closed at once"))
+            .unwrap_or(0);
+        assert_eq!(n, 0, "the {name} connection closed without an answer");
+    }
+    let answer = responses(&mut busy, 1).await;
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+}

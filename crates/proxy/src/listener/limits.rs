@@ -56,6 +56,11 @@ pub struct Activity {
     in_request: AtomicBool,
     /// Heads are timed (HTTP/1 until an upgrade; never for HTTP/2).
     time_heads: AtomicBool,
+    /// The last response leaves the connection open for another request (HTTP/1.1
+    /// keep-alive, no `Connection: close` either way), so it may be handed back idle.
+    reusable: AtomicBool,
+    /// Being handed back: the IO's shutdown leaves the socket open.
+    handing_back: AtomicBool,
     /// Wakes the watchdog when a head starts.
     head_started: tokio::sync::Notify,
 }
@@ -69,6 +74,8 @@ impl Activity {
             head: AtomicU64::new(0),
             in_request: AtomicBool::new(false),
             time_heads: AtomicBool::new(time_heads),
+            reusable: AtomicBool::new(false),
+            handing_back: AtomicBool::new(false),
             head_started: tokio::sync::Notify::new(),
         })
     }
@@ -104,11 +111,57 @@ impl Activity {
     }
 
     /// Its response is on its way; after `101 Switching Protocols` the bytes are a tunnel's.
-    pub fn request_answered(&self, upgraded: bool) {
+    /// `reusable`: the connection stays open for another request after it.
+    pub fn request_answered(&self, upgraded: bool, reusable: bool) {
         if upgraded {
             self.time_heads.store(false, Ordering::Relaxed);
         }
+        self.reusable
+            .store(reusable && !upgraded, Ordering::Relaxed);
         self.in_request.store(false, Ordering::Relaxed);
+    }
+
+    /// When a byte last moved.
+    pub fn last_moved(&self) -> Instant {
+        self.at(self.last.load(Ordering::Relaxed))
+    }
+
+    /// The cut due by `now`, else when one next could be.
+    pub fn deadline(&self, limits: &ConnectionLimits, now: Instant) -> Result<Instant, Cut> {
+        let idle_at = self.last_moved() + limits.idle_timeout;
+        let head = self.head.load(Ordering::Relaxed);
+        let head_at = (head != 0).then(|| self.at(head - 1) + limits.header_timeout);
+        if head_at.is_some_and(|at| at <= now) {
+            return Err(Cut::SlowHead);
+        }
+        if idle_at <= now {
+            return Err(Cut::Idle);
+        }
+        Ok(head_at.map_or(idle_at, |h| h.min(idle_at)))
+    }
+
+    /// When the connection, quiet for `after` with no request or head under way and the
+    /// last response leaving it open, may be handed back; `None` while it may not be.
+    pub fn hand_back_at(&self, after: Duration) -> Option<Instant> {
+        let quiet = self.head.load(Ordering::Relaxed) == 0
+            && !self.in_request.load(Ordering::Relaxed)
+            && self.reusable.load(Ordering::Relaxed)
+            && self.time_heads.load(Ordering::Relaxed);
+        quiet.then(|| self.last_moved() + after)
+    }
+
+    /// The connection is being handed back: its IO's shutdown keeps the socket open.
+    pub fn hand_back(&self) {
+        self.handing_back.store(true, Ordering::Relaxed);
+    }
+
+    /// Resolves when a request head starts (while none is under way).
+    pub async fn head_started(&self) {
+        if self.head.load(Ordering::Relaxed) == 0 {
+            self.head_started.notified().await;
+        } else {
+            std::future::pending().await
+        }
     }
 }
 
@@ -123,6 +176,11 @@ impl<I> Active<I> {
     /// `inner`, recording into `activity`.
     pub fn new(inner: I, activity: Arc<Activity>) -> Active<I> {
         Active { inner, activity }
+    }
+
+    /// The connection underneath.
+    pub fn into_inner(self) -> I {
+        self.inner
     }
 }
 
@@ -159,6 +217,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Active<I> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.activity.handing_back.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
@@ -197,21 +258,14 @@ pub async fn watch<F: std::future::Future>(
 ) -> Option<Cut> {
     tokio::pin!(conn);
     loop {
-        let idle_at = activity.at(activity.last.load(Ordering::Relaxed)) + limits.idle_timeout;
-        let head = activity.head.load(Ordering::Relaxed);
-        let head_at = (head != 0).then(|| activity.at(head - 1) + limits.header_timeout);
-        let now = Instant::now();
-        if head_at.is_some_and(|at| at <= now) {
-            return Some(Cut::SlowHead);
-        }
-        if idle_at <= now {
-            return Some(Cut::Idle);
-        }
-        let wake = head_at.map_or(idle_at, |h| h.min(idle_at));
+        let wake = match activity.deadline(&limits, Instant::now()) {
+            Ok(at) => at,
+            Err(cut) => return Some(cut),
+        };
         tokio::select! {
             _ = &mut conn => return None,
             _ = tokio::time::sleep_until(wake) => {}
-            _ = activity.head_started.notified(), if head_at.is_none() => {}
+            _ = activity.head_started() => {}
         }
     }
 }
