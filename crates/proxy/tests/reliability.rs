@@ -688,7 +688,12 @@ async fn draining_closes_waiting_connections_and_finishes_requests_under_way() {
     responses(&mut served, 1).await;
     let mut busy = TcpStream::connect(gateway).await.expect("connect");
     busy.write_all(request.as_bytes()).await.expect("write");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        counter(&stats(&proxy).await, "weft_downstream_cx_handed_back_total"),
+        1,
+        "only the first connection was quiet long enough"
+    );
     proxy.shutdown();
     let mut buf = [0u8; 64];
     for (name, s) in [("waiting", &mut waiting), ("served", &mut served)] {

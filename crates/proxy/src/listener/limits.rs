@@ -63,6 +63,8 @@ pub struct Activity {
     handing_back: AtomicBool,
     /// Wakes the watchdog when a head starts.
     head_started: tokio::sync::Notify,
+    /// Wakes the watchdog when a response leaves the connection reusable.
+    answered: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -77,6 +79,7 @@ impl Activity {
             reusable: AtomicBool::new(false),
             handing_back: AtomicBool::new(false),
             head_started: tokio::sync::Notify::new(),
+            answered: tokio::sync::Notify::new(),
         })
     }
 
@@ -116,9 +119,17 @@ impl Activity {
         if upgraded {
             self.time_heads.store(false, Ordering::Relaxed);
         }
-        self.reusable
-            .store(reusable && !upgraded, Ordering::Relaxed);
+        let reusable = reusable && !upgraded;
+        self.reusable.store(reusable, Ordering::Relaxed);
         self.in_request.store(false, Ordering::Relaxed);
+        if reusable {
+            self.answered.notify_one();
+        }
+    }
+
+    /// Resolves when a response has left the connection reusable.
+    pub async fn answered(&self) {
+        self.answered.notified().await
     }
 
     /// When a byte last moved.
@@ -140,14 +151,18 @@ impl Activity {
         Ok(head_at.map_or(idle_at, |h| h.min(idle_at)))
     }
 
-    /// When the connection, quiet for `after` with no request or head under way and the
-    /// last response leaving it open, may be handed back; `None` while it may not be.
-    pub fn hand_back_at(&self, after: Duration) -> Option<Instant> {
-        let quiet = self.head.load(Ordering::Relaxed) == 0
+    /// Whether the connection is between requests and the last response left it open:
+    /// hyper may end it without a byte lost.
+    pub fn may_hand_back(&self) -> bool {
+        self.head.load(Ordering::Relaxed) == 0
             && !self.in_request.load(Ordering::Relaxed)
             && self.reusable.load(Ordering::Relaxed)
-            && self.time_heads.load(Ordering::Relaxed);
-        quiet.then(|| self.last_moved() + after)
+            && self.time_heads.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection carries a tunnel now (after `101 Switching Protocols`).
+    pub fn upgraded(&self) -> bool {
+        !self.time_heads.load(Ordering::Relaxed)
     }
 
     /// The connection is being handed back: its IO's shutdown keeps the socket open.

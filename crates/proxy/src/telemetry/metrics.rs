@@ -180,6 +180,7 @@ pub struct Metrics {
     connection_overflow: AtomicU64,
     idle_timeouts: AtomicU64,
     header_timeouts: AtomicU64,
+    handed_back: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -192,6 +193,7 @@ impl Default for Metrics {
             connection_overflow: AtomicU64::new(0),
             idle_timeouts: AtomicU64::new(0),
             header_timeouts: AtomicU64::new(0),
+            handed_back: AtomicU64::new(0),
         }
     }
 }
@@ -229,6 +231,12 @@ impl Metrics {
     /// than the header timeout.
     pub fn header_timeout(&self) {
         self.header_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an HTTP/1.1 keep-alive connection taken back from the codec between
+    /// requests, to wait for its next request holding only its socket.
+    pub fn handed_back(&self) {
+        self.handed_back.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records one request in the metrics `policy` leaves on.
@@ -485,6 +493,17 @@ impl Metrics {
             out,
             "weft_downstream_rq_header_timeout_total {}",
             self.header_timeouts.load(Ordering::Relaxed)
+        );
+        family(
+            out,
+            "weft_downstream_cx_handed_back_total",
+            "counter",
+            "HTTP/1.1 keep-alive connections taken back from the HTTP codec between requests (its buffers freed), to wait for their next request holding only the socket.",
+        );
+        let _ = writeln!(
+            out,
+            "weft_downstream_cx_handed_back_total {}",
+            self.handed_back.load(Ordering::Relaxed)
         );
     }
 }
