@@ -34,7 +34,8 @@ use crate::io::Rewound;
 /// is taken back to wait for its next request holding only its socket. A hand-back and the
 /// next request's new hyper session cost about 25,000 instructions (bench/callgrind with
 /// no delay: 81.7k instead of 56.8k per HTTP/1.1 request), so a busy connection keeps its
-/// session; a quarter of a second of quiet makes that cost nothing next to the wait.
+/// session; a quarter of a second of quiet makes that cost nothing next to the wait. Not
+/// zero: the quiet period is also when the connection is looked at again.
 pub const HAND_BACK_AFTER: Duration = Duration::from_millis(250);
 
 /// Serves HTTP/1.1 on `stream` until it ends. `wait` first: the client's bytes looked like
@@ -261,18 +262,15 @@ async fn session(
                 Pin::new(&mut conn).graceful_shutdown();
                 continue;
             }
-            // Not quiet long enough yet; while it may not be handed back (a request
-            // under way, a body hyper may not have read whole) the next response that
-            // leaves it reusable wakes this loop.
-            if at > now {
-                wake = wake.min(at);
-            }
+            // Not quiet long enough yet, or not now (a request under way, a body hyper
+            // may not have read whole): looked at again after another quiet period. No
+            // wake-up per request: a busy connection only moves the timer.
+            wake = wake.min(if at > now { at } else { now + HAND_BACK_AFTER });
         }
         tokio::select! {
             served = &mut conn => break served,
             _ = tokio::time::sleep_until(wake) => {}
             _ = activity.head_started() => {}
-            _ = activity.answered() => {}
             _ = drain.wait_for(|draining| *draining), if !draining => {
                 draining = true;
                 Pin::new(&mut conn).graceful_shutdown();

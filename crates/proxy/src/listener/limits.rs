@@ -63,8 +63,6 @@ pub struct Activity {
     handing_back: AtomicBool,
     /// Wakes the watchdog when a head starts.
     head_started: tokio::sync::Notify,
-    /// Wakes the watchdog when a response leaves the connection reusable.
-    answered: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -79,7 +77,6 @@ impl Activity {
             reusable: AtomicBool::new(false),
             handing_back: AtomicBool::new(false),
             head_started: tokio::sync::Notify::new(),
-            answered: tokio::sync::Notify::new(),
         })
     }
 
@@ -119,17 +116,9 @@ impl Activity {
         if upgraded {
             self.time_heads.store(false, Ordering::Relaxed);
         }
-        let reusable = reusable && !upgraded;
-        self.reusable.store(reusable, Ordering::Relaxed);
+        self.reusable
+            .store(reusable && !upgraded, Ordering::Relaxed);
         self.in_request.store(false, Ordering::Relaxed);
-        if reusable {
-            self.answered.notify_one();
-        }
-    }
-
-    /// Resolves when a response has left the connection reusable.
-    pub async fn answered(&self) {
-        self.answered.notified().await
     }
 
     /// When a byte last moved.
