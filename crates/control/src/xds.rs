@@ -21,8 +21,10 @@ use weft_proto::discovery::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
 
 use crate::jwks::JwksResolver;
 use crate::store::Store;
+use admission::{LargePushes, Place};
 use delta::{Delta, Has, Scope};
 
+mod admission;
 mod delta;
 mod view;
 
@@ -121,6 +123,8 @@ pub struct Xds {
     grace: Duration,
     /// The shared, pre-encoded view of every resource.
     views: tokio::sync::watch::Receiver<Arc<WireView>>,
+    /// Large pushes go out a few at a time.
+    large: LargePushes,
 }
 
 impl Xds {
@@ -141,6 +145,7 @@ impl Xds {
             stop,
             grace,
             views,
+            large: LargePushes::default(),
         }
     }
 }
@@ -158,15 +163,7 @@ impl AggregatedDiscoveryService for Xds {
         let incoming = request.into_inner();
         // Parts are built as the stream takes them: a session queues at most two.
         let (tx, rx) = mpsc::channel(2);
-        tokio::spawn(session(
-            self.store.clone(),
-            self.proxies.clone(),
-            incoming,
-            tx,
-            self.stop.clone(),
-            self.grace,
-            self.views.clone(),
-        ));
+        tokio::spawn(session(self.clone(), incoming, tx));
         let stream =
             futures_util::stream::unfold(
                 rx,
@@ -179,14 +176,18 @@ impl AggregatedDiscoveryService for Xds {
 pub use view::{WireEntry, WireView, publish, wire_name};
 
 async fn session(
-    store: Arc<Store>,
-    proxies: Arc<Proxies>,
+    xds: Xds,
     mut incoming: Streaming<DeltaDiscoveryRequest>,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    grace: Duration,
-    mut views: tokio::sync::watch::Receiver<Arc<WireView>>,
 ) {
+    let Xds {
+        store,
+        proxies,
+        mut stop,
+        grace,
+        mut views,
+        large,
+    } = xds;
     let first = match incoming.message().await {
         Ok(Some(r)) => r,
         _ => return,
@@ -281,13 +282,19 @@ async fn session(
     // When the change behind each unacknowledged push was accepted, by nonce.
     let mut in_flight: HashMap<String, Instant> = HashMap::new();
     let mut first_push = true;
+    // The place of this session's large push in progress, if any.
+    let mut place: Option<Place> = None;
     loop {
         let wake =
             pending_since.map(|since| (since + DEBOUNCE_MAX).min(Instant::now() + DEBOUNCE_QUIET));
         tokio::select! {
             _ = stop.changed() => break,
+            _ = sleep_until(place.as_ref().map(|p| p.until)) => place = None,
             msg = incoming.message() => match msg {
                 Ok(Some(req)) => {
+                    if place.as_ref().is_some_and(|p| p.answered_by(&req.response_nonce)) {
+                        place = None;
+                    }
                     if let Some(since) = in_flight.remove(&req.response_nonce) {
                         if req.error_detail.is_none() {
                             proxies.metrics.observe_convergence(since.elapsed());
@@ -338,6 +345,12 @@ async fn session(
                     }
                     continue;
                 }
+                if delta.is_large() && place.is_none() {
+                    place = tokio::select! {
+                        p = large.admit() => Some(p),
+                        _ = stop.changed() => break,
+                    };
+                }
                 let parts = delta.parts(view.version, nonce);
                 proxies.update(&id, |s| s.pushes += 1);
                 proxies.metrics.pushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -345,6 +358,9 @@ async fn session(
                 for resp in parts {
                     let last = !resp.system_version_info.ends_with(PARTIAL);
                     if last {
+                        if let Some(p) = place.as_mut() {
+                            p.sent(&resp.nonce);
+                        }
                         awaiting.insert(resp.nonce.clone(), sent.clone());
                         proxies.update(&id, |s| s.sent_nonce = Some(resp.nonce.clone()));
                     }

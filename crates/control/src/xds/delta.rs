@@ -136,6 +136,11 @@ impl Delta {
         self.updated.is_empty() && self.removed.is_empty()
     }
 
+    /// More than one part: a push that takes a place among the large ones.
+    pub(super) fn is_large(&self) -> bool {
+        self.updated.len() > MAX_RESOURCES_PER_RESPONSE
+    }
+
     /// The responses carrying it, built one at a time as the stream takes them: parts
     /// of at most [`MAX_RESOURCES_PER_RESPONSE`] resources, the last one also naming the
     /// removed resources (one empty response when there is nothing).
@@ -190,3 +195,6 @@ fn resource(name: &str, e: &WireEntry) -> XdsResource {
         aliases: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;

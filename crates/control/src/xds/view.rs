@@ -16,7 +16,7 @@ use crate::jwks::JwksResolver;
 use crate::store::Store;
 
 /// Most changed names a view remembers: a session further behind compares whole views.
-const CHANGE_LOG: usize = 1024;
+pub(super) const CHANGE_LOG: usize = 1024;
 
 /// Every resource on the wire, shared by all sessions; rebuilt incrementally per change.
 #[derive(Debug, Default)]
@@ -80,7 +80,11 @@ impl ChangeLog {
 
 impl WireView {
     /// The next view: these entries, with `changed` recorded as changed in it.
-    fn next(&self, version: u64, changed: Vec<(Arc<str>, Option<Arc<WireEntry>>)>) -> WireView {
+    pub(super) fn next(
+        &self,
+        version: u64,
+        changed: Vec<(Arc<str>, Option<Arc<WireEntry>>)>,
+    ) -> WireView {
         let seq = self.seq + 1;
         let mut entries = self.entries.clone();
         let mut changes = self.changes.clone();
