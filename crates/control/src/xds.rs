@@ -276,7 +276,8 @@ async fn session(
     // the views pushed: a session holds no copy of the mesh.
     let mut acked = sent.clone();
     let mut awaiting: HashMap<String, Has> = HashMap::new();
-    let mut scope: Option<Arc<Scope>> = None;
+    // The scope of the last push, and the Sidecars it was worked out from.
+    let mut scope: Option<(Arc<Vec<Resource>>, Arc<Scope>)> = None;
     let mut nonce = 0u64;
     let mut pending_since: Option<Instant> = Some(Instant::now());
     // When the change behind each unacknowledged push was accepted, by nonce.
@@ -326,14 +327,20 @@ async fn session(
                 let changed_at = pending_since.take();
                 nonce += 1;
                 let view = views.borrow_and_update().clone();
-                // The scope is shared from push to push while it stays the same, so the
-                // delta comes from the names changed since the last push.
-                let now = Scope::new(&store, &proxy);
+                // The scope is worked out again only when the view's Sidecars changed,
+                // and shared from push to push while it stays the same, so the delta
+                // comes from the names changed since the last push.
                 let current = match scope.take() {
-                    Some(was) if *was == now => was,
-                    _ => Arc::new(now),
+                    Some((sidecars, s)) if Arc::ptr_eq(&sidecars, &view.sidecars) => s,
+                    was => {
+                        let now = Scope::new(&view.sidecars, &proxy);
+                        match was {
+                            Some((_, s)) if *s == now => s,
+                            _ => Arc::new(now),
+                        }
+                    }
                 };
-                scope = Some(current.clone());
+                scope = Some((view.sidecars.clone(), current.clone()));
                 let delta = Delta::between(&sent, &view, &current);
                 let quiet = delta.is_empty() && nonce > 1;
                 sent = Has::Sent { view: view.clone(), scope: current };

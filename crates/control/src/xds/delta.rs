@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use weft_api::Resource;
 use weft_model::translate::scope::{ProxyScope, SidecarScope, visible};
 use weft_proto::ISTIO_RESOURCE_TYPE;
 use weft_proto::discovery::{DeltaDiscoveryResponse, Resource as XdsResource};
 
 use super::view::{WireEntry, WireView};
-use crate::store::Store;
 
 /// Most resources in one response: a large sync goes out in parts, so no stream buffers
 /// a whole mesh at once. All parts but the last carry `PARTIAL` after their version; the
@@ -29,11 +29,10 @@ pub(super) struct Scope {
 }
 
 impl Scope {
-    pub(super) fn new(store: &Store, proxy: &ProxyScope) -> Scope {
-        let sidecars = store.list(weft_api::Kind::Sidecar, None);
+    pub(super) fn new(sidecars: &[Resource], proxy: &ProxyScope) -> Scope {
         Scope {
             namespace: proxy.namespace.clone(),
-            sidecar: SidecarScope::of(&sidecars, proxy),
+            sidecar: SidecarScope::of(sidecars, proxy),
         }
     }
 

@@ -28,6 +28,9 @@ pub struct WireView {
     pub(super) entries: BTreeMap<Arc<str>, Arc<WireEntry>>,
     /// The names changed (added, modified or removed) in the views before this one.
     pub(super) changes: ChangeLog,
+    /// The `Sidecar` resources it holds, for the sessions' scopes: shared from view to
+    /// view until one changes, so a session works its scope out again only then.
+    pub(super) sidecars: Arc<Vec<Resource>>,
     /// False until the first complete view is built.
     pub(super) ready: bool,
 }
@@ -79,11 +82,13 @@ impl ChangeLog {
 }
 
 impl WireView {
-    /// The next view: these entries, with `changed` recorded as changed in it.
+    /// The next view: these entries, with `changed` recorded as changed in it, and
+    /// `sidecars` as its Sidecars when they changed.
     pub(super) fn next(
         &self,
         version: u64,
         changed: Vec<(Arc<str>, Option<Arc<WireEntry>>)>,
+        sidecars: Option<Arc<Vec<Resource>>>,
     ) -> WireView {
         let seq = self.seq + 1;
         let mut entries = self.entries.clone();
@@ -100,6 +105,7 @@ impl WireView {
             seq,
             entries,
             changes,
+            sidecars: sidecars.unwrap_or_else(|| self.sidecars.clone()),
             ready: true,
         }
     }
@@ -215,6 +221,7 @@ async fn full_view(
         seq,
         entries,
         changes: ChangeLog::starting(seq),
+        sidecars: Arc::new(store.list(weft_api::Kind::Sidecar, None)),
         ready: true,
     }
 }
@@ -247,7 +254,9 @@ pub fn publish(
                             "DELETED" => None,
                             _ => wire_entry(&event.object, &jwks).await,
                         };
-                        now.next(store.version(), vec![(name, e.map(Arc::new))])
+                        let sidecars = matches!(event.object, Resource::Sidecar(_))
+                            .then(|| Arc::new(store.list(weft_api::Kind::Sidecar, None)));
+                        now.next(store.version(), vec![(name, e.map(Arc::new))], sidecars)
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         full_view(&store, &mesh, &jwks, now.seq + 1).await
@@ -265,7 +274,7 @@ pub fn publish(
                             changed.push((Arc::from(wire_name(&r)), Some(Arc::new(e))));
                         }
                     }
-                    now.next(store.version(), changed)
+                    now.next(store.version(), changed, None)
                 }
             };
             if tx.send(Arc::new(next)).is_err() {

@@ -58,6 +58,7 @@ fn deltas_from_the_change_log_match_whole_view_comparison() {
             change("a/2", entry("a", 1, true)),
             change("b/1", entry("b", 1, true)),
         ],
+        None,
     ));
     let here = scope("a");
     let first = Delta::between(&nothing(), &base, &here);
@@ -76,10 +77,12 @@ fn deltas_from_the_change_log_match_whole_view_comparison() {
             change("a/1", entry("a", 2, false)),
             change("b/1", entry("b", 2, true)),
         ],
+        None,
     ));
     let now = mid.next(
         3,
         vec![change("a/2", None), change("c/1", entry("c", 3, false))],
+        None,
     );
     let from_log = Delta::between(&has, &now, &here);
     assert_eq!(
@@ -107,7 +110,8 @@ fn deltas_from_the_change_log_match_whole_view_comparison() {
 /// A proxy further behind than the log reaches still gets exactly what it lacks.
 #[test]
 fn a_proxy_behind_the_change_log_compares_whole_views() {
-    let mut view = Arc::new(WireView::default().next(1, vec![change("a/0", entry("a", 1, false))]));
+    let mut view =
+        Arc::new(WireView::default().next(1, vec![change("a/0", entry("a", 1, false))], None));
     let has = Has::Sent {
         view: view.clone(),
         scope: scope("a"),
@@ -120,6 +124,7 @@ fn a_proxy_behind_the_change_log_compares_whole_views() {
         view = Arc::new(view.next(
             v,
             vec![change(&format!("a/{}", v % 3), entry("a", v, false))],
+            None,
         ));
     }
     let d = Delta::between(&has, &view, &here);
@@ -142,6 +147,7 @@ fn told_versions_are_honoured() {
             change("a/1", entry("a", 4, false)),
             change("a/2", entry("a", 5, false)),
         ],
+        None,
     );
     let told: HashMap<Arc<str>, u64> = [
         (Arc::from("a/1"), 4),
@@ -165,7 +171,7 @@ fn a_large_delta_goes_out_in_parts() {
     let changes = (0..count)
         .map(|i| change(&format!("a/{i:04}"), entry("a", 7, false)))
         .collect();
-    let view = WireView::default().next(7, changes);
+    let view = WireView::default().next(7, changes, None);
     let told: HashMap<Arc<str>, u64> = [(Arc::from("a/old"), 1)].into_iter().collect();
     let parts: Vec<_> = Delta::between(&Has::Told(Arc::new(told)), &view, &scope("a"))
         .parts(7, 1)
