@@ -93,6 +93,34 @@ fn usage(pid: u32) -> (u64, u64) {
     (rss, ticks)
 }
 
+type Opened = (
+    mpsc::Sender<DeltaDiscoveryRequest>,
+    tonic::Streaming<weft_proto::discovery::DeltaDiscoveryResponse>,
+);
+
+/// One simulated proxy's stream, subscribed to everything.
+async fn open(xds: &str, i: usize) -> Result<Opened, Box<dyn std::error::Error + Send + Sync>> {
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{xds}")).await?;
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(DeltaDiscoveryRequest {
+        node: Some(Node {
+            id: format!("sim-{i}"),
+            ..Default::default()
+        }),
+        type_url: ISTIO_RESOURCE_TYPE.into(),
+        resource_names_subscribe: vec!["*".into()],
+        ..Default::default()
+    })
+    .await?;
+    let requests =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let stream = client
+        .delta_aggregated_resources(requests)
+        .await?
+        .into_inner();
+    Ok((tx, stream))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -120,44 +148,45 @@ async fn drive(api: &str, xds: &str, proxies: usize, services: usize, server: u3
     let received_at: Arc<Vec<AtomicU64>> =
         Arc::new((0..proxies).map(|_| AtomicU64::new(0)).collect());
     let epoch = Instant::now();
+    let connecting = Arc::new(tokio::sync::Semaphore::new(256));
     for i in 0..proxies {
         let (seen, received_at, xds) = (seen.clone(), received_at.clone(), xds.to_string());
+        let connecting = connecting.clone();
         tokio::spawn(async move {
-            let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{xds}"))
-                .await
-                .unwrap();
-            let (tx, rx) = mpsc::channel(4);
-            tx.send(DeltaDiscoveryRequest {
-                node: Some(Node {
-                    id: format!("sim-{i}"),
-                    ..Default::default()
-                }),
-                type_url: ISTIO_RESOURCE_TYPE.into(),
-                resource_names_subscribe: vec!["*".into()],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-            let requests = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|m| (m, rx))
-            });
-            let mut stream = client
-                .delta_aggregated_resources(requests)
-                .await
-                .unwrap()
-                .into_inner();
-            while let Ok(Some(resp)) = stream.message().await {
-                let version: u64 = resp.system_version_info.parse().unwrap_or(0);
-                seen[i].fetch_max(version, Ordering::Relaxed);
-                received_at[i].store(epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
-                let ack = DeltaDiscoveryRequest {
-                    type_url: ISTIO_RESOURCE_TYPE.into(),
-                    response_nonce: resp.nonce,
-                    ..Default::default()
+            // A stream that ends (a connection reset while thousands connect) is opened
+            // again, as a proxy would.
+            loop {
+                let (tx, mut stream) = {
+                    // Connections open a few hundred at a time (the listen backlog is
+                    // 1024), each retried: real proxies do not all connect at once.
+                    let _slot = connecting.acquire().await.unwrap();
+                    let mut tries = 0;
+                    loop {
+                        match open(&xds, i).await {
+                            Ok(opened) => break opened,
+                            Err(e) if tries < 50 => {
+                                tries += 1;
+                                drop(e);
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            Err(e) => panic!("proxy {i}: {e}"),
+                        }
+                    }
                 };
-                if tx.send(ack).await.is_err() {
-                    break;
+                while let Ok(Some(resp)) = stream.message().await {
+                    let version: u64 = resp.system_version_info.parse().unwrap_or(0);
+                    seen[i].fetch_max(version, Ordering::Relaxed);
+                    received_at[i].store(epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    let ack = DeltaDiscoveryRequest {
+                        type_url: ISTIO_RESOURCE_TYPE.into(),
+                        response_nonce: resp.nonce,
+                        ..Default::default()
+                    };
+                    if tx.send(ack).await.is_err() {
+                        break;
+                    }
                 }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
     }
@@ -168,10 +197,8 @@ async fn drive(api: &str, xds: &str, proxies: usize, services: usize, server: u3
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!(
-        "{proxies} proxies connected and synced in {:?}",
-        synced.elapsed()
-    );
+    let sync_time = synced.elapsed();
+    eprintln!("{proxies} proxies connected and synced in {sync_time:?}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (rss_after, ticks_before) = usage(server);
 
@@ -199,13 +226,14 @@ async fn drive(api: &str, xds: &str, proxies: usize, services: usize, server: u3
     let cpu_per_push_ms = (ticks_after - ticks_before) as f64 / hz * 1000.0 / proxies as f64;
     let per_proxy_kib = (rss_after.saturating_sub(rss_before)) as f64 / proxies as f64;
     println!(
-        "| proxies | services | convergence p50 | convergence p99 | max | server RSS | RSS per proxy | CPU per push |"
+        "| proxies | services | initial sync | convergence p50 | convergence p99 | max | server RSS | RSS per proxy | CPU per push |"
     );
     println!(
-        "|--------:|---------:|----------------:|----------------:|----:|-----------:|--------------:|-------------:|"
+        "|--------:|---------:|-------------:|----------------:|----------------:|----:|-----------:|--------------:|-------------:|"
     );
     println!(
-        "| {proxies} | {services} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MiB | {:.1} KiB | {:.3} ms |",
+        "| {proxies} | {services} | {:.2} s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MiB | {:.1} KiB | {:.3} ms |",
+        sync_time.as_secs_f64(),
         percentile(&convergence, 0.5).as_secs_f64() * 1000.0,
         percentile(&convergence, 0.99).as_secs_f64() * 1000.0,
         convergence.last().unwrap().as_secs_f64() * 1000.0,

@@ -15,28 +15,24 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 use weft_api::Resource;
 use weft_api::mesh_config::MeshConfig;
-use weft_model::authn::DEFAULT_FETCH_TIMEOUT;
-use weft_model::translate::scope::{ProxyScope, SidecarScope, egress_hosts, visible};
-use weft_proto::config::IstioResource;
+use weft_model::translate::scope::ProxyScope;
 use weft_proto::discovery::aggregated_discovery_service_server::AggregatedDiscoveryService;
-use weft_proto::discovery::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as XdsResource,
-};
-use weft_proto::{ISTIO_RESOURCE_TYPE, MESH_CONFIG_RESOURCE};
+use weft_proto::discovery::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
 
 use crate::jwks::JwksResolver;
 use crate::store::Store;
+use admission::{LargePushes, Place};
+use delta::{Delta, Has, Scope};
+
+mod admission;
+mod delta;
+mod view;
 
 /// Quiet period before a push: changes arriving together go out together.
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(50);
 /// Longest a change waits while more keep arriving.
 const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
-/// Most resources in one response: a large sync goes out in parts, so no stream buffers
-/// a whole mesh at once. All parts but the last carry `PARTIAL` after their version; the
-/// proxy applies the update when the last part arrives.
-const MAX_RESOURCES_PER_RESPONSE: usize = 64;
-/// Marks a response that more parts of the same update follow.
-pub const PARTIAL: &str = "+partial";
+pub use delta::PARTIAL;
 
 /// What the control plane knows of one connected proxy (as `/debug/proxies` answers,
 /// and as `weft proxy-status` and `weft up` read it back).
@@ -127,6 +123,8 @@ pub struct Xds {
     grace: Duration,
     /// The shared, pre-encoded view of every resource.
     views: tokio::sync::watch::Receiver<Arc<WireView>>,
+    /// Large pushes go out a few at a time.
+    large: LargePushes,
 }
 
 impl Xds {
@@ -140,13 +138,14 @@ impl Xds {
         mesh_config: &MeshConfig,
         jwks: Arc<JwksResolver>,
     ) -> Self {
-        let views = publish(store.clone(), Arc::new(mesh_entry(mesh_config)), jwks);
+        let views = publish(store.clone(), Arc::new(view::mesh_entry(mesh_config)), jwks);
         Xds {
             store,
             proxies,
             stop,
             grace,
             views,
+            large: LargePushes::default(),
         }
     }
 }
@@ -162,16 +161,9 @@ impl AggregatedDiscoveryService for Xds {
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<ResponseStream>, Status> {
         let incoming = request.into_inner();
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(session(
-            self.store.clone(),
-            self.proxies.clone(),
-            incoming,
-            tx,
-            self.stop.clone(),
-            self.grace,
-            self.views.clone(),
-        ));
+        // Parts are built as the stream takes them: a session queues at most two.
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(session(self.clone(), incoming, tx));
         let stream =
             futures_util::stream::unfold(
                 rx,
@@ -181,229 +173,21 @@ impl AggregatedDiscoveryService for Xds {
     }
 }
 
-/// A resource's name on the wire: `Kind/namespace/name`.
-pub fn wire_name(r: &Resource) -> String {
-    format!("{}/{}/{}", r.kind(), r.namespace(), r.name())
-}
-
-/// One resource as it goes on the wire, encoded once per version for every proxy.
-#[derive(Debug)]
-pub struct WireEntry {
-    /// resourceVersion.
-    version: u64,
-    /// The resource's namespace.
-    namespace: String,
-    /// `exportTo`, for VirtualService, DestinationRule and ServiceEntry.
-    export_to: Option<Vec<String>>,
-    /// Hosts (resolved), for VirtualService, DestinationRule and ServiceEntry: what a
-    /// `Sidecar`'s egress hosts select on.
-    hosts: Vec<String>,
-    /// The encoded `IstioResource`.
-    payload: bytes::Bytes,
-}
-
-/// Every resource on the wire, shared by all sessions; rebuilt incrementally per change.
-#[derive(Debug, Default)]
-pub struct WireView {
-    /// The store version it reflects.
-    version: u64,
-    entries: BTreeMap<Arc<str>, Arc<WireEntry>>,
-    /// False until the first complete view is built.
-    ready: bool,
-}
-
-fn entry(r: &Resource) -> Option<WireEntry> {
-    let export_to = match r {
-        // A delegate (no hosts) goes to every proxy: whether a root may use it depends on
-        // the root's namespace, which the proxy's model checks when it merges them.
-        Resource::VirtualService(o) if o.spec.hosts.is_empty() => None,
-        Resource::VirtualService(o) => Some(o.spec.export_to.clone()),
-        Resource::DestinationRule(o) => Some(o.spec.export_to.clone()),
-        Resource::ServiceEntry(o) => Some(o.spec.export_to.clone()),
-        _ => None,
-    };
-    let hosts = egress_hosts(r);
-    let json = serde_json::to_string(r).ok()?;
-    Some(WireEntry {
-        hosts,
-        version: r
-            .metadata()
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        namespace: r.namespace().to_string(),
-        export_to,
-        payload: prost::Message::encode_to_vec(&IstioResource { json }).into(),
-    })
-}
-
-/// The mesh config as it goes on the wire: to every proxy, versioned by its content (so
-/// a proxy reconnecting to a control plane started with another one gets it again).
-fn mesh_entry(mesh: &MeshConfig) -> WireEntry {
-    let json = serde_json::to_string(mesh).unwrap_or_else(|_| "{}".into());
-    let version = fnv(FNV_OFFSET, json.as_bytes());
-    WireEntry {
-        version,
-        namespace: String::new(),
-        export_to: None,
-        hosts: Vec::new(),
-        payload: prost::Message::encode_to_vec(&IstioResource { json }).into(),
-    }
-}
-
-/// `r` as it goes on the wire: a RequestAuthentication's `jwksUri` keys resolved and
-/// inlined (the resource in the store keeps its URI), versioned by resourceVersion and
-/// keys together, so new keys reach the proxies as a change.
-async fn wire_entry(r: &Resource, jwks: &Arc<JwksResolver>) -> Option<WireEntry> {
-    let Resource::RequestAuthentication(o) = r else {
-        return entry(r);
-    };
-    let mut inlined = o.clone();
-    let mut keys_hash = None;
-    for rule in &mut inlined.spec.jwt_rules {
-        if rule.jwks.is_empty() && !rule.jwks_uri.is_empty() {
-            let timeout = rule.timeout.map_or(DEFAULT_FETCH_TIMEOUT, |t| t.get());
-            rule.jwks = jwks.resolve(&rule.jwks_uri, timeout).await;
-            keys_hash = Some(fnv(keys_hash.unwrap_or(FNV_OFFSET), rule.jwks.as_bytes()));
-        }
-    }
-    let mut e = entry(&Resource::RequestAuthentication(inlined))?;
-    if let Some(h) = keys_hash {
-        e.version = fnv(h, &e.version.to_le_bytes());
-    }
-    Some(e)
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-fn fnv(h: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
-}
-
-async fn full_view(store: &Store, mesh: &Arc<WireEntry>, jwks: &Arc<JwksResolver>) -> WireView {
-    let mut entries = BTreeMap::new();
-    for r in store.all().into_iter().chain(store.registered()) {
-        if let Some(e) = wire_entry(&r, jwks).await {
-            entries.insert(Arc::from(wire_name(&r)), Arc::new(e));
-        }
-    }
-    entries.insert(Arc::from(MESH_CONFIG_RESOURCE), mesh.clone());
-    WireView {
-        version: store.version(),
-        entries,
-        ready: true,
-    }
-}
-
-/// Keeps the shared wire view current: one task encodes each change once, then wakes
-/// every session through the watch channel. The first view is ready once every
-/// `jwksUri` in the store had its first fetch; sessions push nothing before.
-pub fn publish(
-    store: Arc<Store>,
-    mesh: Arc<WireEntry>,
-    jwks: Arc<JwksResolver>,
-) -> tokio::sync::watch::Receiver<Arc<WireView>> {
-    let mut changes = store.watch();
-    let mut keys = jwks.changes();
-    let (tx, rx) = tokio::sync::watch::channel(Arc::new(WireView::default()));
-    tokio::spawn(async move {
-        if tx
-            .send(Arc::new(full_view(&store, &mesh, &jwks).await))
-            .is_err()
-        {
-            return;
-        }
-        loop {
-            let next = tokio::select! {
-                event = changes.recv() => match event {
-                    Ok(event) => {
-                        let mut view = WireView {
-                            version: store.version(),
-                            entries: tx.borrow().entries.clone(),
-                            ready: true,
-                        };
-                        let name: Arc<str> = Arc::from(wire_name(&event.object));
-                        let e = match event.kind {
-                            "DELETED" => None,
-                            _ => wire_entry(&event.object, &jwks).await,
-                        };
-                        match e {
-                            None => {
-                                view.entries.remove(&name);
-                            }
-                            Some(e) => {
-                                view.entries.insert(name, Arc::new(e));
-                            }
-                        }
-                        view
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        full_view(&store, &mesh, &jwks).await
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-                changed = keys.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    keys.borrow_and_update();
-                    let mut view = WireView {
-                        version: store.version(),
-                        entries: tx.borrow().entries.clone(),
-                        ready: true,
-                    };
-                    for r in store.list(weft_api::Kind::RequestAuthentication, None) {
-                        if let Some(e) = wire_entry(&r, &jwks).await {
-                            view.entries.insert(Arc::from(wire_name(&r)), Arc::new(e));
-                        }
-                    }
-                    view
-                }
-            };
-            if tx.send(Arc::new(next)).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// What a proxy may see: resources `exportTo` makes visible in its namespace, narrowed by
-/// the `Sidecar` that applies to it (the model's [`SidecarScope`], as file mode applies it).
-struct Scope {
-    namespace: String,
-    sidecar: SidecarScope,
-}
-
-impl Scope {
-    fn new(store: &Store, proxy: &ProxyScope) -> Scope {
-        let sidecars = store.list(weft_api::Kind::Sidecar, None);
-        Scope {
-            namespace: proxy.namespace.clone(),
-            sidecar: SidecarScope::of(&sidecars, proxy),
-        }
-    }
-
-    fn sees(&self, e: &WireEntry) -> bool {
-        e.export_to
-            .as_ref()
-            .is_none_or(|x| visible(x, &e.namespace, &self.namespace))
-            && self.sidecar.admits(&e.namespace, &e.hosts)
-    }
-}
+pub use view::{WireEntry, WireView, publish, wire_name};
 
 async fn session(
-    store: Arc<Store>,
-    proxies: Arc<Proxies>,
+    xds: Xds,
     mut incoming: Streaming<DeltaDiscoveryRequest>,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    grace: Duration,
-    mut views: tokio::sync::watch::Receiver<Arc<WireView>>,
 ) {
+    let Xds {
+        store,
+        proxies,
+        mut stop,
+        grace,
+        mut views,
+        large,
+    } = xds;
     let first = match incoming.message().await {
         Ok(Some(r)) => r,
         _ => return,
@@ -479,29 +263,39 @@ async fn session(
         gateway: weft_proto::is_gateway_id(&id),
     };
     // What the proxy has: its versions from a previous stream, so a reconnect resyncs.
-    let mut sent: HashMap<Arc<str>, u64> = first
+    let told: HashMap<Arc<str>, u64> = first
         .initial_resource_versions
         .iter()
         .map(|(k, v)| (Arc::from(k.as_str()), v.parse().unwrap_or(0)))
         .collect();
+    let mut sent = Has::Told(Arc::new(told));
     // What the proxy confirmed it has (its last ACKed update), and what each update still
     // awaiting its answer would leave it with, by the nonce of its last part. A NACKed
     // update is rejected whole, so `sent` falls back to `acked` and the next push carries
-    // everything the proxy is missing, not only what changed since.
+    // everything the proxy is missing, not only what changed since. All of them share
+    // the views pushed: a session holds no copy of the mesh.
     let mut acked = sent.clone();
-    let mut awaiting: HashMap<String, HashMap<Arc<str>, u64>> = HashMap::new();
+    let mut awaiting: HashMap<String, Has> = HashMap::new();
+    // The scope of the last push, and the Sidecars it was worked out from.
+    let mut scope: Option<(Arc<Vec<Resource>>, Arc<Scope>)> = None;
     let mut nonce = 0u64;
     let mut pending_since: Option<Instant> = Some(Instant::now());
     // When the change behind each unacknowledged push was accepted, by nonce.
     let mut in_flight: HashMap<String, Instant> = HashMap::new();
     let mut first_push = true;
+    // The place of this session's large push in progress, if any.
+    let mut place: Option<Place> = None;
     loop {
         let wake =
             pending_since.map(|since| (since + DEBOUNCE_MAX).min(Instant::now() + DEBOUNCE_QUIET));
         tokio::select! {
             _ = stop.changed() => break,
+            _ = sleep_until(place.as_ref().map(|p| p.until)) => place = None,
             msg = incoming.message() => match msg {
                 Ok(Some(req)) => {
+                    if place.as_ref().is_some_and(|p| p.answered_by(&req.response_nonce)) {
+                        place = None;
+                    }
                     if let Some(since) = in_flight.remove(&req.response_nonce) {
                         if req.error_detail.is_none() {
                             proxies.metrics.observe_convergence(since.elapsed());
@@ -533,16 +327,47 @@ async fn session(
                 let changed_at = pending_since.take();
                 nonce += 1;
                 let view = views.borrow_and_update().clone();
-                let scope = Scope::new(&store, &proxy);
-                let parts = delta(&view, &scope, &mut sent, nonce);
-                if !parts.is_empty() {
-                    proxies.update(&id, |s| s.pushes += 1);
-                    proxies.metrics.pushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // The scope is worked out again only when the view's Sidecars changed,
+                // and shared from push to push while it stays the same, so the delta
+                // comes from the names changed since the last push.
+                let current = match scope.take() {
+                    Some((sidecars, s)) if Arc::ptr_eq(&sidecars, &view.sidecars) => s,
+                    was => {
+                        let now = Scope::new(&view.sidecars, &proxy);
+                        match was {
+                            Some((_, s)) if *s == now => s,
+                            _ => Arc::new(now),
+                        }
+                    }
+                };
+                scope = Some((view.sidecars.clone(), current.clone()));
+                let delta = Delta::between(&sent, &view, &current);
+                let quiet = delta.is_empty() && nonce > 1;
+                sent = Has::Sent { view: view.clone(), scope: current };
+                if quiet {
+                    if awaiting.is_empty() {
+                        // In sync and nothing changed for it: what it acknowledged is
+                        // this view too (so older views are not kept for it).
+                        acked = sent.clone();
+                    }
+                    continue;
                 }
+                if delta.is_large() && place.is_none() {
+                    place = tokio::select! {
+                        p = large.admit() => Some(p),
+                        _ = stop.changed() => break,
+                    };
+                }
+                let parts = delta.parts(view.version, nonce);
+                proxies.update(&id, |s| s.pushes += 1);
+                proxies.metrics.pushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let mut failed = false;
                 for resp in parts {
                     let last = !resp.system_version_info.ends_with(PARTIAL);
                     if last {
+                        if let Some(p) = place.as_mut() {
+                            p.sent(&resp.nonce);
+                        }
                         awaiting.insert(resp.nonce.clone(), sent.clone());
                         proxies.update(&id, |s| s.sent_nonce = Some(resp.nonce.clone()));
                     }
@@ -680,74 +505,4 @@ fn record(proxies: &Proxies, id: &str, req: &DeltaDiscoveryRequest) {
         }
         None => proxies.update(id, |s| s.acked_version = Some(req.response_nonce.clone())),
     }
-}
-
-/// The changes since what the proxy has (visible to its namespace), in parts of at most
-/// [`MAX_RESOURCES_PER_RESPONSE`] resources; empty when nothing changed (except the first
-/// push, which always goes out so the proxy knows it is in sync).
-fn delta(
-    view: &WireView,
-    scope: &Scope,
-    sent: &mut HashMap<Arc<str>, u64>,
-    nonce: u64,
-) -> Vec<DeltaDiscoveryResponse> {
-    let visible_here = |e: &WireEntry| scope.sees(e);
-    let mut resources = Vec::new();
-    for (name, e) in &view.entries {
-        if !visible_here(e) || sent.get(name) == Some(&e.version) {
-            continue;
-        }
-        resources.push(XdsResource {
-            name: name.to_string(),
-            version: e.version.to_string(),
-            resource: Some(prost_types::Any {
-                type_url: ISTIO_RESOURCE_TYPE.into(),
-                value: e.payload.to_vec(),
-            }),
-            aliases: Vec::new(),
-        });
-        sent.insert(name.clone(), e.version);
-    }
-    let removed: Vec<Arc<str>> = sent
-        .keys()
-        .filter(|n| view.entries.get(*n).is_none_or(|e| !visible_here(e)))
-        .cloned()
-        .collect();
-    for n in &removed {
-        sent.remove(n);
-    }
-    if resources.is_empty() && removed.is_empty() && nonce > 1 {
-        return Vec::new();
-    }
-    let mut chunks: Vec<Vec<XdsResource>> = Vec::new();
-    let mut rest = resources.into_iter().peekable();
-    while rest.peek().is_some() {
-        chunks.push(rest.by_ref().take(MAX_RESOURCES_PER_RESPONSE).collect());
-    }
-    if chunks.is_empty() {
-        chunks.push(Vec::new());
-    }
-    let count = chunks.len();
-    chunks
-        .into_iter()
-        .enumerate()
-        .map(|(i, resources)| {
-            let last = i + 1 == count;
-            DeltaDiscoveryResponse {
-                system_version_info: if last {
-                    view.version.to_string()
-                } else {
-                    format!("{}{PARTIAL}", view.version)
-                },
-                resources,
-                type_url: ISTIO_RESOURCE_TYPE.into(),
-                nonce: format!("{}-{nonce}-{i}", view.version),
-                removed_resources: if last {
-                    removed.iter().map(|n| n.to_string()).collect()
-                } else {
-                    Vec::new()
-                },
-            }
-        })
-        .collect()
 }

@@ -1,0 +1,195 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use weft_model::translate::scope::{ProxyScope, SidecarScope};
+
+use super::{Delta, Has, MAX_RESOURCES_PER_RESPONSE, PARTIAL, Scope};
+use crate::xds::view::{WireEntry, WireView};
+
+fn scope(namespace: &str) -> Arc<Scope> {
+    let proxy = ProxyScope {
+        namespace: namespace.into(),
+        labels: BTreeMap::new(),
+        gateway: false,
+    };
+    Arc::new(Scope {
+        namespace: namespace.into(),
+        sidecar: SidecarScope::of(&[], &proxy),
+    })
+}
+
+/// An entry in `namespace` at `version`; `export_to` `.` keeps it in its namespace.
+fn entry(namespace: &str, version: u64, local: bool) -> Option<Arc<WireEntry>> {
+    Some(Arc::new(WireEntry {
+        version,
+        namespace: namespace.into(),
+        export_to: local.then(|| vec![".".to_string()]),
+        hosts: Vec::new(),
+        payload: bytes::Bytes::from(format!("{namespace}-{version}")),
+    }))
+}
+
+fn change(name: &str, e: Option<Arc<WireEntry>>) -> (Arc<str>, Option<Arc<WireEntry>>) {
+    (Arc::from(name), e)
+}
+
+fn names(d: &Delta) -> (Vec<String>, Vec<String>) {
+    (
+        d.updated
+            .iter()
+            .map(|(n, e)| format!("{n}@{}", e.version))
+            .collect(),
+        d.removed.iter().map(|n| n.to_string()).collect(),
+    )
+}
+
+fn nothing() -> Has {
+    Has::Told(Arc::new(HashMap::new()))
+}
+
+/// The delta found from the change log and the one found by comparing whole views are
+/// the same (the log is only a shortcut), and a proxy ends with every visible resource.
+#[test]
+fn deltas_from_the_change_log_match_whole_view_comparison() {
+    let base = Arc::new(WireView::default().next(
+        1,
+        vec![
+            change("a/1", entry("a", 1, false)),
+            change("a/2", entry("a", 1, true)),
+            change("b/1", entry("b", 1, true)),
+        ],
+        None,
+    ));
+    let here = scope("a");
+    let first = Delta::between(&nothing(), &base, &here);
+    assert_eq!(
+        names(&first),
+        (vec!["a/1@1".into(), "a/2@1".into()], Vec::<String>::new())
+    );
+    let has = Has::Sent {
+        view: base.clone(),
+        scope: here.clone(),
+    };
+    // Updated, removed, added and one invisible here, over two views.
+    let mid = Arc::new(base.next(
+        2,
+        vec![
+            change("a/1", entry("a", 2, false)),
+            change("b/1", entry("b", 2, true)),
+        ],
+        None,
+    ));
+    let now = mid.next(
+        3,
+        vec![change("a/2", None), change("c/1", entry("c", 3, false))],
+        None,
+    );
+    let from_log = Delta::between(&has, &now, &here);
+    assert_eq!(
+        names(&from_log),
+        (
+            vec!["a/1@2".into(), "c/1@3".into()],
+            vec!["a/2".to_string()]
+        )
+    );
+    // A new scope (same content) compares whole views: the same answer.
+    let whole = Delta::between(&has, &now, &scope("a"));
+    assert_eq!(names(&whole), names(&from_log));
+    // Nothing changed since: nothing to send.
+    let again = Has::Sent {
+        view: Arc::new(now),
+        scope: here.clone(),
+    };
+    let view = match &again {
+        Has::Sent { view, .. } => view.clone(),
+        Has::Told(_) => unreachable!(),
+    };
+    assert!(Delta::between(&again, &view, &here).is_empty());
+}
+
+/// A proxy further behind than the log reaches still gets exactly what it lacks.
+#[test]
+fn a_proxy_behind_the_change_log_compares_whole_views() {
+    let mut view =
+        Arc::new(WireView::default().next(1, vec![change("a/0", entry("a", 1, false))], None));
+    let has = Has::Sent {
+        view: view.clone(),
+        scope: scope("a"),
+    };
+    let here = match &has {
+        Has::Sent { scope, .. } => scope.clone(),
+        Has::Told(_) => unreachable!(),
+    };
+    for v in 2..(super::super::view::CHANGE_LOG as u64 + 10) {
+        view = Arc::new(view.next(
+            v,
+            vec![change(&format!("a/{}", v % 3), entry("a", v, false))],
+            None,
+        ));
+    }
+    let d = Delta::between(&has, &view, &here);
+    let (updated, removed) = names(&d);
+    assert_eq!(updated.len(), 3, "{updated:?}");
+    assert!(removed.is_empty());
+    assert!(
+        view.changes.since(1).is_none(),
+        "the log no longer reaches view 1"
+    );
+}
+
+/// After a reconnect the proxy's told versions count: what it has at the current
+/// version is not sent again, and what no longer exists is removed.
+#[test]
+fn told_versions_are_honoured() {
+    let view = WireView::default().next(
+        5,
+        vec![
+            change("a/1", entry("a", 4, false)),
+            change("a/2", entry("a", 5, false)),
+        ],
+        None,
+    );
+    let told: HashMap<Arc<str>, u64> = [
+        (Arc::from("a/1"), 4),
+        (Arc::from("a/2"), 3),
+        (Arc::from("a/gone"), 1),
+    ]
+    .into_iter()
+    .collect();
+    let d = Delta::between(&Has::Told(Arc::new(told)), &view, &scope("a"));
+    assert_eq!(
+        names(&d),
+        (vec!["a/2@5".into()], vec!["a/gone".to_string()])
+    );
+}
+
+/// Parts: at most [`MAX_RESOURCES_PER_RESPONSE`] each, all but the last marked partial,
+/// the removed names on the last; every resource sent once.
+#[test]
+fn a_large_delta_goes_out_in_parts() {
+    let count = MAX_RESOURCES_PER_RESPONSE * 2 + 3;
+    let changes = (0..count)
+        .map(|i| change(&format!("a/{i:04}"), entry("a", 7, false)))
+        .collect();
+    let view = WireView::default().next(7, changes, None);
+    let told: HashMap<Arc<str>, u64> = [(Arc::from("a/old"), 1)].into_iter().collect();
+    let parts: Vec<_> = Delta::between(&Has::Told(Arc::new(told)), &view, &scope("a"))
+        .parts(7, 1)
+        .collect();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[0].system_version_info, format!("7{PARTIAL}"));
+    assert_eq!(parts[2].system_version_info, "7");
+    assert_eq!(parts[2].nonce, "7-1-2");
+    assert!(parts[..2].iter().all(|p| p.removed_resources.is_empty()));
+    assert_eq!(parts[2].removed_resources, vec!["a/old".to_string()]);
+    let sent: Vec<_> = parts.iter().flat_map(|p| &p.resources).collect();
+    assert_eq!(sent.len(), count);
+    assert_eq!(
+        sent[0].resource.as_ref().map(|a| a.value.clone()),
+        Some(b"a-7".to_vec())
+    );
+    // Nothing to send still makes one (empty) response when asked.
+    let empty: Vec<_> = Delta::default().parts(7, 2).collect();
+    assert_eq!(empty.len(), 1);
+    assert!(empty[0].resources.is_empty() && empty[0].removed_resources.is_empty());
+}
