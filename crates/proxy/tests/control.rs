@@ -340,9 +340,9 @@ async fn an_update_in_parts_with_a_refused_part_applies_nothing() {
     })
     .await;
 
-    // One update of 72 resources goes out in two parts (64 per part, in name order): the
-    // first carries a resource the proxy refuses (`aaa-broken`), the second the change of
-    // `reviews` to v1. The proxy must apply neither part.
+    // One update of 72 resources goes out in parts (at most 16 each, in name order): the
+    // first carries a resource the proxy refuses (`aaa-broken`), the last the change of
+    // `reviews` to v1. The proxy must apply none of them.
     let mut broken = weft_api::load_str(
         "broken",
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: aaa-broken}\nspec:\n  hosts: [other]\n  http:\n  - match: [{uri: {regex: x}}]\n    route: [{destination: {host: other}}]\n",
