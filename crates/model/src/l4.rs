@@ -132,21 +132,27 @@ fn l4_cluster(d: &Destination, ns: &str, port: u16) -> String {
 fn applies(
     source_labels: &BTreeMap<String, String>,
     source_namespace: Option<&String>,
-    gateways: &[String],
     scope: &ProxyScope,
 ) -> bool {
     source_labels
         .iter()
         .all(|(k, v)| scope.labels.get(k) == Some(v))
         && source_namespace.is_none_or(|ns| *ns == scope.namespace)
-        && (gateways.is_empty() || gateways.iter().any(|g| g == MESH_GATEWAY))
 }
 
-/// The L4 rules of mesh-bound VirtualServices (already filtered for visibility) for a proxy in `scope`.
+/// A match entry's `gateways` on a sidecar: absent, or naming `mesh`.
+pub fn mesh_bound(gateways: &[String], _vs_namespace: &str) -> bool {
+    gateways.is_empty() || gateways.iter().any(|g| g == MESH_GATEWAY)
+}
+
+/// The L4 rules of mesh-bound VirtualServices (already filtered for visibility) for a
+/// proxy in `scope`; `bound` says whether a match entry's `gateways` (of a VirtualService
+/// in the given namespace) fit the proxy ([`mesh_bound`] for sidecars).
 pub fn build(
     virtual_services: &[&Object<VirtualService>],
     scope: &ProxyScope,
     default_port: impl Fn(&str) -> Option<u16>,
+    bound: impl Fn(&[String], &str) -> bool,
 ) -> Result<L4Routes, String> {
     let mut out = L4Routes::default();
     for vs in virtual_services {
@@ -168,12 +174,8 @@ pub fn build(
                 .matches
                 .iter()
                 .filter(|m| {
-                    applies(
-                        &m.source_labels,
-                        m.source_namespace.as_ref(),
-                        &m.gateways,
-                        scope,
-                    )
+                    applies(&m.source_labels, m.source_namespace.as_ref(), scope)
+                        && bound(&m.gateways, ns)
                 })
                 .collect();
             if !rule.matches.is_empty() && applicable.is_empty() {
@@ -203,12 +205,8 @@ pub fn build(
                 .matches
                 .iter()
                 .filter(|m| {
-                    applies(
-                        &m.source_labels,
-                        m.source_namespace.as_ref(),
-                        &m.gateways,
-                        scope,
-                    )
+                    applies(&m.source_labels, m.source_namespace.as_ref(), scope)
+                        && bound(&m.gateways, ns)
                 })
                 .collect();
             if applicable.is_empty() {

@@ -496,6 +496,10 @@ pub enum RedirectPort {
     FromProtocolDefault,
     /// The request's port.
     FromRequestPort,
+    /// The port the request's authority names, unless it is 80 (Envoy's
+    /// `https_redirect`: `http://h:80/` goes to `https://h/`, `http://h:8000/` to
+    /// `https://h:8000/`).
+    UnlessHttpDefault,
 }
 
 /// A direct answer.

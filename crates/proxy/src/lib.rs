@@ -315,12 +315,14 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
         ));
     }
     let server_tls = Arc::new(tls::ServerTls::default());
+    let gateway_tls = Arc::new(tls::GatewayTls::default());
     let listener_settings = |direction| ListenerSettings {
         direction,
         detect_timeout: opts.detect_timeout,
         telemetry: telemetry.clone(),
         identity: Some(identity_cell.clone()),
         tls: server_tls.clone(),
+        gateway_tls: gateway_tls.clone(),
         limits: opts.limits,
     };
     let jwks_cache = jwks::JwksCache::new(opts.jwks_refresh);

@@ -20,9 +20,11 @@ use crate::snapshot::SnapshotCell;
 use crate::{orig_dst, tcp};
 use weft_model::peer_authn::Mode;
 
+mod gateway;
 mod http1;
 pub mod limits;
 
+pub use gateway::auto_passthrough_cluster;
 pub use http1::HAND_BACK_AFTER;
 pub use limits::ConnectionLimits;
 
@@ -43,6 +45,8 @@ pub struct ListenerSettings {
     pub identity: Option<crate::identity::IdentityCell>,
     /// The TLS server configuration, rebuilt when the certificate changes.
     pub tls: Arc<crate::tls::ServerTls>,
+    /// A gateway's TLS server configurations (its Gateway servers' certificates).
+    pub gateway_tls: Arc<crate::tls::GatewayTls>,
     /// Timeouts and limits of downstream connections.
     pub limits: ConnectionLimits,
 }
@@ -120,6 +124,25 @@ fn connection(
             _ => orig_dst::original_dst(&stream),
         };
         let snapshot = snapshots.load();
+        let reporter = match settings.direction {
+            Direction::Inbound => crate::telemetry::metrics::Reporter::Destination,
+            _ => crate::telemetry::metrics::Reporter::Source,
+        };
+        // A gateway port of TLS or TCP servers is served by its servers.
+        if let Direction::Gateway { port } = settings.direction {
+            if !gateway::served_as_http(snapshot.mesh.gateway.get(&port)) {
+                let accepted = Accepted {
+                    peer,
+                    original_dst,
+                    snapshot,
+                    http,
+                    settings,
+                    watcher,
+                    reporter,
+                };
+                return Box::pin(gateway::serve(stream, port, accepted)).await;
+            }
+        }
         // A port declared TCP skips detection: the client may wait for the server to speak.
         let service = original_dst.and_then(|dst| tcp::service_at(&snapshot, dst));
         // Inbound always looks: a sidecar's mTLS starts with its ClientHello.
@@ -133,10 +156,6 @@ fn connection(
             Detected::Tcp
         } else {
             detect(&stream, settings.detect_timeout).await
-        };
-        let reporter = match settings.direction {
-            Direction::Inbound => crate::telemetry::metrics::Reporter::Destination,
-            _ => crate::telemetry::metrics::Reporter::Source,
         };
         // A ClientHello's SNI (for `tls` routes and `connection.sni`) and ALPN.
         let hello = match detected {
@@ -184,8 +203,8 @@ fn connection(
             }
         }
         let sni = hello.as_deref().and_then(crate::sni::server_name);
-        // A gateway's ports serve HTTP only: whatever else a client sends is answered as a
-        // malformed HTTP/1 request (400), as Envoy's HTTP listener answers it.
+        // A gateway's HTTP ports serve HTTP only: whatever else a client sends is answered
+        // as a malformed HTTP/1 request (400), as Envoy's HTTP listener answers it.
         let looks_http1 = detected == Detected::Http1;
         let detected = match (settings.direction, detected) {
             (Direction::Gateway { .. }, Detected::Tcp | Detected::Tls) => Detected::Http1,
@@ -193,13 +212,21 @@ fn connection(
         };
         match detected {
             Detected::Http1 => {
-                let down = Downstream { peer, original_dst };
+                let down = Downstream {
+                    peer,
+                    original_dst,
+                    tls: false,
+                };
                 let limits = settings.limits;
                 // Boxed: until the protocol is known the task holds only detection's state.
                 Box::pin(http1::serve(stream, down, http, drain, limits, looks_http1)).await;
             }
             Detected::Http2 => {
-                let down = Downstream { peer, original_dst };
+                let down = Downstream {
+                    peer,
+                    original_dst,
+                    tls: false,
+                };
                 let limits = settings.limits;
                 Box::pin(serve_http(stream, down, None, http, true, watcher, limits)).await;
             }
@@ -219,7 +246,7 @@ fn connection(
                         }
                         tcp::inbound(&snapshot)
                     }
-                    // Gateways serve HTTP servers only.
+                    // Gateway ports of TCP and TLS servers are served above.
                     Direction::Gateway { .. } => None,
                     Direction::Outbound => {
                         let port = original_dst.map_or(0, |d| d.port());
@@ -333,6 +360,7 @@ async fn serve_mesh_tls(
     let down = Downstream {
         peer: a.peer,
         original_dst: a.original_dst,
+        tls: false,
     };
     match alpn.as_deref() {
         Some(crate::tls::ALPN_H2) => {

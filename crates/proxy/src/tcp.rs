@@ -116,6 +116,16 @@ pub fn decide(
     })
 }
 
+/// Where a connection matched by `route` goes: one of its weighted destinations
+/// (port 0 there standing for the listener's `port`).
+pub fn route(
+    snapshot: &Snapshot,
+    route: &weft_model::l4::L4Route,
+    port: u16,
+) -> Option<TcpDecision> {
+    weighted(snapshot, route, port)
+}
+
 fn weighted(
     snapshot: &Snapshot,
     route: &weft_model::l4::L4Route,
@@ -136,7 +146,8 @@ fn weighted(
     endpoint_of(cluster, route.fault.clone())
 }
 
-fn endpoint_of(cluster: &Arc<ClusterRuntime>, fault: Option<TcpFault>) -> Option<TcpDecision> {
+/// One endpoint of `cluster`, with `fault` to apply.
+pub fn endpoint_of(cluster: &Arc<ClusterRuntime>, fault: Option<TcpFault>) -> Option<TcpDecision> {
     let endpoint = cluster.pick_any()?;
     Some(TcpDecision {
         target: endpoint.target.clone(),
@@ -171,6 +182,12 @@ pub trait TcpDownstream: AsyncRead + AsyncWrite + Unpin {
 impl TcpDownstream for tokio::net::TcpStream {
     fn tcp(&self) -> &tokio::net::TcpStream {
         self
+    }
+}
+
+impl TcpDownstream for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn tcp(&self) -> &tokio::net::TcpStream {
+        self.get_ref().0
     }
 }
 

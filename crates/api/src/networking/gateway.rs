@@ -121,21 +121,19 @@ impl Validate for Server {
 }
 
 impl Server {
-    /// What weft's gateway proxy does not serve yet is said at apply time, not ignored.
+    /// What weft's gateway proxy does not serve is said at apply time, not ignored.
     fn warn_unserved(&self, v: &mut Validator) {
-        if let Some(protocol) = self.port.as_ref().and_then(Port::parsed_protocol) {
-            if !protocol.is_http() || protocol.is_tls() {
-                v.warn_at(
-                    "port.protocol",
-                    format!("weft's gateway serves plain-text HTTP servers only; this {protocol} server is not served"),
-                );
-            }
-        }
-        if self.tls.as_ref().is_some_and(|t| t.https_redirect) {
+        let protocol = self.port.as_ref().and_then(Port::parsed_protocol);
+        if protocol == Some(Protocol::Udp) {
             v.warn_at(
-                "tls.httpsRedirect",
-                "httpsRedirect is not implemented by weft's gateway yet; requests are served over HTTP",
+                "port.protocol",
+                "weft's gateway does not proxy UDP; this server is not served",
             );
+        }
+        if let (Some(tls), true) = (&self.tls, protocol.is_some_and(Protocol::is_tls)) {
+            if tls.mode.terminates() {
+                tls.warn_unserved(v);
+            }
         }
         if checks::non_empty(&self.bind).is_some() {
             v.warn_at(
@@ -491,6 +489,11 @@ impl ServerTlsMode {
         }
     }
 
+    /// True for the modes that terminate TLS.
+    pub fn terminates(self) -> bool {
+        !self.is_passthrough()
+    }
+
     /// True for the modes that forward TLS without terminating it.
     pub fn is_passthrough(self) -> bool {
         matches!(
@@ -555,12 +558,65 @@ pub const VALID_CIPHER_SUITES: &[&str] = &[
     "DES-CBC3-SHA",
 ];
 
+/// The TLS 1.2 cipher suites weft's gateway offers (rustls with ring); TLS 1.3's suites
+/// are always offered, as Envoy offers them whatever `cipherSuites` says.
+pub const OFFERED_CIPHER_SUITES: [&str; 6] = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+];
+
 fn is_valid_cipher_suite(suite: &str) -> bool {
     match suite.chars().next() {
         None => true,
         // Operator forms ("-AES128-SHA", "!aNULL", "[A|B]") are passed through as Istio does.
         Some(c) if !c.is_alphanumeric() => true,
         Some(_) => suite == "ALL" || VALID_CIPHER_SUITES.contains(&suite),
+    }
+}
+
+impl ServerTLSSettings {
+    /// What a terminating server asks that weft's gateway cannot do, as warnings.
+    fn warn_unserved(&self, v: &mut Validator) {
+        if self.uses_credentials() {
+            v.warn_at(
+                "tls.credentialName",
+                "credentialName names a Kubernetes Secret, which weft does not hold; this server is not served (use serverCertificate and privateKey files)",
+            );
+        }
+        if matches!(
+            self.max_protocol_version,
+            TlsProtocolVersion::V1_0 | TlsProtocolVersion::V1_1
+        ) {
+            v.warn_at(
+                "tls.maxProtocolVersion",
+                "weft's gateway serves TLS 1.2 and 1.3 only; this server is not served",
+            );
+        } else if matches!(
+            self.min_protocol_version,
+            TlsProtocolVersion::V1_0 | TlsProtocolVersion::V1_1
+        ) {
+            v.warn_at(
+                "tls.minProtocolVersion",
+                "weft's gateway serves TLS 1.2 and 1.3 only; TLS 1.0 and 1.1 clients are refused",
+            );
+        }
+        for (i, suite) in self.cipher_suites.iter().enumerate() {
+            let plain = suite.chars().next().is_some_and(char::is_alphanumeric);
+            if plain
+                && suite != "ALL"
+                && is_valid_cipher_suite(suite)
+                && !OFFERED_CIPHER_SUITES.contains(&suite.as_str())
+            {
+                v.warn_at(
+                    &format!("tls.cipherSuites[{i}]"),
+                    format!("weft's gateway cannot offer {suite} (it offers ECDHE with AES-GCM or ChaCha20-Poly1305); it is left out"),
+                );
+            }
+        }
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Mesh {
     pub http_routes: BTreeMap<u16, RouteTable>,
     /// TCP and TLS rules.
     pub l4: crate::l4::L4Routes,
+    /// A gateway proxy's ports: what each serves, with its TLS and L4 rules.
+    pub gateway: BTreeMap<u16, crate::gateway::servers::GatewayPort>,
     /// The RequestAuthentication rules that apply to this proxy.
     pub authn: crate::authn::Authn,
     /// The AuthorizationPolicies that apply to this proxy.
@@ -95,7 +97,21 @@ pub fn build_with_mesh_config(
     mesh.rate_limits = crate::rate_limit::build(resources, scope);
     mesh.outbound = crate::outbound::resolve(resources, scope, mesh_config);
     mesh.telemetry = crate::telemetry::resolve(resources, scope, mesh_config);
+    let single_port = |h: &str| {
+        mesh.services.get(h).and_then(|s| match s.ports.as_slice() {
+            [only] => Some(only.number),
+            _ => None,
+        })
+    };
     if scope.gateway {
+        let ports = crate::gateway::ports(resources, scope, single_port).map_err(|message| {
+            TranslateError {
+                resource: "VirtualService".into(),
+                field: "spec.tcp/tls".into(),
+                message,
+            }
+        })?;
+        mesh.gateway = ports;
         mesh.http_routes =
             crate::gateway::route_tables(resources, &mesh.services, scope, &default_retry)?;
         return Ok(mesh);
@@ -103,16 +119,12 @@ pub fn build_with_mesh_config(
     let bound = http::bound_virtual_services(resources, scope);
     mesh.http_routes = http::route_tables(&bound, &mesh.services, scope, &default_retry)?;
     let objects: Vec<&Object<VirtualService>> = bound.iter().map(|b| b.object).collect();
-    let single_port = |h: &str| {
-        mesh.services.get(h).and_then(|s| match s.ports.as_slice() {
-            [only] => Some(only.number),
-            _ => None,
-        })
-    };
-    mesh.l4 = crate::l4::build(&objects, scope, single_port).map_err(|message| TranslateError {
-        resource: "VirtualService".into(),
-        field: "spec.tcp/tls".into(),
-        message,
-    })?;
+    mesh.l4 = crate::l4::build(&objects, scope, single_port, crate::l4::mesh_bound).map_err(
+        |message| TranslateError {
+            resource: "VirtualService".into(),
+            field: "spec.tcp/tls".into(),
+            message,
+        },
+    )?;
     Ok(mesh)
 }

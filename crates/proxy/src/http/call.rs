@@ -61,6 +61,8 @@ pub struct Downstream {
     pub peer: SocketAddr,
     /// The address the client dialled, when the connection was redirected to us.
     pub original_dst: Option<SocketAddr>,
+    /// True when this listener terminated TLS from the client (a gateway's HTTPS server).
+    pub tls: bool,
 }
 
 /// One request on its way through the stages.

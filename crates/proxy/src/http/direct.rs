@@ -33,6 +33,7 @@ pub fn redirect(
     let port = match r.port {
         Some(RedirectPort::Fixed(p)) => Some(p),
         Some(RedirectPort::FromRequestPort) => Some(request_port),
+        Some(RedirectPort::UnlessHttpDefault) => port_of(authority).filter(|p| *p != 80),
         Some(RedirectPort::FromProtocolDefault) => None,
         None => port_of(authority).filter(|_| r.authority.is_none()),
     };

@@ -161,7 +161,11 @@ impl HttpProxy {
             authorize::normalize_path(&mut req, self.settings.path_normalization)?;
         }
         let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
-        let scheme = req.uri().scheme_str().unwrap_or("http").to_string();
+        let scheme = match req.uri().scheme_str() {
+            _ if down.tls => "https".to_string(),
+            Some(s) => s.to_string(),
+            None => "http".to_string(),
+        };
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
         headers::ensure_forwarded_proto(req.headers_mut(), &scheme);
         let call = Call {

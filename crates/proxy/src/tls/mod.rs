@@ -10,9 +10,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::identity::Identity;
 
 pub mod client;
+pub mod gateway;
 pub mod server;
 
 pub use client::{ClusterTls, Originate, Purpose};
+pub use gateway::GatewayTls;
 pub use server::ServerTls;
 
 /// ALPN of mesh mTLS, as Istio's sidecars name it: the `istio-` prefix tells a sidecar's

@@ -72,6 +72,20 @@ impl Harness {
         Harness::start_as(yaml, None, scope, vec![(80, any_port())], None, None).await
     }
 
+    /// A gateway proxy serving the Gateway server `ports`, each on a port of its own.
+    pub async fn gateway_on(yaml: &str, labels: &[(&str, &str)], ports: &[u16]) -> Harness {
+        let scope = ProxyScope {
+            namespace: "istio-system".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            gateway: true,
+        };
+        let listeners = ports.iter().map(|p| (*p, any_port())).collect();
+        Harness::start_as(yaml, None, scope, listeners, None, None).await
+    }
+
     async fn start_as(
         yaml: &str,
         app: Option<SocketAddr>,

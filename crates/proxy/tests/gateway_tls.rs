@@ -1,0 +1,465 @@
+//! Gateway servers beyond plain HTTP, as real TLS clients (curl, openssl s_client) see
+//! them: HTTPS terminated with certificate files (SNI choosing among servers, TLS
+//! versions, client certificates and their pins), `httpsRedirect`, TLS passed through by
+//! SNI to a backend that terminates it itself, TCP servers and TLS terminated into TCP,
+//! by the VirtualServices' `tls` and `tcp` rules.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{Harness, service};
+use weft_testkit::upstream;
+
+/// A CA, and certificates it signs, written as PEM files.
+struct Pki {
+    dir: PathBuf,
+    ca: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl Pki {
+    fn new(dir: &Path, name: &str) -> Pki {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} CA"));
+        let ca = params.self_signed(&key).expect("ca");
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
+        Pki { dir, ca, key }
+    }
+
+    fn ca_file(&self) -> String {
+        self.dir.join("ca.pem").display().to_string()
+    }
+
+    /// Signs a certificate for `names` (DNS, or `spiffe://` URIs); returns the paths of
+    /// the certificate and key files.
+    fn issue(&self, file: &str, names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, names[0].to_string());
+        for n in names {
+            params
+                .subject_alt_names
+                .push(if n.starts_with("spiffe://") {
+                    rcgen::SanType::URI((*n).try_into().expect("uri"))
+                } else {
+                    rcgen::SanType::DnsName((*n).try_into().expect("dns"))
+                });
+        }
+        let cert = params.signed_by(&key, &self.ca, &self.key).expect("sign");
+        let (c, k) = (
+            self.dir.join(format!("{file}.pem")),
+            self.dir.join(format!("{file}-key.pem")),
+        );
+        std::fs::write(&c, cert.pem()).expect("write");
+        std::fs::write(&k, key.serialize_pem()).expect("write");
+        (c.display().to_string(), k.display().to_string())
+    }
+}
+
+/// Runs a client command to its end, off the runtime's threads.
+async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("client runs"))
+        .await
+        .expect("joined")
+}
+
+/// `curl` to `https://host:PORT/path` at the gateway's `addr`, trusting `ca`; extra args.
+async fn curl(addr: SocketAddr, url: &str, ca: Option<&str>, extra: &[&str]) -> Output {
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+        .expect("host");
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "5",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code} %{redirect_url}",
+    ])
+    .arg("--resolve")
+    .arg(format!("{host}:{}:{}", addr.port(), addr.ip()))
+    .args(extra);
+    if let Some(ca) = ca {
+        cmd.args(["--cacert", ca]);
+    }
+    cmd.arg(url.replace("PORT", &addr.port().to_string()));
+    run(cmd).await
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `openssl s_client` to `addr` with server name `sni`, sending `input`; what it printed.
+async fn s_client(addr: SocketAddr, sni: &str, extra: &[&str], input: &'static str) -> String {
+    let mut cmd = Command::new("sh");
+    // The input is sent once the handshake is done; a pause lets the answer come back
+    // before stdin closes.
+    let args = extra.join(" ");
+    cmd.arg("-c").arg(format!(
+        "(printf '{input}'; sleep 1) | timeout 10 openssl s_client -connect {addr} -servername {sni} {args} 2>&1"
+    ));
+    String::from_utf8_lossy(&run(cmd).await.stdout).into_owned()
+}
+
+fn gateway_ports(h: &Harness) -> std::collections::BTreeMap<u16, SocketAddr> {
+    h.proxy.gateways.iter().copied().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_servers_terminate_with_certificate_files_chosen_by_sni() {
+    let dir = weft_testkit::fresh_dir("gateway-https");
+    let pki = Pki::new(&dir, "server");
+    let (a_cert, a_key) = pki.issue("a", &["a.example.com"]);
+    let (b_cert, b_key) = pki.issue("b", &["b.example.com"]);
+    let ca = pki.ca_file();
+    let web = upstream::named("web").await;
+    let yaml = format!(
+        r#"{}apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: tls-gateway, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: https-a, protocol: HTTPS}}
+    hosts: [a.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: {a_cert}, privateKey: {a_key}}}
+  - port: {{number: 443, name: https-b, protocol: HTTPS}}
+    hosts: [b.example.com]
+    tls:
+      mode: SIMPLE
+      serverCertificate: {b_cert}
+      privateKey: {b_key}
+      minProtocolVersion: TLSV1_3
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: [a.example.com]
+    tls: {{httpsRedirect: true}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: web, namespace: default}}
+spec:
+  hosts: [a.example.com, b.example.com]
+  gateways: [tls-gateway]
+  http:
+  - route: [{{destination: {{host: web.default.svc.cluster.local}}}}]
+---
+"#,
+        service("web", 8080, "HTTP", &[(web.addr, "v1")]),
+    );
+    let h = Harness::gateway_on(&yaml, &[("istio", "ingressgateway")], &[80, 443]).await;
+    let ports = gateway_ports(&h);
+    let https = ports[&443];
+
+    // Each name gets its own server's certificate, and the request is routed.
+    let got = curl(https, "https://a.example.com:PORT/hello", Some(&ca), &[]).await;
+    assert_eq!(
+        text(&got),
+        "web\n200 ",
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let got = curl(
+        https,
+        "https://b.example.com:PORT/",
+        Some(&ca),
+        &["--http2"],
+    )
+    .await;
+    assert_eq!(
+        text(&got),
+        "web\n200 ",
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let seen = web.seen();
+    assert_eq!(seen[0].headers["x-forwarded-proto"], "https");
+    assert_eq!(seen[1].version, "HTTP/1.1", "the upstream port is HTTP/1.1");
+    let printed = s_client(https, "b.example.com", &["-brief"], "").await;
+    assert!(
+        printed.contains("CN = b.example.com") || printed.contains("CN=b.example.com"),
+        "{printed}"
+    );
+    let printed = s_client(https, "a.example.com", &["-brief"], "").await;
+    assert!(printed.contains("a.example.com"), "{printed}");
+
+    // b's server allows TLS 1.3 only; a's allows 1.2 as well.
+    let refused = curl(
+        https,
+        "https://b.example.com:PORT/",
+        Some(&ca),
+        &["--tls-max", "1.2"],
+    )
+    .await;
+    assert!(
+        !refused.status.success(),
+        "TLS 1.2 to a TLS 1.3 server: {}",
+        text(&refused)
+    );
+    let got = curl(
+        https,
+        "https://a.example.com:PORT/",
+        Some(&ca),
+        &["--tls-max", "1.2"],
+    )
+    .await;
+    assert_eq!(text(&got), "web\n200 ");
+
+    // No server serves c.example.com (and none has host "*"): the handshake fails.
+    let refused = curl(https, "https://c.example.com:PORT/", Some(&ca), &["-k"]).await;
+    assert!(!refused.status.success(), "{}", text(&refused));
+
+    // Port 80 redirects a.example.com to https, path and query kept, :80 dropped.
+    let http = ports[&80];
+    let got = curl(http, "http://a.example.com:PORT/x?y=1", None, &[]).await;
+    let location = format!("https://a.example.com:{}/x?y=1", http.port());
+    assert_eq!(text(&got), format!("\n301 {location}"));
+    assert_eq!(
+        web.hits(),
+        3,
+        "redirects and refused handshakes reach nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_servers_require_a_client_certificate_the_ca_signs_and_the_pins_allow() {
+    let dir = weft_testkit::fresh_dir("gateway-mutual");
+    let server = Pki::new(&dir, "server");
+    let clients = Pki::new(&dir, "clients");
+    let strangers = Pki::new(&dir, "strangers");
+    let (cert, key) = server.issue("gw", &["secure.example.com", "pinned.example.com"]);
+    let (alice, alice_key) = clients.issue("alice", &["alice.example.com"]);
+    let (bob, bob_key) = clients.issue("bob", &["bob.example.com"]);
+    let (eve, eve_key) = strangers.issue("eve", &["alice.example.com"]);
+    let web = upstream::named("web").await;
+    let yaml = format!(
+        r#"{}apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: mtls-gateway, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    hosts: [secure.example.com]
+    tls: {{mode: MUTUAL, serverCertificate: {cert}, privateKey: {key}, caCertificates: {ca}}}
+  - port: {{number: 443, name: https-pinned, protocol: HTTPS}}
+    hosts: [pinned.example.com]
+    tls:
+      mode: MUTUAL
+      serverCertificate: {cert}
+      privateKey: {key}
+      caCertificates: {ca}
+      subjectAltNames: [alice.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: web, namespace: default}}
+spec:
+  hosts: ["*.example.com"]
+  gateways: [mtls-gateway]
+  http:
+  - route: [{{destination: {{host: web.default.svc.cluster.local}}}}]
+---
+"#,
+        service("web", 8080, "HTTP", &[(web.addr, "v1")]),
+        ca = clients.ca_file(),
+    );
+    let h = Harness::gateway_on(&yaml, &[("istio", "ingressgateway")], &[443]).await;
+    let https = gateway_ports(&h)[&443];
+    let trust = server.ca_file();
+    let with = |c: &str, k: &str| {
+        vec![
+            "--cert".to_string(),
+            c.to_string(),
+            "--key".into(),
+            k.to_string(),
+        ]
+    };
+
+    let none = curl(https, "https://secure.example.com:PORT/", Some(&trust), &[]).await;
+    assert!(
+        !text(&none).starts_with("web"),
+        "no client certificate: {}",
+        text(&none)
+    );
+    let args = with(&alice, &alice_key);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let got = curl(
+        https,
+        "https://secure.example.com:PORT/",
+        Some(&trust),
+        &args,
+    )
+    .await;
+    assert_eq!(
+        text(&got),
+        "web\n200 ",
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    // Eve's certificate names alice too, but another CA signed it.
+    let args = with(&eve, &eve_key);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let got = curl(
+        https,
+        "https://secure.example.com:PORT/",
+        Some(&trust),
+        &args,
+    )
+    .await;
+    assert!(
+        !text(&got).starts_with("web"),
+        "a stranger's certificate: {}",
+        text(&got)
+    );
+
+    // The pinned server takes alice and not bob, though the CA signed both.
+    let args = with(&alice, &alice_key);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let got = curl(
+        https,
+        "https://pinned.example.com:PORT/",
+        Some(&trust),
+        &args,
+    )
+    .await;
+    assert_eq!(text(&got), "web\n200 ");
+    let args = with(&bob, &bob_key);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let got = curl(
+        https,
+        "https://pinned.example.com:PORT/",
+        Some(&trust),
+        &args,
+    )
+    .await;
+    assert!(
+        !text(&got).starts_with("web"),
+        "bob is not pinned: {}",
+        text(&got)
+    );
+    assert_eq!(web.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passthrough_routes_by_sni_and_tcp_servers_by_tcp_rules() {
+    let dir = weft_testkit::fresh_dir("gateway-l4");
+    let pki = Pki::new(&dir, "backend");
+    let (cert, key) = pki.issue("backend", &["pass.example.com"]);
+    let (term_cert, term_key) = pki.issue("term", &["echo.example.com"]);
+    // The passthrough backend terminates TLS itself: openssl's status page.
+    let backend_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut backend = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(backend_port.to_string())
+        .args(["-cert", &cert, "-key", &key])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let backend_addr: SocketAddr = format!("127.0.0.1:{backend_port}").parse().expect("addr");
+    let echo = upstream::tcp_echo().await;
+    let yaml = format!(
+        r#"{}{}apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: l4-gateway, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: tls-pass, protocol: TLS}}
+    hosts: [pass.example.com]
+    tls: {{mode: PASSTHROUGH}}
+  - port: {{number: 443, name: tls-term, protocol: TLS}}
+    hosts: [echo.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: {term_cert}, privateKey: {term_key}}}
+  - port: {{number: 31400, name: tcp, protocol: TCP}}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: pass, namespace: default}}
+spec:
+  hosts: [pass.example.com]
+  gateways: [l4-gateway]
+  tls:
+  - match: [{{sniHosts: [pass.example.com]}}]
+    route: [{{destination: {{host: backend.default.svc.cluster.local, port: {{number: 8443}}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: echo, namespace: default}}
+spec:
+  hosts: ["*"]
+  gateways: [l4-gateway]
+  tcp:
+  - route: [{{destination: {{host: echo.default.svc.cluster.local, port: {{number: 9000}}}}}}]
+---
+"#,
+        service("backend", 8443, "TLS", &[(backend_addr, "v1")]),
+        service("echo", 9000, "TCP", &[(echo, "v1")]),
+    );
+    let h = Harness::gateway_on(&yaml, &[("istio", "ingressgateway")], &[443, 31400]).await;
+    let ports = gateway_ports(&h);
+    let tls = ports[&443];
+
+    // Passthrough: the backend's own certificate and page, the gateway never decrypting.
+    let mut ready = false;
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(backend_addr).is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "openssl s_server listens");
+    let got = curl(
+        tls,
+        "https://pass.example.com:PORT/",
+        Some(&pki.ca_file()),
+        &[],
+    )
+    .await;
+    let body = text(&got);
+    assert!(
+        body.contains("s_server") && body.ends_with("200 "),
+        "{body} {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+
+    // TLS terminated by the gateway, then the bytes echoed by a TCP backend.
+    let printed = s_client(tls, "echo.example.com", &["-quiet"], "ping-through-tls\\n").await;
+    assert!(printed.contains("ping-through-tls"), "{printed}");
+
+    // Plain TCP on 31400.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(ports[&31400])
+        .await
+        .expect("connect");
+    s.write_all(b"hello tcp").await.expect("write");
+    let mut buf = [0u8; 9];
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .expect("echo in time")
+        .expect("read");
+    assert_eq!(&buf, b"hello tcp");
+    let _ = backend.kill();
+    let _ = backend.wait();
+}
