@@ -302,6 +302,172 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
     assert!(String::from_utf8_lossy(&twice.stdout).contains("Nothing to stop"));
 }
 
+/// A CA and a certificate it signs for `host`, as PEM files in `dir`: (ca, cert, key).
+fn https_files(dir: &Path, host: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // Distinct names: a leaf named as its issuer reads as self-signed to curl.
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "weft test CA");
+    let ca = ca.self_signed(&ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut leaf = rcgen::CertificateParams::new(vec![host.to_string()]).expect("params");
+    leaf.distinguished_name = rcgen::DistinguishedName::new();
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, host);
+    let leaf = leaf.signed_by(&key, &ca, &ca_key).expect("signed");
+    std::fs::create_dir_all(dir).expect("dir");
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&files.0, ca.pem()).expect("write");
+    std::fs::write(&files.1, leaf.pem()).expect("write");
+    std::fs::write(&files.2, key.serialize_pem()).expect("write");
+    files
+}
+
+#[test]
+fn up_serves_an_https_gateway_on_an_extra_ingress_port() {
+    let s = scratch("up-https");
+    let files = std::env::temp_dir().join(format!("weft-up-https-files-{}", std::process::id()));
+    let (ca, cert, key) = https_files(&files, "bff.example.com");
+    let https = format!("127.0.0.1:{}", free_port());
+    let gateway = files.join("gateway.yaml");
+    std::fs::write(
+        &gateway,
+        format!(
+            r#"apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: bff-https}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    hosts: [bff.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: {}, privateKey: {}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: bff-https}}
+spec:
+  hosts: [bff.example.com]
+  gateways: [bff-https]
+  http:
+  - route: [{{destination: {{host: bff-service, port: {{number: 8080}}}}}}]
+"#,
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("write");
+    let manifest = files.join("mesh.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"workloads:
+  - name: bff-service
+    service: bff-service
+    serviceAccount: bff
+    port: 8080
+    command: [python3, examples/recommendation/bff_service.py]
+  - name: recommendation-v1
+    service: recommendation-service
+    serviceAccount: recommendation
+    labels: {{version: v1}}
+    port: 8080
+    command: [python3, examples/recommendation/recommendation_service.py]
+    env: {{VERSION: v1}}
+ingress:
+  extraPorts:
+  - {{port: 443, address: "{https}"}}
+resources:
+  - {}
+"#,
+            gateway.display()
+        ),
+    )
+    .expect("write");
+    let up = s.up_with(&manifest.display().to_string(), "loopback");
+    let printed = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        up.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(
+        printed.contains(&format!("and at {https} (Gateway port 443)")),
+        "{printed}"
+    );
+    // curl, trusting the test's CA, reaches bff-service's page over the gateway's TLS.
+    let port = https.rsplit(':').next().expect("port");
+    let mut page = String::new();
+    wait_for("bff-service's page over HTTPS", || {
+        let got = Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(&ca)
+            .arg("--resolve")
+            .arg(format!("bff.example.com:{port}:127.0.0.1"))
+            .arg(format!("https://bff.example.com:{port}/"))
+            .output()
+            .expect("curl runs");
+        page = String::from_utf8_lossy(&got.stdout).into_owned();
+        if !got.status.success() {
+            eprintln!("curl: {}", String::from_utf8_lossy(&got.stderr));
+        }
+        got.status.success() && page.contains("<title>weft demo</title>")
+    });
+    assert!(page.contains("recommendation-service v1"), "{page}");
+    let down = weft(&["down", "--state-dir", &s.state_dir]);
+    assert!(down.status.success());
+    let _ = std::fs::remove_dir_all(&files);
+}
+
+#[test]
+fn manifest_ingress_ports_are_checked_with_their_field() {
+    let dir = std::env::temp_dir().join(format!("weft-up-ports-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let manifest = dir.join("mesh.yaml");
+    for (ingress, says) in [
+        (
+            "  extraPorts: [{port: 80, address: 127.0.0.1:8443}]",
+            "ingress.extraPorts[0].port: Gateway port 80 is already served",
+        ),
+        (
+            "  extraPorts: [{port: 443, address: 127.0.0.1:8000}]",
+            "ingress.extraPorts[0].address: 127.0.0.1:8000 is already the address",
+        ),
+        (
+            "  extraPorts: [{port: 443, adress: 127.0.0.1:8443}]",
+            "adress",
+        ),
+    ] {
+        std::fs::write(
+            &manifest,
+            format!(
+                "workloads:\n  - {{name: a, service: a, port: 8080, command: [\"true\"]}}\ningress:\n{ingress}\n"
+            ),
+        )
+        .expect("write");
+        let out = weft(&[
+            "up",
+            "-f",
+            &manifest.display().to_string(),
+            "--state-dir",
+            &dir.join("state").display().to_string(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{ingress}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn kubernetes_services_and_deployments_run_the_seed_scenario_without_service_entries() {
     if !is_root() {

@@ -254,7 +254,10 @@ impl<B: RequestBody> Pool<B> {
                 }
                 Some(_) => continue,
                 None => {
-                    let sender = connect_h1(self, target, limits, tls).await?;
+                    // Boxed, as every dial below: dialing (TCP, TLS, the handshake) happens
+                    // once per connection, and inline its state would be moved with every
+                    // request's future.
+                    let sender = Box::pin(connect_h1(self, target, limits, tls)).await?;
                     let now = Instant::now();
                     (
                         Conn {
@@ -322,7 +325,7 @@ impl<B: RequestBody> Pool<B> {
         let mut tried_shared = shared.is_some();
         let mut sender = match shared {
             Some(s) => s,
-            None => self.dial_h2(target, limits, tls).await?,
+            None => Box::pin(self.dial_h2(target, limits, tls)).await?,
         };
         loop {
             if sender.ready().await.is_err() {
@@ -332,7 +335,7 @@ impl<B: RequestBody> Pool<B> {
                     ));
                 }
                 tried_shared = false;
-                sender = self.dial_h2(target, limits, tls).await?;
+                sender = Box::pin(self.dial_h2(target, limits, tls)).await?;
                 continue;
             }
             match sender.try_send_request(req).await {
@@ -343,7 +346,7 @@ impl<B: RequestBody> Pool<B> {
                         Some(unsent) if tried_shared => {
                             req = unsent;
                             tried_shared = false;
-                            sender = self.dial_h2(target, limits, tls).await?;
+                            sender = Box::pin(self.dial_h2(target, limits, tls)).await?;
                         }
                         Some(_) if refused => return Err(SendError::RefusedStream),
                         Some(_) => {

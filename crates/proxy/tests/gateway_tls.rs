@@ -463,3 +463,123 @@ spec:
     let _ = backend.kill();
     let _ = backend.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_mutual_servers_take_mesh_peers_with_the_gateways_own_certificate() {
+    use std::time::Duration;
+    use weft_testkit::client::{admin_get, get};
+    use weft_testkit::mesh::{self, ControlPlane, apply};
+    let state = weft_testkit::fresh_dir("gateway-istio-mutual");
+    let cp = ControlPlane::new(&state)
+        .with_ca(Duration::from_secs(600))
+        .start()
+        .await;
+    let ca = cp.ca.as_ref().expect("CA");
+    let web = upstream::named("web").await;
+    let gw_addr: SocketAddr = format!("127.0.0.1:{}", weft_testkit::free_port())
+        .parse()
+        .expect("addr");
+    let token = ca
+        .issue_token("istio-system", "istio-ingressgateway-service-account")
+        .expect("token");
+    let gateway = mesh::start_proxy(weft_proxy::ProxyOptions {
+        scope: weft_model::ProxyScope {
+            namespace: "istio-system".into(),
+            labels: [("istio".to_string(), "ingressgateway".to_string())]
+                .into_iter()
+                .collect(),
+            gateway: true,
+        },
+        gateways: vec![(443, gw_addr)],
+        ..mesh::sidecar_options(
+            cp.xds,
+            "router~istio-ingressgateway.istio-system",
+            Some(&token),
+        )
+    })
+    .await;
+    let token = ca.issue_token("default", "client").expect("token");
+    let client = mesh::start_proxy(weft_proxy::ProxyOptions {
+        scope: weft_model::ProxyScope {
+            namespace: "default".into(),
+            labels: [("app".to_string(), "client".to_string())]
+                .into_iter()
+                .collect(),
+            gateway: false,
+        },
+        ..mesh::sidecar_options(cp.xds, "sidecar~client.default", Some(&token))
+    })
+    .await;
+    apply(
+        &cp,
+        &format!(
+            r#"{}apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: mesh-gateway, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: https-mesh, protocol: HTTPS}}
+    hosts: ["*"]
+    tls: {{mode: ISTIO_MUTUAL}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: through-gateway, namespace: istio-system}}
+spec:
+  hosts: [gw.example.com]
+  gateways: [mesh-gateway]
+  http:
+  - route: [{{destination: {{host: web.default.svc.cluster.local}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: gw, namespace: default}}
+spec:
+  hosts: [gw.example.com]
+  resolution: STATIC
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: gw, namespace: default}}
+spec:
+  host: gw.example.com
+  trafficPolicy:
+    tls:
+      mode: ISTIO_MUTUAL
+      subjectAltNames: [spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account]
+---
+"#,
+            service("web", 8080, "HTTP", &[(web.addr, "v1")]),
+            gw_addr.port()
+        ),
+    );
+    for proxy in [&gateway, &client] {
+        weft_testkit::eventually(
+            "configuration and certificate",
+            Duration::from_secs(10),
+            || async {
+                (admin_get(proxy.admin, "/ready").await.status.as_u16() == 200).then_some(())
+            },
+        )
+        .await;
+    }
+    // The client's sidecar originates mesh mTLS; the gateway terminates it with its own
+    // workload certificate (the client checked its SPIFFE name) and routes the request.
+    let got = weft_testkit::eventually(
+        "the client reaches web through the gateway",
+        Duration::from_secs(10),
+        || async {
+            let got = get(client.outbound, "http://gw.example.com/").await;
+            (got.status.as_u16() == 200).then_some(got)
+        },
+    )
+    .await;
+    assert_eq!(got.body, "web");
+    // A TLS client without a mesh certificate is refused.
+    let refused = curl(gw_addr, "https://gw.example.com:PORT/", None, &["-k"]).await;
+    assert!(!text(&refused).starts_with("web"), "{}", text(&refused));
+    assert_eq!(web.hits(), 1);
+}

@@ -137,7 +137,8 @@ pub struct TerminateTls {
     /// TLS 1.2 cipher suites offered (OpenSSL names); empty: every suite weft has.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cipher_suites: Vec<String>,
-    /// ALPN offered: `h2` and `http/1.1` for HTTPS servers, none for TLS servers.
+    /// ALPN offered: `h2` and `http/1.1` (and the mesh's `istio-h2`, `istio-http/1.1`)
+    /// for HTTPS servers, none for TLS servers.
     pub alpn: Vec<String>,
 }
 
@@ -275,8 +276,12 @@ fn terminate(tls: &ServerTLSSettings, http: bool) -> Result<TerminateTls, String
         min_version: version(tls.min_protocol_version, 2),
         max_version: version(tls.max_protocol_version, 3),
         cipher_suites: tls.cipher_suites.clone(),
+        // A mesh peer (ISTIO_MUTUAL from a sidecar) offers only Istio's names; a TLS
+        // server that shares none of the client's names refuses it, so they are listed.
         alpn: if http {
-            vec!["h2".into(), "http/1.1".into()]
+            ["h2", "http/1.1", "istio-h2", "istio-http/1.1"]
+                .map(String::from)
+                .to_vec()
         } else {
             Vec::new()
         },
@@ -335,7 +340,7 @@ mod tests {
         assert_eq!(t.clients, ClientCertificates::NotAsked);
         assert_eq!(t.ca_certificates, None, "SIMPLE verifies no client");
         assert_eq!((t.min_version, t.max_version), (2, 3));
-        assert_eq!(t.alpn, ["h2", "http/1.1"]);
+        assert_eq!(t.alpn, ["h2", "http/1.1", "istio-h2", "istio-http/1.1"]);
         let mutual = serves(&server("TLS", &["*"], Some(files(ServerTlsMode::Mutual))));
         let Ok(Serves::TerminatedTcp(t)) = mutual else {
             panic!("TLS MUTUAL terminates into TCP: {mutual:?}");

@@ -46,6 +46,19 @@ pub async fn check(
     jwks: &Arc<JwksCache>,
     req: &mut Request<Incoming>,
 ) -> Result<Option<RequestAuth>, LocalReply> {
+    if snapshot.mesh.authn.is_empty() {
+        return Ok(None);
+    }
+    // Boxed: verifying (a JWKS fetch among it) only happens under RequestAuthentication,
+    // and inline its state would be moved with every request's future.
+    Box::pin(verify(snapshot, jwks, req)).await
+}
+
+async fn verify(
+    snapshot: &Snapshot,
+    jwks: &Arc<JwksCache>,
+    req: &mut Request<Incoming>,
+) -> Result<Option<RequestAuth>, LocalReply> {
     let authn = &snapshot.mesh.authn;
     if authn.is_empty() {
         return Ok(None);

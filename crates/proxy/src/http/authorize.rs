@@ -185,10 +185,29 @@ pub async fn custom(
     caller: Caller<'_>,
     trusted_proxies: usize,
 ) -> Result<ResponseHeaders, LocalReply> {
-    let authz = &snapshot.mesh.authz;
-    if authz.custom.is_empty() {
+    if snapshot.mesh.authz.custom.is_empty() {
         return Ok(Vec::new());
     }
+    // Boxed: the provider's call only happens under CUSTOM policies, and inline its state
+    // would be moved with every request's future.
+    Box::pin(ask_provider(
+        snapshot,
+        providers,
+        req,
+        caller,
+        trusted_proxies,
+    ))
+    .await
+}
+
+async fn ask_provider(
+    snapshot: &Snapshot,
+    providers: &super::ext_authz::Providers,
+    req: &mut Request<Incoming>,
+    caller: Caller<'_>,
+    trusted_proxies: usize,
+) -> Result<ResponseHeaders, LocalReply> {
+    let authz = &snapshot.mesh.authz;
     let authority = super::headers::authority_of(req).unwrap_or_default();
     let host = weft_model::host::authority_host(&authority).to_ascii_lowercase();
     let chosen = {

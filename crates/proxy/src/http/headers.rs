@@ -25,30 +25,56 @@ const HOP_BY_HOP: [HeaderName; 5] = [
 /// Removes hop-by-hop headers (and those named in `Connection`); `te: trailers` is kept,
 /// since gRPC needs it. For an upgrade, `Connection: upgrade` and `Upgrade` are kept.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .filter(|n| !(upgrade && n == header::UPGRADE))
-        .collect();
-    for n in named {
-        headers.remove(n);
+    // One pass over the names (standard names compare as numbers) finds which are there;
+    // only those are removed, each removal being a hashed lookup.
+    let mut present = [false; 5];
+    let (mut te, mut proxy_authorization) = (false, false);
+    for n in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == n) {
+            present[i] = true;
+        } else if n == header::TE {
+            te = true;
+        } else if n == header::PROXY_AUTHORIZATION {
+            proxy_authorization = true;
+        }
     }
-    for n in &HOP_BY_HOP {
-        if upgrade && (n == header::CONNECTION || n == header::UPGRADE) {
+    // Headers `Connection` names, besides those removed anyway ("close" names none).
+    if present[0] {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| {
+                !t.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| t.eq_ignore_ascii_case(h.as_str()))
+            })
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|n| n != header::TE && n != header::PROXY_AUTHORIZATION)
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for (n, there) in HOP_BY_HOP.iter().zip(present) {
+        if !there || (upgrade && (n == header::CONNECTION || n == header::UPGRADE)) {
             continue;
         }
         headers.remove(n);
     }
-    if headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes() != b"trailers")
+    if te
+        && headers
+            .get(header::TE)
+            .is_some_and(|v| v.as_bytes() != b"trailers")
     {
         headers.remove(header::TE);
     }
-    headers.remove(header::PROXY_AUTHORIZATION);
+    if proxy_authorization {
+        headers.remove(header::PROXY_AUTHORIZATION);
+    }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
@@ -251,6 +277,32 @@ mod tests {
             Some(&b"trailers"[..])
         );
         assert!(h.get("x-app").is_some());
+        // Each hop-by-hop header alone is found by the one pass over the names.
+        for name in [
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-authorization",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("x-app", HeaderValue::from_static("1"));
+            h.insert(name, HeaderValue::from_static("x"));
+            strip_hop_by_hop(&mut h, false);
+            assert_eq!(h.len(), 1, "{name} removed");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "te other than trailers goes");
+        // Without any, nothing changes (and an upgrade still says so).
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(
+            (h.len(), &h[header::CONNECTION]),
+            (2, &HeaderValue::from_static("upgrade"))
+        );
     }
 
     #[test]

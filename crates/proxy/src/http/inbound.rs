@@ -59,7 +59,7 @@ pub async fn serve(
     let authority = authority_of(&req).unwrap_or_default();
     let out = Outgoing::from_request(&mut req, authority, None);
     let resp = if call.upgrade {
-        upgrade::websocket(cluster, out, req, call.identity()).await?
+        Box::pin(upgrade::websocket(cluster, out, req, call.identity())).await?
     } else {
         let up = forward::send_once(cluster, &out, req, call.identity()).await?;
         respond::respond(up, Edits::default())

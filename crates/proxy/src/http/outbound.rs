@@ -80,7 +80,7 @@ pub async fn serve(
         // it (Istio's ALLOW_ANY); a known host without a matching route is a 404, as in Istio.
         Decision::NoVirtualHost | Decision::NoRoute => {
             if let (Decision::NoVirtualHost, Some(dst)) = (decision, call.down.original_dst) {
-                return outside_registry(call, passthrough, dst, authority, req).await;
+                return Box::pin(outside_registry(call, passthrough, dst, authority, req)).await;
             }
             return Err(Reason::NoRoute(format!("{authority}{path}")).into());
         }
@@ -147,7 +147,7 @@ async fn forward_route(
                 Target::Host(host, port_of(&to.authority).unwrap_or(cluster.model.port))
             }
         };
-        return pass_through(call, passthrough, target, to.authority, req).await;
+        return Box::pin(pass_through(call, passthrough, target, to.authority, req)).await;
     }
     obs.service = cluster.service.clone();
     if let Some(span) = &mut obs.details {
@@ -155,7 +155,13 @@ async fn forward_route(
     }
     let prepared = prepare(call, f, chosen, cluster, &mut req, to);
     if call.upgrade {
-        return upgrade::websocket(cluster, prepared.out, req, call.identity()).await;
+        return Box::pin(upgrade::websocket(
+            cluster,
+            prepared.out,
+            req,
+            call.identity(),
+        ))
+        .await;
     }
     let payload = payload(call, f, req).await.map_err(add_flags)?;
     send_mirrors(call, f, &prepared, &payload);
@@ -359,7 +365,7 @@ async fn outside_registry(
                 .ok_or_else(|| Reason::NoCluster(name.clone()))?;
             let out = Outgoing::from_request(&mut req, authority, None);
             if call.upgrade {
-                return upgrade::websocket(cluster, out, req, call.identity()).await;
+                return Box::pin(upgrade::websocket(cluster, out, req, call.identity())).await;
             }
             let up = forward::send_once(cluster, &out, req, call.identity()).await?;
             Ok(respond::respond(up, Edits::default()))

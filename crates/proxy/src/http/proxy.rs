@@ -153,7 +153,7 @@ impl HttpProxy {
                 return Err(Reason::ConnectNotServed.into());
             }
             let identity = self.settings.identity.as_ref();
-            return upgrade::connect(&snapshot, req, identity, &self.telemetry).await;
+            return Box::pin(upgrade::connect(&snapshot, req, identity, &self.telemetry)).await;
         }
         // On the server side (inbound, gateways) one normalized path serves the decision,
         // the route and the upstream; what an app sends out is left as it wrote it.
@@ -181,29 +181,42 @@ impl HttpProxy {
         };
         match self.direction {
             Direction::Inbound => inbound::serve(call, req, obs).await,
-            Direction::Gateway { port } => {
-                let auth = authenticate::check(&snapshot, &self.settings.jwks, &mut req).await?;
-                let caller = authorize::Caller {
-                    peer: down.peer.ip(),
-                    principal,
-                    destination: None,
-                    port,
-                    auth: auth.as_ref(),
-                };
-                let (providers, trusted) =
-                    (&self.settings.ext_authz, self.settings.trusted_proxies);
-                let allowed =
-                    authorize::custom(&snapshot, providers, &mut req, caller, trusted).await?;
-                inbound::admit(call, &req, caller)?;
-                let call = Call {
-                    auth: auth.as_ref(),
-                    ..call
-                };
-                let resp = outbound::serve(call, &self.passthrough, req, obs).await?;
-                Ok(inbound::with_headers(resp, allowed))
-            }
+            // Boxed: a gateway's stages (end-user auth, CUSTOM authorization) add state
+            // that inline would be moved with every sidecar request's future too.
+            Direction::Gateway { port } => Box::pin(self.gateway(call, port, req, obs)).await,
             Direction::Outbound => outbound::serve(call, &self.passthrough, req, obs).await,
         }
+    }
+}
+
+impl HttpProxy {
+    /// A gateway's request: end-user authentication, CUSTOM then ALLOW/DENY
+    /// authorization as on a server sidecar, then routing as a client.
+    async fn gateway(
+        &self,
+        call: Call<'_>,
+        port: u16,
+        mut req: Request<Incoming>,
+        obs: &mut Observation,
+    ) -> Result<Response<Body>, LocalReply> {
+        let snapshot = call.snapshot;
+        let auth = authenticate::check(snapshot, &self.settings.jwks, &mut req).await?;
+        let caller = authorize::Caller {
+            peer: call.down.peer.ip(),
+            principal: call.principal,
+            destination: None,
+            port,
+            auth: auth.as_ref(),
+        };
+        let (providers, trusted) = (&self.settings.ext_authz, self.settings.trusted_proxies);
+        let allowed = authorize::custom(snapshot, providers, &mut req, caller, trusted).await?;
+        inbound::admit(call, &req, caller)?;
+        let call = Call {
+            auth: auth.as_ref(),
+            ..call
+        };
+        let resp = outbound::serve(call, &self.passthrough, req, obs).await?;
+        Ok(inbound::with_headers(resp, allowed))
     }
 }
 

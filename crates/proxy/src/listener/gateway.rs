@@ -134,7 +134,7 @@ async fn terminate(
         .peer_certificates()
         .and_then(crate::tls::peer_principal)
         .map(Arc::from);
-    let h2 = session.alpn_protocol() == Some(b"h2");
+    let h2 = matches!(session.alpn_protocol(), Some(b"h2" | crate::tls::ALPN_H2));
     Some((tls, principal, h2))
 }
 

@@ -99,6 +99,20 @@ pub struct Ingress {
     /// The Gateway server port it serves (`servers[].port.number`).
     #[serde(default = "default_ingress_port")]
     pub port: u16,
+    /// More Gateway server ports it serves, each at an address of its own (HTTPS on 443,
+    /// a TCP server, ...), as an ingress gateway's Service lists its ports.
+    #[serde(default)]
+    pub extra_ports: Vec<IngressPort>,
+}
+
+/// One more Gateway server port of the ingress gateway, and where it listens on the host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressPort {
+    /// The Gateway server port (`servers[].port.number`).
+    pub port: u16,
+    /// Where clients reach it.
+    pub address: SocketAddr,
 }
 
 impl Default for Ingress {
@@ -106,6 +120,7 @@ impl Default for Ingress {
         Ingress {
             address: default_ingress_address(),
             port: default_ingress_port(),
+            extra_ports: Vec::new(),
         }
     }
 }
@@ -177,6 +192,27 @@ pub fn read(path: &Path) -> anyhow::Result<Manifest> {
 
 fn check(manifest: &Manifest) -> Result<(), String> {
     use weft_api::validate::checks::is_dns1123_label;
+    let ingress = &manifest.ingress;
+    let mut ports = std::collections::BTreeSet::from([ingress.port]);
+    let mut addresses = std::collections::BTreeSet::from([ingress.address]);
+    for (i, p) in ingress.extra_ports.iter().enumerate() {
+        let at = format!("ingress.extraPorts[{i}]");
+        if p.port == 0 {
+            return Err(format!("{at}.port: 0 is not a Gateway server port"));
+        }
+        if !ports.insert(p.port) {
+            return Err(format!(
+                "{at}.port: Gateway port {} is already served",
+                p.port
+            ));
+        }
+        if !addresses.insert(p.address) {
+            return Err(format!(
+                "{at}.address: {} is already the address of another ingress port",
+                p.address
+            ));
+        }
+    }
     let mut names = std::collections::BTreeSet::new();
     for (i, w) in manifest.workloads.iter().enumerate() {
         let at = format!("workloads[{i}]");

@@ -208,9 +208,12 @@ impl Starting<'_> {
             INGRESS_SERVICE_ACCOUNT,
             "istio=ingressgateway,app=istio-ingressgateway",
         )?;
+        command.args(["--gateway", &format!("{}={address}", ingress.port)]);
+        for extra in &ingress.extra_ports {
+            command.args(["--gateway", &format!("{}={}", extra.port, extra.address)]);
+        }
         let pid = spawn(
             command
-                .args(["--gateway", &format!("{}={address}", ingress.port)])
                 .args(["--outbound", &format!("{INGRESS_LOCAL}:15001")])
                 .args(["--stats", &format!("{INGRESS_LOCAL}:15020")])
                 .args(["--admin", &admin]),
@@ -220,6 +223,9 @@ impl Starting<'_> {
             "▸ ingress gateway at http://{address}/ (Gateway port {}, pid {pid})",
             ingress.port
         );
+        for extra in &ingress.extra_ports {
+            println!("  and at {} (Gateway port {})", extra.address, extra.port);
+        }
         self.state.ingress = Some(StartedIngress {
             address: address.to_string(),
             pid,
