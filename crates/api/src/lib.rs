@@ -10,6 +10,7 @@ pub mod diag;
 pub mod duration;
 pub mod extensions;
 pub mod files;
+pub mod gateway_api;
 pub mod kube;
 pub mod load;
 pub mod mesh_config;

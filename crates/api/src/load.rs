@@ -180,6 +180,7 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
                 read::<_>(&tree, &ctx).map(Resource::RequestAuthentication)
             }
             Kind::Telemetry => read::<_>(&tree, &ctx).map(Resource::Telemetry),
+            Kind::HttpRoute => read::<_>(&tree, &ctx).map(Resource::HttpRoute),
             Kind::RateLimit => read::<_>(&tree, &ctx).map(Resource::RateLimit),
             Kind::Namespace => read_kube::<_>(&tree, &ctx).map(Resource::Namespace),
             Kind::Service => read_kube::<_>(&tree, &ctx).map(Resource::Service),
@@ -369,7 +370,9 @@ fn foreign_kind(doc: &Node) -> Option<String> {
     let api = doc.get("apiVersion")?.as_str()?;
     let kind = doc.get("kind").and_then(Node::as_str).unwrap_or_default();
     let group = api.rsplit_once('/').map_or("", |(g, _)| g);
-    let ours = group.ends_with(".istio.io") || group == "policy.weft.dev";
+    let ours = group.ends_with(".istio.io")
+        || group == "policy.weft.dev"
+        || group == crate::gateway_api::http_route::GROUP;
     let read = Kind::KUBERNETES
         .iter()
         .any(|k| k.name() == kind && k.group() == group);

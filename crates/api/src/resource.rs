@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::gateway_api::HttpRoute;
 use crate::kube::{self, KubeObject, KubeView};
 use crate::meta::ObjectMeta;
 use crate::networking::{
@@ -40,6 +41,8 @@ pub enum Kind {
     RequestAuthentication,
     /// telemetry.istio.io Telemetry
     Telemetry,
+    /// gateway.networking.k8s.io HTTPRoute (the Gateway API)
+    HttpRoute,
     /// policy.weft.dev RateLimit (weft's own)
     RateLimit,
     /// core/v1 Namespace (cluster-scoped)
@@ -56,7 +59,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -67,6 +70,7 @@ impl Kind {
         Kind::AuthorizationPolicy,
         Kind::RequestAuthentication,
         Kind::Telemetry,
+        Kind::HttpRoute,
         Kind::RateLimit,
         Kind::Namespace,
         Kind::Service,
@@ -97,6 +101,7 @@ impl Kind {
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::RequestAuthentication => "RequestAuthentication",
             Kind::Telemetry => "Telemetry",
+            Kind::HttpRoute => "HTTPRoute",
             Kind::RateLimit => "RateLimit",
             Kind::Namespace => "Namespace",
             Kind::Service => "Service",
@@ -113,6 +118,7 @@ impl Kind {
                 "security.istio.io"
             }
             Kind::Telemetry => "telemetry.istio.io",
+            Kind::HttpRoute => crate::gateway_api::http_route::GROUP,
             Kind::RateLimit => "policy.weft.dev",
             Kind::Namespace | Kind::Service | Kind::Pod => "",
             Kind::EndpointSlice => "discovery.k8s.io",
@@ -178,6 +184,7 @@ impl Kind {
                 &API_VERSIONS[..2]
             }
             Kind::Telemetry => &["v1", "v1alpha1"],
+            Kind::HttpRoute => &["v1", "v1beta1"],
             Kind::RateLimit => &["v1alpha1"],
             k if k.is_kubernetes() => &["v1"],
             _ => API_VERSIONS,
@@ -197,6 +204,7 @@ impl Kind {
             Kind::AuthorizationPolicy => "authorizationpolicies",
             Kind::RequestAuthentication => "requestauthentications",
             Kind::Telemetry => "telemetries",
+            Kind::HttpRoute => "httproutes",
             Kind::RateLimit => "ratelimits",
             Kind::Namespace => "namespaces",
             Kind::Service => "services",
@@ -261,6 +269,8 @@ pub enum Resource {
     RequestAuthentication(Object<RequestAuthentication>),
     /// A Telemetry.
     Telemetry(Object<Telemetry>),
+    /// A Gateway API HTTPRoute.
+    HttpRoute(Object<HttpRoute>),
     /// A RateLimit (weft's own kind).
     RateLimit(Object<RateLimit>),
     /// A Kubernetes Namespace.
@@ -288,6 +298,7 @@ macro_rules! each_resource {
             Resource::AuthorizationPolicy($obj) => $body,
             Resource::RequestAuthentication($obj) => $body,
             Resource::Telemetry($obj) => $body,
+            Resource::HttpRoute($obj) => $body,
             Resource::RateLimit($obj) => $body,
             Resource::Namespace($obj) => $body,
             Resource::Service($obj) => $body,
@@ -312,6 +323,7 @@ impl Resource {
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
             Resource::Telemetry(_) => Kind::Telemetry,
+            Resource::HttpRoute(_) => Kind::HttpRoute,
             Resource::RateLimit(_) => Kind::RateLimit,
             Resource::Namespace(_) => Kind::Namespace,
             Resource::Service(_) => Kind::Service,
@@ -381,6 +393,7 @@ impl Resource {
             Resource::AuthorizationPolicy(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::RequestAuthentication(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::Telemetry(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::HttpRoute(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::RateLimit(o) => v.field("spec", |v| o.spec.validate(v)),
         }
         if matches!(

@@ -216,6 +216,7 @@ fn spec_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         Kind::AuthorizationPolicy => generator.subschema_for::<AuthorizationPolicy>(),
         Kind::RequestAuthentication => generator.subschema_for::<RequestAuthentication>(),
         Kind::Telemetry => generator.subschema_for::<Telemetry>(),
+        Kind::HttpRoute => generator.subschema_for::<crate::gateway_api::HttpRoute>(),
         Kind::RateLimit => generator.subschema_for::<RateLimit>(),
         // Of Kubernetes' kinds weft reads a part and keeps the rest: the schema describes the
         // part and lets every other field through (see [`kube_schema`]).

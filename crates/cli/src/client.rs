@@ -143,6 +143,7 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
         Kind::AuthorizationPolicy => "ap",
         Kind::RequestAuthentication => "ra",
         Kind::Telemetry => "telemetry",
+        Kind::HttpRoute => "httproute",
         Kind::RateLimit => "rl",
         Kind::Namespace => "ns",
         Kind::Service => "svc",

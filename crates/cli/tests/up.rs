@@ -427,6 +427,48 @@ resources:
 }
 
 #[test]
+fn the_seed_split_as_a_gateway_api_http_route_runs_in_weft_up() {
+    let s = scratch("up-gateway-api");
+    let up = s.up_with("examples/up/gateway-api.yaml", "loopback");
+    let printed = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        up.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(printed.contains("sidecars ready: 3/3"), "{printed}");
+    assert!(
+        printed.contains("httproute.gateway.networking.k8s.io/recommendation-split created"),
+        "{printed}"
+    );
+    // The HTTPRoute's backendRefs weights: 10 % to recommendation-v1.
+    assert_v1_share(&s.ingress, 400, 0.1, "under the HTTPRoute");
+    // `weft get` shows it, and deleting it restores the Service's even split.
+    let got = s.weft(&["get", "httproute", "--server", &s.api]);
+    assert!(
+        String::from_utf8_lossy(&got.stdout).contains("recommendation-split"),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let deleted = s.weft(&[
+        "delete",
+        "--server",
+        &s.api,
+        "httproute",
+        "recommendation-split",
+    ]);
+    assert!(
+        deleted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    wait_for("the even split", || v1_share(&s.ingress, 20) >= 0.25);
+    assert_v1_share(&s.ingress, 400, 0.5, "after the HTTPRoute's delete");
+    let down = weft(&["down", "--state-dir", &s.state_dir]);
+    assert!(down.status.success());
+}
+
+#[test]
 fn manifest_ingress_ports_are_checked_with_their_field() {
     let dir = std::env::temp_dir().join(format!("weft-up-ports-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");

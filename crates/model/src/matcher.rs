@@ -72,6 +72,10 @@ pub enum StringMatcher {
     Exact(String),
     /// Starts with the string.
     Prefix(String),
+    /// A path that is the string or continues it with `/` (the Gateway API's PathPrefix,
+    /// Envoy's `path_separated_prefix`: `/foo` matches `/foo` and `/foo/bar`, not
+    /// `/foobar`); written without a trailing `/`.
+    SegmentPrefix(String),
     /// The regex matches the whole value.
     Regex(Regex),
     /// Any value (`{}` or the pseudo-regex `*`).
@@ -108,6 +112,9 @@ impl StringMatcher {
                     && value[..p.len()].eq_ignore_ascii_case(p)
             }
             StringMatcher::Prefix(p) => value.starts_with(p.as_str()),
+            StringMatcher::SegmentPrefix(p) => value
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
             StringMatcher::Regex(r) => r.is_match(value),
             StringMatcher::Present => true,
         }

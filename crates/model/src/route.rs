@@ -246,6 +246,17 @@ fn replace_prefix(replacement: &str, p: &str, matched: Option<&RequestMatch>) ->
         Some(StringMatcher::Prefix(prefix)) if p.len() >= prefix.len() => {
             format!("{replacement}{}", p.get(prefix.len()..).unwrap_or_default())
         }
+        // The Gateway API's ReplacePrefixMatch: `/foo` to `/bar` makes `/foo/x` `/bar/x`;
+        // to `/`, `/x` (no doubled slash).
+        Some(StringMatcher::SegmentPrefix(prefix)) => {
+            let rest = p.get(prefix.len()..).unwrap_or_default();
+            match (replacement.strip_suffix('/'), rest) {
+                (_, "") if replacement.is_empty() => "/".to_string(),
+                (_, "") => replacement.to_string(),
+                (Some(base), rest) => format!("{base}{rest}"),
+                (None, rest) => format!("{replacement}{rest}"),
+            }
+        }
         Some(StringMatcher::Exact(_) | StringMatcher::Regex(_)) => replacement.to_string(),
         _ => format!("{replacement}{}", p.strip_prefix('/').unwrap_or(p)),
     }

@@ -210,10 +210,12 @@ fn enums_list_their_values() {
 fn index_names_every_served_group_version() {
     let index = openapi_v3_index();
     let paths = index["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 11, "{paths:#?}");
+    assert_eq!(paths.len(), 13, "{paths:#?}");
     for telemetry in [
         "apis/telemetry.istio.io/v1",
         "apis/telemetry.istio.io/v1alpha1",
+        "apis/gateway.networking.k8s.io/v1",
+        "apis/gateway.networking.k8s.io/v1beta1",
     ] {
         assert!(paths.contains_key(telemetry), "{paths:#?}");
     }

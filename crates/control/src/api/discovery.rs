@@ -29,7 +29,7 @@ pub fn short_names(kind: Kind) -> &'static [&'static str] {
         Kind::Service => &["svc"],
         Kind::Pod => &["po"],
         Kind::Deployment => &["deploy"],
-        Kind::Sidecar | Kind::RateLimit | Kind::EndpointSlice => &[],
+        Kind::Sidecar | Kind::RateLimit | Kind::EndpointSlice | Kind::HttpRoute => &[],
     }
 }
 

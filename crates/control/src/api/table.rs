@@ -63,6 +63,7 @@ fn columns(kind: Kind) -> Vec<Column> {
         ],
         Kind::Deployment => vec![col("Replicas", "integer", "Desired pods.", &["spec", "replicas"][..])],
         Kind::EndpointSlice => vec![col("AddressType", "string", "The type of the addresses.", &["addressType"][..])],
+        Kind::HttpRoute => vec![col("Hostnames", "string", "The route's host names.", &["spec", "hostnames"][..])],
         Kind::Gateway
         | Kind::Sidecar
         | Kind::RequestAuthentication

@@ -6,11 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use weft_api::gateway_api::HttpRoute;
 use weft_api::networking::StringMatch;
 use weft_api::networking::virtual_service::{self as vs, VirtualService};
 use weft_api::{Object, Resource};
 
 use super::action::action;
+use super::gateway_api;
 use super::mesh::{TranslateError, cluster_name};
 use super::scope::{ProxyScope, age, gateway_reference, selects, visible};
 use crate::host;
@@ -83,6 +85,7 @@ pub(super) fn bound_virtual_services<'r>(
 
 pub(super) fn route_tables(
     bound: &[BoundVirtualService<'_>],
+    gateway_routes: &[&Object<HttpRoute>],
     services: &BTreeMap<String, Service>,
     scope: &ProxyScope,
     default_retry: &RetryPolicy,
@@ -107,7 +110,13 @@ pub(super) fn route_tables(
     let mut claimed: BTreeSet<(u16, String)> = BTreeSet::new();
     for service in services.values() {
         for port in service.ports.iter().filter(|p| p.protocol.is_http()) {
+            // Gateway API routes attached to the Service (GAMMA) take its port.
+            let attached =
+                gateway_api::attached(gateway_routes, service, port.number, &scope.namespace);
             let routes = match owner(&service.hostname) {
+                _ if !attached.is_empty() => {
+                    gateway_api::routes(&attached, services, default_retry)
+                }
                 Some(i) => http_routes(&bound[i], port.number, services, scope, default_retry)?,
                 None => vec![default_route(&service.hostname, port.number, default_retry)],
             };

@@ -12,11 +12,13 @@
 //! - `services`: ServiceEntries and WorkloadEntries into services; [`kube_services`]:
 //!   Kubernetes Services, with the Pods, WorkloadEntries or EndpointSlices behind them;
 //! - `clusters`: services and DestinationRules into clusters;
-//! - `http` and `action`: VirtualServices into HTTP route tables.
+//! - `http` and `action`: VirtualServices into HTTP route tables; [`gateway_api`]: the
+//!   Gateway API's HTTPRoutes attached to Services (GAMMA) into those Services' routes.
 
 pub(crate) mod action;
 mod clusters;
 pub mod delegate;
+pub mod gateway_api;
 pub(crate) mod http;
 pub mod kube_services;
 pub mod mesh;
@@ -117,7 +119,20 @@ pub fn build_with_mesh_config(
         return Ok(mesh);
     }
     let bound = http::bound_virtual_services(resources, scope);
-    mesh.http_routes = http::route_tables(&bound, &mesh.services, scope, &default_retry)?;
+    let gateway_routes: Vec<&Object<weft_api::gateway_api::HttpRoute>> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::HttpRoute(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    mesh.http_routes = http::route_tables(
+        &bound,
+        &gateway_routes,
+        &mesh.services,
+        scope,
+        &default_retry,
+    )?;
     let objects: Vec<&Object<VirtualService>> = bound.iter().map(|b| b.object).collect();
     mesh.l4 = crate::l4::build(&objects, scope, single_port, crate::l4::mesh_bound).map_err(
         |message| TranslateError {

@@ -81,6 +81,9 @@ pub enum Reason {
     /// The route names a cluster the snapshot does not hold.
     #[error("cluster not found: {0}")]
     NoCluster(Arc<str>),
+    /// A Gateway API backendRef that does not resolve: its share of requests gets 500.
+    #[error("invalid backendRef: {0}")]
+    InvalidBackend(Arc<str>),
     /// A gateway route that would forward where the client says.
     #[error(
         "a gateway does not forward to destinations the request names (PASSTHROUGH or resolution NONE)"
@@ -168,6 +171,7 @@ impl Reason {
             }
             Reason::FaultAbort(AbortStatus::Grpc(_)) => StatusCode::OK,
             Reason::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Reason::InvalidBackend(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Reason::NoLocalApp
             | Reason::NoDestination
             | Reason::NoCluster(_)
@@ -198,6 +202,7 @@ impl Reason {
             Reason::NoLocalApp
             | Reason::NoDestination
             | Reason::NoCluster(_)
+            | Reason::InvalidBackend(_)
             | Reason::GatewayPassthrough => ResponseFlags::NO_CLUSTER,
             Reason::FaultAbort(_) | Reason::FaultReset => ResponseFlags::FAULT_INJECTED,
             Reason::NoHealthyUpstream(_) => ResponseFlags::NO_HEALTHY_UPSTREAM,

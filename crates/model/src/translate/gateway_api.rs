@@ -1,0 +1,440 @@
+//! Gateway API routes for the mesh (GAMMA): the HTTPRoutes attached to a Service become
+//! that Service's routes on a sidecar, in the order the spec requires.
+//!
+//! - Which routes apply: those whose `parentRefs` name the Service (kind `Service`, group
+//!   `""`), on every port or the one `port` names. A route in the Service's namespace
+//!   (a producer route) applies to every client; a route in another namespace (a consumer
+//!   route) only to clients of its namespace. `hostnames` are not used for Service parents
+//!   (GAMMA: "SHOULD NOT infer any functionality from hostnames").
+//! - Once a route is attached, it decides: requests no rule matches get 404; a
+//!   VirtualService for the same host is not used on that port (the route wins, and
+//!   `weft analyze` is the place to tell; see docs/gateway-api.md).
+//! - Precedence among every (rule, match) of the attached routes: an Exact path, then the
+//!   longest path, then a method, then the most headers, then the most query parameters;
+//!   ties go to the oldest route, then namespace/name, then rule and match order.
+//! - `backendRefs` split by weight; a backend that is not a Service of the registry answers
+//!   500 for its share, as the spec requires, and so does a rule without backends (or whose
+//!   weights are all 0) that no filter answers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use weft_api::Object;
+use weft_api::gateway_api::http_route::{
+    HttpBackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch, HttpRouteRule, PathModifier,
+    parse_duration,
+};
+
+use super::mesh::cluster_name;
+use super::scope::age;
+use crate::host::CLUSTER_DOMAIN;
+use crate::matcher::{NamedMatcher, Regex, RequestMatch, StringMatcher};
+use crate::route::{
+    DirectResponse, Forward, HeaderOps, HeaderRules, PathRewrite, Redirect, RedirectPort,
+    RetryPolicy, Rewrite, Route, RouteAction, WeightedCluster, WeightedClusters,
+};
+use crate::service::Service;
+
+/// The prefix of the cluster names standing for backends that do not resolve: a request
+/// sent to one is answered 500 (the Gateway API's rule for invalid backendRefs).
+pub const INVALID_BACKEND: &str = "invalid|";
+
+/// The HTTPRoutes attached to `service` on `port`, as seen by a client in `client_ns`,
+/// oldest first.
+pub fn attached<'r>(
+    routes: &[&'r Object<HttpRoute>],
+    service: &Service,
+    port: u16,
+    client_ns: &str,
+) -> Vec<&'r Object<HttpRoute>> {
+    let mut out: Vec<&Object<HttpRoute>> = routes
+        .iter()
+        .copied()
+        .filter(|r| {
+            let route_ns = r.metadata.namespace();
+            r.spec.parent_refs.iter().any(|p| {
+                let ns = p.namespace.as_deref().unwrap_or(route_ns);
+                p.is_service()
+                    && service.hostname == format!("{}.{ns}.{CLUSTER_DOMAIN}", p.name)
+                    && p.port.is_none_or(|n| n == u32::from(port))
+                    // A consumer route (another namespace) applies to its own clients only.
+                    && (route_ns == ns || route_ns == client_ns)
+            })
+        })
+        .collect();
+    out.sort_by_key(|r| age(r));
+    out
+}
+
+/// The routes of `attached` (oldest first) for a Service port, in the spec's precedence.
+pub fn routes(
+    attached: &[&Object<HttpRoute>],
+    services: &BTreeMap<String, Service>,
+    default_retry: &RetryPolicy,
+) -> Vec<Route> {
+    let mut keyed: Vec<(Precedence, Route)> = Vec::new();
+    for r in attached {
+        let ns = r.metadata.namespace();
+        let id = format!("{ns}/{}", r.metadata.name);
+        let default_rule = [HttpRouteRule::default()];
+        let rules = if r.spec.rules.is_empty() {
+            &default_rule[..]
+        } else {
+            &r.spec.rules
+        };
+        for (i, rule) in rules.iter().enumerate() {
+            let name = rule
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{id} rules[{i}]"));
+            let default_match = [HttpRouteMatch::default()];
+            let matches = if rule.matches.is_empty() {
+                &default_match[..]
+            } else {
+                &rule.matches
+            };
+            for m in matches {
+                let Some(compiled) = request_match(m) else {
+                    continue;
+                };
+                let action = action(rule, ns, services, default_retry);
+                keyed.push((
+                    Precedence::of(m),
+                    Route {
+                        name: name.clone(),
+                        source: Some(format!("HTTPRoute {id}")),
+                        matches: vec![compiled],
+                        action: Arc::new(action),
+                    },
+                ));
+            }
+        }
+    }
+    // Stable: equal keys keep the routes' age, rule and match order.
+    keyed.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
+    keyed.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The spec's ordering, larger first: Exact over prefix, longer paths, a method, more
+/// headers, more query parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Precedence {
+    exact: bool,
+    path_len: usize,
+    method: bool,
+    headers: usize,
+    query: usize,
+}
+
+impl Precedence {
+    fn of(m: &HttpRouteMatch) -> Precedence {
+        let path = m.path.as_ref();
+        Precedence {
+            exact: path.is_some_and(|p| p.kind() == "Exact"),
+            path_len: path.map_or(1, |p| p.value().len()),
+            method: m.method.is_some(),
+            headers: m.headers.len(),
+            query: m.query_params.len(),
+        }
+    }
+}
+
+/// A match entry as the router's; `None` when a regular expression does not compile
+/// (validation refuses those).
+fn request_match(m: &HttpRouteMatch) -> Option<RequestMatch> {
+    let uri = match m.path.as_ref() {
+        None => None,
+        Some(p) => match p.kind() {
+            "Exact" => Some(StringMatcher::Exact(p.value().to_string())),
+            "RegularExpression" => Some(StringMatcher::Regex(Regex::whole(p.value()).ok()?)),
+            _ => match p.value().trim_end_matches('/') {
+                "" => None,
+                prefix => Some(StringMatcher::SegmentPrefix(prefix.to_string())),
+            },
+        },
+    };
+    let named = |name: String, value: &str, regex: bool| -> Option<NamedMatcher> {
+        Some(NamedMatcher {
+            name,
+            matcher: if regex {
+                StringMatcher::Regex(Regex::whole(value).ok()?)
+            } else {
+                StringMatcher::Exact(value.to_string())
+            },
+        })
+    };
+    // The first of several conditions on one header name wins (the spec's rule).
+    let mut headers: Vec<NamedMatcher> = Vec::new();
+    for h in &m.headers {
+        let name = h.name.to_ascii_lowercase();
+        if headers.iter().all(|x| x.name != name) {
+            headers.push(named(name, &h.value, h.is_regex())?);
+        }
+    }
+    let mut query_params: Vec<NamedMatcher> = Vec::new();
+    for q in &m.query_params {
+        if query_params.iter().all(|x| x.name != q.name) {
+            query_params.push(named(q.name.clone(), &q.value, q.is_regex())?);
+        }
+    }
+    Some(RequestMatch {
+        uri,
+        method: m.method.clone().map(StringMatcher::Exact),
+        headers,
+        query_params,
+        ..RequestMatch::default()
+    })
+}
+
+fn header_ops(filters: &[HttpRouteFilter], response: bool) -> HeaderOps {
+    let mut ops = HeaderOps::default();
+    for f in filters {
+        let m = if response {
+            f.response_header_modifier.as_ref()
+        } else {
+            f.request_header_modifier.as_ref()
+        };
+        if let Some(m) = m {
+            let pairs = |list: &[weft_api::gateway_api::http_route::HttpHeader]| {
+                list.iter()
+                    .map(|h| (h.name.to_ascii_lowercase(), h.value.clone()))
+                    .collect::<Vec<_>>()
+            };
+            ops.set.extend(pairs(&m.set));
+            ops.add.extend(pairs(&m.add));
+            ops.remove
+                .extend(m.remove.iter().map(|n| n.to_ascii_lowercase()));
+        }
+    }
+    ops
+}
+
+fn path_rewrite(p: &PathModifier) -> Option<PathRewrite> {
+    match p.kind.as_str() {
+        // A whole-path replacement is a regex over the whole path.
+        "ReplaceFullPath" => Some(PathRewrite::Regex {
+            pattern: Regex::whole(".*").ok()?,
+            substitution: p.replace_full_path.clone().unwrap_or_default(),
+        }),
+        "ReplacePrefixMatch" => Some(PathRewrite::Prefix(
+            p.replace_prefix_match.clone().unwrap_or_default(),
+        )),
+        _ => None,
+    }
+}
+
+fn status(code: u16, why: &str) -> RouteAction {
+    RouteAction::DirectResponse(DirectResponse {
+        status: code,
+        body: format!("{why}\n").into_bytes(),
+        headers: HeaderOps::default(),
+    })
+}
+
+fn action(
+    rule: &HttpRouteRule,
+    ns: &str,
+    services: &BTreeMap<String, Service>,
+    default_retry: &RetryPolicy,
+) -> RouteAction {
+    if let Some(r) = rule
+        .filters
+        .iter()
+        .find_map(|f| f.request_redirect.as_ref())
+    {
+        let (path, prefix_rewrite) = match &r.path {
+            Some(p) if p.kind == "ReplaceFullPath" => (p.replace_full_path.clone(), None),
+            Some(p) => (None, p.replace_prefix_match.clone()),
+            None => (None, None),
+        };
+        // Without a port: the scheme's own when the scheme changes, else the request's.
+        let port = match (r.port.and_then(|p| u16::try_from(p).ok()), &r.scheme) {
+            (Some(p), _) => RedirectPort::Fixed(p),
+            (None, Some(_)) => RedirectPort::FromProtocolDefault,
+            (None, None) => RedirectPort::FromRequestPort,
+        };
+        return RouteAction::Redirect(Redirect {
+            path,
+            prefix_rewrite,
+            authority: r.hostname.clone(),
+            port: Some(port),
+            scheme: r.scheme.clone(),
+            status: r.status_code.unwrap_or(302),
+            headers: HeaderOps::default(),
+        });
+    }
+    let entries: Vec<WeightedCluster> = rule
+        .backend_refs
+        .iter()
+        .filter(|b| b.weight() > 0)
+        .map(|b| WeightedCluster {
+            cluster: backend_cluster(b, ns, services).into(),
+            weight: b.weight(),
+            headers: HeaderRules::default(),
+        })
+        .collect();
+    let total = entries.iter().map(|e| e.weight).sum();
+    if total == 0 {
+        return status(
+            500,
+            "no backend: the HTTPRoute rule has no backendRefs with weight",
+        );
+    }
+    let rewrite = rule
+        .filters
+        .iter()
+        .find_map(|f| f.url_rewrite.as_ref())
+        .map(|r| Rewrite {
+            path: r.path.as_ref().and_then(path_rewrite),
+            authority: r.hostname.clone(),
+        });
+    let timeouts = rule.timeouts.as_ref();
+    let request = timeouts
+        .and_then(|t| t.request.as_deref())
+        .and_then(|t| parse_duration(t).ok())
+        .filter(|d| !d.is_zero());
+    let mut retry = default_retry.clone();
+    if let Some(per_try) = timeouts
+        .and_then(|t| t.backend_request.as_deref())
+        .and_then(|t| parse_duration(t).ok())
+        .filter(|d| !d.is_zero())
+    {
+        retry.per_try_timeout = Some(per_try);
+    }
+    RouteAction::Forward(Forward {
+        clusters: WeightedClusters { entries, total },
+        rewrite,
+        timeout: request,
+        retry,
+        fault: None,
+        mirrors: Vec::new(),
+        headers: HeaderRules {
+            request: header_ops(&rule.filters, false),
+            response: header_ops(&rule.filters, true),
+        },
+        cors: None,
+    })
+}
+
+/// The cluster of a backend: `outbound|port||name.ns.svc.cluster.local` when the registry
+/// has that Service and port, else an [`INVALID_BACKEND`] name saying why.
+fn backend_cluster(
+    b: &HttpBackendRef,
+    route_ns: &str,
+    services: &BTreeMap<String, Service>,
+) -> String {
+    let ns = b.namespace.as_deref().unwrap_or(route_ns);
+    if !b.is_service() {
+        return format!(
+            "{INVALID_BACKEND}{} {}/{} is not a Service (InvalidKind)",
+            b.kind.as_deref().unwrap_or("Service"),
+            ns,
+            b.name
+        );
+    }
+    if ns != route_ns {
+        return format!(
+            "{INVALID_BACKEND}Service {ns}/{} is in another namespace, and weft does not read ReferenceGrants yet (RefNotPermitted)",
+            b.name
+        );
+    }
+    let host = format!("{}.{ns}.{CLUSTER_DOMAIN}", b.name);
+    let port = b.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+    match services.get(&host) {
+        Some(s) if s.port(port).is_some() => cluster_name(port, None, &host),
+        Some(_) => format!(
+            "{INVALID_BACKEND}Service {ns}/{} has no port {port} (BackendNotFound)",
+            b.name
+        ),
+        None => format!(
+            "{INVALID_BACKEND}Service {ns}/{} not found (BackendNotFound)",
+            b.name
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Request;
+
+    const NO_HEADERS: &[(&str, &str)] = &[];
+
+    fn req<'a>(path: &'a str, method: &'a str) -> Request<'a, [(&'a str, &'a str)]> {
+        Request {
+            authority: "svc",
+            path,
+            method,
+            scheme: "http",
+            headers: NO_HEADERS,
+        }
+    }
+
+    #[test]
+    fn path_prefix_matches_whole_segments() {
+        let m = StringMatcher::SegmentPrefix("/foo".into());
+        assert!(m.matches("/foo", false));
+        assert!(m.matches("/foo/bar", false));
+        assert!(!m.matches("/foobar", false));
+        assert!(!m.matches("/fo", false));
+    }
+
+    #[test]
+    fn precedence_puts_exact_then_longer_then_method_headers_query_first() {
+        let yaml = |p: &str, method: Option<&str>, headers: usize| HttpRouteMatch {
+            path: Some(weft_api::gateway_api::http_route::HttpPathMatch {
+                kind: Some(p.split(':').next().unwrap_or_default().into()),
+                value: Some(p.split(':').nth(1).unwrap_or("/").into()),
+            }),
+            method: method.map(String::from),
+            headers: (0..headers)
+                .map(|i| weft_api::gateway_api::http_route::HttpHeaderMatch {
+                    name: format!("h{i}"),
+                    value: "v".into(),
+                    kind: None,
+                })
+                .collect(),
+            ..HttpRouteMatch::default()
+        };
+        let mut keys = [
+            Precedence::of(&yaml("PathPrefix:/", None, 0)),
+            Precedence::of(&yaml("PathPrefix:/a", Some("GET"), 0)),
+            Precedence::of(&yaml("PathPrefix:/a", None, 2)),
+            Precedence::of(&yaml("PathPrefix:/longer", None, 0)),
+            Precedence::of(&yaml("Exact:/a", None, 0)),
+        ];
+        keys.sort_by(|a, b| b.cmp(a));
+        assert!(keys[0].exact);
+        assert_eq!(keys[1].path_len, 7);
+        assert!(keys[2].method, "a method beats headers on the same path");
+        assert_eq!(keys[3].headers, 2);
+        assert_eq!(keys[4].path_len, 1);
+        let m = request_match(&yaml("PathPrefix:/a/", None, 0)).expect("compiles");
+        assert!(m.matches(&req("/a/b?x=1", "GET")) && !m.matches(&req("/ab", "GET")));
+    }
+
+    #[test]
+    fn prefix_replacement_follows_the_specs_table() {
+        let rewrite = |replacement: &str, prefix: &str, path: &str| {
+            Rewrite {
+                path: Some(PathRewrite::Prefix(replacement.into())),
+                authority: None,
+            }
+            .apply_path(
+                path,
+                Some(&RequestMatch {
+                    uri: Some(StringMatcher::SegmentPrefix(prefix.into())),
+                    ..RequestMatch::default()
+                }),
+            )
+            .expect("rewritten")
+        };
+        assert_eq!(rewrite("/xyz", "/foo", "/foo/bar"), "/xyz/bar");
+        assert_eq!(rewrite("/xyz/", "/foo", "/foo/bar"), "/xyz/bar");
+        assert_eq!(rewrite("/xyz", "/foo", "/foo"), "/xyz");
+        assert_eq!(rewrite("/", "/foo", "/foo/bar"), "/bar");
+        assert_eq!(rewrite("/", "/foo", "/foo"), "/");
+        assert_eq!(rewrite("", "/foo", "/foo"), "/");
+        assert_eq!(rewrite("/xyz", "/foo", "/foo/bar?q=1"), "/xyz/bar?q=1");
+    }
+}

@@ -1,0 +1,259 @@
+//! Gateway API routes in the mesh (GAMMA), as a client sees them through its sidecar: an
+//! HTTPRoute attached to a Service routes that Service's traffic. Each test is named
+//! after the Gateway API conformance test it corresponds to (kubernetes-sigs/gateway-api,
+//! conformance/tests/mesh); the scenarios are this repository's own.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Harness, service};
+use weft_testkit::binomial_tolerance;
+use weft_testkit::client::{Send, get, via_proxy};
+use weft_testkit::upstream::{self, Reply};
+
+/// The echo Service the routes attach to and its two version Services, each with its
+/// own upstream answering its name.
+async fn echo_services() -> (String, [upstream::Upstream; 3]) {
+    let front = upstream::named("echo").await;
+    let v1 = upstream::named("echo-v1").await;
+    let v2 = upstream::named("echo-v2").await;
+    let yaml = format!(
+        "{}{}{}",
+        service("echo", 8080, "HTTP", &[(front.addr, "v1")]),
+        service("echo-v1", 8080, "HTTP", &[(v1.addr, "v1")]),
+        service("echo-v2", 8080, "HTTP", &[(v2.addr, "v2")]),
+    );
+    (yaml, [front, v1, v2])
+}
+
+fn http_route(name: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs:\n  - {{group: \"\", kind: Service, name: echo, port: 8080}}\n  rules:\n{rules}---\n"
+    )
+}
+
+async fn counts(h: &Harness, url: &str, n: u32) -> HashMap<String, u32> {
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    for _ in 0..n {
+        let got = get(h.proxy.outbound, url).await;
+        let key = match got.status.as_u16() {
+            200 => got.body,
+            other => other.to_string(),
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_http_route_weight() {
+    let (registry, [front, _, _]) = echo_services().await;
+    let yaml = format!(
+        "{registry}{}",
+        http_route(
+            "split",
+            "  - backendRefs:\n    - {name: echo-v1, port: 8080, weight: 10}\n    - {name: echo-v2, port: 8080, weight: 90}\n"
+        )
+    );
+    let h = Harness::start(&yaml).await;
+    let n = 1000;
+    let got = counts(&h, "http://echo:8080/", n).await;
+    let v1 = f64::from(got.get("echo-v1").copied().unwrap_or(0));
+    let tolerance = binomial_tolerance(n, 0.1, 5.0);
+    assert!(
+        (v1 - f64::from(n) * 0.1).abs() <= tolerance,
+        "{got:?}: v1 expected 10% ± {tolerance:.0}"
+    );
+    assert_eq!(
+        got.get("echo-v1").copied().unwrap_or(0) + got.get("echo-v2").copied().unwrap_or(0),
+        n
+    );
+    assert_eq!(
+        front.hits(),
+        0,
+        "the route replaced the Service's own endpoints"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_http_route_matching_and_precedence() {
+    let (registry, _ups) = echo_services().await;
+    let rules = r#"  - matches:
+    - path: {type: PathPrefix, value: /v2}
+    - headers: [{name: Version, value: two}]
+    backendRefs: [{name: echo-v2, port: 8080}]
+  - matches:
+    - path: {type: Exact, value: /v2/exact}
+    - path: {type: PathPrefix, value: /v2/longer}
+      method: POST
+    - queryParams: [{name: pick, value: one}]
+    backendRefs: [{name: echo-v1, port: 8080}]
+  - matches:
+    - path: {type: RegularExpression, value: "/re/[0-9]+"}
+    backendRefs: [{name: echo-v1, port: 8080}]
+"#;
+    let yaml = format!("{registry}{}", http_route("matching", rules));
+    let h = Harness::start(&yaml).await;
+    let body = |url: &'static str| {
+        let addr = h.proxy.outbound;
+        async move {
+            let got = get(addr, url).await;
+            format!("{} {}", got.status.as_u16(), got.body.trim())
+        }
+    };
+    assert_eq!(body("http://echo:8080/v2").await, "200 echo-v2");
+    assert_eq!(body("http://echo:8080/v2/any").await, "200 echo-v2");
+    // PathPrefix is element-wise: /v2foo is not under /v2, and no rule matches it.
+    assert!(body("http://echo:8080/v2foo").await.starts_with("404"));
+    // An Exact path beats the shorter prefix of an earlier rule.
+    assert_eq!(body("http://echo:8080/v2/exact").await, "200 echo-v1");
+    assert_eq!(body("http://echo:8080/re/42").await, "200 echo-v1");
+    assert!(body("http://echo:8080/re/x").await.starts_with("404"));
+    assert_eq!(body("http://echo:8080/?pick=one").await, "200 echo-v1");
+    // The longer prefix with a method wins for POST, the shorter one otherwise.
+    let post = via_proxy(
+        h.proxy.outbound,
+        Send {
+            method: "POST",
+            url: "http://echo:8080/v2/longer/x",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(post.body, "echo-v1");
+    assert_eq!(body("http://echo:8080/v2/longer/x").await, "200 echo-v2");
+    let header = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://echo:8080/other",
+            headers: &[("version", "two")],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        header.body, "echo-v2",
+        "header names match case-insensitively"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_http_route_invalid_backends_answer_500_for_their_share() {
+    let (registry, _ups) = echo_services().await;
+    let rules = r#"  - matches: [{path: {value: /half}}]
+    backendRefs:
+    - {name: echo-v1, port: 8080}
+    - {name: no-such-service, port: 8080}
+    - {name: echo-v2, port: 8080, weight: 0}
+  - matches: [{path: {value: /none}}]
+    backendRefs: [{name: echo-v1, port: 8080, weight: 0}]
+  - matches: [{path: {value: /kind}}]
+    backendRefs: [{group: example.com, kind: Bucket, name: b, port: 8080}]
+"#;
+    let yaml = format!("{registry}{}", http_route("invalid", rules));
+    let h = Harness::start(&yaml).await;
+    let n = 400;
+    let got = counts(&h, "http://echo:8080/half", n).await;
+    assert_eq!(got.get("echo-v2"), None, "weight 0 gets nothing: {got:?}");
+    let errors = f64::from(got.get("500").copied().unwrap_or(0));
+    let tolerance = binomial_tolerance(n, 0.5, 5.0);
+    assert!((errors - f64::from(n) / 2.0).abs() <= tolerance, "{got:?}");
+    let all_zero = get(h.proxy.outbound, "http://echo:8080/none").await;
+    assert_eq!(all_zero.status.as_u16(), 500);
+    let kind = get(h.proxy.outbound, "http://echo:8080/kind").await;
+    assert_eq!(kind.status.as_u16(), 500);
+    assert!(kind.body.contains("InvalidKind"), "{}", kind.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_http_route_filters_rewrite_redirect_and_timeouts() {
+    let v1 = upstream::http(Arc::new(|_, seen| {
+        let mut r = Reply::ok(format!(
+            "{} host={}",
+            seen.path,
+            seen.headers
+                .get("host")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        ));
+        if seen.path.starts_with("/slow") {
+            r.delay = Duration::from_millis(1500);
+        }
+        if let Some(v) = seen.headers.get("x-added") {
+            r.headers
+                .push(("x-seen-added".into(), v.to_str().unwrap_or_default().into()));
+        }
+        r.headers.push(("x-upstream".into(), "yes".into()));
+        r
+    }))
+    .await;
+    let front = upstream::named("echo").await;
+    let registry = format!(
+        "{}{}",
+        service("echo", 8080, "HTTP", &[(front.addr, "v1")]),
+        service("echo-v1", 8080, "HTTP", &[(v1.addr, "v1")]),
+    );
+    let rules = r#"  - matches: [{path: {value: /prefix}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: rewritten.example.com, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {add: [{name: X-Added, value: "1"}], remove: [x-secret]}
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {set: [{name: x-upstream, value: replaced}]}
+    backendRefs: [{name: echo-v1, port: 8080}]
+  - matches: [{path: {type: Exact, value: /full}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /one}}
+    backendRefs: [{name: echo-v1, port: 8080}]
+  - matches: [{path: {value: /old}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {hostname: new.example.com, statusCode: 301, path: {type: ReplacePrefixMatch, replacePrefixMatch: /moved}}
+  - matches: [{path: {value: /secure}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {scheme: https}
+  - matches: [{path: {value: /slow}}]
+    timeouts: {request: 500ms}
+    backendRefs: [{name: echo-v1, port: 8080}]
+"#;
+    let yaml = format!("{registry}{}", http_route("filters", rules));
+    let h = Harness::start(&yaml).await;
+    let got = via_proxy(
+        h.proxy.outbound,
+        Send {
+            url: "http://echo:8080/prefix/a?q=1",
+            headers: &[("x-secret", "s")],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(got.body, "/new/a?q=1 host=rewritten.example.com");
+    assert_eq!(got.headers["x-seen-added"], "1");
+    assert_eq!(got.headers["x-upstream"], "replaced");
+    assert!(v1.seen()[0].headers.get("x-secret").is_none());
+    let got = get(h.proxy.outbound, "http://echo:8080/prefix").await;
+    assert!(got.body.starts_with("/new host="), "{}", got.body);
+    let got = get(h.proxy.outbound, "http://echo:8080/full").await;
+    assert!(got.body.starts_with("/one host="), "{}", got.body);
+    let got = get(h.proxy.outbound, "http://echo:8080/old/page?x=1").await;
+    assert_eq!(got.status.as_u16(), 301);
+    assert_eq!(
+        got.headers["location"],
+        "http://new.example.com:8080/moved/page?x=1"
+    );
+    let got = get(h.proxy.outbound, "http://echo:8080/secure/a").await;
+    assert_eq!(got.status.as_u16(), 302, "the default redirect status");
+    assert_eq!(
+        got.headers["location"],
+        "https://echo:8080/secure/a".replace(":8080", "")
+    );
+    let got = get(h.proxy.outbound, "http://echo:8080/slow").await;
+    assert_eq!(got.status.as_u16(), 504, "timeouts.request");
+    assert_eq!(front.hits(), 0);
+}
