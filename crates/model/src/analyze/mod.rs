@@ -19,6 +19,7 @@ mod deprecation;
 mod destinationrule;
 mod gateway;
 mod gateway_selector;
+mod http_route;
 mod ingress;
 mod injection;
 mod jwt_routing;
@@ -312,6 +313,12 @@ pub mod codes {
         code("WEFT0001", "SubsetSelectsNoEndpoints", Level::Warning);
     /// A DestinationRule that sends no mesh mTLS to workloads whose PeerAuthentication is STRICT.
     pub const MTLS_POLICY_CONFLICT: Code = code("WEFT0002", "MTLSPolicyConflict", Level::Error);
+    /// A mesh VirtualService for a host an HTTPRoute attached to its Service also routes.
+    pub const HTTP_ROUTE_OVERRIDES_VIRTUAL_SERVICE: Code = code(
+        "WEFT0003",
+        "HTTPRouteOverridesVirtualService",
+        Level::Warning,
+    );
 
     /// Every message type weft reports, in code order.
     pub const ALL: &[Code] = &[
@@ -359,6 +366,7 @@ pub mod codes {
         UNKNOWN_DESTINATION_RULE_HOST,
         SUBSET_SELECTS_NO_ENDPOINTS,
         MTLS_POLICY_CONFLICT,
+        HTTP_ROUTE_OVERRIDES_VIRTUAL_SERVICE,
     ];
 }
 
@@ -427,6 +435,7 @@ pub fn analyze_with_mesh(
     conditions::check(&ctx, &mut out);
     jwt_routing::check(&ctx, &mut out);
     telemetry::check(&ctx, &mut out);
+    http_route::check(&ctx, &mut out);
     out.retain(|f| !suppressed_by_annotation(f, resources));
     out
 }
