@@ -257,3 +257,108 @@ async fn mesh_http_route_filters_rewrite_redirect_and_timeouts() {
     assert_eq!(got.status.as_u16(), 504, "timeouts.request");
     assert_eq!(front.hits(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_ports() {
+    // A Service with two ports; the route attaches to 8080 only.
+    let front = upstream::named("echo").await;
+    let v2 = upstream::named("echo-v2").await;
+    let registry = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: echo}}\nspec:\n  hosts: [echo.default.svc.cluster.local]\n  resolution: STATIC\n  ports: [{{number: 8080, name: http, protocol: HTTP}}, {{number: 9090, name: http-admin, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{http: {p}, http-admin: {p}}}}}]\n---\n{}",
+        service("echo-v2", 8080, "HTTP", &[(v2.addr, "v2")]),
+        p = front.addr.port(),
+    );
+    let yaml = format!(
+        "{registry}{}",
+        http_route(
+            "port-only",
+            "  - backendRefs: [{name: echo-v2, port: 8080}]\n"
+        )
+    );
+    let h = Harness::start(&yaml).await;
+    assert_eq!(
+        get(h.proxy.outbound, "http://echo:8080/").await.body,
+        "echo-v2"
+    );
+    assert_eq!(
+        get(h.proxy.outbound, "http://echo:9090/").await.body,
+        "echo",
+        "port 9090 is not the route's: the Service's own endpoints answer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_consumer_route() {
+    // A route in namespace `consumer` attached to default/echo applies to that
+    // namespace's clients only; the producer's clients keep the Service's own routing.
+    let (registry, _ups) = echo_services().await;
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: mine, namespace: consumer}\nspec:\n  parentRefs:\n  - {group: \"\", kind: Service, name: echo, namespace: default, port: 8080}\n  rules:\n  - backendRefs: [{name: echo-v2, namespace: default, port: 8080}]\n---\n";
+    // The route's backend is in another namespace: without a ReferenceGrant it answers 500.
+    let yaml = format!("{registry}{route}");
+    let producer_side = Harness::start(&yaml).await;
+    assert_eq!(
+        get(producer_side.proxy.outbound, "http://echo.default:8080/")
+            .await
+            .body,
+        "echo"
+    );
+    let mut identity = weft_model::service::WorkloadInfo::unknown();
+    identity.namespace = "consumer".into();
+    let consumer_side = Harness::sidecar(&yaml, None, identity, &[("app", "client")]).await;
+    let got = get(consumer_side.proxy.outbound, "http://echo.default:8080/").await;
+    assert_eq!(got.status.as_u16(), 500, "{}", got.body);
+    assert!(got.body.contains("RefNotPermitted"), "{}", got.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_http_route_redirect_port_and_status_codes() {
+    let (registry, _ups) = echo_services().await;
+    let rules = r#"  - matches: [{path: {value: /port}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {port: 8443}
+  - matches: [{path: {value: /see-other}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {statusCode: 303, hostname: other.example.com}
+  - matches: [{path: {value: /temporary}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {statusCode: 307}
+  - matches: [{path: {value: /permanent}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {statusCode: 308, scheme: https, port: 8443}
+"#;
+    let yaml = format!("{registry}{}", http_route("redirects", rules));
+    let h = Harness::start(&yaml).await;
+    let redirect = |path: &'static str| {
+        let addr = h.proxy.outbound;
+        async move {
+            let got = get(addr, &format!("http://echo:8080{path}")).await;
+            (
+                got.status.as_u16(),
+                got.headers["location"]
+                    .to_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    };
+    assert_eq!(
+        redirect("/port/a").await,
+        (302, "http://echo:8443/port/a".into())
+    );
+    assert_eq!(
+        redirect("/see-other").await,
+        (303, "http://other.example.com:8080/see-other".into())
+    );
+    assert_eq!(
+        redirect("/temporary").await,
+        (307, "http://echo:8080/temporary".into())
+    );
+    assert_eq!(
+        redirect("/permanent").await,
+        (308, "https://echo:8443/permanent".into())
+    );
+}
