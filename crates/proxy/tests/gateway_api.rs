@@ -362,3 +362,45 @@ async fn mesh_http_route_redirect_port_and_status_codes() {
         (308, "https://echo:8443/permanent".into())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_http_route_request_mirror() {
+    let (registry, [_, v1, v2]) = echo_services().await;
+    let rules = r#"  - matches: [{path: {value: /all}}]
+    filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: echo-v2, port: 8080}}
+    backendRefs: [{name: echo-v1, port: 8080}]
+  - matches: [{path: {value: /none}}]
+    filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: echo-v2, port: 8080}, fraction: {numerator: 0}}
+    backendRefs: [{name: echo-v1, port: 8080}]
+"#;
+    let yaml = format!("{registry}{}", http_route("mirror", rules));
+    let h = Harness::start(&yaml).await;
+    for _ in 0..5 {
+        assert_eq!(
+            get(h.proxy.outbound, "http://echo:8080/none").await.body,
+            "echo-v1"
+        );
+    }
+    for _ in 0..5 {
+        assert_eq!(
+            get(h.proxy.outbound, "http://echo:8080/all").await.body,
+            "echo-v1",
+            "the mirror's answer is ignored"
+        );
+    }
+    weft_testkit::eventually(
+        "the mirror gets its copies",
+        Duration::from_secs(5),
+        || async { (v2.hits() == 5).then_some(()) },
+    )
+    .await;
+    assert!(
+        v2.seen().iter().all(|s| s.path == "/all"),
+        "only /all is mirrored"
+    );
+    assert_eq!(v1.hits(), 10);
+}

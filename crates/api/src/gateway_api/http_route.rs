@@ -178,7 +178,7 @@ pub struct HttpRouteFilter {
     pub url_rewrite: Option<UrlRewrite>,
     /// `RequestMirror`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_mirror: Option<serde_json::Value>,
+    pub request_mirror: Option<RequestMirror>,
     /// `CORS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<serde_json::Value>,
@@ -245,6 +245,50 @@ pub struct UrlRewrite {
     /// The path sent upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathModifier>,
+}
+
+/// A copy of requests sent to another backend, its answer ignored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMirror {
+    /// Where copies go.
+    #[serde(default)]
+    pub backend_ref: HttpBackendRef,
+    /// Share of requests mirrored, 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u32>,
+    /// Share of requests mirrored, as a fraction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<Fraction>,
+}
+
+impl RequestMirror {
+    /// The share mirrored, per million (all when neither `percent` nor `fraction` is set).
+    pub fn per_million(&self) -> u32 {
+        match (&self.percent, &self.fraction) {
+            (Some(p), _) => p.min(&100) * 10_000,
+            (None, Some(f)) => {
+                let d = u64::from(f.denominator.unwrap_or(100).max(1));
+                u32::try_from(
+                    u64::from(f.numerator.min(f.denominator.unwrap_or(100))) * 1_000_000 / d,
+                )
+                .unwrap_or(1_000_000)
+            }
+            (None, None) => 1_000_000,
+        }
+    }
+}
+
+/// `numerator / denominator` (default 100).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Fraction {
+    /// Numerator.
+    #[serde(default)]
+    pub numerator: u32,
+    /// Denominator, at least 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denominator: Option<u32>,
 }
 
 /// A path replacement.
@@ -694,7 +738,7 @@ impl Validate for HttpRouteFilter {
             }
         }
         match self.kind.as_str() {
-            "RequestMirror" | "CORS" | "ExtensionRef" => v.error_at(
+            "CORS" | "ExtensionRef" => v.error_at(
                 "type",
                 format!("{} filters are not supported by weft yet", self.kind),
             ),
@@ -737,6 +781,33 @@ impl Validate for HttpRouteFilter {
                 if let Some(p) = &r.path {
                     v.field("path", |v| p.validate(v));
                 }
+            });
+        }
+        if let Some(m) = &self.request_mirror {
+            v.field("requestMirror", |v| {
+                if m.percent.is_some() && m.fraction.is_some() {
+                    v.error("Only one of percent or fraction may be specified in HTTPRequestMirrorFilter");
+                }
+                if let Some(p) = m.percent {
+                    if p > 100 {
+                        v.error_at("percent", format!("Invalid value: {p}: must be 0 to 100"));
+                    }
+                }
+                if let Some(f) = &m.fraction {
+                    let d = f.denominator.unwrap_or(100);
+                    if d < 1 {
+                        v.error_at("fraction.denominator", "must be at least 1");
+                    }
+                    if f.numerator > d {
+                        v.error_at("fraction", "numerator must be less than or equal to denominator");
+                    }
+                }
+                v.field("backendRef", |v| {
+                    check_len(v, "name", &m.backend_ref.name, 1, 253);
+                    if m.backend_ref.is_service() && m.backend_ref.port.is_none() {
+                        v.error("Must have port for Service reference");
+                    }
+                });
             });
         }
         if let Some(r) = &self.url_rewrite {

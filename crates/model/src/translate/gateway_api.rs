@@ -30,7 +30,7 @@ use super::scope::age;
 use crate::host::CLUSTER_DOMAIN;
 use crate::matcher::{NamedMatcher, Regex, RequestMatch, StringMatcher};
 use crate::route::{
-    DirectResponse, Forward, HeaderOps, HeaderRules, PathRewrite, Redirect, RedirectPort,
+    DirectResponse, Forward, HeaderOps, HeaderRules, Mirror, PathRewrite, Redirect, RedirectPort,
     RetryPolicy, Rewrite, Route, RouteAction, WeightedCluster, WeightedClusters,
 };
 use crate::service::Service;
@@ -307,7 +307,17 @@ fn action(
         timeout: request,
         retry,
         fault: None,
-        mirrors: Vec::new(),
+        // Copies to a backend that does not resolve are not sent (no answer is awaited).
+        mirrors: rule
+            .filters
+            .iter()
+            .filter_map(|f| f.request_mirror.as_ref())
+            .map(|m| Mirror {
+                cluster: backend_cluster(&m.backend_ref, ns, services).into(),
+                per_million: m.per_million(),
+            })
+            .filter(|m| m.per_million > 0 && !m.cluster.starts_with(INVALID_BACKEND))
+            .collect(),
         headers: HeaderRules {
             request: header_ops(&rule.filters, false),
             response: header_ops(&rule.filters, true),

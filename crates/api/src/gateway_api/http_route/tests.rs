@@ -92,3 +92,46 @@ fn gateway_api_durations_read_as_gep_2257_writes_them() {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn mirror_shares_are_one_of_percent_or_fraction() {
+    let yaml = r#"
+parentRefs: [{group: "", kind: Service, name: svc, port: 80}]
+rules:
+- filters:
+  - type: RequestMirror
+    requestMirror: {backendRef: {name: copy}, percent: 50, fraction: {numerator: 1}}
+  - type: RequestMirror
+    requestMirror: {backendRef: {name: copy, port: 80}, fraction: {numerator: 3, denominator: 2}}
+  - type: RequestMirror
+    requestMirror: {backendRef: {name: copy, port: 80}, percent: 101}
+  backendRefs: [{name: svc, port: 80}]
+"#;
+    let errs = errors_of(yaml);
+    for want in [
+        "spec.rules[0].filters[0].requestMirror: Only one of percent or fraction",
+        "spec.rules[0].filters[0].requestMirror.backendRef: Must have port for Service reference",
+        "spec.rules[0].filters[1].requestMirror.fraction: numerator must be less than or equal to denominator",
+        "spec.rules[0].filters[2].requestMirror.percent: Invalid value: 101",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in {errs:#?}"
+        );
+    }
+    let share = |p: Option<u32>, f: Option<(u32, Option<u32>)>| {
+        RequestMirror {
+            percent: p,
+            fraction: f.map(|(numerator, denominator)| Fraction {
+                numerator,
+                denominator,
+            }),
+            ..RequestMirror::default()
+        }
+        .per_million()
+    };
+    assert_eq!(share(None, None), 1_000_000);
+    assert_eq!(share(Some(25), None), 250_000);
+    assert_eq!(share(None, Some((1, Some(3)))), 333_333);
+    assert_eq!(share(None, Some((5, None))), 50_000);
+}
