@@ -92,7 +92,7 @@ fn service_id(namespace: &str, name: &str) -> String {
 /// What the configuration does to a service: shown as markers on its node.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Markers {
-    /// A VirtualService splits its traffic by weight.
+    /// A VirtualService (or an HTTPRoute attached to it) splits its traffic by weight.
     pub split: bool,
     /// A VirtualService injects faults.
     pub fault: bool,
@@ -130,6 +130,33 @@ pub fn markers(resources: &[Resource]) -> BTreeMap<(String, String), Markers> {
                         .or_default();
                     m.split |= split;
                     m.fault |= fault;
+                }
+            }
+            // An HTTPRoute attached to a Service (GAMMA) splits it when a rule has more
+            // than one backend with weight.
+            Kind::HttpRoute => {
+                let split = v["spec"]["rules"].as_array().is_some_and(|rules| {
+                    rules.iter().any(|rule| {
+                        let weighted = rule["backendRefs"].as_array().map_or(0, |b| {
+                            b.iter()
+                                .filter(|b| b["weight"].as_u64().is_none_or(|w| w > 0))
+                                .count()
+                        });
+                        weighted > 1
+                    })
+                });
+                for parent in v["spec"]["parentRefs"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    let service = parent["kind"].as_str() == Some("Service")
+                        && matches!(parent["group"].as_str(), Some("" | "core"));
+                    let Some(name) = parent["name"].as_str().filter(|_| service) else {
+                        continue;
+                    };
+                    let parent_ns = parent["namespace"].as_str().unwrap_or(&ns).to_string();
+                    out.entry((parent_ns, name.to_string())).or_default().split |= split;
                 }
             }
             Kind::DestinationRule => {

@@ -256,3 +256,37 @@ spec:
     assert!(rec.split && rec.fault && !rec.circuit_breaker);
     assert!(m[&("default".to_string(), "bff-service".to_string())].circuit_breaker);
 }
+
+#[test]
+fn an_http_route_attached_to_a_service_marks_its_split() {
+    let text = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: split, namespace: default}
+spec:
+  parentRefs: [{group: "", kind: Service, name: recommendation-service, port: 8080}]
+  rules:
+  - backendRefs:
+    - {name: recommendation-v1, port: 8080, weight: 10}
+    - {name: recommendation-v2, port: 8080, weight: 90}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: one, namespace: default}
+spec:
+  parentRefs: [{group: "", kind: Service, name: bff-service}]
+  rules:
+  - backendRefs:
+    - {name: bff-v1, port: 8080}
+    - {name: bff-v2, port: 8080, weight: 0}
+"#;
+    let loaded = weft_api::load_str("t.yaml", text);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    let resources: Vec<Resource> = loaded.resources.into_iter().map(|l| l.resource).collect();
+    let m = markers(&resources);
+    assert!(m[&("default".to_string(), "recommendation-service".to_string())].split);
+    assert!(
+        !m[&("default".to_string(), "bff-service".to_string())].split,
+        "one backend with weight is no split"
+    );
+}
