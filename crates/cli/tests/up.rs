@@ -126,6 +126,23 @@ impl Scratch {
             .expect("weft runs")
     }
 
+    /// `weft up` of the seed manifest, which must succeed; what it printed.
+    fn up_ok(&self, mode: &str) -> String {
+        self.up_with_ok("examples/up/recommendation.yaml", mode)
+    }
+
+    /// `weft up -f manifest`, which must succeed; what it printed.
+    fn up_with_ok(&self, manifest: &str, mode: &str) -> String {
+        let up = self.up_with(manifest, mode);
+        let printed = String::from_utf8_lossy(&up.stdout).into_owned();
+        assert!(
+            up.status.success(),
+            "{printed}\n{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        printed
+    }
+
     fn up(&self, mode: &str) -> std::process::Output {
         self.up_with("examples/up/recommendation.yaml", mode)
     }
@@ -245,13 +262,7 @@ fn up_runs_the_seed_scenario_and_down_stops_it() {
     let s = scratch("up");
     let state_dir = &s.state_dir;
 
-    let up = s.up("loopback");
-    let printed = String::from_utf8_lossy(&up.stdout);
-    assert!(
-        up.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let printed = s.up_ok("loopback");
     assert!(printed.contains("sidecars ready: 3/3"), "{printed}");
     // It points at the dashboard, and `weft dashboard` finds it there.
     let url = format!("http://{}/", s.dashboard);
@@ -391,13 +402,7 @@ resources:
         ),
     )
     .expect("write");
-    let up = s.up_with(&manifest.display().to_string(), "loopback");
-    let printed = String::from_utf8_lossy(&up.stdout);
-    assert!(
-        up.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let printed = s.up_with_ok(&manifest.display().to_string(), "loopback");
     assert!(
         printed.contains(&format!("and at {https} (Gateway port 443)")),
         "{printed}"
@@ -429,13 +434,7 @@ resources:
 #[test]
 fn the_seed_split_as_a_gateway_api_http_route_runs_in_weft_up() {
     let s = scratch("up-gateway-api");
-    let up = s.up_with("examples/up/gateway-api.yaml", "loopback");
-    let printed = String::from_utf8_lossy(&up.stdout);
-    assert!(
-        up.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let printed = s.up_with_ok("examples/up/gateway-api.yaml", "loopback");
     assert!(printed.contains("sidecars ready: 3/3"), "{printed}");
     assert!(
         printed.contains("httproute.gateway.networking.k8s.io/recommendation-split created"),
@@ -519,13 +518,7 @@ fn kubernetes_services_and_deployments_run_the_seed_scenario_without_service_ent
         return;
     }
     let s = scratch("up-kube");
-    let up = s.up_with("examples/up/kubernetes.yaml", "namespace");
-    let printed = String::from_utf8_lossy(&up.stdout);
-    assert!(
-        up.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let printed = s.up_with_ok("examples/up/kubernetes.yaml", "namespace");
     // The Deployments ran as workloads; the Services were created, each with a cluster IP.
     assert!(printed.contains("sidecars ready: 3/3"), "{printed}");
     assert!(
@@ -845,13 +838,7 @@ fn namespace_mode_intercepts_plain_service_names_and_down_removes_everything() {
         Vec::<String>::new(),
         "the host had weft namespaces before the test"
     );
-    let up = s.up("namespace");
-    let printed = String::from_utf8_lossy(&up.stdout);
-    assert!(
-        up.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let printed = s.up_ok("namespace");
     assert!(printed.contains("namespace mode"), "{printed}");
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.dir.join("state.json")).expect("state"))

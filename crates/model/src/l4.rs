@@ -112,6 +112,7 @@ fn weighted(route: &[RouteDestination], ns: &str, port: u16) -> WeightedClusters
             cluster: l4_cluster(&d.destination, ns, port).into(),
             weight: if single { 100 } else { d.weight.unsigned_abs() },
             headers: HeaderRules::default(),
+            unresolved: None,
         })
         .collect();
     let total = entries.iter().map(|e| e.weight).sum();

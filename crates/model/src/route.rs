@@ -138,6 +138,10 @@ pub struct WeightedCluster {
     pub weight: u32,
     /// Header operations for this destination.
     pub headers: HeaderRules,
+    /// Why the destination does not resolve (a Gateway API backendRef naming no Service):
+    /// requests picked for it are answered 500, as the Gateway API requires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<Arc<str>>,
 }
 
 impl WeightedClusters {
@@ -625,6 +629,7 @@ mod tests {
             cluster: name.into(),
             weight,
             headers: HeaderRules::default(),
+            unresolved: None,
         };
         let clusters = WeightedClusters {
             entries: vec![wc("a", 10), wc("b", 90)],

@@ -24,7 +24,6 @@ mod gateway;
 mod http1;
 pub mod limits;
 
-pub use gateway::auto_passthrough_cluster;
 pub use http1::HAND_BACK_AFTER;
 pub use limits::ConnectionLimits;
 

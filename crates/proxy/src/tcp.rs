@@ -83,8 +83,8 @@ pub fn decide(
 ) -> Option<TcpDecision> {
     let dst_ip = original.map(|a| a.ip());
     if let Some(sni) = sni {
-        if let Some(route) = snapshot.mesh.l4.tls(sni, dst_ip, port) {
-            return weighted(snapshot, route, port);
+        if let Some(r) = snapshot.mesh.l4.tls(sni, dst_ip, port) {
+            return route(snapshot, r, port);
         }
         if let Some(named) = service_named(snapshot, sni, port) {
             return endpoint_of(default_cluster(snapshot, named, port)?, None);
@@ -93,8 +93,8 @@ pub fn decide(
     // `resolution: NONE` means "connect where the app asked".
     let service = service.filter(|s| s.resolution != weft_model::service::Resolution::None);
     if let Some(service) = service {
-        if let Some(route) = snapshot.mesh.l4.tcp(&service.hostname, dst_ip, port) {
-            return weighted(snapshot, route, port);
+        if let Some(r) = snapshot.mesh.l4.tcp(&service.hostname, dst_ip, port) {
+            return route(snapshot, r, port);
         }
         return endpoint_of(default_cluster(snapshot, service, port)?, None);
     }
@@ -119,14 +119,6 @@ pub fn decide(
 /// Where a connection matched by `route` goes: one of its weighted destinations
 /// (port 0 there standing for the listener's `port`).
 pub fn route(
-    snapshot: &Snapshot,
-    route: &weft_model::l4::L4Route,
-    port: u16,
-) -> Option<TcpDecision> {
-    weighted(snapshot, route, port)
-}
-
-fn weighted(
     snapshot: &Snapshot,
     route: &weft_model::l4::L4Route,
     port: u16,

@@ -24,7 +24,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 continue;
             }
             let parent_ns = p.namespace.as_deref().unwrap_or(ns);
-            let hostname = format!("{}.{parent_ns}.{}", p.name, host::CLUSTER_DOMAIN);
+            let hostname = host::resolve(&p.name, parent_ns);
             if ctx.registry.declared_anywhere(&hostname) {
                 attached.push((hostname, r));
             } else {
@@ -89,7 +89,7 @@ fn backends(
                 ));
                 continue;
             }
-            let hostname = format!("{}.{backend_ns}.{}", b.name, host::CLUSTER_DOMAIN);
+            let hostname = host::resolve(&b.name, backend_ns);
             let services: Vec<_> = ctx.registry.services(&hostname, ns).collect();
             let port = b.port.unwrap_or(0);
             let why = if services.is_empty() {

@@ -9,6 +9,7 @@
 
 pub mod servers;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::route::{
     HeaderOps, Redirect, RedirectPort, RetryPolicy, Route, RouteAction, RouteTable, VirtualHost,
 };
 use crate::service::Service;
+use crate::translate::Mesh;
 use crate::translate::http::{BoundVirtualService, domains, http_routes};
 use crate::translate::mesh::TranslateError;
 use crate::translate::scope::{ProxyScope, age, gateway_reference, selects, visible};
@@ -28,7 +30,7 @@ use servers::{GatewayPort, GatewayServer, Serves};
 
 /// The Gateways selecting a proxy with `labels` (an empty selector selects every gateway
 /// proxy), oldest first.
-pub fn selecting<'r>(resources: &'r [Resource], scope: &ProxyScope) -> Vec<&'r Object<Gateway>> {
+fn selecting<'r>(resources: &'r [Resource], scope: &ProxyScope) -> Vec<&'r Object<Gateway>> {
     let mut gateways: Vec<&Object<Gateway>> = resources
         .iter()
         .filter_map(|r| match r {
@@ -43,34 +45,36 @@ pub fn selecting<'r>(resources: &'r [Resource], scope: &ProxyScope) -> Vec<&'r O
 
 /// The port a server is served on and what it serves there, when weft's gateway serves
 /// it.
-pub fn served_port(server: &Server) -> Option<(u16, Serves)> {
+fn served_port(server: &Server) -> Option<(u16, Serves)> {
     let port = server.port.as_ref()?;
     let number = u16::try_from(port.number).ok().filter(|n| *n != 0)?;
     servers::serves(server).ok().map(|s| (number, s))
 }
 
-/// Whether connections to a server start with TLS.
-fn starts_with_tls(serves: &Serves) -> bool {
-    !matches!(serves, Serves::Http { .. } | Serves::Tcp)
+/// One server a gateway proxy serves.
+struct Served<'r> {
+    /// The Gateway's (namespace, name).
+    gateway: (String, String),
+    /// The server, and its index in the Gateway's `servers`.
+    server: &'r Server,
+    index: usize,
+    port: u16,
+    serves: Serves,
 }
 
-/// The servers a gateway proxy serves: (Gateway, server) pairs with their port and what
-/// they serve, oldest Gateway first; a server whose port an earlier server took for the
-/// other kind (TLS or plain text, or HTTP and TCP in plain text) is left out, as Istio
-/// leaves it.
-fn served<'r>(
-    resources: &'r [Resource],
-    scope: &ProxyScope,
-) -> Vec<(&'r Object<Gateway>, &'r Server, u16, Serves)> {
+/// The servers a gateway proxy serves, oldest Gateway first; a server whose port an
+/// earlier server took for the other kind (TLS or plain text, or HTTP and TCP in plain
+/// text) is left out, as Istio leaves it.
+fn served<'r>(resources: &'r [Resource], scope: &ProxyScope) -> Vec<Served<'r>> {
     let mut kind: BTreeMap<u16, (bool, bool)> = BTreeMap::new();
     let mut out = Vec::new();
     for g in selecting(resources, scope) {
-        for server in &g.spec.servers {
+        for (index, server) in g.spec.servers.iter().enumerate() {
             let Some((port, serves)) = served_port(server) else {
                 continue;
             };
             let this = (
-                starts_with_tls(&serves),
+                serves.starts_with_tls(),
                 matches!(serves, Serves::Http { .. }),
             );
             let first = *kind.entry(port).or_insert(this);
@@ -78,7 +82,13 @@ fn served<'r>(
             if first.0 != this.0 || (!this.0 && first.1 != this.1) {
                 continue;
             }
-            out.push((g, server, port, serves));
+            out.push(Served {
+                gateway: (g.metadata.namespace().to_string(), g.metadata.name.clone()),
+                server,
+                index,
+                port,
+                serves,
+            });
         }
     }
     out
@@ -110,42 +120,66 @@ fn virtual_services<'r>(
     out
 }
 
-/// What each port of a gateway proxy serves: its servers and the `tcp` and `tls` rules
-/// of the VirtualServices bound to them. `default_port` gives a destination host's only
-/// port, for rules whose destinations name none.
-pub fn ports(
+/// A gateway proxy's part of `mesh` (whose services are in): what each port serves (its
+/// servers and the `tcp` and `tls` rules of the VirtualServices bound to them) and the HTTP
+/// route tables by port.
+pub(crate) fn translate(
     resources: &[Resource],
+    scope: &ProxyScope,
+    default_retry: &RetryPolicy,
+    mesh: &mut Mesh,
+) -> Result<(), TranslateError> {
+    let served = served(resources, scope);
+    let virtual_services = virtual_services(resources, scope);
+    let ports = ports(&served, &virtual_services, scope, |h| mesh.only_port(h))
+        .map_err(TranslateError::l4)?;
+    let tables = route_tables(
+        &served,
+        &virtual_services,
+        &mesh.services,
+        scope,
+        default_retry,
+    )?;
+    mesh.gateway = ports;
+    mesh.http_routes = tables;
+    Ok(())
+}
+
+fn ports(
+    served: &[Served<'_>],
+    virtual_services: &[&Object<VirtualService>],
     scope: &ProxyScope,
     default_port: impl Fn(&str) -> Option<u16>,
 ) -> Result<BTreeMap<u16, GatewayPort>, String> {
-    let virtual_services = virtual_services(resources, scope);
     let mut ports: BTreeMap<u16, GatewayPort> = BTreeMap::new();
     // Which gateways have a TCP or TLS server on each port, for the L4 rules.
-    let mut l4_gateways: BTreeMap<u16, Vec<(String, String)>> = BTreeMap::new();
-    for (g, server, port, serves) in served(resources, scope) {
-        let gateway = (g.metadata.namespace().to_string(), g.metadata.name.clone());
-        let index = g.spec.servers.iter().position(|s| std::ptr::eq(s, server));
-        let name = match (&server.name, index) {
-            (Some(n), _) => format!("{}/{} {n}", gateway.0, gateway.1),
-            (None, i) => format!("{}/{} servers[{}]", gateway.0, gateway.1, i.unwrap_or(0)),
+    let mut l4_gateways: BTreeMap<u16, Vec<&(String, String)>> = BTreeMap::new();
+    for s in served {
+        let (ns, name) = &s.gateway;
+        let name = match &s.server.name {
+            Some(n) => format!("{ns}/{name} {n}"),
+            None => format!("{ns}/{name} servers[{}]", s.index),
         };
-        let entry = ports.entry(port).or_default();
-        entry.tls = starts_with_tls(&serves);
-        if !matches!(serves, Serves::Http { .. } | Serves::TerminatedHttp(_)) {
-            let list = l4_gateways.entry(port).or_default();
-            if !list.contains(&gateway) {
-                list.push(gateway.clone());
+        if !matches!(s.serves, Serves::Http { .. } | Serves::TerminatedHttp(_)) {
+            let list = l4_gateways.entry(s.port).or_default();
+            if !list.contains(&&s.gateway) {
+                list.push(&s.gateway);
             }
         }
-        entry.servers.push(GatewayServer {
-            name,
-            hosts: server
-                .hosts
-                .iter()
-                .map(|h| servers::server_host(h))
-                .collect(),
-            serves,
-        });
+        ports
+            .entry(s.port)
+            .or_default()
+            .servers
+            .push(GatewayServer {
+                name,
+                hosts: s
+                    .server
+                    .hosts
+                    .iter()
+                    .map(|h| servers::server_host(h))
+                    .collect(),
+                serves: s.serves.clone(),
+            });
     }
     for (port, gateways) in l4_gateways {
         let bound: Vec<&Object<VirtualService>> = virtual_services
@@ -158,7 +192,7 @@ pub fn ports(
             list.is_empty()
                 || list
                     .iter()
-                    .any(|r| gateways.contains(&gateway_reference(r, ns)))
+                    .any(|r| gateways.contains(&&gateway_reference(r, ns)))
         };
         let rules = crate::l4::build(&bound, scope, &default_port, fits)?;
         let entry = ports.entry(port).or_default();
@@ -208,93 +242,84 @@ fn served_name(server_host: &str, gateway_ns: &str, vs_ns: &str, vs_host: &str) 
     }
 }
 
+/// A virtual host on `port` for the served name `name` (`*`: every host).
+fn virtual_host(name: &str, port: u16, routes: Vec<Route>) -> VirtualHost {
+    VirtualHost {
+        name: format!("{name}:{port}"),
+        domains: if name == "*" {
+            vec![name.to_string()]
+        } else {
+            domains(&[name.to_string()], port)
+        },
+        routes,
+    }
+}
+
 /// The route tables (by server port) of a gateway proxy.
-pub(crate) fn route_tables(
-    resources: &[Resource],
+fn route_tables(
+    served: &[Served<'_>],
+    virtual_services: &[&Object<VirtualService>],
     services: &BTreeMap<String, Service>,
     scope: &ProxyScope,
     default_retry: &RetryPolicy,
 ) -> Result<BTreeMap<u16, RouteTable>, TranslateError> {
-    let virtual_services = virtual_services(resources, scope);
     let mut vhosts: BTreeMap<u16, Vec<VirtualHost>> = BTreeMap::new();
     // As Istio does for gateways, VirtualServices sharing a host on a port are merged:
     // their routes are concatenated, oldest VirtualService first.
     let mut index: BTreeMap<(u16, String), usize> = BTreeMap::new();
-    for (g, server, port, serves) in served(resources, scope) {
-        let gateway = (g.metadata.namespace().to_string(), g.metadata.name.clone());
-        match serves {
+    for s in served {
+        let (port, gateway) = (s.port, &s.gateway);
+        let table = vhosts.entry(port).or_default();
+        match s.serves {
+            // Every host of the server answers with the redirect, routes or not.
             Serves::Http {
                 https_redirect: true,
             } => {
-                // Every host of the server answers with the redirect, routes or not.
-                let table = vhosts.entry(port).or_default();
-                for name in server.hosts.iter().map(|h| servers::server_host(h)) {
-                    if index.contains_key(&(port, name.clone())) {
-                        continue;
+                for name in s.server.hosts.iter().map(|h| servers::server_host(h)) {
+                    if let Entry::Vacant(e) = index.entry((port, name)) {
+                        table.push(virtual_host(&e.key().1, port, vec![https_redirect_route()]));
+                        e.insert(table.len() - 1);
                     }
-                    index.insert((port, name.clone()), table.len());
-                    table.push(VirtualHost {
-                        name: format!("{name}:{port}"),
-                        domains: if name == "*" {
-                            vec![name.clone()]
-                        } else {
-                            domains(std::slice::from_ref(&name), port)
-                        },
-                        routes: vec![https_redirect_route()],
-                    });
                 }
                 continue;
             }
             Serves::Http { .. } | Serves::TerminatedHttp(_) => {}
             _ => continue,
         }
-        {
-            for v in &virtual_services {
-                let vs_ns = v.metadata.namespace();
-                if !binds(v, &gateway) {
-                    continue;
-                }
-                let hosts: Vec<String> = v
-                    .spec
-                    .hosts
-                    .iter()
-                    .map(|h| host::resolve(h, vs_ns))
-                    .collect();
-                let bound = BoundVirtualService {
-                    object: v,
-                    hosts: hosts.clone(),
-                    gateway: Some(gateway.clone()),
-                };
-                let names: BTreeSet<String> = hosts
-                    .iter()
-                    .flat_map(|h| {
-                        server
-                            .hosts
-                            .iter()
-                            .filter_map(|sh| served_name(sh, &gateway.0, vs_ns, h))
-                    })
-                    .collect();
-                if names.is_empty() {
-                    continue;
-                }
-                let routes = http_routes(&bound, port, services, scope, default_retry)?;
-                let table = vhosts.entry(port).or_default();
-                for name in names {
-                    match index.get(&(port, name.clone())) {
-                        Some(&i) => table[i].routes.extend(routes.iter().cloned()),
-                        None => {
-                            index.insert((port, name.clone()), table.len());
-                            let domains = if name == "*" {
-                                vec![name.clone()]
-                            } else {
-                                domains(std::slice::from_ref(&name), port)
-                            };
-                            table.push(VirtualHost {
-                                name: format!("{name}:{port}"),
-                                domains,
-                                routes: routes.clone(),
-                            });
-                        }
+        for v in virtual_services.iter().filter(|v| binds(v, gateway)) {
+            let vs_ns = v.metadata.namespace();
+            let hosts: Vec<String> = v
+                .spec
+                .hosts
+                .iter()
+                .map(|h| host::resolve(h, vs_ns))
+                .collect();
+            let names: BTreeSet<String> = hosts
+                .iter()
+                .flat_map(|h| {
+                    s.server
+                        .hosts
+                        .iter()
+                        .filter_map(|sh| served_name(sh, &gateway.0, vs_ns, h))
+                })
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let bound = BoundVirtualService {
+                object: v,
+                hosts,
+                gateway: Some(gateway.clone()),
+            };
+            let routes = http_routes(&bound, port, services, scope, default_retry)?;
+            for name in names {
+                match index.entry((port, name)) {
+                    Entry::Occupied(e) => {
+                        table[*e.get()].routes.extend(routes.iter().cloned());
+                    }
+                    Entry::Vacant(e) => {
+                        table.push(virtual_host(&e.key().1, port, routes.clone()));
+                        e.insert(table.len() - 1);
                     }
                 }
             }

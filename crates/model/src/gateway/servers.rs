@@ -22,8 +22,6 @@ use crate::l4::L4Route;
 /// What one port of a gateway proxy serves.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GatewayPort {
-    /// True when connections start with a TLS ClientHello (HTTPS and TLS servers).
-    pub tls: bool,
     /// The servers, oldest Gateway first, in their order within it.
     pub servers: Vec<GatewayServer>,
     /// `tcp` rules of the VirtualServices bound to this port's servers.
@@ -35,6 +33,14 @@ pub struct GatewayPort {
 }
 
 impl GatewayPort {
+    /// True when connections start with a TLS ClientHello: the port's servers are HTTPS
+    /// or TLS servers (a port holds servers of one kind; its first decides).
+    pub fn tls(&self) -> bool {
+        self.servers
+            .first()
+            .is_some_and(|s| s.serves.starts_with_tls())
+    }
+
     /// The server for a connection with server name `sni`: the first whose hosts
     /// cover it, else (and without a name) the first with host `*`.
     pub fn server_for(&self, sni: Option<&str>) -> Option<&GatewayServer> {
@@ -102,6 +108,13 @@ pub enum Serves {
     /// TLS forwarded untouched to the cluster its SNI names
     /// (`outbound_.PORT_.SUBSET_.HOST`, as Istio's east-west gateways).
     AutoPassthrough,
+}
+
+impl Serves {
+    /// True when connections to the server start with TLS.
+    pub fn starts_with_tls(&self) -> bool {
+        !matches!(self, Serves::Http { .. } | Serves::Tcp)
+    }
 }
 
 /// How a server terminates TLS.
@@ -386,7 +399,6 @@ mod tests {
     #[test]
     fn sni_picks_the_server_and_star_is_the_default() {
         let port = GatewayPort {
-            tls: true,
             servers: vec![
                 GatewayServer {
                     name: "a".into(),

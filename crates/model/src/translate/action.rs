@@ -128,6 +128,7 @@ pub(super) fn action(
             cluster: destination_cluster(&d.destination, ns, port, services),
             weight: if single { 100 } else { d.weight.unsigned_abs() },
             headers: header_rules(d.headers.as_ref()),
+            unresolved: None,
         })
         .collect();
     let total = entries.iter().map(|e| e.weight).sum();

@@ -27,17 +27,13 @@ use weft_api::gateway_api::http_route::{
 
 use super::mesh::cluster_name;
 use super::scope::age;
-use crate::host::CLUSTER_DOMAIN;
+use crate::host;
 use crate::matcher::{NamedMatcher, Regex, RequestMatch, StringMatcher};
 use crate::route::{
     DirectResponse, Forward, HeaderOps, HeaderRules, Mirror, PathRewrite, Redirect, RedirectPort,
     RetryPolicy, Rewrite, Route, RouteAction, WeightedCluster, WeightedClusters,
 };
 use crate::service::Service;
-
-/// The prefix of the cluster names standing for backends that do not resolve: a request
-/// sent to one is answered 500 (the Gateway API's rule for invalid backendRefs).
-pub const INVALID_BACKEND: &str = "invalid|";
 
 /// The HTTPRoutes attached to `service` on `port`, as seen by a client in `client_ns`,
 /// oldest first.
@@ -55,7 +51,7 @@ pub fn attached<'r>(
             r.spec.parent_refs.iter().any(|p| {
                 let ns = p.namespace.as_deref().unwrap_or(route_ns);
                 p.is_service()
-                    && service.hostname == format!("{}.{ns}.{CLUSTER_DOMAIN}", p.name)
+                    && service.hostname == host::resolve(&p.name, ns)
                     && p.port.is_none_or(|n| n == u32::from(port))
                     // A consumer route (another namespace) applies to its own clients only.
                     && (route_ns == ns || route_ns == client_ns)
@@ -267,10 +263,17 @@ fn action(
         .backend_refs
         .iter()
         .filter(|b| b.weight() > 0)
-        .map(|b| WeightedCluster {
-            cluster: backend_cluster(b, ns, services).into(),
-            weight: b.weight(),
-            headers: HeaderRules::default(),
+        .map(|b| {
+            let (cluster, unresolved) = match backend_cluster(b, ns, services) {
+                Ok(cluster) => (cluster.into(), None),
+                Err(why) => (Arc::from(""), Some(why.into())),
+            };
+            WeightedCluster {
+                cluster,
+                weight: b.weight(),
+                headers: HeaderRules::default(),
+                unresolved,
+            }
         })
         .collect();
     let total = entries.iter().map(|e| e.weight).sum();
@@ -312,11 +315,13 @@ fn action(
             .filters
             .iter()
             .filter_map(|f| f.request_mirror.as_ref())
-            .map(|m| Mirror {
-                cluster: backend_cluster(&m.backend_ref, ns, services).into(),
-                per_million: m.per_million(),
+            .filter_map(|m| {
+                Some(Mirror {
+                    cluster: backend_cluster(&m.backend_ref, ns, services).ok()?.into(),
+                    per_million: m.per_million(),
+                })
             })
-            .filter(|m| m.per_million > 0 && !m.cluster.starts_with(INVALID_BACKEND))
+            .filter(|m| m.per_million > 0)
             .collect(),
         headers: HeaderRules {
             request: header_ops(&rule.filters, false),
@@ -327,39 +332,39 @@ fn action(
 }
 
 /// The cluster of a backend: `outbound|port||name.ns.svc.cluster.local` when the registry
-/// has that Service and port, else an [`INVALID_BACKEND`] name saying why.
+/// has that Service and port, else why it does not resolve (with the spec's reason).
 fn backend_cluster(
     b: &HttpBackendRef,
     route_ns: &str,
     services: &BTreeMap<String, Service>,
-) -> String {
+) -> Result<String, String> {
     let ns = b.namespace.as_deref().unwrap_or(route_ns);
     if !b.is_service() {
-        return format!(
-            "{INVALID_BACKEND}{} {}/{} is not a Service (InvalidKind)",
+        return Err(format!(
+            "{} {}/{} is not a Service (InvalidKind)",
             b.kind.as_deref().unwrap_or("Service"),
             ns,
             b.name
-        );
+        ));
     }
     if ns != route_ns {
-        return format!(
-            "{INVALID_BACKEND}Service {ns}/{} is in another namespace, and weft does not read ReferenceGrants yet (RefNotPermitted)",
+        return Err(format!(
+            "Service {ns}/{} is in another namespace, and weft does not read ReferenceGrants yet (RefNotPermitted)",
             b.name
-        );
+        ));
     }
-    let host = format!("{}.{ns}.{CLUSTER_DOMAIN}", b.name);
+    let host = host::resolve(&b.name, ns);
     let port = b.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
     match services.get(&host) {
-        Some(s) if s.port(port).is_some() => cluster_name(port, None, &host),
-        Some(_) => format!(
-            "{INVALID_BACKEND}Service {ns}/{} has no port {port} (BackendNotFound)",
+        Some(s) if s.port(port).is_some() => Ok(cluster_name(port, None, &host)),
+        Some(_) => Err(format!(
+            "Service {ns}/{} has no port {port} (BackendNotFound)",
             b.name
-        ),
-        None => format!(
-            "{INVALID_BACKEND}Service {ns}/{} not found (BackendNotFound)",
+        )),
+        None => Err(format!(
+            "Service {ns}/{} not found (BackendNotFound)",
             b.name
-        ),
+        )),
     }
 }
 

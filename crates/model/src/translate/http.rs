@@ -190,6 +190,7 @@ fn default_route(hostname: &str, port: u16, default_retry: &RetryPolicy) -> Rout
                     cluster,
                     weight: 100,
                     headers: HeaderRules::default(),
+                    unresolved: None,
                 }],
                 total: 100,
             },

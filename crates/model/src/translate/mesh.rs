@@ -88,3 +88,14 @@ pub struct TranslateError {
     /// What is wrong.
     pub message: String,
 }
+
+impl TranslateError {
+    /// A VirtualService's `tcp` or `tls` rules that cannot be built (see [`crate::l4::build`]).
+    pub(crate) fn l4(message: String) -> TranslateError {
+        TranslateError {
+            resource: "VirtualService".into(),
+            field: "spec.tcp/tls".into(),
+            message,
+        }
+    }
+}

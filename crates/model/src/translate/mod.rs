@@ -69,6 +69,19 @@ pub struct Mesh {
     pub telemetry: crate::telemetry::ProxyTelemetry,
 }
 
+impl Mesh {
+    /// The port of service `host` when it has exactly one (the port of L4 rules whose
+    /// destinations name none).
+    pub fn only_port(&self, host: &str) -> Option<u16> {
+        self.services
+            .get(host)
+            .and_then(|s| match s.ports.as_slice() {
+                [only] => Some(only.number),
+                _ => None,
+            })
+    }
+}
+
 /// Translates `resources` for a proxy in `scope`, under Istio's default mesh config.
 pub fn build(resources: &[Resource], scope: &ProxyScope) -> Result<Mesh, TranslateError> {
     build_with_mesh_config(resources, scope, &MeshConfig::default())
@@ -99,23 +112,8 @@ pub fn build_with_mesh_config(
     mesh.rate_limits = crate::rate_limit::build(resources, scope);
     mesh.outbound = crate::outbound::resolve(resources, scope, mesh_config);
     mesh.telemetry = crate::telemetry::resolve(resources, scope, mesh_config);
-    let single_port = |h: &str| {
-        mesh.services.get(h).and_then(|s| match s.ports.as_slice() {
-            [only] => Some(only.number),
-            _ => None,
-        })
-    };
     if scope.gateway {
-        let ports = crate::gateway::ports(resources, scope, single_port).map_err(|message| {
-            TranslateError {
-                resource: "VirtualService".into(),
-                field: "spec.tcp/tls".into(),
-                message,
-            }
-        })?;
-        mesh.gateway = ports;
-        mesh.http_routes =
-            crate::gateway::route_tables(resources, &mesh.services, scope, &default_retry)?;
+        crate::gateway::translate(resources, scope, &default_retry, &mut mesh)?;
         return Ok(mesh);
     }
     let bound = http::bound_virtual_services(resources, scope);
@@ -134,12 +132,12 @@ pub fn build_with_mesh_config(
         &default_retry,
     )?;
     let objects: Vec<&Object<VirtualService>> = bound.iter().map(|b| b.object).collect();
-    mesh.l4 = crate::l4::build(&objects, scope, single_port, crate::l4::mesh_bound).map_err(
-        |message| TranslateError {
-            resource: "VirtualService".into(),
-            field: "spec.tcp/tls".into(),
-            message,
-        },
-    )?;
+    mesh.l4 = crate::l4::build(
+        &objects,
+        scope,
+        |h| mesh.only_port(h),
+        crate::l4::mesh_bound,
+    )
+    .map_err(TranslateError::l4)?;
     Ok(mesh)
 }

@@ -249,15 +249,13 @@ fn choose_cluster<'s>(
         .clusters
         .pick(fastrand::u32(..f.clusters.total.max(1)))
         .ok_or(Reason::NoDestination)?;
-    let cluster = call.snapshot.cluster(&chosen.cluster).ok_or_else(|| {
-        match chosen
-            .cluster
-            .strip_prefix(weft_model::translate::gateway_api::INVALID_BACKEND)
-        {
-            Some(why) => Reason::InvalidBackend(why.into()),
-            None => Reason::NoCluster(chosen.cluster.clone()),
-        }
-    })?;
+    if let Some(why) = &chosen.unresolved {
+        return Err(Reason::InvalidBackend(why.clone()).into());
+    }
+    let cluster = call
+        .snapshot
+        .cluster(&chosen.cluster)
+        .ok_or_else(|| Reason::NoCluster(chosen.cluster.clone()))?;
     Ok((chosen, cluster))
 }
 

@@ -187,9 +187,7 @@ impl HttpProxy {
             Direction::Outbound => outbound::serve(call, &self.passthrough, req, obs).await,
         }
     }
-}
 
-impl HttpProxy {
     /// A gateway's request: end-user authentication, CUSTOM then ALLOW/DENY
     /// authorization as on a server sidecar, then routing as a client.
     async fn gateway(

@@ -14,12 +14,8 @@ use crate::tcp::{self, TcpDecision};
 
 /// Whether the listener's HTTP path serves `port` (plain-text HTTP, or nothing yet).
 pub(super) fn served_as_http(port: Option<&GatewayPort>) -> bool {
-    port.is_none_or(|p| {
-        !p.tls
-            && p.servers
-                .first()
-                .is_none_or(|s| matches!(s.serves, Serves::Http { .. }))
-    })
+    port.and_then(|p| p.servers.first())
+        .is_none_or(|s| matches!(s.serves, Serves::Http { .. }))
 }
 
 /// Serves one connection to gateway `port`, whose servers are in `a.snapshot`.
@@ -28,12 +24,14 @@ pub(super) async fn serve(stream: TcpStream, port: u16, a: Accepted) {
     let Some(gw) = snapshot.mesh.gateway.get(&port) else {
         return;
     };
-    if !gw.tls {
+    // By the port's `tcp` rules: plain-text TCP servers and TLS servers that terminate.
+    let by_tcp_rules = || {
+        gw.tcp_route(port)
+            .and_then(|r| tcp::route(&snapshot, r, port))
+    };
+    if !gw.tls() {
         // TCP in plain text: the client may wait for the server to speak first.
-        let decision = gw
-            .tcp_route(port)
-            .and_then(|r| tcp::route(&snapshot, r, port));
-        return proxy(stream, decision, &a, port).await;
+        return proxy(stream, by_tcp_rules(), &a, port).await;
     }
     let hello = peek_hello(&stream, a.settings.detect_timeout).await;
     let sni = hello.as_deref().and_then(crate::sni::server_name);
@@ -58,10 +56,7 @@ pub(super) async fn serve(stream: TcpStream, port: u16, a: Accepted) {
             let Some((tls, _, _)) = terminate(stream, t, &a, &server.name).await else {
                 return;
             };
-            let decision = gw
-                .tcp_route(port)
-                .and_then(|r| tcp::route(&snapshot, r, port));
-            proxy(tls, decision, &a, port).await;
+            proxy(tls, by_tcp_rules(), &a, port).await;
         }
         Serves::Passthrough => {
             let decision = sni
@@ -85,7 +80,7 @@ pub(super) async fn serve(stream: TcpStream, port: u16, a: Accepted) {
 
 /// The cluster an AUTO_PASSTHROUGH server name names: Istio's
 /// `outbound_.PORT_.SUBSET_.HOST` (subset `_` for none).
-pub fn auto_passthrough_cluster(sni: &str) -> Option<String> {
+fn auto_passthrough_cluster(sni: &str) -> Option<String> {
     let rest = sni.strip_prefix("outbound_.")?;
     let (port, rest) = rest.split_once("_.")?;
     let (subset, host) = rest.split_once("_.")?;

@@ -11,7 +11,7 @@ use arc_swap::ArcSwapOption;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use weft_model::policy::{OriginateTls, UpstreamTls};
@@ -256,13 +256,10 @@ fn originating(
     settings: u64,
 ) -> Result<Configs, String> {
     const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
-    let read = |path: &str, what: &str| {
-        std::fs::read(path).map_err(|e| format!("reading {what} {path}: {e}"))
-    };
     let roots_file = o.ca_certificates.as_deref().unwrap_or(SYSTEM_ROOTS);
     let mut roots = RootCertStore::empty();
     if !o.insecure_skip_verify {
-        let pem = read(roots_file, "caCertificates")?;
+        let pem = super::read_file(roots_file, "caCertificates")?;
         for cert in CertificateDer::pem_slice_iter(&pem) {
             let cert = cert.map_err(|e| format!("{roots_file}: {e}"))?;
             // The system bundle holds a few certificates webpki cannot use; skip those.
@@ -290,10 +287,8 @@ fn originating(
         let (Some(cert), Some(key)) = (&o.client_certificate, &o.private_key) else {
             return Err("MUTUAL needs clientCertificate and privateKey".into());
         };
-        let chain = super::certs(std::iter::once(read(cert, "clientCertificate")?.as_slice()))?;
-        let key = PrivateKeyDer::from_pem_slice(&read(key, "privateKey")?)
-            .map_err(|e| format!("privateKey {key}: {e}"))?;
-        Some((chain, key))
+        let chain = super::chain_file(cert, "clientCertificate")?;
+        Some((chain, super::key_file(key, "privateKey")?))
     } else {
         None
     };

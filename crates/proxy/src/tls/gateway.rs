@@ -11,14 +11,14 @@ use std::time::SystemTime;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use weft_model::gateway::servers::{ClientCertificates, TerminateTls};
 
-use crate::identity::IdentityCell;
+use crate::identity::{Identity, IdentityCell};
 
 /// Built configurations by server settings, with what they were built from.
 #[derive(Debug, Default)]
@@ -43,14 +43,15 @@ impl GatewayTls {
         identity: Option<&IdentityCell>,
     ) -> Result<Arc<ServerConfig>, String> {
         let from = modified(tls);
-        let serial = if tls.istio_mutual {
-            let id = identity
-                .and_then(|c| c.load_full())
-                .ok_or("ISTIO_MUTUAL: the gateway has no workload certificate yet")?;
-            Some(id.serial.clone())
-        } else {
-            None
+        let id = match tls.istio_mutual {
+            true => Some(
+                identity
+                    .and_then(|c| c.load_full())
+                    .ok_or("ISTIO_MUTUAL: the gateway has no workload certificate yet")?,
+            ),
+            false => None,
         };
+        let serial = id.as_ref().map(|id| id.serial.clone());
         {
             let built = self.built.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(b) = built.get(tls) {
@@ -59,7 +60,7 @@ impl GatewayTls {
                 }
             }
         }
-        let config = config(tls, identity)?;
+        let config = config(tls, id.as_deref())?;
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
         built.insert(
             tls.clone(),
@@ -84,20 +85,6 @@ fn modified(tls: &TerminateTls) -> Vec<Option<SystemTime>> {
     files
         .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
         .collect()
-}
-
-fn read(path: &str, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{what} {path}: {e}"))
-}
-
-fn certs_of(path: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = read(path, what)?;
-    let certs =
-        super::certs(std::iter::once(pem.as_slice())).map_err(|e| format!("{path}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("{what} {path}: no PEM certificate in it"));
-    }
-    Ok(certs)
 }
 
 /// The TLS 1.2 suite rustls has for an OpenSSL (BoringSSL) cipher name.
@@ -151,10 +138,8 @@ fn provider(tls: &TerminateTls) -> Result<Arc<CryptoProvider>, String> {
     Ok(Arc::new(provider))
 }
 
-fn config(
-    tls: &TerminateTls,
-    identity: Option<&IdentityCell>,
-) -> Result<Arc<ServerConfig>, String> {
+/// The configuration for `tls`; `workload` is the gateway's certificate, for ISTIO_MUTUAL.
+fn config(tls: &TerminateTls, workload: Option<&Identity>) -> Result<Arc<ServerConfig>, String> {
     let provider = provider(tls)?;
     let versions: &[&'static rustls::SupportedProtocolVersion] =
         match (tls.min_version, tls.max_version) {
@@ -163,11 +148,8 @@ fn config(
             _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
         };
     // The certificates, and the roots for client certificates.
-    let (keys, roots) = if tls.istio_mutual {
-        let id = identity
-            .and_then(|c| c.load_full())
-            .ok_or("ISTIO_MUTUAL: the gateway has no workload certificate yet")?;
-        let (chain, key) = super::certified(&id)?;
+    let (keys, roots) = if let Some(id) = workload {
+        let (chain, key) = super::certified(id)?;
         let key = provider
             .key_provider
             .load_private_key(key)
@@ -177,10 +159,8 @@ fn config(
     } else {
         let mut keys = Vec::new();
         for files in &tls.certificates {
-            let chain = certs_of(&files.certificate, "serverCertificate")?;
-            let pem = read(&files.key, "privateKey")?;
-            let key = PrivateKeyDer::from_pem_slice(&pem)
-                .map_err(|e| format!("privateKey {}: {e}", files.key))?;
+            let chain = super::chain_file(&files.certificate, "serverCertificate")?;
+            let key = super::key_file(&files.key, "privateKey")?;
             let key = provider
                 .key_provider
                 .load_private_key(key)
@@ -190,7 +170,7 @@ fn config(
         let roots = match &tls.ca_certificates {
             Some(path) => {
                 let mut store = rustls::RootCertStore::empty();
-                for cert in certs_of(path, "caCertificates")? {
+                for cert in super::chain_file(path, "caCertificates")? {
                     store
                         .add(cert)
                         .map_err(|e| format!("caCertificates {path}: {e}"))?;
@@ -210,7 +190,7 @@ fn config(
             let mut verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             if let Some(path) = &tls.ca_crl {
-                let pem = read(path, "caCrl")?;
+                let pem = super::read_file(path, "caCrl")?;
                 let crls: Vec<CertificateRevocationListDer<'static>> =
                     CertificateRevocationListDer::pem_slice_iter(&pem)
                         .collect::<Result<_, _>>()

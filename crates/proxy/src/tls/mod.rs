@@ -57,6 +57,28 @@ fn certs<'a>(pems: impl Iterator<Item = &'a [u8]>) -> Result<Vec<CertificateDer<
     Ok(out)
 }
 
+/// The bytes of a certificate or key file the configuration names (`what`: its field).
+fn read_file(path: &str, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("reading {what} {path}: {e}"))
+}
+
+/// The certificates of PEM file `path` (at least one).
+fn chain_file(path: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = read_file(path, what)?;
+    let chain =
+        certs(std::iter::once(pem.as_slice())).map_err(|e| format!("{what} {path}: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("{what} {path}: no PEM certificate in it"));
+    }
+    Ok(chain)
+}
+
+/// The private key of PEM file `path`.
+fn key_file(path: &str, what: &str) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(&read_file(path, what)?)
+        .map_err(|e| format!("{what} {path}: {e}"))
+}
+
 /// A root store of PEM roots.
 fn roots(pems: &[String]) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
