@@ -22,7 +22,6 @@ use crate::route::{
     HeaderOps, Redirect, RedirectPort, RetryPolicy, Route, RouteAction, RouteTable, VirtualHost,
 };
 use crate::service::Service;
-use crate::translate::Mesh;
 use crate::translate::http::{BoundVirtualService, domains, http_routes};
 use crate::translate::mesh::TranslateError;
 use crate::translate::scope::{ProxyScope, age, gateway_reference, selects, visible};
@@ -120,29 +119,30 @@ fn virtual_services<'r>(
     out
 }
 
-/// A gateway proxy's part of `mesh` (whose services are in): what each port serves (its
-/// servers and the `tcp` and `tls` rules of the VirtualServices bound to them) and the HTTP
-/// route tables by port.
+/// A gateway proxy's part of the mesh.
+pub(crate) struct GatewayMesh {
+    /// What each port serves: its servers and the `tcp` and `tls` rules of the
+    /// VirtualServices bound to them.
+    pub ports: BTreeMap<u16, GatewayPort>,
+    /// The HTTP route tables by port.
+    pub http_routes: BTreeMap<u16, RouteTable>,
+}
+
+/// A gateway proxy's part of the mesh, for the `services` it sees; `default_port` gives a
+/// destination host's only port, for L4 rules whose destinations name none.
 pub(crate) fn translate(
     resources: &[Resource],
+    services: &BTreeMap<String, Service>,
     scope: &ProxyScope,
     default_retry: &RetryPolicy,
-    mesh: &mut Mesh,
-) -> Result<(), TranslateError> {
+    default_port: impl Fn(&str) -> Option<u16>,
+) -> Result<GatewayMesh, TranslateError> {
     let served = served(resources, scope);
     let virtual_services = virtual_services(resources, scope);
-    let ports = ports(&served, &virtual_services, scope, |h| mesh.only_port(h))
-        .map_err(TranslateError::l4)?;
-    let tables = route_tables(
-        &served,
-        &virtual_services,
-        &mesh.services,
-        scope,
-        default_retry,
-    )?;
-    mesh.gateway = ports;
-    mesh.http_routes = tables;
-    Ok(())
+    let ports =
+        ports(&served, &virtual_services, scope, default_port).map_err(TranslateError::l4)?;
+    let http_routes = route_tables(&served, &virtual_services, services, scope, default_retry)?;
+    Ok(GatewayMesh { ports, http_routes })
 }
 
 fn ports(

@@ -113,7 +113,12 @@ pub fn build_with_mesh_config(
     mesh.outbound = crate::outbound::resolve(resources, scope, mesh_config);
     mesh.telemetry = crate::telemetry::resolve(resources, scope, mesh_config);
     if scope.gateway {
-        crate::gateway::translate(resources, scope, &default_retry, &mut mesh)?;
+        let gateway =
+            crate::gateway::translate(resources, &mesh.services, scope, &default_retry, |h| {
+                mesh.only_port(h)
+            })?;
+        mesh.gateway = gateway.ports;
+        mesh.http_routes = gateway.http_routes;
         return Ok(mesh);
     }
     let bound = http::bound_virtual_services(resources, scope);
