@@ -181,6 +181,9 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
             }
             Kind::Telemetry => read::<_>(&tree, &ctx).map(Resource::Telemetry),
             Kind::HttpRoute => read::<_>(&tree, &ctx).map(Resource::HttpRoute),
+            Kind::GatewayClass => read::<_>(&tree, &ctx).map(Resource::GatewayClass),
+            Kind::KubernetesGateway => read::<_>(&tree, &ctx).map(Resource::KubernetesGateway),
+            Kind::ReferenceGrant => read::<_>(&tree, &ctx).map(Resource::ReferenceGrant),
             Kind::RateLimit => read::<_>(&tree, &ctx).map(Resource::RateLimit),
             Kind::Namespace => read_kube::<_>(&tree, &ctx).map(Resource::Namespace),
             Kind::Service => read_kube::<_>(&tree, &ctx).map(Resource::Service),
@@ -372,7 +375,7 @@ fn foreign_kind(doc: &Node) -> Option<String> {
     let group = api.rsplit_once('/').map_or("", |(g, _)| g);
     let ours = group.ends_with(".istio.io")
         || group == "policy.weft.dev"
-        || group == crate::gateway_api::http_route::GROUP;
+        || group == crate::gateway_api::GROUP;
     let read = Kind::KUBERNETES
         .iter()
         .any(|k| k.name() == kind && k.group() == group);
@@ -393,7 +396,11 @@ fn resource_kind(doc: &Node) -> Result<Kind, (Pos, String)> {
         .get("kind")
         .ok_or((doc.pos, "kind is required".to_string()))?;
     let kind_name = kind_node.as_str().unwrap_or_default();
-    let kind = Kind::from_name(kind_name).ok_or_else(|| {
+    let group = api_version
+        .and_then(Node::as_str)
+        .and_then(|a| a.rsplit_once('/'))
+        .map_or("", |(g, _)| g);
+    let kind = Kind::from_name_in(kind_name, group).ok_or_else(|| {
         let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
         let hint = match suggest(kind_name, &names) {
             Some(s) => format!(" (did you mean `{s}`?)"),

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gateway_api::HttpRoute;
+use crate::gateway_api::{self, GatewayClass, HttpRoute, ReferenceGrant};
 use crate::kube::{self, KubeObject, KubeView};
 use crate::meta::ObjectMeta;
 use crate::networking::{
@@ -43,6 +43,12 @@ pub enum Kind {
     Telemetry,
     /// gateway.networking.k8s.io HTTPRoute (the Gateway API)
     HttpRoute,
+    /// gateway.networking.k8s.io GatewayClass (cluster-scoped)
+    GatewayClass,
+    /// gateway.networking.k8s.io Gateway (named `Gateway`, as Istio's; told apart by group)
+    KubernetesGateway,
+    /// gateway.networking.k8s.io ReferenceGrant
+    ReferenceGrant,
     /// policy.weft.dev RateLimit (weft's own)
     RateLimit,
     /// core/v1 Namespace (cluster-scoped)
@@ -59,7 +65,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 20] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -71,6 +77,9 @@ impl Kind {
         Kind::RequestAuthentication,
         Kind::Telemetry,
         Kind::HttpRoute,
+        Kind::GatewayClass,
+        Kind::KubernetesGateway,
+        Kind::ReferenceGrant,
         Kind::RateLimit,
         Kind::Namespace,
         Kind::Service,
@@ -102,6 +111,9 @@ impl Kind {
             Kind::RequestAuthentication => "RequestAuthentication",
             Kind::Telemetry => "Telemetry",
             Kind::HttpRoute => "HTTPRoute",
+            Kind::GatewayClass => "GatewayClass",
+            Kind::KubernetesGateway => "Gateway",
+            Kind::ReferenceGrant => "ReferenceGrant",
             Kind::RateLimit => "RateLimit",
             Kind::Namespace => "Namespace",
             Kind::Service => "Service",
@@ -118,7 +130,10 @@ impl Kind {
                 "security.istio.io"
             }
             Kind::Telemetry => "telemetry.istio.io",
-            Kind::HttpRoute => crate::gateway_api::http_route::GROUP,
+            Kind::HttpRoute
+            | Kind::GatewayClass
+            | Kind::KubernetesGateway
+            | Kind::ReferenceGrant => gateway_api::GROUP,
             Kind::RateLimit => "policy.weft.dev",
             Kind::Namespace | Kind::Service | Kind::Pod => "",
             Kind::EndpointSlice => "discovery.k8s.io",
@@ -174,7 +189,7 @@ impl Kind {
 
     /// False for cluster-scoped kinds (Namespace).
     pub fn is_namespaced(self) -> bool {
-        self != Kind::Namespace
+        !matches!(self, Kind::Namespace | Kind::GatewayClass)
     }
 
     /// The versions Istio serves for the kind (security.istio.io never had v1alpha3).
@@ -184,7 +199,8 @@ impl Kind {
                 &API_VERSIONS[..2]
             }
             Kind::Telemetry => &["v1", "v1alpha1"],
-            Kind::HttpRoute => &["v1", "v1beta1"],
+            Kind::HttpRoute | Kind::GatewayClass | Kind::KubernetesGateway => &["v1", "v1beta1"],
+            Kind::ReferenceGrant => &["v1beta1"],
             Kind::RateLimit => &["v1alpha1"],
             k if k.is_kubernetes() => &["v1"],
             _ => API_VERSIONS,
@@ -205,6 +221,9 @@ impl Kind {
             Kind::RequestAuthentication => "requestauthentications",
             Kind::Telemetry => "telemetries",
             Kind::HttpRoute => "httproutes",
+            Kind::GatewayClass => "gatewayclasses",
+            Kind::KubernetesGateway => "gateways",
+            Kind::ReferenceGrant => "referencegrants",
             Kind::RateLimit => "ratelimits",
             Kind::Namespace => "namespaces",
             Kind::Service => "services",
@@ -214,9 +233,18 @@ impl Kind {
         }
     }
 
-    /// The kind named `name` (as in `kind:`).
+    /// The kind named `name` (as in `kind:`); of two kinds of one name (Istio's and the
+    /// Gateway API's `Gateway`), the first (Istio's).
     pub fn from_name(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The kind named `name` in API group `group`, else the kind named `name`.
+    pub fn from_name_in(name: &str, group: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == name && k.group() == group)
+            .or_else(|| Kind::from_name(name))
     }
 }
 
@@ -271,6 +299,12 @@ pub enum Resource {
     Telemetry(Object<Telemetry>),
     /// A Gateway API HTTPRoute.
     HttpRoute(Object<HttpRoute>),
+    /// A Gateway API GatewayClass.
+    GatewayClass(Object<GatewayClass>),
+    /// A Gateway API Gateway.
+    KubernetesGateway(Object<gateway_api::Gateway>),
+    /// A Gateway API ReferenceGrant.
+    ReferenceGrant(Object<ReferenceGrant>),
     /// A RateLimit (weft's own kind).
     RateLimit(Object<RateLimit>),
     /// A Kubernetes Namespace.
@@ -299,6 +333,9 @@ macro_rules! each_resource {
             Resource::RequestAuthentication($obj) => $body,
             Resource::Telemetry($obj) => $body,
             Resource::HttpRoute($obj) => $body,
+            Resource::GatewayClass($obj) => $body,
+            Resource::KubernetesGateway($obj) => $body,
+            Resource::ReferenceGrant($obj) => $body,
             Resource::RateLimit($obj) => $body,
             Resource::Namespace($obj) => $body,
             Resource::Service($obj) => $body,
@@ -324,6 +361,9 @@ impl Resource {
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
             Resource::Telemetry(_) => Kind::Telemetry,
             Resource::HttpRoute(_) => Kind::HttpRoute,
+            Resource::GatewayClass(_) => Kind::GatewayClass,
+            Resource::KubernetesGateway(_) => Kind::KubernetesGateway,
+            Resource::ReferenceGrant(_) => Kind::ReferenceGrant,
             Resource::RateLimit(_) => Kind::RateLimit,
             Resource::Namespace(_) => Kind::Namespace,
             Resource::Service(_) => Kind::Service,
@@ -394,6 +434,9 @@ impl Resource {
             Resource::RequestAuthentication(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::Telemetry(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::HttpRoute(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::GatewayClass(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::KubernetesGateway(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::ReferenceGrant(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::RateLimit(o) => v.field("spec", |v| o.spec.validate(v)),
         }
         if matches!(

@@ -217,6 +217,9 @@ fn spec_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         Kind::RequestAuthentication => generator.subschema_for::<RequestAuthentication>(),
         Kind::Telemetry => generator.subschema_for::<Telemetry>(),
         Kind::HttpRoute => generator.subschema_for::<crate::gateway_api::HttpRoute>(),
+        Kind::GatewayClass => generator.subschema_for::<crate::gateway_api::GatewayClass>(),
+        Kind::KubernetesGateway => generator.subschema_for::<crate::gateway_api::Gateway>(),
+        Kind::ReferenceGrant => generator.subschema_for::<crate::gateway_api::ReferenceGrant>(),
         Kind::RateLimit => generator.subschema_for::<RateLimit>(),
         // Of Kubernetes' kinds weft reads a part and keeps the rest: the schema describes the
         // part and lets every other field through (see [`kube_schema`]).

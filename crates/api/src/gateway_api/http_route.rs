@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{check_hostname, check_len, check_max};
 use crate::validate::{Validate, Validator};
 
 /// HTTPRoute spec.
@@ -63,8 +64,7 @@ impl ParentReference {
     }
 }
 
-/// The Gateway API's group.
-pub const GROUP: &str = "gateway.networking.k8s.io";
+pub use super::GROUP;
 
 /// One rule: matches, filters, backends.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -400,24 +400,6 @@ const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 
-fn check_len(v: &mut Validator, name: &str, value: &str, min: usize, max: usize) {
-    if value.len() < min || value.len() > max {
-        v.error_at(
-            name,
-            format!("Invalid value: {value:?}: must be {min} to {max} characters"),
-        );
-    }
-}
-
-fn check_max<T>(v: &mut Validator, name: &str, items: &[T], max: usize) {
-    if items.len() > max {
-        v.error_at(
-            name,
-            format!("Too many: {}: must have at most {max} items", items.len()),
-        );
-    }
-}
-
 /// The CEL rule on Exact and PathPrefix values.
 fn check_path_value(v: &mut Validator, value: &str) {
     if !value.starts_with('/') {
@@ -456,21 +438,7 @@ impl Validate for HttpRoute {
         v.each("parentRefs", &self.parent_refs, |v, p| p.validate(v));
         self.check_parent_sections(v);
         check_max(v, "hostnames", &self.hostnames, 16);
-        v.each("hostnames", &self.hostnames, |v, h| {
-            let label = |l: &str| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            };
-            let name = h.strip_prefix("*.").unwrap_or(h);
-            if h.len() > 253 || !name.split('.').all(label) || name.parse::<std::net::IpAddr>().is_ok() {
-                v.error(format!(
-                    "Invalid value: {h:?}: must be a lower-case DNS name, optionally starting with *. (no IP address)"
-                ));
-            }
-        });
+        v.each("hostnames", &self.hostnames, |v, h| check_hostname(v, h));
         check_max(v, "rules", &self.rules, 16);
         let matches: usize = self.rules.iter().map(|r| r.matches.len()).sum();
         if matches > 128 {
@@ -548,12 +516,6 @@ impl Validate for ParentReference {
                     self.kind(),
                     self.group()
                 ),
-            );
-        }
-        if self.group() == GROUP && self.kind() == "Gateway" {
-            v.error_at(
-                "kind",
-                "routes attached to a Gateway API Gateway are not served by weft yet; attach to a Service (the mesh), or use an Istio Gateway with a VirtualService",
             );
         }
     }

@@ -29,6 +29,9 @@ pub fn short_names(kind: Kind) -> &'static [&'static str] {
         Kind::Service => &["svc"],
         Kind::Pod => &["po"],
         Kind::Deployment => &["deploy"],
+        Kind::KubernetesGateway => &["gtw"],
+        Kind::GatewayClass => &["gc"],
+        Kind::ReferenceGrant => &["refgrant"],
         Kind::Sidecar | Kind::RateLimit | Kind::EndpointSlice | Kind::HttpRoute => &[],
     }
 }

@@ -64,11 +64,17 @@ fn columns(kind: Kind) -> Vec<Column> {
         Kind::Deployment => vec![col("Replicas", "integer", "Desired pods.", &["spec", "replicas"][..])],
         Kind::EndpointSlice => vec![col("AddressType", "string", "The type of the addresses.", &["addressType"][..])],
         Kind::HttpRoute => vec![col("Hostnames", "string", "The route's host names.", &["spec", "hostnames"][..])],
+        Kind::GatewayClass => vec![col("Controller", "string", "The controller serving the class.", &["spec", "controllerName"][..])],
+        Kind::KubernetesGateway => vec![
+            col("Class", "string", "The GatewayClass.", &["spec", "gatewayClassName"][..]),
+            col("Address", "string", "The address it listens on.", &["status", "addresses"][..]),
+        ],
         Kind::Gateway
         | Kind::Sidecar
         | Kind::RequestAuthentication
         | Kind::Telemetry
         | Kind::RateLimit
+        | Kind::ReferenceGrant
         | Kind::Namespace => Vec::new(),
     });
     out.push(col(

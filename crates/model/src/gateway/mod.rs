@@ -5,8 +5,11 @@
 //! whose `gateways` names one of those Gateways contributes, for every host it shares
 //! with a server, a virtual host on that server's port (HTTP and HTTPS servers); the
 //! `tcp` and `tls` rules of those VirtualServices serve the TCP and TLS servers
-//! ([`servers`]: what each port serves, and how it terminates TLS).
+//! ([`servers`]: what each port serves, and how it terminates TLS). A proxy labelled
+//! with a Gateway API Gateway's name serves that Gateway's listeners and the routes
+//! attached to them ([`kubernetes`]).
 
+pub mod kubernetes;
 pub mod servers;
 
 use std::collections::btree_map::Entry;
@@ -22,6 +25,7 @@ use crate::route::{
     HeaderOps, Redirect, RedirectPort, RetryPolicy, Route, RouteAction, RouteTable, VirtualHost,
 };
 use crate::service::Service;
+use crate::translate::gateway_api::Backends;
 use crate::translate::http::{BoundVirtualService, domains, http_routes};
 use crate::translate::mesh::TranslateError;
 use crate::translate::scope::{ProxyScope, age, gateway_reference, selects, visible};
@@ -139,9 +143,22 @@ pub(crate) fn translate(
 ) -> Result<GatewayMesh, TranslateError> {
     let served = served(resources, scope);
     let virtual_services = virtual_services(resources, scope);
-    let ports =
+    let mut ports =
         ports(&served, &virtual_services, scope, default_port).map_err(TranslateError::l4)?;
-    let http_routes = route_tables(&served, &virtual_services, services, scope, default_retry)?;
+    let mut http_routes = route_tables(&served, &virtual_services, services, scope, default_retry)?;
+    if let Some(gateway) = kubernetes::for_proxy(resources, scope) {
+        let backends = Backends::new(resources, services, default_retry);
+        let mut k = kubernetes::translate(resources, gateway, &backends);
+        // A port an Istio Gateway selecting the same proxy took stays Istio's.
+        for (port, served) in k.ports {
+            if let Entry::Vacant(e) = ports.entry(port) {
+                e.insert(served);
+                if let Some(table) = k.http_routes.remove(&port) {
+                    http_routes.insert(port, table);
+                }
+            }
+        }
+    }
     Ok(GatewayMesh { ports, http_routes })
 }
 

@@ -20,10 +20,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use weft_api::Object;
+use weft_api::gateway_api::ReferenceGrant;
 use weft_api::gateway_api::http_route::{
-    HttpBackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch, HttpRouteRule, PathModifier,
+    GROUP, HttpBackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch, HttpRouteRule, PathModifier,
     parse_duration,
 };
+use weft_api::{Resource, ResourceRef};
 
 use super::mesh::cluster_name;
 use super::scope::age;
@@ -62,12 +64,76 @@ pub fn attached<'r>(
     out
 }
 
+/// What a route's backends resolve against: the registry's Services, the ReferenceGrants
+/// allowing cross-namespace references, and the retry policy of routes without their own.
+pub struct Backends<'r> {
+    /// Services by host name.
+    pub services: &'r BTreeMap<String, Service>,
+    /// Every ReferenceGrant.
+    pub grants: Vec<&'r Object<ReferenceGrant>>,
+    /// Istio's default retries.
+    pub default_retry: &'r RetryPolicy,
+}
+
+impl<'r> Backends<'r> {
+    /// The backends context of `resources`.
+    pub fn new(
+        resources: &'r [Resource],
+        services: &'r BTreeMap<String, Service>,
+        default_retry: &'r RetryPolicy,
+    ) -> Backends<'r> {
+        Backends {
+            services,
+            grants: resources
+                .iter()
+                .filter_map(|r| match r {
+                    Resource::ReferenceGrant(g) => Some(g),
+                    _ => None,
+                })
+                .collect(),
+            default_retry,
+        }
+    }
+
+    /// True when an HTTPRoute in `route_ns` may refer to Service `name` in `ns`: the same
+    /// namespace, or a ReferenceGrant in `ns` allowing it.
+    pub fn permitted(&self, route_ns: &str, ns: &str, name: &str) -> bool {
+        route_ns == ns
+            || self.grants.iter().any(|g| {
+                g.metadata.namespace() == ns
+                    && g.spec
+                        .allows((GROUP, "HTTPRoute", route_ns), ("", "Service", name))
+            })
+    }
+}
+
+/// Who refers to what, for a finding: the route and why its backend does not resolve.
+pub fn unresolved_backends(
+    route: &Object<HttpRoute>,
+    backends: &Backends<'_>,
+) -> Vec<(ResourceRef, String)> {
+    let ns = route.metadata.namespace();
+    route
+        .spec
+        .rules
+        .iter()
+        .flat_map(|r| &r.backend_refs)
+        .filter_map(|b| backend_cluster(b, ns, backends).err())
+        .map(|why| {
+            (
+                ResourceRef {
+                    kind: "HTTPRoute".into(),
+                    namespace: ns.into(),
+                    name: route.metadata.name.clone(),
+                },
+                why,
+            )
+        })
+        .collect()
+}
+
 /// The routes of `attached` (oldest first) for a Service port, in the spec's precedence.
-pub fn routes(
-    attached: &[&Object<HttpRoute>],
-    services: &BTreeMap<String, Service>,
-    default_retry: &RetryPolicy,
-) -> Vec<Route> {
+pub fn routes(attached: &[&Object<HttpRoute>], backends: &Backends<'_>) -> Vec<Route> {
     let mut keyed: Vec<(Precedence, Route)> = Vec::new();
     for r in attached {
         let ns = r.metadata.namespace();
@@ -93,7 +159,7 @@ pub fn routes(
                 let Some(compiled) = request_match(m) else {
                     continue;
                 };
-                let action = action(rule, ns, services, default_retry);
+                let action = action(rule, ns, backends);
                 keyed.push((
                     Precedence::of(m),
                     Route {
@@ -227,12 +293,7 @@ fn status(code: u16, why: &str) -> RouteAction {
     })
 }
 
-fn action(
-    rule: &HttpRouteRule,
-    ns: &str,
-    services: &BTreeMap<String, Service>,
-    default_retry: &RetryPolicy,
-) -> RouteAction {
+fn action(rule: &HttpRouteRule, ns: &str, backends: &Backends<'_>) -> RouteAction {
     if let Some(r) = rule
         .filters
         .iter()
@@ -264,7 +325,7 @@ fn action(
         .iter()
         .filter(|b| b.weight() > 0)
         .map(|b| {
-            let (cluster, unresolved) = match backend_cluster(b, ns, services) {
+            let (cluster, unresolved) = match backend_cluster(b, ns, backends) {
                 Ok(cluster) => (cluster.into(), None),
                 Err(why) => (Arc::from(""), Some(why.into())),
             };
@@ -296,7 +357,7 @@ fn action(
         .and_then(|t| t.request.as_deref())
         .and_then(|t| parse_duration(t).ok())
         .filter(|d| !d.is_zero());
-    let mut retry = default_retry.clone();
+    let mut retry = backends.default_retry.clone();
     if let Some(per_try) = timeouts
         .and_then(|t| t.backend_request.as_deref())
         .and_then(|t| parse_duration(t).ok())
@@ -317,7 +378,7 @@ fn action(
             .filter_map(|f| f.request_mirror.as_ref())
             .filter_map(|m| {
                 Some(Mirror {
-                    cluster: backend_cluster(&m.backend_ref, ns, services).ok()?.into(),
+                    cluster: backend_cluster(&m.backend_ref, ns, backends).ok()?.into(),
                     per_million: m.per_million(),
                 })
             })
@@ -336,7 +397,7 @@ fn action(
 fn backend_cluster(
     b: &HttpBackendRef,
     route_ns: &str,
-    services: &BTreeMap<String, Service>,
+    backends: &Backends<'_>,
 ) -> Result<String, String> {
     let ns = b.namespace.as_deref().unwrap_or(route_ns);
     if !b.is_service() {
@@ -347,15 +408,15 @@ fn backend_cluster(
             b.name
         ));
     }
-    if ns != route_ns {
+    if !backends.permitted(route_ns, ns, &b.name) {
         return Err(format!(
-            "Service {ns}/{} is in another namespace, and weft does not read ReferenceGrants yet (RefNotPermitted)",
+            "Service {ns}/{} is in another namespace and no ReferenceGrant there allows it (RefNotPermitted)",
             b.name
         ));
     }
     let host = host::resolve(&b.name, ns);
     let port = b.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
-    match services.get(&host) {
+    match backends.services.get(&host) {
         Some(s) if s.port(port).is_some() => Ok(cluster_name(port, None, &host)),
         Some(_) => Err(format!(
             "Service {ns}/{} has no port {port} (BackendNotFound)",

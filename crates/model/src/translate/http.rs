@@ -86,10 +86,10 @@ pub(super) fn bound_virtual_services<'r>(
 pub(super) fn route_tables(
     bound: &[BoundVirtualService<'_>],
     gateway_routes: &[&Object<HttpRoute>],
-    services: &BTreeMap<String, Service>,
+    backends: &gateway_api::Backends<'_>,
     scope: &ProxyScope,
-    default_retry: &RetryPolicy,
 ) -> Result<BTreeMap<u16, RouteTable>, TranslateError> {
+    let (services, default_retry) = (backends.services, backends.default_retry);
     // Which VirtualService owns each host: exact hosts first, then the most specific wildcard.
     let owner = |hostname: &str| -> Option<usize> {
         bound
@@ -114,9 +114,7 @@ pub(super) fn route_tables(
             let attached =
                 gateway_api::attached(gateway_routes, service, port.number, &scope.namespace);
             let routes = match owner(&service.hostname) {
-                _ if !attached.is_empty() => {
-                    gateway_api::routes(&attached, services, default_retry)
-                }
+                _ if !attached.is_empty() => gateway_api::routes(&attached, backends),
                 Some(i) => http_routes(&bound[i], port.number, services, scope, default_retry)?,
                 None => vec![default_route(&service.hostname, port.number, default_retry)],
             };

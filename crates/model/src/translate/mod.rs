@@ -129,13 +129,8 @@ pub fn build_with_mesh_config(
             _ => None,
         })
         .collect();
-    mesh.http_routes = http::route_tables(
-        &bound,
-        &gateway_routes,
-        &mesh.services,
-        scope,
-        &default_retry,
-    )?;
+    let backends = gateway_api::Backends::new(resources, &mesh.services, &default_retry);
+    mesh.http_routes = http::route_tables(&bound, &gateway_routes, &backends, scope)?;
     let objects: Vec<&Object<VirtualService>> = bound.iter().map(|b| b.object).collect();
     mesh.l4 = crate::l4::build(
         &objects,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod jwt;
+pub mod pki;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -80,6 +81,27 @@ impl Harness {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            gateway: true,
+        };
+        let listeners = ports.iter().map(|p| (*p, any_port())).collect();
+        Harness::start_as(yaml, None, scope, listeners, None, None).await
+    }
+
+    /// The gateway proxy of Gateway API Gateway `namespace/name` (labelled with its name,
+    /// as Istio's automated deployment labels it), serving listener `ports`.
+    pub async fn kubernetes_gateway(
+        yaml: &str,
+        namespace: &str,
+        name: &str,
+        ports: &[u16],
+    ) -> Harness {
+        let scope = ProxyScope {
+            namespace: namespace.into(),
+            labels: [(
+                "gateway.networking.k8s.io/gateway-name".to_string(),
+                name.to_string(),
+            )]
+            .into(),
             gateway: true,
         };
         let listeners = ports.iter().map(|p| (*p, any_port())).collect();

@@ -1,0 +1,394 @@
+//! Gateway API Gateways (`gateway.networking.k8s.io`): which proxy serves a Gateway, which
+//! routes attach to its listeners, and the servers and route tables that makes.
+//!
+//! - A Gateway is weft's when its `gatewayClassName` names a GatewayClass whose
+//!   `controllerName` is weft's or Istio's, or one of the built-in classes `weft` and
+//!   `istio` (as Istio installs `istio`). The proxy serving it is the gateway proxy in the
+//!   Gateway's namespace labelled `gateway.networking.k8s.io/gateway-name: <name>` (the
+//!   label Istio's automated deployment puts on the Deployment it creates).
+//! - A route attaches to a listener when one of its `parentRefs` names the Gateway (and
+//!   the listener, by `sectionName` and `port`, when given), the listener's
+//!   `allowedRoutes` admit the route's kind and namespace, and the route's `hostnames`
+//!   intersect the listener's `hostname` (a route without hostnames takes the
+//!   listener's). The intersection is the host the route is served under: the narrower of
+//!   the two names.
+//! - HTTP listeners serve plain text; HTTPS listeners terminate TLS with the certificate
+//!   files of `tls.options` (`weft.dev/server-certificate`, `weft.dev/private-key`). Other
+//!   protocols are not served yet (their listeners say UnsupportedProtocol).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use weft_api::gateway_api::gateway::{
+    BUILT_IN_CLASSES, CERTIFICATE_OPTION, Listener, PRIVATE_KEY_OPTION,
+};
+use weft_api::gateway_api::http_route::ParentReference;
+use weft_api::gateway_api::{GROUP, Gateway, HttpRoute};
+use weft_api::{Object, Resource};
+
+use super::servers::{
+    CertificateFiles, ClientCertificates, GatewayPort, GatewayServer, Serves, TerminateTls,
+};
+use super::virtual_host;
+use crate::host;
+use crate::route::RouteTable;
+use crate::translate::gateway_api::{Backends, routes};
+use crate::translate::scope::{ProxyScope, age};
+
+/// Why a listener is not served or a route not attached: the spec's condition reason and
+/// a message.
+pub type Refusal = (&'static str, String);
+
+/// The listeners (by index) a route attaches to, with the host names served on each.
+pub type Attached = Vec<(usize, Vec<String>)>;
+
+/// The label naming the Gateway a gateway proxy serves.
+pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// Why a Gateway is not weft's, or `Ok` when weft serves its class.
+pub fn class_served(resources: &[Resource], class: &str) -> Result<(), String> {
+    let object = resources.iter().find_map(|r| match r {
+        Resource::GatewayClass(c) if c.metadata.name == class => Some(c),
+        _ => None,
+    });
+    match object {
+        Some(c) if c.spec.served() => Ok(()),
+        Some(c) => Err(format!(
+            "GatewayClass {class} belongs to controller {:?}, not weft's",
+            c.spec.controller_name
+        )),
+        None if BUILT_IN_CLASSES.iter().any(|(n, _)| *n == class) => Ok(()),
+        None => Err(format!("GatewayClass {class} does not exist")),
+    }
+}
+
+/// Every Gateway API Gateway of a class weft serves, oldest first.
+pub fn served_gateways(resources: &[Resource]) -> Vec<&Object<Gateway>> {
+    let mut out: Vec<&Object<Gateway>> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::KubernetesGateway(g) => Some(g),
+            _ => None,
+        })
+        .filter(|g| class_served(resources, &g.spec.gateway_class_name).is_ok())
+        .collect();
+    out.sort_by_key(|g| age(g));
+    out
+}
+
+/// The Gateway the gateway proxy `scope` serves.
+pub fn for_proxy<'r>(resources: &'r [Resource], scope: &ProxyScope) -> Option<&'r Object<Gateway>> {
+    let name = scope.labels.get(GATEWAY_NAME_LABEL)?;
+    served_gateways(resources)
+        .into_iter()
+        .find(|g| &g.metadata.name == name && g.metadata.namespace() == scope.namespace)
+}
+
+/// What a listener serves, or why it does not (the reason of its status).
+pub fn listener_serves(listener: &Listener) -> Result<Serves, Refusal> {
+    match listener.protocol.as_str() {
+        "HTTP" => Ok(Serves::Http {
+            https_redirect: false,
+        }),
+        "HTTPS" => {
+            let Some(tls) = &listener.tls else {
+                return Err((
+                    "InvalidCertificateRef",
+                    "an HTTPS listener needs tls".into(),
+                ));
+            };
+            let files = (
+                tls.options.get(CERTIFICATE_OPTION),
+                tls.options.get(PRIVATE_KEY_OPTION),
+            );
+            let (Some(certificate), Some(key)) = files else {
+                return Err((
+                    "InvalidCertificateRef",
+                    format!(
+                        "weft reads certificates from files: set tls.options {CERTIFICATE_OPTION} and {PRIVATE_KEY_OPTION} (Kubernetes Secrets are not read)"
+                    ),
+                ));
+            };
+            Ok(Serves::TerminatedHttp(Arc::new(TerminateTls {
+                certificates: vec![CertificateFiles {
+                    certificate: certificate.clone(),
+                    key: key.clone(),
+                }],
+                clients: ClientCertificates::NotAsked,
+                ca_certificates: None,
+                ca_crl: None,
+                istio_mutual: false,
+                subject_alt_names: Vec::new(),
+                verify_certificate_spki: Vec::new(),
+                verify_certificate_hash: Vec::new(),
+                min_version: 2,
+                max_version: 3,
+                cipher_suites: Vec::new(),
+                alpn: ["h2", "http/1.1"].map(String::from).to_vec(),
+            })))
+        }
+        other => Err((
+            "UnsupportedProtocol",
+            format!("{other} listeners are not served by weft yet (HTTP and HTTPS are)"),
+        )),
+    }
+}
+
+/// True when `parent` names `gateway` (a route in `route_ns`).
+pub fn names_gateway(parent: &ParentReference, route_ns: &str, gateway: &Object<Gateway>) -> bool {
+    parent.group() == GROUP
+        && parent.kind() == "Gateway"
+        && parent.name == gateway.metadata.name
+        && parent.namespace.as_deref().unwrap_or(route_ns) == gateway.metadata.namespace()
+}
+
+/// The labels of namespace `ns` (with Kubernetes' `kubernetes.io/metadata.name`).
+fn namespace_labels(resources: &[Resource], ns: &str) -> BTreeMap<String, String> {
+    let mut labels = resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Namespace(n) if n.metadata.name == ns => Some(n.metadata.labels.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    labels.insert("kubernetes.io/metadata.name".into(), ns.into());
+    labels
+}
+
+/// Whether `listener` of the Gateway in `gateway_ns` admits a route of `kind` in `route_ns`.
+fn admits(
+    resources: &[Resource],
+    listener: &Listener,
+    gateway_ns: &str,
+    kind: &str,
+    route_ns: &str,
+) -> bool {
+    let kind_ok = listener
+        .route_kinds()
+        .iter()
+        .any(|(g, k)| g == GROUP && k == kind);
+    let ns_ok = match listener.routes_from() {
+        "All" => true,
+        "Selector" => listener
+            .allowed_routes
+            .as_ref()
+            .and_then(|a| a.namespaces.as_ref())
+            .and_then(|n| n.selector.as_ref())
+            .is_some_and(|s| s.selects(&namespace_labels(resources, route_ns))),
+        _ => route_ns == gateway_ns,
+    };
+    kind_ok && ns_ok
+}
+
+/// The host names a route with `hostnames` is served under on `listener`: each
+/// intersection, the narrower name (`*` for no names on either side).
+pub fn intersect(listener: Option<&str>, hostnames: &[String]) -> Vec<String> {
+    let l = listener.filter(|h| !h.is_empty()).unwrap_or("*");
+    if hostnames.is_empty() {
+        return vec![l.to_string()];
+    }
+    let mut out: Vec<String> = Vec::new();
+    for h in hostnames {
+        let name = if host::covers(l, h) {
+            h.clone()
+        } else if host::covers(h, l) {
+            l.to_string()
+        } else {
+            continue;
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Where one parent reference of a route attaches: the listeners (by index) with the
+/// host names served on each, or why it does not (the spec's reason and a message).
+pub fn attach(
+    resources: &[Resource],
+    gateway: &Object<Gateway>,
+    parent: &ParentReference,
+    kind: &str,
+    route_ns: &str,
+    hostnames: &[String],
+) -> Result<Attached, Refusal> {
+    let named: Vec<(usize, &Listener)> = gateway
+        .spec
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.name))
+        .filter(|(_, l)| parent.port.is_none_or(|p| p == l.port))
+        .collect();
+    if named.is_empty() {
+        return Err((
+            "NoMatchingParent",
+            format!(
+                "Gateway {}/{} has no listener {}",
+                gateway.metadata.namespace(),
+                gateway.metadata.name,
+                match (&parent.section_name, parent.port) {
+                    (Some(s), Some(p)) => format!("{s:?} on port {p}"),
+                    (Some(s), None) => format!("{s:?}"),
+                    (None, Some(p)) => format!("on port {p}"),
+                    (None, None) => String::new(),
+                }
+            ),
+        ));
+    }
+    let gateway_ns = gateway.metadata.namespace();
+    let allowed: Vec<&(usize, &Listener)> = named
+        .iter()
+        .filter(|(_, l)| admits(resources, l, gateway_ns, kind, route_ns))
+        .collect();
+    if allowed.is_empty() {
+        return Err((
+            "NotAllowedByListeners",
+            format!(
+                "no listener of the Gateway admits a {kind} from namespace {route_ns} (allowedRoutes)"
+            ),
+        ));
+    }
+    let attached: Attached = allowed
+        .iter()
+        .map(|(i, l)| (*i, intersect(l.hostname.as_deref(), hostnames)))
+        .filter(|(_, names)| !names.is_empty())
+        .collect();
+    if attached.is_empty() {
+        return Err((
+            "NoMatchingListenerHostname",
+            "no listener hostname intersects the route's hostnames".into(),
+        ));
+    }
+    Ok(attached)
+}
+
+/// A Gateway API gateway proxy's ports and route tables.
+pub(crate) struct KubernetesGatewayMesh {
+    pub ports: BTreeMap<u16, GatewayPort>,
+    pub http_routes: BTreeMap<u16, RouteTable>,
+}
+
+/// The servers and HTTP route tables of `gateway` (the one this proxy serves).
+pub(crate) fn translate(
+    resources: &[Resource],
+    gateway: &Object<Gateway>,
+    backends: &Backends<'_>,
+) -> KubernetesGatewayMesh {
+    let id = format!("{}/{}", gateway.metadata.namespace(), gateway.metadata.name);
+    let mut ports: BTreeMap<u16, GatewayPort> = BTreeMap::new();
+    // The routes served under each (port, host name), oldest first.
+    let mut by_host: BTreeMap<(u16, String), Vec<&Object<HttpRoute>>> = BTreeMap::new();
+    // The listeners served, by index, with their port.
+    let mut served: BTreeMap<usize, u16> = BTreeMap::new();
+    for (i, l) in gateway.spec.listeners.iter().enumerate() {
+        let (Ok(serves), Ok(port)) = (listener_serves(l), u16::try_from(l.port)) else {
+            continue;
+        };
+        let entry = ports.entry(port).or_default();
+        // One port serves TLS or plain text, as its first listener does (ProtocolConflict).
+        if entry
+            .servers
+            .first()
+            .is_some_and(|s| s.serves.starts_with_tls() != serves.starts_with_tls())
+        {
+            continue;
+        }
+        let hostname = l
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "*".into());
+        entry.servers.push(GatewayServer {
+            name: format!("{id} {}", l.name),
+            hosts: vec![hostname.clone()],
+            serves,
+        });
+        served.insert(i, port);
+        // A request for the listener's hostname is the listener's, routes or not (404
+        // without): a less specific listener's routes do not answer it.
+        by_host.entry((port, hostname)).or_default();
+    }
+    let mut http_routes: Vec<&Object<HttpRoute>> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::HttpRoute(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    http_routes.sort_by_key(|r| age(r));
+    for route in http_routes {
+        let ns = route.metadata.namespace();
+        for parent in route
+            .spec
+            .parent_refs
+            .iter()
+            .filter(|p| names_gateway(p, ns, gateway))
+        {
+            let Ok(attached) = attach(
+                resources,
+                gateway,
+                parent,
+                "HTTPRoute",
+                ns,
+                &route.spec.hostnames,
+            ) else {
+                continue;
+            };
+            for (listener, names) in attached {
+                let Some(port) = served.get(&listener) else {
+                    continue;
+                };
+                for name in names {
+                    let list = by_host.entry((*port, name)).or_default();
+                    if !list.iter().any(|r| std::ptr::eq(*r, route)) {
+                        list.push(route);
+                    }
+                }
+            }
+        }
+    }
+    let mut vhosts: BTreeMap<u16, Vec<crate::route::VirtualHost>> = BTreeMap::new();
+    for ((port, name), attached) in by_host {
+        vhosts.entry(port).or_default().push(virtual_host(
+            &name,
+            port,
+            routes(&attached, backends),
+        ));
+    }
+    KubernetesGatewayMesh {
+        http_routes: ports
+            .keys()
+            .map(|port| {
+                let table = vhosts.remove(port).unwrap_or_default();
+                (*port, RouteTable::new(*port, table))
+            })
+            .collect(),
+        ports,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_hostnames_narrow_to_the_listeners() {
+        let names = |l: Option<&str>, hs: &[&str]| {
+            intersect(l, &hs.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(names(None, &[]), ["*"]);
+        assert_eq!(names(Some("*.example.com"), &[]), ["*.example.com"]);
+        assert_eq!(
+            names(Some("*.example.com"), &["a.example.com", "b.other.org"]),
+            ["a.example.com"]
+        );
+        assert_eq!(
+            names(Some("a.example.com"), &["*.example.com"]),
+            ["a.example.com"]
+        );
+        assert!(names(Some("a.example.com"), &["b.example.com"]).is_empty());
+        assert_eq!(names(None, &["x.org"]), ["x.org"]);
+    }
+}

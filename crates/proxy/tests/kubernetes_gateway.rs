@@ -1,0 +1,228 @@
+//! Gateway API Gateways as a client outside the mesh sees them: the proxy labelled with a
+//! Gateway's name serves its listeners, and the HTTPRoutes attached to them route it.
+//! Each test is named after the Gateway API conformance test it corresponds to
+//! (kubernetes-sigs/gateway-api, conformance/tests); the scenarios are this repository's.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::pki::{Pki, curl, text};
+use common::{Harness, service};
+use weft_testkit::client::{Send, direct};
+use weft_testkit::upstream;
+
+/// A Gateway `infra/web` of class `class` with `listeners` (YAML list items).
+fn gateway(class: &str, listeners: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: web, namespace: infra}}\nspec:\n  gatewayClassName: {class}\n  listeners:\n{listeners}---\n"
+    )
+}
+
+/// An HTTPRoute `ns/name` with `spec` (indented YAML).
+fn route(ns: &str, name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}---\n"
+    )
+}
+
+/// A Service `name` in namespace `ns` (a ServiceEntry for `name.ns.svc.cluster.local`).
+fn service_in(ns: &str, name: &str, addr: SocketAddr) -> String {
+    service(name, 8080, "HTTP", &[(addr, "v1")])
+        .replace("namespace: default", &format!("namespace: {ns}"))
+        .replace(&format!("{name}.default.svc"), &format!("{name}.{ns}.svc"))
+}
+
+async fn status_and_body(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
+    let url = format!("http://{host}{path}");
+    let got = direct(
+        addr,
+        Send {
+            url: &url,
+            ..Default::default()
+        },
+    )
+    .await;
+    (got.status.as_u16(), got.body)
+}
+
+fn port(h: &Harness, listener_port: u16) -> SocketAddr {
+    h.proxy
+        .gateways
+        .iter()
+        .find(|(p, _)| *p == listener_port)
+        .expect("listener port")
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_route_simple_same_namespace_and_hostname_intersection() {
+    let web = upstream::named("web").await;
+    let api = upstream::named("api").await;
+    let yaml = format!(
+        "{}{}{}{}{}",
+        service_in("infra", "web", web.addr),
+        service_in("infra", "api", api.addr),
+        gateway(
+            "weft",
+            "  - {name: http, port: 80, protocol: HTTP}\n  - {name: wild, port: 80, protocol: HTTP, hostname: \"*.example.com\"}\n"
+        ),
+        // HTTPRouteSimpleSameNamespace: no hostnames, attached to the Gateway.
+        route(
+            "infra",
+            "web",
+            "  parentRefs: [{name: web, sectionName: http}]\n  rules:\n  - backendRefs: [{name: web, port: 8080}]\n"
+        ),
+        // HTTPRouteHostnameIntersection: a.example.com and other.org on the *.example.com
+        // listener: only a.example.com is served.
+        route(
+            "infra",
+            "api",
+            "  parentRefs: [{name: web, sectionName: wild}]\n  hostnames: [a.example.com, other.org]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /api}}]\n    backendRefs: [{name: api, port: 8080}]\n"
+        ),
+    );
+    let h = Harness::kubernetes_gateway(&yaml, "infra", "web", &[80]).await;
+    let addr = port(&h, 80);
+    assert_eq!(
+        status_and_body(addr, "anything.test", "/").await,
+        (200, "web".into())
+    );
+    assert_eq!(
+        status_and_body(addr, "a.example.com", "/api/x").await,
+        (200, "api".into())
+    );
+    // b.example.com is the wildcard listener's, where only `api` attached, for a.example.com.
+    assert_eq!(
+        status_and_body(addr, "b.example.com", "/api/x").await.0,
+        404
+    );
+    // other.org does not intersect the listener: the route is not served under it (the
+    // catch-all listener's `web` route answers).
+    assert_eq!(
+        status_and_body(addr, "other.org", "/api/x").await,
+        (200, "web".into())
+    );
+    assert!(api.hits() >= 1 && web.hits() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_allowed_routes_and_http_route_reference_grant() {
+    let same = upstream::named("same").await;
+    let shop = upstream::named("shop").await;
+    let yaml = format!(
+        "{}{}{}{}{}{}",
+        service_in("infra", "same", same.addr),
+        service_in("shop", "shop", shop.addr),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {expose: \"yes\"}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n---\n",
+        gateway(
+            "istio",
+            "  - {name: same, port: 80, protocol: HTTP, hostname: same.test}\n  - name: selected\n    port: 80\n    protocol: HTTP\n    hostname: shop.test\n    allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {expose: \"yes\"}}}}\n"
+        ),
+        // GatewayInvalidRouteKind-like: a route from `shop` on the Same-only listener is
+        // not admitted; on the Selector listener it is.
+        route(
+            "shop",
+            "shop",
+            "  parentRefs: [{name: web, namespace: infra}]\n  rules:\n  - backendRefs: [{name: shop, port: 8080}]\n"
+        ),
+        // A route from `other` (not selected) attaching to both listeners gets neither;
+        // its backend in `infra` would need a ReferenceGrant anyway.
+        route(
+            "other",
+            "other",
+            "  parentRefs: [{name: web, namespace: infra}]\n  hostnames: [same.test]\n  rules:\n  - backendRefs: [{name: same, namespace: infra, port: 8080}]\n"
+        ),
+    );
+    let h = Harness::kubernetes_gateway(&yaml, "infra", "web", &[80]).await;
+    let addr = port(&h, 80);
+    assert_eq!(
+        status_and_body(addr, "shop.test", "/").await,
+        (200, "shop".into())
+    );
+    assert_eq!(
+        status_and_body(addr, "same.test", "/").await.0,
+        404,
+        "no route admitted on the Same listener"
+    );
+
+    // HTTPRouteReferenceGrant: a route in `shop` on the Same listener's hostname is not
+    // admitted; one in `infra` pointing at shop's Service answers 500 without a grant and
+    // 200 with one.
+    let cross = route(
+        "infra",
+        "cross",
+        "  parentRefs: [{name: web, sectionName: same}]\n  rules:\n  - backendRefs: [{name: shop, namespace: shop, port: 8080}]\n",
+    );
+    h.write(&format!("{yaml}{cross}"));
+    weft_testkit::eventually(
+        "a 500 for the unpermitted backend",
+        Duration::from_secs(10),
+        || async { (status_and_body(addr, "same.test", "/").await.0 == 500).then_some(()) },
+    )
+    .await;
+    let grant = "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: from-infra, namespace: shop}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: infra}]\n  to: [{group: \"\", kind: Service}]\n---\n";
+    h.write(&format!("{yaml}{cross}{grant}"));
+    weft_testkit::eventually(
+        "the granted backend answering",
+        Duration::from_secs(10),
+        || async {
+            (status_and_body(addr, "same.test", "/").await == (200, "shop".into())).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(same.hits(), 0, "the route from `other` never attached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_https_listener_terminates_with_certificate_files() {
+    let web = upstream::named("web").await;
+    let dir = weft_testkit::fresh_dir("kube-gateway-https");
+    let pki = Pki::new(&dir, "server");
+    let (cert, key) = pki.issue("web", &["web.example.com"]);
+    let yaml = format!(
+        "{}{}{}",
+        service_in("infra", "web", web.addr),
+        gateway(
+            "weft",
+            &format!(
+                "  - name: https\n    port: 443\n    protocol: HTTPS\n    hostname: web.example.com\n    tls:\n      mode: Terminate\n      options: {{weft.dev/server-certificate: {cert}, weft.dev/private-key: {key}}}\n"
+            )
+        ),
+        route(
+            "infra",
+            "web",
+            "  parentRefs: [{name: web}]\n  rules:\n  - backendRefs: [{name: web, port: 8080}]\n"
+        ),
+    );
+    let h = Harness::kubernetes_gateway(&yaml, "infra", "web", &[443]).await;
+    let addr = port(&h, 443);
+    let out = curl(
+        addr,
+        "https://web.example.com:PORT/",
+        Some(&pki.ca_file()),
+        &[],
+    )
+    .await;
+    assert_eq!(text(&out).trim(), "web\n200", "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_class_of_another_controller_is_not_served() {
+    let web = upstream::named("web").await;
+    let yaml = format!(
+        "{}{}{}{}",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: other}\nspec: {controllerName: example.com/other}\n---\n",
+        service_in("infra", "web", web.addr),
+        gateway("other", "  - {name: http, port: 80, protocol: HTTP}\n"),
+        route(
+            "infra",
+            "web",
+            "  parentRefs: [{name: web}]\n  rules:\n  - backendRefs: [{name: web, port: 8080}]\n"
+        ),
+    );
+    let h = Harness::kubernetes_gateway(&yaml, "infra", "web", &[80]).await;
+    let addr = port(&h, 80);
+    assert_eq!(status_and_body(addr, "x.test", "/").await.0, 404);
+    assert_eq!(web.hits(), 0);
+}
