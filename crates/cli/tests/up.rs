@@ -440,8 +440,14 @@ fn the_seed_split_as_a_gateway_api_http_route_runs_in_weft_up() {
         printed.contains("httproute.gateway.networking.k8s.io/recommendation-split created"),
         "{printed}"
     );
+    // The ingress is the Gateway API Gateway's own proxy, started for it.
+    assert!(
+        printed.contains("▸ Gateway default/bff-gateway: port 80 at http://127.0.20.1:8080/"),
+        "{printed}"
+    );
+    let gateway = "127.0.20.1:8080";
     // The HTTPRoute's backendRefs weights: 10 % to recommendation-v1.
-    assert_v1_share(&s.ingress, 400, 0.1, "under the HTTPRoute");
+    assert_v1_share(gateway, 400, 0.1, "under the HTTPRoute");
     // `weft get` shows it, and deleting it restores the Service's even split.
     let got = s.weft(&["get", "httproute", "--server", &s.api]);
     assert!(
@@ -461,8 +467,14 @@ fn the_seed_split_as_a_gateway_api_http_route_runs_in_weft_up() {
         "{}",
         String::from_utf8_lossy(&deleted.stderr)
     );
-    wait_for("the even split", || v1_share(&s.ingress, 20) >= 0.25);
-    assert_v1_share(&s.ingress, 400, 0.5, "after the HTTPRoute's delete");
+    wait_for("the even split", || v1_share(gateway, 20) >= 0.25);
+    assert_v1_share(gateway, 400, 0.5, "after the HTTPRoute's delete");
+    let status = s.weft(&["status", "--state-dir", &s.state_dir]);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.contains("Gateway default/bff-gateway: 80 at 127.0.20.1:8080 (ready)"),
+        "{status}"
+    );
     let down = weft(&["down", "--state-dir", &s.state_dir]);
     assert!(down.status.success());
 }

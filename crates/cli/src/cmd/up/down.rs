@@ -85,6 +85,7 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
         {
             state.ingress = None;
         }
+        state.gateways.retain(|g| survivors.contains(&g.pid));
         if state.control_pid.is_some_and(|p| !survivors.contains(&p)) {
             state.control_pid = None;
         }

@@ -23,6 +23,9 @@ pub struct KubeResources {
     pub services: Vec<KubeObject<Service>>,
     /// The Deployments: run as workloads.
     pub deployments: Vec<KubeObject<Deployment>>,
+    /// The Gateway API Gateways and GatewayClasses: a gateway proxy is started for each
+    /// Gateway of a class weft serves.
+    pub gateways: Vec<Resource>,
 }
 
 /// Reads the Services and Deployments of `files`; a file that does not load is an error
@@ -47,6 +50,9 @@ pub fn read(files: &[PathBuf]) -> anyhow::Result<KubeResources> {
             match r.resource {
                 Resource::Service(s) => out.services.push(s),
                 Resource::Deployment(d) => out.deployments.push(d),
+                r @ (Resource::KubernetesGateway(_) | Resource::GatewayClass(_)) => {
+                    out.gateways.push(r)
+                }
                 _ => {}
             }
         }

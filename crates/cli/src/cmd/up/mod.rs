@@ -21,6 +21,7 @@
 
 mod control;
 mod down;
+mod gateways;
 pub mod kube;
 pub mod manifest;
 pub mod netns;
@@ -193,6 +194,7 @@ impl Starting<'_> {
             self.save()?;
         }
         self.start_ingress(&weft)?;
+        self.start_gateways(&weft)?;
         self.wait_ready()?;
         self.apply_resources(&weft)?;
         status::print_up(self.state, &super::kubeconfig::path(&self.args.state_dir));

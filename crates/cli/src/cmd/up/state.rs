@@ -41,6 +41,9 @@ pub struct State {
     /// The ingress gateway.
     #[serde(default)]
     pub ingress: Option<StartedIngress>,
+    /// A gateway proxy per Gateway API Gateway (Istio's automated deployment).
+    #[serde(default)]
+    pub gateways: Vec<StartedGateway>,
     /// Namespace mode: the bridge, namespaces, hosts files and host rules created.
     #[serde(default)]
     pub network: Network,
@@ -90,6 +93,27 @@ pub struct StartedIngress {
     pub admin: String,
     /// Its stats listener.
     #[serde(default)]
+    pub stats: String,
+}
+
+/// The gateway proxy `weft up` started for a Gateway API Gateway.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StartedGateway {
+    /// The Gateway's namespace.
+    pub namespace: String,
+    /// The Gateway's name.
+    pub name: String,
+    /// The proxy's workload name (`<gateway>-<class>`, as Istio names the Deployment).
+    pub workload: String,
+    /// Its own loopback address (127.0.20.N).
+    pub address: String,
+    /// Each listener port, and where it listens on the host.
+    pub ports: Vec<(u16, String)>,
+    /// Its pid.
+    pub pid: u32,
+    /// Its admin listener.
+    pub admin: String,
+    /// Its stats listener.
     pub stats: String,
 }
 
@@ -162,6 +186,7 @@ impl State {
             .iter()
             .flat_map(|w| [w.app_pid, w.sidecar_pid])
             .chain(self.ingress.as_ref().map(|i| i.pid))
+            .chain(self.gateways.iter().map(|g| g.pid))
             .chain(self.control_pid)
             .filter(|p| *p != 0)
             .collect()
@@ -176,6 +201,11 @@ impl State {
                 self.ingress
                     .as_ref()
                     .map(|_| weft_proto::node_id(true, INGRESS_WORKLOAD, INGRESS_NAMESPACE)),
+            )
+            .chain(
+                self.gateways
+                    .iter()
+                    .map(|g| weft_proto::node_id(true, &g.workload, &g.namespace)),
             )
             .collect()
     }

@@ -26,11 +26,17 @@ impl Starting<'_> {
                 .iter()
                 .filter(|w| sidecar_ready(self.runtime, w))
                 .count();
-            let ingress = self.state.ingress.as_ref().is_none_or(|i| {
+            let ready_at = |admin: &str| {
                 self.runtime
-                    .block_on(get_status(&i.admin, "/ready"))
+                    .block_on(get_status(admin, "/ready"))
                     .is_ok_and(|s| s.is_success())
-            });
+            };
+            let ingress = self
+                .state
+                .ingress
+                .as_ref()
+                .is_none_or(|i| ready_at(&i.admin))
+                && self.state.gateways.iter().all(|g| ready_at(&g.admin));
             if ready != last {
                 println!("▸ sidecars ready: {ready}/{total}");
                 last = ready;
@@ -75,6 +81,14 @@ pub(super) fn print_up(state: &State, kubeconfig: &std::path::Path) {
             "    open http://{}/            # the ingress gateway (bff-service's page in the seed)",
             ingress.address
         );
+    }
+    for g in &state.gateways {
+        for (port, address) in &g.ports {
+            println!(
+                "    curl http://{address}/     # Gateway {}/{} port {port}",
+                g.namespace, g.name
+            );
+        }
     }
     println!(
         "    open http://{}/            # the dashboard: graph, traces, metrics, config, traffic",
@@ -184,6 +198,19 @@ pub fn status(args: &StateArgs) -> anyhow::Result<ExitCode> {
         println!(
             "ingress gateway: http://{}/ ({})",
             ingress.address,
+            if ready { "ready" } else { "not ready" }
+        );
+    }
+    for g in &state.gateways {
+        let ready = runtime
+            .block_on(get_status(&g.admin, "/ready"))
+            .is_ok_and(|s| s.is_success());
+        let ports: Vec<String> = g.ports.iter().map(|(p, a)| format!("{p} at {a}")).collect();
+        println!(
+            "Gateway {}/{}: {} ({})",
+            g.namespace,
+            g.name,
+            ports.join(", "),
             if ready { "ready" } else { "not ready" }
         );
     }

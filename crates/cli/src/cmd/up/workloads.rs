@@ -95,7 +95,7 @@ impl Starting<'_> {
 
     /// Makes `cmd` (which runs `weft`) a `weft proxy` for `workload` in `namespace` with
     /// the identity of `service_account`: its control plane, tracing, identity and labels.
-    fn proxy(
+    pub(super) fn proxy(
         &self,
         cmd: &mut Command,
         workload: &str,
