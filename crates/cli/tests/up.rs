@@ -446,6 +446,47 @@ fn the_seed_split_as_a_gateway_api_http_route_runs_in_weft_up() {
         "{printed}"
     );
     let gateway = "127.0.20.1:8080";
+    // The status weft writes: the Gateway programmed at its address, the route accepted.
+    let yaml = |args: &[&str]| {
+        let out = s.weft(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let gtw = yaml(&[
+        "get",
+        "gtw",
+        "bff-gateway",
+        "-o",
+        "yaml",
+        "--server",
+        &s.api,
+    ]);
+    for want in [
+        "type: Programmed",
+        "reason: Programmed",
+        "value: 127.0.20.1",
+        "attachedRoutes: 1",
+    ] {
+        assert!(gtw.contains(want), "{want} in {gtw}");
+    }
+    let route = yaml(&[
+        "get",
+        "httproute",
+        "bff-ingress",
+        "-o",
+        "yaml",
+        "--server",
+        &s.api,
+    ]);
+    assert!(
+        route.contains("controllerName: weft.dev/gateway-controller")
+            && route.contains("reason: Accepted"),
+        "{route}"
+    );
     // The HTTPRoute's backendRefs weights: 10 % to recommendation-v1.
     assert_v1_share(gateway, 400, 0.1, "under the HTTPRoute");
     // `weft get` shows it, and deleting it restores the Service's even split.

@@ -16,6 +16,7 @@
 pub mod apply;
 pub mod auth;
 mod discovery;
+mod gateway_status;
 mod openapi;
 mod path;
 mod reply;
@@ -159,5 +160,5 @@ pub async fn handle(
         Ok(q) => q,
         Err(e) => return reply::bad_request(&e),
     };
-    resources::serve(&store, target, query, req).await
+    resources::serve(&store, &proxies, target, query, req).await
 }

@@ -27,6 +27,7 @@ const MAX_BODY: usize = 4 << 20;
 /// Answers a request for `target`.
 pub async fn serve(
     store: &Arc<Store>,
+    proxies: &crate::xds::Proxies,
     target: Target,
     query: Query,
     req: Request<Incoming>,
@@ -74,11 +75,12 @@ pub async fn serve(
             // As Kubernetes: the list's resourceVersion is the store's (taken first, so
             // the items are at least that recent).
             let version = store.version();
-            let items: Vec<Resource> = store
+            let mut items: Vec<Resource> = store
                 .list(target.kind, target.namespace.as_deref())
                 .into_iter()
                 .filter(|r| selected(r))
                 .collect();
+            super::gateway_status::fill(store, proxies, &mut items);
             if as_table {
                 return json_response(StatusCode::OK, &table::render(target.kind, &items, version));
             }
@@ -87,7 +89,12 @@ pub async fn serve(
                 &json!({"apiVersion": target.api_version(), "kind": format!("{}List", target.kind), "metadata": {"resourceVersion": version.to_string()}, "items": items}),
             )
         }
-        (Method::GET, Some(name)) => match store.get(&key(&target, &name)) {
+        (Method::GET, Some(name)) => match store.get(&key(&target, &name)).map(|r| {
+            let mut one = [r];
+            super::gateway_status::fill(store, proxies, &mut one);
+            let [r] = one;
+            r
+        }) {
             Some(r) if as_table => json_response(
                 StatusCode::OK,
                 &table::render(target.kind, std::slice::from_ref(&r), store.version()),

@@ -11,6 +11,7 @@
 
 pub mod kubernetes;
 pub mod servers;
+pub mod status;
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};

@@ -24,7 +24,7 @@ pub mod kube_services;
 pub mod mesh;
 mod registry_entries;
 pub mod scope;
-mod services;
+pub(crate) mod services;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

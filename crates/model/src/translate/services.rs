@@ -14,7 +14,7 @@ use crate::service::{Endpoint, EndpointAddress, Protocol, Resolution, Service, S
 
 /// The services of the ServiceEntries visible to the proxy, by host (the first entry
 /// declaring a host wins).
-pub(super) fn visible_services(
+pub(crate) fn visible_services(
     resources: &[Resource],
     scope: &ProxyScope,
 ) -> BTreeMap<String, Service> {
