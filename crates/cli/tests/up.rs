@@ -487,6 +487,30 @@ fn the_seed_split_as_a_gateway_api_http_route_runs_in_weft_up() {
             && route.contains("reason: Accepted"),
         "{route}"
     );
+    // Real kubectl: the Gateway API kinds by their short names and full names.
+    if let Some(venv) = kubectl_or_skip() {
+        let cache = s.dir.join("kube-cache");
+        let kubeconfig = s.dir.join("kubeconfig").to_string_lossy().into_owned();
+        let k = |args: &[&str]| kubectl(&venv, &kubeconfig, &cache, args);
+        let (ok, out, err) = k(&["get", "gtw"]);
+        assert!(
+            ok && out.contains("bff-gateway") && out.contains("127.0.20.1"),
+            "{out}{err}"
+        );
+        let (ok, out, err) = k(&[
+            "get",
+            "gateways.gateway.networking.k8s.io",
+            "bff-gateway",
+            "-o",
+            "yaml",
+        ]);
+        assert!(ok && out.contains("reason: Programmed"), "{out}{err}");
+        let (ok, out, err) = k(&["get", "httproutes", "-o", "yaml"]);
+        assert!(
+            ok && out.contains("parents:") && out.contains("ResolvedRefs"),
+            "{out}{err}"
+        );
+    }
     // The HTTPRoute's backendRefs weights: 10 % to recommendation-v1.
     assert_v1_share(gateway, 400, 0.1, "under the HTTPRoute");
     // `weft get` shows it, and deleting it restores the Service's even split.
