@@ -1,19 +1,23 @@
-//! Gateway API mistakes in the mesh (GAMMA): IST0101 ReferencedResourceNotFound for an
-//! HTTPRoute whose parent Service no ServiceEntry or Service declares (the route attaches
-//! to nothing) and for a backendRef Service that does not exist (its share of requests
-//! gets 500) or sits in another namespace (weft reads no ReferenceGrant yet: 500 too), and
-//! WEFT0003 HTTPRouteOverridesVirtualService for a mesh VirtualService whose host an
-//! HTTPRoute also routes (on sidecars the route wins; the VirtualService's `http` rules
-//! are not used for that Service).
+//! Gateway API mistakes: IST0101 ReferencedResourceNotFound for an HTTPRoute whose parent
+//! Service no ServiceEntry or Service declares, or whose parent Gateway does not exist
+//! (the route attaches to nothing), and for a backendRef Service that does not exist (its
+//! share of requests gets 500) or sits in another namespace without a ReferenceGrant
+//! there allowing it (500 too); WEFT0004 HTTPRouteNotAccepted for a route a Gateway of
+//! weft's does not accept (allowedRoutes, sectionName or port, hostnames); and WEFT0003
+//! HTTPRouteOverridesVirtualService for a mesh VirtualService whose host an HTTPRoute also
+//! routes (on sidecars the route wins; the VirtualService's `http` rules are not used for
+//! that Service).
 
 use weft_api::Resource;
 use weft_api::gateway_api::http_route::HttpRoute;
 
 use super::{Context, Finding, codes, finding, involved};
+use crate::gateway::kubernetes::{attach, class_served, names_gateway};
 use crate::host;
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let mut attached: Vec<(String, &weft_api::load::LocatedResource)> = Vec::new();
+    let plain: Vec<Resource> = ctx.resources.iter().map(|r| r.resource.clone()).collect();
     for r in ctx.resources {
         let Resource::HttpRoute(route) = &r.resource else {
             continue;
@@ -21,6 +25,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let ns = route.metadata.namespace();
         for (i, p) in route.spec.parent_refs.iter().enumerate() {
             if !p.is_service() {
+                gateway_parent(&plain, r, route, i, out);
                 continue;
             }
             let parent_ns = p.namespace.as_deref().unwrap_or(ns);
@@ -38,7 +43,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 ));
             }
         }
-        backends(ctx, r, &route.spec, ns, out);
+        backends(ctx, &plain, r, &route.spec, ns, out);
     }
     for r in ctx.resources {
         let Resource::VirtualService(v) = &r.resource else {
@@ -64,8 +69,51 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// Findings for parent `i` of `route`, a Gateway.
+fn gateway_parent(
+    plain: &[Resource],
+    r: &weft_api::load::LocatedResource,
+    route: &weft_api::Object<HttpRoute>,
+    i: usize,
+    out: &mut Vec<Finding>,
+) {
+    let ns = route.metadata.namespace();
+    let p = &route.spec.parent_refs[i];
+    let gateway = plain.iter().find_map(|x| match x {
+        Resource::KubernetesGateway(g) if names_gateway(p, ns, g) => Some(g),
+        _ => None,
+    });
+    let Some(g) = gateway else {
+        out.push(finding(
+            codes::REFERENCED_RESOURCE_NOT_FOUND,
+            format!(
+                "Referenced parent not found: Gateway \"{}/{}\" (the HTTPRoute attaches to nothing)",
+                p.namespace.as_deref().unwrap_or(ns),
+                p.name
+            ),
+            vec![involved(r, &format!("spec.parentRefs[{i}].name"))],
+        ));
+        return;
+    };
+    if class_served(plain, &g.spec.gateway_class_name).is_err() {
+        return;
+    }
+    if let Err((reason, why)) = attach(plain, g, p, "HTTPRoute", ns, &route.spec.hostnames) {
+        out.push(finding(
+            codes::HTTP_ROUTE_NOT_ACCEPTED,
+            format!(
+                "Gateway {}/{} does not accept the route ({reason}): {why}",
+                g.metadata.namespace(),
+                g.metadata.name
+            ),
+            vec![involved(r, &format!("spec.parentRefs[{i}]"))],
+        ));
+    }
+}
+
 fn backends(
     ctx: &Context<'_>,
+    plain: &[Resource],
     r: &weft_api::load::LocatedResource,
     spec: &HttpRoute,
     ns: &str,
@@ -78,11 +126,21 @@ fn backends(
             }
             let path = format!("spec.rules[{i}].backendRefs[{j}]");
             let backend_ns = b.namespace.as_deref().unwrap_or(ns);
-            if backend_ns != ns {
+            let granted = plain.iter().any(|x| match x {
+                Resource::ReferenceGrant(g) => {
+                    g.metadata.namespace() == backend_ns
+                        && g.spec.allows(
+                            (weft_api::gateway_api::GROUP, "HTTPRoute", ns),
+                            ("", "Service", &b.name),
+                        )
+                }
+                _ => false,
+            });
+            if backend_ns != ns && !granted {
                 out.push(finding(
                     codes::REFERENCED_RESOURCE_NOT_FOUND,
                     format!(
-                        "Referenced backend not permitted: Service \"{backend_ns}/{}\" is in another namespace, and weft reads no ReferenceGrant yet (its share of requests gets 500)",
+                        "Referenced backend not permitted: Service \"{backend_ns}/{}\" is in another namespace, and no ReferenceGrant in {backend_ns} allows HTTPRoutes from {ns} (its share of requests gets 500)",
                         b.name
                     ),
                     vec![involved(r, &format!("{path}.namespace"))],
@@ -186,5 +244,67 @@ spec:
             })
             .count();
         assert_eq!(ours, 5, "{found:#?}");
+    }
+
+    #[test]
+    fn gateway_parents_and_reference_grants_are_checked() {
+        let found = run(r#"apiVersion: v1
+kind: Service
+metadata: {name: shop, namespace: shop}
+spec:
+  selector: {app: shop}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: weft
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: infra-routes, namespace: shop}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: infra}]
+  to: [{group: "", kind: Service}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: granted, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: shop, namespace: shop, port: 8080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: from-shop, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: infra}, {name: nowhere}]
+  rules: [{backendRefs: [{name: shop, port: 8080}]}]
+"#);
+        let has = |code: &str, says: &str| {
+            found
+                .iter()
+                .any(|f| f.code == code && f.message.contains(says))
+        };
+        assert!(
+            has(
+                "WEFT0004",
+                "Gateway infra/gw does not accept the route (NotAllowedByListeners)"
+            ),
+            "{found:#?}"
+        );
+        assert!(
+            has(
+                "IST0101",
+                "Referenced parent not found: Gateway \"shop/nowhere\""
+            ),
+            "{found:#?}"
+        );
+        assert!(
+            !found.iter().any(|f| f.message.contains("not permitted")),
+            "the grant allows infra's route: {found:#?}"
+        );
     }
 }

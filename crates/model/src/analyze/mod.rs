@@ -319,6 +319,10 @@ pub mod codes {
         "HTTPRouteOverridesVirtualService",
         Level::Warning,
     );
+    /// An HTTPRoute a Gateway API Gateway of weft's does not accept (its listeners do not
+    /// admit it, no listener matches its sectionName or port, or no hostname intersects).
+    pub const HTTP_ROUTE_NOT_ACCEPTED: Code =
+        code("WEFT0004", "HTTPRouteNotAccepted", Level::Warning);
 
     /// Every message type weft reports, in code order.
     pub const ALL: &[Code] = &[
@@ -367,6 +371,7 @@ pub mod codes {
         SUBSET_SELECTS_NO_ENDPOINTS,
         MTLS_POLICY_CONFLICT,
         HTTP_ROUTE_OVERRIDES_VIRTUAL_SERVICE,
+        HTTP_ROUTE_NOT_ACCEPTED,
     ];
 }
 
