@@ -181,6 +181,7 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
             }
             Kind::Telemetry => read::<_>(&tree, &ctx).map(Resource::Telemetry),
             Kind::HttpRoute => read::<_>(&tree, &ctx).map(Resource::HttpRoute),
+            Kind::GrpcRoute => read::<_>(&tree, &ctx).map(Resource::GrpcRoute),
             Kind::GatewayClass => read::<_>(&tree, &ctx).map(Resource::GatewayClass),
             Kind::KubernetesGateway => read::<_>(&tree, &ctx).map(Resource::KubernetesGateway),
             Kind::ReferenceGrant => read::<_>(&tree, &ctx).map(Resource::ReferenceGrant),

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gateway_api::{self, GatewayClass, HttpRoute, ReferenceGrant};
+use crate::gateway_api::{self, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
 use crate::kube::{self, KubeObject, KubeView};
 use crate::meta::ObjectMeta;
 use crate::networking::{
@@ -43,6 +43,8 @@ pub enum Kind {
     Telemetry,
     /// gateway.networking.k8s.io HTTPRoute (the Gateway API)
     HttpRoute,
+    /// gateway.networking.k8s.io GRPCRoute
+    GrpcRoute,
     /// gateway.networking.k8s.io GatewayClass (cluster-scoped)
     GatewayClass,
     /// gateway.networking.k8s.io Gateway (named `Gateway`, as Istio's; told apart by group)
@@ -65,7 +67,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 21] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -77,6 +79,7 @@ impl Kind {
         Kind::RequestAuthentication,
         Kind::Telemetry,
         Kind::HttpRoute,
+        Kind::GrpcRoute,
         Kind::GatewayClass,
         Kind::KubernetesGateway,
         Kind::ReferenceGrant,
@@ -111,6 +114,7 @@ impl Kind {
             Kind::RequestAuthentication => "RequestAuthentication",
             Kind::Telemetry => "Telemetry",
             Kind::HttpRoute => "HTTPRoute",
+            Kind::GrpcRoute => "GRPCRoute",
             Kind::GatewayClass => "GatewayClass",
             Kind::KubernetesGateway => "Gateway",
             Kind::ReferenceGrant => "ReferenceGrant",
@@ -131,6 +135,7 @@ impl Kind {
             }
             Kind::Telemetry => "telemetry.istio.io",
             Kind::HttpRoute
+            | Kind::GrpcRoute
             | Kind::GatewayClass
             | Kind::KubernetesGateway
             | Kind::ReferenceGrant => gateway_api::GROUP,
@@ -201,6 +206,7 @@ impl Kind {
             Kind::Telemetry => &["v1", "v1alpha1"],
             Kind::HttpRoute | Kind::GatewayClass | Kind::KubernetesGateway => &["v1", "v1beta1"],
             Kind::ReferenceGrant => &["v1beta1"],
+            Kind::GrpcRoute => &["v1"],
             Kind::RateLimit => &["v1alpha1"],
             k if k.is_kubernetes() => &["v1"],
             _ => API_VERSIONS,
@@ -221,6 +227,7 @@ impl Kind {
             Kind::RequestAuthentication => "requestauthentications",
             Kind::Telemetry => "telemetries",
             Kind::HttpRoute => "httproutes",
+            Kind::GrpcRoute => "grpcroutes",
             Kind::GatewayClass => "gatewayclasses",
             Kind::KubernetesGateway => "gateways",
             Kind::ReferenceGrant => "referencegrants",
@@ -299,6 +306,8 @@ pub enum Resource {
     Telemetry(Object<Telemetry>),
     /// A Gateway API HTTPRoute.
     HttpRoute(Object<HttpRoute>),
+    /// A Gateway API GRPCRoute.
+    GrpcRoute(Object<GrpcRoute>),
     /// A Gateway API GatewayClass.
     GatewayClass(Object<GatewayClass>),
     /// A Gateway API Gateway.
@@ -333,6 +342,7 @@ macro_rules! each_resource {
             Resource::RequestAuthentication($obj) => $body,
             Resource::Telemetry($obj) => $body,
             Resource::HttpRoute($obj) => $body,
+            Resource::GrpcRoute($obj) => $body,
             Resource::GatewayClass($obj) => $body,
             Resource::KubernetesGateway($obj) => $body,
             Resource::ReferenceGrant($obj) => $body,
@@ -361,6 +371,7 @@ impl Resource {
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
             Resource::Telemetry(_) => Kind::Telemetry,
             Resource::HttpRoute(_) => Kind::HttpRoute,
+            Resource::GrpcRoute(_) => Kind::GrpcRoute,
             Resource::GatewayClass(_) => Kind::GatewayClass,
             Resource::KubernetesGateway(_) => Kind::KubernetesGateway,
             Resource::ReferenceGrant(_) => Kind::ReferenceGrant,
@@ -434,6 +445,7 @@ impl Resource {
             Resource::RequestAuthentication(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::Telemetry(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::HttpRoute(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::GrpcRoute(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::GatewayClass(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::KubernetesGateway(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::ReferenceGrant(o) => v.field("spec", |v| o.spec.validate(v)),

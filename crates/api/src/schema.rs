@@ -217,6 +217,7 @@ fn spec_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         Kind::RequestAuthentication => generator.subschema_for::<RequestAuthentication>(),
         Kind::Telemetry => generator.subschema_for::<Telemetry>(),
         Kind::HttpRoute => generator.subschema_for::<crate::gateway_api::HttpRoute>(),
+        Kind::GrpcRoute => generator.subschema_for::<crate::gateway_api::GrpcRoute>(),
         Kind::GatewayClass => generator.subschema_for::<crate::gateway_api::GatewayClass>(),
         Kind::KubernetesGateway => generator.subschema_for::<crate::gateway_api::Gateway>(),
         Kind::ReferenceGrant => generator.subschema_for::<crate::gateway_api::ReferenceGrant>(),

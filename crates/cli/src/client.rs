@@ -144,6 +144,7 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
         Kind::RequestAuthentication => "ra",
         Kind::Telemetry => "telemetry",
         Kind::HttpRoute => "httproute",
+        Kind::GrpcRoute => "grpcroute",
         Kind::GatewayClass => "gc",
         Kind::KubernetesGateway => "gtw",
         Kind::ReferenceGrant => "refgrant",

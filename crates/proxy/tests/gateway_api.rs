@@ -401,3 +401,48 @@ async fn mesh_http_route_request_mirror() {
     );
     assert_eq!(v1.hits(), 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_grpc_route_method_matching_and_weights() {
+    let front = upstream::named("greeter").await;
+    let v1 = upstream::named("greeter-v1").await;
+    let v2 = upstream::named("greeter-v2").await;
+    let yaml = format!(
+        "{}{}{}{}",
+        service("greeter", 50051, "GRPC", &[(front.addr, "v1")]),
+        service("greeter-v1", 50051, "GRPC", &[(v1.addr, "v1")]),
+        service("greeter-v2", 50051, "GRPC", &[(v2.addr, "v2")]),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: greeter, namespace: default}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: greeter, port: 50051}]\n  rules:\n  - matches: [{method: {service: helloworld.Greeter, method: SayHello}}]\n    backendRefs: [{name: greeter-v2, port: 50051}]\n  - backendRefs:\n    - {name: greeter-v1, port: 50051, weight: 50}\n    - {name: greeter-v2, port: 50051, weight: 50}\n---\n",
+    );
+    let h = Harness::start(&yaml).await;
+    let call = |path: &'static str| {
+        let outbound = h.proxy.outbound;
+        async move {
+            let url = format!("http://greeter:50051{path}");
+            weft_testkit::client::h2(
+                outbound,
+                Send {
+                    method: "POST",
+                    url: &url,
+                    headers: &[("content-type", "application/grpc"), ("te", "trailers")],
+                    body: "\0\0\0\0\0",
+                },
+            )
+            .await
+            .body
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(call("/helloworld.Greeter/SayHello").await, "greeter-v2");
+    }
+    let mut seen = HashMap::new();
+    for _ in 0..200 {
+        *seen
+            .entry(call("/helloworld.Greeter/SayGoodbye").await)
+            .or_insert(0u32) += 1;
+    }
+    let v1_share = f64::from(seen.get("greeter-v1").copied().unwrap_or(0));
+    let tolerance = binomial_tolerance(200, 0.5, 5.0);
+    assert!((v1_share - 100.0).abs() <= tolerance, "{seen:?}");
+    assert_eq!(front.hits(), 0, "the route decides the Service's calls");
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::pki::{Pki, curl, text};
 use common::{Harness, service};
-use weft_testkit::client::{Send, direct};
+use weft_testkit::client::{Send, direct, h2};
 use weft_testkit::upstream;
 
 /// A Gateway `infra/web` of class `class` with `listeners` (YAML list items).
@@ -29,7 +29,12 @@ fn route(ns: &str, name: &str, spec: &str) -> String {
 
 /// A Service `name` in namespace `ns` (a ServiceEntry for `name.ns.svc.cluster.local`).
 fn service_in(ns: &str, name: &str, addr: SocketAddr) -> String {
-    service(name, 8080, "HTTP", &[(addr, "v1")])
+    service_with(ns, name, addr, "HTTP")
+}
+
+/// [`service_in`] with the port's protocol.
+fn service_with(ns: &str, name: &str, addr: SocketAddr, protocol: &str) -> String {
+    service(name, 8080, protocol, &[(addr, "v1")])
         .replace("namespace: default", &format!("namespace: {ns}"))
         .replace(&format!("{name}.default.svc"), &format!("{name}.{ns}.svc"))
 }
@@ -225,4 +230,60 @@ async fn gateway_class_of_another_controller_is_not_served() {
     let addr = port(&h, 80);
     assert_eq!(status_and_body(addr, "x.test", "/").await.0, 404);
     assert_eq!(web.hits(), 0);
+}
+
+/// A gRPC call to `path` (`/package.Service/Method`) over HTTP/2 at `addr`: the status and
+/// the body (the answering upstream's name).
+async fn grpc_call(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let url = format!("http://grpc.example.com{path}");
+    let mut all = vec![("content-type", "application/grpc"), ("te", "trailers")];
+    all.extend_from_slice(headers);
+    let got = h2(
+        addr,
+        Send {
+            method: "POST",
+            url: &url,
+            headers: &all,
+            body: "\0\0\0\0\0",
+        },
+    )
+    .await;
+    match got.header("grpc-status") {
+        Some(code) if got.body.is_empty() => (got.status.as_u16(), format!("grpc-status {code}")),
+        _ => (got.status.as_u16(), got.body),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_exact_method_matching_and_header_matching() {
+    let exact = upstream::named("exact").await;
+    let service_only = upstream::named("service-only").await;
+    let header = upstream::named("header").await;
+    let yaml = format!(
+        "{}{}{}{}{}",
+        service_with("infra", "exact", exact.addr, "GRPC"),
+        service_with("infra", "service-only", service_only.addr, "GRPC"),
+        service_with("infra", "header", header.addr, "GRPC"),
+        gateway("weft", "  - {name: http, port: 80, protocol: HTTP}\n"),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: greeter, namespace: infra}\nspec:\n  parentRefs: [{name: web}]\n  hostnames: [grpc.example.com]\n  rules:\n  - matches: [{method: {service: helloworld.Greeter, method: SayHello}}]\n    backendRefs: [{name: exact, port: 8080}]\n  - matches: [{method: {service: helloworld.Greeter}}]\n    backendRefs: [{name: service-only, port: 8080}]\n  - matches: [{headers: [{name: version, value: three}]}]\n    backendRefs: [{name: header, port: 8080}]\n---\n",
+    );
+    let h = Harness::kubernetes_gateway(&yaml, "infra", "web", &[80]).await;
+    let addr = port(&h, 80);
+    assert_eq!(
+        grpc_call(addr, "/helloworld.Greeter/SayHello", &[]).await,
+        (200, "exact".into())
+    );
+    assert_eq!(
+        grpc_call(addr, "/helloworld.Greeter/SayGoodbye", &[]).await,
+        (200, "service-only".into())
+    );
+    assert_eq!(
+        grpc_call(addr, "/other.Service/Any", &[("version", "three")]).await,
+        (200, "header".into())
+    );
+    // No rule matches: Envoy's and weft's gRPC form of 404, UNIMPLEMENTED (12).
+    assert_eq!(
+        grpc_call(addr, "/other.Service/Any", &[]).await,
+        (200, "grpc-status 12".into())
+    );
 }

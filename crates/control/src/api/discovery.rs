@@ -32,7 +32,11 @@ pub fn short_names(kind: Kind) -> &'static [&'static str] {
         Kind::KubernetesGateway => &["gtw"],
         Kind::GatewayClass => &["gc"],
         Kind::ReferenceGrant => &["refgrant"],
-        Kind::Sidecar | Kind::RateLimit | Kind::EndpointSlice | Kind::HttpRoute => &[],
+        Kind::Sidecar
+        | Kind::RateLimit
+        | Kind::EndpointSlice
+        | Kind::HttpRoute
+        | Kind::GrpcRoute => &[],
     }
 }
 

@@ -1,4 +1,5 @@
-//! The Gateway API status of the objects read (GatewayClass, Gateway, HTTPRoute), worked
+//! The Gateway API status of the objects read (GatewayClass, Gateway, HTTPRoute,
+//! GRPCRoute), worked
 //! out at each read from the resources in force and the gateway proxies connected
 //! ([`weft_model::gateway::status`]), so `kubectl get -o yaml` and `weft get -o yaml`
 //! always show the current conditions.
@@ -12,7 +13,12 @@ use crate::xds::Proxies;
 
 /// Replaces the status of the Gateway API objects among `items` with the current one.
 pub fn fill(store: &Store, proxies: &Proxies, items: &mut [Resource]) {
-    let kinds = [Kind::GatewayClass, Kind::KubernetesGateway, Kind::HttpRoute];
+    let kinds = [
+        Kind::GatewayClass,
+        Kind::KubernetesGateway,
+        Kind::HttpRoute,
+        Kind::GrpcRoute,
+    ];
     if !items.iter().any(|r| kinds.contains(&r.kind())) {
         return;
     }
@@ -30,6 +36,7 @@ fn set_status(r: &mut Resource, value: serde_json::Value) {
         Resource::GatewayClass(o) => o.status = Some(value),
         Resource::KubernetesGateway(o) => o.status = Some(value),
         Resource::HttpRoute(o) => o.status = Some(value),
+        Resource::GrpcRoute(o) => o.status = Some(value),
         _ => {}
     }
 }

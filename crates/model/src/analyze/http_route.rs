@@ -14,13 +14,20 @@ use weft_api::gateway_api::http_route::HttpRoute;
 use super::{Context, Finding, codes, finding, involved};
 use crate::gateway::kubernetes::{attach, class_served, names_gateway};
 use crate::host;
+use crate::translate::gateway_api::grpc_as_http;
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let mut attached: Vec<(String, &weft_api::load::LocatedResource)> = Vec::new();
     let plain: Vec<Resource> = ctx.resources.iter().map(|r| r.resource.clone()).collect();
     for r in ctx.resources {
-        let Resource::HttpRoute(route) = &r.resource else {
-            continue;
+        let converted;
+        let route = match &r.resource {
+            Resource::HttpRoute(route) => route,
+            Resource::GrpcRoute(g) => {
+                converted = grpc_as_http(g);
+                &converted
+            }
+            _ => continue,
         };
         let ns = route.metadata.namespace();
         for (i, p) in route.spec.parent_refs.iter().enumerate() {
@@ -43,7 +50,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 ));
             }
         }
-        backends(ctx, &plain, r, &route.spec, ns, out);
+        backends(ctx, &plain, r, route, out);
     }
     for r in ctx.resources {
         let Resource::VirtualService(v) = &r.resource else {
@@ -98,7 +105,7 @@ fn gateway_parent(
     if class_served(plain, &g.spec.gateway_class_name).is_err() {
         return;
     }
-    if let Err((reason, why)) = attach(plain, g, p, "HTTPRoute", ns, &route.spec.hostnames) {
+    if let Err((reason, why)) = attach(plain, g, p, &route.kind, ns, &route.spec.hostnames) {
         out.push(finding(
             codes::HTTP_ROUTE_NOT_ACCEPTED,
             format!(
@@ -115,10 +122,10 @@ fn backends(
     ctx: &Context<'_>,
     plain: &[Resource],
     r: &weft_api::load::LocatedResource,
-    spec: &HttpRoute,
-    ns: &str,
+    route: &weft_api::Object<HttpRoute>,
     out: &mut Vec<Finding>,
 ) {
+    let (spec, ns) = (&route.spec, route.metadata.namespace());
     for (i, rule) in spec.rules.iter().enumerate() {
         for (j, b) in rule.backend_refs.iter().enumerate() {
             if !b.is_service() {
@@ -130,7 +137,7 @@ fn backends(
                 Resource::ReferenceGrant(g) => {
                     g.metadata.namespace() == backend_ns
                         && g.spec.allows(
-                            (weft_api::gateway_api::GROUP, "HTTPRoute", ns),
+                            (weft_api::gateway_api::GROUP, &route.kind, ns),
                             ("", "Service", &b.name),
                         )
                 }
@@ -140,8 +147,8 @@ fn backends(
                 out.push(finding(
                     codes::REFERENCED_RESOURCE_NOT_FOUND,
                     format!(
-                        "Referenced backend not permitted: Service \"{backend_ns}/{}\" is in another namespace, and no ReferenceGrant in {backend_ns} allows HTTPRoutes from {ns} (its share of requests gets 500)",
-                        b.name
+                        "Referenced backend not permitted: Service \"{backend_ns}/{}\" is in another namespace, and no ReferenceGrant in {backend_ns} allows {}s from {ns} (its share of requests gets 500)",
+                        b.name, route.kind
                     ),
                     vec![involved(r, &format!("{path}.namespace"))],
                 ));

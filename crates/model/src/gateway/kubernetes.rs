@@ -32,7 +32,7 @@ use super::servers::{
 use super::virtual_host;
 use crate::host;
 use crate::route::RouteTable;
-use crate::translate::gateway_api::{Backends, routes};
+use crate::translate::gateway_api::{Backends, http_and_grpc_routes, routes};
 use crate::translate::scope::{ProxyScope, age};
 
 /// Why a listener is not served or a route not attached: the spec's condition reason and
@@ -310,13 +310,8 @@ pub(crate) fn translate(
         // without): a less specific listener's routes do not answer it.
         by_host.entry((port, hostname)).or_default();
     }
-    let mut http_routes: Vec<&Object<HttpRoute>> = resources
-        .iter()
-        .filter_map(|r| match r {
-            Resource::HttpRoute(h) => Some(h),
-            _ => None,
-        })
-        .collect();
+    let all = http_and_grpc_routes(resources);
+    let mut http_routes: Vec<&Object<HttpRoute>> = all.iter().map(|r| r.as_ref()).collect();
     http_routes.sort_by_key(|r| age(r));
     for route in http_routes {
         let ns = route.metadata.namespace();
@@ -330,7 +325,7 @@ pub(crate) fn translate(
                 resources,
                 gateway,
                 parent,
-                "HTTPRoute",
+                &route.kind,
                 ns,
                 &route.spec.hostnames,
             ) else {

@@ -20,7 +20,9 @@ use super::kubernetes::{attach, class_served, listener_serves, names_gateway};
 use crate::host;
 use crate::route::RetryPolicy;
 use crate::service::Service;
-use crate::translate::gateway_api::{Backends, unresolved_backends};
+use crate::translate::gateway_api::{
+    Backends, grpc_as_http, http_and_grpc_routes, unresolved_backends,
+};
 use crate::translate::scope::ProxyScope;
 
 /// The controller name weft writes in route parent statuses.
@@ -50,6 +52,7 @@ pub fn of(
             Some(gateway(resources, g, connected))
         }
         Resource::HttpRoute(r) => Some(http_route(resources, r)),
+        Resource::GrpcRoute(r) => Some(http_route(resources, &grpc_as_http(r))),
         _ => None,
     }
 }
@@ -65,21 +68,11 @@ fn condition(meta: &ObjectMeta, kind: &str, ok: bool, reason: &str, message: &st
     })
 }
 
-fn routes(resources: &[Resource]) -> Vec<&Object<HttpRoute>> {
-    resources
-        .iter()
-        .filter_map(|r| match r {
-            Resource::HttpRoute(h) => Some(h),
-            _ => None,
-        })
-        .collect()
-}
-
 fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGateway]) -> Value {
     let meta = &g.metadata;
     // Routes attached to each listener.
     let mut attached: BTreeMap<usize, u32> = BTreeMap::new();
-    for r in routes(resources) {
+    for r in http_and_grpc_routes(resources) {
         let ns = r.metadata.namespace();
         for p in r
             .spec
@@ -87,7 +80,7 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
             .iter()
             .filter(|p| names_gateway(p, ns, g))
         {
-            if let Ok(listeners) = attach(resources, g, p, "HTTPRoute", ns, &r.spec.hostnames) {
+            if let Ok(listeners) = attach(resources, g, p, &r.kind, ns, &r.spec.hostnames) {
                 for (i, _) in listeners {
                     *attached.entry(i).or_default() += 1;
                 }
@@ -110,7 +103,7 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
             let kinds: Vec<Value> = l
                 .route_kinds()
                 .into_iter()
-                .filter(|(group, kind)| group == GROUP && kind == "HTTPRoute")
+                .filter(|(group, kind)| group == GROUP && matches!(kind.as_str(), "HTTPRoute" | "GRPCRoute"))
                 .map(|(group, kind)| json!({"group": group, "kind": kind}))
                 .collect();
             let mut conditions = Vec::new();
@@ -256,7 +249,7 @@ fn http_route(resources: &[Resource], r: &Object<HttpRoute>) -> Value {
             if class_served(resources, &g.spec.gateway_class_name).is_err() {
                 continue;
             }
-            match attach(resources, g, p, "HTTPRoute", ns, &r.spec.hostnames) {
+            match attach(resources, g, p, &r.kind, ns, &r.spec.hostnames) {
                 Ok(_) => condition(
                     meta,
                     "Accepted",

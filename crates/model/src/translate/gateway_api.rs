@@ -16,14 +16,16 @@
 //!   500 for its share, as the spec requires, and so does a rule without backends (or whose
 //!   weights are all 0) that no filter answers.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use weft_api::Object;
 use weft_api::gateway_api::ReferenceGrant;
+use weft_api::gateway_api::grpc_route::{GrpcMethodMatch, GrpcRoute};
 use weft_api::gateway_api::http_route::{
-    GROUP, HttpBackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch, HttpRouteRule, PathModifier,
-    parse_duration,
+    GROUP, HttpBackendRef, HttpPathMatch, HttpRoute, HttpRouteFilter, HttpRouteMatch,
+    HttpRouteRule, PathModifier, parse_duration,
 };
 use weft_api::{Resource, ResourceRef};
 
@@ -64,6 +66,84 @@ pub fn attached<'r>(
     out
 }
 
+/// Every HTTPRoute of `resources`, and every GRPCRoute as one (its `kind` stays
+/// `GRPCRoute`): a method match is a path match on `/service/method` (both given: the
+/// exact path; one: a regular expression with the other any name), headers match gRPC
+/// metadata; filters and backends are the same.
+pub fn http_and_grpc_routes(resources: &[Resource]) -> Vec<Cow<'_, Object<HttpRoute>>> {
+    resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::HttpRoute(h) => Some(Cow::Borrowed(h)),
+            Resource::GrpcRoute(g) => Some(Cow::Owned(grpc_as_http(g))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A GRPCRoute as the HTTPRoute that routes the same calls.
+pub fn grpc_as_http(g: &Object<GrpcRoute>) -> Object<HttpRoute> {
+    let rules = g
+        .spec
+        .rules
+        .iter()
+        .map(|r| HttpRouteRule {
+            name: r.name.clone(),
+            matches: r
+                .matches
+                .iter()
+                .map(|m| HttpRouteMatch {
+                    path: m.method.as_ref().map(grpc_path),
+                    headers: m.headers.clone(),
+                    ..HttpRouteMatch::default()
+                })
+                .collect(),
+            filters: r.filters.clone(),
+            backend_refs: r.backend_refs.clone(),
+            ..HttpRouteRule::default()
+        })
+        .collect();
+    Object {
+        api_version: g.api_version.clone(),
+        kind: g.kind.clone(),
+        metadata: g.metadata.clone(),
+        spec: HttpRoute {
+            parent_refs: g.spec.parent_refs.clone(),
+            hostnames: g.spec.hostnames.clone(),
+            rules,
+        },
+        status: None,
+    }
+}
+
+/// The path condition of a gRPC method match.
+fn grpc_path(m: &GrpcMethodMatch) -> HttpPathMatch {
+    let any = "[^/]+";
+    let (kind, value) = match (m.is_regex(), &m.service, &m.method) {
+        (false, Some(s), Some(method)) => ("Exact", format!("/{s}/{method}")),
+        (false, s, method) => (
+            "RegularExpression",
+            format!(
+                "/{}/{}",
+                s.as_deref().map_or(any.to_string(), regex::escape),
+                method.as_deref().map_or(any.to_string(), regex::escape)
+            ),
+        ),
+        (true, s, method) => (
+            "RegularExpression",
+            format!(
+                "/(?:{})/(?:{})",
+                s.as_deref().unwrap_or(any),
+                method.as_deref().unwrap_or(any)
+            ),
+        ),
+    };
+    HttpPathMatch {
+        kind: Some(kind.into()),
+        value: Some(value),
+    }
+}
+
 /// What a route's backends resolve against: the registry's Services, the ReferenceGrants
 /// allowing cross-namespace references, and the retry policy of routes without their own.
 pub struct Backends<'r> {
@@ -95,14 +175,14 @@ impl<'r> Backends<'r> {
         }
     }
 
-    /// True when an HTTPRoute in `route_ns` may refer to Service `name` in `ns`: the same
-    /// namespace, or a ReferenceGrant in `ns` allowing it.
-    pub fn permitted(&self, route_ns: &str, ns: &str, name: &str) -> bool {
+    /// True when a route of `kind` (HTTPRoute, GRPCRoute) in `route_ns` may refer to
+    /// Service `name` in `ns`: the same namespace, or a ReferenceGrant in `ns` allowing it.
+    pub fn permitted(&self, (kind, route_ns): (&str, &str), ns: &str, name: &str) -> bool {
         route_ns == ns
             || self.grants.iter().any(|g| {
                 g.metadata.namespace() == ns
                     && g.spec
-                        .allows((GROUP, "HTTPRoute", route_ns), ("", "Service", name))
+                        .allows((GROUP, kind, route_ns), ("", "Service", name))
             })
     }
 }
@@ -118,11 +198,11 @@ pub fn unresolved_backends(
         .rules
         .iter()
         .flat_map(|r| &r.backend_refs)
-        .filter_map(|b| backend_cluster(b, ns, backends).err())
+        .filter_map(|b| backend_cluster(b, route, backends).err())
         .map(|why| {
             (
                 ResourceRef {
-                    kind: "HTTPRoute".into(),
+                    kind: route.kind.clone(),
                     namespace: ns.into(),
                     name: route.metadata.name.clone(),
                 },
@@ -159,7 +239,7 @@ pub fn routes(attached: &[&Object<HttpRoute>], backends: &Backends<'_>) -> Vec<R
                 let Some(compiled) = request_match(m) else {
                     continue;
                 };
-                let action = action(rule, ns, backends);
+                let action = action(rule, r, backends);
                 keyed.push((
                     Precedence::of(m),
                     Route {
@@ -293,7 +373,7 @@ fn status(code: u16, why: &str) -> RouteAction {
     })
 }
 
-fn action(rule: &HttpRouteRule, ns: &str, backends: &Backends<'_>) -> RouteAction {
+fn action(rule: &HttpRouteRule, route: &Object<HttpRoute>, backends: &Backends<'_>) -> RouteAction {
     if let Some(r) = rule
         .filters
         .iter()
@@ -325,7 +405,7 @@ fn action(rule: &HttpRouteRule, ns: &str, backends: &Backends<'_>) -> RouteActio
         .iter()
         .filter(|b| b.weight() > 0)
         .map(|b| {
-            let (cluster, unresolved) = match backend_cluster(b, ns, backends) {
+            let (cluster, unresolved) = match backend_cluster(b, route, backends) {
                 Ok(cluster) => (cluster.into(), None),
                 Err(why) => (Arc::from(""), Some(why.into())),
             };
@@ -378,7 +458,9 @@ fn action(rule: &HttpRouteRule, ns: &str, backends: &Backends<'_>) -> RouteActio
             .filter_map(|f| f.request_mirror.as_ref())
             .filter_map(|m| {
                 Some(Mirror {
-                    cluster: backend_cluster(&m.backend_ref, ns, backends).ok()?.into(),
+                    cluster: backend_cluster(&m.backend_ref, route, backends)
+                        .ok()?
+                        .into(),
                     per_million: m.per_million(),
                 })
             })
@@ -396,9 +478,10 @@ fn action(rule: &HttpRouteRule, ns: &str, backends: &Backends<'_>) -> RouteActio
 /// has that Service and port, else why it does not resolve (with the spec's reason).
 fn backend_cluster(
     b: &HttpBackendRef,
-    route_ns: &str,
+    route: &Object<HttpRoute>,
     backends: &Backends<'_>,
 ) -> Result<String, String> {
+    let route_ns = route.metadata.namespace();
     let ns = b.namespace.as_deref().unwrap_or(route_ns);
     if !b.is_service() {
         return Err(format!(
@@ -408,7 +491,7 @@ fn backend_cluster(
             b.name
         ));
     }
-    if !backends.permitted(route_ns, ns, &b.name) {
+    if !backends.permitted((&route.kind, route_ns), ns, &b.name) {
         return Err(format!(
             "Service {ns}/{} is in another namespace and no ReferenceGrant there allows it (RefNotPermitted)",
             b.name

@@ -122,13 +122,9 @@ pub fn build_with_mesh_config(
         return Ok(mesh);
     }
     let bound = http::bound_virtual_services(resources, scope);
-    let gateway_routes: Vec<&Object<weft_api::gateway_api::HttpRoute>> = resources
-        .iter()
-        .filter_map(|r| match r {
-            Resource::HttpRoute(h) => Some(h),
-            _ => None,
-        })
-        .collect();
+    let routes = gateway_api::http_and_grpc_routes(resources);
+    let gateway_routes: Vec<&Object<weft_api::gateway_api::HttpRoute>> =
+        routes.iter().map(|r| r.as_ref()).collect();
     let backends = gateway_api::Backends::new(resources, &mesh.services, &default_retry);
     mesh.http_routes = http::route_tables(&bound, &gateway_routes, &backends, scope)?;
     let objects: Vec<&Object<VirtualService>> = bound.iter().map(|b| b.object).collect();
