@@ -446,3 +446,68 @@ async fn mesh_grpc_route_method_matching_and_weights() {
     assert!((v1_share - 100.0).abs() <= tolerance, "{seen:?}");
     assert_eq!(front.hits(), 0, "the route decides the Service's calls");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_http_route_cors_and_retry() {
+    // Every odd request fails with 503 (the first of each pair), so one retry on 503 gets
+    // every request an answer.
+    let flaky = upstream::http(Arc::new(|n, _| {
+        if n % 2 == 0 {
+            Reply::status(503, "down")
+        } else {
+            Reply::ok("up")
+        }
+    }))
+    .await;
+    let (registry, _) = echo_services().await;
+    let yaml = format!(
+        "{registry}{}{}",
+        service("flaky", 8080, "HTTP", &[(flaky.addr, "v1")]),
+        http_route(
+            "cors-retry",
+            "  - matches: [{path: {value: /flaky}}]\n    retry: {codes: [503], attempts: 1, backoff: 1ms}\n    backendRefs: [{name: flaky, port: 8080}]\n  - filters:\n    - type: CORS\n      cors: {allowOrigins: [\"https://*.example.com\"], allowMethods: [GET, POST], allowHeaders: [x-custom], maxAge: 60}\n    backendRefs: [{name: echo-v1, port: 8080}]\n"
+        )
+    );
+    let h = Harness::start(&yaml).await;
+    for _ in 0..6 {
+        let got = get(h.proxy.outbound, "http://echo:8080/flaky").await;
+        assert_eq!((got.status.as_u16(), got.body.as_str()), (200, "up"));
+    }
+    assert_eq!(flaky.hits(), 12, "each request took one retry");
+
+    let preflight = |origin: &'static str| {
+        let outbound = h.proxy.outbound;
+        async move {
+            via_proxy(
+                outbound,
+                Send {
+                    method: "OPTIONS",
+                    url: "http://echo:8080/x",
+                    headers: &[
+                        ("origin", origin),
+                        ("access-control-request-method", "POST"),
+                    ],
+                    body: "",
+                },
+            )
+            .await
+        }
+    };
+    let allowed = preflight("https://app.example.com").await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example.com"),
+        "{allowed:?}"
+    );
+    assert_eq!(
+        allowed.header("access-control-allow-methods"),
+        Some("GET,POST")
+    );
+    assert_eq!(allowed.header("access-control-max-age"), Some("60"));
+    let other = preflight("https://evil.test").await;
+    assert_eq!(
+        other.header("access-control-allow-origin"),
+        None,
+        "{other:?}"
+    );
+}

@@ -85,9 +85,9 @@ pub struct HttpRouteRule {
     /// Timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<HttpRouteTimeouts>,
-    /// Retries (experimental channel).
+    /// Retries (experimental channel, GEP-1731).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<serde_json::Value>,
+    pub retry: Option<HttpRouteRetry>,
     /// Session persistence (experimental channel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_persistence: Option<serde_json::Value>,
@@ -181,10 +181,49 @@ pub struct HttpRouteFilter {
     pub request_mirror: Option<RequestMirror>,
     /// `CORS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cors: Option<serde_json::Value>,
+    pub cors: Option<HttpCorsFilter>,
     /// `ExtensionRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension_ref: Option<serde_json::Value>,
+}
+
+/// Retries of a rule (GEP-1731).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteRetry {
+    /// Status codes retried (400 to 599).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<u16>,
+    /// Retries after the first try.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// The base backoff between tries (a GEP-2257 duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<String>,
+}
+
+/// The CORS filter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpCorsFilter {
+    /// Origins allowed: `*`, or `scheme://host[:port]` with an optional `*.` host prefix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origins: Vec<String>,
+    /// Send `Access-Control-Allow-Credentials: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
+    /// Methods allowed (or `*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed (or `*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed (or `*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// Seconds a preflight answer may be cached (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
 }
 
 /// Header operations.
@@ -560,8 +599,17 @@ impl Validate for HttpRouteRule {
         if let Some(t) = &self.timeouts {
             v.field("timeouts", |v| t.validate(v));
         }
-        if self.retry.is_some() {
-            v.error_at("retry", "retry is not supported by weft yet (an experimental-channel field); use a VirtualService's retries");
+        if let Some(r) = &self.retry {
+            v.field("retry", |v| {
+                v.each("codes", &r.codes, |v, c| {
+                    if !(400..=599).contains(c) {
+                        v.error(format!("Invalid value: {c}: must be 400 to 599"));
+                    }
+                });
+                if let Some(Err(e)) = r.backoff.as_deref().map(parse_duration) {
+                    v.error_at("backoff", e);
+                }
+            });
         }
         if self.session_persistence.is_some() {
             v.error_at(
@@ -699,12 +747,46 @@ impl Validate for HttpRouteFilter {
                 ));
             }
         }
-        match self.kind.as_str() {
-            "CORS" | "ExtensionRef" => v.error_at(
+        if self.kind == "ExtensionRef" {
+            v.error_at(
                 "type",
-                format!("{} filters are not supported by weft yet", self.kind),
-            ),
-            _ => {}
+                "ExtensionRef filters are not supported by weft (it has no extension kinds)",
+            );
+        }
+        if let Some(c) = &self.cors {
+            v.field("cors", |v| {
+                check_max(v, "allowOrigins", &c.allow_origins, 64);
+                v.each("allowOrigins", &c.allow_origins, |v, o| {
+                    let ok = o == "*"
+                        || o.split_once("://").is_some_and(|(scheme, rest)| {
+                            !scheme.is_empty()
+                                && scheme.chars().all(|ch| ch.is_ascii_alphanumeric() || "+-.".contains(ch))
+                                && !rest.is_empty()
+                                && !rest.contains('/')
+                        });
+                    if !ok {
+                        v.error(format!("Invalid value: {o:?}: must be * or scheme://host[:port] (host may start with *.)"));
+                    }
+                });
+                for (field, list) in [
+                    ("allowMethods", &c.allow_methods),
+                    ("allowHeaders", &c.allow_headers),
+                    ("exposeHeaders", &c.expose_headers),
+                ] {
+                    check_max(v, field, list, 64);
+                    if list.len() > 1 && list.iter().any(|x| x == "*") {
+                        v.error_at(field, "* must be the only entry when it is used");
+                    }
+                }
+                v.each("allowMethods", &c.allow_methods, |v, m| {
+                    if m != "*" && !METHODS.contains(&m.as_str()) {
+                        v.error(format!("Unsupported value: {m:?}: supported values: *, {}", METHODS.join(", ")));
+                    }
+                });
+                if c.max_age == Some(0) {
+                    v.error_at("maxAge", "Invalid value: 0: must be at least 1");
+                }
+            });
         }
         for (field, m) in [
             ("requestHeaderModifier", &self.request_header_modifier),

@@ -24,8 +24,8 @@ use weft_api::Object;
 use weft_api::gateway_api::ReferenceGrant;
 use weft_api::gateway_api::grpc_route::{GrpcMethodMatch, GrpcRoute};
 use weft_api::gateway_api::http_route::{
-    GROUP, HttpBackendRef, HttpPathMatch, HttpRoute, HttpRouteFilter, HttpRouteMatch,
-    HttpRouteRule, PathModifier, parse_duration,
+    GROUP, HttpBackendRef, HttpCorsFilter, HttpPathMatch, HttpRoute, HttpRouteFilter,
+    HttpRouteMatch, HttpRouteRetry, HttpRouteRule, PathModifier, parse_duration,
 };
 use weft_api::{Resource, ResourceRef};
 
@@ -34,8 +34,9 @@ use super::scope::age;
 use crate::host;
 use crate::matcher::{NamedMatcher, Regex, RequestMatch, StringMatcher};
 use crate::route::{
-    DirectResponse, Forward, HeaderOps, HeaderRules, Mirror, PathRewrite, Redirect, RedirectPort,
-    RetryPolicy, Rewrite, Route, RouteAction, WeightedCluster, WeightedClusters,
+    Cors, DirectResponse, Forward, HeaderOps, HeaderRules, Mirror, PathRewrite, Redirect,
+    RedirectPort, RetryOn, RetryPolicy, Rewrite, Route, RouteAction, WeightedCluster,
+    WeightedClusters,
 };
 use crate::service::Service;
 
@@ -437,7 +438,10 @@ fn action(rule: &HttpRouteRule, route: &Object<HttpRoute>, backends: &Backends<'
         .and_then(|t| t.request.as_deref())
         .and_then(|t| parse_duration(t).ok())
         .filter(|d| !d.is_zero());
-    let mut retry = backends.default_retry.clone();
+    let mut retry = match &rule.retry {
+        Some(r) => retry_policy(r, backends.default_retry),
+        None => backends.default_retry.clone(),
+    };
     if let Some(per_try) = timeouts
         .and_then(|t| t.backend_request.as_deref())
         .and_then(|t| parse_duration(t).ok())
@@ -470,8 +474,60 @@ fn action(rule: &HttpRouteRule, route: &Object<HttpRoute>, backends: &Backends<'
             request: header_ops(&rule.filters, false),
             response: header_ops(&rule.filters, true),
         },
-        cors: None,
+        cors: rule.filters.iter().find_map(|f| f.cors.as_ref()).map(cors),
     })
+}
+
+/// A rule's `retry` (GEP-1731) as a retry policy: `attempts` retries (Istio's default
+/// count when absent; 0: none) of connection failures, refused streams and the listed
+/// `codes`, `backoff` apart (25 ms by default).
+fn retry_policy(r: &HttpRouteRetry, default: &RetryPolicy) -> RetryPolicy {
+    let mut retry_on = vec![RetryOn::ConnectFailure, RetryOn::RefusedStream];
+    if !r.codes.is_empty() {
+        retry_on.push(RetryOn::RetriableStatusCodes);
+    }
+    RetryPolicy {
+        attempts: r.attempts.unwrap_or(default.attempts),
+        retry_on,
+        retriable_status_codes: r.codes.clone(),
+        backoff: r
+            .backoff
+            .as_deref()
+            .and_then(|b| parse_duration(b).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(default.backoff),
+        explicit: true,
+        ..default.clone()
+    }
+}
+
+/// The CORS filter as the router's policy: `*` allows every origin; a `*.` host matches
+/// any subdomain (a regular expression over the origin).
+fn cors(c: &HttpCorsFilter) -> Cors {
+    let origin = |o: &String| {
+        if o == "*" {
+            return StringMatcher::Present;
+        }
+        match o.split_once("://*.") {
+            Some((scheme, rest)) => Regex::whole(&format!(
+                "{}://[^/]+\\.{}",
+                regex::escape(scheme),
+                regex::escape(rest)
+            ))
+            .map(StringMatcher::Regex)
+            .unwrap_or_else(|_| StringMatcher::Exact(o.clone())),
+            None => StringMatcher::Exact(o.clone()),
+        }
+    };
+    Cors {
+        allow_origins: c.allow_origins.iter().map(origin).collect(),
+        allow_methods: c.allow_methods.join(","),
+        allow_headers: c.allow_headers.join(","),
+        expose_headers: c.expose_headers.join(","),
+        max_age_secs: Some(c.max_age.unwrap_or(5)),
+        allow_credentials: c.allow_credentials.unwrap_or(false),
+        forward_unmatched_preflights: false,
+    }
 }
 
 /// The cluster of a backend: `outbound|port||name.ns.svc.cluster.local` when the registry

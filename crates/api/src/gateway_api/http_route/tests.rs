@@ -45,7 +45,10 @@ rules:
   - {name: v1, weight: 2000000}
   timeouts: {request: 1s, backendRequest: 2s}
 - name: a
-  retry: {attempts: 2}
+  retry: {attempts: 2, codes: [503, 200], backoff: soon}
+  filters:
+  - type: CORS
+    cors: {allowOrigins: ["https://*.example.com", "example.com"], allowMethods: ["*", GET, FETCH], maxAge: 0}
   timeouts: {request: "1 second"}
 "#;
     let errs = errors_of(yaml);
@@ -69,7 +72,12 @@ rules:
         "rules[0].backendRefs[0]: Must have port for Service reference",
         "rules[0].timeouts: backendRequest timeout cannot be longer than request timeout",
         "rules[1].name: Duplicate value: \"a\"",
-        "rules[1].retry: retry is not supported by weft yet",
+        "rules[1].retry.codes[1]: Invalid value: 200: must be 400 to 599",
+        "rules[1].retry.backoff: \"soon\" is not a duration",
+        "rules[1].filters[0].cors.allowOrigins[1]: Invalid value: \"example.com\"",
+        "rules[1].filters[0].cors.allowMethods: * must be the only entry",
+        "rules[1].filters[0].cors.allowMethods[2]: Unsupported value: \"FETCH\"",
+        "rules[1].filters[0].cors.maxAge: Invalid value: 0",
         "rules[1].timeouts.request: \"1 second\" is not a duration",
     ] {
         assert!(
