@@ -182,6 +182,8 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
             Kind::Telemetry => read::<_>(&tree, &ctx).map(Resource::Telemetry),
             Kind::HttpRoute => read::<_>(&tree, &ctx).map(Resource::HttpRoute),
             Kind::GrpcRoute => read::<_>(&tree, &ctx).map(Resource::GrpcRoute),
+            Kind::TcpRoute => read::<_>(&tree, &ctx).map(Resource::TcpRoute),
+            Kind::TlsRoute => read::<_>(&tree, &ctx).map(Resource::TlsRoute),
             Kind::GatewayClass => read::<_>(&tree, &ctx).map(Resource::GatewayClass),
             Kind::KubernetesGateway => read::<_>(&tree, &ctx).map(Resource::KubernetesGateway),
             Kind::ReferenceGrant => read::<_>(&tree, &ctx).map(Resource::ReferenceGrant),
@@ -374,9 +376,13 @@ fn foreign_kind(doc: &Node) -> Option<String> {
     let api = doc.get("apiVersion")?.as_str()?;
     let kind = doc.get("kind").and_then(Node::as_str).unwrap_or_default();
     let group = api.rsplit_once('/').map_or("", |(g, _)| g);
-    let ours = group.ends_with(".istio.io")
-        || group == "policy.weft.dev"
-        || group == crate::gateway_api::GROUP;
+    // Of the Gateway API's kinds, those weft does not read (UDPRoute, BackendTLSPolicy,
+    // ...) travel beside the others and are skipped like Kubernetes' own.
+    let gateway_api_read = group == crate::gateway_api::GROUP
+        && Kind::ALL
+            .iter()
+            .any(|k| k.group() == group && k.name() == kind);
+    let ours = group.ends_with(".istio.io") || group == "policy.weft.dev" || gateway_api_read;
     let read = Kind::KUBERNETES
         .iter()
         .any(|k| k.name() == kind && k.group() == group);

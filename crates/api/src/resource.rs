@@ -4,7 +4,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gateway_api::{self, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
+use crate::gateway_api::{
+    self, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant, TcpRoute, TlsRoute,
+};
 use crate::kube::{self, KubeObject, KubeView};
 use crate::meta::ObjectMeta;
 use crate::networking::{
@@ -45,6 +47,10 @@ pub enum Kind {
     HttpRoute,
     /// gateway.networking.k8s.io GRPCRoute
     GrpcRoute,
+    /// gateway.networking.k8s.io TCPRoute (experimental channel)
+    TcpRoute,
+    /// gateway.networking.k8s.io TLSRoute (experimental channel)
+    TlsRoute,
     /// gateway.networking.k8s.io GatewayClass (cluster-scoped)
     GatewayClass,
     /// gateway.networking.k8s.io Gateway (named `Gateway`, as Istio's; told apart by group)
@@ -67,7 +73,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 23] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -80,6 +86,8 @@ impl Kind {
         Kind::Telemetry,
         Kind::HttpRoute,
         Kind::GrpcRoute,
+        Kind::TcpRoute,
+        Kind::TlsRoute,
         Kind::GatewayClass,
         Kind::KubernetesGateway,
         Kind::ReferenceGrant,
@@ -115,6 +123,8 @@ impl Kind {
             Kind::Telemetry => "Telemetry",
             Kind::HttpRoute => "HTTPRoute",
             Kind::GrpcRoute => "GRPCRoute",
+            Kind::TcpRoute => "TCPRoute",
+            Kind::TlsRoute => "TLSRoute",
             Kind::GatewayClass => "GatewayClass",
             Kind::KubernetesGateway => "Gateway",
             Kind::ReferenceGrant => "ReferenceGrant",
@@ -136,6 +146,8 @@ impl Kind {
             Kind::Telemetry => "telemetry.istio.io",
             Kind::HttpRoute
             | Kind::GrpcRoute
+            | Kind::TcpRoute
+            | Kind::TlsRoute
             | Kind::GatewayClass
             | Kind::KubernetesGateway
             | Kind::ReferenceGrant => gateway_api::GROUP,
@@ -207,6 +219,8 @@ impl Kind {
             Kind::HttpRoute | Kind::GatewayClass | Kind::KubernetesGateway => &["v1", "v1beta1"],
             Kind::ReferenceGrant => &["v1beta1"],
             Kind::GrpcRoute => &["v1"],
+            Kind::TcpRoute => &["v1alpha2"],
+            Kind::TlsRoute => &["v1alpha2", "v1alpha3"],
             Kind::RateLimit => &["v1alpha1"],
             k if k.is_kubernetes() => &["v1"],
             _ => API_VERSIONS,
@@ -228,6 +242,8 @@ impl Kind {
             Kind::Telemetry => "telemetries",
             Kind::HttpRoute => "httproutes",
             Kind::GrpcRoute => "grpcroutes",
+            Kind::TcpRoute => "tcproutes",
+            Kind::TlsRoute => "tlsroutes",
             Kind::GatewayClass => "gatewayclasses",
             Kind::KubernetesGateway => "gateways",
             Kind::ReferenceGrant => "referencegrants",
@@ -308,6 +324,10 @@ pub enum Resource {
     HttpRoute(Object<HttpRoute>),
     /// A Gateway API GRPCRoute.
     GrpcRoute(Object<GrpcRoute>),
+    /// A Gateway API TCPRoute.
+    TcpRoute(Object<TcpRoute>),
+    /// A Gateway API TLSRoute.
+    TlsRoute(Object<TlsRoute>),
     /// A Gateway API GatewayClass.
     GatewayClass(Object<GatewayClass>),
     /// A Gateway API Gateway.
@@ -343,6 +363,8 @@ macro_rules! each_resource {
             Resource::Telemetry($obj) => $body,
             Resource::HttpRoute($obj) => $body,
             Resource::GrpcRoute($obj) => $body,
+            Resource::TcpRoute($obj) => $body,
+            Resource::TlsRoute($obj) => $body,
             Resource::GatewayClass($obj) => $body,
             Resource::KubernetesGateway($obj) => $body,
             Resource::ReferenceGrant($obj) => $body,
@@ -372,6 +394,8 @@ impl Resource {
             Resource::Telemetry(_) => Kind::Telemetry,
             Resource::HttpRoute(_) => Kind::HttpRoute,
             Resource::GrpcRoute(_) => Kind::GrpcRoute,
+            Resource::TcpRoute(_) => Kind::TcpRoute,
+            Resource::TlsRoute(_) => Kind::TlsRoute,
             Resource::GatewayClass(_) => Kind::GatewayClass,
             Resource::KubernetesGateway(_) => Kind::KubernetesGateway,
             Resource::ReferenceGrant(_) => Kind::ReferenceGrant,
@@ -446,6 +470,8 @@ impl Resource {
             Resource::Telemetry(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::HttpRoute(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::GrpcRoute(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::TcpRoute(o) => v.field("spec", |v| o.spec.validate(v)),
+            Resource::TlsRoute(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::GatewayClass(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::KubernetesGateway(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::ReferenceGrant(o) => v.field("spec", |v| o.spec.validate(v)),

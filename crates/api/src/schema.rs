@@ -218,6 +218,8 @@ fn spec_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         Kind::Telemetry => generator.subschema_for::<Telemetry>(),
         Kind::HttpRoute => generator.subschema_for::<crate::gateway_api::HttpRoute>(),
         Kind::GrpcRoute => generator.subschema_for::<crate::gateway_api::GrpcRoute>(),
+        Kind::TcpRoute => generator.subschema_for::<crate::gateway_api::TcpRoute>(),
+        Kind::TlsRoute => generator.subschema_for::<crate::gateway_api::TlsRoute>(),
         Kind::GatewayClass => generator.subschema_for::<crate::gateway_api::GatewayClass>(),
         Kind::KubernetesGateway => generator.subschema_for::<crate::gateway_api::Gateway>(),
         Kind::ReferenceGrant => generator.subschema_for::<crate::gateway_api::ReferenceGrant>(),

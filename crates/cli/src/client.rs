@@ -145,6 +145,8 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
         Kind::Telemetry => "telemetry",
         Kind::HttpRoute => "httproute",
         Kind::GrpcRoute => "grpcroute",
+        Kind::TcpRoute => "tcproute",
+        Kind::TlsRoute => "tlsroute",
         Kind::GatewayClass => "gc",
         Kind::KubernetesGateway => "gtw",
         Kind::ReferenceGrant => "refgrant",

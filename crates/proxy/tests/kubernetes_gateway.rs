@@ -287,3 +287,78 @@ async fn grpc_exact_method_matching_and_header_matching() {
         (200, "grpc-status 12".into())
     );
 }
+
+/// A TLS ClientHello naming `sni`, as a client's first bytes.
+fn client_hello(sni: &str) -> Vec<u8> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(common::tls::AnyServer))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).expect("name");
+    let mut conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).expect("hello");
+    hello
+}
+
+/// Connects to `addr`, sends `first`, and returns what arrives first (up to 64 bytes: a
+/// backend's greeting, and maybe the start of its echo).
+async fn first_bytes(addr: SocketAddr, first: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(first).await.expect("write");
+    let mut buf = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .map_or(0, |r| r.unwrap_or(0));
+    buf.truncate(n);
+    buf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_route_and_tls_route_passthrough_by_sni() {
+    let db = upstream::server_first(b"db-greeting").await;
+    let a = upstream::server_first(b"a-side").await;
+    let b = upstream::server_first(b"b-side").await;
+    let yaml = format!(
+        "{}{}{}{}{}{}{}",
+        service_with("infra", "db", db, "TCP"),
+        service_with("infra", "a", a, "TLS"),
+        service_with("infra", "b", b, "TLS"),
+        gateway(
+            "weft",
+            "  - {name: tcp, port: 5432, protocol: TCP}\n  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}\n"
+        ),
+        "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: db, namespace: infra}\nspec:\n  parentRefs: [{name: web, sectionName: tcp}]\n  rules: [{backendRefs: [{name: db, port: 8080}]}]\n---\n",
+        "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata: {name: a, namespace: infra}\nspec:\n  parentRefs: [{name: web, sectionName: tls}]\n  hostnames: [a.example.com]\n  rules: [{backendRefs: [{name: a, port: 8080}]}]\n---\n",
+        "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata: {name: any-subdomain, namespace: infra}\nspec:\n  parentRefs: [{name: web, sectionName: tls}]\n  hostnames: [\"*.example.com\"]\n  rules: [{backendRefs: [{name: b, port: 8080}]}]\n---\n",
+    );
+    let h = Harness::kubernetes_gateway(&yaml, "infra", "web", &[5432, 443]).await;
+    // TCPRoute: every connection to the TCP listener reaches db, bytes untouched.
+    assert!(
+        first_bytes(port(&h, 5432), b"hello")
+            .await
+            .starts_with(b"db-greeting")
+    );
+    // TLSRoute: the ClientHello's SNI picks the route; the bytes pass through.
+    assert!(
+        first_bytes(port(&h, 443), &client_hello("a.example.com"))
+            .await
+            .starts_with(b"a-side")
+    );
+    assert!(
+        first_bytes(port(&h, 443), &client_hello("c.example.com"))
+            .await
+            .starts_with(b"b-side")
+    );
+    assert!(
+        first_bytes(port(&h, 443), &client_hello("other.org"))
+            .await
+            .is_empty(),
+        "no route for the name: the connection is closed"
+    );
+}

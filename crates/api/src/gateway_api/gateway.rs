@@ -295,8 +295,8 @@ pub struct GatewayAddress {
     pub value: String,
 }
 
-/// Protocols weft's gateway serves on a listener today.
-const SERVED_PROTOCOLS: [&str; 2] = ["HTTP", "HTTPS"];
+/// Protocols weft's gateway serves on a listener.
+const SERVED_PROTOCOLS: [&str; 4] = ["HTTP", "HTTPS", "TCP", "TLS"];
 
 impl Validate for Gateway {
     fn validate(&self, v: &mut Validator) {
@@ -390,7 +390,7 @@ impl Validate for Listener {
                 ),
             );
         } else if !SERVED_PROTOCOLS.contains(&self.protocol.as_str()) {
-            v.warn_at("protocol", format!("{} listeners are not served by weft yet (only HTTP and HTTPS); the listener is not accepted (status: UnsupportedProtocol)", self.protocol));
+            v.warn_at("protocol", format!("{} listeners are not served by weft (HTTP, HTTPS, TCP and TLS are); the listener is not accepted (status: UnsupportedProtocol)", self.protocol));
         }
         if let Some(h) = &self.hostname {
             v.field("hostname", |v| check_hostname(v, h));
@@ -415,6 +415,9 @@ impl Validate for Listener {
             v.field("tls", |v| t.validate(v));
             if self.protocol == "HTTPS" && self.tls_mode() != Some("Terminate") {
                 v.error_at("tls", "tls mode must be Terminate for protocol HTTPS");
+            }
+            if self.protocol == "TLS" && self.tls_mode() == Some("Terminate") {
+                v.warn_at("tls.mode", "TLS listeners are served in Passthrough mode (routed by TLSRoutes); Terminate is not served (status: UnsupportedValue): use an HTTPS listener");
             }
         }
         if let Some(a) = &self.allowed_routes {

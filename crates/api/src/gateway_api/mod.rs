@@ -1,17 +1,20 @@
 //! The Kubernetes Gateway API (`gateway.networking.k8s.io`): [`gateway`] (GatewayClass
 //! and Gateway: ingress proxies and their listeners), [`http_route`] (HTTP routing, for a
 //! Gateway's listeners or for the mesh: GAMMA, an HTTPRoute attached to a Service),
-//! [`grpc_route`] (the same for gRPC services and methods) and
+//! [`grpc_route`] (the same for gRPC services and methods), [`l4_route`] (TCPRoute and
+//! TLSRoute, the experimental channel's, for TCP and TLS listeners) and
 //! [`reference_grant`] (which cross-namespace references a namespace allows).
 
 pub mod gateway;
 pub mod grpc_route;
 pub mod http_route;
+pub mod l4_route;
 pub mod reference_grant;
 
 pub use gateway::{Gateway, GatewayClass};
 pub use grpc_route::GrpcRoute;
 pub use http_route::HttpRoute;
+pub use l4_route::{TcpRoute, TlsRoute};
 pub use reference_grant::ReferenceGrant;
 
 use crate::validate::Validator;

@@ -36,7 +36,9 @@ pub fn short_names(kind: Kind) -> &'static [&'static str] {
         | Kind::RateLimit
         | Kind::EndpointSlice
         | Kind::HttpRoute
-        | Kind::GrpcRoute => &[],
+        | Kind::GrpcRoute
+        | Kind::TcpRoute
+        | Kind::TlsRoute => &[],
     }
 }
 

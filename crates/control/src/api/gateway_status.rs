@@ -18,6 +18,8 @@ pub fn fill(store: &Store, proxies: &Proxies, items: &mut [Resource]) {
         Kind::KubernetesGateway,
         Kind::HttpRoute,
         Kind::GrpcRoute,
+        Kind::TcpRoute,
+        Kind::TlsRoute,
     ];
     if !items.iter().any(|r| kinds.contains(&r.kind())) {
         return;
@@ -37,6 +39,8 @@ fn set_status(r: &mut Resource, value: serde_json::Value) {
         Resource::KubernetesGateway(o) => o.status = Some(value),
         Resource::HttpRoute(o) => o.status = Some(value),
         Resource::GrpcRoute(o) => o.status = Some(value),
+        Resource::TcpRoute(o) => o.status = Some(value),
+        Resource::TlsRoute(o) => o.status = Some(value),
         _ => {}
     }
 }

@@ -63,7 +63,7 @@ fn columns(kind: Kind) -> Vec<Column> {
         ],
         Kind::Deployment => vec![col("Replicas", "integer", "Desired pods.", &["spec", "replicas"][..])],
         Kind::EndpointSlice => vec![col("AddressType", "string", "The type of the addresses.", &["addressType"][..])],
-        Kind::HttpRoute | Kind::GrpcRoute => vec![col("Hostnames", "string", "The route's host names.", &["spec", "hostnames"][..])],
+        Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute => vec![col("Hostnames", "string", "The route's host names.", &["spec", "hostnames"][..])],
         Kind::GatewayClass => vec![col("Controller", "string", "The controller serving the class.", &["spec", "controllerName"][..])],
         Kind::KubernetesGateway => vec![
             col("Class", "string", "The GatewayClass.", &["spec", "gatewayClassName"][..]),
@@ -75,6 +75,7 @@ fn columns(kind: Kind) -> Vec<Column> {
         | Kind::Telemetry
         | Kind::RateLimit
         | Kind::ReferenceGrant
+        | Kind::TcpRoute
         | Kind::Namespace => Vec::new(),
     });
     out.push(col(

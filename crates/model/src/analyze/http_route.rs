@@ -14,7 +14,7 @@ use weft_api::gateway_api::http_route::HttpRoute;
 use super::{Context, Finding, codes, finding, involved};
 use crate::gateway::kubernetes::{attach, class_served, names_gateway};
 use crate::host;
-use crate::translate::gateway_api::grpc_as_http;
+use crate::translate::gateway_api::{all_routes, grpc_as_http};
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let mut attached: Vec<(String, &weft_api::load::LocatedResource)> = Vec::new();
@@ -25,6 +25,13 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
             Resource::HttpRoute(route) => route,
             Resource::GrpcRoute(g) => {
                 converted = grpc_as_http(g);
+                &converted
+            }
+            Resource::TcpRoute(_) | Resource::TlsRoute(_) => {
+                let Some(one) = all_routes(std::slice::from_ref(&r.resource)).pop() else {
+                    continue;
+                };
+                converted = one.into_owned();
                 &converted
             }
             _ => continue,

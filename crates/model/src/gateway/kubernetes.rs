@@ -31,8 +31,9 @@ use super::servers::{
 };
 use super::virtual_host;
 use crate::host;
+use crate::l4::{L4Match, L4Route};
 use crate::route::RouteTable;
-use crate::translate::gateway_api::{Backends, http_and_grpc_routes, routes};
+use crate::translate::gateway_api::{Backends, all_routes, l4_clusters, routes};
 use crate::translate::scope::{ProxyScope, age};
 
 /// Why a listener is not served or a route not attached: the spec's condition reason and
@@ -90,6 +91,12 @@ pub fn listener_serves(listener: &Listener) -> Result<Serves, Refusal> {
         "HTTP" => Ok(Serves::Http {
             https_redirect: false,
         }),
+        "TCP" => Ok(Serves::Tcp),
+        "TLS" if listener.tls_mode() == Some("Passthrough") => Ok(Serves::Passthrough),
+        "TLS" => Err((
+            "UnsupportedValue",
+            "TLS listeners are served in Passthrough mode (routed by TLSRoutes); to terminate TLS use an HTTPS listener".into(),
+        )),
         "HTTPS" => {
             let Some(tls) = &listener.tls else {
                 return Err((
@@ -129,7 +136,7 @@ pub fn listener_serves(listener: &Listener) -> Result<Serves, Refusal> {
         }
         other => Err((
             "UnsupportedProtocol",
-            format!("{other} listeners are not served by weft yet (HTTP and HTTPS are)"),
+            format!("{other} listeners are not served by weft (HTTP, HTTPS, TCP and TLS are)"),
         )),
     }
 }
@@ -308,9 +315,11 @@ pub(crate) fn translate(
         served.insert(i, port);
         // A request for the listener's hostname is the listener's, routes or not (404
         // without): a less specific listener's routes do not answer it.
-        by_host.entry((port, hostname)).or_default();
+        if matches!(l.protocol.as_str(), "HTTP" | "HTTPS") {
+            by_host.entry((port, hostname)).or_default();
+        }
     }
-    let all = http_and_grpc_routes(resources);
+    let all = all_routes(resources);
     let mut http_routes: Vec<&Object<HttpRoute>> = all.iter().map(|r| r.as_ref()).collect();
     http_routes.sort_by_key(|r| age(r));
     for route in http_routes {
@@ -335,6 +344,35 @@ pub(crate) fn translate(
                 let Some(port) = served.get(&listener) else {
                     continue;
                 };
+                if matches!(route.kind.as_str(), "TCPRoute" | "TLSRoute") {
+                    let entry = ports.entry(*port).or_default();
+                    let tls = route.kind == "TLSRoute";
+                    for (i, rule) in route.spec.rules.iter().enumerate() {
+                        let Some(clusters) = l4_clusters(route, rule, backends) else {
+                            continue;
+                        };
+                        let l4 = Arc::new(L4Route {
+                            source: format!(
+                                "{} {ns}/{} rules[{i}]",
+                                route.kind, route.metadata.name
+                            ),
+                            hosts: Vec::new(),
+                            matches: vec![L4Match {
+                                sni_hosts: if tls { names.clone() } else { Vec::new() },
+                                destination_subnets: Vec::new(),
+                                port: Some(*port),
+                            }],
+                            clusters,
+                            fault: None,
+                        });
+                        if tls {
+                            entry.tls_routes.push(l4);
+                        } else {
+                            entry.tcp.push(l4);
+                        }
+                    }
+                    continue;
+                }
                 for name in names {
                     let list = by_host.entry((*port, name)).or_default();
                     if !list.iter().any(|r| std::ptr::eq(*r, route)) {
@@ -343,6 +381,17 @@ pub(crate) fn translate(
                 }
             }
         }
+    }
+    // The most specific SNI name first (exact before wildcard, longer before shorter),
+    // then age, as the spec orders TLSRoute hostnames.
+    for p in ports.values_mut() {
+        p.tls_routes.sort_by_key(|r| {
+            r.matches
+                .iter()
+                .flat_map(|m| &m.sni_hosts)
+                .map(|h| (h.starts_with('*'), std::cmp::Reverse(h.len())))
+                .min()
+        });
     }
     let mut vhosts: BTreeMap<u16, Vec<crate::route::VirtualHost>> = BTreeMap::new();
     for ((port, name), attached) in by_host {
@@ -353,12 +402,10 @@ pub(crate) fn translate(
         ));
     }
     KubernetesGatewayMesh {
-        http_routes: ports
-            .keys()
-            .map(|port| {
-                let table = vhosts.remove(port).unwrap_or_default();
-                (*port, RouteTable::new(*port, table))
-            })
+        // Every HTTP listener's port has its (possibly empty) host; TCP and TLS ports none.
+        http_routes: vhosts
+            .into_iter()
+            .map(|(port, table)| (port, RouteTable::new(port, table)))
             .collect(),
         ports,
     }

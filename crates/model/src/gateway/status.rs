@@ -2,7 +2,7 @@
 //! in force and the gateway proxies connected: GatewayClass `Accepted`; Gateway
 //! `Accepted` and `Programmed` with each listener's `Accepted`, `Programmed`,
 //! `ResolvedRefs`, `Conflicted`, supported kinds and attached routes; an HTTPRoute's
-//! `Accepted` and `ResolvedRefs` for each parent weft serves (a Gateway of its class, or a
+//! (and GRPCRoute's, TCPRoute's, TLSRoute's) `Accepted` and `ResolvedRefs` for each parent weft serves (a Gateway of its class, or a
 //! Service). Objects of another controller get no status from weft.
 //!
 //! The control plane computes it when an object is read, so it is always the current
@@ -20,9 +20,7 @@ use super::kubernetes::{attach, class_served, listener_serves, names_gateway};
 use crate::host;
 use crate::route::RetryPolicy;
 use crate::service::Service;
-use crate::translate::gateway_api::{
-    Backends, grpc_as_http, http_and_grpc_routes, unresolved_backends,
-};
+use crate::translate::gateway_api::{Backends, all_routes, grpc_as_http, unresolved_backends};
 use crate::translate::scope::ProxyScope;
 
 /// The controller name weft writes in route parent statuses.
@@ -53,6 +51,10 @@ pub fn of(
         }
         Resource::HttpRoute(r) => Some(http_route(resources, r)),
         Resource::GrpcRoute(r) => Some(http_route(resources, &grpc_as_http(r))),
+        Resource::TcpRoute(_) | Resource::TlsRoute(_) => {
+            let converted = all_routes(std::slice::from_ref(resource));
+            converted.first().map(|r| http_route(resources, r))
+        }
         _ => None,
     }
 }
@@ -72,7 +74,7 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
     let meta = &g.metadata;
     // Routes attached to each listener.
     let mut attached: BTreeMap<usize, u32> = BTreeMap::new();
-    for r in http_and_grpc_routes(resources) {
+    for r in all_routes(resources) {
         let ns = r.metadata.namespace();
         for p in r
             .spec
@@ -103,13 +105,21 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
             let kinds: Vec<Value> = l
                 .route_kinds()
                 .into_iter()
-                .filter(|(group, kind)| group == GROUP && matches!(kind.as_str(), "HTTPRoute" | "GRPCRoute"))
+                .filter(|(group, kind)| {
+                    group == GROUP
+                        && matches!(
+                            (l.protocol.as_str(), kind.as_str()),
+                            ("HTTP" | "HTTPS", "HTTPRoute" | "GRPCRoute")
+                                | ("TCP", "TCPRoute")
+                                | ("TLS", "TLSRoute")
+                        )
+                })
                 .map(|(group, kind)| json!({"group": group, "kind": kind}))
                 .collect();
             let mut conditions = Vec::new();
             match &serves {
-                Err(("UnsupportedProtocol", why)) => {
-                    conditions.push(condition(meta, "Accepted", false, "UnsupportedProtocol", why));
+                Err((reason @ ("UnsupportedProtocol" | "UnsupportedValue"), why)) => {
+                    conditions.push(condition(meta, "Accepted", false, reason, why));
                     conditions.push(condition(meta, "Programmed", false, "Invalid", why));
                     conditions.push(condition(meta, "ResolvedRefs", true, "ResolvedRefs", "no references"));
                 }
@@ -323,7 +333,7 @@ spec:
   gatewayClassName: istio
   listeners:
   - {name: http, port: 80, protocol: HTTP, hostname: "*.example.com"}
-  - {name: tcp, port: 9000, protocol: TCP}
+  - {name: udp, port: 9000, protocol: UDP}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -373,15 +383,15 @@ spec:
             "{http:#}"
         );
         assert_eq!(http["attachedRoutes"], 1, "only `ok` attaches: {http:#}");
-        let tcp = &pending["listeners"][1];
+        let udp = &pending["listeners"][1];
         assert!(
             has(
-                &tcp["conditions"],
+                &udp["conditions"],
                 "Accepted",
                 "False",
                 "UnsupportedProtocol"
             ),
-            "{tcp:#}"
+            "{udp:#}"
         );
         let connected = [ConnectedGateway {
             gateway: ("infra".into(), "gw".into()),

@@ -82,6 +82,77 @@ pub fn http_and_grpc_routes(resources: &[Resource]) -> Vec<Cow<'_, Object<HttpRo
         .collect()
 }
 
+/// Every route of `resources` in HTTPRoute's shape, `kind` kept: HTTPRoutes and
+/// GRPCRoutes as [`http_and_grpc_routes`], TCPRoutes and TLSRoutes as rules of backends
+/// only (with a TLSRoute's `hostnames`), for what attaches to Gateways and resolves.
+pub fn all_routes(resources: &[Resource]) -> Vec<Cow<'_, Object<HttpRoute>>> {
+    let mut out = http_and_grpc_routes(resources);
+    for r in resources {
+        let (meta, kind, api, parents, hostnames, rules) = match r {
+            Resource::TcpRoute(t) => (
+                &t.metadata,
+                &t.kind,
+                &t.api_version,
+                &t.spec.parent_refs,
+                &[][..],
+                &t.spec.rules,
+            ),
+            Resource::TlsRoute(t) => (
+                &t.metadata,
+                &t.kind,
+                &t.api_version,
+                &t.spec.parent_refs,
+                &t.spec.hostnames[..],
+                &t.spec.rules,
+            ),
+            _ => continue,
+        };
+        out.push(Cow::Owned(Object {
+            api_version: api.clone(),
+            kind: kind.clone(),
+            metadata: meta.clone(),
+            spec: HttpRoute {
+                parent_refs: parents.clone(),
+                hostnames: hostnames.to_vec(),
+                rules: rules
+                    .iter()
+                    .map(|rule| HttpRouteRule {
+                        name: rule.name.clone(),
+                        backend_refs: rule.backend_refs.clone(),
+                        ..HttpRouteRule::default()
+                    })
+                    .collect(),
+            },
+            status: None,
+        }));
+    }
+    out
+}
+
+/// The weighted backends of a TCPRoute or TLSRoute rule (in [`all_routes`]' shape) that
+/// resolve; `None` when none does (the connection is refused, as the spec asks).
+pub fn l4_clusters(
+    route: &Object<HttpRoute>,
+    rule: &HttpRouteRule,
+    backends: &Backends<'_>,
+) -> Option<WeightedClusters> {
+    let entries: Vec<WeightedCluster> = rule
+        .backend_refs
+        .iter()
+        .filter(|b| b.weight() > 0)
+        .filter_map(|b| {
+            Some(WeightedCluster {
+                cluster: backend_cluster(b, route, backends).ok()?.into(),
+                weight: b.weight(),
+                headers: HeaderRules::default(),
+                unresolved: None,
+            })
+        })
+        .collect();
+    let total = entries.iter().map(|e| e.weight).sum();
+    (total > 0).then_some(WeightedClusters { entries, total })
+}
+
 /// A GRPCRoute as the HTTPRoute that routes the same calls.
 pub fn grpc_as_http(g: &Object<GrpcRoute>) -> Object<HttpRoute> {
     let rules = g

@@ -73,7 +73,7 @@ fn what_weft_cannot_serve_is_a_warning_naming_the_field() {
     let yaml = r#"
 gatewayClassName: istio
 listeners:
-- {name: tcp, port: 9000, protocol: TCP}
+- {name: udp, port: 9000, protocol: UDP}
 - {name: tls, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: my-secret}]}}
 "#;
     let issues = spec_issues::<Gateway>(yaml).expect("reads");
@@ -83,8 +83,10 @@ listeners:
         .map(|i| format!("{}: {}", i.path, i.message))
         .collect();
     assert!(
-        warnings.iter().any(|w| w
-            .starts_with("spec.listeners[0].protocol: TCP listeners are not served by weft yet")),
+        warnings
+            .iter()
+            .any(|w| w
+                .starts_with("spec.listeners[0].protocol: UDP listeners are not served by weft")),
         "{warnings:#?}"
     );
     assert!(
