@@ -222,53 +222,7 @@ pub struct RouteNamespaces {
     pub from: Option<String>,
     /// The namespaces' labels (`from: Selector`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selector: Option<LabelSelector>,
-}
-
-/// A Kubernetes label selector.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LabelSelector {
-    /// Labels that must be equal.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub match_labels: BTreeMap<String, String>,
-    /// Expressions that must hold.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub match_expressions: Vec<LabelSelectorRequirement>,
-}
-
-/// One expression of a label selector.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LabelSelectorRequirement {
-    /// The label.
-    #[serde(default)]
-    pub key: String,
-    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
-    #[serde(default)]
-    pub operator: String,
-    /// The values (`In`, `NotIn`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub values: Vec<String>,
-}
-
-impl LabelSelector {
-    /// True when `labels` satisfy every condition.
-    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-            && self.match_expressions.iter().all(|e| {
-                let value = labels.get(&e.key);
-                match e.operator.as_str() {
-                    "In" => value.is_some_and(|v| e.values.contains(v)),
-                    "NotIn" => value.is_none_or(|v| !e.values.contains(v)),
-                    "Exists" => value.is_some(),
-                    "DoesNotExist" => value.is_none(),
-                    _ => false,
-                }
-            })
-    }
+    pub selector: Option<crate::kube::LabelSelector>,
 }
 
 /// A route group and kind.
@@ -494,14 +448,7 @@ impl Validate for AllowedRoutes {
                     other => v.error_at("from", format!("Unsupported value: {other:?}: supported values: \"All\", \"Selector\", \"Same\"")),
                 }
                 if let Some(s) = &n.selector {
-                    v.each("selector.matchExpressions", &s.match_expressions, |v, e| {
-                        match e.operator.as_str() {
-                            "In" | "NotIn" if e.values.is_empty() => v.error_at("values", "must be non-empty for In and NotIn"),
-                            "Exists" | "DoesNotExist" if !e.values.is_empty() => v.error_at("values", "must be empty for Exists and DoesNotExist"),
-                            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-                            other => v.error_at("operator", format!("Unsupported value: {other:?}: supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\"")),
-                        }
-                    });
+                    v.field("selector", |v| s.validate(v));
                 }
             });
         }

@@ -210,12 +210,14 @@ fn enums_list_their_values() {
 fn index_names_every_served_group_version() {
     let index = openapi_v3_index();
     let paths = index["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 13, "{paths:#?}");
+    assert_eq!(paths.len(), 15, "{paths:#?}");
     for telemetry in [
         "apis/telemetry.istio.io/v1",
         "apis/telemetry.istio.io/v1alpha1",
         "apis/gateway.networking.k8s.io/v1",
         "apis/gateway.networking.k8s.io/v1beta1",
+        "apis/gateway.networking.k8s.io/v1alpha2",
+        "apis/gateway.networking.k8s.io/v1alpha3",
     ] {
         assert!(paths.contains_key(telemetry), "{paths:#?}");
     }

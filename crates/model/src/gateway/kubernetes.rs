@@ -181,7 +181,7 @@ fn admits(
             .as_ref()
             .and_then(|a| a.namespaces.as_ref())
             .and_then(|n| n.selector.as_ref())
-            .is_some_and(|s| s.selects(&namespace_labels(resources, route_ns))),
+            .is_some_and(|s| s.matches(&namespace_labels(resources, route_ns))),
         _ => route_ns == gateway_ns,
     };
     kind_ok && ns_ok
