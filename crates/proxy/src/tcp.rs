@@ -126,6 +126,11 @@ pub fn route(
     let chosen = route
         .clusters
         .pick(fastrand::u32(..route.clusters.total.max(1)))?;
+    if let Some(why) = &chosen.unresolved {
+        // A Gateway API backend that does not resolve: its share of connections refused.
+        tracing::debug!(%why, "TCP route to a backend that does not resolve");
+        return None;
+    }
     // A destination without a port (and no port to infer) means the listener's port.
     let name = match chosen.cluster.strip_prefix("outbound|0|") {
         Some(rest) => std::borrow::Cow::Owned(format!("outbound|{port}|{rest}")),

@@ -116,7 +116,8 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// The route kinds that may attach: `allowedRoutes.kinds`, else the protocol's.
+    /// The route kinds listed in `allowedRoutes.kinds` (group defaulted), else the
+    /// protocol's.
     pub fn route_kinds(&self) -> Vec<(String, String)> {
         let listed = self
             .allowed_routes
@@ -134,16 +135,19 @@ impl Listener {
                 })
                 .collect();
         }
-        let kinds: &[&str] = match self.protocol.as_str() {
-            "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
-            "TLS" => &["TLSRoute"],
-            "TCP" => &["TCPRoute"],
-            "UDP" => &["UDPRoute"],
-            _ => &[],
-        };
-        kinds
+        protocol_route_kinds(&self.protocol)
             .iter()
             .map(|k| (super::GROUP.to_string(), (*k).to_string()))
+            .collect()
+    }
+
+    /// The route kinds that may attach: [`Listener::route_kinds`] that the protocol can
+    /// carry (an HTTPRoute listed on a TCP listener cannot attach: InvalidRouteKinds).
+    pub fn supported_kinds(&self) -> Vec<(String, String)> {
+        let carried = protocol_route_kinds(&self.protocol);
+        self.route_kinds()
+            .into_iter()
+            .filter(|(g, k)| g == super::GROUP && carried.contains(&k.as_str()))
             .collect()
     }
 
@@ -247,6 +251,17 @@ pub struct GatewayAddress {
     /// The address.
     #[serde(default)]
     pub value: String,
+}
+
+/// The route kinds a listener protocol carries.
+pub fn protocol_route_kinds(protocol: &str) -> &'static [&'static str] {
+    match protocol {
+        "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
+        "TLS" => &["TLSRoute"],
+        "TCP" => &["TCPRoute"],
+        "UDP" => &["UDPRoute"],
+        _ => &[],
+    }
 }
 
 /// Protocols weft's gateway serves on a listener.

@@ -83,6 +83,7 @@ impl Validate for GrpcRoute {
     fn validate(&self, v: &mut Validator) {
         check_max(v, "parentRefs", &self.parent_refs, 32);
         v.each("parentRefs", &self.parent_refs, |v, p| p.validate(v));
+        super::http_route::check_parent_sections(v, &self.parent_refs);
         check_max(v, "hostnames", &self.hostnames, 16);
         v.each("hostnames", &self.hostnames, |v, h| check_hostname(v, h));
         check_max(v, "rules", &self.rules, 16);

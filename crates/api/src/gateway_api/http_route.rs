@@ -475,7 +475,7 @@ impl Validate for HttpRoute {
     fn validate(&self, v: &mut Validator) {
         check_max(v, "parentRefs", &self.parent_refs, 32);
         v.each("parentRefs", &self.parent_refs, |v, p| p.validate(v));
-        self.check_parent_sections(v);
+        check_parent_sections(v, &self.parent_refs);
         check_max(v, "hostnames", &self.hostnames, 16);
         v.each("hostnames", &self.hostnames, |v, h| check_hostname(v, h));
         check_max(v, "rules", &self.rules, 16);
@@ -505,11 +505,11 @@ impl Validate for HttpRoute {
     }
 }
 
-impl HttpRoute {
-    /// Two references to one parent need distinct `sectionName`s (the standard channel's CEL).
-    fn check_parent_sections(&self, v: &mut Validator) {
-        for (i, a) in self.parent_refs.iter().enumerate() {
-            for b in &self.parent_refs[..i] {
+/// Two references to one parent need distinct `sectionName`s (the routes' CEL rule).
+pub(crate) fn check_parent_sections(v: &mut Validator, parents: &[ParentReference]) {
+    {
+        for (i, a) in parents.iter().enumerate() {
+            for b in &parents[..i] {
                 let same = a.group() == b.group()
                     && a.kind() == b.kind()
                     && a.namespace == b.namespace

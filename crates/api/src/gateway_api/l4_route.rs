@@ -67,6 +67,7 @@ fn check_rules(v: &mut Validator, rules: &[L4RouteRule]) {
 
 fn check_parents(v: &mut Validator, parents: &[ParentReference]) {
     check_max(v, "parentRefs", parents, 32);
+    super::http_route::check_parent_sections(v, parents);
     v.each("parentRefs", parents, |v, p| {
         p.validate(v);
         if p.is_service() {

@@ -8,13 +8,16 @@
 //! routes (on sidecars the route wins; the VirtualService's `http` rules are not used for
 //! that Service).
 
+use std::collections::BTreeMap;
+
 use weft_api::Resource;
 use weft_api::gateway_api::http_route::HttpRoute;
 
 use super::{Context, Finding, codes, finding, involved};
 use crate::gateway::kubernetes::{attach, class_served, names_gateway};
 use crate::host;
-use crate::translate::gateway_api::{all_routes, grpc_as_http};
+use crate::route::RetryPolicy;
+use crate::translate::gateway_api::{Backends, all_routes, grpc_as_http};
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let mut attached: Vec<(String, &weft_api::load::LocatedResource)> = Vec::new();
@@ -101,9 +104,10 @@ fn gateway_parent(
         out.push(finding(
             codes::REFERENCED_RESOURCE_NOT_FOUND,
             format!(
-                "Referenced parent not found: Gateway \"{}/{}\" (the HTTPRoute attaches to nothing)",
+                "Referenced parent not found: Gateway \"{}/{}\" (the {} attaches to nothing)",
                 p.namespace.as_deref().unwrap_or(ns),
-                p.name
+                p.name,
+                route.kind
             ),
             vec![involved(r, &format!("spec.parentRefs[{i}].name"))],
         ));
@@ -133,6 +137,9 @@ fn backends(
     out: &mut Vec<Finding>,
 ) {
     let (spec, ns) = (&route.spec, route.metadata.namespace());
+    // Only the ReferenceGrants are asked; services come from the registry below.
+    let (no_services, retry) = (BTreeMap::new(), RetryPolicy::istio_default());
+    let grants = Backends::new(plain, &no_services, &retry);
     for (i, rule) in spec.rules.iter().enumerate() {
         for (j, b) in rule.backend_refs.iter().enumerate() {
             if !b.is_service() {
@@ -140,16 +147,7 @@ fn backends(
             }
             let path = format!("spec.rules[{i}].backendRefs[{j}]");
             let backend_ns = b.namespace.as_deref().unwrap_or(ns);
-            let granted = plain.iter().any(|x| match x {
-                Resource::ReferenceGrant(g) => {
-                    g.metadata.namespace() == backend_ns
-                        && g.spec.allows(
-                            (weft_api::gateway_api::GROUP, &route.kind, ns),
-                            ("", "Service", &b.name),
-                        )
-                }
-                _ => false,
-            });
+            let granted = grants.permitted((&route.kind, ns), backend_ns, &b.name);
             if backend_ns != ns && !granted {
                 out.push(finding(
                     codes::REFERENCED_RESOURCE_NOT_FOUND,

@@ -13,8 +13,9 @@
 //!   listener's). The intersection is the host the route is served under: the narrower of
 //!   the two names.
 //! - HTTP listeners serve plain text; HTTPS listeners terminate TLS with the certificate
-//!   files of `tls.options` (`weft.dev/server-certificate`, `weft.dev/private-key`). Other
-//!   protocols are not served yet (their listeners say UnsupportedProtocol).
+//!   files of `tls.options` (`weft.dev/server-certificate`, `weft.dev/private-key`); TCP
+//!   listeners send connections to their TCPRoutes, TLS listeners in Passthrough mode by
+//!   SNI to their TLSRoutes. UDP is not served (UnsupportedProtocol).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -94,7 +95,7 @@ pub fn listener_serves(listener: &Listener) -> Result<Serves, Refusal> {
         "TCP" => Ok(Serves::Tcp),
         "TLS" if listener.tls_mode() == Some("Passthrough") => Ok(Serves::Passthrough),
         "TLS" => Err((
-            "UnsupportedValue",
+            "UnsupportedProtocol",
             "TLS listeners are served in Passthrough mode (routed by TLSRoutes); to terminate TLS use an HTTPS listener".into(),
         )),
         "HTTPS" => {
@@ -171,7 +172,7 @@ fn admits(
     route_ns: &str,
 ) -> bool {
     let kind_ok = listener
-        .route_kinds()
+        .supported_kinds()
         .iter()
         .any(|(g, k)| g == GROUP && k == kind);
     let ns_ok = match listener.routes_from() {
@@ -271,6 +272,64 @@ pub fn attach(
     Ok(attached)
 }
 
+/// What each listener of `gateway` serves, by index, with its port, or why it does not:
+/// its protocol (as [`listener_serves`]), or a conflict with an earlier listener on the
+/// same port (one port serves TLS, plain-text HTTP or plain-text TCP, as its first
+/// served listener does: `ProtocolConflict`).
+pub fn listener_states(gateway: &Object<Gateway>) -> Vec<Result<(u16, Serves), Refusal>> {
+    let mut taken: BTreeMap<u16, (bool, bool)> = BTreeMap::new();
+    gateway
+        .spec
+        .listeners
+        .iter()
+        .map(|l| {
+            let serves = listener_serves(l)?;
+            let port = u16::try_from(l.port)
+                .map_err(|_| ("PortUnavailable", format!("{} is not a port", l.port)))?;
+            let kind = (
+                serves.starts_with_tls(),
+                matches!(serves, Serves::Http { .. }),
+            );
+            if *taken.entry(port).or_insert(kind) != kind {
+                return Err((
+                    "ProtocolConflict",
+                    format!(
+                        "an earlier listener on port {port} serves another protocol (TLS, HTTP or TCP)"
+                    ),
+                ));
+            }
+            Ok((port, serves))
+        })
+        .collect()
+}
+
+/// Every route of `routes` attached to `gateway`, with where, oldest route first (a route
+/// attached by several parent references comes once per reference).
+pub fn attachments<'a>(
+    resources: &[Resource],
+    gateway: &Object<Gateway>,
+    routes: &[&'a Object<HttpRoute>],
+) -> Vec<(&'a Object<HttpRoute>, Attached)> {
+    let mut routes = routes.to_vec();
+    routes.sort_by_key(|r| age(r));
+    let mut out = Vec::new();
+    for route in routes {
+        let ns = route.metadata.namespace();
+        for parent in route
+            .spec
+            .parent_refs
+            .iter()
+            .filter(|p| names_gateway(p, ns, gateway))
+        {
+            let hostnames = &route.spec.hostnames;
+            if let Ok(attached) = attach(resources, gateway, parent, &route.kind, ns, hostnames) {
+                out.push((route, attached));
+            }
+        }
+    }
+    out
+}
+
 /// A Gateway API gateway proxy's ports and route tables.
 pub(crate) struct KubernetesGatewayMesh {
     pub ports: BTreeMap<u16, GatewayPort>,
@@ -289,25 +348,17 @@ pub(crate) fn translate(
     let mut by_host: BTreeMap<(u16, String), Vec<&Object<HttpRoute>>> = BTreeMap::new();
     // The listeners served, by index, with their port.
     let mut served: BTreeMap<usize, u16> = BTreeMap::new();
-    for (i, l) in gateway.spec.listeners.iter().enumerate() {
-        let (Ok(serves), Ok(port)) = (listener_serves(l), u16::try_from(l.port)) else {
+    let states = listener_states(gateway);
+    for ((i, l), state) in gateway.spec.listeners.iter().enumerate().zip(states) {
+        let Ok((port, serves)) = state else {
             continue;
         };
-        let entry = ports.entry(port).or_default();
-        // One port serves TLS or plain text, as its first listener does (ProtocolConflict).
-        if entry
-            .servers
-            .first()
-            .is_some_and(|s| s.serves.starts_with_tls() != serves.starts_with_tls())
-        {
-            continue;
-        }
         let hostname = l
             .hostname
             .clone()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "*".into());
-        entry.servers.push(GatewayServer {
+        ports.entry(port).or_default().servers.push(GatewayServer {
             name: format!("{id} {}", l.name),
             hosts: vec![hostname.clone()],
             serves,
@@ -320,63 +371,26 @@ pub(crate) fn translate(
         }
     }
     let all = all_routes(resources);
-    let mut http_routes: Vec<&Object<HttpRoute>> = all.iter().map(|r| r.as_ref()).collect();
-    http_routes.sort_by_key(|r| age(r));
-    for route in http_routes {
-        let ns = route.metadata.namespace();
-        for parent in route
-            .spec
-            .parent_refs
-            .iter()
-            .filter(|p| names_gateway(p, ns, gateway))
-        {
-            let Ok(attached) = attach(
-                resources,
-                gateway,
-                parent,
-                &route.kind,
-                ns,
-                &route.spec.hostnames,
-            ) else {
+    let refs: Vec<&Object<HttpRoute>> = all.iter().map(|r| r.as_ref()).collect();
+    for (route, attached) in attachments(resources, gateway, &refs) {
+        for (listener, names) in attached {
+            let Some(port) = served.get(&listener) else {
                 continue;
             };
-            for (listener, names) in attached {
-                let Some(port) = served.get(&listener) else {
-                    continue;
-                };
-                if matches!(route.kind.as_str(), "TCPRoute" | "TLSRoute") {
-                    let entry = ports.entry(*port).or_default();
-                    let tls = route.kind == "TLSRoute";
-                    for (i, rule) in route.spec.rules.iter().enumerate() {
-                        let Some(clusters) = l4_clusters(route, rule, backends) else {
-                            continue;
-                        };
-                        let l4 = Arc::new(L4Route {
-                            source: format!(
-                                "{} {ns}/{} rules[{i}]",
-                                route.kind, route.metadata.name
-                            ),
-                            hosts: Vec::new(),
-                            matches: vec![L4Match {
-                                sni_hosts: if tls { names.clone() } else { Vec::new() },
-                                destination_subnets: Vec::new(),
-                                port: Some(*port),
-                            }],
-                            clusters,
-                            fault: None,
-                        });
-                        if tls {
-                            entry.tls_routes.push(l4);
-                        } else {
-                            entry.tcp.push(l4);
+            match route.kind.as_str() {
+                "TCPRoute" | "TLSRoute" => l4_routes(
+                    route,
+                    names,
+                    *port,
+                    backends,
+                    ports.entry(*port).or_default(),
+                ),
+                _ => {
+                    for name in names {
+                        let list = by_host.entry((*port, name)).or_default();
+                        if !list.iter().any(|r| std::ptr::eq(*r, route)) {
+                            list.push(route);
                         }
-                    }
-                    continue;
-                }
-                for name in names {
-                    let list = by_host.entry((*port, name)).or_default();
-                    if !list.iter().any(|r| std::ptr::eq(*r, route)) {
-                        list.push(route);
                     }
                 }
             }
@@ -408,6 +422,47 @@ pub(crate) fn translate(
             .map(|(port, table)| (port, RouteTable::new(port, table)))
             .collect(),
         ports,
+    }
+}
+
+/// The rules of a TCPRoute (every connection) or TLSRoute (by SNI: one rule per name
+/// served, so names sort one by one) attached on `port`.
+fn l4_routes(
+    route: &Object<HttpRoute>,
+    names: Vec<String>,
+    port: u16,
+    backends: &Backends<'_>,
+    entry: &mut GatewayPort,
+) {
+    let tls = route.kind == "TLSRoute";
+    let snis: Vec<Vec<String>> = if tls {
+        names.into_iter().map(|n| vec![n]).collect()
+    } else {
+        vec![Vec::new()]
+    };
+    let ns = route.metadata.namespace();
+    for (i, rule) in route.spec.rules.iter().enumerate() {
+        let Some(clusters) = l4_clusters(route, rule, backends) else {
+            continue;
+        };
+        for sni_hosts in &snis {
+            let l4 = Arc::new(L4Route {
+                source: format!("{} {ns}/{} rules[{i}]", route.kind, route.metadata.name),
+                hosts: Vec::new(),
+                matches: vec![L4Match {
+                    sni_hosts: sni_hosts.clone(),
+                    destination_subnets: Vec::new(),
+                    port: Some(port),
+                }],
+                clusters: clusters.clone(),
+                fault: None,
+            });
+            if tls {
+                entry.tls_routes.push(l4);
+            } else {
+                entry.tcp.push(l4);
+            }
+        }
     }
 }
 

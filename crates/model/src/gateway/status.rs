@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use weft_api::gateway_api::gateway::CONTROLLERS;
-use weft_api::gateway_api::{GROUP, Gateway, HttpRoute};
+use weft_api::gateway_api::{Gateway, HttpRoute};
 use weft_api::{Object, ObjectMeta, Resource};
 
-use super::kubernetes::{attach, class_served, listener_serves, names_gateway};
+use super::kubernetes::{attach, attachments, class_served, listener_states, names_gateway};
 use crate::host;
 use crate::route::RetryPolicy;
 use crate::service::Service;
@@ -49,14 +49,41 @@ pub fn of(
             class_served(resources, &g.spec.gateway_class_name).ok()?;
             Some(gateway(resources, g, connected))
         }
-        Resource::HttpRoute(r) => Some(http_route(resources, r)),
-        Resource::GrpcRoute(r) => Some(http_route(resources, &grpc_as_http(r))),
+        Resource::HttpRoute(r) => merged(r.status.as_ref(), http_route(resources, r)),
+        Resource::GrpcRoute(r) => {
+            merged(r.status.as_ref(), http_route(resources, &grpc_as_http(r)))
+        }
         Resource::TcpRoute(_) | Resource::TlsRoute(_) => {
             let converted = all_routes(std::slice::from_ref(resource));
-            converted.first().map(|r| http_route(resources, r))
+            let status = match resource {
+                Resource::TcpRoute(t) => t.status.as_ref(),
+                Resource::TlsRoute(t) => t.status.as_ref(),
+                _ => None,
+            };
+            merged(status, http_route(resources, converted.first()?))
         }
         _ => None,
     }
+}
+
+/// A route's status: the `parents` other controllers wrote, kept, then weft's; `None`
+/// (the stored status untouched) when weft serves none of its parents.
+fn merged(stored: Option<&Value>, ours: Vec<Value>) -> Option<Value> {
+    let others: Vec<Value> = stored
+        .and_then(|s| s["parents"].as_array())
+        .map(|list| {
+            list.iter()
+                .filter(|p| p["controllerName"].as_str() != Some(CONTROLLER))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if ours.is_empty() {
+        return None;
+    }
+    let mut parents = others;
+    parents.extend(ours);
+    Some(json!({"parents": parents}))
 }
 
 fn condition(meta: &ObjectMeta, kind: &str, ok: bool, reason: &str, message: &str) -> Value {
@@ -72,82 +99,98 @@ fn condition(meta: &ObjectMeta, kind: &str, ok: bool, reason: &str, message: &st
 
 fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGateway]) -> Value {
     let meta = &g.metadata;
+    let id = (meta.namespace().to_string(), meta.name.clone());
+    let proxy = connected.iter().find(|c| c.gateway == id);
     // Routes attached to each listener.
+    let all = all_routes(resources);
+    let refs: Vec<&Object<HttpRoute>> = all.iter().map(|r| r.as_ref()).collect();
     let mut attached: BTreeMap<usize, u32> = BTreeMap::new();
-    for r in all_routes(resources) {
-        let ns = r.metadata.namespace();
-        for p in r
-            .spec
-            .parent_refs
-            .iter()
-            .filter(|p| names_gateway(p, ns, g))
-        {
-            if let Ok(listeners) = attach(resources, g, p, &r.kind, ns, &r.spec.hostnames) {
-                for (i, _) in listeners {
-                    *attached.entry(i).or_default() += 1;
-                }
-            }
+    for (_, listeners) in attachments(resources, g, &refs) {
+        for (i, _) in listeners {
+            *attached.entry(i).or_default() += 1;
         }
     }
     let mut served = 0;
+    let states = listener_states(g);
     let listeners: Vec<Value> = g
         .spec
         .listeners
         .iter()
+        .zip(&states)
         .enumerate()
-        .map(|(i, l)| {
-            let serves = listener_serves(l);
-            let conflicted = g.spec.listeners[..i].iter().any(|e| {
-                e.port == l.port
-                    && matches!(e.protocol.as_str(), "HTTPS" | "TLS")
-                        != matches!(l.protocol.as_str(), "HTTPS" | "TLS")
-            });
+        .map(|(i, (l, state))| {
             let kinds: Vec<Value> = l
-                .route_kinds()
+                .supported_kinds()
                 .into_iter()
-                .filter(|(group, kind)| {
-                    group == GROUP
-                        && matches!(
-                            (l.protocol.as_str(), kind.as_str()),
-                            ("HTTP" | "HTTPS", "HTTPRoute" | "GRPCRoute")
-                                | ("TCP", "TCPRoute")
-                                | ("TLS", "TLSRoute")
-                        )
-                })
                 .map(|(group, kind)| json!({"group": group, "kind": kind}))
                 .collect();
-            let mut conditions = Vec::new();
-            match &serves {
-                Err((reason @ ("UnsupportedProtocol" | "UnsupportedValue"), why)) => {
-                    conditions.push(condition(meta, "Accepted", false, reason, why));
-                    conditions.push(condition(meta, "Programmed", false, "Invalid", why));
-                    conditions.push(condition(meta, "ResolvedRefs", true, "ResolvedRefs", "no references"));
+            let unsupported: Vec<String> = l
+                .route_kinds()
+                .into_iter()
+                .filter(|k| !l.supported_kinds().contains(k))
+                .map(|(_, k)| k)
+                .collect();
+            let c = |kind: &str, ok: bool, reason: &str, message: &str| {
+                condition(meta, kind, ok, reason, message)
+            };
+            let resolved = match (state, unsupported.is_empty()) {
+                (Err((reason @ "InvalidCertificateRef", why)), _) => {
+                    c("ResolvedRefs", false, reason, why)
                 }
-                Err((reason, why)) => {
-                    conditions.push(condition(meta, "Accepted", true, "Accepted", "accepted"));
-                    conditions.push(condition(meta, "Programmed", false, "Invalid", why));
-                    conditions.push(condition(meta, "ResolvedRefs", false, reason, why));
-                }
-                Ok(_) if conflicted => {
-                    let why = "another listener on this port speaks TLS and this one does not, or the other way round";
-                    conditions.push(condition(meta, "Accepted", false, "ProtocolConflict", why));
-                    conditions.push(condition(meta, "Programmed", false, "Invalid", why));
-                    conditions.push(condition(meta, "ResolvedRefs", true, "ResolvedRefs", "resolved"));
-                }
+                (_, false) => c(
+                    "ResolvedRefs",
+                    false,
+                    "InvalidRouteKinds",
+                    &format!(
+                        "{} cannot attach to a {} listener",
+                        unsupported.join(", "),
+                        l.protocol
+                    ),
+                ),
+                _ => c("ResolvedRefs", true, "ResolvedRefs", "resolved"),
+            };
+            let conflicted = matches!(state, Err(("ProtocolConflict", _)));
+            let mut conditions = match state {
+                Err((reason @ "UnsupportedProtocol", why)) => vec![
+                    c("Accepted", false, reason, why),
+                    c("Programmed", false, "Invalid", why),
+                ],
+                Err((_, why)) => vec![
+                    c("Accepted", true, "Accepted", "accepted"),
+                    c("Programmed", false, "Invalid", why),
+                ],
                 Ok(_) => {
                     served += 1;
-                    conditions.push(condition(meta, "Accepted", true, "Accepted", "accepted"));
-                    conditions.push(condition(meta, "Programmed", true, "Programmed", "served by the gateway proxy"));
-                    conditions.push(condition(meta, "ResolvedRefs", true, "ResolvedRefs", "resolved"));
+                    vec![
+                        c("Accepted", true, "Accepted", "accepted"),
+                        match proxy {
+                            Some(_) => c(
+                                "Programmed",
+                                true,
+                                "Programmed",
+                                "served by the gateway proxy",
+                            ),
+                            None => c(
+                                "Programmed",
+                                false,
+                                "Pending",
+                                "no gateway proxy serving the Gateway is connected",
+                            ),
+                        },
+                    ]
                 }
-            }
-            conditions.push(condition(
-                meta,
-                "Conflicted",
-                conflicted,
-                if conflicted { "ProtocolConflict" } else { "NoConflicts" },
-                if conflicted { "protocol conflict on the port" } else { "no conflicts" },
-            ));
+            };
+            conditions.push(resolved);
+            conditions.push(if conflicted {
+                c(
+                    "Conflicted",
+                    true,
+                    "ProtocolConflict",
+                    "an earlier listener on this port serves another protocol",
+                )
+            } else {
+                c("Conflicted", false, "NoConflicts", "no conflicts")
+            });
             json!({
                 "name": l.name,
                 "supportedKinds": kinds,
@@ -156,8 +199,6 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
             })
         })
         .collect();
-    let id = (meta.namespace().to_string(), meta.name.clone());
-    let proxy = connected.iter().find(|c| c.gateway == id);
     let accepted = if served == g.spec.listeners.len() {
         condition(meta, "Accepted", true, "Accepted", "accepted by weft")
     } else {
@@ -201,10 +242,12 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
     })
 }
 
-fn http_route(resources: &[Resource], r: &Object<HttpRoute>) -> Value {
+fn http_route(resources: &[Resource], r: &Object<HttpRoute>) -> Vec<Value> {
     let meta = &r.metadata;
     let ns = meta.namespace();
+    // The backends as a gateway proxy in the route's namespace sees them (`exportTo`).
     let scope = ProxyScope {
+        namespace: ns.to_string(),
         gateway: true,
         ..ProxyScope::default()
     };
@@ -276,7 +319,7 @@ fn http_route(resources: &[Resource], r: &Object<HttpRoute>) -> Value {
             "conditions": [accepted, resolved.clone()],
         }));
     }
-    json!({"parents": parents})
+    parents
 }
 
 /// The spec's reason a backend message ends with, in parentheses.
@@ -334,6 +377,8 @@ spec:
   listeners:
   - {name: http, port: 80, protocol: HTTP, hostname: "*.example.com"}
   - {name: udp, port: 9000, protocol: UDP}
+  - {name: tcp-on-80, port: 80, protocol: TCP}
+  - {name: tcp, port: 5432, protocol: TCP, allowedRoutes: {kinds: [{kind: HTTPRoute}]}}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -379,8 +424,8 @@ spec:
         );
         let http = &pending["listeners"][0];
         assert!(
-            has(&http["conditions"], "Programmed", "True", "Programmed"),
-            "{http:#}"
+            has(&http["conditions"], "Programmed", "False", "Pending"),
+            "no proxy connected: {http:#}"
         );
         assert_eq!(http["attachedRoutes"], 1, "only `ok` attaches: {http:#}");
         let udp = &pending["listeners"][1];
@@ -393,6 +438,31 @@ spec:
             ),
             "{udp:#}"
         );
+        let clash = &pending["listeners"][2];
+        assert!(
+            has(
+                &clash["conditions"],
+                "Conflicted",
+                "True",
+                "ProtocolConflict"
+            ),
+            "{clash:#}"
+        );
+        assert!(
+            has(&clash["conditions"], "Programmed", "False", "Invalid"),
+            "{clash:#}"
+        );
+        let kinds = &pending["listeners"][3];
+        assert!(
+            has(
+                &kinds["conditions"],
+                "ResolvedRefs",
+                "False",
+                "InvalidRouteKinds"
+            ),
+            "{kinds:#}"
+        );
+        assert_eq!(kinds["supportedKinds"], serde_json::json!([]), "{kinds:#}");
         let connected = [ConnectedGateway {
             gateway: ("infra".into(), "gw".into()),
             address: Some("127.0.20.1".into()),
@@ -403,6 +473,31 @@ spec:
             "{up:#}"
         );
         assert_eq!(up["addresses"][0]["value"], "127.0.20.1");
+        assert!(
+            has(
+                &up["listeners"][0]["conditions"],
+                "Programmed",
+                "True",
+                "Programmed"
+            ),
+            "{up:#}"
+        );
+    }
+
+    #[test]
+    fn other_controllers_route_parents_are_kept() {
+        let resources = load(&format!(
+            "{YAML}---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: shared, namespace: infra}}\nspec:\n  parentRefs: [{{name: gw}}]\nstatus:\n  parents:\n  - {{controllerName: example.com/other, parentRef: {{name: theirs}}, conditions: []}}\n  - {{controllerName: weft.dev/gateway-controller, parentRef: {{name: stale}}, conditions: []}}\n"
+        ));
+        let r = find(&resources, weft_api::Kind::HttpRoute, "shared");
+        let parents = of(&resources, r, &[]).expect("status")["parents"].clone();
+        let names: Vec<&str> = parents
+            .as_array()
+            .expect("parents")
+            .iter()
+            .filter_map(|p| p["parentRef"]["name"].as_str())
+            .collect();
+        assert_eq!(names, ["theirs", "gw"], "{parents:#}");
     }
 
     #[test]

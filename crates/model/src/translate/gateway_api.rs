@@ -129,8 +129,9 @@ pub fn all_routes(resources: &[Resource]) -> Vec<Cow<'_, Object<HttpRoute>>> {
     out
 }
 
-/// The weighted backends of a TCPRoute or TLSRoute rule (in [`all_routes`]' shape) that
-/// resolve; `None` when none does (the connection is refused, as the spec asks).
+/// The weighted backends of a TCPRoute or TLSRoute rule (in [`all_routes`]' shape); a
+/// backend that does not resolve keeps its weight, and the proxy refuses that share of
+/// connections, as the spec asks. `None` when no backend has weight.
 pub fn l4_clusters(
     route: &Object<HttpRoute>,
     rule: &HttpRouteRule,
@@ -140,13 +141,17 @@ pub fn l4_clusters(
         .backend_refs
         .iter()
         .filter(|b| b.weight() > 0)
-        .filter_map(|b| {
-            Some(WeightedCluster {
-                cluster: backend_cluster(b, route, backends).ok()?.into(),
+        .map(|b| {
+            let (cluster, unresolved) = match backend_cluster(b, route, backends) {
+                Ok(cluster) => (cluster.into(), None),
+                Err(why) => (Arc::from(""), Some(why.into())),
+            };
+            WeightedCluster {
+                cluster,
                 weight: b.weight(),
                 headers: HeaderRules::default(),
-                unresolved: None,
-            })
+                unresolved,
+            }
         })
         .collect();
     let total = entries.iter().map(|e| e.weight).sum();
@@ -191,13 +196,21 @@ pub fn grpc_as_http(g: &Object<GrpcRoute>) -> Object<HttpRoute> {
 /// The path condition of a gRPC method match.
 fn grpc_path(m: &GrpcMethodMatch) -> HttpPathMatch {
     let any = "[^/]+";
-    let (kind, value) = match (m.is_regex(), &m.service, &m.method) {
+    // A fully qualified name may start with a dot; the call's path does not.
+    let service = m.service.as_deref().map(|s| {
+        if m.is_regex() {
+            s
+        } else {
+            s.trim_start_matches('.')
+        }
+    });
+    let (kind, value) = match (m.is_regex(), service, &m.method) {
         (false, Some(s), Some(method)) => ("Exact", format!("/{s}/{method}")),
         (false, s, method) => (
             "RegularExpression",
             format!(
                 "/{}/{}",
-                s.as_deref().map_or(any.to_string(), regex::escape),
+                s.map_or(any.to_string(), regex::escape),
                 method.as_deref().map_or(any.to_string(), regex::escape)
             ),
         ),
@@ -205,7 +218,7 @@ fn grpc_path(m: &GrpcMethodMatch) -> HttpPathMatch {
             "RegularExpression",
             format!(
                 "/(?:{})/(?:{})",
-                s.as_deref().unwrap_or(any),
+                s.unwrap_or(any),
                 method.as_deref().unwrap_or(any)
             ),
         ),
@@ -316,7 +329,7 @@ pub fn routes(attached: &[&Object<HttpRoute>], backends: &Backends<'_>) -> Vec<R
                     Precedence::of(m),
                     Route {
                         name: name.clone(),
-                        source: Some(format!("HTTPRoute {id}")),
+                        source: Some(format!("{} {id}", r.kind)),
                         matches: vec![compiled],
                         action: Arc::new(action),
                     },

@@ -51,6 +51,15 @@ impl Starting<'_> {
                 &format!("{GATEWAY_NAME_LABEL}={name},istio.io/gateway-name={name}"),
             )?;
             let mut listening = Vec::new();
+            let mut host_ports = std::collections::BTreeMap::new();
+            for port in &ports {
+                if let Some(other) = host_ports.insert(host_port(*port), *port) {
+                    anyhow::bail!(
+                        "Gateway {ns}/{name}: listener ports {other} and {port} would both listen on {address}:{} (weft up moves ports below 1024 up by 8000); use another port for one of them",
+                        host_port(*port)
+                    );
+                }
+            }
             for port in ports {
                 let at = format!("{address}:{}", host_port(port));
                 command.args(["--gateway", &format!("{port}={at}")]);

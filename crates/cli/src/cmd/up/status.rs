@@ -85,7 +85,7 @@ pub(super) fn print_up(state: &State, kubeconfig: &std::path::Path) {
     for g in &state.gateways {
         for (port, address) in &g.ports {
             println!(
-                "    curl http://{address}/     # Gateway {}/{} port {port}",
+                "    {address}     # Gateway {}/{} port {port}",
                 g.namespace, g.name
             );
         }
