@@ -132,9 +132,9 @@ pub fn markers(resources: &[Resource]) -> BTreeMap<(String, String), Markers> {
                     m.fault |= fault;
                 }
             }
-            // An HTTPRoute attached to a Service (GAMMA) splits it when a rule has more
-            // than one backend with weight.
-            Kind::HttpRoute => {
+            // An HTTPRoute or GRPCRoute attached to a Service (GAMMA) splits it when a
+            // rule has more than one backend with weight.
+            Kind::HttpRoute | Kind::GrpcRoute => {
                 let split = v["spec"]["rules"].as_array().is_some_and(|rules| {
                     rules.iter().any(|rule| {
                         let weighted = rule["backendRefs"].as_array().map_or(0, |b| {

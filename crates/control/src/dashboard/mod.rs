@@ -250,7 +250,10 @@ async fn graph(d: &Dashboard, params: &[(String, String)]) -> Response<Body> {
     resources.retain(|r| {
         matches!(
             r.kind(),
-            weft_api::Kind::VirtualService | weft_api::Kind::DestinationRule
+            weft_api::Kind::VirtualService
+                | weft_api::Kind::DestinationRule
+                | weft_api::Kind::HttpRoute
+                | weft_api::Kind::GrpcRoute
         )
     });
     let mut g = graph::build(
