@@ -583,6 +583,37 @@ fn manifest_ingress_ports_are_checked_with_their_field() {
             "{ingress}: {err}"
         );
     }
+    // A Gateway whose listener ports 80 and 8080 would share host port 8080: refused
+    // before anything starts, naming both.
+    let gateway = dir.join("gateway.yaml");
+    std::fs::write(
+        &gateway,
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: web}\nspec:\n  gatewayClassName: weft\n  listeners:\n  - {name: a, port: 80, protocol: HTTP}\n  - {name: b, port: 8080, protocol: HTTP}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        &manifest,
+        format!(
+            "workloads:\n  - {{name: a, service: a, port: 8080, command: [\"true\"]}}\nresources: [{}]\n",
+            gateway.display()
+        ),
+    )
+    .expect("write");
+    let state = dir.join("state-gateway");
+    let out = weft(&[
+        "up",
+        "-f",
+        &manifest.display().to_string(),
+        "--state-dir",
+        &state.display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("Gateway default/web: listener ports 80 and 8080 would both listen on host port 8080"),
+        "{err}"
+    );
+    assert!(!state.join("state.json").exists(), "nothing was started");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

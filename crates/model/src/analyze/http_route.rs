@@ -17,28 +17,16 @@ use super::{Context, Finding, codes, finding, involved};
 use crate::gateway::kubernetes::{attach, class_served, names_gateway};
 use crate::host;
 use crate::route::RetryPolicy;
-use crate::translate::gateway_api::{Backends, all_routes, grpc_as_http};
+use crate::translate::gateway_api::{Backends, as_http_route};
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let mut attached: Vec<(String, &weft_api::load::LocatedResource)> = Vec::new();
     let plain: Vec<Resource> = ctx.resources.iter().map(|r| r.resource.clone()).collect();
     for r in ctx.resources {
-        let converted;
-        let route = match &r.resource {
-            Resource::HttpRoute(route) => route,
-            Resource::GrpcRoute(g) => {
-                converted = grpc_as_http(g);
-                &converted
-            }
-            Resource::TcpRoute(_) | Resource::TlsRoute(_) => {
-                let Some(one) = all_routes(std::slice::from_ref(&r.resource)).pop() else {
-                    continue;
-                };
-                converted = one.into_owned();
-                &converted
-            }
-            _ => continue,
+        let Some(route) = as_http_route(&r.resource) else {
+            continue;
         };
+        let route = &*route;
         let ns = route.metadata.namespace();
         for (i, p) in route.spec.parent_refs.iter().enumerate() {
             if !p.is_service() {

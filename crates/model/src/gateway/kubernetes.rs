@@ -34,7 +34,7 @@ use super::virtual_host;
 use crate::host;
 use crate::l4::{L4Match, L4Route};
 use crate::route::RouteTable;
-use crate::translate::gateway_api::{Backends, all_routes, l4_clusters, routes};
+use crate::translate::gateway_api::{Backends, all_routes, routes, weighted_backends};
 use crate::translate::scope::{ProxyScope, age};
 
 /// Why a listener is not served or a route not attached: the spec's condition reason and
@@ -442,9 +442,10 @@ fn l4_routes(
     };
     let ns = route.metadata.namespace();
     for (i, rule) in route.spec.rules.iter().enumerate() {
-        let Some(clusters) = l4_clusters(route, rule, backends) else {
+        let clusters = weighted_backends(route, rule, backends);
+        if clusters.total == 0 {
             continue;
-        };
+        }
         for sni_hosts in &snis {
             let l4 = Arc::new(L4Route {
                 source: format!("{} {ns}/{} rules[{i}]", route.kind, route.metadata.name),

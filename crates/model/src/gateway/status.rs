@@ -20,7 +20,7 @@ use super::kubernetes::{attach, attachments, class_served, listener_states, name
 use crate::host;
 use crate::route::RetryPolicy;
 use crate::service::Service;
-use crate::translate::gateway_api::{Backends, all_routes, grpc_as_http, unresolved_backends};
+use crate::translate::gateway_api::{Backends, all_routes, as_http_route, unresolved_backends};
 use crate::translate::scope::ProxyScope;
 
 /// The controller name weft writes in route parent statuses.
@@ -49,20 +49,11 @@ pub fn of(
             class_served(resources, &g.spec.gateway_class_name).ok()?;
             Some(gateway(resources, g, connected))
         }
-        Resource::HttpRoute(r) => merged(r.status.as_ref(), http_route(resources, r)),
-        Resource::GrpcRoute(r) => {
-            merged(r.status.as_ref(), http_route(resources, &grpc_as_http(r)))
+        // A route of any kind: its parents.
+        _ => {
+            let route = as_http_route(resource)?;
+            merged(route.status.as_ref(), http_route(resources, &route))
         }
-        Resource::TcpRoute(_) | Resource::TlsRoute(_) => {
-            let converted = all_routes(std::slice::from_ref(resource));
-            let status = match resource {
-                Resource::TcpRoute(t) => t.status.as_ref(),
-                Resource::TlsRoute(t) => t.status.as_ref(),
-                _ => None,
-            };
-            merged(status, http_route(resources, converted.first()?))
-        }
-        _ => None,
     }
 }
 

@@ -22,11 +22,12 @@ use std::sync::Arc;
 
 use weft_api::Object;
 use weft_api::gateway_api::ReferenceGrant;
-use weft_api::gateway_api::grpc_route::{GrpcMethodMatch, GrpcRoute};
+use weft_api::gateway_api::grpc_route::{GrpcMethodMatch, GrpcRouteRule};
 use weft_api::gateway_api::http_route::{
     GROUP, HttpBackendRef, HttpCorsFilter, HttpPathMatch, HttpRoute, HttpRouteFilter,
-    HttpRouteMatch, HttpRouteRetry, HttpRouteRule, PathModifier, parse_duration,
+    HttpRouteMatch, HttpRouteRetry, HttpRouteRule, ParentReference, PathModifier, parse_duration,
 };
+use weft_api::gateway_api::l4_route::L4RouteRule;
 use weft_api::{Resource, ResourceRef};
 
 use super::mesh::cluster_name;
@@ -67,129 +68,99 @@ pub fn attached<'r>(
     out
 }
 
-/// Every HTTPRoute of `resources`, and every GRPCRoute as one (its `kind` stays
-/// `GRPCRoute`): a method match is a path match on `/service/method` (both given: the
-/// exact path; one: a regular expression with the other any name), headers match gRPC
-/// metadata; filters and backends are the same.
+/// A Gateway API route of any kind in HTTPRoute's shape, `kind`, metadata and status
+/// kept; `None` for other resources. An HTTPRoute is itself. A GRPCRoute's method match
+/// is a path match on `/service/method` (both given: the exact path; one: a regular
+/// expression with the other any name); headers match gRPC metadata; filters and
+/// backends are the same. A TCPRoute's or TLSRoute's rules are their backends only (with
+/// a TLSRoute's `hostnames`, the SNI names).
+pub fn as_http_route(r: &Resource) -> Option<Cow<'_, Object<HttpRoute>>> {
+    let backends_only = |rules: &[L4RouteRule]| -> Vec<HttpRouteRule> {
+        rules
+            .iter()
+            .map(|rule| HttpRouteRule {
+                name: rule.name.clone(),
+                backend_refs: rule.backend_refs.clone(),
+                ..HttpRouteRule::default()
+            })
+            .collect()
+    };
+    Some(match r {
+        Resource::HttpRoute(h) => Cow::Borrowed(h),
+        Resource::GrpcRoute(g) => Cow::Owned(reshaped(
+            g,
+            &g.spec.parent_refs,
+            &g.spec.hostnames,
+            g.spec.rules.iter().map(grpc_rule).collect(),
+        )),
+        Resource::TcpRoute(t) => Cow::Owned(reshaped(
+            t,
+            &t.spec.parent_refs,
+            &[],
+            backends_only(&t.spec.rules),
+        )),
+        Resource::TlsRoute(t) => Cow::Owned(reshaped(
+            t,
+            &t.spec.parent_refs,
+            &t.spec.hostnames,
+            backends_only(&t.spec.rules),
+        )),
+        _ => return None,
+    })
+}
+
+/// Every route of `resources` in HTTPRoute's shape ([`as_http_route`]): what attaches to
+/// Gateways.
+pub fn all_routes(resources: &[Resource]) -> Vec<Cow<'_, Object<HttpRoute>>> {
+    resources.iter().filter_map(as_http_route).collect()
+}
+
+/// The HTTPRoutes and GRPCRoutes of `resources` in HTTPRoute's shape: what attaches to
+/// Services (the mesh routes HTTP and gRPC).
 pub fn http_and_grpc_routes(resources: &[Resource]) -> Vec<Cow<'_, Object<HttpRoute>>> {
     resources
         .iter()
-        .filter_map(|r| match r {
-            Resource::HttpRoute(h) => Some(Cow::Borrowed(h)),
-            Resource::GrpcRoute(g) => Some(Cow::Owned(grpc_as_http(g))),
-            _ => None,
-        })
+        .filter(|r| matches!(r, Resource::HttpRoute(_) | Resource::GrpcRoute(_)))
+        .filter_map(as_http_route)
         .collect()
 }
 
-/// Every route of `resources` in HTTPRoute's shape, `kind` kept: HTTPRoutes and
-/// GRPCRoutes as [`http_and_grpc_routes`], TCPRoutes and TLSRoutes as rules of backends
-/// only (with a TLSRoute's `hostnames`), for what attaches to Gateways and resolves.
-pub fn all_routes(resources: &[Resource]) -> Vec<Cow<'_, Object<HttpRoute>>> {
-    let mut out = http_and_grpc_routes(resources);
-    for r in resources {
-        let (meta, kind, api, parents, hostnames, rules) = match r {
-            Resource::TcpRoute(t) => (
-                &t.metadata,
-                &t.kind,
-                &t.api_version,
-                &t.spec.parent_refs,
-                &[][..],
-                &t.spec.rules,
-            ),
-            Resource::TlsRoute(t) => (
-                &t.metadata,
-                &t.kind,
-                &t.api_version,
-                &t.spec.parent_refs,
-                &t.spec.hostnames[..],
-                &t.spec.rules,
-            ),
-            _ => continue,
-        };
-        out.push(Cow::Owned(Object {
-            api_version: api.clone(),
-            kind: kind.clone(),
-            metadata: meta.clone(),
-            spec: HttpRoute {
-                parent_refs: parents.clone(),
-                hostnames: hostnames.to_vec(),
-                rules: rules
-                    .iter()
-                    .map(|rule| HttpRouteRule {
-                        name: rule.name.clone(),
-                        backend_refs: rule.backend_refs.clone(),
-                        ..HttpRouteRule::default()
-                    })
-                    .collect(),
-            },
-            status: None,
-        }));
-    }
-    out
-}
-
-/// The weighted backends of a TCPRoute or TLSRoute rule (in [`all_routes`]' shape); a
-/// backend that does not resolve keeps its weight, and the proxy refuses that share of
-/// connections, as the spec asks. `None` when no backend has weight.
-pub fn l4_clusters(
-    route: &Object<HttpRoute>,
-    rule: &HttpRouteRule,
-    backends: &Backends<'_>,
-) -> Option<WeightedClusters> {
-    let entries: Vec<WeightedCluster> = rule
-        .backend_refs
-        .iter()
-        .filter(|b| b.weight() > 0)
-        .map(|b| {
-            let (cluster, unresolved) = match backend_cluster(b, route, backends) {
-                Ok(cluster) => (cluster.into(), None),
-                Err(why) => (Arc::from(""), Some(why.into())),
-            };
-            WeightedCluster {
-                cluster,
-                weight: b.weight(),
-                headers: HeaderRules::default(),
-                unresolved,
-            }
-        })
-        .collect();
-    let total = entries.iter().map(|e| e.weight).sum();
-    (total > 0).then_some(WeightedClusters { entries, total })
-}
-
-/// A GRPCRoute as the HTTPRoute that routes the same calls.
-pub fn grpc_as_http(g: &Object<GrpcRoute>) -> Object<HttpRoute> {
-    let rules = g
-        .spec
-        .rules
-        .iter()
-        .map(|r| HttpRouteRule {
-            name: r.name.clone(),
-            matches: r
-                .matches
-                .iter()
-                .map(|m| HttpRouteMatch {
-                    path: m.method.as_ref().map(grpc_path),
-                    headers: m.headers.clone(),
-                    ..HttpRouteMatch::default()
-                })
-                .collect(),
-            filters: r.filters.clone(),
-            backend_refs: r.backend_refs.clone(),
-            ..HttpRouteRule::default()
-        })
-        .collect();
+/// `o`'s type fields, metadata and status around an HTTPRoute spec.
+fn reshaped<S>(
+    o: &Object<S>,
+    parent_refs: &[ParentReference],
+    hostnames: &[String],
+    rules: Vec<HttpRouteRule>,
+) -> Object<HttpRoute> {
     Object {
-        api_version: g.api_version.clone(),
-        kind: g.kind.clone(),
-        metadata: g.metadata.clone(),
+        api_version: o.api_version.clone(),
+        kind: o.kind.clone(),
+        metadata: o.metadata.clone(),
         spec: HttpRoute {
-            parent_refs: g.spec.parent_refs.clone(),
-            hostnames: g.spec.hostnames.clone(),
+            parent_refs: parent_refs.to_vec(),
+            hostnames: hostnames.to_vec(),
             rules,
         },
-        status: None,
+        status: o.status.clone(),
+    }
+}
+
+/// A GRPCRoute rule as the HTTPRoute rule that routes the same calls.
+fn grpc_rule(r: &GrpcRouteRule) -> HttpRouteRule {
+    HttpRouteRule {
+        name: r.name.clone(),
+        matches: r
+            .matches
+            .iter()
+            .map(|m| HttpRouteMatch {
+                path: m.method.as_ref().map(grpc_path),
+                headers: m.headers.clone(),
+                ..HttpRouteMatch::default()
+            })
+            .collect(),
+        filters: r.filters.clone(),
+        backend_refs: r.backend_refs.clone(),
+        ..HttpRouteRule::default()
     }
 }
 
@@ -485,25 +456,8 @@ fn action(rule: &HttpRouteRule, route: &Object<HttpRoute>, backends: &Backends<'
             headers: HeaderOps::default(),
         });
     }
-    let entries: Vec<WeightedCluster> = rule
-        .backend_refs
-        .iter()
-        .filter(|b| b.weight() > 0)
-        .map(|b| {
-            let (cluster, unresolved) = match backend_cluster(b, route, backends) {
-                Ok(cluster) => (cluster.into(), None),
-                Err(why) => (Arc::from(""), Some(why.into())),
-            };
-            WeightedCluster {
-                cluster,
-                weight: b.weight(),
-                headers: HeaderRules::default(),
-                unresolved,
-            }
-        })
-        .collect();
-    let total = entries.iter().map(|e| e.weight).sum();
-    if total == 0 {
+    let clusters = weighted_backends(route, rule, backends);
+    if clusters.total == 0 {
         return status(
             500,
             "no backend: the HTTPRoute rule has no backendRefs with weight",
@@ -534,7 +488,7 @@ fn action(rule: &HttpRouteRule, route: &Object<HttpRoute>, backends: &Backends<'
         retry.per_try_timeout = Some(per_try);
     }
     RouteAction::Forward(Forward {
-        clusters: WeightedClusters { entries, total },
+        clusters,
         rewrite,
         timeout: request,
         retry,
@@ -612,6 +566,35 @@ fn cors(c: &HttpCorsFilter) -> Cors {
         allow_credentials: c.allow_credentials.unwrap_or(false),
         forward_unmatched_preflights: false,
     }
+}
+
+/// The weighted backends of `rule` (of `route`); a backend that does not resolve keeps
+/// its weight, marked with why, and the proxy answers its share with 500 (HTTP) or
+/// refuses it (TCP, TLS), as the spec requires. Weight 0 takes no share.
+pub fn weighted_backends(
+    route: &Object<HttpRoute>,
+    rule: &HttpRouteRule,
+    backends: &Backends<'_>,
+) -> WeightedClusters {
+    let entries: Vec<WeightedCluster> = rule
+        .backend_refs
+        .iter()
+        .filter(|b| b.weight() > 0)
+        .map(|b| {
+            let (cluster, unresolved) = match backend_cluster(b, route, backends) {
+                Ok(cluster) => (cluster.into(), None),
+                Err(why) => (Arc::from(""), Some(why.into())),
+            };
+            WeightedCluster {
+                cluster,
+                weight: b.weight(),
+                headers: HeaderRules::default(),
+                unresolved,
+            }
+        })
+        .collect();
+    let total = entries.iter().map(|e| e.weight).sum();
+    WeightedClusters { entries, total }
 }
 
 /// The cluster of a backend: `outbound|port||name.ns.svc.cluster.local` when the registry

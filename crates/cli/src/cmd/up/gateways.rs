@@ -9,10 +9,12 @@
 //! own, 127.0.20.N for the N-th Gateway; a listener port below 1024 listens 8000 higher
 //! (80 at 127.0.20.1:8080), so no root is needed, as a Gateway's Service maps its ports.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
+use weft_api::gateway_api::Gateway;
+use weft_api::{Object, Resource};
 use weft_model::gateway::kubernetes::{GATEWAY_NAME_LABEL, served_gateways};
 
 use super::Starting;
@@ -27,6 +29,37 @@ pub fn host_port(port: u16) -> u16 {
     if port < 1024 { port + 8000 } else { port }
 }
 
+/// Each listener port of `g` and the host port it listens on; two listener ports that
+/// would share a host port (80 and 8080) are an error naming both.
+fn host_ports(g: &Object<Gateway>) -> anyhow::Result<Vec<(u16, u16)>> {
+    let ports: BTreeSet<u16> = g
+        .spec
+        .listeners
+        .iter()
+        .filter_map(|l| u16::try_from(l.port).ok())
+        .collect();
+    let mut taken: BTreeMap<u16, u16> = BTreeMap::new();
+    for port in &ports {
+        if let Some(other) = taken.insert(host_port(*port), *port) {
+            anyhow::bail!(
+                "Gateway {}/{}: listener ports {other} and {port} would both listen on host port {} (weft up moves ports below 1024 up by 8000); use another port for one of them",
+                g.metadata.namespace(),
+                g.metadata.name,
+                host_port(*port)
+            );
+        }
+    }
+    Ok(ports.into_iter().map(|p| (p, host_port(p))).collect())
+}
+
+/// Checks the Gateways among the manifest's resources before anything starts.
+pub fn check(resources: &[Resource]) -> anyhow::Result<()> {
+    for g in served_gateways(resources) {
+        host_ports(g)?;
+    }
+    Ok(())
+}
+
 impl Starting<'_> {
     /// Starts a gateway proxy for each Gateway API Gateway of a class weft serves.
     pub(super) fn start_gateways(&mut self, weft: &Path) -> anyhow::Result<()> {
@@ -36,12 +69,7 @@ impl Starting<'_> {
             let (ns, name) = (g.metadata.namespace().to_string(), g.metadata.name.clone());
             let workload = format!("{name}-{}", g.spec.gateway_class_name);
             let address = format!("{GATEWAY_PREFIX}{}", i + 1);
-            let ports: BTreeSet<u16> = g
-                .spec
-                .listeners
-                .iter()
-                .filter_map(|l| u16::try_from(l.port).ok())
-                .collect();
+            let ports = host_ports(g)?;
             let mut command = Command::new(weft);
             self.proxy(
                 &mut command,
@@ -51,17 +79,8 @@ impl Starting<'_> {
                 &format!("{GATEWAY_NAME_LABEL}={name},istio.io/gateway-name={name}"),
             )?;
             let mut listening = Vec::new();
-            let mut host_ports = std::collections::BTreeMap::new();
-            for port in &ports {
-                if let Some(other) = host_ports.insert(host_port(*port), *port) {
-                    anyhow::bail!(
-                        "Gateway {ns}/{name}: listener ports {other} and {port} would both listen on {address}:{} (weft up moves ports below 1024 up by 8000); use another port for one of them",
-                        host_port(*port)
-                    );
-                }
-            }
-            for port in ports {
-                let at = format!("{address}:{}", host_port(port));
+            for (port, on) in ports {
+                let at = format!("{address}:{on}");
                 command.args(["--gateway", &format!("{port}={at}")]);
                 listening.push((port, at));
             }

@@ -175,6 +175,8 @@ pub fn read(path: &Path) -> anyhow::Result<Manifest> {
     let mut manifest = manifest.ok_or_else(|| anyhow::anyhow!("invalid manifest"))?;
     manifest.kube = super::kube::read(&manifest.resources)
         .map_err(|e| anyhow::anyhow!("{}: resources: {e:#}", path.display()))?;
+    super::gateways::check(&manifest.kube.gateways)
+        .map_err(|e| anyhow::anyhow!("{}: resources: {e:#}", path.display()))?;
     let deployed = manifest
         .kube
         .workloads()
