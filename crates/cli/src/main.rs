@@ -51,6 +51,9 @@ enum Command {
     Status(cmd::up::StateArgs),
     /// Stop everything `weft up` started (safe to run twice).
     Down(cmd::up::StateArgs),
+    /// Keep a `weft up` mesh's gateway proxies in step with its Gateways (started by `weft up`).
+    #[command(hide = true)]
+    GatewayDeployer(cmd::up::DeployerArgs),
     /// Explain whether a request would be allowed: `check authz --from SA --to SERVICE`.
     Check(cmd::check::Args),
     /// Search traces like the Jaeger UI (service, tags, duration, lookback); `show ID` for one.
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Up(args) => cmd::up::up(&args),
         Command::Status(args) => cmd::up::status(&args),
         Command::Down(args) => cmd::up::down(&args),
+        Command::GatewayDeployer(args) => cmd::up::deployer(&args),
         Command::PrometheusConfig(args) => cmd::prometheus::run(&args),
         Command::Traces(args) => cmd::traces::run(&args),
         Command::Check(args) => cmd::check::run(&args),

@@ -540,8 +540,116 @@ fn the_seed_split_as_a_gateway_api_http_route_runs_in_weft_up() {
         status.contains("Gateway default/bff-gateway: 80 at 127.0.20.1:8080 (ready)"),
         "{status}"
     );
+    gateways_applied_after_up_get_their_proxies(&s);
     let down = weft(&["down", "--state-dir", &s.state_dir]);
-    assert!(down.status.success());
+    let printed = String::from_utf8_lossy(&down.stdout);
+    assert!(down.status.success(), "{printed}");
+    // The gateway deployer went down with the rest, so it starts nothing more.
+    wait_for("the deployer's end", || {
+        !Command::new("pgrep")
+            .args([
+                "-f",
+                &format!("gateway-deployer --state-dir .*{}", s.state_dir),
+            ])
+            .status()
+            .expect("pgrep runs")
+            .success()
+    });
+}
+
+/// Istio's automated deployment after `weft up`: a Gateway applied later gets a proxy
+/// of its own, a change of its listener ports restarts it on the new ones, deleting it
+/// stops the proxy, and one whose ports cannot be laid out is listed with why.
+fn gateways_applied_after_up_get_their_proxies(s: &Scratch) {
+    let status = || {
+        let out = s.weft(&["status", "--state-dir", &s.state_dir]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let apply = |name: &str, yaml: String| {
+        let file = s.dir.join(name);
+        std::fs::write(&file, yaml).expect("write");
+        let out = s.weft(&[
+            "apply",
+            "--server",
+            &s.api,
+            "-f",
+            &file.display().to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let canary = |port: u16| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: canary}}\nspec:\n  gatewayClassName: istio\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: canary}}\nspec:\n  parentRefs: [{{name: canary}}]\n  rules: [{{backendRefs: [{{name: bff-service, port: 8080}}]}}]\n"
+        )
+    };
+    apply("canary.yaml", canary(81));
+    wait_for("the canary Gateway's proxy", || {
+        status().contains("Gateway default/canary: 81 at 127.0.20.2:8081 (ready)")
+    });
+    let (code, body) = call_bff("127.0.20.2:8081");
+    assert_eq!(code, 200, "{body}");
+    let pid_of = |name: &str| {
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(common::ROOT)
+                    .join(&s.state_dir)
+                    .join("state.json"),
+            )
+            .expect("state"),
+        )
+        .expect("state is JSON");
+        state["gateways"]
+            .as_array()
+            .expect("gateways")
+            .iter()
+            .find(|g| g["name"] == name)
+            .map(|g| g["pid"].to_string())
+    };
+    let first = pid_of("canary").expect("the canary proxy is in the state");
+    let got = s.weft(&["get", "gtw", "canary", "-o", "yaml", "--server", &s.api]);
+    let got = String::from_utf8_lossy(&got.stdout);
+    assert!(
+        got.contains("reason: Programmed") && got.contains("value: 127.0.20.2"),
+        "{got}"
+    );
+    // A new listener port: the proxy is started again on it.
+    apply("canary.yaml", canary(82));
+    wait_for("the canary proxy on port 82", || {
+        status().contains("Gateway default/canary: 82 at 127.0.20.2:8082 (ready)")
+    });
+    assert!(!alive(&first), "the proxy on the old port was stopped");
+    assert_eq!(call_bff("127.0.20.2:8082").0, 200);
+    // Ports that would share a host port: no proxy, and `weft status` says why.
+    apply(
+        "clash.yaml",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: clash}\nspec:\n  gatewayClassName: weft\n  listeners:\n  - {name: a, port: 80, protocol: HTTP}\n  - {name: b, port: 8080, protocol: HTTP}\n".into(),
+    );
+    wait_for("the clash listed", || {
+        status().contains("Gateway default/clash: no proxy: Gateway default/clash: listener ports 80 and 8080 would both listen on host port 8080")
+    });
+    // Deleted: its proxy stops and leaves the state; the first Gateway's stays.
+    let second = pid_of("canary").expect("the restarted proxy is in the state");
+    for name in ["canary", "clash"] {
+        let out = s.weft(&["delete", "--server", &s.api, "gtw", name]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wait_for("the canary proxy's end", || {
+        pid_of("canary").is_none() && !alive(&second)
+    });
+    let now = status();
+    assert!(!now.contains("canary") && !now.contains("clash"), "{now}");
+    assert!(
+        now.contains("Gateway default/bff-gateway: 80 at 127.0.20.1:8080 (ready)"),
+        "{now}"
+    );
 }
 
 #[test]

@@ -215,7 +215,7 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
             false,
             "Pending",
             &format!(
-                "no gateway proxy serving it is connected (weft up starts one; or run weft proxy --gateway ... --labels gateway.networking.k8s.io/gateway-name={} in namespace {})",
+                "no gateway proxy serving it is connected (weft up starts one within a second; without weft up, run weft proxy --gateway ... --labels gateway.networking.k8s.io/gateway-name={} in namespace {})",
                 meta.name,
                 meta.namespace()
             ),

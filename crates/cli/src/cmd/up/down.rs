@@ -28,6 +28,12 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
             bail!("stopping a namespace-mode mesh: {why}");
         }
     }
+    if let Some(deployer) = state.deployer_pid.filter(|p| state.ours(*p)) {
+        // First the deployer, which may start a gateway proxy at any moment; then read
+        // the state again, with whatever it started or stopped meanwhile.
+        stop(&state, &[deployer]);
+        state = State::load(&args.state_dir)?.unwrap_or(state);
+    }
     let pids: Vec<u32> = state
         .pids()
         .into_iter()
@@ -50,24 +56,7 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    // Each process leads its own group: signal the group, so an app's children go too.
-    let signal = |sig: &str, pid: u32| {
-        let _ = Command::new("kill")
-            .args([sig, "--", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
-    };
-    for pid in &pids {
-        signal("-TERM", *pid);
-    }
-    let deadline = Instant::now() + Duration::from_secs(8);
-    while pids.iter().any(|p| state.ours(*p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for pid in &pids {
-        signal("-KILL", *pid);
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    stop(&state, &pids);
     let survivors: Vec<u32> = pids.iter().copied().filter(|p| state.ours(*p)).collect();
     let mut problems = netns::remove(&mut state.network);
     if !survivors.is_empty() {
@@ -86,6 +75,7 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
             state.ingress = None;
         }
         state.gateways.retain(|g| survivors.contains(&g.pid));
+        state.deployer_pid = state.deployer_pid.filter(|p| survivors.contains(p));
         if state.control_pid.is_some_and(|p| !survivors.contains(&p)) {
             state.control_pid = None;
         }
@@ -108,4 +98,27 @@ pub fn down(args: &StateArgs) -> anyhow::Result<ExitCode> {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stops the processes `pids` `state` started, with their process groups: TERM, at most
+/// 8 s to exit, then KILL.
+pub(super) fn stop(state: &State, pids: &[u32]) {
+    // Each process leads its own group: signal the group, so an app's children go too.
+    let signal = |sig: &str, pid: u32| {
+        let _ = Command::new("kill")
+            .args([sig, "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+    };
+    for pid in pids {
+        signal("-TERM", *pid);
+    }
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while pids.iter().any(|p| state.ours(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for pid in pids {
+        signal("-KILL", *pid);
+    }
+    std::thread::sleep(Duration::from_millis(100));
 }

@@ -16,10 +16,13 @@
 //!
 //! This module holds the arguments and the order of the steps; each step lives with its
 //! concern: [`control`] (the control plane), [`services`] (the services' ServiceEntries),
-//! [`workloads`] (apps, sidecars and the ingress gateway), [`status`](mod@status)
-//! (readiness and what is printed) and [`down`](mod@down).
+//! [`workloads`] (apps, sidecars and the ingress gateway), [`gateways`] (a proxy per
+//! Gateway API Gateway), [`deployer`](mod@deployer) (which keeps them in step with the
+//! Gateways afterwards), [`status`](mod@status) (readiness and what is printed) and
+//! [`down`](mod@down).
 
 mod control;
+mod deployer;
 mod down;
 mod gateways;
 pub mod kube;
@@ -39,6 +42,7 @@ use anyhow::{Context, bail};
 use self::manifest::Manifest;
 use self::state::State;
 
+pub use self::deployer::{DeployerArgs, deployer};
 pub use self::down::down;
 pub use self::status::{status, wait_for_config};
 
@@ -175,6 +179,8 @@ impl Starting<'_> {
             self.create_bridge(&weft)?;
         }
         self.start_control_plane(&weft)?;
+        self.state.proxy_flags = self.tracing_args();
+        self.save()?;
         let kubeconfig = super::kubeconfig::write(
             &self.args.state_dir,
             &self.args.api.to_string(),
@@ -197,6 +203,7 @@ impl Starting<'_> {
         self.start_gateways(&weft)?;
         self.wait_ready()?;
         self.apply_resources(&weft)?;
+        self.start_deployer(&weft)?;
         status::print_up(self.state, &super::kubeconfig::path(&self.args.state_dir));
         Ok(())
     }

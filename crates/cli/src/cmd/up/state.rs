@@ -28,6 +28,17 @@ pub struct State {
     pub dashboard: String,
     /// The control plane `weft up` started; `None` when it used one already running.
     pub control_pid: Option<u32>,
+    /// The flags every proxy is started with beside its identity (tracing, access log),
+    /// so the gateway deployer starts its proxies as `weft up` did.
+    #[serde(default)]
+    pub proxy_flags: Vec<String>,
+    /// The gateway deployer: starts, restarts and stops the gateway proxies as Gateways
+    /// are applied, changed and deleted after `weft up`.
+    #[serde(default)]
+    pub deployer_pid: Option<u32>,
+    /// Gateways the deployer could not start a proxy for (`namespace/name` → why).
+    #[serde(default)]
+    pub gateway_problems: BTreeMap<String, String>,
     /// The ServiceEntries it created (namespace, name), removed by `down` from a control
     /// plane it did not start.
     #[serde(default)]
@@ -115,6 +126,9 @@ pub struct StartedGateway {
     pub admin: String,
     /// Its stats listener.
     pub stats: String,
+    /// The Gateway's class when it was started (a new class restarts it).
+    #[serde(default)]
+    pub class: String,
 }
 
 /// What namespace mode created outside the processes.
@@ -187,6 +201,7 @@ impl State {
             .flat_map(|w| [w.app_pid, w.sidecar_pid])
             .chain(self.ingress.as_ref().map(|i| i.pid))
             .chain(self.gateways.iter().map(|g| g.pid))
+            .chain(self.deployer_pid)
             .chain(self.control_pid)
             .filter(|p| *p != 0)
             .collect()

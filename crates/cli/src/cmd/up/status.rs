@@ -214,6 +214,16 @@ pub fn status(args: &StateArgs) -> anyhow::Result<ExitCode> {
             if ready { "ready" } else { "not ready" }
         );
     }
+    for (gateway, why) in &state.gateway_problems {
+        println!("Gateway {gateway}: no proxy: {why}");
+    }
+    if let Some(pid) = state.deployer_pid {
+        if !state.ours(pid) {
+            println!(
+                "gateway deployer (pid {pid}) is not running: Gateways applied now get no proxy"
+            );
+        }
+    }
     // Each workload's mutual TLS mode, resolved from the PeerAuthentications in force.
     let peer_policies = runtime
         .block_on(crate::client::list(

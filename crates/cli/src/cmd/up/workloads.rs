@@ -37,6 +37,58 @@ pub(super) fn spawn(cmd: &mut Command, log: &Path) -> anyhow::Result<u32> {
     Ok(child.id())
 }
 
+/// Who a proxy is: its workload, namespace, identity and labels (`k=v,k=v`).
+pub(super) struct ProxyIdentity<'a> {
+    pub workload: &'a str,
+    pub namespace: &'a str,
+    pub service_account: &'a str,
+    pub labels: &'a str,
+}
+
+/// A bootstrap token for a workload's identity from the control plane's CA at `api`
+/// (none when the CA is off, e.g. an older control plane).
+pub(super) async fn ca_token(
+    api: &str,
+    namespace: &str,
+    account: &str,
+) -> anyhow::Result<Option<String>> {
+    let body = serde_json::json!({"namespace": namespace, "serviceAccount": account});
+    let answer = call(
+        api,
+        Method::POST,
+        "/ca/tokens",
+        Some(serde_json::to_vec(&body)?),
+    )
+    .await?;
+    if answer.status == http::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !answer.status.is_success() {
+        bail!("a CA token for {namespace}/{account}: {}", answer.message());
+    }
+    Ok(answer.body["token"].as_str().map(str::to_string))
+}
+
+/// Makes `cmd` (which runs `weft`) a `weft proxy` of `who`, dialling the control plane's
+/// proxy stream at `xds`, with `flags` (tracing, access log) and its CA `token`.
+pub(super) fn proxy_command(
+    cmd: &mut Command,
+    who: &ProxyIdentity<'_>,
+    xds: &str,
+    flags: &[String],
+    token: Option<String>,
+) {
+    // The token travels in the environment, not in the arguments `ps` shows.
+    if let Some(token) = token {
+        cmd.env("WEFT_CA_TOKEN", token);
+    }
+    cmd.args(["proxy", "--control", xds])
+        .args(flags)
+        .args(["--workload", who.workload, "--namespace", who.namespace])
+        .args(["--service-account", who.service_account])
+        .args(["--labels", who.labels]);
+}
+
 impl Starting<'_> {
     /// Namespace mode: checks the sidecars' uid can run `weft`, then creates the bridge
     /// joining the namespaces.
@@ -53,8 +105,9 @@ impl Starting<'_> {
     }
 
     /// Where the proxies send spans, and how many (unless the control plane started here
-    /// pushes it in its mesh config); their access logs go to their log file.
-    fn tracing_args(&self) -> Vec<String> {
+    /// pushes it in its mesh config); their access logs go to their log file. Kept in the
+    /// state, so the gateway deployer starts its proxies the same way.
+    pub(super) fn tracing_args(&self) -> Vec<String> {
         let mut args = vec!["--access-log".into(), "-".into()];
         if self.mesh_config_pushed {
             return args;
@@ -74,25 +127,6 @@ impl Starting<'_> {
         args
     }
 
-    /// A bootstrap token for the workload's identity from the control plane's CA (none
-    /// when the CA is off, e.g. an older control plane).
-    fn ca_token(&self, namespace: &str, account: &str) -> anyhow::Result<Option<String>> {
-        let body = serde_json::json!({"namespace": namespace, "serviceAccount": account});
-        let answer = self.runtime.block_on(call(
-            &self.args.api.to_string(),
-            Method::POST,
-            "/ca/tokens",
-            Some(serde_json::to_vec(&body)?),
-        ))?;
-        if answer.status == http::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !answer.status.is_success() {
-            bail!("a CA token for {namespace}/{account}: {}", answer.message());
-        }
-        Ok(answer.body["token"].as_str().map(str::to_string))
-    }
-
     /// Makes `cmd` (which runs `weft`) a `weft proxy` for `workload` in `namespace` with
     /// the identity of `service_account`: its control plane, tracing, identity and labels.
     pub(super) fn proxy(
@@ -103,15 +137,23 @@ impl Starting<'_> {
         service_account: &str,
         labels: &str,
     ) -> anyhow::Result<()> {
-        // The token travels in the environment, not in the arguments `ps` shows.
-        if let Some(token) = self.ca_token(namespace, service_account)? {
-            cmd.env("WEFT_CA_TOKEN", token);
-        }
-        cmd.args(["proxy", "--control", &self.state.xds])
-            .args(self.tracing_args())
-            .args(["--workload", workload, "--namespace", namespace])
-            .args(["--service-account", service_account])
-            .args(["--labels", labels]);
+        let token = self.runtime.block_on(ca_token(
+            &self.args.api.to_string(),
+            namespace,
+            service_account,
+        ))?;
+        proxy_command(
+            cmd,
+            &ProxyIdentity {
+                workload,
+                namespace,
+                service_account,
+                labels,
+            },
+            &self.state.xds,
+            &self.state.proxy_flags,
+            token,
+        );
         Ok(())
     }
 
