@@ -146,6 +146,26 @@ spec:
     - destination:
         host: recommendation-service
         subset: v9
+---
+# The Gateway API route the routes page shows: accepted by its Gateway (whose proxy the
+# gateway deployer starts), refused by nothing, and a parent that does not exist.
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: bff-gateway, namespace: default}
+spec:
+  gatewayClassName: weft
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bff-ingress, namespace: default}
+spec:
+  parentRefs: [{name: bff-gateway}, {name: missing-gateway}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    backendRefs:
+    - {name: bff-service, port: 8080, weight: 3}
+    - {name: bff-service-canary, port: 8080, weight: 1}
 ";
 
 #[test]
@@ -294,6 +314,7 @@ fn the_dashboard_shows_and_steers_the_seed_mesh_in_a_real_browser() {
         "traces.png",
         "trace.png",
         "config.png",
+        "routes.png",
     ] {
         let size = std::fs::metadata(screenshots.join(shot))
             .map(|m| m.len())

@@ -267,6 +267,27 @@ await step('config: VirtualService default/bad-subset is listed with finding IST
   await shot('config.png');
 });
 
+await step('routes: HTTPRoute default/bff-ingress with its parents\' status and its backends\' shares', async () => {
+  await go('#/routes');
+  const row = page.locator(`[data-testid="route-row"][data-kind="HTTPRoute"][data-namespace="${NS}"][data-name="bff-ingress"]`);
+  await poll('HTTPRoute default/bff-ingress in the routes table', 15000, async () => (await row.count()) === 1);
+  const states = await row.locator('[data-testid="route-parent"]').evaluateAll((els) => els.map((e) => `${e.textContent}=${e.dataset.state}`));
+  // Its Gateway accepted it (a backend without a Service shows as the reason); a Gateway
+  // that does not exist gives no status at all.
+  assert.equal(states.length, 2, states.join(', '));
+  assert.match(states[0], /default\/bff-gateway/, states.join(', '));
+  assert.match(states[0], /BackendNotFound=refused$/, states.join(', '));
+  assert.match(states[1], /^\? default\/missing-gateway=none$/, states.join(', '));
+  await row.locator('a').click();
+  const backends = page.locator('[data-testid="route-backend"]');
+  await backends.first().waitFor();
+  const shares = await backends.evaluateAll((els) => els.map((e) => `${e.dataset.name}=${e.dataset.percent}`));
+  assert.deepEqual(shares, ['bff-service=75', 'bff-service-canary=25']);
+  const text = (await page.locator('[data-testid="route-rule"]').textContent()) || '';
+  assert.match(text, /PathPrefix \/api/, text);
+  await shot('routes.png');
+});
+
 await step('service page of recommendation-service shows at least one chart', async () => {
   await go(`#/service/${NS}/recommendation-service`);
   await poll('a uPlot chart', 20000, async (seen) => {

@@ -127,6 +127,7 @@ export const api = {
     request('PUT', `/api/mesh/traffic${qs({ namespace, service })}`, body),
   resetTraffic: (namespace, service, resourceVersion) =>
     request('DELETE', `/api/mesh/traffic${qs({ namespace, service, resourceVersion: resourceVersion ?? '' })}`),
+  routes: () => get('/api/mesh/routes'),
   tap: (p) => get(`/api/mesh/tap${qs(p)}`),
   jaegerServices: () => get('/api/services'),
   operations: async (service) => get(`/api/services/${enc(service)}/operations`),

@@ -8,6 +8,7 @@ import * as traces from './traces.js';
 import * as metrics from './metrics.js';
 import * as config from './config.js';
 import * as traffic from './traffic.js';
+import * as routes from './routes.js';
 import * as tap from './tap.js';
 
 const NAV = [
@@ -16,10 +17,11 @@ const NAV = [
   ['services', 'Services', '#/services'],
   ['config', 'Config', '#/config'],
   ['traffic', 'Traffic', '#/traffic'],
+  ['routes', 'Routes', '#/routes'],
 ];
 
 // Which nav entry a route belongs to.
-const SECTION = { '': 'graph', graph: 'graph', traces: 'traces', trace: 'traces', services: 'services', service: 'services', workload: 'services', tap: 'services', config: 'config', traffic: 'traffic' };
+const SECTION = { '': 'graph', graph: 'graph', traces: 'traces', trace: 'traces', services: 'services', service: 'services', workload: 'services', tap: 'services', config: 'config', traffic: 'traffic', routes: 'routes' };
 
 const ROUTES = {
   '': graph.render,
@@ -31,6 +33,7 @@ const ROUTES = {
   workload: (ctx) => metrics.renderPage(ctx, 'workload'),
   config: config.render,
   traffic: traffic.render,
+  routes: routes.render,
   tap: tap.render,
 };
 

@@ -16,7 +16,7 @@
 pub mod apply;
 pub mod auth;
 mod discovery;
-mod gateway_status;
+pub mod gateway_status;
 mod openapi;
 mod path;
 mod reply;

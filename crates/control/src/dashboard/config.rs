@@ -8,14 +8,18 @@ use serde_json::{Value, json};
 use crate::store::Store;
 use crate::xds::Proxies;
 
-/// The file name a resource's YAML is analyzed under (and found again by).
-fn file_of(kind: &str, namespace: &str, name: &str) -> String {
-    format!("{kind}/{namespace}/{name}")
+/// The file name a resource's YAML is analyzed under (and found again by); the API group
+/// keeps Istio's Gateway and the Gateway API's apart.
+fn file_of(api_version: &str, kind: &str, namespace: &str, name: &str) -> String {
+    let group = api_version.rsplit_once('/').map_or("core", |(g, _)| g);
+    format!("{group}/{kind}/{namespace}/{name}")
 }
 
 /// The page's JSON (crates/control/dashboard/API.md).
 pub fn page(store: &Store, proxies: &Proxies) -> Value {
     let mut resources = store.all();
+    // The Gateway API objects with the status the control plane works out, as kubectl shows them.
+    crate::api::gateway_status::fill(store, proxies, &mut resources);
     let registered = store.registered();
     resources.extend(registered.iter().cloned());
     let mut entries: BTreeMap<String, Value> = BTreeMap::new();
@@ -29,7 +33,12 @@ pub fn page(store: &Store, proxies: &Proxies) -> Value {
             meta.remove("managedFields");
         }
         let yaml = weft_api::render::to_yaml(&value);
-        let file = file_of(r.kind().name(), r.namespace(), r.name());
+        let file = file_of(
+            value["apiVersion"].as_str().unwrap_or_default(),
+            r.kind().name(),
+            r.namespace(),
+            r.name(),
+        );
         // Read back like `weft analyze -f` reads a file, so findings carry lines.
         let loaded = weft_api::load_str(&file, &yaml);
         located.extend(loaded.resources);

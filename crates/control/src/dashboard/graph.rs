@@ -77,8 +77,25 @@ struct Node {
     traffic: Traffic,
 }
 
-fn is_gateway(p: &Peer) -> bool {
-    p.workload.contains("ingressgateway") || p.workload.contains("egressgateway")
+/// The workloads whose proxy registered as a gateway (a Gateway API Gateway's proxy is
+/// named after its Gateway, `<gateway>-<class>`, not `*ingressgateway`).
+fn gateway_workloads(workloads: &[Resource]) -> BTreeSet<(String, String)> {
+    workloads
+        .iter()
+        .filter(|w| {
+            w.metadata()
+                .annotations
+                .get("weft.io/registered-by")
+                .is_some_and(|id| weft_proto::is_gateway_id(id))
+        })
+        .map(|w| (w.namespace().to_string(), w.name().to_string()))
+        .collect()
+}
+
+fn is_gateway(p: &Peer, gateways: &BTreeSet<(String, String)>) -> bool {
+    p.workload.contains("ingressgateway")
+        || p.workload.contains("egressgateway")
+        || gateways.contains(&(p.namespace.to_string(), p.workload.to_string()))
 }
 
 fn workload_id(p: &Peer) -> String {
@@ -193,6 +210,7 @@ pub fn build(
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     let mut edges: BTreeMap<(String, String), Traffic> = BTreeMap::new();
     let mut namespaces: BTreeSet<String> = BTreeSet::new();
+    let gateways = gateway_workloads(workloads);
     let workload_node = |nodes: &mut BTreeMap<String, Node>, p: &Peer| -> String {
         if p.is_unknown() {
             nodes.entry("outside".into()).or_insert_with(|| Node {
@@ -207,7 +225,11 @@ pub fn build(
         }
         let id = workload_id(p);
         nodes.entry(id.clone()).or_insert_with(|| Node {
-            kind: if is_gateway(p) { "gateway" } else { "workload" },
+            kind: if is_gateway(p, &gateways) {
+                "gateway"
+            } else {
+                "workload"
+            },
             namespace: p.namespace.to_string(),
             name: p.workload.to_string(),
             service: p.service.to_string(),

@@ -1,7 +1,8 @@
 //! The mesh's console in a browser, served by `weft control` on its own port (15080 by
 //! default): the service graph, trace search (Jaeger's query API on the same port),
 //! golden-signal charts per service and workload, every resource with its analysis
-//! findings and the proxies' sync state, a traffic editor, and live requests.
+//! findings and the proxies' sync state, a traffic editor, the Gateway API routes with
+//! their status, and live requests.
 //!
 //! The page's assets are embedded in the binary ([`assets`]); the JSON it reads is
 //! described in `crates/control/dashboard/API.md`. Security (docs/security.md): it binds
@@ -14,6 +15,7 @@ pub mod assets;
 pub mod config;
 pub mod graph;
 pub mod panels;
+pub mod routes;
 pub mod source;
 pub mod tap;
 pub mod traffic;
@@ -202,6 +204,9 @@ pub async fn handle(d: Arc<Dashboard>, req: Request<Incoming>) -> Response<Body>
         (Method::GET, "/api/mesh/services") => services(&d),
         (Method::GET, "/api/mesh/config") => {
             json_reply(StatusCode::OK, &config::page(&d.store, &d.proxies))
+        }
+        (Method::GET, "/api/mesh/routes") => {
+            json_reply(StatusCode::OK, &routes::list(&d.store, &d.proxies))
         }
         (Method::GET, "/api/mesh/tap") => {
             match (param(&params, "namespace"), param(&params, "workload")) {

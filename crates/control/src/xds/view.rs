@@ -111,9 +111,16 @@ impl WireView {
     }
 }
 
-/// A resource's name on the wire: `Kind/namespace/name`.
+/// A resource's name on the wire: `Kind/namespace/name`; a kind whose name another API
+/// group also uses carries its group (`Gateway.gateway.networking.k8s.io/default/web`),
+/// so Istio's Gateway and the Gateway API's of the same name are two resources.
 pub fn wire_name(r: &Resource) -> String {
-    format!("{}/{}/{}", r.kind(), r.namespace(), r.name())
+    let kind = r.kind();
+    if kind == weft_api::Kind::KubernetesGateway {
+        format!("{kind}.{}/{}/{}", kind.group(), r.namespace(), r.name())
+    } else {
+        format!("{kind}/{}/{}", r.namespace(), r.name())
+    }
 }
 
 /// One resource as it goes on the wire, encoded once per version for every proxy.
@@ -283,4 +290,25 @@ pub fn publish(
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn istios_gateway_and_the_gateway_apis_of_one_name_are_two_wire_resources() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: bff-gateway, namespace: default}\nspec:\n  selector: {istio: ingressgateway}\n  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*']}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: bff-gateway, namespace: default}\nspec:\n  gatewayClassName: weft\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n";
+        let loaded = weft_api::load_str("gateways.yaml", yaml);
+        let names: Vec<String> = loaded
+            .resources
+            .iter()
+            .map(|r| super::wire_name(&r.resource))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Gateway/default/bff-gateway",
+                "Gateway.gateway.networking.k8s.io/default/bff-gateway"
+            ]
+        );
+    }
 }

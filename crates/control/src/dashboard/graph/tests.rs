@@ -290,3 +290,41 @@ spec:
         "one backend with weight is no split"
     );
 }
+
+#[test]
+fn a_gateway_api_gateways_proxy_is_a_gateway_node_carrying_its_traffic() {
+    // `weft up` names it `<gateway>-<class>`; it registered as a gateway (router~ id).
+    let gw = peer("bff-gateway-weft", "default", "bff-gateway-weft", "unknown");
+    let bff = peer("bff-service", "default", "bff-service", "v1");
+    let registered = weft_api::load_str(
+        "registration",
+        r#"{"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
+            "metadata": {"name": "bff-gateway-weft", "namespace": "default",
+                         "annotations": {"weft.io/registered-by": "router~bff-gateway-weft.default"}},
+            "spec": {"address": "127.0.20.1"}}"#,
+    )
+    .resources
+    .into_iter()
+    .map(|r| r.resource)
+    .collect::<Vec<_>>();
+    assert_eq!(registered.len(), 1);
+    let totals = vec![(
+        key(Reporter::Source, gw, bff, "bff-service", 200, "-"),
+        row(30.0),
+    )];
+    let g = build(&totals, 60, None, &registered, &[]);
+    let node = g["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["id"] == "wl:default/bff-gateway-weft"))
+        .unwrap_or_else(|| panic!("{g:#}"));
+    assert_eq!(node["kind"], "gateway", "{node}");
+    assert_eq!(node["rps"], 0.5, "its outbound traffic: {node}");
+    // Without the registration it is a plain workload (nothing says it is a gateway).
+    let g = build(&totals, 60, None, &[], &[]);
+    assert!(
+        g["nodes"].as_array().is_some_and(|n| n
+            .iter()
+            .any(|n| n["id"] == "wl:default/bff-gateway-weft" && n["kind"] == "workload")),
+        "{g:#}"
+    );
+}
