@@ -511,3 +511,88 @@ async fn mesh_http_route_cors_and_retry() {
         "{other:?}"
     );
 }
+
+/// MeshHTTPRouteBackendRequestHeaderModifier: a backend's own RequestHeaderModifier (and
+/// ResponseHeaderModifier) applies to the requests sent to it, not to the others'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_http_route_backend_request_header_modifier() {
+    let seen_by = |name: &'static str| {
+        upstream::http(Arc::new(move |_, seen| {
+            let header = |k: &str| {
+                seen.headers
+                    .get(k)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            Reply::ok(format!(
+                "{name} backend={} drop={} rule={}",
+                header("x-backend"),
+                header("x-drop"),
+                header("x-rule")
+            ))
+        }))
+    };
+    let (v1, v2) = (seen_by("v1").await, seen_by("v2").await);
+    let front = upstream::named("echo").await;
+    let yaml = format!(
+        "{}{}{}{}",
+        service("echo", 8080, "HTTP", &[(front.addr, "v1")]),
+        service("echo-v1", 8080, "HTTP", &[(v1.addr, "v1")]),
+        service("echo-v2", 8080, "HTTP", &[(v2.addr, "v2")]),
+        http_route(
+            "backend-headers",
+            "  - filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier: {set: [{name: x-rule, value: both}]}\n    backendRefs:\n    - name: echo-v1\n      port: 8080\n      filters:\n      - type: RequestHeaderModifier\n        requestHeaderModifier: {set: [{name: x-backend, value: one}], remove: [x-drop]}\n      - type: ResponseHeaderModifier\n        responseHeaderModifier: {add: [{name: x-served-by, value: v1}]}\n    - {name: echo-v2, port: 8080}\n"
+        )
+    );
+    let h = Harness::start(&yaml).await;
+    let mut answered = HashMap::new();
+    for _ in 0..40 {
+        let got = via_proxy(
+            h.proxy.outbound,
+            Send {
+                method: "GET",
+                url: "http://echo:8080/",
+                headers: &[("x-drop", "kept")],
+                body: "",
+            },
+        )
+        .await;
+        assert_eq!(got.status.as_u16(), 200, "{got:?}");
+        let served_by = got.header("x-served-by").map(str::to_string);
+        if got.body.starts_with("v1") {
+            assert_eq!(got.body, "v1 backend=one drop=- rule=both");
+            assert_eq!(served_by.as_deref(), Some("v1"));
+        } else {
+            assert_eq!(got.body, "v2 backend=- drop=kept rule=both");
+            assert_eq!(served_by, None, "v1's response filter only on v1's answers");
+        }
+        *answered.entry(got.body).or_insert(0) += 1;
+    }
+    assert_eq!(answered.len(), 2, "both backends answered: {answered:?}");
+}
+
+/// MeshHTTPRouteNamedRule: rules carrying `name` (GEP-995) route as unnamed ones do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_http_route_named_rule() {
+    let (registry, _) = echo_services().await;
+    let yaml = format!(
+        "{registry}{}",
+        http_route(
+            "named",
+            "  - name: to-v1\n    matches: [{path: {type: PathPrefix, value: /v1}}]\n    backendRefs: [{name: echo-v1, port: 8080}]\n  - name: to-v2\n    matches: [{path: {type: PathPrefix, value: /v2}}]\n    backendRefs: [{name: echo-v2, port: 8080}]\n"
+        )
+    );
+    let h = Harness::start(&yaml).await;
+    for (path, want) in [("/v1/x", "echo-v1"), ("/v2/x", "echo-v2")] {
+        let got = get(h.proxy.outbound, &format!("http://echo:8080{path}")).await;
+        assert_eq!(
+            (got.status.as_u16(), got.body.as_str()),
+            (200, want),
+            "{path}"
+        );
+    }
+    // No rule matches: 404, as for unnamed rules.
+    let got = get(h.proxy.outbound, "http://echo:8080/other").await;
+    assert_eq!(got.status.as_u16(), 404, "{got:?}");
+}

@@ -915,12 +915,24 @@ impl Validate for HttpBackendRef {
                 v.error_at("port", format!("Invalid value: {port}: must be 1 to 65535"));
             }
         }
-        if !self.filters.is_empty() {
-            v.error_at(
-                "filters",
-                "filters on a backendRef are not supported by weft yet; put them on the rule",
-            );
-        }
+        check_max(v, "filters", &self.filters, 16);
+        check_filters(v, "filters", &self.filters);
+        // Istio applies a backend's header modifiers to the requests sent to that backend
+        // and to their responses; the other filters belong on the rule.
+        v.each("filters", &self.filters, |v, f| {
+            if !matches!(
+                f.kind.as_str(),
+                "RequestHeaderModifier" | "ResponseHeaderModifier"
+            ) {
+                v.error_at(
+                    "type",
+                    format!(
+                        "{} on a backendRef is not supported by weft (RequestHeaderModifier and ResponseHeaderModifier are); put it on the rule",
+                        f.kind
+                    ),
+                );
+            }
+        });
     }
 }
 

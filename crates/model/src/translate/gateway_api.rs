@@ -588,7 +588,12 @@ pub fn weighted_backends(
             WeightedCluster {
                 cluster,
                 weight: b.weight(),
-                headers: HeaderRules::default(),
+                // The backend's own header modifiers: on the requests sent to it and on
+                // their responses.
+                headers: HeaderRules {
+                    request: header_ops(&b.filters, false),
+                    response: header_ops(&b.filters, true),
+                },
                 unresolved,
             }
         })

@@ -146,3 +146,38 @@ rules:
     assert_eq!(share(None, Some((1, Some(3)))), 333_333);
     assert_eq!(share(None, Some((5, None))), 50_000);
 }
+
+#[test]
+fn a_backends_header_modifiers_are_accepted_and_other_filters_refused_by_name() {
+    let yaml = r#"
+parentRefs: [{group: "", kind: Service, name: svc, port: 80}]
+rules:
+- backendRefs:
+  - name: svc
+    port: 80
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: x-backend, value: one}]}
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {remove: [server]}
+    - type: URLRewrite
+      urlRewrite: {hostname: other.example}
+    - type: RequestHeaderModifier
+"#;
+    let errs = errors_of(yaml);
+    assert!(
+        errs.iter().any(|e| e.starts_with("spec.rules[0].backendRefs[0].filters[2].type: URLRewrite on a backendRef is not supported by weft")),
+        "{errs:#?}"
+    );
+    // The filter rules of the CRDs hold for a backend's filters too.
+    for want in [
+        "spec.rules[0].backendRefs[0].filters: RequestHeaderModifier filter cannot be repeated",
+        "spec.rules[0].backendRefs[0].filters[3]: filter.requestHeaderModifier must be specified",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+}
