@@ -111,6 +111,56 @@ async fn http_route_simple_same_namespace_and_hostname_intersection() {
     assert!(api.hits() >= 1 && web.hits() >= 2);
 }
 
+/// HTTPRouteMatchingAcrossRoutes, with hostnames (the HTTPRoute `hostnames` precedence):
+/// a request is matched against the rules of the routes served under its exact name
+/// first, then under the wildcards covering it, the most specific first, on its listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_route_rules_fall_back_from_exact_to_wildcard_hostnames() {
+    let exact = upstream::named("exact").await;
+    let wild = upstream::named("wild").await;
+    let any = upstream::named("any").await;
+    let yaml = format!(
+        "{}{}{}{}{}{}{}",
+        service_in("infra", "exact", exact.addr),
+        service_in("infra", "wild", wild.addr),
+        service_in("infra", "any", any.addr),
+        gateway("weft", "  - {name: http, port: 80, protocol: HTTP}\n"),
+        route(
+            "infra",
+            "exact",
+            "  parentRefs: [{name: web}]\n  hostnames: [a.example.com]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /api}}]\n    backendRefs: [{name: exact, port: 8080}]\n"
+        ),
+        route(
+            "infra",
+            "wild",
+            "  parentRefs: [{name: web}]\n  hostnames: [\"*.example.com\"]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /api/long}}]\n    backendRefs: [{name: wild, port: 8080}]\n  - matches: [{path: {type: PathPrefix, value: /w}}]\n    backendRefs: [{name: wild, port: 8080}]\n"
+        ),
+        route(
+            "infra",
+            "any",
+            "  parentRefs: [{name: web}]\n  rules:\n  - backendRefs: [{name: any, port: 8080}]\n"
+        ),
+    );
+    let h = Harness::kubernetes_gateway(&yaml, "infra", "web", &[80]).await;
+    let addr = port(&h, 80);
+    for (host, path, want) in [
+        // The exact name's rule first, even against a longer path of the wildcard's.
+        ("a.example.com", "/api/long/x", "exact"),
+        // No rule of a.example.com's matches: the wildcard's, then the catch-all's.
+        ("a.example.com", "/w/x", "wild"),
+        ("a.example.com", "/", "any"),
+        ("b.example.com", "/api/long", "wild"),
+        ("b.example.com", "/api", "any"),
+        ("other.test", "/w", "any"),
+    ] {
+        assert_eq!(
+            status_and_body(addr, host, path).await,
+            (200, want.to_string()),
+            "{host}{path}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_allowed_routes_and_http_route_reference_grant() {
     let same = upstream::named("same").await;

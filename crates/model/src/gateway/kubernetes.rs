@@ -17,7 +17,7 @@
 //!   listeners send connections to their TCPRoutes, TLS listeners in Passthrough mode by
 //!   SNI to their TLSRoutes. UDP is not served (UnsupportedProtocol).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use weft_api::gateway_api::gateway::{
@@ -346,6 +346,8 @@ pub(crate) fn translate(
     let mut ports: BTreeMap<u16, GatewayPort> = BTreeMap::new();
     // The routes served under each (port, host name), oldest first.
     let mut by_host: BTreeMap<(u16, String), Vec<&Object<HttpRoute>>> = BTreeMap::new();
+    // The listeners each (port, host name) came from.
+    let mut listeners_of: BTreeMap<(u16, String), BTreeSet<usize>> = BTreeMap::new();
     // The listeners served, by index, with their port.
     let mut served: BTreeMap<usize, u16> = BTreeMap::new();
     let states = listener_states(gateway);
@@ -367,7 +369,8 @@ pub(crate) fn translate(
         // A request for the listener's hostname is the listener's, routes or not (404
         // without): a less specific listener's routes do not answer it.
         if matches!(l.protocol.as_str(), "HTTP" | "HTTPS") {
-            by_host.entry((port, hostname)).or_default();
+            by_host.entry((port, hostname.clone())).or_default();
+            listeners_of.entry((port, hostname)).or_default().insert(i);
         }
     }
     let all = all_routes(resources);
@@ -387,6 +390,10 @@ pub(crate) fn translate(
                 ),
                 _ => {
                     for name in names {
+                        listeners_of
+                            .entry((*port, name.clone()))
+                            .or_default()
+                            .insert(listener);
                         let list = by_host.entry((*port, name)).or_default();
                         if !list.iter().any(|r| std::ptr::eq(*r, route)) {
                             list.push(route);
@@ -408,12 +415,39 @@ pub(crate) fn translate(
         });
     }
     let mut vhosts: BTreeMap<u16, Vec<crate::route::VirtualHost>> = BTreeMap::new();
-    for ((port, name), attached) in by_host {
-        vhosts.entry(port).or_default().push(virtual_host(
-            &name,
-            port,
-            routes(&attached, backends),
-        ));
+    for ((port, name), attached) in &by_host {
+        // The rules of the routes served under this name first, then (the spec's
+        // hostname precedence) those of the routes the same listener serves under
+        // wildcards covering it, the most specific wildcard first.
+        let mut table = routes(attached, backends);
+        if let Some(listener) = listener_for(gateway, &served, *port, name) {
+            let mut wider: Vec<&String> = by_host
+                .keys()
+                .filter(|(p, wide)| {
+                    p == port
+                        && covers(wide, name)
+                        && listeners_of
+                            .get(&(*p, wide.clone()))
+                            .is_some_and(|ls| ls.contains(&listener))
+                })
+                .map(|(_, wide)| wide)
+                .collect();
+            wider.sort_by_key(|w| std::cmp::Reverse(specificity(w)));
+            let mut taken: Vec<&Object<HttpRoute>> = attached.clone();
+            for wide in wider {
+                let more: Vec<&Object<HttpRoute>> = by_host[&(*port, wide.clone())]
+                    .iter()
+                    .copied()
+                    .filter(|r| !taken.iter().any(|t| std::ptr::eq(*t, *r)))
+                    .collect();
+                table.extend(routes(&more, backends));
+                taken.extend(more);
+            }
+        }
+        vhosts
+            .entry(*port)
+            .or_default()
+            .push(virtual_host(name, *port, table));
     }
     KubernetesGatewayMesh {
         // Every HTTP listener's port has its (possibly empty) host; TCP and TLS ports none.
@@ -423,6 +457,48 @@ pub(crate) fn translate(
             .collect(),
         ports,
     }
+}
+
+/// Whether the wildcard `wide` (`*`, `*.example.com`) covers the narrower `name`
+/// (`a.example.com`, `*.a.example.com`).
+fn covers(wide: &str, name: &str) -> bool {
+    wide != name
+        && (wide == "*"
+            || wide
+                .strip_prefix('*')
+                .is_some_and(|suffix| name.len() > suffix.len() && name.ends_with(suffix)))
+}
+
+/// How specific a host name is: an exact name before any wildcard, a longer before a
+/// shorter.
+fn specificity(name: &str) -> (bool, usize) {
+    (!name.starts_with('*'), name.len())
+}
+
+/// The HTTP listener on `port` a request for `name` belongs to: the most specific whose
+/// hostname is `name` or covers it.
+fn listener_for(
+    gateway: &Object<Gateway>,
+    served: &BTreeMap<usize, u16>,
+    port: u16,
+    name: &str,
+) -> Option<usize> {
+    served
+        .iter()
+        .filter(|(_, p)| **p == port)
+        .filter_map(|(i, _)| {
+            let l = &gateway.spec.listeners[*i];
+            let host = l
+                .hostname
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .unwrap_or("*");
+            (matches!(l.protocol.as_str(), "HTTP" | "HTTPS")
+                && (host == name || covers(host, name)))
+            .then_some((specificity(host), *i))
+        })
+        .max_by_key(|(s, i)| (*s, std::cmp::Reverse(*i)))
+        .map(|(_, i)| i)
 }
 
 /// The rules of a TCPRoute (every connection) or TLSRoute (by SNI: one rule per name
