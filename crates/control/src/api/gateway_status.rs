@@ -78,3 +78,80 @@ fn connected(resources: &[Resource], proxies: &Proxies) -> Vec<ConnectedGateway>
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Resource {
+        weft_api::load_str("t.yaml", yaml)
+            .resources
+            .remove(0)
+            .resource
+    }
+
+    /// GatewayObservedGenerationBump, HTTPRouteObservedGenerationBump: a change of the
+    /// spec bumps `generation`, and every condition then says it observed the new one.
+    #[test]
+    fn conditions_observe_the_generation_a_spec_change_bumps() {
+        let dir = std::env::temp_dir().join(format!(
+            "weft-observed-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).expect("open");
+        let gateway = |port: u16| {
+            load(&format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: web, namespace: default}}\nspec:\n  gatewayClassName: weft\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n"
+            ))
+        };
+        let route = |path: &str| {
+            load(&format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: default}}\nspec:\n  parentRefs: [{{name: web}}]\n  rules: [{{matches: [{{path: {{value: {path}}}}}]}}]\n"
+            ))
+        };
+        let observed = |store: &Store| {
+            let mut items = store.all();
+            fill(store, &Proxies::default(), &mut items);
+            let mut out = Vec::new();
+            for r in &items {
+                let v = serde_json::to_value(r).expect("json");
+                let generation = v["metadata"]["generation"].as_i64().expect("generation");
+                let conditions: Vec<serde_json::Value> = match r.kind() {
+                    Kind::KubernetesGateway => v["status"]["conditions"]
+                        .as_array()
+                        .cloned()
+                        .expect("conditions"),
+                    _ => v["status"]["parents"][0]["conditions"]
+                        .as_array()
+                        .cloned()
+                        .expect("conditions"),
+                };
+                assert!(!conditions.is_empty(), "{v:#}");
+                for c in conditions {
+                    out.push((
+                        r.kind().name().to_string(),
+                        generation,
+                        c["observedGeneration"].as_i64().expect("observed"),
+                    ));
+                }
+            }
+            out
+        };
+        store.put(gateway(80), false).expect("put");
+        store.put(route("/a"), false).expect("put");
+        assert!(observed(&store).iter().all(|(_, g, o)| (*g, *o) == (1, 1)));
+        store.put(gateway(8080), false).expect("put");
+        store.put(route("/b"), false).expect("put");
+        let after = observed(&store);
+        assert!(
+            after.iter().all(|(_, g, o)| (*g, *o) == (2, 2)),
+            "{after:?}"
+        );
+        // The same spec again changes nothing.
+        store.put(route("/b"), false).expect("put");
+        assert_eq!(observed(&store), after);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
