@@ -109,6 +109,13 @@ pub struct HttpRouteMatch {
     /// Method condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// A GRPCRoute match turned into HTTPRoute's shape: the characters of the service
+    /// and of the method it names, which order it among the others as GRPCRoute's
+    /// precedence says (service first, then method). Not part of the API: never read
+    /// from YAML nor written.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub grpc_precedence: Option<(usize, usize)>,
 }
 
 /// A path condition.

@@ -155,6 +155,12 @@ fn grpc_rule(r: &GrpcRouteRule) -> HttpRouteRule {
             .map(|m| HttpRouteMatch {
                 path: m.method.as_ref().map(grpc_path),
                 headers: m.headers.clone(),
+                grpc_precedence: Some(m.method.as_ref().map_or((0, 0), |mm| {
+                    (
+                        mm.service.as_deref().map_or(0, str::len),
+                        mm.method.as_deref().map_or(0, str::len),
+                    )
+                })),
                 ..HttpRouteMatch::default()
             })
             .collect(),
@@ -314,9 +320,11 @@ pub fn routes(attached: &[&Object<HttpRoute>], backends: &Backends<'_>) -> Vec<R
 }
 
 /// The spec's ordering, larger first: Exact over prefix, longer paths, a method, more
-/// headers, more query parameters.
+/// headers, more query parameters; for GRPCRoute matches first the characters of the
+/// service matched, then of the method (zero for HTTPRoute's), then the headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Precedence {
+    grpc: (usize, usize),
     exact: bool,
     path_len: usize,
     method: bool,
@@ -328,6 +336,7 @@ impl Precedence {
     fn of(m: &HttpRouteMatch) -> Precedence {
         let path = m.path.as_ref();
         Precedence {
+            grpc: m.grpc_precedence.unwrap_or_default(),
             exact: path.is_some_and(|p| p.kind() == "Exact"),
             path_len: path.map_or(1, |p| p.value().len()),
             method: m.method.is_some(),
@@ -664,6 +673,37 @@ mod tests {
         assert!(m.matches("/foo/bar", false));
         assert!(!m.matches("/foobar", false));
         assert!(!m.matches("/fo", false));
+    }
+
+    #[test]
+    fn grpc_matches_order_by_service_then_method_characters_then_headers() {
+        // GRPCRoute's precedence: the service's characters first, so a service-only match
+        // beats a method-only one, however long the method's name; then the method's;
+        // then the headers.
+        let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g, namespace: default}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: g}]\n  rules:\n  - name: method-only\n    matches: [{method: {method: SayHelloWithAVeryLongName}}]\n  - name: headers-only\n    matches: [{headers: [{name: x-a, value: b}]}]\n  - name: service-only\n    matches: [{method: {service: e.E}}]\n  - name: exact\n    matches: [{method: {service: e.E, method: Say}}]\n  - name: exact-with-header\n    matches: [{method: {service: e.E, method: Say}, headers: [{name: x-a, value: b}]}]\n";
+        let resources: Vec<Resource> = weft_api::load_str("g.yaml", yaml)
+            .resources
+            .into_iter()
+            .map(|r| r.resource)
+            .collect();
+        let route = as_http_route(&resources[0]).expect("a route");
+        let services = BTreeMap::new();
+        let retry = RetryPolicy::istio_default();
+        let backends = Backends::new(&resources, &services, &retry);
+        let order: Vec<String> = routes(&[route.as_ref()], &backends)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "exact-with-header",
+                "exact",
+                "service-only",
+                "method-only",
+                "headers-only"
+            ]
+        );
     }
 
     #[test]
