@@ -119,12 +119,14 @@ async fn pass(weft: &Path, dir: &Path, state: &mut State) -> anyhow::Result<()> 
         {
             continue;
         }
-        let started = match free_address(&state.gateways) {
-            Ok(address) => {
-                let token = ca_token(&state.api, ns, &workload_of(g)).await?;
-                start_gateway(weft, &logs, state, g, address, token)
-            }
-            Err(e) => Err(e),
+        // A Gateway that cannot get a proxy (no address, no CA token, no process) is that
+        // Gateway's problem only: the others are still started in this pass.
+        let started = match (
+            free_address(&state.gateways),
+            ca_token(&state.api, ns, &workload_of(g)).await,
+        ) {
+            (Ok(address), Ok(token)) => start_gateway(weft, &logs, state, g, address, token),
+            (Err(e), _) | (_, Err(e)) => Err(e),
         };
         match started {
             Ok(started) => {
