@@ -193,6 +193,7 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
             Kind::Pod => read_kube::<_>(&tree, &ctx).map(Resource::Pod),
             Kind::EndpointSlice => read_kube::<_>(&tree, &ctx).map(Resource::EndpointSlice),
             Kind::Deployment => read_kube::<_>(&tree, &ctx).map(Resource::Deployment),
+            Kind::Secret => read_kube::<_>(&tree, &ctx).map(Resource::Secret),
         };
         match read {
             Ok(r) => break (Some(r), ctx.into_inner()),

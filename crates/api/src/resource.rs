@@ -69,11 +69,13 @@ pub enum Kind {
     EndpointSlice,
     /// apps/v1 Deployment
     Deployment,
+    /// core/v1 Secret (a gateway's certificates)
+    Secret,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 24] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -97,15 +99,17 @@ impl Kind {
         Kind::Pod,
         Kind::EndpointSlice,
         Kind::Deployment,
+        Kind::Secret,
     ];
 
     /// Kubernetes' own kinds, which weft reads for its registry and analysis.
-    pub const KUBERNETES: [Kind; 5] = [
+    pub const KUBERNETES: [Kind; 6] = [
         Kind::Namespace,
         Kind::Service,
         Kind::Pod,
         Kind::EndpointSlice,
         Kind::Deployment,
+        Kind::Secret,
     ];
 
     /// The kind's name as written in `kind:`.
@@ -134,6 +138,7 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Deployment => "Deployment",
+            Kind::Secret => "Secret",
         }
     }
 
@@ -152,7 +157,7 @@ impl Kind {
             | Kind::KubernetesGateway
             | Kind::ReferenceGrant => gateway_api::GROUP,
             Kind::RateLimit => "policy.weft.dev",
-            Kind::Namespace | Kind::Service | Kind::Pod => "",
+            Kind::Namespace | Kind::Service | Kind::Pod | Kind::Secret => "",
             Kind::EndpointSlice => "discovery.k8s.io",
             Kind::Deployment => "apps",
             _ => "networking.istio.io",
@@ -253,6 +258,7 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::EndpointSlice => "endpointslices",
             Kind::Deployment => "deployments",
+            Kind::Secret => "secrets",
         }
     }
 
@@ -346,6 +352,8 @@ pub enum Resource {
     EndpointSlice(KubeObject<kube::EndpointSlice>),
     /// A Kubernetes Deployment.
     Deployment(KubeObject<kube::Deployment>),
+    /// A Kubernetes Secret.
+    Secret(KubeObject<kube::Secret>),
 }
 
 macro_rules! each_resource {
@@ -374,6 +382,7 @@ macro_rules! each_resource {
             Resource::Pod($obj) => $body,
             Resource::EndpointSlice($obj) => $body,
             Resource::Deployment($obj) => $body,
+            Resource::Secret($obj) => $body,
         }
     };
 }
@@ -405,6 +414,7 @@ impl Resource {
             Resource::Pod(_) => Kind::Pod,
             Resource::EndpointSlice(_) => Kind::EndpointSlice,
             Resource::Deployment(_) => Kind::Deployment,
+            Resource::Secret(_) => Kind::Secret,
         }
     }
 
@@ -458,6 +468,7 @@ impl Resource {
             Resource::Pod(o) => o.view.validate(&mut v),
             Resource::EndpointSlice(o) => o.view.validate(&mut v),
             Resource::Deployment(o) => o.view.validate(&mut v),
+            Resource::Secret(o) => o.view.validate(&mut v),
             Resource::VirtualService(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::DestinationRule(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::ServiceEntry(o) => v.field("spec", |v| o.spec.validate(v)),

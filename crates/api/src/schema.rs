@@ -119,6 +119,15 @@ pub fn openapi_v3(group: &str, version: &str) -> Value {
                 props.insert("ports".into(), json!({ "type": "array", "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } }));
             }
         }
+        if *kind == Kind::Secret {
+            if let Some(Value::Object(props)) = schema.get_mut("properties") {
+                props.remove("spec");
+                props.insert("type".into(), json!({ "type": "string", "description": "Opaque (default), kubernetes.io/tls, ..." }));
+                props.insert("data".into(), json!({ "type": "object", "additionalProperties": { "type": "string", "format": "byte" }, "description": "The values, base64-encoded." }));
+                props.insert("stringData".into(), json!({ "type": "object", "additionalProperties": { "type": "string" }, "description": "Values in plain text, folded into data when written." }));
+                props.insert("immutable".into(), json!({ "type": "boolean" }));
+            }
+        }
     }
     let mut used = Vec::new();
     collect_refs(&Value::Object(schemas.clone()), &mut used);
@@ -229,7 +238,7 @@ fn spec_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         Kind::Service => generator.subschema_for::<kube::service::ServiceSpec>(),
         Kind::Pod => generator.subschema_for::<kube::pod::PodSpec>(),
         Kind::Deployment => generator.subschema_for::<kube::deployment::DeploymentSpec>(),
-        Kind::Namespace | Kind::EndpointSlice => {
+        Kind::Namespace | Kind::EndpointSlice | Kind::Secret => {
             return json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
         }
     };

@@ -156,6 +156,7 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
         Kind::Pod => "po",
         Kind::EndpointSlice => "endpointslice",
         Kind::Deployment => "deploy",
+        Kind::Secret => "secret",
     };
     for k in Kind::ALL {
         let name = k.name().to_ascii_lowercase();

@@ -326,7 +326,7 @@ impl Ca {
 
     /// The identity behind `token`, binding it to `node` on first use; refuses unknown
     /// tokens and tokens another proxy already used.
-    fn authenticate(&self, token: &str, node: &str) -> Result<TokenIdentity, String> {
+    pub fn authenticate(&self, token: &str, node: &str) -> Result<TokenIdentity, String> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         let Some(id) = tokens.get_mut(token) else {
             return Err("unknown bootstrap token".into());

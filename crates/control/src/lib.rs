@@ -236,6 +236,7 @@ pub async fn start(opts: ControlOptions) -> Result<RunningControl, StartError> {
             opts.registration_grace,
             &mesh_config,
             jwks::JwksResolver::new(opts.jwks_refresh),
+            authority.clone(),
         ),
     );
     let ca_service = authority.clone().map(ca::Service);

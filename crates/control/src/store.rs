@@ -284,6 +284,13 @@ impl Store {
         if let (Some(Resource::Service(old)), Resource::Service(new)) = (&existing, &mut r) {
             new.keep_cluster_ips(old).map_err(StoreError::Invalid)?;
         }
+        if let Resource::Secret(new) = &mut r {
+            let old = match &existing {
+                Some(Resource::Secret(old)) => Some(old),
+                _ => None,
+            };
+            new.fold_for_write(old).map_err(StoreError::Invalid)?;
+        }
         match (&existing, create_only) {
             (Some(_), true) => return Err(StoreError::AlreadyExists(key)),
             (Some(old), false) => {

@@ -125,6 +125,8 @@ pub struct Xds {
     views: tokio::sync::watch::Receiver<Arc<WireView>>,
     /// Large pushes go out a few at a time.
     large: LargePushes,
+    /// The CA, whose bootstrap tokens prove a proxy's namespace (for Secrets).
+    ca: Option<Arc<crate::ca::Ca>>,
 }
 
 impl Xds {
@@ -137,6 +139,7 @@ impl Xds {
         grace: Duration,
         mesh_config: &MeshConfig,
         jwks: Arc<JwksResolver>,
+        ca: Option<Arc<crate::ca::Ca>>,
     ) -> Self {
         let views = publish(store.clone(), Arc::new(view::mesh_entry(mesh_config)), jwks);
         Xds {
@@ -146,6 +149,7 @@ impl Xds {
             grace,
             views,
             large: LargePushes::default(),
+            ca,
         }
     }
 }
@@ -160,10 +164,17 @@ impl AggregatedDiscoveryService for Xds {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<ResponseStream>, Status> {
+        // The proxy's CA bootstrap token, when it sends one: it proves the namespace.
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
         let incoming = request.into_inner();
         // Parts are built as the stream takes them: a session queues at most two.
         let (tx, rx) = mpsc::channel(2);
-        tokio::spawn(session(self.clone(), incoming, tx));
+        tokio::spawn(session(self.clone(), incoming, token, tx));
         let stream =
             futures_util::stream::unfold(
                 rx,
@@ -178,6 +189,7 @@ pub use view::{WireEntry, WireView, publish, wire_name};
 async fn session(
     xds: Xds,
     mut incoming: Streaming<DeltaDiscoveryRequest>,
+    token: Option<String>,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
 ) {
     let Xds {
@@ -187,6 +199,7 @@ async fn session(
         grace,
         mut views,
         large,
+        ca,
     } = xds;
     let first = match incoming.message().await {
         Ok(Some(r)) => r,
@@ -262,6 +275,22 @@ async fn session(
         labels,
         gateway: weft_proto::is_gateway_id(&id),
     };
+    // Secrets go only to a gateway proxy whose bootstrap token proves its namespace.
+    let proven = match (&ca, &token) {
+        (Some(ca), Some(token)) => match ca.authenticate(token, &id) {
+            Ok(who) if who.namespace == namespace => true,
+            Ok(who) => {
+                tracing::warn!(proxy = %id, %namespace, token_namespace = %who.namespace, "the proxy's token is for another namespace: it gets no Secrets");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(proxy = %id, "the proxy's token is refused ({e}): it gets no Secrets");
+                false
+            }
+        },
+        _ => false,
+    };
+    let reads_secrets = proxy.gateway && proven;
     // What the proxy has: its versions from a previous stream, so a reconnect resyncs.
     let told: HashMap<Arc<str>, u64> = first
         .initial_resource_versions
@@ -327,20 +356,21 @@ async fn session(
                 let changed_at = pending_since.take();
                 nonce += 1;
                 let view = views.borrow_and_update().clone();
-                // The scope is worked out again only when the view's Sidecars changed,
+                // The scope is worked out again only when the view's scoping resources
+                // (Sidecars, ReferenceGrants) changed,
                 // and shared from push to push while it stays the same, so the delta
                 // comes from the names changed since the last push.
                 let current = match scope.take() {
-                    Some((sidecars, s)) if Arc::ptr_eq(&sidecars, &view.sidecars) => s,
+                    Some((scoping, s)) if Arc::ptr_eq(&scoping, &view.scoping) => s,
                     was => {
-                        let now = Scope::new(&view.sidecars, &proxy);
+                        let now = Scope::new(&view.scoping, &proxy, reads_secrets);
                         match was {
                             Some((_, s)) if *s == now => s,
                             _ => Arc::new(now),
                         }
                     }
                 };
-                scope = Some((view.sidecars.clone(), current.clone()));
+                scope = Some((view.scoping.clone(), current.clone()));
                 let delta = Delta::between(&sent, &view, &current);
                 let quiet = delta.is_empty() && nonce > 1;
                 sent = Has::Sent { view: view.clone(), scope: current };

@@ -43,6 +43,9 @@ pub struct ControlSource {
     pub mesh_telemetry: Arc<MeshTelemetry>,
     /// The external authorization providers, replaced by each mesh config's.
     pub ext_authz: Arc<crate::http::ext_authz::Providers>,
+    /// The CA bootstrap token, sent on the stream so the control plane knows the proxy's
+    /// namespace is proven (a gateway then gets the Secrets it may read).
+    pub token: Option<String>,
 }
 
 /// One item of the stream: a resource, or the mesh config ([`MESH_CONFIG_RESOURCE`]).
@@ -192,8 +195,14 @@ impl ControlSource {
                 rx,
                 |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
             );
+        let mut request = tonic::Request::new(requests);
+        if let Some(token) = &self.token {
+            if let Ok(value) = format!("Bearer {token}").parse() {
+                request.metadata_mut().insert("authorization", value);
+            }
+        }
         let mut stream = client
-            .delta_aggregated_resources(requests)
+            .delta_aggregated_resources(request)
             .await
             .map_err(|e| e.to_string())?
             .into_inner();

@@ -395,6 +395,7 @@ pub async fn start(opts: ProxyOptions) -> Result<RunningProxy, StartError> {
     match (&opts.control, fingerprint) {
         (Some(address), _) => {
             let control = control_source::ControlSource {
+                token: opts.ca_token.clone(),
                 address: address.clone(),
                 id: opts.id.clone(),
                 scope: opts.scope.clone(),

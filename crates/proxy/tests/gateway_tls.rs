@@ -8,8 +8,9 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::time::Duration;
 
-use common::pki::{Pki, curl, run, text};
+use common::pki::{Pki, curl, run, secret, text};
 use common::{Harness, service};
 use weft_testkit::upstream;
 
@@ -145,6 +146,138 @@ spec:
         3,
         "redirects and refused handshakes reach nothing"
     );
+}
+
+/// `credentialName`: the certificate comes from a Secret in the gateway's namespace
+/// (`istio-system`), `kubernetes.io/tls` (`tls.crt`, `tls.key`) or Istio's generic form
+/// (`cert`, `key`, `cacert`: the CA that verifies client certificates, for MUTUAL); a
+/// changed Secret is served from the next handshake on; a Secret of the Gateway's own
+/// namespace is not the gateway's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_names_serve_secrets_of_the_gateways_namespace() {
+    let dir = weft_testkit::fresh_dir("gateway-credential");
+    let server = Pki::new(&dir, "server");
+    let renewed = Pki::new(&dir, "renewed");
+    let clients = Pki::new(&dir, "clients");
+    let (a_cert, a_key) = server.issue("a", &["a.example.com"]);
+    let (b_cert, b_key) = server.issue("b", &["b.example.com"]);
+    let (a2_cert, a2_key) = renewed.issue("a2", &["a.example.com"]);
+    let (alice, alice_key) = clients.issue("alice", &["alice.example.com"]);
+    let web = upstream::named("web").await;
+    let config = |a_secret: String| {
+        format!(
+            r#"{}{a_secret}{}{}apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: tls-gateway, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: https-a, protocol: HTTPS}}
+    hosts: [a.example.com]
+    tls: {{mode: SIMPLE, credentialName: a-cert}}
+  - port: {{number: 443, name: https-b, protocol: HTTPS}}
+    hosts: [b.example.com]
+    tls: {{mode: MUTUAL, credentialName: b-credential}}
+  - port: {{number: 443, name: https-c, protocol: HTTPS}}
+    hosts: [c.example.com]
+    tls: {{mode: SIMPLE, credentialName: c-cert}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: web, namespace: default}}
+spec:
+  hosts: ["*.example.com"]
+  gateways: [tls-gateway]
+  http:
+  - route: [{{destination: {{host: web.default.svc.cluster.local}}}}]
+---
+"#,
+            service("web", 8080, "HTTP", &[(web.addr, "v1")]),
+            secret(
+                "istio-system",
+                "b-credential",
+                "Opaque",
+                &[
+                    ("cert", &b_cert),
+                    ("key", &b_key),
+                    ("cacert", &clients.ca_file())
+                ]
+            ),
+            // In the Gateway's namespace, not the gateway proxy's: not read.
+            secret(
+                "default",
+                "c-cert",
+                "kubernetes.io/tls",
+                &[("tls.crt", &a_cert), ("tls.key", &a_key)]
+            ),
+        )
+    };
+    let a_secret = |cert: &str, key: &str| {
+        secret(
+            "istio-system",
+            "a-cert",
+            "kubernetes.io/tls",
+            &[("tls.crt", cert), ("tls.key", key)],
+        )
+    };
+    let h = Harness::gateway_on(
+        &config(a_secret(&a_cert, &a_key)),
+        &[("istio", "ingressgateway")],
+        &[443],
+    )
+    .await;
+    let https = gateway_ports(&h)[&443];
+    let trust = server.ca_file();
+    let got = curl(https, "https://a.example.com:PORT/", Some(&trust), &[]).await;
+    assert_eq!(
+        text(&got),
+        "web\n200 ",
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    // MUTUAL: the Secret's cacert verifies client certificates.
+    let none = curl(https, "https://b.example.com:PORT/", Some(&trust), &[]).await;
+    assert!(
+        !text(&none).starts_with("web"),
+        "no client certificate: {}",
+        text(&none)
+    );
+    let got = curl(
+        https,
+        "https://b.example.com:PORT/",
+        Some(&trust),
+        &["--cert", &alice, "--key", &alice_key],
+    )
+    .await;
+    assert_eq!(
+        text(&got),
+        "web\n200 ",
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    // c's Secret is in `default`: the server is not served, so no certificate for c.
+    let refused = curl(https, "https://c.example.com:PORT/", None, &["-k"]).await;
+    assert!(!refused.status.success(), "{}", text(&refused));
+
+    // The Secret changes (another CA's certificate): the next handshake has it.
+    h.write(&config(a_secret(&a2_cert, &a2_key)));
+    let renewed_ca = renewed.ca_file();
+    weft_testkit::eventually(
+        "the renewed certificate served",
+        Duration::from_secs(10),
+        || async {
+            let got = curl(https, "https://a.example.com:PORT/", Some(&renewed_ca), &[]).await;
+            (text(&got) == "web\n200 ").then_some(())
+        },
+    )
+    .await;
+    let old = curl(https, "https://a.example.com:PORT/", Some(&trust), &[]).await;
+    assert!(
+        !old.status.success(),
+        "the old CA no longer verifies it: {}",
+        text(&old)
+    );
+    assert_eq!(web.hits(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::pki::{Pki, curl, text};
+use common::pki::{Pki, curl, secret, text};
 use common::{Harness, service};
 use weft_testkit::client::{Send, direct, h2};
 use weft_testkit::upstream;
@@ -260,6 +260,72 @@ async fn gateway_https_listener_terminates_with_certificate_files() {
     )
     .await;
     assert_eq!(text(&out).trim(), "web\n200", "{out:?}");
+}
+
+/// Conformance GatewaySecretReferenceGrantAllInNamespace (and HTTPRouteHTTPSListener):
+/// HTTPS listeners terminate with the Secrets their certificateRefs name, one in the
+/// Gateway's namespace, one in another namespace whose ReferenceGrant allows it; a
+/// listener whose Secret is in a namespace without a grant is not served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_secret_reference_grant_all_in_namespace() {
+    let web = upstream::named("web").await;
+    let dir = weft_testkit::fresh_dir("kube-gateway-secrets");
+    let pki = Pki::new(&dir, "server");
+    let (a_cert, a_key) = pki.issue("a", &["a.example.com"]);
+    let (b_cert, b_key) = pki.issue("b", &["b.example.com"]);
+    let tls = |ns: &str, name: &str, cert: &str, key: &str| {
+        secret(
+            ns,
+            name,
+            "kubernetes.io/tls",
+            &[("tls.crt", cert), ("tls.key", key)],
+        )
+    };
+    let listener = |name: &str, host: &str, cert_ref: &str| {
+        format!(
+            "  - name: {name}\n    port: 443\n    protocol: HTTPS\n    hostname: {host}\n    tls:\n      certificateRefs: [{cert_ref}]\n"
+        )
+    };
+    let yaml = format!(
+        "{}{}{}{}{}{}apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: gateways, namespace: certs}}\nspec:\n  from: [{{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra}}]\n  to: [{{group: '', kind: Secret}}]\n---\n",
+        service_in("infra", "web", web.addr),
+        tls("infra", "a-cert", &a_cert, &a_key),
+        tls("certs", "b-cert", &b_cert, &b_key),
+        tls("locked", "b-cert", &b_cert, &b_key),
+        gateway(
+            "weft",
+            &[
+                listener("a", "a.example.com", "{name: a-cert}"),
+                listener("b", "b.example.com", "{name: b-cert, namespace: certs}"),
+                listener("c", "c.example.com", "{name: b-cert, namespace: locked}"),
+            ]
+            .concat()
+        ),
+        route(
+            "infra",
+            "web",
+            "  parentRefs: [{name: web}]\n  rules:\n  - backendRefs: [{name: web, port: 8080}]\n"
+        ),
+    );
+    let h = Harness::kubernetes_gateway(&yaml, "infra", "web", &[443]).await;
+    let addr = port(&h, 443);
+    for host in ["a.example.com", "b.example.com"] {
+        let out = curl(
+            addr,
+            &format!("https://{host}:PORT/"),
+            Some(&pki.ca_file()),
+            &[],
+        )
+        .await;
+        assert_eq!(text(&out).trim(), "web\n200", "{host}: {out:?}");
+    }
+    let refused = curl(addr, "https://c.example.com:PORT/", None, &["-k"]).await;
+    assert!(
+        !refused.status.success(),
+        "no grant in `locked`: {}",
+        text(&refused)
+    );
+    assert_eq!(web.hits(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

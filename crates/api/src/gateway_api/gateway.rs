@@ -421,10 +421,9 @@ impl Validate for ListenerTls {
         }
         v.each("certificateRefs", &self.certificate_refs, |v, r| {
             check_len(v, "name", &r.name, 1, 253);
-            v.warn(format!(
-                "weft reads no Kubernetes Secrets: certificate {:?} cannot be loaded (status: InvalidCertificateRef); name the files in tls.options {CERTIFICATE_OPTION} and {PRIVATE_KEY_OPTION}",
-                r.name
-            ));
+            if let Some(ns) = &r.namespace {
+                check_len(v, "namespace", ns, 1, 63);
+            }
         });
         let cert = self.options.get(CERTIFICATE_OPTION);
         let key = self.options.get(PRIVATE_KEY_OPTION);

@@ -1,5 +1,5 @@
 //! Kubernetes' own kinds, as Istio's Kubernetes registry reads them: `core/v1` Namespace,
-//! Service and Pod, `discovery.k8s.io/v1` EndpointSlice, and `apps/v1` Deployment.
+//! Service, Pod and Secret, `discovery.k8s.io/v1` EndpointSlice, and `apps/v1` Deployment.
 //!
 //! weft reads the fields the registry and the analyzers use (a typed *view*) and keeps the
 //! whole object as written, so nothing applied is lost and `kubectl get -o yaml` shows it back.
@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod endpoint_slice;
 pub mod namespace;
 pub mod pod;
+pub mod secret;
 pub mod service;
 
 use serde::{Deserialize, Serialize, Serializer};
@@ -22,6 +23,7 @@ pub use deployment::Deployment;
 pub use endpoint_slice::EndpointSlice;
 pub use namespace::Namespace;
 pub use pod::Pod;
+pub use secret::Secret;
 pub use service::Service;
 
 /// What a view checks of its object, from the object's root (`spec.ports[0].port`): the rules

@@ -581,12 +581,6 @@ fn is_valid_cipher_suite(suite: &str) -> bool {
 impl ServerTLSSettings {
     /// What a terminating server asks that weft's gateway cannot do, as warnings.
     fn warn_unserved(&self, v: &mut Validator) {
-        if self.uses_credentials() {
-            v.warn_at(
-                "tls.credentialName",
-                "credentialName names a Kubernetes Secret, which weft does not hold; this server is not served (use serverCertificate and privateKey files)",
-            );
-        }
         if matches!(
             self.max_protocol_version,
             TlsProtocolVersion::V1_0 | TlsProtocolVersion::V1_1

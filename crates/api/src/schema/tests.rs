@@ -120,16 +120,16 @@ fn every_kind_has_a_schema_with_its_gvk() {
                 json!([{ "group": kind.group(), "version": version, "kind": kind.name() }]),
                 "{name}"
             );
-            // An EndpointSlice's fields are top-level, not under `spec`.
-            let body = if kind == Kind::EndpointSlice {
-                "endpoints"
-            } else {
-                "spec"
+            // An EndpointSlice's and a Secret's fields are top-level, not under `spec`.
+            let body = match kind {
+                Kind::EndpointSlice => "endpoints",
+                Kind::Secret => "data",
+                _ => "spec",
             };
             for field in ["apiVersion", "kind", "metadata", body, "status"] {
                 assert!(schema["properties"].get(field).is_some(), "{name}.{field}");
             }
-            if kind != Kind::EndpointSlice {
+            if !matches!(kind, Kind::EndpointSlice | Kind::Secret) {
                 assert_eq!(schema["properties"]["spec"]["type"], "object", "{name}");
             }
             // Of Kubernetes' kinds weft reads a part: the rest passes through.

@@ -35,6 +35,7 @@ pub fn short_names(kind: Kind) -> &'static [&'static str] {
         Kind::Sidecar
         | Kind::RateLimit
         | Kind::EndpointSlice
+        | Kind::Secret
         | Kind::HttpRoute
         | Kind::GrpcRoute
         | Kind::TcpRoute

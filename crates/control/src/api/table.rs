@@ -62,6 +62,7 @@ fn columns(kind: Kind) -> Vec<Column> {
             col("IP", "string", "The IP of the pod.", &["status", "podIP"][..]),
         ],
         Kind::Deployment => vec![col("Replicas", "integer", "Desired pods.", &["spec", "replicas"][..])],
+        Kind::Secret => vec![col("Type", "string", "The type of the secret.", &["type"][..])],
         Kind::EndpointSlice => vec![col("AddressType", "string", "The type of the addresses.", &["addressType"][..])],
         Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute => vec![col("Hostnames", "string", "The route's host names.", &["spec", "hostnames"][..])],
         Kind::GatewayClass => vec![col("Controller", "string", "The controller serving the class.", &["spec", "controllerName"][..])],

@@ -15,6 +15,17 @@ fn file_of(api_version: &str, kind: &str, namespace: &str, name: &str) -> String
     format!("{group}/{kind}/{namespace}/{name}")
 }
 
+/// A Secret with each value replaced by its size, on the line it had.
+fn redacted(mut secret: Value) -> Value {
+    if let Some(data) = secret.get_mut("data").and_then(Value::as_object_mut) {
+        for value in data.values_mut() {
+            let len = value.as_str().map_or(0, |v| v.len() / 4 * 3);
+            *value = Value::String(format!("<redacted: about {len} bytes>"));
+        }
+    }
+    secret
+}
+
 /// The page's JSON (crates/control/dashboard/API.md).
 pub fn page(store: &Store, proxies: &Proxies) -> Value {
     let mut resources = store.all();
@@ -33,6 +44,11 @@ pub fn page(store: &Store, proxies: &Proxies) -> Value {
             meta.remove("managedFields");
         }
         let yaml = weft_api::render::to_yaml(&value);
+        // A Secret's values are not shown (the analyzers still read them, below).
+        let shown = match r {
+            weft_api::Resource::Secret(_) => weft_api::render::to_yaml(&redacted(value.clone())),
+            _ => yaml.clone(),
+        };
         let file = file_of(
             value["apiVersion"].as_str().unwrap_or_default(),
             r.kind().name(),
@@ -53,7 +69,7 @@ pub fn page(store: &Store, proxies: &Proxies) -> Value {
                 "namespace": r.namespace(), "name": r.name(),
                 "resourceVersion": r.metadata().resource_version,
                 "registered": is_registered,
-                "yaml": yaml, "findings": [],
+                "yaml": shown, "findings": [],
             }),
         );
     }
@@ -87,4 +103,39 @@ pub fn page(store: &Store, proxies: &Proxies) -> Value {
         "resources": entries.into_values().collect::<Vec<_>>(),
         "proxies": proxies,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// A Secret is listed with its keys, each value replaced by its size; the analyzers
+    /// still read it (a Gateway naming it has no IST0161 finding).
+    #[test]
+    fn secrets_are_listed_without_their_values() {
+        let yaml = "apiVersion: v1\nkind: Secret\nmetadata: {name: web-cert, namespace: istio-system}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: \"-----BEGIN CERTIFICATE-----\\nMIIBszCCAVmgAwIBAgIU\\n-----END CERTIFICATE-----\\n\"\n  tls.key: \"-----BEGIN PRIVATE KEY-----\\nMIGHAgEAMBMGByqGSM49\\n-----END PRIVATE KEY-----\\n\"\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: web, namespace: default}\nspec:\n  selector: {istio: ingressgateway}\n  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: ['*'], tls: {mode: SIMPLE, credentialName: web-cert}}]\n";
+        let (store, dir) = crate::dashboard::test_store("config-secret", yaml);
+        let page = super::page(&store, &crate::xds::Proxies::default());
+        let text = page.to_string();
+        assert!(!text.contains("MIIBszCC"), "a value is shown: {text}");
+        assert!(
+            !text.contains("LS0tLS1CRUdJTi"),
+            "a base64 value is shown: {text}"
+        );
+        let find = |kind: &str, name: &str| {
+            page["resources"]
+                .as_array()
+                .and_then(|l| l.iter().find(|r| r["kind"] == kind && r["name"] == name))
+                .cloned()
+                .expect("listed")
+        };
+        let secret = find("Secret", "web-cert");
+        let shown = secret["yaml"].as_str().expect("yaml");
+        assert!(
+            shown.contains("tls.crt: \"<redacted: about 75 bytes>\""),
+            "{shown}"
+        );
+        assert!(shown.contains("type: kubernetes.io/tls"), "{shown}");
+        let gateway = find("Gateway", "web");
+        assert_eq!(gateway["findings"], serde_json::json!([]), "{gateway:#}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -449,6 +449,25 @@ fn refused_or(result: Result<Value, traffic::Refused>) -> Response<Body> {
     }
 }
 
+/// A store in a fresh temporary directory (returned, to remove) holding the resources
+/// of `yaml`, for the pages' tests.
+#[cfg(test)]
+pub(crate) fn test_store(what: &str, yaml: &str) -> (Store, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "weft-{what}-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(&dir).expect("open");
+    let loaded = weft_api::load_str(&format!("{what}.yaml"), yaml);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    for r in loaded.resources {
+        store.put(r.resource, true).expect("put");
+    }
+    (store, dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

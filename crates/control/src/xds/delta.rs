@@ -24,21 +24,56 @@ pub const PARTIAL: &str = "+partial";
 
 /// What a proxy may see: resources `exportTo` makes visible in its namespace, narrowed by
 /// the `Sidecar` that applies to it (the model's [`SidecarScope`], as file mode applies it).
+/// Secrets go only to a gateway proxy that proved its namespace: those of its namespace,
+/// and those another namespace's ReferenceGrants let its namespace's Gateways refer to.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Scope {
     namespace: String,
     sidecar: SidecarScope,
+    /// The Secrets it may read: `None` for none; else (namespace, name or every name).
+    secrets: Option<Vec<(String, Option<String>)>>,
 }
 
 impl Scope {
-    pub(super) fn new(sidecars: &[Resource], proxy: &ProxyScope) -> Scope {
+    /// The scope of `proxy` among the view's scoping resources (Sidecars and
+    /// ReferenceGrants); `reads_secrets`: a gateway proxy whose token proved its namespace.
+    pub(super) fn new(scoping: &[Resource], proxy: &ProxyScope, reads_secrets: bool) -> Scope {
+        let secrets = reads_secrets.then(|| {
+            let mut list = vec![(proxy.namespace.clone(), None)];
+            for r in scoping {
+                let Resource::ReferenceGrant(g) = r else {
+                    continue;
+                };
+                let from = g.spec.from.iter().any(|f| {
+                    f.group == weft_api::gateway_api::GROUP
+                        && f.kind == "Gateway"
+                        && f.namespace == proxy.namespace
+                });
+                if !from {
+                    continue;
+                }
+                for to in &g.spec.to {
+                    if matches!(to.group.as_str(), "" | "core") && to.kind == "Secret" {
+                        list.push((g.metadata.namespace().to_string(), to.name.clone()));
+                    }
+                }
+            }
+            list
+        });
         Scope {
             namespace: proxy.namespace.clone(),
-            sidecar: SidecarScope::of(sidecars, proxy),
+            sidecar: SidecarScope::of(scoping, proxy),
+            secrets,
         }
     }
 
     fn sees(&self, e: &WireEntry) -> bool {
+        if let Some(name) = &e.secret {
+            return self.secrets.as_ref().is_some_and(|list| {
+                list.iter()
+                    .any(|(ns, n)| *ns == e.namespace && n.as_ref().is_none_or(|n| n == name))
+            });
+        }
         e.export_to
             .as_ref()
             .is_none_or(|x| visible(x, &e.namespace, &self.namespace))

@@ -28,9 +28,10 @@ pub struct WireView {
     pub(super) entries: BTreeMap<Arc<str>, Arc<WireEntry>>,
     /// The names changed (added, modified or removed) in the views before this one.
     pub(super) changes: ChangeLog,
-    /// The `Sidecar` resources it holds, for the sessions' scopes: shared from view to
-    /// view until one changes, so a session works its scope out again only then.
-    pub(super) sidecars: Arc<Vec<Resource>>,
+    /// The resources that scope what a proxy sees (`Sidecar`s, and `ReferenceGrant`s for
+    /// Secrets in other namespaces): shared from view to view until one changes, so a
+    /// session works its scope out again only then.
+    pub(super) scoping: Arc<Vec<Resource>>,
     /// False until the first complete view is built.
     pub(super) ready: bool,
 }
@@ -83,12 +84,12 @@ impl ChangeLog {
 
 impl WireView {
     /// The next view: these entries, with `changed` recorded as changed in it, and
-    /// `sidecars` as its Sidecars when they changed.
+    /// `scoping` as its scoping resources when they changed.
     pub(super) fn next(
         &self,
         version: u64,
         changed: Vec<(Arc<str>, Option<Arc<WireEntry>>)>,
-        sidecars: Option<Arc<Vec<Resource>>>,
+        scoping: Option<Arc<Vec<Resource>>>,
     ) -> WireView {
         let seq = self.seq + 1;
         let mut entries = self.entries.clone();
@@ -105,7 +106,7 @@ impl WireView {
             seq,
             entries,
             changes,
-            sidecars: sidecars.unwrap_or_else(|| self.sidecars.clone()),
+            scoping: scoping.unwrap_or_else(|| self.scoping.clone()),
             ready: true,
         }
     }
@@ -135,8 +136,22 @@ pub struct WireEntry {
     /// Hosts (resolved), for VirtualService, DestinationRule and ServiceEntry: what a
     /// `Sidecar`'s egress hosts select on.
     pub(super) hosts: Vec<String>,
+    /// A Secret's name: it goes only to the gateway proxies that may read it.
+    pub(super) secret: Option<String>,
     /// The encoded `IstioResource`.
     pub(super) payload: bytes::Bytes,
+}
+
+/// The resources that scope what each proxy sees, from `store`.
+fn scoping(store: &Store) -> Arc<Vec<Resource>> {
+    let mut list = store.list(weft_api::Kind::Sidecar, None);
+    list.extend(store.list(weft_api::Kind::ReferenceGrant, None));
+    Arc::new(list)
+}
+
+/// True for a kind whose changes change what proxies see.
+fn scopes(r: &Resource) -> bool {
+    matches!(r, Resource::Sidecar(_) | Resource::ReferenceGrant(_))
 }
 
 fn entry(r: &Resource) -> Option<WireEntry> {
@@ -161,6 +176,7 @@ fn entry(r: &Resource) -> Option<WireEntry> {
             .unwrap_or(0),
         namespace: r.namespace().to_string(),
         export_to,
+        secret: matches!(r, Resource::Secret(_)).then(|| r.name().to_string()),
         payload: prost::Message::encode_to_vec(&IstioResource { json }).into(),
     })
 }
@@ -175,6 +191,7 @@ pub(super) fn mesh_entry(mesh: &MeshConfig) -> WireEntry {
         namespace: String::new(),
         export_to: None,
         hosts: Vec::new(),
+        secret: None,
         payload: prost::Message::encode_to_vec(&IstioResource { json }).into(),
     }
 }
@@ -228,7 +245,7 @@ async fn full_view(
         seq,
         entries,
         changes: ChangeLog::starting(seq),
-        sidecars: Arc::new(store.list(weft_api::Kind::Sidecar, None)),
+        scoping: scoping(store),
         ready: true,
     }
 }
@@ -261,9 +278,8 @@ pub fn publish(
                             "DELETED" => None,
                             _ => wire_entry(&event.object, &jwks).await,
                         };
-                        let sidecars = matches!(event.object, Resource::Sidecar(_))
-                            .then(|| Arc::new(store.list(weft_api::Kind::Sidecar, None)));
-                        now.next(store.version(), vec![(name, e.map(Arc::new))], sidecars)
+                        let scoping = scopes(&event.object).then(|| scoping(&store));
+                        now.next(store.version(), vec![(name, e.map(Arc::new))], scoping)
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         full_view(&store, &mesh, &jwks, now.seq + 1).await

@@ -1,9 +1,13 @@
 //! Gateway analyzers: IST0145 ConflictingGateways (one workload selector, one port,
 //! overlapping hosts) and IST0138 GatewayDuplicateCertificate (one certificate served by
 //! several Gateways on the same workloads, which breaks HTTP/2 connection reuse with 404s),
-//! and IST0162 GatewayPortNotDefinedOnService (a server port that no Service selecting the
-//! gateway's Pods or Deployments targets). A Gateway whose selector picks no workload in the
-//! files is not checked for ports: `weft up` runs gateway proxies that are not Pods.
+//! IST0162 GatewayPortNotDefinedOnService (a server port that no Service selecting the
+//! gateway's Pods or Deployments targets), and IST0161 InvalidGatewayCredential (a
+//! `credentialName` with no Secret holding a valid certificate and key in the namespace of
+//! the gateway's workloads). A Gateway whose selector picks no workload in the files is not
+//! checked for ports: `weft up` runs gateway proxies that are not Pods; its credentials are
+//! looked for in `istio-system`, where `weft up`'s ingress gateway (`istio: ingressgateway`)
+//! runs, when the selector selects that one.
 
 use std::collections::BTreeSet;
 
@@ -113,6 +117,61 @@ fn ports_on_service(
     }
 }
 
+/// The namespaces a Gateway's credentials are read in: those of the workloads it selects
+/// in the files; else `istio-system` when it selects `weft up`'s ingress gateway.
+fn credential_namespaces<'r>(ctx: &Context<'r>, g: &Gateway) -> Vec<&'r str> {
+    let mut out: Vec<&str> = workloads(ctx.resources)
+        .into_iter()
+        .filter(|w| selects(&g.selector, w.labels))
+        .map(|w| w.namespace)
+        .collect();
+    out.sort();
+    out.dedup();
+    let ingress =
+        std::collections::BTreeMap::from([("istio".to_string(), "ingressgateway".to_string())]);
+    if out.is_empty() && selects(&g.selector, &ingress) {
+        out.push(INGRESS_NAMESPACE);
+    }
+    out
+}
+
+/// Where `weft up` runs its Istio ingress gateway.
+const INGRESS_NAMESPACE: &str = "istio-system";
+
+fn credentials(
+    ctx: &Context<'_>,
+    resources: &[Resource],
+    r: &LocatedResource,
+    g: &weft_api::Object<Gateway>,
+    out: &mut Vec<Finding>,
+) {
+    let namespaces = credential_namespaces(ctx, &g.spec);
+    for (i, s) in g.spec.servers.iter().enumerate() {
+        let Some(tls) = &s.tls else { continue };
+        let names: Vec<&str> = tls
+            .credential_name
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .into_iter()
+            .chain(tls.credential_names.iter().map(String::as_str))
+            .collect();
+        for name in names {
+            for ns in &namespaces {
+                if let Err(why) = crate::gateway::secrets::credential(resources, ns, name) {
+                    out.push(finding(
+                        codes::INVALID_GATEWAY_CREDENTIAL,
+                        format!(
+                            "The credential provided for the Gateway {} in namespace {ns} is invalid, which can cause the traffic not to work as expected: {why}.",
+                            g.metadata.name
+                        ),
+                        vec![involved(r, &format!("spec.servers[{i}].tls"))],
+                    ));
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let gateways: Vec<(&LocatedResource, &weft_api::Object<Gateway>)> = ctx
         .resources
@@ -122,8 +181,13 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
             _ => None,
         })
         .collect();
+    let resources: Vec<Resource> = match gateways.is_empty() {
+        true => Vec::new(),
+        false => ctx.resources.iter().map(|r| r.resource.clone()).collect(),
+    };
     for (i, (r, g)) in gateways.iter().enumerate() {
         ports_on_service(ctx, r, g, out);
+        credentials(ctx, &resources, r, g, out);
         let mut conflicts = Vec::new();
         let mut shared_cert = Vec::new();
         for (j, (_, other)) in gateways.iter().enumerate() {
@@ -240,11 +304,73 @@ spec:
         let f = run(&format!("{INGRESS}{}", gateway("a", "*", 8080, "")));
         assert_eq!(f, vec![]);
         let tls = "    tls: {mode: SIMPLE, credentialName: cert}\n";
-        let f = run(&format!("{INGRESS}{}", gateway("a", "*", 443, tls)));
+        let f = run(&format!(
+            "{INGRESS}{}{}",
+            gateway("a", "*", 443, tls),
+            tls_secret("istio-system", "cert", "tls.crt", "tls.key")
+        ));
         assert_eq!(f, vec![]);
         // No gateway workload in the files: weft runs the gateway itself.
         let f = run(&gateway("a", "*", 80, ""));
         assert_eq!(f, vec![]);
+    }
+
+    /// A Secret `ns/name` holding a (syntactically) PEM certificate and key under
+    /// `cert_key` and `key_key`.
+    fn tls_secret(ns: &str, name: &str, cert_key: &str, key_key: &str) -> String {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let cert =
+            b64("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n");
+        let key =
+            b64("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n");
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\ndata: {{{cert_key}: {cert}, {key_key}: {key}}}\n"
+        )
+    }
+
+    #[test]
+    fn a_credential_with_no_valid_secret_in_the_gateways_namespace_is_reported() {
+        let tls = "    tls: {mode: SIMPLE, credentialName: web-cert}\n";
+        let g = gateway("a", "*", 443, tls);
+        // weft up's ingress (istio=ingressgateway, no Pod in the files) reads istio-system.
+        let f = run(&g);
+        assert_eq!(codes_of(&f), vec!["IST0161"], "{f:?}");
+        assert_eq!(
+            f[0].message,
+            "The credential provided for the Gateway a in namespace istio-system is invalid, which can cause the traffic not to work as expected: Secret istio-system/web-cert does not exist."
+        );
+        // In the Gateway's own namespace it is not the gateway's.
+        let f = run(&format!(
+            "{g}{}",
+            tls_secret("default", "web-cert", "tls.crt", "tls.key")
+        ));
+        assert_eq!(codes_of(&f), vec!["IST0161"], "{f:?}");
+        // Istio's generic form (cert, key) is a credential too.
+        let f = run(&format!(
+            "{g}{}",
+            tls_secret("istio-system", "web-cert", "cert", "key")
+        ));
+        assert_eq!(f, vec![]);
+        // Wrong keys: named.
+        let f = run(&format!(
+            "{g}{}",
+            tls_secret("istio-system", "web-cert", "tls.cert", "tls.key")
+        ));
+        assert_eq!(codes_of(&f), vec!["IST0161"], "{f:?}");
+        assert!(
+            f[0].message
+                .ends_with("Secret istio-system/web-cert holds no certificate (tls.crt, or cert)."),
+            "{f:?}"
+        );
+        // Not PEM: named.
+        let bad = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: web-cert, namespace: istio-system}\nstringData: {tls.crt: hello, tls.key: world}\n";
+        let f = run(&format!("{g}{bad}"));
+        assert!(
+            f[0].message
+                .ends_with("Secret istio-system/web-cert: tls.crt holds no PEM CERTIFICATE."),
+            "{f:?}"
+        );
     }
 
     #[test]

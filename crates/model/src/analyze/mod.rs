@@ -245,6 +245,10 @@ pub mod codes {
     /// One certificate served by several Gateways on the same workloads.
     pub const GATEWAY_DUPLICATE_CERTIFICATE: Code =
         code("IST0138", "GatewayDuplicateCertificate", Level::Warning);
+    /// A Gateway server's `credentialName` naming no Secret with a valid certificate in
+    /// the gateway's namespace.
+    pub const INVALID_GATEWAY_CREDENTIAL: Code =
+        code("IST0161", "InvalidGatewayCredential", Level::Error);
     /// A gateway route that bypasses another VirtualService's subset split.
     pub const INGRESS_ROUTE_RULES_NOT_AFFECTED: Code =
         code("IST0140", "IngressRouteRulesNotAffected", Level::Warning);
@@ -352,6 +356,7 @@ pub mod codes {
         DEPRECATED_ANNOTATION,
         DEPLOYMENT_CONFLICTING_PORTS,
         GATEWAY_DUPLICATE_CERTIFICATE,
+        INVALID_GATEWAY_CREDENTIAL,
         INGRESS_ROUTE_RULES_NOT_AFFECTED,
         INVALID_APPLICATION_UID,
         CONFLICTING_GATEWAYS,

@@ -12,8 +12,9 @@
 //!   intersect the listener's `hostname` (a route without hostnames takes the
 //!   listener's). The intersection is the host the route is served under: the narrower of
 //!   the two names.
-//! - HTTP listeners serve plain text; HTTPS listeners terminate TLS with the certificate
-//!   files of `tls.options` (`weft.dev/server-certificate`, `weft.dev/private-key`); TCP
+//! - HTTP listeners serve plain text; HTTPS listeners terminate TLS with the Secrets of
+//!   `certificateRefs` (see [`super::secrets`]) and the certificate files of
+//!   `tls.options` (`weft.dev/server-certificate`, `weft.dev/private-key`); TCP
 //!   listeners send connections to their TCPRoutes, TLS listeners in Passthrough mode by
 //!   SNI to their TLSRoutes. UDP is not served (UnsupportedProtocol).
 
@@ -28,7 +29,7 @@ use weft_api::gateway_api::{GROUP, Gateway, HttpRoute};
 use weft_api::{Object, Resource};
 
 use super::servers::{
-    CertificateFiles, ClientCertificates, GatewayPort, GatewayServer, Serves, TerminateTls,
+    ClientCertificates, GatewayPort, GatewayServer, ServerCertificate, Serves, TerminateTls,
 };
 use super::virtual_host;
 use crate::host;
@@ -86,8 +87,13 @@ pub fn for_proxy<'r>(resources: &'r [Resource], scope: &ProxyScope) -> Option<&'
         .find(|g| &g.metadata.name == name && g.metadata.namespace() == scope.namespace)
 }
 
-/// What a listener serves, or why it does not (the reason of its status).
-pub fn listener_serves(listener: &Listener) -> Result<Serves, Refusal> {
+/// What a listener of a Gateway in `gateway_ns` serves, or why it does not (the reason
+/// of its status); certificates come from the `resources`' Secrets.
+pub fn listener_serves(
+    resources: &[Resource],
+    gateway_ns: &str,
+    listener: &Listener,
+) -> Result<Serves, Refusal> {
     match listener.protocol.as_str() {
         "HTTP" => Ok(Serves::Http {
             https_redirect: false,
@@ -105,23 +111,27 @@ pub fn listener_serves(listener: &Listener) -> Result<Serves, Refusal> {
                     "an HTTPS listener needs tls".into(),
                 ));
             };
+            let mut certificates = Vec::new();
+            for r in &tls.certificate_refs {
+                certificates.push(super::secrets::certificate_ref(resources, gateway_ns, r)?);
+            }
             let files = (
                 tls.options.get(CERTIFICATE_OPTION),
                 tls.options.get(PRIVATE_KEY_OPTION),
             );
-            let (Some(certificate), Some(key)) = files else {
+            if let (Some(certificate), Some(key)) = files {
+                certificates.push(ServerCertificate::files(certificate.clone(), key.clone()));
+            }
+            if certificates.is_empty() {
                 return Err((
                     "InvalidCertificateRef",
                     format!(
-                        "weft reads certificates from files: set tls.options {CERTIFICATE_OPTION} and {PRIVATE_KEY_OPTION} (Kubernetes Secrets are not read)"
+                        "no certificate: name a Secret in certificateRefs, or files in tls.options {CERTIFICATE_OPTION} and {PRIVATE_KEY_OPTION}"
                     ),
                 ));
-            };
+            }
             Ok(Serves::TerminatedHttp(Arc::new(TerminateTls {
-                certificates: vec![CertificateFiles {
-                    certificate: certificate.clone(),
-                    key: key.clone(),
-                }],
+                certificates,
                 clients: ClientCertificates::NotAsked,
                 ca_certificates: None,
                 ca_crl: None,
@@ -276,14 +286,18 @@ pub fn attach(
 /// its protocol (as [`listener_serves`]), or a conflict with an earlier listener on the
 /// same port (one port serves TLS, plain-text HTTP or plain-text TCP, as its first
 /// served listener does: `ProtocolConflict`).
-pub fn listener_states(gateway: &Object<Gateway>) -> Vec<Result<(u16, Serves), Refusal>> {
+pub fn listener_states(
+    resources: &[Resource],
+    gateway: &Object<Gateway>,
+) -> Vec<Result<(u16, Serves), Refusal>> {
     let mut taken: BTreeMap<u16, (bool, bool)> = BTreeMap::new();
+    let ns = gateway.metadata.namespace();
     gateway
         .spec
         .listeners
         .iter()
         .map(|l| {
-            let serves = listener_serves(l)?;
+            let serves = listener_serves(resources, ns, l)?;
             let port = u16::try_from(l.port)
                 .map_err(|_| ("PortUnavailable", format!("{} is not a port", l.port)))?;
             let kind = (
@@ -350,7 +364,7 @@ pub(crate) fn translate(
     let mut listeners_of: BTreeMap<(u16, String), BTreeSet<usize>> = BTreeMap::new();
     // The listeners served, by index, with their port.
     let mut served: BTreeMap<usize, u16> = BTreeMap::new();
-    let states = listener_states(gateway);
+    let states = listener_states(resources, gateway);
     for ((i, l), state) in gateway.spec.listeners.iter().enumerate().zip(states) {
         let Ok((port, serves)) = state else {
             continue;

@@ -10,6 +10,7 @@
 //! attached to them ([`kubernetes`]).
 
 pub mod kubernetes;
+pub mod secrets;
 pub mod servers;
 pub mod status;
 
@@ -49,10 +50,12 @@ fn selecting<'r>(resources: &'r [Resource], scope: &ProxyScope) -> Vec<&'r Objec
 
 /// The port a server is served on and what it serves there, when weft's gateway serves
 /// it.
-fn served_port(server: &Server) -> Option<(u16, Serves)> {
+fn served_port(server: &Server, credentials: &servers::Credentials<'_>) -> Option<(u16, Serves)> {
     let port = server.port.as_ref()?;
     let number = u16::try_from(port.number).ok().filter(|n| *n != 0)?;
-    servers::serves(server).ok().map(|s| (number, s))
+    servers::serves(server, credentials)
+        .ok()
+        .map(|s| (number, s))
 }
 
 /// One server a gateway proxy serves.
@@ -72,9 +75,11 @@ struct Served<'r> {
 fn served<'r>(resources: &'r [Resource], scope: &ProxyScope) -> Vec<Served<'r>> {
     let mut kind: BTreeMap<u16, (bool, bool)> = BTreeMap::new();
     let mut out = Vec::new();
+    // `credentialName`: a Secret in the gateway proxy's namespace, as Istio reads it.
+    let credentials = |name: &str| secrets::credential(resources, &scope.namespace, name);
     for g in selecting(resources, scope) {
         for (index, server) in g.spec.servers.iter().enumerate() {
-            let Some((port, serves)) = served_port(server) else {
+            let Some((port, serves)) = served_port(server, &credentials) else {
                 continue;
             };
             let this = (

@@ -120,14 +120,14 @@ impl Serves {
 /// How a server terminates TLS.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct TerminateTls {
-    /// Certificate and key files (one or several, e.g. RSA and ECDSA); empty with
-    /// `istio_mutual` (the gateway's workload certificate is used).
-    pub certificates: Vec<CertificateFiles>,
+    /// Certificates and their keys (one or several, e.g. RSA and ECDSA), from files or
+    /// Secrets; empty with `istio_mutual` (the gateway's workload certificate is used).
+    pub certificates: Vec<ServerCertificate>,
     /// Client certificates: not asked for, required, or asked for and optional.
     pub clients: ClientCertificates,
-    /// The CA bundle file verifying client certificates (MUTUAL, OPTIONAL_MUTUAL).
+    /// The CA bundle verifying client certificates (MUTUAL, OPTIONAL_MUTUAL).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_certificates: Option<String>,
+    pub ca_certificates: Option<Pem>,
     /// The revocation list file for client certificates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_crl: Option<String>,
@@ -155,13 +155,73 @@ pub struct TerminateTls {
     pub alpn: Vec<String>,
 }
 
-/// One certificate and its key, as files the gateway proxy reads.
+/// A certificate, its key and the CA bundle a Secret holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credential {
+    /// The certificate chain and key.
+    pub certificate: ServerCertificate,
+    /// The CA bundle verifying client certificates, when the Secret (or its `-cacert`
+    /// companion) has one.
+    pub ca: Option<Pem>,
+}
+
+/// One certificate and its key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct CertificateFiles {
+pub struct ServerCertificate {
     /// PEM certificate chain.
-    pub certificate: String,
+    pub certificate: Pem,
     /// PEM private key.
-    pub key: String,
+    pub key: Pem,
+}
+
+impl ServerCertificate {
+    /// A certificate and key from two files.
+    pub fn files(certificate: String, key: String) -> ServerCertificate {
+        ServerCertificate {
+            certificate: Pem::File(certificate),
+            key: Pem::File(key),
+        }
+    }
+}
+
+/// PEM text: a file the gateway proxy reads (again when it changes), or a value of a
+/// Secret, carried in the configuration. Shown as the file's path or the Secret's
+/// `namespace/name[key]`, never the text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Pem {
+    /// A file's path.
+    File(String),
+    /// A Secret's value.
+    Secret {
+        /// `namespace/name[key]`, for messages.
+        from: String,
+        /// The PEM text.
+        text: Arc<[u8]>,
+    },
+}
+
+impl Pem {
+    /// Where it comes from, for messages: the path, or `Secret namespace/name[key]`.
+    pub fn origin(&self) -> String {
+        match self {
+            Pem::File(path) => path.clone(),
+            Pem::Secret { from, .. } => format!("Secret {from}"),
+        }
+    }
+
+    /// The path, when it is a file.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Pem::File(path) => Some(path),
+            Pem::Secret { .. } => None,
+        }
+    }
+}
+
+impl Serialize for Pem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.origin())
+    }
 }
 
 /// Whether a terminating server asks for a client certificate.
@@ -176,8 +236,11 @@ pub enum ClientCertificates {
     Optional,
 }
 
+/// Resolves a `credentialName` to the Secret's certificate (in the gateway proxy's namespace).
+pub type Credentials<'a> = dyn Fn(&str) -> Result<Credential, String> + 'a;
+
 /// What `server` serves, or why it is not served (said once by validation too).
-pub fn serves(server: &Server) -> Result<Serves, String> {
+pub fn serves(server: &Server, credentials: &Credentials<'_>) -> Result<Serves, String> {
     let protocol = server
         .port
         .as_ref()
@@ -196,7 +259,7 @@ pub fn serves(server: &Server) -> Result<Serves, String> {
                 ServerTlsMode::Passthrough => Ok(Serves::Passthrough),
                 ServerTlsMode::AutoPassthrough => Ok(Serves::AutoPassthrough),
                 _ => {
-                    let terminate = Arc::new(terminate(tls, http)?);
+                    let terminate = Arc::new(terminate(tls, http, credentials)?);
                     Ok(if http {
                         Serves::TerminatedHttp(terminate)
                     } else {
@@ -210,6 +273,13 @@ pub fn serves(server: &Server) -> Result<Serves, String> {
     }
 }
 
+fn names_credentials(tls: &ServerTLSSettings) -> bool {
+    tls.credential_name
+        .as_deref()
+        .is_some_and(|c| !c.is_empty())
+        || !tls.credential_names.is_empty()
+}
+
 /// The TLS version weft can serve for Istio's `version` (rustls has TLS 1.2 and 1.3).
 fn version(v: TlsProtocolVersion, auto: u8) -> u8 {
     match v {
@@ -219,15 +289,11 @@ fn version(v: TlsProtocolVersion, auto: u8) -> u8 {
     }
 }
 
-fn terminate(tls: &ServerTLSSettings, http: bool) -> Result<TerminateTls, String> {
-    if !tls.credential_names.is_empty()
-        || tls
-            .credential_name
-            .as_deref()
-            .is_some_and(|c| !c.is_empty())
-    {
-        return Err("credentialName names a Kubernetes Secret, which weft does not hold; use serverCertificate and privateKey files".into());
-    }
+fn terminate(
+    tls: &ServerTLSSettings,
+    http: bool,
+    credentials: &Credentials<'_>,
+) -> Result<TerminateTls, String> {
     if matches!(
         tls.max_protocol_version,
         TlsProtocolVersion::V1_0 | TlsProtocolVersion::V1_1
@@ -236,21 +302,45 @@ fn terminate(tls: &ServerTLSSettings, http: bool) -> Result<TerminateTls, String
     }
     let istio_mutual = tls.mode == ServerTlsMode::IstioMutual;
     let mut certificates = Vec::new();
-    let mut ca_certificates = tls.ca_certificates.clone().filter(|c| !c.is_empty());
+    let mut ca_certificates = tls
+        .ca_certificates
+        .clone()
+        .filter(|c| !c.is_empty())
+        .map(Pem::File);
     if let (Some(certificate), Some(key)) = (
         tls.server_certificate.clone().filter(|c| !c.is_empty()),
         tls.private_key.clone().filter(|k| !k.is_empty()),
     ) {
-        certificates.push(CertificateFiles { certificate, key });
+        certificates.push(ServerCertificate::files(certificate, key));
     }
-    for c in &tls.tls_certificates {
+    // Secrets (`credentialName`, or several `credentialNames`) win over files, as in Istio.
+    let names: Vec<&str> = match tls.credential_name.as_deref().filter(|c| !c.is_empty()) {
+        Some(name) => vec![name],
+        None => tls.credential_names.iter().map(String::as_str).collect(),
+    };
+    let from_secrets = !names.is_empty() && !istio_mutual;
+    if from_secrets {
+        certificates.clear();
+        let mut ca = None;
+        for name in names {
+            let credential = credentials(name)?;
+            certificates.push(credential.certificate);
+            ca = ca.or(credential.ca);
+        }
+        ca_certificates = ca;
+    }
+    for c in tls.tls_certificates.iter().filter(|_| !from_secrets) {
         if let (Some(certificate), Some(key)) =
             (c.server_certificate.clone(), c.private_key.clone())
         {
-            certificates.push(CertificateFiles { certificate, key });
+            certificates.push(ServerCertificate::files(certificate, key));
         }
         if ca_certificates.is_none() {
-            ca_certificates = c.ca_certificates.clone().filter(|c| !c.is_empty());
+            ca_certificates = c
+                .ca_certificates
+                .clone()
+                .filter(|c| !c.is_empty())
+                .map(Pem::File);
         }
     }
     if certificates.is_empty() && !istio_mutual {
@@ -262,9 +352,10 @@ fn terminate(tls: &ServerTLSSettings, http: bool) -> Result<TerminateTls, String
         _ => ClientCertificates::NotAsked,
     };
     if clients != ClientCertificates::NotAsked && ca_certificates.is_none() && !istio_mutual {
-        return Err(
-            "client certificates are verified with caCertificates, which is not set".into(),
-        );
+        return Err(match names_credentials(tls) {
+            true => "client certificates are verified with the Secret's ca.crt (or cacert, or a Secret <name>-cacert), which it does not have".into(),
+            false => "client certificates are verified with caCertificates, which is not set".into(),
+        });
     }
     Ok(TerminateTls {
         certificates,
@@ -327,6 +418,13 @@ mod tests {
         }
     }
 
+    /// What a server serves when no Secret exists.
+    fn serves_alone(server: &Server) -> Result<Serves, String> {
+        serves(server, &|name: &str| {
+            Err(format!("Secret istio-system/{name} does not exist"))
+        })
+    }
+
     fn files(mode: ServerTlsMode) -> ServerTLSSettings {
         ServerTLSSettings {
             mode,
@@ -340,13 +438,16 @@ mod tests {
     #[test]
     fn each_protocol_and_mode_is_served_its_way() {
         assert_eq!(
-            serves(&server("HTTP", &["*"], None)),
+            serves_alone(&server("HTTP", &["*"], None)),
             Ok(Serves::Http {
                 https_redirect: false
             })
         );
-        assert_eq!(serves(&server("MONGO", &["*"], None)), Ok(Serves::Tcp));
-        let simple = serves(&server("HTTPS", &["*"], Some(files(ServerTlsMode::Simple))));
+        assert_eq!(
+            serves_alone(&server("MONGO", &["*"], None)),
+            Ok(Serves::Tcp)
+        );
+        let simple = serves_alone(&server("HTTPS", &["*"], Some(files(ServerTlsMode::Simple))));
         let Ok(Serves::TerminatedHttp(t)) = simple else {
             panic!("HTTPS SIMPLE terminates: {simple:?}");
         };
@@ -354,14 +455,14 @@ mod tests {
         assert_eq!(t.ca_certificates, None, "SIMPLE verifies no client");
         assert_eq!((t.min_version, t.max_version), (2, 3));
         assert_eq!(t.alpn, ["h2", "http/1.1", "istio-h2", "istio-http/1.1"]);
-        let mutual = serves(&server("TLS", &["*"], Some(files(ServerTlsMode::Mutual))));
+        let mutual = serves_alone(&server("TLS", &["*"], Some(files(ServerTlsMode::Mutual))));
         let Ok(Serves::TerminatedTcp(t)) = mutual else {
             panic!("TLS MUTUAL terminates into TCP: {mutual:?}");
         };
         assert_eq!(t.clients, ClientCertificates::Required);
         assert!(t.alpn.is_empty());
         assert_eq!(
-            serves(&server(
+            serves_alone(&server(
                 "HTTPS",
                 &["*"],
                 Some(files(ServerTlsMode::Passthrough))
@@ -372,7 +473,8 @@ mod tests {
             mode: ServerTlsMode::IstioMutual,
             ..ServerTLSSettings::default()
         };
-        let Ok(Serves::TerminatedHttp(t)) = serves(&server("HTTPS", &["*"], Some(istio))) else {
+        let Ok(Serves::TerminatedHttp(t)) = serves_alone(&server("HTTPS", &["*"], Some(istio)))
+        else {
             panic!("ISTIO_MUTUAL terminates");
         };
         assert!(t.istio_mutual && t.certificates.is_empty());
@@ -385,15 +487,15 @@ mod tests {
             credential_name: Some("tls-secret".into()),
             ..ServerTLSSettings::default()
         };
-        let err = serves(&server("HTTPS", &["*"], Some(secret))).expect_err("no secrets");
-        assert!(err.contains("credentialName"), "{err}");
+        let err = serves_alone(&server("HTTPS", &["*"], Some(secret))).expect_err("no secret");
+        assert_eq!(err, "Secret istio-system/tls-secret does not exist");
         let old = ServerTLSSettings {
             max_protocol_version: TlsProtocolVersion::V1_1,
             ..files(ServerTlsMode::Simple)
         };
-        let err = serves(&server("HTTPS", &["*"], Some(old))).expect_err("TLS 1.1");
+        let err = serves_alone(&server("HTTPS", &["*"], Some(old))).expect_err("TLS 1.1");
         assert!(err.contains("TLS 1.2 and 1.3"), "{err}");
-        assert!(serves(&server("UDP", &["*"], None)).is_err());
+        assert!(serves_alone(&server("UDP", &["*"], None)).is_err());
     }
 
     #[test]

@@ -102,7 +102,7 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
         }
     }
     let mut served = 0;
-    let states = listener_states(g);
+    let states = listener_states(resources, g);
     let listeners: Vec<Value> = g
         .spec
         .listeners
@@ -125,7 +125,7 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
                 condition(meta, kind, ok, reason, message)
             };
             let resolved = match (state, unsupported.is_empty()) {
-                (Err((reason @ "InvalidCertificateRef", why)), _) => {
+                (Err((reason @ ("InvalidCertificateRef" | "RefNotPermitted"), why)), _) => {
                     c("ResolvedRefs", false, reason, why)
                 }
                 (_, false) => c(
@@ -394,6 +394,111 @@ spec:
   hostnames: [b.other.org]
   rules: [{backendRefs: [{name: missing, port: 8080}]}]
 "#;
+
+    /// A TLS Secret (syntactically PEM) `ns/name`, or a malformed one.
+    fn secret(ns: &str, name: &str, good: bool) -> String {
+        let (cert, key) = match good {
+            true => (
+                "-----BEGIN CERTIFICATE-----\\nMIIBszCCAVmgAwIBAgIU\\n-----END CERTIFICATE-----\\n",
+                "-----BEGIN PRIVATE KEY-----\\nMIGHAgEAMBMGByqGSM49\\n-----END PRIVATE KEY-----\\n",
+            ),
+            false => ("not a certificate", "not a key"),
+        };
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\ntype: kubernetes.io/tls\nstringData: {{tls.crt: \"{cert}\", tls.key: \"{key}\"}}\n"
+        )
+    }
+
+    /// The `ResolvedRefs` (status, reason, message) of each listener of Gateway `gw`.
+    fn resolved_refs(resources: &[Resource]) -> Vec<(String, String, String)> {
+        let gw = find(resources, weft_api::Kind::KubernetesGateway, "gw");
+        let status = of(resources, gw, &[]).expect("weft's");
+        status["listeners"]
+            .as_array()
+            .expect("listeners")
+            .iter()
+            .map(|l| {
+                let c = l["conditions"]
+                    .as_array()
+                    .and_then(|c| c.iter().find(|c| c["type"] == "ResolvedRefs"))
+                    .expect("ResolvedRefs");
+                let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                (s("status"), s("reason"), s("message"))
+            })
+            .collect()
+    }
+
+    /// Conformance GatewayInvalidTLSConfiguration, GatewaySecretReferenceGrantAllInNamespace,
+    /// GatewaySecretReferenceGrantSpecific, GatewaySecretMissingReferenceGrant and
+    /// GatewaySecretInvalidReferenceGrant: an HTTPS listener's certificateRefs resolve to a
+    /// Secret of its namespace, or of another where a ReferenceGrant there allows it;
+    /// else ResolvedRefs is False with InvalidCertificateRef (missing, malformed, not a
+    /// Secret) or RefNotPermitted (no grant, or a grant for something else).
+    #[test]
+    fn listener_certificate_refs_resolve_as_the_spec_says() {
+        let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: infra}\nspec:\n  gatewayClassName: weft\n  listeners:\n  - {name: own, port: 443, protocol: HTTPS, hostname: a.example.com, tls: {certificateRefs: [{name: cert}]}}\n  - {name: missing, port: 443, protocol: HTTPS, hostname: b.example.com, tls: {certificateRefs: [{name: nope}]}}\n  - {name: malformed, port: 443, protocol: HTTPS, hostname: c.example.com, tls: {certificateRefs: [{name: bad}]}}\n  - {name: configmap, port: 443, protocol: HTTPS, hostname: d.example.com, tls: {certificateRefs: [{kind: ConfigMap, name: cert}]}}\n  - {name: elsewhere, port: 443, protocol: HTTPS, hostname: e.example.com, tls: {certificateRefs: [{name: shared-cert, namespace: certs}]}}\n";
+        let base = format!(
+            "{gateway}{}{}{}",
+            secret("infra", "cert", true),
+            secret("infra", "bad", false),
+            secret("certs", "shared-cert", true)
+        );
+        let grant = |to: &str, from_ns: &str| {
+            format!(
+                "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: g, namespace: certs}}\nspec:\n  from: [{{group: gateway.networking.k8s.io, kind: Gateway, namespace: {from_ns}}}]\n  to: [{to}]\n"
+            )
+        };
+        let refs = resolved_refs(&load(&base));
+        let short: Vec<(&str, &str)> = refs
+            .iter()
+            .map(|(s, r, _)| (s.as_str(), r.as_str()))
+            .collect();
+        assert_eq!(
+            short,
+            [
+                ("True", "ResolvedRefs"),
+                ("False", "InvalidCertificateRef"),
+                ("False", "InvalidCertificateRef"),
+                ("False", "InvalidCertificateRef"),
+                ("False", "RefNotPermitted"),
+            ],
+            "{refs:#?}"
+        );
+        assert_eq!(refs[1].2, "Secret infra/nope does not exist");
+        assert_eq!(
+            refs[2].2,
+            "Secret infra/bad: tls.crt holds no PEM CERTIFICATE"
+        );
+        assert_eq!(
+            refs[3].2,
+            "certificateRefs name a ConfigMap; weft reads core Secrets"
+        );
+        // Every Secret of the namespace, and the one named.
+        for to in [
+            "{group: '', kind: Secret}",
+            "{group: '', kind: Secret, name: shared-cert}",
+        ] {
+            let refs = resolved_refs(&load(&format!("{base}{}", grant(to, "infra"))));
+            assert_eq!(refs[4].1, "ResolvedRefs", "{to}: {refs:#?}");
+        }
+        // A grant for another Secret, another kind or another namespace's Gateways.
+        for (to, from) in [
+            ("{group: '', kind: Secret, name: other}", "infra"),
+            ("{group: '', kind: Service}", "infra"),
+            ("{group: '', kind: Secret}", "shop"),
+        ] {
+            let refs = resolved_refs(&load(&format!("{base}{}", grant(to, from))));
+            assert_eq!(refs[4].1, "RefNotPermitted", "{to} from {from}: {refs:#?}");
+        }
+        // The listener that does not resolve is not served; the good one is.
+        let resources = load(&base);
+        let gw = match find(&resources, weft_api::Kind::KubernetesGateway, "gw") {
+            Resource::KubernetesGateway(g) => g,
+            _ => unreachable!(),
+        };
+        let states = listener_states(&resources, gw);
+        assert!(states[0].is_ok() && states[1..].iter().all(Result::is_err));
+    }
 
     #[test]
     fn a_gateways_conditions_say_what_is_served_and_programmed() {

@@ -1,5 +1,6 @@
 //! The server side of a gateway's TLS: the certificates of a Gateway server (files the
-//! gateway reads, or with ISTIO_MUTUAL its workload certificate), the client certificates
+//! gateway reads, Secrets' text that came with the configuration, or with ISTIO_MUTUAL its
+//! workload certificate), the client certificates
 //! it asks for, the TLS versions and cipher suites it allows. Configurations are built
 //! once per server and rebuilt when a file changes (a renewed certificate is served from
 //! the next handshake on).
@@ -11,12 +12,12 @@ use std::time::SystemTime;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
-use weft_model::gateway::servers::{ClientCertificates, TerminateTls};
+use weft_model::gateway::servers::{ClientCertificates, Pem, TerminateTls};
 
 use crate::identity::{Identity, IdentityCell};
 
@@ -74,17 +75,38 @@ impl GatewayTls {
     }
 }
 
-/// The modification times of every file `tls` reads.
+/// The modification times of every file `tls` reads (a Secret's text comes with the
+/// configuration: a new one is another `TerminateTls`).
 fn modified(tls: &TerminateTls) -> Vec<Option<SystemTime>> {
     let files = tls
         .certificates
         .iter()
         .flat_map(|c| [&c.certificate, &c.key])
         .chain(tls.ca_certificates.iter())
-        .chain(tls.ca_crl.iter());
+        .filter_map(Pem::path)
+        .chain(tls.ca_crl.as_deref());
     files
         .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
         .collect()
+}
+
+/// The text of `pem`: the file's, or the Secret's.
+fn text(pem: &Pem, what: &str) -> Result<Vec<u8>, String> {
+    match pem {
+        Pem::File(path) => super::read_file(path, what),
+        Pem::Secret { text, .. } => Ok(text.to_vec()),
+    }
+}
+
+/// The certificates of `pem` (at least one).
+fn chain(pem: &Pem, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let origin = pem.origin();
+    let chain = super::certs(std::iter::once(text(pem, what)?.as_slice()))
+        .map_err(|e| format!("{what} {origin}: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("{what} {origin}: no PEM certificate in it"));
+    }
+    Ok(chain)
 }
 
 /// The TLS 1.2 suite rustls has for an OpenSSL (BoringSSL) cipher name.
@@ -158,22 +180,24 @@ fn config(tls: &TerminateTls, workload: Option<&Identity>) -> Result<Arc<ServerC
         (vec![Arc::new(CertifiedKey::new(chain, key))], Some(roots))
     } else {
         let mut keys = Vec::new();
-        for files in &tls.certificates {
-            let chain = super::chain_file(&files.certificate, "serverCertificate")?;
-            let key = super::key_file(&files.key, "privateKey")?;
+        for c in &tls.certificates {
+            let chain = chain(&c.certificate, "serverCertificate")?;
+            let origin = c.key.origin();
+            let key = PrivateKeyDer::from_pem_slice(&text(&c.key, "privateKey")?)
+                .map_err(|e| format!("privateKey {origin}: {e}"))?;
             let key = provider
                 .key_provider
                 .load_private_key(key)
-                .map_err(|e| format!("privateKey {}: {e}", files.key))?;
+                .map_err(|e| format!("privateKey {origin}: {e}"))?;
             keys.push(Arc::new(CertifiedKey::new(chain, key)));
         }
         let roots = match &tls.ca_certificates {
-            Some(path) => {
+            Some(pem) => {
                 let mut store = rustls::RootCertStore::empty();
-                for cert in super::chain_file(path, "caCertificates")? {
+                for cert in chain(pem, "caCertificates")? {
                     store
                         .add(cert)
-                        .map_err(|e| format!("caCertificates {path}: {e}"))?;
+                        .map_err(|e| format!("caCertificates {}: {e}", pem.origin()))?;
                 }
                 Some(store)
             }

@@ -59,6 +59,26 @@ impl Pki {
     }
 }
 
+/// A Secret `ns/name` holding the PEM files `entries` (Secret key, file path) as `data`.
+#[allow(dead_code)]
+pub fn secret(ns: &str, name: &str, secret_type: &str, entries: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    let data: Vec<String> = entries
+        .iter()
+        .map(|(key, path)| {
+            let pem = std::fs::read(path).expect("read PEM");
+            format!(
+                "  {key}: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        })
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\ntype: {secret_type}\ndata:\n{}---\n",
+        data.concat()
+    )
+}
+
 /// Runs a client command to its end, off the runtime's threads.
 pub async fn run(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("client runs"))

@@ -40,18 +40,7 @@ spec:
 
 #[test]
 fn routes_show_parents_with_their_status_matches_and_backend_shares() {
-    let dir = std::env::temp_dir().join(format!(
-        "weft-routes-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(&dir).expect("open");
-    let loaded = weft_api::load_str("routes.yaml", ROUTES);
-    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
-    for r in loaded.resources {
-        store.put(r.resource, true).expect("put");
-    }
+    let (store, dir) = crate::dashboard::test_store("routes", ROUTES);
     let page = list(&store, &Proxies::default());
     let routes = page["routes"].as_array().expect("routes");
     let find = |kind: &str, name: &str| {

@@ -15,6 +15,7 @@ fn scope(namespace: &str) -> Arc<Scope> {
     Arc::new(Scope {
         namespace: namespace.into(),
         sidecar: SidecarScope::of(&[], &proxy),
+        secrets: None,
     })
 }
 
@@ -25,8 +26,66 @@ fn entry(namespace: &str, version: u64, local: bool) -> Option<Arc<WireEntry>> {
         namespace: namespace.into(),
         export_to: local.then(|| vec![".".to_string()]),
         hosts: Vec::new(),
+        secret: None,
         payload: bytes::Bytes::from(format!("{namespace}-{version}")),
     }))
+}
+
+fn secret(namespace: &str, name: &str) -> Arc<WireEntry> {
+    Arc::new(WireEntry {
+        version: 1,
+        namespace: namespace.into(),
+        export_to: None,
+        hosts: Vec::new(),
+        secret: Some(name.into()),
+        payload: bytes::Bytes::from(format!("{namespace}/{name}")),
+    })
+}
+
+/// Secrets go only to a gateway proxy that proved its namespace: its namespace's, and
+/// those another namespace's ReferenceGrants let its Gateways refer to (every Secret
+/// there, or the one the grant names); never to a sidecar, nor to an unproven gateway.
+#[test]
+fn secrets_reach_only_the_proven_gateways_allowed_to_read_them() {
+    let grants = weft_api::load_str(
+        "grants.yaml",
+        "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: certs, namespace: shared}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: web}]\n  to: [{group: '', kind: Secret, name: web-cert}]\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: all, namespace: vault}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: web}]\n  to: [{group: core, kind: Secret}]\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: routes-only, namespace: other}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]\n  to: [{group: '', kind: Secret}]\n",
+    );
+    assert_eq!(grants.resources.len(), 3, "{:?}", grants.diagnostics);
+    let scoping: Vec<weft_api::Resource> =
+        grants.resources.into_iter().map(|r| r.resource).collect();
+    let proxy = |gateway: bool| ProxyScope {
+        namespace: "web".into(),
+        labels: BTreeMap::new(),
+        gateway,
+    };
+    let gateway = Scope::new(&scoping, &proxy(true), true);
+    let sees = |scope: &Scope, ns: &str, name: &str| scope.sees(&secret(ns, name));
+    assert!(sees(&gateway, "web", "anything"), "its own namespace's");
+    assert!(
+        sees(&gateway, "shared", "web-cert"),
+        "the one the grant names"
+    );
+    assert!(
+        !sees(&gateway, "shared", "db-password"),
+        "not the others there"
+    );
+    assert!(
+        sees(&gateway, "vault", "any"),
+        "a grant naming no Secret grants all"
+    );
+    assert!(
+        !sees(&gateway, "other", "x"),
+        "a grant from HTTPRoutes is not for Gateways"
+    );
+    assert!(!sees(&gateway, "default", "x"), "no grant");
+    let unproven = Scope::new(&scoping, &proxy(true), false);
+    assert!(!sees(&unproven, "web", "anything"), "an unproven gateway");
+    // What decides `reads_secrets` in a session: a gateway whose token proved it.
+    let sidecar = Scope::new(&scoping, &proxy(false), false);
+    assert!(!sees(&sidecar, "web", "anything"), "a sidecar");
+    // Other resources are seen as before.
+    assert!(sidecar.sees(&entry("web", 1, false).expect("an entry")));
 }
 
 fn change(name: &str, e: Option<Arc<WireEntry>>) -> (Arc<str>, Option<Arc<WireEntry>>) {
