@@ -426,6 +426,83 @@ resources:
         got.status.success() && page.contains("<title>weft demo</title>")
     });
     assert!(page.contains("recommendation-service v1"), "{page}");
+    // The certificate in a Secret, made by real kubectl as an Istio user makes it: the
+    // ingress (in istio-system) reads the Secret of its namespace by credentialName.
+    if let Some(venv) = kubectl_or_skip() {
+        let (secure_ca, secure_cert, secure_key) =
+            https_files(&files.join("secure"), "secure.example.com");
+        let printed = weft(&["kubeconfig", "--state-dir", &s.state_dir]);
+        assert!(printed.status.success());
+        let kubeconfig = String::from_utf8_lossy(&printed.stdout).trim().to_string();
+        let cache = s.dir.join("kube-cache");
+        let k = |args: &[&str]| kubectl(&venv, &kubeconfig, &cache, args);
+        let (ok, out, err) = k(&[
+            "create",
+            "secret",
+            "tls",
+            "secure-credential",
+            "-n",
+            "istio-system",
+            &format!("--cert={}", secure_cert.display()),
+            &format!("--key={}", secure_key.display()),
+        ]);
+        assert!(ok, "{out}{err}");
+        assert!(out.contains("secret/secure-credential created"), "{out}");
+        let (ok, out, err) = k(&["get", "secrets", "-n", "istio-system"]);
+        assert!(ok, "{err}");
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("secure-credential "))
+            .unwrap_or_else(|| panic!("a row for the Secret: {out}"));
+        assert!(row.contains("kubernetes.io/tls"), "{row}");
+        let secure = files.join("secure.yaml");
+        std::fs::write(
+            &secure,
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: secure}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [secure.example.com]\n    tls: {mode: SIMPLE, credentialName: secure-credential}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: secure}\nspec:\n  hosts: [secure.example.com]\n  gateways: [secure]\n  http:\n  - route: [{destination: {host: bff-service, port: {number: 8080}}}]\n",
+        )
+        .expect("write");
+        let (ok, out, err) = k(&["apply", "-f", &secure.display().to_string()]);
+        assert!(ok, "{out}{err}");
+        wait_for(
+            "bff-service's page over HTTPS with the Secret's certificate",
+            || {
+                let got = Command::new("curl")
+                    .args(["-sS", "--max-time", "5", "--cacert"])
+                    .arg(&secure_ca)
+                    .arg("--resolve")
+                    .arg(format!("secure.example.com:{port}:127.0.0.1"))
+                    .arg(format!("https://secure.example.com:{port}/"))
+                    .output()
+                    .expect("curl runs");
+                if !got.status.success() {
+                    eprintln!("curl: {}", String::from_utf8_lossy(&got.stderr));
+                }
+                got.status.success()
+                    && String::from_utf8_lossy(&got.stdout).contains("<title>weft demo</title>")
+            },
+        );
+        // Deleting the Secret takes the server away: the next handshake fails.
+        let (ok, out, err) = k(&[
+            "delete",
+            "secret",
+            "secure-credential",
+            "-n",
+            "istio-system",
+        ]);
+        assert!(ok, "{out}{err}");
+        wait_for("the server gone with its Secret", || {
+            !Command::new("curl")
+                .args(["-sS", "--max-time", "5", "--cacert"])
+                .arg(&secure_ca)
+                .arg("--resolve")
+                .arg(format!("secure.example.com:{port}:127.0.0.1"))
+                .arg(format!("https://secure.example.com:{port}/"))
+                .output()
+                .expect("curl runs")
+                .status
+                .success()
+        });
+    }
     let down = weft(&["down", "--state-dir", &s.state_dir]);
     assert!(down.status.success());
     let _ = std::fs::remove_dir_all(&files);

@@ -19,6 +19,7 @@ mod discovery;
 pub mod gateway_status;
 mod openapi;
 mod path;
+mod protobuf;
 mod reply;
 mod resources;
 mod selector;

@@ -185,9 +185,17 @@ async fn write(
         .unwrap_or_default()
         .trim()
         .to_string();
+    // Objects come as JSON (or YAML, its superset), or as protobuf from kubectl's typed
+    // clients (`kubectl create secret`), read into JSON.
+    let protobuf = content_type == "application/vnd.kubernetes.protobuf";
+    let json = protobuf
+        || matches!(
+            content_type.as_str(),
+            "application/json" | "application/yaml" | "" | "*/*"
+        );
     let change = match (req.method(), content_type.as_str()) {
-        (&Method::POST, _) => Change::Create,
-        (&Method::PUT, _) => Change::Replace,
+        (&Method::POST, _) if json => Change::Create,
+        (&Method::PUT, _) if json => Change::Replace,
         (_, "application/merge-patch+json") => Change::MergePatch,
         (_, "application/json-patch+json") => Change::JsonPatch,
         (_, "application/strategic-merge-patch+json") if super::strategic::takes(target.kind) => {
@@ -199,7 +207,12 @@ async fn write(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
                 &format!(
-                    "the body of the request was in an unknown format ({other}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                    "the body of the request was in an unknown format ({other}) - accepted media types include: {}",
+                    if matches!(*req.method(), Method::POST | Method::PUT) {
+                        "application/json, application/yaml, application/vnd.kubernetes.protobuf (Secrets, Namespaces)"
+                    } else {
+                        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                    }
                 ),
                 None,
             );
@@ -219,8 +232,25 @@ async fn write(
         Ok(b) => b.to_bytes(),
         Err(e) => return bad_request(&format!("reading the body: {e}")),
     };
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return bad_request("the body is not UTF-8");
+    let decoded;
+    let text = if protobuf {
+        decoded = match super::protobuf::to_json(target.kind, &body) {
+            Ok(t) => t,
+            Err(e) => {
+                return status(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    &format!("the protobuf body: {e}"),
+                    None,
+                );
+            }
+        };
+        decoded.as_str()
+    } else {
+        let Ok(text) = std::str::from_utf8(&body) else {
+            return bad_request("the body is not UTF-8");
+        };
+        text
     };
     let name = target.name.clone().unwrap_or_default();
     let current = target
