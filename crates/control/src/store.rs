@@ -96,7 +96,12 @@ pub struct Store {
     dir: PathBuf,
     inner: Mutex<Inner>,
     events: broadcast::Sender<Event>,
+    /// When each computed status condition of an object last changed (memory only).
+    transitions: Mutex<BTreeMap<Key, Transitions>>,
 }
+
+/// An object's conditions by path: the status last seen and since when.
+type Transitions = BTreeMap<String, (String, String)>;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -171,7 +176,33 @@ impl Store {
             dir: dir.to_path_buf(),
             inner: Mutex::new(inner),
             events: broadcast::channel(1024).0,
+            transitions: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The `lastTransitionTime` of condition `condition` (a path naming it in the
+    /// object's status) of object `key`, whose status is now `status`: the time it was
+    /// first seen with that status, `now` when it just changed, `first` when never seen
+    /// before (the object's creation, for conditions computed since it exists). Kept in
+    /// memory: after a restart every condition starts from `first` again.
+    pub fn transition_time(
+        &self,
+        key: &Key,
+        condition: &str,
+        status: &str,
+        first: &str,
+        now: &str,
+    ) -> String {
+        let mut all = self.transitions.lock().unwrap_or_else(|e| e.into_inner());
+        let of = all.entry(key.clone()).or_default();
+        match of.get(condition) {
+            Some((was, since)) if was == status => since.clone(),
+            seen => {
+                let since = if seen.is_some() { now } else { first }.to_string();
+                of.insert(condition.to_string(), (status.to_string(), since.clone()));
+                since
+            }
+        }
     }
 
     /// Subscribes to changes.
@@ -358,6 +389,10 @@ impl Store {
         self.persist(key, None)?;
         inner.last_version = version;
         inner.resources.remove(key);
+        self.transitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
         old.metadata_mut().resource_version = Some(version.to_string());
         let _ = self.events.send(Event {
             kind: "DELETED",

@@ -2,7 +2,10 @@
 //! GRPCRoute), worked
 //! out at each read from the resources in force and the gateway proxies connected
 //! ([`weft_model::gateway::status`]), so `kubectl get -o yaml` and `weft get -o yaml`
-//! always show the current conditions.
+//! always show the current conditions. Each condition's `lastTransitionTime` is when the
+//! control plane first saw it with its status ([`Store::transition_time`]); watches of
+//! these kinds are sent a `MODIFIED` event when only the status changed
+//! ([`super::watch`]).
 
 use weft_api::{Kind, Resource};
 use weft_model::gateway::kubernetes::GATEWAY_NAME_LABEL;
@@ -13,22 +16,65 @@ use crate::xds::Proxies;
 
 /// Replaces the status of the Gateway API objects among `items` with the current one.
 pub fn fill(store: &Store, proxies: &Proxies, items: &mut [Resource]) {
-    let kinds = [
-        Kind::GatewayClass,
-        Kind::KubernetesGateway,
-        Kind::HttpRoute,
-        Kind::GrpcRoute,
-        Kind::TcpRoute,
-        Kind::TlsRoute,
-    ];
-    if !items.iter().any(|r| kinds.contains(&r.kind())) {
+    if !items.iter().any(|r| KINDS.contains(&r.kind())) {
         return;
     }
     let resources = store.all();
     let connected = connected(&resources, proxies);
+    let now = weft_api::timestamp::rfc3339(std::time::SystemTime::now());
     for r in items.iter_mut() {
-        if let Some(s) = status::of(&resources, r, &connected) {
+        if let Some(mut s) = status::of(&resources, r, &connected) {
+            stamp(store, &crate::store::Key::of(r), &mut s, &now);
             set_status(r, s);
+        }
+    }
+}
+
+/// The kinds whose status the control plane works out.
+pub const KINDS: [Kind; 6] = [
+    Kind::GatewayClass,
+    Kind::KubernetesGateway,
+    Kind::HttpRoute,
+    Kind::GrpcRoute,
+    Kind::TcpRoute,
+    Kind::TlsRoute,
+];
+
+/// Sets each condition's `lastTransitionTime` from the store's memory of when it last
+/// changed (the object's own conditions, its listeners' by name, its parents' by
+/// reference).
+fn stamp(store: &Store, key: &crate::store::Key, status: &mut serde_json::Value, now: &str) {
+    let mut lists: Vec<(String, &mut serde_json::Value)> = Vec::new();
+    let serde_json::Value::Object(map) = status else {
+        return;
+    };
+    for (field, value) in map.iter_mut() {
+        match (field.as_str(), value) {
+            ("conditions", v) => lists.push((String::new(), v)),
+            ("listeners" | "parents", serde_json::Value::Array(items)) => {
+                for item in items.iter_mut() {
+                    let id = match field.as_str() {
+                        "listeners" => item["name"].to_string(),
+                        _ => format!("{}{}", item["parentRef"], item["controllerName"]),
+                    };
+                    if let Some(c) = item.get_mut("conditions") {
+                        lists.push((format!("{field}/{id}/"), c));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (prefix, list) in lists {
+        let Some(conditions) = list.as_array_mut() else {
+            continue;
+        };
+        for c in conditions {
+            let condition = format!("{prefix}{}", c["type"].as_str().unwrap_or_default());
+            let status = c["status"].as_str().unwrap_or_default().to_string();
+            let first = c["lastTransitionTime"].as_str().unwrap_or(now).to_string();
+            let since = store.transition_time(key, &condition, &status, &first, now);
+            c["lastTransitionTime"] = serde_json::Value::String(since);
         }
     }
 }

@@ -27,7 +27,7 @@ const MAX_BODY: usize = 4 << 20;
 /// Answers a request for `target`.
 pub async fn serve(
     store: &Arc<Store>,
-    proxies: &crate::xds::Proxies,
+    proxies: &Arc<crate::xds::Proxies>,
     target: Target,
     query: Query,
     req: Request<Incoming>,
@@ -61,6 +61,7 @@ pub async fn serve(
     match (method, target.name.clone()) {
         (Method::GET, None) if query.watch => watch::stream(
             store,
+            proxies,
             &target,
             watch::Watch {
                 labels,

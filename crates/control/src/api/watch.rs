@@ -3,8 +3,11 @@
 //! (`allowWatchBookmarks`); `timeoutSeconds`; and, for a watcher that fell behind, an
 //! `ERROR` event with `410 Expired` after which the stream ends (it must list again).
 //! With `Accept: ...;as=Table` each event's object is a one-row Table, as kubectl's
-//! `get -w` expects.
+//! `get -w` expects. Objects whose status the control plane works out (the Gateway API's)
+//! carry it, and a change of the status alone (a gateway proxy connecting, a backend
+//! appearing) is sent as `MODIFIED` within [`STATUS_EVERY`].
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +24,7 @@ use super::path::Target;
 use super::selector::{FieldSelector, LabelSelector};
 use super::table;
 use crate::store::{Event, Store};
+use crate::xds::Proxies;
 
 /// How a watch filters and frames its events.
 pub struct Watch {
@@ -40,13 +44,25 @@ pub struct Watch {
 
 /// How often a bookmark is sent.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(10);
+/// How often a watch of the Gateway API's kinds looks for status-only changes.
+pub const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// The statuses last sent on a watch, by object.
+type Sent = Arc<std::sync::Mutex<HashMap<(String, String), serde_json::Value>>>;
 
 /// The watch response for `target`.
-pub fn stream(store: &Arc<Store>, target: &Target, watch: Watch) -> Response<ApiBody> {
+pub fn stream(
+    store: &Arc<Store>,
+    proxies: &Arc<Proxies>,
+    target: &Target,
+    watch: Watch,
+) -> Response<ApiBody> {
     let (kind, namespace) = (target.kind, target.namespace.clone());
+    let with_status = super::gateway_status::KINDS.contains(&kind);
+    let sent: Sent = Arc::default();
     let api_version = target.api_version();
     let receiver = store.watch();
-    let keep = move |object: &weft_api::Resource| {
+    let keep = Arc::new(move |object: &weft_api::Resource| {
         object.kind() == kind
             && namespace
                 .as_deref()
@@ -56,7 +72,7 @@ pub fn stream(store: &Arc<Store>, target: &Target, watch: Watch) -> Response<Api
                 .as_ref()
                 .is_none_or(|s| s.matches(&object.metadata().labels))
             && watch.fields.as_ref().is_none_or(|s| s.matches(object))
-    };
+    });
     let since = watch.since;
     // Without a version: what exists now, as ADDED (subscribed first, so nothing is missed).
     let initial: Vec<Event> = match since {
@@ -72,13 +88,52 @@ pub fn stream(store: &Arc<Store>, target: &Target, watch: Watch) -> Response<Api
             .collect(),
     };
     let as_table = watch.table;
-    let frame = move |e: &Event| -> Option<Vec<u8>> {
-        let object = if as_table {
-            table::render(kind, std::slice::from_ref(&e.object), version_of(&e.object))
-        } else {
-            serde_json::to_value(&e.object).ok()?
-        };
-        serde_json::to_vec(&json!({"type": e.kind, "object": object})).ok()
+    let frame = {
+        let (store, proxies, sent) = (store.clone(), proxies.clone(), sent.clone());
+        move |e: &Event| -> Option<Vec<u8>> {
+            let mut one = [e.object.clone()];
+            if with_status && e.kind != "DELETED" {
+                super::gateway_status::fill(&store, &proxies, &mut one);
+                let status = serde_json::to_value(&one[0]).ok()?["status"].clone();
+                let id = (one[0].namespace().to_string(), one[0].name().to_string());
+                sent.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, status);
+            }
+            let object = if as_table {
+                table::render(kind, &one, version_of(&e.object))
+            } else {
+                serde_json::to_value(&one[0]).ok()?
+            };
+            serde_json::to_vec(&json!({"type": e.kind, "object": object})).ok()
+        }
+    };
+    // The objects whose status changed since last sent, as MODIFIED events.
+    let status_changes = {
+        let (store, proxies, sent) = (store.clone(), proxies.clone(), sent.clone());
+        let namespace = target.namespace.clone();
+        let keep = keep.clone();
+        move || -> Vec<Event> {
+            let mut items: Vec<weft_api::Resource> = store
+                .list(kind, namespace.as_deref())
+                .into_iter()
+                .filter(|r| keep(r))
+                .collect();
+            super::gateway_status::fill(&store, &proxies, &mut items);
+            let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
+            items
+                .into_iter()
+                .filter(|r| {
+                    let id = (r.namespace().to_string(), r.name().to_string());
+                    let now = serde_json::to_value(r).ok().map(|v| v["status"].clone());
+                    sent.get(&id).is_some_and(|was| now.as_ref() != Some(was))
+                })
+                .map(|object| Event {
+                    kind: "MODIFIED",
+                    object,
+                })
+                .collect()
+        }
     };
     let bookmark = {
         let store = store.clone();
@@ -92,24 +147,47 @@ pub fn stream(store: &Arc<Store>, target: &Target, watch: Watch) -> Response<Api
         }
     };
     let bookmarks = watch.bookmarks;
-    let changes = futures_util::stream::unfold(Some(receiver), move |rx| async move {
-        let mut rx = rx?;
-        let tick = async {
-            if bookmarks {
-                tokio::time::sleep(BOOKMARK_EVERY).await;
-            } else {
-                std::future::pending::<()>().await;
+    let ticks = Ticks {
+        bookmark: tokio::time::Instant::now() + BOOKMARK_EVERY,
+        status: tokio::time::Instant::now() + STATUS_EVERY,
+    };
+    let changes = futures_util::stream::unfold(Some((receiver, ticks)), move |state| {
+        let status_changes = status_changes.clone();
+        async move {
+            let (mut rx, mut ticks) = state?;
+            let bookmark = async {
+                if bookmarks {
+                    tokio::time::sleep_until(ticks.bookmark).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let status = async {
+                if with_status {
+                    tokio::time::sleep_until(ticks.status).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                got = rx.recv() => match got {
+                    Ok(e) => Some((vec![Step::Event(e)], Some((rx, ticks)))),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Some((vec![Step::Lagged(n)], None)),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+                },
+                () = bookmark => {
+                    ticks.bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
+                    Some((vec![Step::Bookmark], Some((rx, ticks))))
+                }
+                () = status => {
+                    ticks.status = tokio::time::Instant::now() + STATUS_EVERY;
+                    let events = status_changes().into_iter().map(Step::Event).collect();
+                    Some((events, Some((rx, ticks))))
+                }
             }
-        };
-        tokio::select! {
-            got = rx.recv() => match got {
-                Ok(e) => Some((Step::Event(e), Some(rx))),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Some((Step::Lagged(n), None)),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-            },
-            () = tick => Some((Step::Bookmark, Some(rx))),
         }
-    });
+    })
+    .flat_map(futures_util::stream::iter);
     let lines = futures_util::stream::iter(initial.into_iter().map(Step::Event))
         .chain(changes)
         .filter_map(move |step| {
@@ -146,6 +224,13 @@ pub fn stream(store: &Arc<Store>, target: &Target, watch: Watch) -> Response<Api
     resp
 }
 
+/// When a watch next sends a bookmark and looks for status changes.
+#[derive(Clone, Copy)]
+struct Ticks {
+    bookmark: tokio::time::Instant,
+    status: tokio::time::Instant,
+}
+
 /// One thing a watch may send.
 enum Step {
     Event(Event),
@@ -165,6 +250,83 @@ fn version_of(r: &weft_api::Resource) -> u64 {
 mod tests {
     use super::*;
 
+    /// The next event line of a watch body.
+    async fn next_event(body: &mut ApiBody) -> serde_json::Value {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("an event within 5 s")
+            .expect("the stream goes on")
+            .expect("a frame");
+        let data = frame.into_data().expect("data");
+        serde_json::from_slice(&data).expect("an event")
+    }
+
+    fn condition<'a>(route: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+        route["status"]["parents"][0]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == kind))
+            .unwrap_or_else(|| panic!("a {kind} condition: {route:#}"))
+    }
+
+    /// A watch of HTTPRoutes carries their status, and a change of the status alone (the
+    /// backend Service appearing) comes as MODIFIED, with the condition's
+    /// lastTransitionTime moved to when it changed.
+    #[tokio::test]
+    async fn a_status_only_change_is_sent_as_modified() {
+        let dir = std::env::temp_dir().join(format!(
+            "weft-watch-status-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Arc::new(Store::open(&dir).expect("store"));
+        let put = |yaml: &str| {
+            let r = weft_api::load_str("t", yaml).resources.remove(0).resource;
+            store.put(r, false).expect("stored");
+        };
+        put(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: default}\nspec:\n  parentRefs: [{kind: Service, group: '', name: web}]\n  rules: [{backendRefs: [{name: web-v2, port: 8080}]}]\n",
+        );
+        let target = super::super::path::parse(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes",
+        )
+        .expect("path");
+        let watch = Watch {
+            labels: None,
+            fields: None,
+            bookmarks: false,
+            timeout: None,
+            table: false,
+            since: None,
+        };
+        let mut body = stream(&store, &Arc::new(Proxies::default()), &target, watch).into_body();
+        let added = next_event(&mut body).await;
+        assert_eq!(added["type"], "ADDED");
+        let before = condition(&added["object"], "ResolvedRefs").clone();
+        assert_eq!(before["reason"], "BackendNotFound", "{added:#}");
+        // A second passes, so the change's time differs from the creation's.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        put(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web-v2, namespace: default}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 8080}]\n",
+        );
+        let modified = next_event(&mut body).await;
+        assert_eq!(modified["type"], "MODIFIED", "{modified:#}");
+        assert_eq!(
+            modified["object"]["metadata"]["resourceVersion"],
+            added["object"]["metadata"]["resourceVersion"],
+            "the route itself did not change"
+        );
+        let after = condition(&modified["object"], "ResolvedRefs");
+        assert_eq!(after["status"], "True", "{modified:#}");
+        assert_ne!(after["lastTransitionTime"], before["lastTransitionTime"]);
+        // Accepted did not change: its time stays.
+        assert_eq!(
+            condition(&modified["object"], "Accepted")["lastTransitionTime"],
+            condition(&added["object"], "Accepted")["lastTransitionTime"]
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[tokio::test]
     async fn a_lagging_watcher_is_told_and_its_stream_ends() {
         let dir = std::env::temp_dir().join(format!("weft-watch-lag-{}", std::process::id()));
@@ -182,7 +344,7 @@ mod tests {
             table: false,
             since: Some(store.version()),
         };
-        let resp = stream(&store, &target, watch);
+        let resp = stream(&store, &Arc::new(Proxies::default()), &target, watch);
         // More changes than the watch buffers, before the watcher reads any.
         for i in 0..1100 {
             let text = format!(

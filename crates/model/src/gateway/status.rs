@@ -6,8 +6,8 @@
 //! Service). Objects of another controller get no status from weft.
 //!
 //! The control plane computes it when an object is read, so it is always the current
-//! one; `lastTransitionTime` is the object's creation time (weft keeps no history of
-//! conditions).
+//! one; `lastTransitionTime` here is the object's creation time, which the control plane
+//! replaces by when it saw the condition change.
 
 use std::collections::BTreeMap;
 
