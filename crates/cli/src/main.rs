@@ -80,8 +80,28 @@ pub enum Output {
     Json,
 }
 
+/// A closed stdout (`weft status | head`) ends the process quietly with the status a
+/// shell gives a process SIGPIPE ended (141), as for other Unix tools, instead of the
+/// panic `println!` raises on the failed write. Every other panic is reported as before.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    quiet_on_closed_stdout();
     logging::init();
     let result = match cli.command {
         Command::Validate(args) => cmd::validate::run(&args),

@@ -755,3 +755,21 @@ fn the_control_plane_refuses_to_start_on_a_bad_mesh_config() {
         "{err}"
     );
 }
+
+/// A reader that goes away (`weft ... | head`) ends weft quietly with status 141, as a
+/// Unix tool ended by SIGPIPE, not with a panic's 101 and its message.
+#[test]
+fn a_closed_stdout_ends_weft_quietly() {
+    let script = format!(
+        "'{}' version | (exec 0<&-; sleep 0.3); echo \"status=${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_weft")
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.trim(), "status=141", "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -136,8 +136,9 @@ mod tests {
             .resource
     }
 
-    /// GatewayObservedGenerationBump, HTTPRouteObservedGenerationBump: a change of the
-    /// spec bumps `generation`, and every condition then says it observed the new one.
+    /// GatewayObservedGenerationBump, HTTPRouteObservedGenerationBump,
+    /// GatewayClassObservedGenerationBump: a change of the spec bumps `generation`, and
+    /// every condition then says it observed the new one.
     #[test]
     fn conditions_observe_the_generation_a_spec_change_bumps() {
         let dir = std::env::temp_dir().join(format!(
@@ -150,6 +151,11 @@ mod tests {
         let gateway = |port: u16| {
             load(&format!(
                 "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: web, namespace: default}}\nspec:\n  gatewayClassName: weft\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n"
+            ))
+        };
+        let class = |description: &str| {
+            load(&format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: own}}\nspec:\n  controllerName: weft.dev/gateway-controller\n  description: {description}\n"
             ))
         };
         let route = |path: &str| {
@@ -165,7 +171,7 @@ mod tests {
                 let v = serde_json::to_value(r).expect("json");
                 let generation = v["metadata"]["generation"].as_i64().expect("generation");
                 let conditions: Vec<serde_json::Value> = match r.kind() {
-                    Kind::KubernetesGateway => v["status"]["conditions"]
+                    Kind::KubernetesGateway | Kind::GatewayClass => v["status"]["conditions"]
                         .as_array()
                         .cloned()
                         .expect("conditions"),
@@ -185,9 +191,13 @@ mod tests {
             }
             out
         };
+        store.put(class("first"), false).expect("put");
         store.put(gateway(80), false).expect("put");
         store.put(route("/a"), false).expect("put");
-        assert!(observed(&store).iter().all(|(_, g, o)| (*g, *o) == (1, 1)));
+        let before = observed(&store);
+        assert_eq!(before.len(), 1 + 2 + 2, "{before:?}");
+        assert!(before.iter().all(|(_, g, o)| (*g, *o) == (1, 1)));
+        store.put(class("second"), false).expect("put");
         store.put(gateway(8080), false).expect("put");
         store.put(route("/b"), false).expect("put");
         let after = observed(&store);

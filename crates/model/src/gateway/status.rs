@@ -596,6 +596,84 @@ spec:
         assert_eq!(names, ["theirs", "gw"], "{parents:#}");
     }
 
+    /// Conformance TCPRouteSimple/TLSRouteSimpleSameNamespace (status), TLSRouteInvalidReferenceGrant,
+    /// and a TCPRoute on a listener that takes only TLSRoutes: the L4 routes' parents get the
+    /// same conditions as an HTTPRoute's.
+    #[test]
+    fn tcp_and_tls_routes_parents_say_whether_they_attach_and_resolve() {
+        let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: infra}
+spec: {hosts: [db.infra.svc.cluster.local], ports: [{number: 5432, name: tcp, protocol: TCP}], resolution: STATIC, endpoints: [{address: 127.0.0.1}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: weft
+  listeners:
+  - {name: tcp, port: 5432, protocol: TCP}
+  - {name: tls, port: 443, protocol: TLS, hostname: "*.example.com", tls: {mode: Passthrough}}
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: db, namespace: infra}
+spec:
+  parentRefs: [{name: gw, sectionName: tcp}, {name: gw, sectionName: tls}]
+  rules: [{backendRefs: [{name: db, port: 5432}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: {name: web, namespace: infra}
+spec:
+  parentRefs: [{name: gw, sectionName: tls}]
+  hostnames: [web.example.com]
+  rules: [{backendRefs: [{name: db, port: 5432}, {name: web, namespace: other, port: 443}]}]
+"#;
+        let resources = load(yaml);
+        let parents = |kind, name: &str| {
+            of(&resources, find(&resources, kind, name), &[]).expect("status")["parents"].clone()
+        };
+        let tcp = parents(weft_api::Kind::TcpRoute, "db");
+        assert!(
+            has(&tcp[0]["conditions"], "Accepted", "True", "Accepted"),
+            "{tcp:#}"
+        );
+        assert!(
+            has(
+                &tcp[0]["conditions"],
+                "ResolvedRefs",
+                "True",
+                "ResolvedRefs"
+            ),
+            "{tcp:#}"
+        );
+        assert!(
+            has(
+                &tcp[1]["conditions"],
+                "Accepted",
+                "False",
+                "NotAllowedByListeners"
+            ),
+            "a TLS listener takes TLSRoutes only: {tcp:#}"
+        );
+        let tls = parents(weft_api::Kind::TlsRoute, "web");
+        assert!(
+            has(&tls[0]["conditions"], "Accepted", "True", "Accepted"),
+            "{tls:#}"
+        );
+        assert!(
+            has(
+                &tls[0]["conditions"],
+                "ResolvedRefs",
+                "False",
+                "RefNotPermitted"
+            ),
+            "a backend in another namespace without a grant: {tls:#}"
+        );
+    }
+
     #[test]
     fn a_routes_parents_say_why_it_is_not_attached_or_resolved() {
         let resources = load(YAML);
