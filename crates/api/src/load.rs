@@ -194,6 +194,7 @@ fn load_document(file: &str, doc: &Node, out: &mut Loaded) {
             Kind::EndpointSlice => read_kube::<_>(&tree, &ctx).map(Resource::EndpointSlice),
             Kind::Deployment => read_kube::<_>(&tree, &ctx).map(Resource::Deployment),
             Kind::Secret => read_kube::<_>(&tree, &ctx).map(Resource::Secret),
+            Kind::ConfigMap => read_kube::<_>(&tree, &ctx).map(Resource::ConfigMap),
         };
         match read {
             Ok(r) => break (Some(r), ctx.into_inner()),
@@ -589,12 +590,12 @@ spec:
 
     #[test]
     fn kinds_versions_and_names_are_checked() {
-        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualServce\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: Bad_Name}\nspec: {host: a}\n";
+        let text = "apiVersion: v1\nkind: LimitRange\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualServce\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: Bad_Name}\nspec: {host: a}\n";
         let loaded = load_str("f", text);
         let text: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
         // Kubernetes' own kinds travel with Istio's: skipped with a warning, not refused.
         assert!(
-            text[0].contains("ConfigMap default/a: skipped: weft has no use for `ConfigMap` (v1)"),
+            text[0].contains("LimitRange default/a: skipped: weft has no use for `LimitRange` (v1)"),
             "{text:?}"
         );
         assert!(!loaded.diagnostics[0].is_error());

@@ -71,11 +71,13 @@ pub enum Kind {
     Deployment,
     /// core/v1 Secret (a gateway's certificates)
     Secret,
+    /// core/v1 ConfigMap (a gateway's CA bundles for client certificates)
+    ConfigMap,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 25] = [
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
@@ -100,16 +102,18 @@ impl Kind {
         Kind::EndpointSlice,
         Kind::Deployment,
         Kind::Secret,
+        Kind::ConfigMap,
     ];
 
     /// Kubernetes' own kinds, which weft reads for its registry and analysis.
-    pub const KUBERNETES: [Kind; 6] = [
+    pub const KUBERNETES: [Kind; 7] = [
         Kind::Namespace,
         Kind::Service,
         Kind::Pod,
         Kind::EndpointSlice,
         Kind::Deployment,
         Kind::Secret,
+        Kind::ConfigMap,
     ];
 
     /// The kind's name as written in `kind:`.
@@ -139,6 +143,7 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Deployment => "Deployment",
             Kind::Secret => "Secret",
+            Kind::ConfigMap => "ConfigMap",
         }
     }
 
@@ -157,7 +162,7 @@ impl Kind {
             | Kind::KubernetesGateway
             | Kind::ReferenceGrant => gateway_api::GROUP,
             Kind::RateLimit => "policy.weft.dev",
-            Kind::Namespace | Kind::Service | Kind::Pod | Kind::Secret => "",
+            Kind::Namespace | Kind::Service | Kind::Pod | Kind::Secret | Kind::ConfigMap => "",
             Kind::EndpointSlice => "discovery.k8s.io",
             Kind::Deployment => "apps",
             _ => "networking.istio.io",
@@ -259,6 +264,7 @@ impl Kind {
             Kind::EndpointSlice => "endpointslices",
             Kind::Deployment => "deployments",
             Kind::Secret => "secrets",
+            Kind::ConfigMap => "configmaps",
         }
     }
 
@@ -354,6 +360,8 @@ pub enum Resource {
     Deployment(KubeObject<kube::Deployment>),
     /// A Kubernetes Secret.
     Secret(KubeObject<kube::Secret>),
+    /// A Kubernetes ConfigMap.
+    ConfigMap(KubeObject<kube::ConfigMap>),
 }
 
 macro_rules! each_resource {
@@ -383,6 +391,7 @@ macro_rules! each_resource {
             Resource::EndpointSlice($obj) => $body,
             Resource::Deployment($obj) => $body,
             Resource::Secret($obj) => $body,
+            Resource::ConfigMap($obj) => $body,
         }
     };
 }
@@ -415,6 +424,7 @@ impl Resource {
             Resource::EndpointSlice(_) => Kind::EndpointSlice,
             Resource::Deployment(_) => Kind::Deployment,
             Resource::Secret(_) => Kind::Secret,
+            Resource::ConfigMap(_) => Kind::ConfigMap,
         }
     }
 
@@ -469,6 +479,7 @@ impl Resource {
             Resource::EndpointSlice(o) => o.view.validate(&mut v),
             Resource::Deployment(o) => o.view.validate(&mut v),
             Resource::Secret(o) => o.view.validate(&mut v),
+            Resource::ConfigMap(o) => o.view.validate(&mut v),
             Resource::VirtualService(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::DestinationRule(o) => v.field("spec", |v| o.spec.validate(v)),
             Resource::ServiceEntry(o) => v.field("spec", |v| o.spec.validate(v)),

@@ -128,6 +128,17 @@ pub fn openapi_v3(group: &str, version: &str) -> Value {
                 props.insert("immutable".into(), json!({ "type": "boolean" }));
             }
         }
+        if *kind == Kind::ConfigMap {
+            if let Some(Value::Object(props)) = schema.get_mut("properties") {
+                props.remove("spec");
+                props.insert(
+                    "data".into(),
+                    json!({ "type": "object", "additionalProperties": { "type": "string" } }),
+                );
+                props.insert("binaryData".into(), json!({ "type": "object", "additionalProperties": { "type": "string", "format": "byte" } }));
+                props.insert("immutable".into(), json!({ "type": "boolean" }));
+            }
+        }
     }
     let mut used = Vec::new();
     collect_refs(&Value::Object(schemas.clone()), &mut used);
@@ -238,7 +249,7 @@ fn spec_schema(kind: Kind, generator: &mut SchemaGenerator) -> Value {
         Kind::Service => generator.subschema_for::<kube::service::ServiceSpec>(),
         Kind::Pod => generator.subschema_for::<kube::pod::PodSpec>(),
         Kind::Deployment => generator.subschema_for::<kube::deployment::DeploymentSpec>(),
-        Kind::Namespace | Kind::EndpointSlice | Kind::Secret => {
+        Kind::Namespace | Kind::EndpointSlice | Kind::Secret | Kind::ConfigMap => {
             return json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
         }
     };

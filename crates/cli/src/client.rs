@@ -157,6 +157,7 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
         Kind::EndpointSlice => "endpointslice",
         Kind::Deployment => "deploy",
         Kind::Secret => "secret",
+        Kind::ConfigMap => "cm",
     };
     for k in Kind::ALL {
         let name = k.name().to_ascii_lowercase();

@@ -322,6 +322,16 @@ impl Store {
             };
             new.fold_for_write(old).map_err(StoreError::Invalid)?;
         }
+        if let (Some(Resource::ConfigMap(old)), Resource::ConfigMap(new)) = (&existing, &r) {
+            let changed = old.view.data != new.view.data
+                || old.view.binary_data != new.view.binary_data
+                || new.view.immutable != Some(true);
+            if old.view.immutable == Some(true) && changed {
+                return Err(StoreError::Invalid(
+                    "data: Forbidden: field is immutable when `immutable` is set".into(),
+                ));
+            }
+        }
         match (&existing, create_only) {
             (Some(_), true) => return Err(StoreError::AlreadyExists(key)),
             (Some(old), false) => {

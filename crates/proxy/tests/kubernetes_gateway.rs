@@ -328,6 +328,110 @@ async fn gateway_secret_reference_grant_all_in_namespace() {
     assert_eq!(web.hits(), 2);
 }
 
+/// A ConfigMap `ns/name` holding the PEM file `path` as `ca.crt`.
+fn ca_config_map(ns: &str, name: &str, path: &str) -> String {
+    let pem = std::fs::read_to_string(path).expect("read the CA");
+    let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\ndata:\n  ca.crt: |\n{indented}---\n"
+    )
+}
+
+/// Conformance GatewayFrontendClientCertificateValidation and its InsecureFallback form:
+/// the Gateway's `spec.tls.frontend` validates client certificates by the ConfigMaps'
+/// CA bundles, `default` on port 443, the `perPort` entry on 8443 (AllowInsecureFallback:
+/// a client without a certificate gets through, one whose certificate another CA signed
+/// does not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_frontend_client_certificate_validation() {
+    let web = upstream::named("web").await;
+    let dir = weft_testkit::fresh_dir("kube-gateway-client-certs");
+    let server = Pki::new(&dir, "server");
+    let clients = Pki::new(&dir, "clients");
+    let others = Pki::new(&dir, "others");
+    let (cert, key) = server.issue("web", &["web.example.com"]);
+    let (alice, alice_key) = clients.issue("alice", &["alice.example.com"]);
+    let (olga, olga_key) = others.issue("olga", &["olga.example.com"]);
+    let listener = |name: &str, port: u16| {
+        format!(
+            "  - {{name: {name}, port: {port}, protocol: HTTPS, hostname: web.example.com, tls: {{certificateRefs: [{{name: web-cert}}]}}}}\n"
+        )
+    };
+    let yaml = format!(
+        "{}{}{}{}apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: web, namespace: infra}}\nspec:\n  gatewayClassName: weft\n  tls:\n    frontend:\n      default:\n        validation: {{caCertificateRefs: [{{group: '', kind: ConfigMap, name: clients-ca}}]}}\n      perPort:\n      - port: 8443\n        tls:\n          validation: {{mode: AllowInsecureFallback, caCertificateRefs: [{{group: '', kind: ConfigMap, name: clients-ca}}]}}\n  listeners:\n{}{}---\n{}",
+        service_in("infra", "web", web.addr),
+        secret(
+            "infra",
+            "web-cert",
+            "kubernetes.io/tls",
+            &[("tls.crt", &cert), ("tls.key", &key)]
+        ),
+        ca_config_map("infra", "clients-ca", &clients.ca_file()),
+        ca_config_map("infra", "others-ca", &others.ca_file()),
+        listener("https", 443),
+        listener("https-8443", 8443),
+        route(
+            "infra",
+            "web",
+            "  parentRefs: [{name: web}]\n  rules:\n  - backendRefs: [{name: web, port: 8080}]\n"
+        ),
+    );
+    let h = Harness::kubernetes_gateway(&yaml, "infra", "web", &[443, 8443]).await;
+    let trust = server.ca_file();
+    let url = "https://web.example.com:PORT/";
+    let with = |cert: &str, key: &str| ["--cert", cert, "--key", key].map(String::from);
+    let call = |port: u16, args: Vec<String>| {
+        let addr = self::port(&h, port);
+        let trust = trust.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            curl(addr, url, Some(&trust), &args).await
+        }
+    };
+    // 443 (default, AllowValidOnly): a certificate the ConfigMap's CA signed is required.
+    let got = call(443, with(&alice, &alice_key).to_vec()).await;
+    assert_eq!(
+        text(&got).trim(),
+        "web\n200",
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let none = call(443, Vec::new()).await;
+    assert!(
+        !text(&none).starts_with("web"),
+        "no certificate on 443: {}",
+        text(&none)
+    );
+    let other = call(443, with(&olga, &olga_key).to_vec()).await;
+    assert!(
+        !text(&other).starts_with("web"),
+        "another CA's certificate: {}",
+        text(&other)
+    );
+    // 8443 (AllowInsecureFallback): none is fine; one that does not verify is not.
+    let none = call(8443, Vec::new()).await;
+    assert_eq!(
+        text(&none).trim(),
+        "web\n200",
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+    let got = call(8443, with(&alice, &alice_key).to_vec()).await;
+    assert_eq!(
+        text(&got).trim(),
+        "web\n200",
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let other = call(8443, with(&olga, &olga_key).to_vec()).await;
+    assert!(
+        !text(&other).starts_with("web"),
+        "another CA's certificate on 8443: {}",
+        text(&other)
+    );
+    assert_eq!(web.hits(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_class_of_another_controller_is_not_served() {
     let web = upstream::named("web").await;

@@ -89,6 +89,140 @@ pub struct Gateway {
     /// Labels and annotations for the resources the controller creates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infrastructure: Option<serde_json::Value>,
+    /// TLS of the whole Gateway: client certificate validation of its HTTPS listeners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<GatewayTls>,
+}
+
+/// A Gateway's `spec.tls`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayTls {
+    /// The client certificate the Gateway presents to backends (`clientCertificateRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<serde_json::Value>,
+    /// How the HTTPS listeners validate client certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<FrontendTls>,
+}
+
+/// `spec.tls.frontend`: client certificate validation by default and per port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendTls {
+    /// For every HTTPS listener without a `perPort` entry.
+    #[serde(default)]
+    pub default: FrontendTlsConfig,
+    /// For the HTTPS listeners of one port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_port: Vec<FrontendTlsPort>,
+}
+
+impl FrontendTls {
+    /// The validation for listeners on `port`: its `perPort` entry's, else the default's.
+    pub fn validation_for(&self, port: i64) -> Option<&FrontendValidation> {
+        match self.per_port.iter().find(|p| p.port == port) {
+            Some(p) => p.tls.validation.as_ref(),
+            None => self.default.validation.as_ref(),
+        }
+    }
+}
+
+/// One `perPort` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendTlsPort {
+    /// The port.
+    #[serde(default)]
+    pub port: i64,
+    /// Its settings.
+    #[serde(default)]
+    pub tls: FrontendTlsConfig,
+}
+
+/// Client certificate settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendTlsConfig {
+    /// Client certificates asked for and verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<FrontendValidation>,
+}
+
+/// `validation`: the CA bundles verifying client certificates, and whether one is required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendValidation {
+    /// ConfigMaps (key `ca.crt`) holding the CA bundles.
+    #[serde(default)]
+    pub ca_certificate_refs: Vec<SecretObjectReference>,
+    /// `AllowValidOnly` (default: a valid certificate is required) or
+    /// `AllowInsecureFallback` (one is asked for; none is accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+impl FrontendValidation {
+    /// True with `AllowInsecureFallback`.
+    pub fn insecure_fallback(&self) -> bool {
+        self.mode.as_deref() == Some("AllowInsecureFallback")
+    }
+}
+
+impl Validate for FrontendValidation {
+    fn validate(&self, v: &mut Validator) {
+        if self.ca_certificate_refs.is_empty() {
+            v.error_at("caCertificateRefs", "Required value: at least 1 item");
+        }
+        check_max(v, "caCertificateRefs", &self.ca_certificate_refs, 8);
+        v.each("caCertificateRefs", &self.ca_certificate_refs, |v, r| {
+            check_len(v, "name", &r.name, 1, 253);
+            if r.kind.as_deref().unwrap_or_default().is_empty() {
+                v.error_at(
+                    "kind",
+                    "Required value: the kind of the CA bundle's holder (ConfigMap)",
+                );
+            }
+        });
+        if let Some(m) = &self.mode {
+            if !matches!(m.as_str(), "AllowValidOnly" | "AllowInsecureFallback") {
+                v.error_at("mode", format!("Unsupported value: {m:?}: supported values: \"AllowValidOnly\", \"AllowInsecureFallback\""));
+            }
+        }
+    }
+}
+
+impl Validate for GatewayTls {
+    fn validate(&self, v: &mut Validator) {
+        if self.backend.is_some() {
+            v.warn_at("backend", "weft's gateway presents no client certificate to backends; backend.clientCertificateRef is not used");
+        }
+        let Some(f) = &self.frontend else { return };
+        v.field("frontend", |v| {
+            if let Some(val) = &f.default.validation {
+                v.field("default", |v| v.field("validation", |v| val.validate(v)));
+            }
+            check_max(v, "perPort", &f.per_port, 64);
+            for (i, p) in f.per_port.iter().enumerate() {
+                v.field("perPort", |v| {
+                    v.index(i, |v| {
+                        if !(1..=65535).contains(&p.port) {
+                            v.error_at(
+                                "port",
+                                format!("Invalid value: {}: must be between 1 and 65535", p.port),
+                            );
+                        }
+                        if f.per_port[..i].iter().any(|e| e.port == p.port) {
+                            v.error("Port for TLS configuration must be unique within the Gateway");
+                        }
+                        if let Some(val) = &p.tls.validation {
+                            v.field("tls", |v| v.field("validation", |v| val.validate(v)));
+                        }
+                    })
+                });
+            }
+        });
+    }
 }
 
 /// A listener: where and how the Gateway accepts connections.
@@ -322,6 +456,9 @@ impl Validate for Gateway {
         if !self.addresses.is_empty() {
             v.warn_at("addresses", "weft up gives each Gateway an address of its own (127.0.20.N); requested addresses are not used");
         }
+        if let Some(tls) = &self.tls {
+            v.field("tls", |v| tls.validate(v));
+        }
     }
 }
 
@@ -443,7 +580,7 @@ impl Validate for ListenerTls {
             v.error("certificateRefs must not be specified when mode is Passthrough");
         }
         if self.frontend_validation.is_some() {
-            v.warn_at("frontendValidation", "client certificate validation on Gateway API listeners is not served by weft yet; use an Istio Gateway server with tls.mode MUTUAL");
+            v.warn_at("frontendValidation", "a listener's frontendValidation (an experimental form) is not read; client certificates are validated by the Gateway's spec.tls.frontend (default, perPort)");
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Kubernetes' own kinds, as Istio's Kubernetes registry reads them: `core/v1` Namespace,
-//! Service, Pod and Secret, `discovery.k8s.io/v1` EndpointSlice, and `apps/v1` Deployment.
+//! Service, Pod, Secret and ConfigMap, `discovery.k8s.io/v1` EndpointSlice, and `apps/v1` Deployment.
 //!
 //! weft reads the fields the registry and the analyzers use (a typed *view*) and keeps the
 //! whole object as written, so nothing applied is lost and `kubectl get -o yaml` shows it back.
 //! Fields weft does not read are kept, not refused: they are Kubernetes' (kube-proxy's, the
 //! scheduler's), not the mesh's, and Kubernetes' API server is the one to check them.
 
+pub mod config_map;
 pub mod deployment;
 pub mod endpoint_slice;
 pub mod namespace;
@@ -19,6 +20,7 @@ use serde_json::{Map, Value};
 use crate::meta::ObjectMeta;
 use crate::validate::Validator;
 
+pub use config_map::ConfigMap;
 pub use deployment::Deployment;
 pub use endpoint_slice::EndpointSlice;
 pub use namespace::Namespace;

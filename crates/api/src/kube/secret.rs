@@ -61,7 +61,7 @@ impl Secret {
 }
 
 /// True for a key Kubernetes allows in a Secret or ConfigMap.
-fn is_config_key(key: &str) -> bool {
+pub(crate) fn is_config_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 253
         && key != "."

@@ -229,7 +229,7 @@ metadata: {name: shop, labels: {istio-injection: enabled}}
 
 #[test]
 fn kinds_weft_has_no_use_for_are_skipped_and_istio_typos_stay_errors() {
-    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: s}\n---\napiVersion: networking.istio.io/v1\nkind: Servce\nmetadata: {name: s}\n";
+    let text = "apiVersion: v1\nkind: LimitRange\nmetadata: {name: s}\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: s}\n---\napiVersion: networking.istio.io/v1\nkind: Servce\nmetadata: {name: s}\n";
     let loaded = load_str("k.yaml", text);
     let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
     assert_eq!(loaded.diagnostics.len(), 3, "{:?}", loaded.diagnostics);
@@ -242,6 +242,6 @@ fn kinds_weft_has_no_use_for_are_skipped_and_istio_typos_stay_errors() {
     assert!(
         loaded.diagnostics[0]
             .message
-            .starts_with("skipped: weft has no use for `ConfigMap` (v1)")
+            .starts_with("skipped: weft has no use for `LimitRange` (v1)")
     );
 }

@@ -123,13 +123,13 @@ fn every_kind_has_a_schema_with_its_gvk() {
             // An EndpointSlice's and a Secret's fields are top-level, not under `spec`.
             let body = match kind {
                 Kind::EndpointSlice => "endpoints",
-                Kind::Secret => "data",
+                Kind::Secret | Kind::ConfigMap => "data",
                 _ => "spec",
             };
             for field in ["apiVersion", "kind", "metadata", body, "status"] {
                 assert!(schema["properties"].get(field).is_some(), "{name}.{field}");
             }
-            if !matches!(kind, Kind::EndpointSlice | Kind::Secret) {
+            if !matches!(kind, Kind::EndpointSlice | Kind::Secret | Kind::ConfigMap) {
                 assert_eq!(schema["properties"]["spec"]["type"], "object", "{name}");
             }
             // Of Kubernetes' kinds weft reads a part: the rest passes through.

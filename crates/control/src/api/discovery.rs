@@ -29,6 +29,7 @@ pub fn short_names(kind: Kind) -> &'static [&'static str] {
         Kind::Service => &["svc"],
         Kind::Pod => &["po"],
         Kind::Deployment => &["deploy"],
+        Kind::ConfigMap => &["cm"],
         Kind::KubernetesGateway => &["gtw"],
         Kind::GatewayClass => &["gc"],
         Kind::ReferenceGrant => &["refgrant"],

@@ -1,6 +1,7 @@
 //! Kubernetes' protobuf encoding (`application/vnd.kubernetes.protobuf`) of the objects
 //! kubectl creates with its typed clients (`kubectl create secret`, `kubectl create
-//! namespace`): read into the JSON form the rest of the API takes. Replies stay JSON,
+//! configmap`, `kubectl create namespace`): read into the JSON form the rest of the API
+//! takes. Replies stay JSON,
 //! which kubectl accepts too.
 //!
 //! The envelope is the magic `k8s\0` and a `runtime.Unknown` (its type meta, then the
@@ -64,6 +65,18 @@ struct Secret {
     #[prost(btree_map = "string, string", tag = "4")]
     string_data: BTreeMap<String, String>,
     #[prost(bool, optional, tag = "5")]
+    immutable: Option<bool>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ConfigMap {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(btree_map = "string, string", tag = "2")]
+    data: BTreeMap<String, String>,
+    #[prost(btree_map = "string, bytes", tag = "3")]
+    binary_data: BTreeMap<String, Vec<u8>>,
+    #[prost(bool, optional, tag = "4")]
     immutable: Option<bool>,
 }
 
@@ -145,6 +158,29 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<String, String> {
                 v["type"] = json!(t);
             }
             if let Some(i) = s.immutable {
+                v["immutable"] = json!(i);
+            }
+            v
+        }
+        Kind::ConfigMap => {
+            use base64::Engine;
+            let c = ConfigMap::decode(raw).map_err(|e| format!("the ConfigMap: {e}"))?;
+            let mut v = json!({
+                "apiVersion": api_version, "kind": "ConfigMap",
+                "metadata": metadata(c.metadata),
+            });
+            if !c.data.is_empty() {
+                v["data"] = json!(c.data);
+            }
+            if !c.binary_data.is_empty() {
+                let binary: BTreeMap<String, String> = c
+                    .binary_data
+                    .into_iter()
+                    .map(|(k, b)| (k, base64::engine::general_purpose::STANDARD.encode(b)))
+                    .collect();
+                v["binaryData"] = json!(binary);
+            }
+            if let Some(i) = c.immutable {
                 v["immutable"] = json!(i);
             }
             v

@@ -210,7 +210,7 @@ async fn write(
                 &format!(
                     "the body of the request was in an unknown format ({other}) - accepted media types include: {}",
                     if matches!(*req.method(), Method::POST | Method::PUT) {
-                        "application/json, application/yaml, application/vnd.kubernetes.protobuf (Secrets, Namespaces)"
+                        "application/json, application/yaml, application/vnd.kubernetes.protobuf (Secrets, ConfigMaps, Namespaces)"
                     } else {
                         "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
                     }

@@ -77,6 +77,7 @@ fn columns(kind: Kind) -> Vec<Column> {
         | Kind::RateLimit
         | Kind::ReferenceGrant
         | Kind::TcpRoute
+        | Kind::ConfigMap
         | Kind::Namespace => Vec::new(),
     });
     out.push(col(

@@ -24,22 +24,27 @@ pub const PARTIAL: &str = "+partial";
 
 /// What a proxy may see: resources `exportTo` makes visible in its namespace, narrowed by
 /// the `Sidecar` that applies to it (the model's [`SidecarScope`], as file mode applies it).
-/// Secrets go only to a gateway proxy that proved its namespace: those of its namespace,
-/// and those another namespace's ReferenceGrants let its namespace's Gateways refer to.
+/// Secrets and ConfigMaps go only to a gateway proxy that proved its namespace: those of
+/// its namespace, and those another namespace's ReferenceGrants let its namespace's
+/// Gateways refer to.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Scope {
     namespace: String,
     sidecar: SidecarScope,
-    /// The Secrets it may read: `None` for none; else (namespace, name or every name).
-    secrets: Option<Vec<(String, Option<String>)>>,
+    /// The Secrets and ConfigMaps it may read: `None` for none.
+    secrets: Option<Vec<Readable>>,
 }
+
+/// Secrets or ConfigMaps a gateway may read: (kind, no kind for both; namespace; the
+/// name, none for every name).
+type Readable = (Option<weft_api::Kind>, String, Option<String>);
 
 impl Scope {
     /// The scope of `proxy` among the view's scoping resources (Sidecars and
     /// ReferenceGrants); `reads_secrets`: a gateway proxy whose token proved its namespace.
     pub(super) fn new(scoping: &[Resource], proxy: &ProxyScope, reads_secrets: bool) -> Scope {
         let secrets = reads_secrets.then(|| {
-            let mut list = vec![(proxy.namespace.clone(), None)];
+            let mut list = vec![(None, proxy.namespace.clone(), None)];
             for r in scoping {
                 let Resource::ReferenceGrant(g) = r else {
                     continue;
@@ -53,8 +58,14 @@ impl Scope {
                     continue;
                 }
                 for to in &g.spec.to {
-                    if matches!(to.group.as_str(), "" | "core") && to.kind == "Secret" {
-                        list.push((g.metadata.namespace().to_string(), to.name.clone()));
+                    let kind = match to.kind.as_str() {
+                        "Secret" => weft_api::Kind::Secret,
+                        "ConfigMap" => weft_api::Kind::ConfigMap,
+                        _ => continue,
+                    };
+                    if matches!(to.group.as_str(), "" | "core") {
+                        let ns = g.metadata.namespace().to_string();
+                        list.push((Some(kind), ns, to.name.clone()));
                     }
                 }
             }
@@ -68,10 +79,13 @@ impl Scope {
     }
 
     fn sees(&self, e: &WireEntry) -> bool {
-        if let Some(name) = &e.secret {
+        if let Some((kind, name)) = &e.gateway_only {
             return self.secrets.as_ref().is_some_and(|list| {
-                list.iter()
-                    .any(|(ns, n)| *ns == e.namespace && n.as_ref().is_none_or(|n| n == name))
+                list.iter().any(|(k, ns, n)| {
+                    k.is_none_or(|k| k == *kind)
+                        && *ns == e.namespace
+                        && n.as_ref().is_none_or(|n| n == name)
+                })
             });
         }
         e.export_to

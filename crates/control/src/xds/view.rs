@@ -136,8 +136,9 @@ pub struct WireEntry {
     /// Hosts (resolved), for VirtualService, DestinationRule and ServiceEntry: what a
     /// `Sidecar`'s egress hosts select on.
     pub(super) hosts: Vec<String>,
-    /// A Secret's name: it goes only to the gateway proxies that may read it.
-    pub(super) secret: Option<String>,
+    /// A Secret's or ConfigMap's kind and name: it goes only to the gateway proxies
+    /// that may read it.
+    pub(super) gateway_only: Option<(weft_api::Kind, String)>,
     /// The encoded `IstioResource`.
     pub(super) payload: bytes::Bytes,
 }
@@ -176,7 +177,8 @@ fn entry(r: &Resource) -> Option<WireEntry> {
             .unwrap_or(0),
         namespace: r.namespace().to_string(),
         export_to,
-        secret: matches!(r, Resource::Secret(_)).then(|| r.name().to_string()),
+        gateway_only: matches!(r, Resource::Secret(_) | Resource::ConfigMap(_))
+            .then(|| (r.kind(), r.name().to_string())),
         payload: prost::Message::encode_to_vec(&IstioResource { json }).into(),
     })
 }
@@ -191,7 +193,7 @@ pub(super) fn mesh_entry(mesh: &MeshConfig) -> WireEntry {
         namespace: String::new(),
         export_to: None,
         hosts: Vec::new(),
-        secret: None,
+        gateway_only: None,
         payload: prost::Message::encode_to_vec(&IstioResource { json }).into(),
     }
 }

@@ -87,13 +87,25 @@ pub fn for_proxy<'r>(resources: &'r [Resource], scope: &ProxyScope) -> Option<&'
         .find(|g| &g.metadata.name == name && g.metadata.namespace() == scope.namespace)
 }
 
-/// What a listener of a Gateway in `gateway_ns` serves, or why it does not (the reason
-/// of its status); certificates come from the `resources`' Secrets.
+/// Why a listener's client certificate validation cannot be served, as the reason of
+/// its `ResolvedRefs` condition (its `Accepted` is then `NoValidCACertificate`).
+pub const CA_REFUSALS: [&str; 3] = [
+    "InvalidCACertificateRef",
+    "InvalidCACertificateKind",
+    CA_REF_NOT_PERMITTED,
+];
+/// A CA bundle's ReferenceGrant is missing (`ResolvedRefs` reason `RefNotPermitted`).
+pub const CA_REF_NOT_PERMITTED: &str = "CACertificateRefNotPermitted";
+
+/// What a listener of `gateway` serves, or why it does not (the reason of its status);
+/// certificates come from the `resources`' Secrets, client certificates are verified
+/// by the CA bundles of the Gateway's `spec.tls.frontend` for the listener's port.
 pub fn listener_serves(
     resources: &[Resource],
-    gateway_ns: &str,
+    gateway: &Object<Gateway>,
     listener: &Listener,
 ) -> Result<Serves, Refusal> {
+    let gateway_ns = gateway.metadata.namespace();
     match listener.protocol.as_str() {
         "HTTP" => Ok(Serves::Http {
             https_redirect: false,
@@ -130,10 +142,31 @@ pub fn listener_serves(
                     ),
                 ));
             }
+            let validation = gateway
+                .spec
+                .tls
+                .as_ref()
+                .and_then(|t| t.frontend.as_ref())
+                .and_then(|f| f.validation_for(i64::from(listener.port)));
+            let (clients, ca_certificates) = match validation {
+                None => (ClientCertificates::NotAsked, None),
+                Some(v) => {
+                    let ca = super::secrets::ca_bundle(resources, gateway_ns, &v.ca_certificate_refs)
+                        .map_err(|(reason, why)| match reason {
+                            "RefNotPermitted" => (CA_REF_NOT_PERMITTED, why),
+                            other => (other, why),
+                        })?;
+                    let clients = match v.insecure_fallback() {
+                        true => ClientCertificates::Optional,
+                        false => ClientCertificates::Required,
+                    };
+                    (clients, Some(ca))
+                }
+            };
             Ok(Serves::TerminatedHttp(Arc::new(TerminateTls {
                 certificates,
-                clients: ClientCertificates::NotAsked,
-                ca_certificates: None,
+                clients,
+                ca_certificates,
                 ca_crl: None,
                 istio_mutual: false,
                 subject_alt_names: Vec::new(),
@@ -291,13 +324,12 @@ pub fn listener_states(
     gateway: &Object<Gateway>,
 ) -> Vec<Result<(u16, Serves), Refusal>> {
     let mut taken: BTreeMap<u16, (bool, bool)> = BTreeMap::new();
-    let ns = gateway.metadata.namespace();
     gateway
         .spec
         .listeners
         .iter()
         .map(|l| {
-            let serves = listener_serves(resources, ns, l)?;
+            let serves = listener_serves(resources, gateway, l)?;
             let port = u16::try_from(l.port)
                 .map_err(|_| ("PortUnavailable", format!("{} is not a port", l.port)))?;
             let kind = (

@@ -7,13 +7,16 @@
 //! `kubernetes.io/tls`) or as Istio's generic `cert` and `key`; the CA bundle verifying
 //! client certificates as `ca.crt` or `cacert`, or in a Secret of its own named
 //! `<name>-cacert`.
+//!
+//! A Gateway's client certificate validation (`spec.tls.frontend`) reads its CA bundles
+//! from ConfigMaps (`ca.crt`), by the same rules of namespaces and ReferenceGrants.
 
 use std::sync::Arc;
 
 use base64::Engine;
 use weft_api::Resource;
 use weft_api::gateway_api::gateway::SecretObjectReference;
-use weft_api::kube::{KubeObject, Secret};
+use weft_api::kube::{ConfigMap, KubeObject, Secret};
 
 use super::servers::{Credential, Pem, ServerCertificate};
 
@@ -35,8 +38,8 @@ fn pem_of(
         .iter()
         .find_map(|k| secret.view.value(k).map(|v| (*k, v)))?;
     Some(match check_pem(&text, label) {
-        Ok(()) => Ok(Pem::Secret {
-            from: format!("{id}[{key}]"),
+        Ok(()) => Ok(Pem::Inline {
+            from: format!("Secret {id}[{key}]"),
             text: Arc::from(text),
         }),
         Err(e) => Err(format!("Secret {id}: {key} {e}")),
@@ -140,7 +143,7 @@ pub fn certificate_ref(
         ));
     }
     let ns = r.namespace.as_deref().unwrap_or(gateway_ns);
-    if ns != gateway_ns && !granted(resources, gateway_ns, ns, &r.name) {
+    if ns != gateway_ns && !granted(resources, gateway_ns, ns, "Secret", &r.name) {
         return Err((
             "RefNotPermitted",
             format!(
@@ -154,16 +157,88 @@ pub fn certificate_ref(
         .map_err(|e| ("InvalidCertificateRef", e))
 }
 
-/// True when a ReferenceGrant in `ns` lets Gateways of `gateway_ns` refer to Secret `name`.
-fn granted(resources: &[Resource], gateway_ns: &str, ns: &str, name: &str) -> bool {
+/// True when a ReferenceGrant in `ns` lets Gateways of `gateway_ns` refer to the `kind`
+/// (of the core group) `name`.
+fn granted(resources: &[Resource], gateway_ns: &str, ns: &str, kind: &str, name: &str) -> bool {
     resources.iter().any(|r| match r {
         Resource::ReferenceGrant(g) => {
             g.metadata.namespace() == ns
                 && g.spec.allows(
                     (weft_api::gateway_api::GROUP, "Gateway", gateway_ns),
-                    ("", "Secret", name),
+                    ("", kind, name),
                 )
         }
         _ => false,
+    })
+}
+
+fn config_map<'r>(
+    resources: &'r [Resource],
+    ns: &str,
+    name: &str,
+) -> Option<&'r KubeObject<ConfigMap>> {
+    resources.iter().find_map(|r| match r {
+        Resource::ConfigMap(c) if c.metadata.name == name && c.metadata.namespace() == ns => {
+            Some(c)
+        }
+        _ => None,
+    })
+}
+
+/// The CA bundle of a Gateway's client certificate validation: the `ca.crt` of each
+/// ConfigMap `refs` name (in the Gateway's namespace `gateway_ns`, or another whose
+/// ReferenceGrant allows it), joined. Why not, as the listener's `ResolvedRefs` reason:
+/// `InvalidCACertificateKind` (not a core ConfigMap), `RefNotPermitted` (no grant),
+/// `InvalidCACertificateRef` (missing, or no PEM certificate in `ca.crt`).
+pub fn ca_bundle(
+    resources: &[Resource],
+    gateway_ns: &str,
+    refs: &[SecretObjectReference],
+) -> Result<Pem, Unresolved> {
+    let mut text = Vec::new();
+    let mut from = Vec::new();
+    for r in refs {
+        let group = r.group.as_deref().unwrap_or("");
+        let kind = r.kind.as_deref().unwrap_or("");
+        if !matches!(group, "" | "core") || kind != "ConfigMap" {
+            return Err((
+                "InvalidCACertificateKind",
+                format!(
+                    "caCertificateRefs name a {kind}; weft reads CA bundles from core ConfigMaps (ca.crt)"
+                ),
+            ));
+        }
+        let ns = r.namespace.as_deref().unwrap_or(gateway_ns);
+        if ns != gateway_ns && !granted(resources, gateway_ns, ns, "ConfigMap", &r.name) {
+            return Err((
+                "RefNotPermitted",
+                format!(
+                    "ConfigMap {ns}/{} is in another namespace and no ReferenceGrant there allows Gateways from {gateway_ns} to refer to it",
+                    r.name
+                ),
+            ));
+        }
+        let id = format!("{ns}/{}", r.name);
+        let map = config_map(resources, ns, &r.name).ok_or((
+            "InvalidCACertificateRef",
+            format!("ConfigMap {id} does not exist"),
+        ))?;
+        let ca = map.view.value("ca.crt").ok_or((
+            "InvalidCACertificateRef",
+            format!("ConfigMap {id} holds no ca.crt"),
+        ))?;
+        check_pem(&ca, "CERTIFICATE").map_err(|e| {
+            (
+                "InvalidCACertificateRef",
+                format!("ConfigMap {id}: ca.crt {e}"),
+            )
+        })?;
+        text.extend_from_slice(&ca);
+        text.push(b'\n');
+        from.push(format!("ConfigMap {id}[ca.crt]"));
+    }
+    Ok(Pem::Inline {
+        from: from.join(", "),
+        text: Arc::from(text),
     })
 }

@@ -185,15 +185,15 @@ impl ServerCertificate {
 }
 
 /// PEM text: a file the gateway proxy reads (again when it changes), or a value of a
-/// Secret, carried in the configuration. Shown as the file's path or the Secret's
-/// `namespace/name[key]`, never the text.
+/// Secret or ConfigMap, carried in the configuration. Shown as the file's path or as
+/// `Secret namespace/name[key]`, never the text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Pem {
     /// A file's path.
     File(String),
-    /// A Secret's value.
-    Secret {
-        /// `namespace/name[key]`, for messages.
+    /// A Secret's or ConfigMap's value.
+    Inline {
+        /// `Secret namespace/name[key]`, for messages.
         from: String,
         /// The PEM text.
         text: Arc<[u8]>,
@@ -205,7 +205,7 @@ impl Pem {
     pub fn origin(&self) -> String {
         match self {
             Pem::File(path) => path.clone(),
-            Pem::Secret { from, .. } => format!("Secret {from}"),
+            Pem::Inline { from, .. } => from.clone(),
         }
     }
 
@@ -213,7 +213,7 @@ impl Pem {
     pub fn path(&self) -> Option<&str> {
         match self {
             Pem::File(path) => Some(path),
-            Pem::Secret { .. } => None,
+            Pem::Inline { .. } => None,
         }
     }
 }

@@ -16,7 +16,10 @@ use weft_api::gateway_api::gateway::CONTROLLERS;
 use weft_api::gateway_api::{Gateway, HttpRoute};
 use weft_api::{Object, ObjectMeta, Resource};
 
-use super::kubernetes::{attach, attachments, class_served, listener_states, names_gateway};
+use super::kubernetes::{
+    CA_REF_NOT_PERMITTED, CA_REFUSALS, attach, attachments, class_served, listener_states,
+    names_gateway,
+};
 use crate::host;
 use crate::route::RetryPolicy;
 use crate::service::Service;
@@ -128,6 +131,13 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
                 (Err((reason @ ("InvalidCertificateRef" | "RefNotPermitted"), why)), _) => {
                     c("ResolvedRefs", false, reason, why)
                 }
+                (Err((reason, why)), _) if CA_REFUSALS.contains(reason) => {
+                    let reason = match *reason {
+                        CA_REF_NOT_PERMITTED => "RefNotPermitted",
+                        other => other,
+                    };
+                    c("ResolvedRefs", false, reason, why)
+                }
                 (_, false) => c(
                     "ResolvedRefs",
                     false,
@@ -144,6 +154,10 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
             let mut conditions = match state {
                 Err((reason @ "UnsupportedProtocol", why)) => vec![
                     c("Accepted", false, reason, why),
+                    c("Programmed", false, "Invalid", why),
+                ],
+                Err((reason, why)) if CA_REFUSALS.contains(reason) => vec![
+                    c("Accepted", false, "NoValidCACertificate", why),
                     c("Programmed", false, "Invalid", why),
                 ],
                 Err((_, why)) => vec![
@@ -226,9 +240,28 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
         .map(|a| json!({"type": "IPAddress", "value": a}))
         .into_iter()
         .collect();
+    let mut conditions = vec![accepted, programmed];
+    // AllowInsecureFallback on a port an HTTPS listener serves: said on the Gateway.
+    let frontend = g.spec.tls.as_ref().and_then(|t| t.frontend.as_ref());
+    let insecure = frontend.is_some_and(|f| {
+        g.spec.listeners.iter().any(|l| {
+            l.protocol == "HTTPS"
+                && f.validation_for(i64::from(l.port))
+                    .is_some_and(|v| v.insecure_fallback())
+        })
+    });
+    if insecure {
+        conditions.push(condition(
+            meta,
+            "InsecureFrontendValidationMode",
+            true,
+            "ConfigurationChanged",
+            "client certificate validation is AllowInsecureFallback: clients without a certificate are accepted",
+        ));
+    }
     json!({
         "addresses": addresses,
-        "conditions": [accepted, programmed],
+        "conditions": conditions,
         "listeners": listeners,
     })
 }
@@ -426,6 +459,100 @@ spec:
                 (s("status"), s("reason"), s("message"))
             })
             .collect()
+    }
+
+    /// Conformance GatewayInvalidFrontendClientCertificateValidation: a listener whose port's
+    /// client certificate validation names a missing ConfigMap, another kind, or a
+    /// ConfigMap of another namespace without a grant reports ResolvedRefs False
+    /// (InvalidCACertificateRef, InvalidCACertificateKind, RefNotPermitted), Accepted False
+    /// (NoValidCACertificate) and Programmed False; the valid default leaves its listener
+    /// served. With AllowInsecureFallback the Gateway says InsecureFrontendValidationMode.
+    #[test]
+    fn frontend_client_certificate_validation_refs_resolve_per_listener() {
+        let ca =
+            "-----BEGIN CERTIFICATE-----\\nMIIBszCCAVmgAwIBAgIU\\n-----END CERTIFICATE-----\\n";
+        let listener = |name: &str, port: u16, host: &str| {
+            format!(
+                "  - {{name: {name}, port: {port}, protocol: HTTPS, hostname: {host}, tls: {{certificateRefs: [{{name: cert}}]}}}}\n"
+            )
+        };
+        let yaml = format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: infra}}\nspec:\n  gatewayClassName: weft\n  tls:\n    frontend:\n      default:\n        validation: {{caCertificateRefs: [{{group: '', kind: ConfigMap, name: ca}}]}}\n      perPort:\n      - {{port: 7443, tls: {{validation: {{caCertificateRefs: [{{group: '', kind: ConfigMap, name: missing}}]}}}}}}\n      - {{port: 8443, tls: {{validation: {{caCertificateRefs: [{{group: '', kind: Service, name: web}}]}}}}}}\n      - {{port: 6443, tls: {{validation: {{caCertificateRefs: [{{group: '', kind: ConfigMap, name: ca, namespace: other}}]}}}}}}\n  listeners:\n{}{}{}{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ca, namespace: infra}}\ndata: {{ca.crt: \"{ca}\"}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ca, namespace: other}}\ndata: {{ca.crt: \"{ca}\"}}\n{}",
+            listener("https", 443, "a.example.com"),
+            listener("https-unresolved", 7443, "b.example.com"),
+            listener("https-invalid-kind", 8443, "c.example.com"),
+            listener("https-grant-missing", 6443, "d.example.com"),
+            secret("infra", "cert", true),
+        );
+        let resources = load(&yaml);
+        let gw = find(&resources, weft_api::Kind::KubernetesGateway, "gw");
+        let status = of(&resources, gw, &[]).expect("weft's");
+        let listener = |i: usize| &status["listeners"][i]["conditions"];
+        assert!(
+            has(listener(0), "ResolvedRefs", "True", "ResolvedRefs"),
+            "{status:#}"
+        );
+        assert!(
+            has(listener(0), "Accepted", "True", "Accepted"),
+            "{status:#}"
+        );
+        for (i, reason) in [
+            (1, "InvalidCACertificateRef"),
+            (2, "InvalidCACertificateKind"),
+            (3, "RefNotPermitted"),
+        ] {
+            assert!(
+                has(listener(i), "ResolvedRefs", "False", reason),
+                "{i}: {status:#}"
+            );
+            assert!(
+                has(listener(i), "Accepted", "False", "NoValidCACertificate"),
+                "{i}: {status:#}"
+            );
+            assert!(
+                has(listener(i), "Programmed", "False", "Invalid"),
+                "{i}: {status:#}"
+            );
+        }
+        assert!(
+            !conditions(&status["conditions"])
+                .iter()
+                .any(|(t, _, _)| t == "InsecureFrontendValidationMode"),
+            "{status:#}"
+        );
+        // The served listener asks for a client certificate and verifies it by the bundle.
+        let Resource::KubernetesGateway(g) = gw else {
+            unreachable!()
+        };
+        let Ok((_, crate::gateway::servers::Serves::TerminatedHttp(t))) =
+            &listener_states(&resources, g)[0]
+        else {
+            panic!("the default listener is served");
+        };
+        assert_eq!(
+            t.clients,
+            crate::gateway::servers::ClientCertificates::Required
+        );
+        assert_eq!(
+            t.ca_certificates.as_ref().map(|p| p.origin()),
+            Some("ConfigMap infra/ca[ca.crt]".to_string())
+        );
+        // AllowInsecureFallback: asked for, optional, and said on the Gateway.
+        let insecure = load(&yaml.replace(
+            "validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}]}",
+            "validation: {mode: AllowInsecureFallback, caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}]}",
+        ));
+        let gw = find(&insecure, weft_api::Kind::KubernetesGateway, "gw");
+        let status = of(&insecure, gw, &[]).expect("weft's");
+        assert!(
+            has(
+                &status["conditions"],
+                "InsecureFrontendValidationMode",
+                "True",
+                "ConfigurationChanged"
+            ),
+            "{status:#}"
+        );
     }
 
     /// Conformance GatewayInvalidTLSConfiguration, GatewaySecretReferenceGrantAllInNamespace,

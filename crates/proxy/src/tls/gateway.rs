@@ -94,7 +94,7 @@ fn modified(tls: &TerminateTls) -> Vec<Option<SystemTime>> {
 fn text(pem: &Pem, what: &str) -> Result<Vec<u8>, String> {
     match pem {
         Pem::File(path) => super::read_file(path, what),
-        Pem::Secret { text, .. } => Ok(text.to_vec()),
+        Pem::Inline { text, .. } => Ok(text.to_vec()),
     }
 }
 

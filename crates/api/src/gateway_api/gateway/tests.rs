@@ -129,3 +129,46 @@ to: [{group: "", kind: Service, name: shop}]
         ],
     );
 }
+
+#[test]
+fn the_gateways_tls_frontend_is_checked_at_its_paths() {
+    let listeners = "listeners: [{name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: c}]}}]\n";
+    assert_errors::<Gateway>(
+        &format!(
+            r#"
+gatewayClassName: weft
+tls:
+  backend: {{clientCertificateRef: {{name: client}}}}
+  frontend:
+    default:
+      validation: {{caCertificateRefs: [], mode: Strict}}
+    perPort:
+    - {{port: 8443, tls: {{validation: {{caCertificateRefs: [{{name: ca}}]}}}}}}
+    - {{port: 8443, tls: {{validation: {{caCertificateRefs: [{{group: '', kind: ConfigMap, name: ca}}]}}}}}}
+    - {{port: 0, tls: {{}}}}
+{listeners}"#
+        ),
+        &[
+            "spec.tls.frontend.default.validation.caCertificateRefs: Required value: at least 1 item",
+            "spec.tls.frontend.default.validation.mode: Unsupported value: \"Strict\"",
+            "spec.tls.frontend.perPort[0].tls.validation.caCertificateRefs[0].kind: Required value",
+            "spec.tls.frontend.perPort[1]: Port for TLS configuration must be unique within the Gateway",
+            "spec.tls.frontend.perPort[2].port: Invalid value: 0",
+        ],
+    );
+    let valid = format!(
+        "gatewayClassName: weft\ntls:\n  frontend:\n    default:\n      validation: {{mode: AllowInsecureFallback, caCertificateRefs: [{{group: '', kind: ConfigMap, name: ca}}]}}\n{listeners}"
+    );
+    assert_errors::<Gateway>(&valid, &[]);
+    // The backend client certificate is said not to be used, not dropped silently.
+    let backend = format!(
+        "gatewayClassName: weft\ntls:\n  backend: {{clientCertificateRef: {{name: client}}}}\n{listeners}"
+    );
+    let issues = spec_issues::<Gateway>(&backend).expect("reads");
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.path == "spec.tls.backend" && i.message.contains("not used")),
+        "{issues:?}"
+    );
+}

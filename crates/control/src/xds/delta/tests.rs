@@ -26,18 +26,22 @@ fn entry(namespace: &str, version: u64, local: bool) -> Option<Arc<WireEntry>> {
         namespace: namespace.into(),
         export_to: local.then(|| vec![".".to_string()]),
         hosts: Vec::new(),
-        secret: None,
+        gateway_only: None,
         payload: bytes::Bytes::from(format!("{namespace}-{version}")),
     }))
 }
 
 fn secret(namespace: &str, name: &str) -> Arc<WireEntry> {
+    held(weft_api::Kind::Secret, namespace, name)
+}
+
+fn held(kind: weft_api::Kind, namespace: &str, name: &str) -> Arc<WireEntry> {
     Arc::new(WireEntry {
         version: 1,
         namespace: namespace.into(),
         export_to: None,
         hosts: Vec::new(),
-        secret: Some(name.into()),
+        gateway_only: Some((kind, name.into())),
         payload: bytes::Bytes::from(format!("{namespace}/{name}")),
     })
 }
@@ -79,6 +83,20 @@ fn secrets_reach_only_the_proven_gateways_allowed_to_read_them() {
         "a grant from HTTPRoutes is not for Gateways"
     );
     assert!(!sees(&gateway, "default", "x"), "no grant");
+    // ConfigMaps (CA bundles) go by the same rules, a grant naming its kind.
+    let config_map = |ns: &str, name: &str| held(weft_api::Kind::ConfigMap, ns, name);
+    assert!(
+        gateway.sees(&config_map("web", "ca")),
+        "its own namespace's"
+    );
+    assert!(
+        !gateway.sees(&config_map("shared", "web-cert")),
+        "a grant for a Secret"
+    );
+    assert!(
+        !gateway.sees(&config_map("vault", "ca")),
+        "a grant for Secrets"
+    );
     let unproven = Scope::new(&scoping, &proxy(true), false);
     assert!(!sees(&unproven, "web", "anything"), "an unproven gateway");
     // What decides `reads_secrets` in a session: a gateway whose token proved it.
