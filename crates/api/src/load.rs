@@ -595,7 +595,8 @@ spec:
         let text: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
         // Kubernetes' own kinds travel with Istio's: skipped with a warning, not refused.
         assert!(
-            text[0].contains("LimitRange default/a: skipped: weft has no use for `LimitRange` (v1)"),
+            text[0]
+                .contains("LimitRange default/a: skipped: weft has no use for `LimitRange` (v1)"),
             "{text:?}"
         );
         assert!(!loaded.diagnostics[0].is_error());

@@ -214,6 +214,7 @@ fn connection(
                 let down = Downstream {
                     peer,
                     original_dst,
+                    local: stream.local_addr().ok(),
                     tls: false,
                 };
                 let limits = settings.limits;
@@ -224,6 +225,7 @@ fn connection(
                 let down = Downstream {
                     peer,
                     original_dst,
+                    local: stream.local_addr().ok(),
                     tls: false,
                 };
                 let limits = settings.limits;
@@ -359,6 +361,7 @@ async fn serve_mesh_tls(
     let down = Downstream {
         peer: a.peer,
         original_dst: a.original_dst,
+        local: None,
         tls: false,
     };
     match alpn.as_deref() {

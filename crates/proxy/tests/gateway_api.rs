@@ -284,6 +284,33 @@ async fn mesh_ports() {
     );
 }
 
+/// MeshFrontend: a route attached to a Service applies to requests for the Service, not
+/// to requests sent to one of its endpoints' addresses directly (the pod IP).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_frontend() {
+    let (registry, [_, _, v2]) = echo_services().await;
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: v2-marked, namespace: default}\nspec:\n  parentRefs:\n  - {group: \"\", kind: Service, name: echo-v2, port: 8080}\n  rules:\n  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: X-Header-Set, value: set}]}}]\n    backendRefs: [{name: echo-v2, port: 8080}]\n---\n";
+    let h = Harness::start(&format!("{registry}{route}")).await;
+    let to_service = get(h.proxy.outbound, "http://echo-v2:8080/").await;
+    assert_eq!(to_service.body, "echo-v2");
+    assert_eq!(
+        to_service.headers.get("x-header-set").map(|v| v.as_bytes()),
+        Some(&b"set"[..]),
+        "the route applied to the Service's traffic"
+    );
+    let to_pod = get(h.proxy.outbound, &format!("http://{}/", v2.addr)).await;
+    assert_eq!(to_pod.status.as_u16(), 200);
+    assert_eq!(to_pod.body, "echo-v2", "the endpoint answers directly");
+    assert!(
+        to_pod.headers.get("x-header-set").is_none(),
+        "the route is not the endpoint's: {:?}",
+        to_pod.headers
+    );
+    // The proxy's own outbound address is not passed through to (it would loop).
+    let own = get(h.proxy.outbound, &format!("http://{}/", h.proxy.outbound)).await;
+    assert_eq!(own.status.as_u16(), 404, "{}", own.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_consumer_route() {
     // A route in namespace `consumer` attached to default/echo applies to that

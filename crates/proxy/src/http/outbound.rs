@@ -79,7 +79,11 @@ pub async fn serve(
         // A host outside the registry on a redirected connection goes where the app sent
         // it (Istio's ALLOW_ANY); a known host without a matching route is a 404, as in Istio.
         Decision::NoVirtualHost | Decision::NoRoute => {
-            if let (Decision::NoVirtualHost, Some(dst)) = (decision, call.down.original_dst) {
+            let dst = call
+                .down
+                .original_dst
+                .or_else(|| requested_address(&req, call.down.local));
+            if let (Decision::NoVirtualHost, Some(dst)) = (decision, dst) {
                 return Box::pin(outside_registry(call, passthrough, dst, authority, req)).await;
             }
             return Err(Reason::NoRoute(format!("{authority}{path}")).into());
@@ -344,6 +348,25 @@ fn send_mirrors(call: Call<'_>, f: &Forward, prepared: &Prepared, payload: &Payl
             );
         }
     }
+}
+
+/// The address an app using the proxy explicitly (`HTTP_PROXY`, an absolute-form
+/// request) asked for, when it is an IP address (an endpoint's, dialled directly): the
+/// app's original destination, as a redirected connection's is. Never this listener's own
+/// address (a loop).
+fn requested_address<B>(
+    req: &Request<B>,
+    local: Option<std::net::SocketAddr>,
+) -> Option<std::net::SocketAddr> {
+    let uri = req.uri();
+    uri.scheme()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let addr = std::net::SocketAddr::new(ip, uri.port_u16().unwrap_or(80));
+    let own = local.is_some_and(|l| {
+        l.port() == addr.port() && (l.ip() == ip || ip.is_loopback() || ip.is_unspecified())
+    });
+    (!own).then_some(addr)
 }
 
 /// A request for a host outside the registry, as the outbound traffic policy says:
