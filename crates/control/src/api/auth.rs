@@ -1,7 +1,8 @@
 //! Who may use the API. With a token (`weft control --api-token-file`, which `weft up`
 //! always passes), every write needs `Authorization: Bearer <token>`, and so does every
 //! request from another host; reads from loopback are open, as the dashboard and
-//! `weft get` on the same machine are. A wrong token is refused even where none is
+//! `weft get` on the same machine are, except reads of Secrets (a workload sharing the
+//! host's loopback must not read the gateways' keys). A wrong token is refused even where none is
 //! needed, as Kubernetes' API server refuses it. Without a token the API is open (a
 //! control plane for tests and embedding; `weft control` warns).
 
@@ -77,6 +78,11 @@ impl Refused {
     }
 }
 
+/// True when `req` reads Secrets (one, a namespace's, or all).
+fn reads_secrets<B>(req: &Request<B>) -> bool {
+    super::path::parse(req.uri().path()).is_some_and(|t| t.kind == weft_api::Kind::Secret)
+}
+
 /// Lets `req` from `peer` through, or says why not.
 pub fn authorize<B>(
     token: Option<&ApiToken>,
@@ -92,7 +98,12 @@ pub fn authorize<B>(
     let refused = match offered {
         Some(t) if token.is(t) => return Ok(()),
         Some(_) => "the bearer token is not the API's token",
-        None if reads(req.method()) && peer.is_loopback() => return Ok(()),
+        None if reads(req.method()) && peer.is_loopback() && !reads_secrets(req) => {
+            return Ok(());
+        }
+        None if reads(req.method()) && peer.is_loopback() => {
+            "reading Secrets needs the API's bearer token, from loopback too (weft up's kubeconfig holds it: export KUBECONFIG=$(weft kubeconfig))"
+        }
         None if reads(req.method()) => "reads from another host need the API's bearer token",
         None => {
             "writes need the API's bearer token (weft up's kubeconfig holds it: export KUBECONFIG=$(weft kubeconfig))"
@@ -158,6 +169,43 @@ mod tests {
             code(authorize(None, &request(Method::POST, None), REMOTE)),
             200
         );
+    }
+
+    #[test]
+    fn secrets_are_read_with_the_token_only_even_from_loopback() {
+        let token = ApiToken::new("0123456789abcdef0123").expect("token");
+        let t = Some(&token);
+        let get = |path: &str, bearer: Option<&str>| {
+            let mut b = Request::builder().method(Method::GET).uri(path);
+            if let Some(x) = bearer {
+                b = b.header("authorization", format!("Bearer {x}"));
+            }
+            b.body(()).expect("request")
+        };
+        for path in [
+            "/api/v1/secrets",
+            "/api/v1/namespaces/istio-system/secrets",
+            "/api/v1/namespaces/istio-system/secrets/web-cert",
+        ] {
+            let refused = authorize(t, &get(path, None), LOOPBACK).expect_err(path);
+            assert!(refused.0.contains("reading Secrets needs"), "{path}");
+            assert_eq!(
+                code(authorize(
+                    t,
+                    &get(path, Some("0123456789abcdef0123")),
+                    LOOPBACK
+                )),
+                200
+            );
+        }
+        // Other kinds, and a namespace that happens to be called `secrets`, stay open.
+        for path in ["/api/v1/namespaces/secrets/services", "/api/v1/configmaps"] {
+            assert_eq!(
+                code(authorize(t, &get(path, None), LOOPBACK)),
+                200,
+                "{path}"
+            );
+        }
     }
 
     #[test]
