@@ -214,7 +214,6 @@ fn connection(
                 let down = Downstream {
                     peer,
                     original_dst,
-                    local: stream.local_addr().ok(),
                     tls: false,
                 };
                 let limits = settings.limits;
@@ -225,7 +224,6 @@ fn connection(
                 let down = Downstream {
                     peer,
                     original_dst,
-                    local: stream.local_addr().ok(),
                     tls: false,
                 };
                 let limits = settings.limits;
@@ -361,7 +359,6 @@ async fn serve_mesh_tls(
     let down = Downstream {
         peer: a.peer,
         original_dst: a.original_dst,
-        local: None,
         tls: false,
     };
     match alpn.as_deref() {

@@ -432,6 +432,35 @@ async fn gateway_frontend_client_certificate_validation() {
     assert_eq!(web.hits(), 3);
 }
 
+/// A gateway is no open proxy: an absolute-form request for an address (an endpoint's,
+/// or the gateway's own admin listener) that no listener hostname serves is answered
+/// 404, never passed through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_does_not_pass_requests_through_to_addresses() {
+    let web = upstream::named("web").await;
+    let yaml = format!(
+        "{}{}{}",
+        service_in("infra", "web", web.addr),
+        gateway(
+            "weft",
+            "  - {name: http, port: 80, protocol: HTTP, hostname: web.example.com}\n"
+        ),
+        route(
+            "infra",
+            "web",
+            "  parentRefs: [{name: web}]\n  rules:\n  - backendRefs: [{name: web, port: 8080}]\n"
+        ),
+    );
+    let h = Harness::kubernetes_gateway(&yaml, "infra", "web", &[80]).await;
+    let addr = port(&h, 80);
+    for target in [web.addr, h.proxy.admin] {
+        let got = weft_testkit::client::get(addr, &format!("http://{target}/config_dump")).await;
+        assert_eq!(got.status.as_u16(), 404, "{target}: {}", got.body);
+    }
+    assert_eq!(web.hits(), 0);
+    assert_eq!(status_and_body(addr, "web.example.com", "/").await.0, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_class_of_another_controller_is_not_served() {
     let web = upstream::named("web").await;

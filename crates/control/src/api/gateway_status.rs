@@ -52,7 +52,13 @@ fn stamp(store: &Store, key: &crate::store::Key, status: &mut serde_json::Value,
         match (field.as_str(), value) {
             ("conditions", v) => lists.push((String::new(), v)),
             ("listeners" | "parents", serde_json::Value::Array(items)) => {
-                for item in items.iter_mut() {
+                // Other controllers' parents keep their own times.
+                let ours = |item: &serde_json::Value| {
+                    item.get("controllerName")
+                        .and_then(|c| c.as_str())
+                        .is_none_or(|c| weft_api::gateway_api::gateway::CONTROLLERS.contains(&c))
+                };
+                for item in items.iter_mut().filter(|i| ours(i)) {
                     let id = match field.as_str() {
                         "listeners" => item["name"].to_string(),
                         _ => format!("{}{}", item["parentRef"], item["controllerName"]),

@@ -187,13 +187,13 @@ async fn write(
         .trim()
         .to_string();
     // Objects come as JSON (or YAML, its superset), or as protobuf from kubectl's typed
-    // clients (`kubectl create secret`), read into JSON.
+    // clients (`kubectl create secret`), read into JSON; CBOR is not read.
+    let content_type = content_type.to_ascii_lowercase();
     let protobuf = content_type == "application/vnd.kubernetes.protobuf";
-    let json = protobuf
-        || matches!(
-            content_type.as_str(),
-            "application/json" | "application/yaml" | "" | "*/*"
-        );
+    let json = !matches!(
+        content_type.as_str(),
+        "application/cbor" | "application/apply-patch+cbor"
+    ) || protobuf;
     let change = match (req.method(), content_type.as_str()) {
         (&Method::POST, _) if json => Change::Create,
         (&Method::PUT, _) if json => Change::Replace,

@@ -92,6 +92,13 @@ pub fn stream(
         let (store, proxies, sent) = (store.clone(), proxies.clone(), sent.clone());
         move |e: &Event| -> Option<Vec<u8>> {
             let mut one = [e.object.clone()];
+            if with_status && e.kind == "DELETED" {
+                let id = (
+                    e.object.namespace().to_string(),
+                    e.object.name().to_string(),
+                );
+                sent.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            }
             if with_status && e.kind != "DELETED" {
                 super::gateway_status::fill(&store, &proxies, &mut one);
                 let status = serde_json::to_value(&one[0]).ok()?["status"].clone();
@@ -108,6 +115,23 @@ pub fn stream(
             serde_json::to_vec(&json!({"type": e.kind, "object": object})).ok()
         }
     };
+    // What a watcher that listed first (from a resourceVersion) already has: the current
+    // statuses, so a later change of one alone is sent.
+    if with_status {
+        let mut items: Vec<weft_api::Resource> = store
+            .list(kind, target.namespace.as_deref())
+            .into_iter()
+            .filter(|r| keep(r))
+            .collect();
+        super::gateway_status::fill(store, proxies, &mut items);
+        let mut sent = sent.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &items {
+            if let Ok(v) = serde_json::to_value(r) {
+                let id = (r.namespace().to_string(), r.name().to_string());
+                sent.insert(id, v["status"].clone());
+            }
+        }
+    }
     // The objects whose status changed since last sent, as MODIFIED events.
     let status_changes = {
         let (store, proxies, sent) = (store.clone(), proxies.clone(), sent.clone());
@@ -181,7 +205,7 @@ pub fn stream(
                 }
                 () = status => {
                     ticks.status = tokio::time::Instant::now() + STATUS_EVERY;
-                    let events = status_changes().into_iter().map(Step::Event).collect();
+                    let events = status_changes().into_iter().map(Step::Status).collect();
                     Some((events, Some((rx, ticks))))
                 }
             }
@@ -196,6 +220,8 @@ pub fn stream(
                     let fresh = since.is_none_or(|v| version_of(&e.object) > v);
                     (fresh && keep(&e.object)).then(|| frame(&e)).flatten()
                 }
+                // Its resourceVersion is the object's, which the watcher may have seen.
+                Step::Status(e) => frame(&e),
                 Step::Bookmark => bookmark(),
                 Step::Lagged(missed) => serde_json::to_vec(&json!({
                     "type": "ERROR",
@@ -234,6 +260,8 @@ struct Ticks {
 /// One thing a watch may send.
 enum Step {
     Event(Event),
+    /// An object whose status alone changed.
+    Status(Event),
     Bookmark,
     Lagged(u64),
 }
@@ -319,6 +347,30 @@ mod tests {
         let after = condition(&modified["object"], "ResolvedRefs");
         assert_eq!(after["status"], "True", "{modified:#}");
         assert_ne!(after["lastTransitionTime"], before["lastTransitionTime"]);
+        // A watcher that listed first and watches from that version gets it too.
+        let watch_from = Watch {
+            labels: None,
+            fields: None,
+            bookmarks: false,
+            timeout: None,
+            table: false,
+            since: Some(store.version()),
+        };
+        let mut from_version =
+            stream(&store, &Arc::new(Proxies::default()), &target, watch_from).into_body();
+        store
+            .delete(&crate::store::Key {
+                kind: weft_api::Kind::Service,
+                namespace: "default".into(),
+                name: "web-v2".into(),
+            })
+            .expect("deleted");
+        let modified = next_event(&mut from_version).await;
+        assert_eq!(modified["type"], "MODIFIED", "{modified:#}");
+        assert_eq!(
+            condition(&modified["object"], "ResolvedRefs")["reason"],
+            "BackendNotFound"
+        );
         // Accepted did not change: its time stays.
         assert_eq!(
             condition(&modified["object"], "Accepted")["lastTransitionTime"],

@@ -15,7 +15,8 @@ fn file_of(api_version: &str, kind: &str, namespace: &str, name: &str) -> String
     format!("{group}/{kind}/{namespace}/{name}")
 }
 
-/// A Secret with each value replaced by its size, on the line it had.
+/// A Secret with each value replaced by its size, on the line it had, and the copy of
+/// the manifest `kubectl apply` keeps in an annotation (values included) replaced too.
 fn redacted(mut secret: Value) -> Value {
     if let Some(data) = secret.get_mut("data").and_then(Value::as_object_mut) {
         for value in data.values_mut() {
@@ -23,8 +24,19 @@ fn redacted(mut secret: Value) -> Value {
             *value = Value::String(format!("<redacted: about {len} bytes>"));
         }
     }
+    if let Some(annotations) = secret
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        if let Some(v) = annotations.get_mut(LAST_APPLIED) {
+            *v = Value::String("<redacted: the applied manifest holds the values>".into());
+        }
+    }
     secret
 }
+
+/// The annotation in which `kubectl apply` keeps the manifest it applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// The page's JSON (crates/control/dashboard/API.md).
 pub fn page(store: &Store, proxies: &Proxies) -> Value {
@@ -111,7 +123,7 @@ mod tests {
     /// still read it (a Gateway naming it has no IST0161 finding).
     #[test]
     fn secrets_are_listed_without_their_values() {
-        let yaml = "apiVersion: v1\nkind: Secret\nmetadata: {name: web-cert, namespace: istio-system}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: \"-----BEGIN CERTIFICATE-----\\nMIIBszCCAVmgAwIBAgIU\\n-----END CERTIFICATE-----\\n\"\n  tls.key: \"-----BEGIN PRIVATE KEY-----\\nMIGHAgEAMBMGByqGSM49\\n-----END PRIVATE KEY-----\\n\"\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: web, namespace: default}\nspec:\n  selector: {istio: ingressgateway}\n  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: ['*'], tls: {mode: SIMPLE, credentialName: web-cert}}]\n";
+        let yaml = "apiVersion: v1\nkind: Secret\nmetadata: {name: web-cert, namespace: istio-system, annotations: {kubectl.kubernetes.io/last-applied-configuration: '{\"stringData\":{\"tls.key\":\"MIIBszCC-in-the-annotation\"}}'}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: \"-----BEGIN CERTIFICATE-----\\nMIIBszCCAVmgAwIBAgIU\\n-----END CERTIFICATE-----\\n\"\n  tls.key: \"-----BEGIN PRIVATE KEY-----\\nMIGHAgEAMBMGByqGSM49\\n-----END PRIVATE KEY-----\\n\"\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: web, namespace: default}\nspec:\n  selector: {istio: ingressgateway}\n  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: ['*'], tls: {mode: SIMPLE, credentialName: web-cert}}]\n";
         let (store, dir) = crate::dashboard::test_store("config-secret", yaml);
         let page = super::page(&store, &crate::xds::Proxies::default());
         let text = page.to_string();

@@ -24,53 +24,26 @@ pub const PARTIAL: &str = "+partial";
 
 /// What a proxy may see: resources `exportTo` makes visible in its namespace, narrowed by
 /// the `Sidecar` that applies to it (the model's [`SidecarScope`], as file mode applies it).
-/// Secrets and ConfigMaps go only to a gateway proxy that proved its namespace: those of
-/// its namespace, and those another namespace's ReferenceGrants let its namespace's
-/// Gateways refer to.
+/// Secrets and ConfigMaps go only to a gateway proxy that proved its namespace, and only
+/// those its Gateways refer to (and ReferenceGrants allow): the model's
+/// [`weft_model::gateway::secrets::read_by`].
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Scope {
     namespace: String,
     sidecar: SidecarScope,
-    /// The Secrets and ConfigMaps it may read: `None` for none.
-    secrets: Option<Vec<Readable>>,
+    /// The Secrets and ConfigMaps it may read, as (kind, namespace, name).
+    secrets: Vec<(weft_api::Kind, String, String)>,
 }
 
-/// Secrets or ConfigMaps a gateway may read: (kind, no kind for both; namespace; the
-/// name, none for every name).
-type Readable = (Option<weft_api::Kind>, String, Option<String>);
-
 impl Scope {
-    /// The scope of `proxy` among the view's scoping resources (Sidecars and
-    /// ReferenceGrants); `reads_secrets`: a gateway proxy whose token proved its namespace.
+    /// The scope of `proxy` among the view's scoping resources (Sidecars,
+    /// ReferenceGrants and Gateways); `reads_secrets`: a gateway proxy whose token proved
+    /// its namespace.
     pub(super) fn new(scoping: &[Resource], proxy: &ProxyScope, reads_secrets: bool) -> Scope {
-        let secrets = reads_secrets.then(|| {
-            let mut list = vec![(None, proxy.namespace.clone(), None)];
-            for r in scoping {
-                let Resource::ReferenceGrant(g) = r else {
-                    continue;
-                };
-                let from = g.spec.from.iter().any(|f| {
-                    f.group == weft_api::gateway_api::GROUP
-                        && f.kind == "Gateway"
-                        && f.namespace == proxy.namespace
-                });
-                if !from {
-                    continue;
-                }
-                for to in &g.spec.to {
-                    let kind = match to.kind.as_str() {
-                        "Secret" => weft_api::Kind::Secret,
-                        "ConfigMap" => weft_api::Kind::ConfigMap,
-                        _ => continue,
-                    };
-                    if matches!(to.group.as_str(), "" | "core") {
-                        let ns = g.metadata.namespace().to_string();
-                        list.push((Some(kind), ns, to.name.clone()));
-                    }
-                }
-            }
-            list
-        });
+        let secrets = match reads_secrets && proxy.gateway {
+            true => weft_model::gateway::secrets::read_by(scoping, proxy),
+            false => Vec::new(),
+        };
         Scope {
             namespace: proxy.namespace.clone(),
             sidecar: SidecarScope::of(scoping, proxy),
@@ -80,13 +53,10 @@ impl Scope {
 
     fn sees(&self, e: &WireEntry) -> bool {
         if let Some((kind, name)) = &e.gateway_only {
-            return self.secrets.as_ref().is_some_and(|list| {
-                list.iter().any(|(k, ns, n)| {
-                    k.is_none_or(|k| k == *kind)
-                        && *ns == e.namespace
-                        && n.as_ref().is_none_or(|n| n == name)
-                })
-            });
+            return self
+                .secrets
+                .iter()
+                .any(|(k, ns, n)| k == kind && *ns == e.namespace && n == name);
         }
         e.export_to
             .as_ref()

@@ -28,9 +28,9 @@ pub struct WireView {
     pub(super) entries: BTreeMap<Arc<str>, Arc<WireEntry>>,
     /// The names changed (added, modified or removed) in the views before this one.
     pub(super) changes: ChangeLog,
-    /// The resources that scope what a proxy sees (`Sidecar`s, and `ReferenceGrant`s for
-    /// Secrets in other namespaces): shared from view to view until one changes, so a
-    /// session works its scope out again only then.
+    /// The resources that scope what a proxy sees (`Sidecar`s; Gateways, GatewayClasses
+    /// and `ReferenceGrant`s for the Secrets gateways read): shared from view to view
+    /// until one changes, so a session works its scope out again only then.
     pub(super) scoping: Arc<Vec<Resource>>,
     /// False until the first complete view is built.
     pub(super) ready: bool,
@@ -145,14 +145,27 @@ pub struct WireEntry {
 
 /// The resources that scope what each proxy sees, from `store`.
 fn scoping(store: &Store) -> Arc<Vec<Resource>> {
-    let mut list = store.list(weft_api::Kind::Sidecar, None);
-    list.extend(store.list(weft_api::Kind::ReferenceGrant, None));
+    let mut list = Vec::new();
+    for kind in SCOPING {
+        list.extend(store.list(kind, None));
+    }
+    // The Gateway API's Gateways are served only by the classes weft's controller serves.
+    list.extend(store.list(weft_api::Kind::GatewayClass, None));
     Arc::new(list)
 }
 
+/// The kinds that decide what each proxy sees: Sidecars (what a sidecar imports),
+/// ReferenceGrants and Gateways (which Secrets a gateway reads).
+const SCOPING: [weft_api::Kind; 4] = [
+    weft_api::Kind::Sidecar,
+    weft_api::Kind::ReferenceGrant,
+    weft_api::Kind::Gateway,
+    weft_api::Kind::KubernetesGateway,
+];
+
 /// True for a kind whose changes change what proxies see.
 fn scopes(r: &Resource) -> bool {
-    matches!(r, Resource::Sidecar(_) | Resource::ReferenceGrant(_))
+    SCOPING.contains(&r.kind()) || r.kind() == weft_api::Kind::GatewayClass
 }
 
 fn entry(r: &Resource) -> Option<WireEntry> {

@@ -148,6 +148,14 @@ fn credentials(
     let namespaces = credential_namespaces(ctx, &g.spec);
     for (i, s) in g.spec.servers.iter().enumerate() {
         let Some(tls) = &s.tls else { continue };
+        // The modes that read no certificate of their own.
+        use weft_api::networking::gateway::ServerTlsMode as Mode;
+        if matches!(
+            tls.mode,
+            Mode::IstioMutual | Mode::Passthrough | Mode::AutoPassthrough
+        ) {
+            continue;
+        }
         let names: Vec<&str> = tls
             .credential_name
             .as_deref()

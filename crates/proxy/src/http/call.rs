@@ -61,9 +61,6 @@ pub struct Downstream {
     pub peer: SocketAddr,
     /// The address the client dialled, when the connection was redirected to us.
     pub original_dst: Option<SocketAddr>,
-    /// The address of our listener the client connected to (a plain connection to the
-    /// outbound listener): a request addressed to it is not passed through (a loop).
-    pub local: Option<SocketAddr>,
     /// True when this listener terminated TLS from the client (a gateway's HTTPS server).
     pub tls: bool,
 }

@@ -82,7 +82,7 @@ pub async fn serve(
             let dst = call
                 .down
                 .original_dst
-                .or_else(|| requested_address(&req, call.down.local));
+                .or_else(|| requested_endpoint(&call, &req));
             if let (Decision::NoVirtualHost, Some(dst)) = (decision, dst) {
                 return Box::pin(outside_registry(call, passthrough, dst, authority, req)).await;
             }
@@ -350,23 +350,32 @@ fn send_mirrors(call: Call<'_>, f: &Forward, prepared: &Prepared, payload: &Payl
     }
 }
 
-/// The address an app using the proxy explicitly (`HTTP_PROXY`, an absolute-form
-/// request) asked for, when it is an IP address (an endpoint's, dialled directly): the
-/// app's original destination, as a redirected connection's is. Never this listener's own
-/// address (a loop).
-fn requested_address<B>(
-    req: &Request<B>,
-    local: Option<std::net::SocketAddr>,
-) -> Option<std::net::SocketAddr> {
+/// The endpoint address an app using its sidecar explicitly (`HTTP_PROXY`: an HTTP/1
+/// absolute-form request) asked for: an IP address and port of one of the registry's
+/// endpoints, dialled directly (a pod IP), which is then the app's original destination
+/// as a redirected connection's would be. Nothing else: not on gateways (whose clients
+/// are not the mesh's apps), not over HTTP/2 (whose requests always carry an authority),
+/// not an address the registry does not hold (the proxy's own listeners, loopback
+/// services, the cloud's metadata address).
+fn requested_endpoint<B>(call: &Call<'_>, req: &Request<B>) -> Option<std::net::SocketAddr> {
+    if call.direction != super::call::Direction::Outbound || req.version() >= http::Version::HTTP_2
+    {
+        return None;
+    }
     let uri = req.uri();
-    uri.scheme()?;
+    if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+        return None;
+    }
     let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
     let ip: std::net::IpAddr = host.parse().ok()?;
     let addr = std::net::SocketAddr::new(ip, uri.port_u16().unwrap_or(80));
-    let own = local.is_some_and(|l| {
-        l.port() == addr.port() && (l.ip() == ip || ip.is_loopback() || ip.is_unspecified())
-    });
-    (!own).then_some(addr)
+    let target = crate::target::Target::Socket(addr);
+    let known = call
+        .snapshot
+        .clusters
+        .values()
+        .any(|c| c.endpoints.iter().any(|e| e.target == target));
+    known.then_some(addr)
 }
 
 /// A request for a host outside the registry, as the outbound traffic policy says:

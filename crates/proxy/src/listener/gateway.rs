@@ -47,7 +47,6 @@ pub(super) async fn serve(stream: TcpStream, port: u16, a: Accepted) {
             let down = Downstream {
                 peer: a.peer,
                 original_dst: None,
-                local: None,
                 tls: true,
             };
             let limits = a.settings.limits;

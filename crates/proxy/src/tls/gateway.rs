@@ -63,6 +63,13 @@ impl GatewayTls {
         }
         let config = config(tls, id.as_deref())?;
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        // A renewed Secret is a new key: the configurations built from the old text of
+        // the same Secrets (and the old private key) are dropped.
+        let (origins, texts) = secret_texts(tls);
+        built.retain(|k, _| {
+            let (o, t) = secret_texts(k);
+            origins.is_empty() || o != origins || t == texts
+        });
         built.insert(
             tls.clone(),
             Built {
@@ -73,6 +80,20 @@ impl GatewayTls {
         );
         Ok(config)
     }
+}
+
+/// Where the Secrets' certificates and keys of `tls` come from, and their text (none
+/// for files only).
+fn secret_texts(tls: &TerminateTls) -> (Vec<&str>, Vec<&[u8]>) {
+    tls.certificates
+        .iter()
+        .flat_map(|c| [&c.certificate, &c.key])
+        .chain(tls.ca_certificates.iter())
+        .filter_map(|p| match p {
+            Pem::Inline { from, text } => Some((from.as_str(), &text[..])),
+            Pem::File(_) => None,
+        })
+        .unzip()
 }
 
 /// The modification times of every file `tls` reads (a Secret's text comes with the

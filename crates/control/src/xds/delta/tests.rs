@@ -15,7 +15,7 @@ fn scope(namespace: &str) -> Arc<Scope> {
     Arc::new(Scope {
         namespace: namespace.into(),
         sidecar: SidecarScope::of(&[], &proxy),
-        secrets: None,
+        secrets: Vec::new(),
     })
 }
 
@@ -46,26 +46,52 @@ fn held(kind: weft_api::Kind, namespace: &str, name: &str) -> Arc<WireEntry> {
     })
 }
 
-/// Secrets go only to a gateway proxy that proved its namespace: its namespace's, and
-/// those another namespace's ReferenceGrants let its Gateways refer to (every Secret
-/// there, or the one the grant names); never to a sidecar, nor to an unproven gateway.
+/// Secrets and ConfigMaps go only to a gateway proxy that proved its namespace, and only
+/// those its Gateways refer to: its Gateway API Gateway's certificateRefs and CA bundles
+/// (in another namespace where a ReferenceGrant allows it: every Secret there, or the one
+/// named), its Istio Gateways' credentialName (and `-cacert`) in its namespace; never an
+/// unreferenced Secret of its namespace, never to a sidecar or an unproven gateway.
 #[test]
 fn secrets_reach_only_the_proven_gateways_allowed_to_read_them() {
-    let grants = weft_api::load_str(
-        "grants.yaml",
-        "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: certs, namespace: shared}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: web}]\n  to: [{group: '', kind: Secret, name: web-cert}]\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: all, namespace: vault}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: web}]\n  to: [{group: core, kind: Secret}]\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: routes-only, namespace: other}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]\n  to: [{group: '', kind: Secret}]\n",
+    let grant = |ns: &str, from_kind: &str, to: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: g, namespace: {ns}}}\nspec:\n  from: [{{group: gateway.networking.k8s.io, kind: {from_kind}, namespace: web}}]\n  to: [{to}]\n---\n"
+        )
+    };
+    let yaml = format!(
+        "{}{}{}apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: web}}\nspec:\n  gatewayClassName: weft\n  tls:\n    frontend:\n      default: {{validation: {{caCertificateRefs: [{{group: '', kind: ConfigMap, name: ca}}]}}}}\n  listeners:\n  - {{name: a, port: 443, protocol: HTTPS, hostname: a.example.com, tls: {{certificateRefs: [{{name: web-cert}}, {{name: web-cert, namespace: shared}}, {{name: any, namespace: vault}}, {{name: x, namespace: other}}, {{name: x, namespace: default}}]}}}}\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: ingress, namespace: default}}\nspec:\n  selector: {{istio: ingressgateway}}\n  servers:\n  - {{port: {{number: 443, name: https, protocol: HTTPS}}, hosts: ['*'], tls: {{mode: MUTUAL, credentialName: ingress-cert}}}}\n",
+        grant(
+            "shared",
+            "Gateway",
+            "{group: '', kind: Secret, name: web-cert}"
+        ),
+        grant("vault", "Gateway", "{group: core, kind: Secret}"),
+        grant("other", "HTTPRoute", "{group: '', kind: Secret}"),
     );
-    assert_eq!(grants.resources.len(), 3, "{:?}", grants.diagnostics);
+    let loaded = weft_api::load_str("scoping.yaml", &yaml);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
     let scoping: Vec<weft_api::Resource> =
-        grants.resources.into_iter().map(|r| r.resource).collect();
-    let proxy = |gateway: bool| ProxyScope {
-        namespace: "web".into(),
-        labels: BTreeMap::new(),
+        loaded.resources.into_iter().map(|r| r.resource).collect();
+    let proxy = |gateway: bool, ns: &str, label: (&str, &str)| ProxyScope {
+        namespace: ns.into(),
+        labels: [(label.0.to_string(), label.1.to_string())].into(),
         gateway,
     };
-    let gateway = Scope::new(&scoping, &proxy(true), true);
+    let web = proxy(
+        true,
+        "web",
+        ("gateway.networking.k8s.io/gateway-name", "gw"),
+    );
+    let gateway = Scope::new(&scoping, &web, true);
     let sees = |scope: &Scope, ns: &str, name: &str| scope.sees(&secret(ns, name));
-    assert!(sees(&gateway, "web", "anything"), "its own namespace's");
+    assert!(
+        sees(&gateway, "web", "web-cert"),
+        "its own namespace's, referred to"
+    );
+    assert!(
+        !sees(&gateway, "web", "db-password"),
+        "not one it does not refer to"
+    );
     assert!(
         sees(&gateway, "shared", "web-cert"),
         "the one the grant names"
@@ -76,32 +102,43 @@ fn secrets_reach_only_the_proven_gateways_allowed_to_read_them() {
     );
     assert!(
         sees(&gateway, "vault", "any"),
-        "a grant naming no Secret grants all"
+        "a grant naming no Secret grants what it refers to"
+    );
+    assert!(
+        !sees(&gateway, "vault", "other"),
+        "not what it does not refer to"
     );
     assert!(
         !sees(&gateway, "other", "x"),
         "a grant from HTTPRoutes is not for Gateways"
     );
     assert!(!sees(&gateway, "default", "x"), "no grant");
-    // ConfigMaps (CA bundles) go by the same rules, a grant naming its kind.
+    // ConfigMaps (CA bundles) go by the same rules.
     let config_map = |ns: &str, name: &str| held(weft_api::Kind::ConfigMap, ns, name);
+    assert!(gateway.sees(&config_map("web", "ca")), "its CA bundle");
     assert!(
-        gateway.sees(&config_map("web", "ca")),
-        "its own namespace's"
+        !gateway.sees(&config_map("web", "settings")),
+        "not another ConfigMap"
     );
     assert!(
         !gateway.sees(&config_map("shared", "web-cert")),
         "a grant for a Secret"
     );
+    // Istio's ingress (istio-system) reads its servers' credentialName and -cacert there.
+    let ingress = proxy(true, "istio-system", ("istio", "ingressgateway"));
+    let istio = Scope::new(&scoping, &ingress, true);
+    assert!(sees(&istio, "istio-system", "ingress-cert"));
+    assert!(sees(&istio, "istio-system", "ingress-cert-cacert"));
     assert!(
-        !gateway.sees(&config_map("vault", "ca")),
-        "a grant for Secrets"
+        !sees(&istio, "default", "ingress-cert"),
+        "the Gateway's namespace is not the proxy's"
     );
-    let unproven = Scope::new(&scoping, &proxy(true), false);
-    assert!(!sees(&unproven, "web", "anything"), "an unproven gateway");
+    assert!(!sees(&istio, "istio-system", "web-cert"));
+    let unproven = Scope::new(&scoping, &web, false);
+    assert!(!sees(&unproven, "web", "web-cert"), "an unproven gateway");
     // What decides `reads_secrets` in a session: a gateway whose token proved it.
-    let sidecar = Scope::new(&scoping, &proxy(false), false);
-    assert!(!sees(&sidecar, "web", "anything"), "a sidecar");
+    let sidecar = Scope::new(&scoping, &proxy(false, "web", ("app", "web")), true);
+    assert!(!sees(&sidecar, "web", "web-cert"), "a sidecar");
     // Other resources are seen as before.
     assert!(sidecar.sees(&entry("web", 1, false).expect("an entry")));
 }
