@@ -26,7 +26,7 @@ pub const PARTIAL: &str = "+partial";
 /// the `Sidecar` that applies to it (the model's [`SidecarScope`], as file mode applies it).
 /// Secrets and ConfigMaps go only to a gateway proxy that proved its namespace, and only
 /// those its Gateways refer to (and ReferenceGrants allow): the model's
-/// [`weft_model::gateway::secrets::read_by`].
+/// [`weft_model::gateway::secret_scope::read_by`].
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Scope {
     namespace: String,
@@ -41,7 +41,7 @@ impl Scope {
     /// its namespace.
     pub(super) fn new(scoping: &[Resource], proxy: &ProxyScope, reads_secrets: bool) -> Scope {
         let secrets = match reads_secrets && proxy.gateway {
-            true => weft_model::gateway::secrets::read_by(scoping, proxy),
+            true => weft_model::gateway::secret_scope::read_by(scoping, proxy),
             false => Vec::new(),
         };
         Scope {

@@ -10,6 +10,7 @@
 //! attached to them ([`kubernetes`]).
 
 pub mod kubernetes;
+pub mod secret_scope;
 pub mod secrets;
 pub mod servers;
 pub mod status;
