@@ -64,6 +64,10 @@ pub struct ProxyStatus {
     /// Which stream this is: a reconnect's new session must survive the old one's end.
     #[serde(skip)]
     pub session: u64,
+    /// True for a gateway whose CA token proved its namespace: it is sent the Secrets
+    /// its Gateways refer to.
+    #[serde(default)]
+    pub reads_secrets: bool,
 }
 
 impl ProxyStatus {
@@ -237,6 +241,7 @@ async fn session(
                 sent_nonce: None,
                 pushes: 0,
                 session,
+                reads_secrets: false,
                 admin: node
                     .metadata
                     .as_ref()
@@ -291,6 +296,11 @@ async fn session(
         _ => false,
     };
     let reads_secrets = proxy.gateway && proven;
+    if let Ok(mut m) = proxies.connected.lock() {
+        if let Some(p) = m.get_mut(&id).filter(|p| p.session == session) {
+            p.reads_secrets = reads_secrets;
+        }
+    }
     // What the proxy has: its versions from a previous stream, so a reconnect resyncs.
     let told: HashMap<Arc<str>, u64> = first
         .initial_resource_versions

@@ -120,6 +120,7 @@ fn connected(resources: &[Resource], proxies: &Proxies) -> Vec<ConnectedGateway>
                         }))
             })?;
             Some(ConnectedGateway {
+                reads_secrets: proxy.reads_secrets,
                 gateway: (ns.to_string(), name.clone()),
                 address: proxy
                     .admin

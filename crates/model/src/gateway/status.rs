@@ -35,6 +35,9 @@ pub struct ConnectedGateway {
     pub gateway: (String, String),
     /// The address it listens on, when known.
     pub address: Option<String>,
+    /// True when its CA token proved its namespace, so it is sent the Secrets its
+    /// Gateway refers to.
+    pub reads_secrets: bool,
 }
 
 /// The status of `resource` when it is a Gateway API object weft serves; `None` leaves
@@ -164,11 +167,26 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
                     c("Accepted", true, "Accepted", "accepted"),
                     c("Programmed", false, "Invalid", why),
                 ],
-                Ok(_) => {
+                Ok((_, serves)) => {
                     served += 1;
+                    let from_secrets = match serves {
+                        super::servers::Serves::TerminatedHttp(t) => t
+                            .certificates
+                            .iter()
+                            .flat_map(|c| [&c.certificate, &c.key])
+                            .chain(t.ca_certificates.iter())
+                            .any(|p| p.path().is_none()),
+                        _ => false,
+                    };
                     vec![
                         c("Accepted", true, "Accepted", "accepted"),
                         match proxy {
+                            Some(p) if from_secrets && !p.reads_secrets => c(
+                                "Programmed",
+                                false,
+                                "Pending",
+                                "the gateway proxy serving the Gateway did not prove its namespace with a CA bootstrap token, so it is not sent the Secrets this listener's certificates come from",
+                            ),
                             Some(_) => c(
                                 "Programmed",
                                 true,
@@ -625,6 +643,30 @@ spec:
         };
         let states = listener_states(&resources, gw);
         assert!(states[0].is_ok() && states[1..].iter().all(Result::is_err));
+        // Served from a Secret: Programmed only once the connected proxy may read it.
+        let programmed = |reads_secrets: bool| {
+            let connected = [ConnectedGateway {
+                gateway: ("infra".into(), "gw".into()),
+                address: None,
+                reads_secrets,
+            }];
+            let status = of(
+                &resources,
+                find(&resources, weft_api::Kind::KubernetesGateway, "gw"),
+                &connected,
+            )
+            .expect("weft's");
+            conditions(&status["listeners"][0]["conditions"])
+                .into_iter()
+                .find(|(t, _, _)| t == "Programmed")
+                .expect("Programmed")
+        };
+        assert_eq!(programmed(true).1, "True");
+        assert_eq!(
+            (programmed(false).1.as_str(), programmed(false).2.as_str()),
+            ("False", "Pending"),
+            "a proxy without a proven namespace gets no Secret"
+        );
     }
 
     #[test]
@@ -689,6 +731,7 @@ spec:
         let connected = [ConnectedGateway {
             gateway: ("infra".into(), "gw".into()),
             address: Some("127.0.20.1".into()),
+            reads_secrets: false,
         }];
         let up = of(&resources, gw, &connected).expect("weft's");
         assert!(
