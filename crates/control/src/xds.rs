@@ -95,11 +95,24 @@ static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 #[derive(Debug, Default)]
 pub struct Proxies {
     connected: Mutex<BTreeMap<String, ProxyStatus>>,
+    /// Bumped whenever a proxy connects, disconnects or its status changes: what the
+    /// Gateway API status is worked out from has changed only when it moved.
+    generation: std::sync::atomic::AtomicU64,
     /// Push counters and the convergence histogram.
     pub metrics: crate::metrics::Metrics,
 }
 
 impl Proxies {
+    /// Which state of the connected proxies this is (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Every connected proxy.
     pub fn list(&self) -> Vec<ProxyStatus> {
         self.connected
@@ -109,6 +122,7 @@ impl Proxies {
     }
 
     fn update(&self, id: &str, f: impl FnOnce(&mut ProxyStatus)) {
+        self.changed();
         if let Ok(mut m) = self.connected.lock() {
             if let Some(s) = m.get_mut(id) {
                 f(s);
@@ -229,6 +243,7 @@ async fn session(
         .connected
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let session = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    proxies.changed();
     if let Ok(mut m) = proxies.connected.lock() {
         m.insert(
             id.clone(),
@@ -296,6 +311,7 @@ async fn session(
         _ => false,
     };
     let reads_secrets = proxy.gateway && proven;
+    proxies.changed();
     if let Ok(mut m) = proxies.connected.lock() {
         if let Some(p) = m.get_mut(&id).filter(|p| p.session == session) {
             p.reads_secrets = reads_secrets;
@@ -431,6 +447,7 @@ async fn session(
         .metrics
         .connected
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    proxies.changed();
     if let Ok(mut m) = proxies.connected.lock() {
         if m.get(&id).is_some_and(|s| s.session == session) {
             m.remove(&id);

@@ -132,12 +132,22 @@ pub fn stream(
             }
         }
     }
-    // The objects whose status changed since last sent, as MODIFIED events.
+    // The objects whose status changed since last sent, as MODIFIED events; worked out
+    // again only when the store or the connected proxies moved since the last look.
     let status_changes = {
         let (store, proxies, sent) = (store.clone(), proxies.clone(), sent.clone());
         let namespace = target.namespace.clone();
         let keep = keep.clone();
+        let looked = Arc::new(std::sync::Mutex::new((0u64, u64::MAX)));
         move || -> Vec<Event> {
+            let now = (store.version(), proxies.generation());
+            {
+                let mut last = looked.lock().unwrap_or_else(|p| p.into_inner());
+                if *last == now {
+                    return Vec::new();
+                }
+                *last = now;
+            }
             let mut items: Vec<weft_api::Resource> = store
                 .list(kind, namespace.as_deref())
                 .into_iter()
