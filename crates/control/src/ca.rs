@@ -39,7 +39,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
 }
 
 /// Who a bootstrap token stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TokenIdentity {
     /// Namespace.
     pub namespace: String,
@@ -61,8 +62,33 @@ pub struct Ca {
     extra_roots: Vec<String>,
     issuer: rcgen::Certificate,
     issuer_key: KeyPair,
+    /// By the SHA-256 of the token (hex): the tokens themselves are never kept.
     tokens: Mutex<HashMap<String, TokenIdentity>>,
+    /// Where the tokens are kept across restarts (`tokens.json`, owner-only), so proxies
+    /// reconnecting to a restarted control plane are still known.
+    tokens_file: PathBuf,
     issued: Mutex<std::collections::BTreeMap<String, Issued>>,
+}
+
+/// The key a token is kept under: its SHA-256, hex.
+fn token_key(token: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The tokens kept in `path` (none when it does not exist; an unreadable file is said
+/// and ignored: its proxies ask for tokens again, nothing else is lost).
+fn load_tokens(path: &Path) -> HashMap<String, TokenIdentity> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+            tracing::warn!(file = %path.display(), "the kept bootstrap tokens do not read ({e}); starting without them");
+            HashMap::new()
+        }),
+        Err(_) => HashMap::new(),
+    }
 }
 
 /// The latest certificate issued to a proxy (for `weft describe workload`; the CLI
@@ -237,7 +263,8 @@ impl Ca {
             extra_roots,
             issuer,
             issuer_key,
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(load_tokens(&dir.join("tokens.json"))),
+            tokens_file: dir.join("tokens.json"),
             issued: Mutex::new(std::collections::BTreeMap::new()),
         };
         ca.self_test(&cert_pem)?;
@@ -298,6 +325,20 @@ impl Ca {
             .collect()
     }
 
+    /// Writes `tokens` to the tokens file (a failure is logged: the tokens still work
+    /// until the next restart).
+    fn keep(&self, tokens: &HashMap<String, TokenIdentity>) {
+        let text = serde_json::to_string(tokens).unwrap_or_else(|_| "{}".into());
+        let written = self
+            .tokens_file
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| write_private_file(&self.tokens_file, &text));
+        if let Err(e) = written {
+            tracing::warn!(file = %self.tokens_file.display(), "the bootstrap tokens are not kept ({e}); they work until the control plane restarts");
+        }
+    }
+
     /// Issues a bootstrap token for a workload identity: 32 bytes from the OS's randomness
     /// (never a guessable fallback), hex-encoded.
     pub fn issue_token(&self, namespace: &str, service_account: &str) -> Result<String, CaError> {
@@ -310,17 +351,16 @@ impl Ca {
                 .map_err(io(urandom))?;
         }
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        self.tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                token.clone(),
-                TokenIdentity {
-                    namespace: namespace.to_string(),
-                    service_account: service_account.to_string(),
-                    bound_to: None,
-                },
-            );
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.insert(
+            token_key(&token),
+            TokenIdentity {
+                namespace: namespace.to_string(),
+                service_account: service_account.to_string(),
+                bound_to: None,
+            },
+        );
+        self.keep(&tokens);
         Ok(token)
     }
 
@@ -328,7 +368,7 @@ impl Ca {
     /// tokens and tokens another proxy already used.
     pub fn authenticate(&self, token: &str, node: &str) -> Result<TokenIdentity, String> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(id) = tokens.get_mut(token) else {
+        let Some(id) = tokens.get_mut(&token_key(token)) else {
             return Err("unknown bootstrap token".into());
         };
         match &id.bound_to {
@@ -336,9 +376,12 @@ impl Ca {
                 "bootstrap token for {}/{} is already used by proxy {bound}",
                 id.namespace, id.service_account
             )),
-            _ => {
+            Some(_) => Ok(id.clone()),
+            None => {
                 id.bound_to = Some(node.to_string());
-                Ok(id.clone())
+                let who = id.clone();
+                self.keep(&tokens);
+                Ok(who)
             }
         }
     }
@@ -481,5 +524,58 @@ impl CertificateService for Service {
             roots: self.0.roots(),
             identity,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// Bootstrap tokens outlive a restart of the control plane (a reconnecting gateway is
+    /// still proven, a renewal still signed), with their binding to the first proxy; the
+    /// file holds their hashes only, readable by its owner only.
+    #[test]
+    fn tokens_and_their_bindings_are_kept_across_a_restart() {
+        let dir = std::env::temp_dir().join(format!(
+            "weft-ca-tokens-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let open = || {
+            Ca::open(
+                &dir,
+                "cluster.local",
+                Duration::from_secs(3600),
+                None,
+                Vec::new(),
+            )
+            .expect("the CA opens")
+        };
+        let token = {
+            let ca = open();
+            let token = ca.issue_token("istio-system", "ingress").expect("a token");
+            ca.authenticate(&token, "router~ingress.istio-system")
+                .expect("bound");
+            token
+        };
+        let ca = open();
+        let who = ca
+            .authenticate(&token, "router~ingress.istio-system")
+            .expect("still known after the restart");
+        assert_eq!(
+            (who.namespace.as_str(), who.service_account.as_str()),
+            ("istio-system", "ingress")
+        );
+        let other = ca.authenticate(&token, "router~thief.istio-system");
+        assert!(other.expect_err("bound").contains("already used"));
+        let file = dir.join("tokens.json");
+        let text = std::fs::read_to_string(&file).expect("kept");
+        assert!(!text.contains(&token), "the token itself is not written");
+        let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
