@@ -448,6 +448,31 @@ resources:
         ]);
         assert!(ok, "{out}{err}");
         assert!(out.contains("secret/secure-credential created"), "{out}");
+        // kubectl's other typed creates (protobuf bodies) too.
+        let (ok, out, err) = k(&["create", "namespace", "shop"]);
+        assert!(ok && out.contains("namespace/shop created"), "{out}{err}");
+        let (ok, out, err) = k(&[
+            "create",
+            "configmap",
+            "clients-ca",
+            "-n",
+            "shop",
+            &format!("--from-file=ca.crt={}", secure_ca.display()),
+        ]);
+        assert!(
+            ok && out.contains("configmap/clients-ca created"),
+            "{out}{err}"
+        );
+        let (ok, out, err) = k(&[
+            "get",
+            "cm",
+            "clients-ca",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ]);
+        assert!(ok && out.contains("BEGIN CERTIFICATE"), "{out}{err}");
         let (ok, out, err) = k(&["get", "secrets", "-n", "istio-system"]);
         assert!(ok, "{err}");
         let row = out
