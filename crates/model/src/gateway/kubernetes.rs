@@ -97,6 +97,49 @@ pub const CA_REFUSALS: [&str; 3] = [
 /// A CA bundle's ReferenceGrant is missing (`ResolvedRefs` reason `RefNotPermitted`).
 pub const CA_REF_NOT_PERMITTED: &str = "CACertificateRefNotPermitted";
 
+/// A listener's client certificate validation, from its Gateway's `spec.tls.frontend`.
+pub struct Frontend {
+    /// The CA bundle of the references that resolve (none: the listener is not served).
+    pub bundle: Option<super::servers::Pem>,
+    /// The first reference that does not resolve, with why.
+    pub problem: Option<Refusal>,
+    /// `AllowInsecureFallback`.
+    pub insecure: bool,
+}
+
+/// The client certificate validation of `listener` (an HTTPS listener of `gateway`):
+/// its port's `perPort` entry, else the default; `None` without one.
+pub fn frontend_validation(
+    resources: &[Resource],
+    gateway: &Object<Gateway>,
+    listener: &Listener,
+) -> Option<Frontend> {
+    let v = gateway
+        .spec
+        .tls
+        .as_ref()
+        .and_then(|t| t.frontend.as_ref())
+        .and_then(|f| f.validation_for(i64::from(listener.port)))?;
+    let (bundle, problem) = super::secrets::ca_bundle(
+        resources,
+        gateway.metadata.namespace(),
+        &v.ca_certificate_refs,
+    );
+    Some(Frontend {
+        bundle,
+        problem,
+        insecure: v.insecure_fallback(),
+    })
+}
+
+/// A CA bundle's refusal reason as [`listener_serves`] reports it.
+fn ca_reason(reason: &'static str) -> &'static str {
+    match reason {
+        "RefNotPermitted" => CA_REF_NOT_PERMITTED,
+        other => other,
+    }
+}
+
 /// What a listener of `gateway` serves, or why it does not (the reason of its status);
 /// certificates come from the `resources`' Secrets, client certificates are verified
 /// by the CA bundles of the Gateway's `spec.tls.frontend` for the listener's port.
@@ -142,26 +185,22 @@ pub fn listener_serves(
                     ),
                 ));
             }
-            let validation = gateway
-                .spec
-                .tls
-                .as_ref()
-                .and_then(|t| t.frontend.as_ref())
-                .and_then(|f| f.validation_for(i64::from(listener.port)));
-            let (clients, ca_certificates) = match validation {
+            let (clients, ca_certificates) = match frontend_validation(resources, gateway, listener) {
                 None => (ClientCertificates::NotAsked, None),
-                Some(v) => {
-                    let ca = super::secrets::ca_bundle(resources, gateway_ns, &v.ca_certificate_refs)
-                        .map_err(|(reason, why)| match reason {
-                            "RefNotPermitted" => (CA_REF_NOT_PERMITTED, why),
-                            other => (other, why),
-                        })?;
-                    let clients = match v.insecure_fallback() {
+                Some(Frontend { bundle: None, problem, .. }) => {
+                    let (reason, why) = problem.unwrap_or((
+                        "InvalidCACertificateRef",
+                        "no CA bundle".into(),
+                    ));
+                    return Err((ca_reason(reason), why));
+                }
+                Some(Frontend { bundle, insecure, .. }) => (
+                    match insecure {
                         true => ClientCertificates::Optional,
                         false => ClientCertificates::Required,
-                    };
-                    (clients, Some(ca))
-                }
+                    },
+                    bundle,
+                ),
             };
             Ok(Serves::TerminatedHttp(Arc::new(TerminateTls {
                 certificates,

@@ -193,58 +193,77 @@ fn config_map<'r>(
 
 /// The CA bundle of a Gateway's client certificate validation: the `ca.crt` of each
 /// ConfigMap `refs` name (in the Gateway's namespace `gateway_ns`, or another whose
-/// ReferenceGrant allows it), joined. Why not, as the listener's `ResolvedRefs` reason:
+/// ReferenceGrant allows it), joined; `None` when none resolves. With it, the first
+/// reference that does not, as the listener's `ResolvedRefs` reason:
 /// `InvalidCACertificateKind` (not a core ConfigMap), `RefNotPermitted` (no grant),
 /// `InvalidCACertificateRef` (missing, or no PEM certificate in `ca.crt`).
 pub fn ca_bundle(
     resources: &[Resource],
     gateway_ns: &str,
     refs: &[SecretObjectReference],
-) -> Result<Pem, Unresolved> {
+) -> (Option<Pem>, Option<Unresolved>) {
     let mut text = Vec::new();
     let mut from = Vec::new();
+    let mut problem = None;
     for r in refs {
-        let group = r.group.as_deref().unwrap_or("");
-        let kind = r.kind.as_deref().unwrap_or("");
-        if !matches!(group, "" | "core") || kind != "ConfigMap" {
-            return Err((
-                "InvalidCACertificateKind",
-                format!(
-                    "caCertificateRefs name a {kind}; weft reads CA bundles from core ConfigMaps (ca.crt)"
-                ),
-            ));
+        match ca_of(resources, gateway_ns, r) {
+            Ok((id, ca)) => {
+                text.extend_from_slice(&ca);
+                text.push(b'\n');
+                from.push(format!("ConfigMap {id}[ca.crt]"));
+            }
+            Err(e) => {
+                problem.get_or_insert(e);
+            }
         }
-        let ns = r.namespace.as_deref().unwrap_or(gateway_ns);
-        if ns != gateway_ns && !granted(resources, gateway_ns, ns, "ConfigMap", &r.name) {
-            return Err((
-                "RefNotPermitted",
-                format!(
-                    "ConfigMap {ns}/{} is in another namespace and no ReferenceGrant there allows Gateways from {gateway_ns} to refer to it",
-                    r.name
-                ),
-            ));
-        }
-        let id = format!("{ns}/{}", r.name);
-        let map = config_map(resources, ns, &r.name).ok_or((
-            "InvalidCACertificateRef",
-            format!("ConfigMap {id} does not exist"),
-        ))?;
-        let ca = map.view.value("ca.crt").ok_or((
-            "InvalidCACertificateRef",
-            format!("ConfigMap {id} holds no ca.crt"),
-        ))?;
-        check_pem(&ca, "CERTIFICATE").map_err(|e| {
-            (
-                "InvalidCACertificateRef",
-                format!("ConfigMap {id}: ca.crt {e}"),
-            )
-        })?;
-        text.extend_from_slice(&ca);
-        text.push(b'\n');
-        from.push(format!("ConfigMap {id}[ca.crt]"));
     }
-    Ok(Pem::Inline {
+    let bundle = (!from.is_empty()).then(|| Pem::Inline {
         from: from.join(", "),
         text: Arc::from(text),
-    })
+    });
+    (bundle, problem)
+}
+
+/// The `ca.crt` of the ConfigMap `r` names, with its `namespace/name`.
+fn ca_of(
+    resources: &[Resource],
+    gateway_ns: &str,
+    r: &SecretObjectReference,
+) -> Result<(String, Vec<u8>), Unresolved> {
+    let group = r.group.as_deref().unwrap_or("");
+    let kind = r.kind.as_deref().unwrap_or("");
+    if !matches!(group, "" | "core") || kind != "ConfigMap" {
+        return Err((
+            "InvalidCACertificateKind",
+            format!(
+                "caCertificateRefs name a {kind}; weft reads CA bundles from core ConfigMaps (ca.crt)"
+            ),
+        ));
+    }
+    let ns = r.namespace.as_deref().unwrap_or(gateway_ns);
+    if ns != gateway_ns && !granted(resources, gateway_ns, ns, "ConfigMap", &r.name) {
+        return Err((
+            "RefNotPermitted",
+            format!(
+                "ConfigMap {ns}/{} is in another namespace and no ReferenceGrant there allows Gateways from {gateway_ns} to refer to it",
+                r.name
+            ),
+        ));
+    }
+    let id = format!("{ns}/{}", r.name);
+    let map = config_map(resources, ns, &r.name).ok_or((
+        "InvalidCACertificateRef",
+        format!("ConfigMap {id} does not exist"),
+    ))?;
+    let ca = map.view.value("ca.crt").ok_or((
+        "InvalidCACertificateRef",
+        format!("ConfigMap {id} holds no ca.crt"),
+    ))?;
+    check_pem(&ca, "CERTIFICATE").map_err(|e| {
+        (
+            "InvalidCACertificateRef",
+            format!("ConfigMap {id}: ca.crt {e}"),
+        )
+    })?;
+    Ok((id, ca))
 }

@@ -130,7 +130,17 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
             let c = |kind: &str, ok: bool, reason: &str, message: &str| {
                 condition(meta, kind, ok, reason, message)
             };
+            // Some of its CA bundles do not resolve (it is served with the others).
+            let partial = match (state, l.protocol.as_str()) {
+                (Ok(_), "HTTPS") => super::kubernetes::frontend_validation(resources, g, l)
+                    .and_then(|f| f.problem),
+                _ => None,
+            };
             let resolved = match (state, unsupported.is_empty()) {
+                (Ok(_), _) if partial.is_some() => {
+                    let (reason, why) = partial.clone().unwrap_or_default();
+                    c("ResolvedRefs", false, reason, &why)
+                }
                 (Err((reason @ ("InvalidCertificateRef" | "RefNotPermitted"), why)), _) => {
                     c("ResolvedRefs", false, reason, why)
                 }
@@ -537,6 +547,26 @@ spec:
                 .iter()
                 .any(|(t, _, _)| t == "InsecureFrontendValidationMode"),
             "{status:#}"
+        );
+        // One reference resolving, one not: served with the one, ResolvedRefs False.
+        let mixed = load(&yaml.replace(
+            "validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}]}",
+            "validation: {caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}, {group: '', kind: ConfigMap, name: gone}]}",
+        ));
+        let mixed_status = of(
+            &mixed,
+            find(&mixed, weft_api::Kind::KubernetesGateway, "gw"),
+            &[],
+        )
+        .expect("weft's");
+        let first = &mixed_status["listeners"][0]["conditions"];
+        assert!(
+            has(first, "ResolvedRefs", "False", "InvalidCACertificateRef"),
+            "{mixed_status:#}"
+        );
+        assert!(
+            has(first, "Accepted", "True", "Accepted"),
+            "{mixed_status:#}"
         );
         // The served listener asks for a client certificate and verifies it by the bundle.
         let Resource::KubernetesGateway(g) = gw else {
