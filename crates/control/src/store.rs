@@ -180,6 +180,15 @@ impl Store {
         })
     }
 
+    /// Forgets the conditions of `key` other than `current` (a listener renamed, a parent
+    /// gone), so what is remembered stays what the object has.
+    pub fn forget_other_transitions(&self, key: &Key, current: &[String]) {
+        let mut all = self.transitions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(of) = all.get_mut(key) {
+            of.retain(|condition, _| current.contains(condition));
+        }
+    }
+
     /// The `lastTransitionTime` of condition `condition` (a path naming it in the
     /// object's status) of object `key`, whose status is now `status`: the time it was
     /// first seen with that status, `now` when it just changed, `first` when never seen

@@ -71,18 +71,26 @@ fn stamp(store: &Store, key: &crate::store::Key, status: &mut serde_json::Value,
             _ => {}
         }
     }
+    let mut seen = Vec::new();
     for (prefix, list) in lists {
         let Some(conditions) = list.as_array_mut() else {
             continue;
         };
         for c in conditions {
             let condition = format!("{prefix}{}", c["type"].as_str().unwrap_or_default());
+            seen.push(condition.clone());
             let status = c["status"].as_str().unwrap_or_default().to_string();
             let first = c["lastTransitionTime"].as_str().unwrap_or(now).to_string();
             let since = store.transition_time(key, &condition, &status, &first, now);
             c["lastTransitionTime"] = serde_json::Value::String(since);
         }
     }
+    store.forget_other_transitions(key, &seen);
+}
+
+/// Sets the status of a Gateway API object `r` (other kinds are left as they are).
+pub fn set(r: &mut Resource, value: serde_json::Value) {
+    set_status(r, value);
 }
 
 fn set_status(r: &mut Resource, value: serde_json::Value) {

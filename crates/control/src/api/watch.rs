@@ -88,24 +88,32 @@ pub fn stream(
             .collect(),
     };
     let as_table = watch.table;
+    let statuses = Arc::new(Statuses {
+        store: store.clone(),
+        proxies: proxies.clone(),
+        kind,
+        namespace: target.namespace.clone(),
+        keep: keep.clone(),
+        memo: Default::default(),
+    });
     let frame = {
-        let (store, proxies, sent) = (store.clone(), proxies.clone(), sent.clone());
+        let (statuses, sent) = (statuses.clone(), sent.clone());
         move |e: &Event| -> Option<Vec<u8>> {
             let mut one = [e.object.clone()];
+            let id = (
+                e.object.namespace().to_string(),
+                e.object.name().to_string(),
+            );
             if with_status && e.kind == "DELETED" {
-                let id = (
-                    e.object.namespace().to_string(),
-                    e.object.name().to_string(),
-                );
                 sent.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             }
             if with_status && e.kind != "DELETED" {
-                super::gateway_status::fill(&store, &proxies, &mut one);
-                let status = serde_json::to_value(&one[0]).ok()?["status"].clone();
-                let id = (one[0].namespace().to_string(), one[0].name().to_string());
-                sent.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, status);
+                if let Some(status) = statuses.of(&id) {
+                    set_status(&mut one[0], status.clone());
+                    sent.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, status);
+                }
             }
             let object = if as_table {
                 table::render(kind, &one, version_of(&e.object))
@@ -118,29 +126,19 @@ pub fn stream(
     // What a watcher that listed first (from a resourceVersion) already has: the current
     // statuses, so a later change of one alone is sent.
     if with_status {
-        let mut items: Vec<weft_api::Resource> = store
-            .list(kind, target.namespace.as_deref())
-            .into_iter()
-            .filter(|r| keep(r))
-            .collect();
-        super::gateway_status::fill(store, proxies, &mut items);
-        let mut sent = sent.lock().unwrap_or_else(|p| p.into_inner());
-        for r in &items {
-            if let Ok(v) = serde_json::to_value(r) {
-                let id = (r.namespace().to_string(), r.name().to_string());
-                sent.insert(id, v["status"].clone());
-            }
-        }
+        let now = statuses.all();
+        sent.lock().unwrap_or_else(|p| p.into_inner()).extend(
+            now.iter()
+                .map(|(id, (_, status))| (id.clone(), status.clone())),
+        );
     }
     // The objects whose status changed since last sent, as MODIFIED events; worked out
     // again only when the store or the connected proxies moved since the last look.
     let status_changes = {
-        let (store, proxies, sent) = (store.clone(), proxies.clone(), sent.clone());
-        let namespace = target.namespace.clone();
-        let keep = keep.clone();
+        let (statuses, sent) = (statuses.clone(), sent.clone());
         let looked = Arc::new(std::sync::Mutex::new((0u64, u64::MAX)));
         move || -> Vec<Event> {
-            let now = (store.version(), proxies.generation());
+            let now = statuses.state();
             {
                 let mut last = looked.lock().unwrap_or_else(|p| p.into_inner());
                 if *last == now {
@@ -148,23 +146,17 @@ pub fn stream(
                 }
                 *last = now;
             }
-            let mut items: Vec<weft_api::Resource> = store
-                .list(kind, namespace.as_deref())
-                .into_iter()
-                .filter(|r| keep(r))
-                .collect();
-            super::gateway_status::fill(&store, &proxies, &mut items);
+            let all = statuses.all();
             let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
-            items
-                .into_iter()
-                .filter(|r| {
-                    let id = (r.namespace().to_string(), r.name().to_string());
-                    let now = serde_json::to_value(r).ok().map(|v| v["status"].clone());
-                    sent.get(&id).is_some_and(|was| now.as_ref() != Some(was))
-                })
-                .map(|object| Event {
-                    kind: "MODIFIED",
-                    object,
+            all.iter()
+                .filter(|(id, (_, status))| sent.get(id).is_some_and(|was| was != status))
+                .map(|(_, (object, status))| {
+                    let mut object = object.clone();
+                    set_status(&mut object, status.clone());
+                    Event {
+                        kind: "MODIFIED",
+                        object,
+                    }
                 })
                 .collect()
         }
@@ -258,6 +250,67 @@ pub fn stream(
         header::HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// The statuses of a watch's objects, worked out once per state of the store and of the
+/// connected proxies, however many events and ticks ask.
+struct Statuses {
+    store: Arc<Store>,
+    proxies: Arc<Proxies>,
+    kind: weft_api::Kind,
+    namespace: Option<String>,
+    keep: Arc<dyn Fn(&weft_api::Resource) -> bool + Send + Sync>,
+    /// The state they were worked out for, and each object with its status.
+    memo: std::sync::Mutex<Option<((u64, u64), Arc<Worked>)>>,
+}
+
+/// Each watched object (namespace, name), with its status.
+type Worked = HashMap<(String, String), (weft_api::Resource, serde_json::Value)>;
+
+impl Statuses {
+    /// The state of what statuses are worked out from.
+    fn state(&self) -> (u64, u64) {
+        (self.store.version(), self.proxies.generation())
+    }
+
+    /// Every watched object with its current status.
+    fn all(&self) -> Arc<Worked> {
+        let now = self.state();
+        let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, worked)) = memo.as_ref().filter(|(at, _)| *at == now) {
+            return worked.clone();
+        }
+        let mut items: Vec<weft_api::Resource> = self
+            .store
+            .list(self.kind, self.namespace.as_deref())
+            .into_iter()
+            .filter(|r| (self.keep)(r))
+            .collect();
+        super::gateway_status::fill(&self.store, &self.proxies, &mut items);
+        let worked: Worked = items
+            .into_iter()
+            .filter_map(|r| {
+                let status = serde_json::to_value(&r).ok()?["status"].clone();
+                Some((
+                    (r.namespace().to_string(), r.name().to_string()),
+                    (r, status),
+                ))
+            })
+            .collect();
+        let worked = Arc::new(worked);
+        *memo = Some((now, worked.clone()));
+        worked
+    }
+
+    /// The current status of object `id`.
+    fn of(&self, id: &(String, String)) -> Option<serde_json::Value> {
+        self.all().get(id).map(|(_, status)| status.clone())
+    }
+}
+
+/// Sets `r`'s status to `status` (the Gateway API kinds).
+fn set_status(r: &mut weft_api::Resource, status: serde_json::Value) {
+    super::gateway_status::set(r, status);
 }
 
 /// When a watch next sends a bookmark and looks for status changes.
