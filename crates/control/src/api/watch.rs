@@ -261,8 +261,11 @@ struct Statuses {
     namespace: Option<String>,
     keep: Arc<dyn Fn(&weft_api::Resource) -> bool + Send + Sync>,
     /// The state they were worked out for, and each object with its status.
-    memo: std::sync::Mutex<Option<((u64, u64), Arc<Worked>)>>,
+    memo: std::sync::Mutex<Option<Memo>>,
 }
+
+/// Statuses worked out, with the state they were worked out for.
+type Memo = ((u64, u64), Arc<Worked>);
 
 /// Each watched object (namespace, name), with its status.
 type Worked = HashMap<(String, String), (weft_api::Resource, serde_json::Value)>;
