@@ -27,6 +27,11 @@ fn weft() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weft"))
 }
 
+/// The tests that run control planes on picked free ports take turns: two running at
+/// once could be handed the same port between picking it and binding it (a control plane
+/// answering another test's requests made these tests fail now and then).
+static CONTROL_PLANES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn listening(addr: std::net::SocketAddr) {
     eventually(
         &format!("something listens on {addr}"),
@@ -123,6 +128,7 @@ async fn get(proxy: std::net::SocketAddr) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_flips_under_load_while_the_control_plane_is_killed_and_restarted() {
+    let _turn = CONTROL_PLANES.lock().await;
     let v1 = upstream::named("v1").await;
     let v2 = upstream::named("v2").await;
     let dir = weft_testkit::fresh_dir("chaos-control");
@@ -363,6 +369,7 @@ fn is_root() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_the_apply_and_loses_nothing_stored() {
+    let _turn = CONTROL_PLANES.lock().await;
     if !is_root() {
         eprintln!(
             "SKIPPED: a full disk needs a small tmpfs, which needs root; run the tests as root to include it"
@@ -388,7 +395,8 @@ async fn a_full_disk_refuses_the_apply_and_loses_nothing_stored() {
     assert!(apply(api, &base).status.success());
     let route = dir.join("route.yaml");
     std::fs::write(&route, route_to("v1")).expect("write");
-    assert!(apply(api, &route).status.success());
+    let applied = apply(api, &route);
+    assert!(applied.status.success(), "{}", text(&applied));
     // Fill the disk.
     let filler = state.join("filler");
     let _ = Command::new("dd")
@@ -428,6 +436,7 @@ async fn a_full_disk_refuses_the_apply_and_loses_nothing_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_state_directory_refuses_the_apply_and_loses_nothing_stored() {
+    let _turn = CONTROL_PLANES.lock().await;
     if !is_root() {
         eprintln!("SKIPPED: a read-only mount needs root; run the tests as root to include it");
         return;
@@ -440,7 +449,8 @@ async fn a_read_only_state_directory_refuses_the_apply_and_loses_nothing_stored(
     listening(format!("127.0.0.1:{api}").parse().expect("addr")).await;
     let route = dir.join("route.yaml");
     std::fs::write(&route, route_to("v1")).expect("write");
-    assert!(apply(api, &route).status.success());
+    let applied = apply(api, &route);
+    assert!(applied.status.success(), "{}", text(&applied));
     // The state directory turns read-only under the running control plane.
     let mount = |args: &[&str]| {
         let ok = Command::new("mount")
