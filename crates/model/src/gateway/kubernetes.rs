@@ -132,6 +132,19 @@ pub fn frontend_validation(
     })
 }
 
+/// The first of `listener`'s certificateRefs that does not resolve (a listener served
+/// with the others reports it as `ResolvedRefs: False`).
+pub fn certificate_problem(
+    resources: &[Resource],
+    gateway: &Object<Gateway>,
+    listener: &Listener,
+) -> Option<Refusal> {
+    let tls = listener.tls.as_ref()?;
+    tls.certificate_refs.iter().find_map(|r| {
+        super::secrets::certificate_ref(resources, gateway.metadata.namespace(), r).err()
+    })
+}
+
 /// A CA bundle's refusal reason as [`listener_serves`] reports it.
 fn ca_reason(reason: &'static str) -> &'static str {
     match reason {
@@ -166,9 +179,17 @@ pub fn listener_serves(
                     "an HTTPS listener needs tls".into(),
                 ));
             };
+            // The references that resolve are served; the first that does not is the
+            // listener's (ResolvedRefs False), and its reason when none does.
             let mut certificates = Vec::new();
+            let mut problem = None;
             for r in &tls.certificate_refs {
-                certificates.push(super::secrets::certificate_ref(resources, gateway_ns, r)?);
+                match super::secrets::certificate_ref(resources, gateway_ns, r) {
+                    Ok(c) => certificates.push(c),
+                    Err(e) => {
+                        problem.get_or_insert(e);
+                    }
+                }
             }
             let files = (
                 tls.options.get(CERTIFICATE_OPTION),
@@ -176,6 +197,9 @@ pub fn listener_serves(
             );
             if let (Some(certificate), Some(key)) = files {
                 certificates.push(ServerCertificate::files(certificate.clone(), key.clone()));
+            }
+            if let (true, Some(problem)) = (certificates.is_empty(), problem) {
+                return Err(problem);
             }
             if certificates.is_empty() {
                 return Err((

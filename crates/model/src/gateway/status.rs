@@ -130,10 +130,14 @@ fn gateway(resources: &[Resource], g: &Object<Gateway>, connected: &[ConnectedGa
             let c = |kind: &str, ok: bool, reason: &str, message: &str| {
                 condition(meta, kind, ok, reason, message)
             };
-            // Some of its CA bundles do not resolve (it is served with the others).
+            // Some of its certificates or CA bundles do not resolve (it is served with the
+            // others).
             let partial = match (state, l.protocol.as_str()) {
-                (Ok(_), "HTTPS") => super::kubernetes::frontend_validation(resources, g, l)
-                    .and_then(|f| f.problem),
+                (Ok(_), "HTTPS") => super::kubernetes::certificate_problem(resources, g, l)
+                    .or_else(|| {
+                        super::kubernetes::frontend_validation(resources, g, l)
+                            .and_then(|f| f.problem)
+                    }),
                 _ => None,
             };
             let resolved = match (state, unsupported.is_empty()) {
@@ -648,6 +652,24 @@ spec:
             refs[3].2,
             "certificateRefs name a ConfigMap; weft reads core Secrets"
         );
+        // A good and a bad reference: served with the good one, ResolvedRefs False.
+        let mixed = load(&base.replace(
+            "certificateRefs: [{name: cert}]}}",
+            "certificateRefs: [{name: cert}, {name: nope}]}}",
+        ));
+        let refs = resolved_refs(&mixed);
+        assert_eq!(refs[0].1, "InvalidCertificateRef", "{refs:#?}");
+        assert_eq!(refs[0].2, "Secret infra/nope does not exist");
+        let mixed_gw = match find(&mixed, weft_api::Kind::KubernetesGateway, "gw") {
+            Resource::KubernetesGateway(g) => g,
+            _ => unreachable!(),
+        };
+        let Ok((_, crate::gateway::servers::Serves::TerminatedHttp(t))) =
+            &listener_states(&mixed, mixed_gw)[0]
+        else {
+            panic!("served with the good certificate");
+        };
+        assert_eq!(t.certificates.len(), 1);
         // Every Secret of the namespace, and the one named.
         for to in [
             "{group: '', kind: Secret}",
