@@ -341,6 +341,18 @@ fn https_files(dir: &Path, host: &str) -> (PathBuf, PathBuf, PathBuf) {
     files
 }
 
+/// curl `https://host:port/` on 127.0.0.1, trusting the CA file `ca`.
+fn https_get(ca: &Path, host: &str, port: &str) -> std::process::Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(ca)
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .arg(format!("https://{host}:{port}/"))
+        .output()
+        .expect("curl runs")
+}
+
 #[test]
 fn up_serves_an_https_gateway_on_an_extra_ingress_port() {
     let s = scratch("up-https");
@@ -411,14 +423,7 @@ resources:
     let port = https.rsplit(':').next().expect("port");
     let mut page = String::new();
     wait_for("bff-service's page over HTTPS", || {
-        let got = Command::new("curl")
-            .args(["-sS", "--max-time", "5", "--cacert"])
-            .arg(&ca)
-            .arg("--resolve")
-            .arg(format!("bff.example.com:{port}:127.0.0.1"))
-            .arg(format!("https://bff.example.com:{port}/"))
-            .output()
-            .expect("curl runs");
+        let got = https_get(&ca, "bff.example.com", port);
         page = String::from_utf8_lossy(&got.stdout).into_owned();
         if !got.status.success() {
             eprintln!("curl: {}", String::from_utf8_lossy(&got.stderr));
@@ -491,14 +496,7 @@ resources:
         wait_for(
             "bff-service's page over HTTPS with the Secret's certificate",
             || {
-                let got = Command::new("curl")
-                    .args(["-sS", "--max-time", "5", "--cacert"])
-                    .arg(&secure_ca)
-                    .arg("--resolve")
-                    .arg(format!("secure.example.com:{port}:127.0.0.1"))
-                    .arg(format!("https://secure.example.com:{port}/"))
-                    .output()
-                    .expect("curl runs");
+                let got = https_get(&secure_ca, "secure.example.com", port);
                 if !got.status.success() {
                     eprintln!("curl: {}", String::from_utf8_lossy(&got.stderr));
                 }
@@ -516,14 +514,7 @@ resources:
         ]);
         assert!(ok, "{out}{err}");
         wait_for("the server gone with its Secret", || {
-            !Command::new("curl")
-                .args(["-sS", "--max-time", "5", "--cacert"])
-                .arg(&secure_ca)
-                .arg("--resolve")
-                .arg(format!("secure.example.com:{port}:127.0.0.1"))
-                .arg(format!("https://secure.example.com:{port}/"))
-                .output()
-                .expect("curl runs")
+            !https_get(&secure_ca, "secure.example.com", port)
                 .status
                 .success()
         });

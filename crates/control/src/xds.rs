@@ -108,9 +108,13 @@ impl Proxies {
         self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn changed(&self) {
+    /// Changes the table of connected proxies (and so its generation).
+    fn edit(&self, f: impl FnOnce(&mut BTreeMap<String, ProxyStatus>)) {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut m) = self.connected.lock() {
+            f(&mut m);
+        }
     }
 
     /// Every connected proxy.
@@ -122,12 +126,11 @@ impl Proxies {
     }
 
     fn update(&self, id: &str, f: impl FnOnce(&mut ProxyStatus)) {
-        self.changed();
-        if let Ok(mut m) = self.connected.lock() {
+        self.edit(|m| {
             if let Some(s) = m.get_mut(id) {
                 f(s);
             }
-        }
+        });
     }
 }
 
@@ -242,9 +245,24 @@ async fn session(
         .metrics
         .connected
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Secrets go only to a gateway proxy whose bootstrap token proves its namespace.
+    let proven = match (&ca, &token) {
+        (Some(ca), Some(token)) => match ca.authenticate(token, &id) {
+            Ok(who) if who.namespace == namespace => true,
+            Ok(who) => {
+                tracing::warn!(proxy = %id, %namespace, token_namespace = %who.namespace, "the proxy's token is for another namespace: it gets no Secrets");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(proxy = %id, "the proxy's token is refused ({e}): it gets no Secrets");
+                false
+            }
+        },
+        _ => false,
+    };
+    let reads_secrets = weft_proto::is_gateway_id(&id) && proven;
     let session = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    proxies.changed();
-    if let Ok(mut m) = proxies.connected.lock() {
+    proxies.edit(|m| {
         m.insert(
             id.clone(),
             ProxyStatus {
@@ -256,7 +274,7 @@ async fn session(
                 sent_nonce: None,
                 pushes: 0,
                 session,
-                reads_secrets: false,
+                reads_secrets,
                 admin: node
                     .metadata
                     .as_ref()
@@ -270,7 +288,7 @@ async fn session(
                     .and_then(|w| serde_json::to_value(&w).ok()),
             },
         );
-    }
+    });
     tracing::info!(proxy = %id, %namespace, "proxy connected");
     let registration = registered_workload(&node, &namespace).map(|w| store.register(&id, w));
     let labels: BTreeMap<String, String> = match node
@@ -295,28 +313,6 @@ async fn session(
         labels,
         gateway: weft_proto::is_gateway_id(&id),
     };
-    // Secrets go only to a gateway proxy whose bootstrap token proves its namespace.
-    let proven = match (&ca, &token) {
-        (Some(ca), Some(token)) => match ca.authenticate(token, &id) {
-            Ok(who) if who.namespace == namespace => true,
-            Ok(who) => {
-                tracing::warn!(proxy = %id, %namespace, token_namespace = %who.namespace, "the proxy's token is for another namespace: it gets no Secrets");
-                false
-            }
-            Err(e) => {
-                tracing::warn!(proxy = %id, "the proxy's token is refused ({e}): it gets no Secrets");
-                false
-            }
-        },
-        _ => false,
-    };
-    let reads_secrets = proxy.gateway && proven;
-    proxies.changed();
-    if let Ok(mut m) = proxies.connected.lock() {
-        if let Some(p) = m.get_mut(&id).filter(|p| p.session == session) {
-            p.reads_secrets = reads_secrets;
-        }
-    }
     // What the proxy has: its versions from a previous stream, so a reconnect resyncs.
     let told: HashMap<Arc<str>, u64> = first
         .initial_resource_versions
@@ -383,9 +379,9 @@ async fn session(
                 nonce += 1;
                 let view = views.borrow_and_update().clone();
                 // The scope is worked out again only when the view's scoping resources
-                // (Sidecars, ReferenceGrants) changed,
-                // and shared from push to push while it stays the same, so the delta
-                // comes from the names changed since the last push.
+                // (Sidecars, ReferenceGrants, Gateways) changed, and shared from push to
+                // push while it stays the same, so the delta comes from the names changed
+                // since the last push.
                 let current = match scope.take() {
                     Some((scoping, s)) if Arc::ptr_eq(&scoping, &view.scoping) => s,
                     was => {
@@ -447,12 +443,11 @@ async fn session(
         .metrics
         .connected
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    proxies.changed();
-    if let Ok(mut m) = proxies.connected.lock() {
+    proxies.edit(|m| {
         if m.get(&id).is_some_and(|s| s.session == session) {
             m.remove(&id);
         }
-    }
+    });
     tracing::info!(proxy = %id, "proxy disconnected");
     if let Some(generation) = registration {
         // The workload stays for a grace period, so a quick reconnect keeps it in place.

@@ -25,7 +25,7 @@ pub fn fill(store: &Store, proxies: &Proxies, items: &mut [Resource]) {
     for r in items.iter_mut() {
         if let Some(mut s) = status::of(&resources, r, &connected) {
             stamp(store, &crate::store::Key::of(r), &mut s, &now);
-            set_status(r, s);
+            set(r, s);
         }
     }
 }
@@ -90,10 +90,6 @@ fn stamp(store: &Store, key: &crate::store::Key, status: &mut serde_json::Value,
 
 /// Sets the status of a Gateway API object `r` (other kinds are left as they are).
 pub fn set(r: &mut Resource, value: serde_json::Value) {
-    set_status(r, value);
-}
-
-fn set_status(r: &mut Resource, value: serde_json::Value) {
     match r {
         Resource::GatewayClass(o) => o.status = Some(value),
         Resource::KubernetesGateway(o) => o.status = Some(value),

@@ -109,7 +109,7 @@ pub fn stream(
             }
             if with_status && e.kind != "DELETED" {
                 if let Some(status) = statuses.of(&id) {
-                    set_status(&mut one[0], status.clone());
+                    super::gateway_status::set(&mut one[0], status.clone());
                     sent.lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(id, status);
@@ -152,7 +152,7 @@ pub fn stream(
                 .filter(|(id, (_, status))| sent.get(id).is_some_and(|was| was != status))
                 .map(|(_, (object, status))| {
                     let mut object = object.clone();
-                    set_status(&mut object, status.clone());
+                    super::gateway_status::set(&mut object, status.clone());
                     Event {
                         kind: "MODIFIED",
                         object,
@@ -311,11 +311,6 @@ impl Statuses {
     }
 }
 
-/// Sets `r`'s status to `status` (the Gateway API kinds).
-fn set_status(r: &mut weft_api::Resource, status: serde_json::Value) {
-    super::gateway_status::set(r, status);
-}
-
 /// When a watch next sends a bookmark and looks for status changes.
 #[derive(Clone, Copy)]
 struct Ticks {
@@ -343,6 +338,18 @@ fn version_of(r: &weft_api::Resource) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A watch of every object, as JSON events, from `since`.
+    fn plain_watch(since: Option<u64>) -> Watch {
+        Watch {
+            labels: None,
+            fields: None,
+            bookmarks: false,
+            timeout: None,
+            table: false,
+            since,
+        }
+    }
 
     /// The next event line of a watch body.
     async fn next_event(body: &mut ApiBody) -> serde_json::Value {
@@ -385,14 +392,7 @@ mod tests {
             "/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes",
         )
         .expect("path");
-        let watch = Watch {
-            labels: None,
-            fields: None,
-            bookmarks: false,
-            timeout: None,
-            table: false,
-            since: None,
-        };
+        let watch = plain_watch(None);
         let mut body = stream(&store, &Arc::new(Proxies::default()), &target, watch).into_body();
         let added = next_event(&mut body).await;
         assert_eq!(added["type"], "ADDED");
@@ -414,14 +414,7 @@ mod tests {
         assert_eq!(after["status"], "True", "{modified:#}");
         assert_ne!(after["lastTransitionTime"], before["lastTransitionTime"]);
         // A watcher that listed first and watches from that version gets it too.
-        let watch_from = Watch {
-            labels: None,
-            fields: None,
-            bookmarks: false,
-            timeout: None,
-            table: false,
-            since: Some(store.version()),
-        };
+        let watch_from = plain_watch(Some(store.version()));
         let mut from_version =
             stream(&store, &Arc::new(Proxies::default()), &target, watch_from).into_body();
         store
@@ -454,14 +447,7 @@ mod tests {
             "/apis/networking.istio.io/v1/namespaces/default/destinationrules",
         )
         .expect("path");
-        let watch = Watch {
-            labels: None,
-            fields: None,
-            bookmarks: false,
-            timeout: None,
-            table: false,
-            since: Some(store.version()),
-        };
+        let watch = plain_watch(Some(store.version()));
         let resp = stream(&store, &Arc::new(Proxies::default()), &target, watch);
         // More changes than the watch buffers, before the watcher reads any.
         for i in 0..1100 {

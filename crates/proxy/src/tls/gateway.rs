@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
@@ -121,13 +121,7 @@ fn text(pem: &Pem, what: &str) -> Result<Vec<u8>, String> {
 
 /// The certificates of `pem` (at least one).
 fn chain(pem: &Pem, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let origin = pem.origin();
-    let chain = super::certs(std::iter::once(text(pem, what)?.as_slice()))
-        .map_err(|e| format!("{what} {origin}: {e}"))?;
-    if chain.is_empty() {
-        return Err(format!("{what} {origin}: no PEM certificate in it"));
-    }
-    Ok(chain)
+    super::chain_pem(&text(pem, what)?, what, &pem.origin())
 }
 
 /// The TLS 1.2 suite rustls has for an OpenSSL (BoringSSL) cipher name.
@@ -204,8 +198,7 @@ fn config(tls: &TerminateTls, workload: Option<&Identity>) -> Result<Arc<ServerC
         for c in &tls.certificates {
             let chain = chain(&c.certificate, "serverCertificate")?;
             let origin = c.key.origin();
-            let key = PrivateKeyDer::from_pem_slice(&text(&c.key, "privateKey")?)
-                .map_err(|e| format!("privateKey {origin}: {e}"))?;
+            let key = super::key_pem(&text(&c.key, "privateKey")?, "privateKey", &origin)?;
             let key = provider
                 .key_provider
                 .load_private_key(key)

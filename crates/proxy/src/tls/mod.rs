@@ -64,19 +64,26 @@ fn read_file(path: &str, what: &str) -> Result<Vec<u8>, String> {
 
 /// The certificates of PEM file `path` (at least one).
 fn chain_file(path: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = read_file(path, what)?;
-    let chain =
-        certs(std::iter::once(pem.as_slice())).map_err(|e| format!("{what} {path}: {e}"))?;
+    chain_pem(&read_file(path, what)?, what, path)
+}
+
+/// The certificates of PEM text `pem` (at least one); `origin` names it in errors.
+fn chain_pem(pem: &[u8], what: &str, origin: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let chain = certs(std::iter::once(pem)).map_err(|e| format!("{what} {origin}: {e}"))?;
     if chain.is_empty() {
-        return Err(format!("{what} {path}: no PEM certificate in it"));
+        return Err(format!("{what} {origin}: no PEM certificate in it"));
     }
     Ok(chain)
 }
 
 /// The private key of PEM file `path`.
 fn key_file(path: &str, what: &str) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_slice(&read_file(path, what)?)
-        .map_err(|e| format!("{what} {path}: {e}"))
+    key_pem(&read_file(path, what)?, what, path)
+}
+
+/// The private key of PEM text `pem`; `origin` names it in errors.
+fn key_pem(pem: &[u8], what: &str, origin: &str) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("{what} {origin}: {e}"))
 }
 
 /// A root store of PEM roots.
